@@ -1,0 +1,5 @@
+"""``python -m cryptoj``: see :mod:`cryptoj.cli`."""
+
+from cryptoj.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,177 @@
+"""The command line: ``run`` (default), ``replay``, ``check-config``, ``trace``.
+
+Exit codes: 0 success; 1 unexpected error; 2 bad usage, configuration or data;
+3 emergency shutdown (a supervisor escalated past the root).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from cryptoj.config import Config, ConfigError, load_config
+from cryptoj.runtime.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE
+
+DEFAULT_CONFIG = "config.yaml"
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    p = argparse.ArgumentParser(
+        prog="cryptoj", description=__doc__.splitlines()[0] if __doc__ else None
+    )
+    sub = p.add_subparsers(dest="command")
+
+    run = sub.add_parser("run", help="start the daemon (the default command)")
+    run.add_argument(
+        "--config", default=None, help=f"config file (default: {DEFAULT_CONFIG} if present)"
+    )
+    run.add_argument("--log-json", action="store_true", help="log JSON lines instead of text")
+
+    rp = sub.add_parser("replay", help="run the full actor system over recorded data")
+    rp.add_argument(
+        "--data", default=None, help="bundled set name or CSV path (default: feed.data)"
+    )
+    rp.add_argument("--list-data", action="store_true", help="list the bundled data sets and exit")
+    rp.add_argument("--from", dest="start", type=_date, help="first UTC day (YYYY-MM-DD)")
+    rp.add_argument("--to", dest="end", type=_date, help="last UTC day, inclusive (YYYY-MM-DD)")
+    rp.add_argument("--config", default=None, help="config file (default: built-in defaults)")
+    rp.add_argument(
+        "--journal",
+        default="var/replay/journal.sqlite",
+        help="journal path, recreated on each replay",
+    )
+    rp.add_argument("--trace", default="var/replay/trace.jsonl", help="trace path ('' disables)")
+    rp.add_argument("--runtime", choices=("deterministic", "threaded"), default="deterministic")
+    rp.add_argument(
+        "--seed", type=int, default=None, help="scheduler and id seed (default: config seed)"
+    )
+    rp.add_argument("--chaos", type=int, default=0, metavar="N", help="inject N actor crashes")
+    rp.add_argument(
+        "--chaos-storm",
+        action="store_true",
+        help="crash one actor past its restart intensity (ends in exit code 3)",
+    )
+    rp.add_argument("--json", action="store_true", help="print the summary as JSON (last line)")
+
+    cc = sub.add_parser("check-config", help="validate a config file")
+    cc.add_argument("path", nargs="?", default=DEFAULT_CONFIG)
+
+    tr = sub.add_parser(
+        "trace", help="inspect a message trace (see 'cryptoj trace --help')", add_help=False
+    )
+    tr.add_argument("rest", nargs=argparse.REMAINDER)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``cryptoj`` and ``python -m cryptoj``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+        argv = ["run", *argv]
+    if argv and argv[0] == "trace":
+        from cryptoj.trace.cli import main as trace_main
+
+        return int(trace_main(argv[1:]))
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "check-config":
+            return _check_config(args.path)
+        if args.command == "replay":
+            return _replay(args)
+        if args.command == "run":
+            from cryptoj.daemon import run_daemon
+
+            cfg = _load(args.config, default_if_missing=True)
+            return int(run_daemon(cfg, log_json=args.log_json))
+    except ConfigError as e:
+        for problem in e.problems:
+            print(f"{e.source}: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    build_parser().print_help()
+    return EXIT_USAGE
+
+
+def _load(path: str | None, *, default_if_missing: bool = False) -> Config:
+    if path is None:
+        if default_if_missing and Path(DEFAULT_CONFIG).is_file():
+            return load_config(DEFAULT_CONFIG)
+        return load_config(None)
+    return load_config(path)
+
+
+def _check_config(path: str) -> int:
+    try:
+        cfg = load_config(path)
+    except ConfigError as e:
+        for problem in e.problems:
+            print(problem)
+        print(f"{path}: {len(e.problems)} problem(s)", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"{path}: OK (mode {cfg.mode}, {len(cfg.feed.products) or 'all'} products)")
+    return EXIT_OK
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from cryptoj.marketdata.loader import DataError, list_datasets
+    from cryptoj.replay import ReplayOptions, run_replay
+
+    if args.list_data:
+        for info in list_datasets():
+            print(
+                f"{info.name}\t{','.join(info.instruments)}\t{info.resolution}\t"
+                f"{info.start} .. {info.end}"
+            )
+        return EXIT_OK
+    cfg = _load(args.config)
+    opts = ReplayOptions(
+        data=args.data or cfg.feed.data,
+        start=args.start,
+        end=args.end,
+        journal=args.journal,
+        trace=args.trace or None,
+        runtime=args.runtime,
+        seed=cfg.seed if args.seed is None else args.seed,
+        chaos=args.chaos,
+        chaos_storm=args.chaos_storm,
+        progress=sys.stderr.isatty() and not args.json,
+    )
+    try:
+        summary, code = run_replay(cfg, opts)
+    except (DataError, ValueError) as e:
+        print(f"replay: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        print(json.dumps(summary, sort_keys=True))
+    else:
+        _print_summary(summary)
+    return code if code is not None else EXIT_ERROR
+
+
+def _print_summary(s: dict[str, Any]) -> None:
+    problems = "; ".join(s["invariant_problems"])
+    lines = [
+        f"replay of {s['data']} ({s['runtime']} runtime, seed {s['seed']}): "
+        f"{s['events']} events in {s['wall_seconds']}s ({s['events_per_second']}/s)",
+        f"orders {s['orders']}, fills {s['fills']}, rejections {s['rejections']}, "
+        f"open orders at end {s['open_orders']}",
+        f"equity {s['start_equity']:,.2f} -> {s['final_equity']:,.2f} "
+        f"(max drawdown {s['max_drawdown']:.2%})",
+        f"restarts {s['restarts']}, escalations {s['escalations']}, "
+        f"dead letters {s['dead_letters']}",
+        f"invariants {'OK' if s['invariants_ok'] else 'BROKEN: ' + problems}",
+        f"exit: {s['exit_code']} ({s['exit_reason']})",
+        f"journal {s['journal']}, trace {s['trace']}",
+    ]
+    print("\n".join(lines))

@@ -1,0 +1,273 @@
+"""Configuration: frozen msgspec Structs, loaded from YAML and validated field by field.
+
+``load_config`` collects *every* problem (wrong type, out-of-range value, unknown key) and raises
+:class:`ConfigError` whose ``problems`` are lines like
+``risk.daily_loss_limit: expected a number in (0, 1], got 'two'``. Secrets are never stored in the
+config: only the names of environment variables or the path of a key file.
+"""
+
+from __future__ import annotations
+
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+import yaml
+
+Fraction = Annotated[float, msgspec.Meta(gt=0, le=1)]
+NonNegFraction = Annotated[float, msgspec.Meta(ge=0, le=1)]
+PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
+PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
+NonNegFloat = Annotated[float, msgspec.Meta(ge=0)]
+Product = Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9]{2,10}-[A-Z]{3,5}$")]
+
+
+class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Base of every config section."""
+
+
+class RiskConfig(_Section, frozen=True, kw_only=True):
+    """Risk limits, all fractions (0.02 = 2 %)."""
+
+    daily_loss_limit: Fraction = 0.02  # of start-of-day (UTC) equity; breach → HALTED
+    position_size_limit: Fraction = 0.10  # largest weight of equity one asset may hold
+    stop_loss: Fraction = 0.05  # per position, from its average entry price
+    correlation_weight: NonNegFraction = 0.30  # share of the dynamic cut driven by correlation
+    volatility_weight: NonNegFraction = 0.40  # share of the dynamic cut driven by volatility
+    min_position_size: NonNegFraction = 0.02  # a position smaller than this is not opened
+    volatility_halflife_bars: PositiveInt = 60  # EWMA half-life of the volatility estimate
+    caution_drawdown: Fraction = 0.01  # intraday drawdown that moves NORMAL → CAUTION
+
+
+class StrategyConfig(_Section, frozen=True, kw_only=True):
+    """The EMA-trend strategy: hold ``target_weight`` of a product while fast EMA > slow EMA."""
+
+    kind: Literal["ema_trend"] = "ema_trend"
+    fast_period: PositiveInt = 12  # bars
+    slow_period: PositiveInt = 48  # bars
+    target_weight: Fraction = 0.10  # of equity, further capped by risk.position_size_limit
+    band: NonNegFraction = 0.0005  # EMAs must differ by this fraction to flip the signal
+
+
+class PaperConfig(_Section, frozen=True, kw_only=True):
+    """The paper venue's account and cost model."""
+
+    starting_cash: PositiveFloat = 100_000.0  # quote currency (USD)
+    taker_fee: NonNegFraction = 0.006  # Coinbase Advanced tier-1 taker fee
+    maker_fee: NonNegFraction = 0.004  # Coinbase Advanced tier-1 maker fee
+    depth_levels: PositiveInt = 5  # price levels a market order may walk (top of book + 4 more)
+    level_spacing_bps: NonNegFloat = 5.0  # minimum distance between those levels, basis points
+
+
+class FeedConfig(_Section, frozen=True, kw_only=True):
+    """Where market data comes from."""
+
+    source: Literal["replay"] = "replay"
+    data: str = "coinbase-1m-2018-04"  # bundled set name or path to a CSV in the documented format
+    speed: NonNegFloat = 60.0  # replay pace for the daemon: 1 = real time, 0 = as fast as possible
+    products: tuple[Product, ...] = ()  # empty = every product in the data
+
+
+class JournalConfig(_Section, frozen=True, kw_only=True):
+    """The SQLite (WAL) journal of orders, fills and position changes."""
+
+    path: str = "var/journal.sqlite"
+
+
+class TraceConfig(_Section, frozen=True, kw_only=True):
+    """The message trace (JSON lines, rotated by size)."""
+
+    enabled: bool = True
+    path: str = "var/trace.jsonl"
+    max_bytes: PositiveInt = 50_000_000  # rotate when the current file exceeds this
+    max_files: PositiveInt = 5  # rotated files kept besides the current one
+
+
+class SupervisionConfig(_Section, frozen=True, kw_only=True):
+    """Restart intensity of the supervisors (OTP semantics) and the feed's backoff."""
+
+    max_restarts: PositiveInt = 3  # per supervisor, within period_s
+    period_s: PositiveFloat = 60.0
+    feed_max_restarts: PositiveInt = 10
+    feed_period_s: PositiveFloat = 300.0
+    backoff_min_s: PositiveFloat = 1.0
+    backoff_max_s: PositiveFloat = 60.0
+    backoff_jitter: NonNegFraction = 0.2
+    stop_timeout_s: PositiveFloat = 5.0
+
+
+class CoinbaseConfig(_Section, frozen=True, kw_only=True):
+    """Coinbase credentials, by reference only: never put a secret in this file."""
+
+    api_key_env: str = "COINBASE_API_KEY"  # name of the env var holding the key name
+    api_secret_env: str = "COINBASE_API_SECRET"  # name of the env var holding the private key
+    key_file: str | None = None  # path to a JSON key file readable only by its owner
+
+
+class LoggingConfig(_Section, frozen=True, kw_only=True):
+    """Logging (loguru)."""
+
+    level: Literal["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    json: bool = False  # JSON lines instead of human-readable lines
+    file: str | None = None  # also log to this file (rotated at 10 MB, 5 kept)
+
+
+class Config(_Section, frozen=True, kw_only=True):
+    """The whole daemon configuration (see config.yaml for every field, unit and default)."""
+
+    mode: Literal["paper", "live"] = "paper"
+    live_trading_confirmed: bool = False  # must also be true for mode: live
+    seed: int = 7  # seeds ids and scheduling of the deterministic runtime
+    risk: RiskConfig = RiskConfig()
+    strategy: StrategyConfig = StrategyConfig()
+    paper: PaperConfig = PaperConfig()
+    feed: FeedConfig = FeedConfig()
+    journal: JournalConfig = JournalConfig()
+    trace: TraceConfig = TraceConfig()
+    supervision: SupervisionConfig = SupervisionConfig()
+    coinbase: CoinbaseConfig = CoinbaseConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; ``problems`` has one line per problem."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        super().__init__(f"{source}: " + "; ".join(problems))
+        self.source = source
+        self.problems = problems
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Load and validate ``path`` (defaults apply when ``path`` is None)."""
+    if path is None:
+        return Config()
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(str(p), [f"cannot read file: {e.strerror}"]) from e
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(str(p), [f"not valid YAML: {e}".replace("\n", " ")]) from e
+    return parse_config(raw if raw is not None else {}, str(p))
+
+
+def parse_config(raw: Any, source: str = "<config>") -> Config:
+    """Validate a decoded mapping; raise ConfigError listing every problem."""
+    problems = validate(raw, Config, "")
+    if not problems:
+        problems = _cross_checks(msgspec.convert(raw, Config))
+    if problems:
+        raise ConfigError(source, problems)
+    return msgspec.convert(raw, Config)
+
+
+def _cross_checks(cfg: Config) -> list[str]:
+    out = []
+    if cfg.strategy.fast_period >= cfg.strategy.slow_period:
+        out.append(
+            f"strategy.fast_period: expected less than strategy.slow_period "
+            f"({cfg.strategy.slow_period}), got {cfg.strategy.fast_period}"
+        )
+    if cfg.mode == "live" and not cfg.live_trading_confirmed:
+        out.append("mode: 'live' also needs live_trading_confirmed: true (paper is the default)")
+    if cfg.supervision.backoff_min_s > cfg.supervision.backoff_max_s:
+        out.append("supervision.backoff_min_s: expected at most supervision.backoff_max_s")
+    return out
+
+
+def validate(raw: Any, struct_type: type[msgspec.Struct], prefix: str) -> list[str]:
+    """Check ``raw`` against ``struct_type`` and return every problem (empty when valid)."""
+    info = msgspec.inspect.type_info(struct_type)
+    assert isinstance(info, msgspec.inspect.StructType)
+    where = prefix or "config"
+    if not isinstance(raw, dict):
+        return [f"{where}: expected a mapping of fields, got {_show(raw)}"]
+    problems: list[str] = []
+    known = {f.encode_name: f for f in info.fields}
+    for key in raw:
+        if key not in known:
+            path = f"{prefix}.{key}" if prefix else str(key)
+            problems.append(f"{path}: unknown field (known: {', '.join(sorted(known))})")
+    for name, field in known.items():
+        path = f"{prefix}.{name}" if prefix else name
+        if name not in raw:
+            if field.required:
+                problems.append(f"{path}: required field is missing")
+            continue
+        ftype = field.type
+        if isinstance(ftype, msgspec.inspect.StructType):
+            problems.extend(validate(raw[name], ftype.cls, path))
+            continue
+        try:
+            msgspec.convert(raw[name], _field_type(struct_type, name))
+        except msgspec.ValidationError:
+            problems.append(f"{path}: expected {describe(ftype)}, got {_show(raw[name])}")
+    return problems
+
+
+def _field_type(struct_type: type[msgspec.Struct], name: str) -> Any:
+    return typing.get_type_hints(struct_type, include_extras=True)[name]
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    if value is None:
+        return "nothing (null)"
+    return f"{value!r}"
+
+
+def describe(t: msgspec.inspect.Type) -> str:
+    """A human description of an inspected msgspec type, with its constraints."""
+    i = msgspec.inspect
+    if isinstance(t, (i.FloatType, i.IntType)):
+        kind = "a number" if isinstance(t, i.FloatType) else "a whole number"
+        lo = (
+            "(" + str(_num(t.gt))
+            if t.gt is not None
+            else ("[" + str(_num(t.ge)) if t.ge is not None else None)
+        )
+        hi = (
+            str(_num(t.lt)) + ")"
+            if t.lt is not None
+            else (str(_num(t.le)) + "]" if t.le is not None else None)
+        )
+        if lo and hi:
+            return f"{kind} in {lo}, {hi}"
+        if lo:
+            return f"{kind} {'>' if lo[0] == '(' else '>='} {lo[1:]}"
+        if hi:
+            return f"{kind} {'<' if hi[-1] == ')' else '<='} {hi[:-1]}"
+        return kind
+    if isinstance(t, i.BoolType):
+        return "true or false"
+    if isinstance(t, i.StrType):
+        return f"text matching {t.pattern}" if t.pattern else "text"
+    if isinstance(t, i.LiteralType):
+        return "one of " + ", ".join(repr(v) for v in t.values)
+    if isinstance(t, i.UnionType):
+        return " or ".join(describe(x) for x in t.types)
+    if isinstance(t, i.NoneType):
+        return "null"
+    if isinstance(t, (i.VarTupleType, i.ListType)):
+        return f"a list of {describe(t.item_type)}"
+    if isinstance(t, i.EnumType):
+        return "one of " + ", ".join(repr(m.value) for m in t.cls)
+    return "a valid value"
+
+
+def _num(x: float) -> float | int:
+    return int(x) if float(x).is_integer() else x
+
+
+def redacted(cfg: Config) -> dict[str, Any]:
+    """The config as plain data, safe to log (it holds no secrets by construction)."""
+    data: dict[str, Any] = msgspec.to_builtins(cfg)
+    return data
+
+
+__all__ = ["Config", "ConfigError", "describe", "load_config", "parse_config", "validate"]

@@ -1,0 +1,265 @@
+"""The journal: an embedded SQLite database in WAL mode. Journal first, then apply.
+
+Each actor opens its own :class:`Journal` (SQLite connections belong to one thread) and writes
+only its own tables (single writer):
+
+========================  ================  ==================================================
+table                     written by        holds
+========================  ================  ==================================================
+``meta``                  the runtime       starting cash, run id
+``intents``               PortfolioActor    each order it decided, with the funds it reserved
+``fills``                 PortfolioActor    every fill applied to the books (unique fill_id)
+``position_changes``      PortfolioActor    cash and position after each fill
+``orders``                ExecutionActor    order state machine (PENDING → OPEN → terminal)
+``equity``                PortfolioActor    equity and cash once per market timestamp
+``events``                any actor         risk events, shutdown markers, reconciliations
+========================  ================  ==================================================
+
+Decimals are stored as text, so nothing is rounded by SQLite. A fill and the position change it
+causes are one transaction: after a crash (even ``kill -9``) the books rebuilt from the journal are
+exactly the books that were applied.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from cryptoj.models.orders import Fill, OrderStatus, Side
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS intents (
+    client_order_id TEXT PRIMARY KEY, product TEXT NOT NULL, side TEXT NOT NULL,
+    order_type TEXT NOT NULL, quantity TEXT NOT NULL, limit_price TEXT,
+    reserved_cash TEXT NOT NULL, reserved_base TEXT NOT NULL,
+    status TEXT NOT NULL, reason TEXT NOT NULL, ts INTEGER NOT NULL, closed_ts INTEGER);
+CREATE TABLE IF NOT EXISTS fills (
+    fill_id TEXT PRIMARY KEY, client_order_id TEXT NOT NULL, product TEXT NOT NULL,
+    side TEXT NOT NULL, quantity TEXT NOT NULL, price TEXT NOT NULL, fee TEXT NOT NULL,
+    liquidity TEXT NOT NULL, ts INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS position_changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, fill_id TEXT NOT NULL, product TEXT NOT NULL,
+    quantity TEXT NOT NULL, average_price TEXT NOT NULL, cash TEXT NOT NULL, ts INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS orders (
+    client_order_id TEXT PRIMARY KEY, product TEXT NOT NULL, side TEXT NOT NULL,
+    order_type TEXT NOT NULL, quantity TEXT NOT NULL, limit_price TEXT,
+    status TEXT NOT NULL, filled_quantity TEXT NOT NULL, venue_order_id TEXT,
+    reason TEXT NOT NULL, created_ts INTEGER NOT NULL, updated_ts INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS equity (
+    ts INTEGER PRIMARY KEY, equity TEXT NOT NULL, cash TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, ts INTEGER NOT NULL, actor TEXT NOT NULL,
+    kind TEXT NOT NULL, detail TEXT NOT NULL);
+"""
+
+
+class Journal:
+    """One connection to the journal database."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction: committed on success, rolled back on error."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # -- meta ------------------------------------------------------------------------------
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Set a meta value."""
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def get_meta(self, key: str) -> str | None:
+        """A meta value, or None."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    # -- portfolio tables ------------------------------------------------------------------
+
+    def record_intent(self, row: dict[str, Any]) -> None:
+        """Journal an order decided by the portfolio and the funds reserved for it."""
+        self._db.execute(
+            "INSERT INTO intents VALUES (:client_order_id, :product, :side, :order_type,"
+            " :quantity, :limit_price, :reserved_cash, :reserved_base, 'open', :reason, :ts, NULL)",
+            {k: (str(v) if isinstance(v, Decimal) else v) for k, v in row.items()},
+        )
+
+    def close_intent(self, client_order_id: str, status: str, ts: int) -> None:
+        """Mark an intent closed (its reservation released)."""
+        self._db.execute(
+            "UPDATE intents SET status = ?, closed_ts = ? WHERE client_order_id = ?",
+            (status, ts, client_order_id),
+        )
+
+    def open_intents(self) -> list[dict[str, Any]]:
+        """Intents whose reservation is still held."""
+        return self._rows(
+            "SELECT * FROM intents WHERE status = 'open' ORDER BY ts, client_order_id"
+        )
+
+    def has_fill(self, fill_id: str) -> bool:
+        """True when this fill was already applied."""
+        return (
+            self._db.execute("SELECT 1 FROM fills WHERE fill_id = ?", (fill_id,)).fetchone()
+            is not None
+        )
+
+    def record_fill(
+        self, fill: Fill, quantity_after: Decimal, average_price: Decimal, cash_after: Decimal
+    ) -> None:
+        """Journal a fill and the position change it causes, atomically."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    fill.fill_id,
+                    fill.client_order_id,
+                    fill.product,
+                    str(fill.side),
+                    str(fill.quantity),
+                    str(fill.price),
+                    str(fill.fee),
+                    fill.liquidity,
+                    fill.ts,
+                ),
+            )
+            db.execute(
+                "INSERT INTO position_changes (fill_id, product, quantity, average_price, cash, ts)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    fill.fill_id,
+                    fill.product,
+                    str(quantity_after),
+                    str(average_price),
+                    str(cash_after),
+                    fill.ts,
+                ),
+            )
+
+    def fills(self) -> list[Fill]:
+        """Every journalled fill in the order it was applied."""
+        rows = self._db.execute(
+            "SELECT fill_id, client_order_id, product, side, quantity, price, fee, liquidity, ts"
+            " FROM fills ORDER BY rowid"
+        ).fetchall()
+        return [
+            Fill(
+                fill_id=r[0],
+                client_order_id=r[1],
+                product=r[2],
+                side=Side(r[3]),
+                quantity=Decimal(r[4]),
+                price=Decimal(r[5]),
+                fee=Decimal(r[6]),
+                liquidity=r[7],
+                ts=r[8],
+            )
+            for r in rows
+        ]
+
+    def filled_quantity(self, client_order_id: str) -> Decimal:
+        """Sum of journalled fills of one order."""
+        rows = self._db.execute(
+            "SELECT quantity FROM fills WHERE client_order_id = ?", (client_order_id,)
+        ).fetchall()
+        return sum((Decimal(r[0]) for r in rows), Decimal(0))
+
+    def record_equity(self, ts: int, equity: Decimal, cash: Decimal) -> None:
+        """Journal the marked equity at ``ts`` (one row per market timestamp)."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO equity VALUES (?, ?, ?)", (ts, str(equity), str(cash))
+        )
+
+    def equity_curve(self) -> list[tuple[int, Decimal]]:
+        """(ts, equity) rows, oldest first."""
+        rows = self._db.execute("SELECT ts, equity FROM equity ORDER BY ts").fetchall()
+        return [(int(r[0]), Decimal(r[1])) for r in rows]
+
+    # -- execution table -------------------------------------------------------------------
+
+    def record_order(self, row: dict[str, Any]) -> bool:
+        """Journal a new order as PENDING; False if the id is already known (idempotent)."""
+        cur = self._db.execute(
+            "INSERT OR IGNORE INTO orders VALUES (:client_order_id, :product, :side, :order_type,"
+            " :quantity, :limit_price, 'PENDING', '0', NULL, :reason, :ts, :ts)",
+            {k: (str(v) if isinstance(v, Decimal) else v) for k, v in row.items()},
+        )
+        return cur.rowcount == 1
+
+    def update_order(
+        self,
+        client_order_id: str,
+        ts: int,
+        *,
+        status: OrderStatus | None = None,
+        filled_quantity: Decimal | None = None,
+        venue_order_id: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """Update an order's state; fields left as None keep their value."""
+        self._db.execute(
+            "UPDATE orders SET status = COALESCE(?, status),"
+            " filled_quantity = COALESCE(?, filled_quantity),"
+            " venue_order_id = COALESCE(?, venue_order_id), reason = COALESCE(?, reason),"
+            " updated_ts = ? WHERE client_order_id = ?",
+            (
+                None if status is None else str(status),
+                None if filled_quantity is None else str(filled_quantity),
+                venue_order_id,
+                reason,
+                ts,
+                client_order_id,
+            ),
+        )
+
+    def order(self, client_order_id: str) -> dict[str, Any] | None:
+        """One order row, or None."""
+        rows = self._rows("SELECT * FROM orders WHERE client_order_id = ?", (client_order_id,))
+        return rows[0] if rows else None
+
+    def orders(self, *, open_only: bool = False) -> list[dict[str, Any]]:
+        """Order rows (only non-terminal ones with ``open_only``)."""
+        where = " WHERE status IN ('PENDING', 'OPEN')" if open_only else ""
+        return self._rows(f"SELECT * FROM orders{where} ORDER BY created_ts, client_order_id")
+
+    # -- events ----------------------------------------------------------------------------
+
+    def record_event(self, ts: int, actor: str, kind: str, detail: str) -> None:
+        """Journal a risk, shutdown or reconciliation event."""
+        self._db.execute(
+            "INSERT INTO events (ts, actor, kind, detail) VALUES (?, ?, ?, ?)",
+            (ts, actor, kind, detail),
+        )
+
+    def events(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """Journalled events, oldest first."""
+        if kind is None:
+            return self._rows("SELECT * FROM events ORDER BY seq")
+        return self._rows("SELECT * FROM events WHERE kind = ? ORDER BY seq", (kind,))
+
+    def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        cur = self._db.execute(sql, args)
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]

@@ -1,0 +1,51 @@
+"""Market data events (normalised, venue-neutral)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from cryptoj.models.base import Message
+
+
+class Quote(Message, frozen=True, kw_only=True):
+    """Top of book for one product at ``ts``: best bid/ask and the sizes resting there."""
+
+    product: str
+    bid: Decimal
+    bid_size: Decimal
+    ask: Decimal
+    ask_size: Decimal
+
+    @property
+    def mid(self) -> Decimal:
+        """Mid price."""
+        return (self.bid + self.ask) / 2
+
+
+class Bar(Message, frozen=True, kw_only=True):
+    """OHLCV bar of one product; ``ts`` is the bar close time, ``interval_s`` its length."""
+
+    product: str
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+    interval_s: int
+
+
+MarketEvent = Quote | Bar
+
+
+class FeedStatus(Message, frozen=True, kw_only=True):
+    """Feed health for the listed products: ``healthy``, ``stale`` or ``recovered``."""
+
+    products: tuple[str, ...]
+    state: str
+    reason: str = ""
+
+
+class FeedFinished(Message, frozen=True, kw_only=True):
+    """The replay source is exhausted; ``events`` market events were emitted in total."""
+
+    events: int

@@ -1,0 +1,137 @@
+"""Orders, venue events and the reconciliation protocol between Portfolio and Execution."""
+
+from __future__ import annotations
+
+import enum
+from decimal import ROUND_DOWN, Context, Decimal
+
+from cryptoj.models.base import Message
+
+
+class Side(enum.StrEnum):
+    """Order side."""
+
+    BUY = "BUY"
+    SELL = "SELL"
+
+
+class OrderType(enum.StrEnum):
+    """Order types cryptoj submits."""
+
+    MARKET = "MARKET"  # IOC at the venue
+    LIMIT = "LIMIT"  # GTC
+
+
+class OrderStatus(enum.StrEnum):
+    """Order states. Terminal: FILLED, CANCELLED, REJECTED, EXPIRED."""
+
+    PENDING = "PENDING"  # journalled, not yet acknowledged by the venue
+    OPEN = "OPEN"
+    FILLED = "FILLED"
+    CANCELLED = "CANCELLED"
+    REJECTED = "REJECTED"
+    EXPIRED = "EXPIRED"  # IOC remainder that found no liquidity
+
+    @property
+    def terminal(self) -> bool:
+        """True when no more fills can follow."""
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset(
+    {OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
+)
+
+
+class SubmitOrder(Message, frozen=True, kw_only=True):
+    """Portfolio → Execution: send this order. Funds are already reserved under its id."""
+
+    client_order_id: str
+    product: str
+    side: Side
+    order_type: OrderType
+    quantity: Decimal  # base units
+    limit_price: Decimal | None = None
+    post_only: bool = False
+    reason: str = ""
+
+
+class CancelOrder(Message, frozen=True, kw_only=True):
+    """Cancel one order by client order id."""
+
+    client_order_id: str
+
+
+class CancelAllOrders(Message, frozen=True, kw_only=True):
+    """Cancel every open order (used by shutdown and at the end of a replay)."""
+
+    reason: str
+
+
+class OrderAccepted(Message, frozen=True, kw_only=True):
+    """The venue acknowledged the order."""
+
+    client_order_id: str
+    venue_order_id: str
+
+
+class OrderRejected(Message, frozen=True, kw_only=True):
+    """The venue (or a pre-trade check) refused the order; any reservation is released."""
+
+    client_order_id: str
+    product: str
+    reason: str
+
+
+class OrderClosed(Message, frozen=True, kw_only=True):
+    """The order reached a terminal state (filled, cancelled, expired) at ``filled_quantity``."""
+
+    client_order_id: str
+    product: str
+    status: OrderStatus
+    filled_quantity: Decimal
+
+
+#: Smallest unit of quote currency the books keep (cash, notionals and fees are truncated to it).
+CASH_QUANTUM = Decimal("0.00000001")
+_MONEY = Context(prec=38, rounding=ROUND_DOWN)
+
+
+class Fill(Message, frozen=True, kw_only=True):
+    """One execution. ``fill_id`` is unique at the venue; receivers deduplicate on it."""
+
+    fill_id: str
+    client_order_id: str
+    product: str
+    side: Side
+    quantity: Decimal
+    price: Decimal
+    fee: Decimal  # in quote currency
+    liquidity: str  # "TAKER" or "MAKER"
+
+    @property
+    def notional(self) -> Decimal:
+        """``quantity × price`` truncated to :data:`CASH_QUANTUM` (what the venue books)."""
+        return _MONEY.multiply(self.quantity, self.price).quantize(CASH_QUANTUM, context=_MONEY)
+
+    @property
+    def cash_delta(self) -> Decimal:
+        """Quote-currency balance change: −(notional + fee) for a BUY, notional − fee for a SELL."""
+        if self.side == Side.BUY:
+            return -(self.notional + self.fee)
+        return self.notional - self.fee
+
+
+class OrderStatusRequest(Message, frozen=True, kw_only=True):
+    """Portfolio → Execution: report these orders and re-send all their fills (reconcile)."""
+
+    client_order_ids: tuple[str, ...]
+
+
+class OrderStatusReport(Message, frozen=True, kw_only=True):
+    """Execution → Portfolio: ``known`` is False when Execution never received the order."""
+
+    client_order_id: str
+    known: bool
+    status: OrderStatus | None = None
+    filled_quantity: Decimal = Decimal(0)

@@ -1,0 +1,51 @@
+"""Risk parameters and risk events."""
+
+from __future__ import annotations
+
+import enum
+
+from cryptoj.models.base import Message
+
+
+class RiskLevel(enum.StrEnum):
+    """Graduated risk levels, from normal trading to halted."""
+
+    NORMAL = "NORMAL"
+    CAUTION = "CAUTION"  # sizes cut
+    REDUCING = "REDUCING"  # only exposure-reducing orders
+    HALTED = "HALTED"  # no new orders
+
+    @property
+    def rank(self) -> int:
+        """0 for NORMAL up to 3 for HALTED."""
+        return list(RiskLevel).index(self)
+
+
+class RiskParameters(Message, frozen=True, kw_only=True):
+    """Risk → Portfolio: a versioned snapshot of the limits, applied atomically by its user.
+
+    ``max_weight`` maps product → the largest fraction of equity it may hold now.
+    """
+
+    version: int
+    level: RiskLevel
+    max_weight: tuple[tuple[str, float], ...]
+    stop_loss: float
+    min_position_size: float
+    size_multiplier: float  # 1.0 at NORMAL, < 1 at CAUTION
+    reason: str = ""
+
+    def weight_cap(self, product: str) -> float:
+        """The cap for ``product`` (0 when unknown: no exposure without a risk view)."""
+        for name, cap in self.max_weight:
+            if name == product:
+                return cap
+        return 0.0
+
+
+class RiskLevelChanged(Message, frozen=True, kw_only=True):
+    """The graduated risk level moved."""
+
+    previous: RiskLevel
+    level: RiskLevel
+    reason: str

@@ -1,0 +1,1 @@
+"""Pure portfolio logic: the accounting ledger with reservations and the rebalance planner."""

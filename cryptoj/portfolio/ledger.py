@@ -1,0 +1,149 @@
+"""The ledger: cash, positions and reservations, with check-and-reserve. Pure, no I/O.
+
+Reservations make concurrent decisions safe: an order is only decided after the funds it can
+consume are reserved in the same step, so two rebalances can never spend the same cash or sell the
+same coins. ``available_cash = cash − Σ reserved cash``; ``available(product) = position − Σ
+reserved base``. A fill consumes its order's reservation pro rata; closing the order releases the
+rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from cryptoj.models.orders import Fill, Side
+
+ZERO = Decimal(0)
+
+
+@dataclass
+class Reservation:
+    """Funds held for one open order."""
+
+    client_order_id: str
+    product: str
+    side: Side
+    quantity: Decimal
+    cash: Decimal  # quote currency held (buys)
+    base: Decimal  # base units held (sells)
+    filled: Decimal = ZERO
+
+    @property
+    def remaining_fraction(self) -> Decimal:
+        """Share of the order not yet filled."""
+        if self.quantity <= 0:
+            return ZERO
+        return max(ZERO, (self.quantity - self.filled) / self.quantity)
+
+    @property
+    def held_cash(self) -> Decimal:
+        """Cash still held."""
+        return self.cash * self.remaining_fraction
+
+    @property
+    def held_base(self) -> Decimal:
+        """Base units still held."""
+        return self.base * self.remaining_fraction
+
+
+@dataclass
+class Holding:
+    """A position: quantity and average entry price."""
+
+    quantity: Decimal = ZERO
+    average_price: Decimal = ZERO
+
+
+@dataclass
+class Ledger:
+    """Cash, holdings and reservations of one account."""
+
+    cash: Decimal
+    holdings: dict[str, Holding] = field(default_factory=dict)
+    reservations: dict[str, Reservation] = field(default_factory=dict)
+
+    def available_cash(self) -> Decimal:
+        """Cash not held by any reservation."""
+        return self.cash - sum((r.held_cash for r in self.reservations.values()), ZERO)
+
+    def position(self, product: str) -> Decimal:
+        """Quantity held of ``product``."""
+        h = self.holdings.get(product)
+        return h.quantity if h else ZERO
+
+    def available(self, product: str) -> Decimal:
+        """Quantity of ``product`` not held for open sells."""
+        held = sum((r.held_base for r in self.reservations.values() if r.product == product), ZERO)
+        return self.position(product) - held
+
+    def has_open_order(self, product: str) -> bool:
+        """True while an order for ``product`` is in flight."""
+        return any(r.product == product for r in self.reservations.values())
+
+    def reserve(
+        self, client_order_id: str, product: str, side: Side, quantity: Decimal, cash: Decimal
+    ) -> Reservation | str:
+        """Check and reserve in one step; return the reservation or the reason it was refused.
+
+        For a BUY ``cash`` is the most the order can cost (price × quantity × (1 + slippage)
+        + fee); for a SELL the ``quantity`` itself is held.
+        """
+        if quantity <= 0:
+            return f"quantity must be positive, got {quantity}"
+        if client_order_id in self.reservations:
+            return f"duplicate client order id {client_order_id}"
+        if side == Side.BUY:
+            if cash > self.available_cash():
+                return f"insufficient cash: need {cash}, available {self.available_cash()}"
+            res = Reservation(client_order_id, product, side, quantity, cash, ZERO)
+        else:
+            if quantity > self.available(product):
+                return (
+                    f"insufficient {product}: need {quantity}, available {self.available(product)}"
+                )
+            res = Reservation(client_order_id, product, side, quantity, ZERO, quantity)
+        self.reservations[client_order_id] = res
+        return res
+
+    def release(self, client_order_id: str) -> Reservation | None:
+        """Drop a reservation (order closed, rejected or unknown)."""
+        return self.reservations.pop(client_order_id, None)
+
+    def apply_fill(self, fill: Fill) -> Holding:
+        """Apply a fill to cash and holdings; return the holding after it."""
+        h = self.holdings.setdefault(fill.product, Holding())
+        if fill.side == Side.BUY:
+            new_qty = h.quantity + fill.quantity
+            h.average_price = (h.quantity * h.average_price + fill.notional) / new_qty
+            h.quantity = new_qty
+        else:
+            h.quantity -= fill.quantity
+            if h.quantity == 0:
+                h.average_price = ZERO
+        self.cash += fill.cash_delta
+        res = self.reservations.get(fill.client_order_id)
+        if res is not None:
+            res.filled += fill.quantity
+        return h
+
+    def equity(self, marks: dict[str, Decimal]) -> Decimal:
+        """Cash plus holdings marked at ``marks`` (missing marks value a holding at its cost)."""
+        total = self.cash
+        for product, h in self.holdings.items():
+            total += h.quantity * marks.get(product, h.average_price)
+        return total
+
+    def problems(self) -> list[str]:
+        """Broken invariants (empty when the books are sound)."""
+        out = []
+        if self.cash < 0:
+            out.append(f"negative cash {self.cash}")
+        if self.available_cash() < 0:
+            out.append(f"reservations exceed cash: available {self.available_cash()}")
+        for product, h in self.holdings.items():
+            if h.quantity < 0:
+                out.append(f"negative position {product} {h.quantity}")
+            if self.available(product) < 0:
+                out.append(f"reserved more {product} than held")
+        return out

@@ -1,0 +1,188 @@
+"""``cryptoj replay``: the whole actor system over recorded data, finishing by itself."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from cryptoj.actors.portfolio import PortfolioActor
+from cryptoj.config import Config
+from cryptoj.journal import Journal
+from cryptoj.marketdata.loader import load_events
+from cryptoj.models.market import Quote
+from cryptoj.runtime.assemble import System, assemble
+from cryptoj.runtime.common import EXIT_ERROR, ChaosPlan, RuntimeStats
+from cryptoj.runtime.deterministic import DeterministicRuntime
+from cryptoj.summary import books_summary, check_invariants
+from cryptoj.supervision.tree import WORKERS
+from cryptoj.trace.recorder import TraceWriter
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    """Command-line options of ``replay``."""
+
+    data: str
+    start: dt.date | None = None
+    end: dt.date | None = None
+    journal: str = "var/replay/journal.sqlite"
+    trace: str | None = "var/replay/trace.jsonl"
+    runtime: str = "deterministic"
+    seed: int = 7
+    chaos: int = 0
+    chaos_storm: bool = False
+    progress: bool = False
+
+
+@dataclass
+class RunOutcome:
+    """What a runtime hands back after a run."""
+
+    exit_code: int
+    exit_reason: str
+    stats: RuntimeStats
+    portfolio: PortfolioActor | None
+
+
+def run_replay(cfg: Config, opts: ReplayOptions) -> tuple[dict[str, Any], int]:
+    """Run one replay; return the summary and the process exit code."""
+    products = list(cfg.feed.products) or None
+    batches = load_events(opts.data, products=products, start=opts.start, end=opts.end)
+    system = assemble(cfg, batches, opts.journal, fresh_journal=True)
+    trace = (
+        TraceWriter(
+            opts.trace, max_bytes=cfg.trace.max_bytes, max_files=cfg.trace.max_files, fresh=True
+        )
+        if opts.trace and cfg.trace.enabled
+        else None
+    )
+    chaos = None
+    if opts.chaos or opts.chaos_storm:
+        chaos = ChaosPlan.seeded(
+            opts.seed, opts.chaos, list(WORKERS), system.source.first_ts, system.source.last_ts
+        )
+        if opts.chaos_storm:
+            chaos.storm = "portfolio"
+            chaos.storm_after_ns = (
+                system.source.first_ts + (system.source.last_ts - system.source.first_ts) // 4
+            )
+    t0 = time.perf_counter()
+    try:
+        if opts.runtime == "threaded":
+            from cryptoj.runtime.threaded import run_threaded
+
+            outcome = run_threaded(
+                system, trace=trace, seed=opts.seed, speed=0.0, progress=opts.progress
+            )
+        else:
+            outcome = _run_deterministic(system, trace, opts.seed, chaos, opts.progress)
+    finally:
+        if trace is not None:
+            trace.close()
+    wall = time.perf_counter() - t0
+    summary = _summarise(system, outcome, wall, chaos, trace)
+    summary["runtime"] = opts.runtime
+    summary["seed"] = opts.seed
+    summary["data"] = opts.data
+    summary["journal"] = opts.journal
+    summary["trace"] = opts.trace if trace is not None else None
+    return summary, outcome.exit_code
+
+
+def _run_deterministic(
+    system: System, trace: TraceWriter | None, seed: int, chaos: ChaosPlan | None, progress: bool
+) -> RunOutcome:
+    show = _Progress(system) if progress else None
+    rt = DeterministicRuntime(
+        seed=seed,
+        start_ns=system.start_ns,
+        registry=system.registry,
+        trace=trace,
+        chaos=chaos,
+        on_step=show.tick if show else None,
+    )
+    system.venue.set_listener(lambda event: rt.tell("execution", event, sender="venue"))
+    rt.start_root("shutdown")
+    rt.start_root("root")
+    rt.run()
+    if show:
+        show.done()
+    portfolio = rt.actor("portfolio")
+    rt.stop_all()
+    exit_code = rt.exit_code if rt.exit_code is not None else EXIT_ERROR
+    reason = rt.exit_reason or "the run ended without a shutdown decision"
+    if not rt.is_alive("shutdown") and rt.exit_code is None:
+        reason = "the ShutdownActor died"
+    return RunOutcome(
+        exit_code, reason, rt.stats, portfolio if isinstance(portfolio, PortfolioActor) else None
+    )
+
+
+class _Progress:
+    """A one-line progress display on stderr (terminals only)."""
+
+    def __init__(self, system: System) -> None:
+        self.source = system.source
+        self.total = len(system.source.batches)
+        self.steps = 0
+
+    def tick(self) -> None:
+        self.steps += 1
+        if self.steps % 5000 == 0:
+            pct = 100 * self.source.cursor / max(1, self.total)
+            sys.stderr.write(f"\rreplay: {pct:5.1f}% of {self.total} timestamps")
+            sys.stderr.flush()
+
+    def done(self) -> None:
+        sys.stderr.write(f"\rreplay: 100.0% of {self.total} timestamps\n")
+
+
+def _last_marks(system: System) -> dict[str, Decimal]:
+    marks: dict[str, Decimal] = {}
+    for batch in system.source.batches[: system.source.cursor]:
+        for ev in batch:
+            if isinstance(ev, Quote):
+                marks[ev.product] = ev.mid
+    return marks
+
+
+def _summarise(
+    system: System,
+    outcome: RunOutcome,
+    wall: float,
+    chaos: ChaosPlan | None,
+    trace: TraceWriter | None,
+) -> dict[str, Any]:
+    journal = Journal(system.journal_path)
+    try:
+        start_cash = Decimal(journal.get_meta("starting_cash") or "0")
+        books = books_summary(journal, start_cash, _last_marks(system))
+        problems = check_invariants(journal, system.venue, outcome.portfolio, start_cash)
+        emergencies = journal.events("emergency")
+    finally:
+        journal.close()
+    events = system.source.emitted
+    stats = outcome.stats
+    return {
+        "events": events,
+        **books,
+        "open_orders": len(system.venue.open_orders()),
+        "restarts": stats.restarts,
+        "crashes": stats.crashes,
+        "escalations": stats.escalations,
+        "emergency": emergencies[-1]["detail"] if emergencies else None,
+        "dead_letters": stats.dead_letters,
+        "messages": stats.delivered,
+        "chaos_injected": chaos.injected if chaos else 0,
+        "invariants_ok": not problems,
+        "invariant_problems": problems,
+        "exit_code": outcome.exit_code,
+        "exit_reason": outcome.exit_reason,
+        "trace_records": trace.records if trace else 0,
+        "wall_seconds": round(wall, 3),
+        "events_per_second": round(events / wall, 1) if wall > 0 else None,
+    }

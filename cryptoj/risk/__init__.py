@@ -1,0 +1,1 @@
+"""Pure risk maths: volatility, correlation, dynamic caps and the graduated risk level."""

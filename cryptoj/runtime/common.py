@@ -1,0 +1,160 @@
+"""Pieces both runtimes share: envelopes, ids, the spec registry, counters, fault injection."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from cryptoj.actors.base import Actor
+from cryptoj.models.base import Message
+from cryptoj.supervision.spec import ChildSpec, SupervisorSpec
+from cryptoj.supervision.supervisor import Supervisor
+
+#: Exit codes of the process (also listed in the README).
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_EMERGENCY = 3
+
+
+class Envelope:
+    """A message in a mailbox, with its routing and tracing metadata."""
+
+    __slots__ = ("cause", "corr", "enq_ns", "msg", "msg_id", "sender")
+
+    def __init__(
+        self, msg: Message, sender: str, msg_id: str, corr: str, cause: str, enq_ns: int = 0
+    ) -> None:
+        self.msg = msg
+        self.sender = sender
+        self.msg_id = msg_id
+        self.corr = corr
+        self.cause = cause
+        self.enq_ns = enq_ns
+
+
+class IdFactory:
+    """Reproducible ids: ``<prefix>-<run_tag>-<n>``; thread-safe."""
+
+    def __init__(self, run_tag: str) -> None:
+        self.run_tag = run_tag
+        self._counter = itertools.count(1)
+        self._msg_counter = itertools.count(1)
+
+    def new_id(self, prefix: str) -> str:
+        """A new business id (order ids, correlation ids)."""
+        return f"{prefix}-{self.run_tag}-{next(self._counter):06d}"
+
+    def message_id(self) -> str:
+        """A new message id (``m<n>``), unique within the run."""
+        return f"m{next(self._msg_counter)}"
+
+
+@dataclass
+class RuntimeStats:
+    """Counters reported in the replay summary and the metrics."""
+
+    delivered: int = 0
+    restarts: int = 0
+    crashes: int = 0
+    dead_letters: int = 0
+    escalations: int = 0
+    exits: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def bump(self, name: str, n: int = 1) -> None:
+        """Increment counter ``name`` (thread-safe)."""
+        with self.lock:
+            setattr(self, name, getattr(self, name) + n)
+
+
+@dataclass(frozen=True)
+class Registered:
+    """A node of the supervision tree as the runtime knows it."""
+
+    name: str
+    parent: str
+    factory: Callable[[], Actor]
+
+
+def _supervisor_factory(spec: SupervisorSpec) -> Callable[[], Actor]:
+    return lambda: Supervisor(spec)
+
+
+def flatten_tree(root: SupervisorSpec, parent: str) -> dict[str, Registered]:
+    """Name → (parent, factory) for every node of the tree, root included."""
+    out: dict[str, Registered] = {}
+
+    def visit(spec: ChildSpec | SupervisorSpec, parent_name: str) -> None:
+        if isinstance(spec, SupervisorSpec):
+            out[spec.name] = Registered(spec.name, parent_name, _supervisor_factory(spec))
+            for c in spec.children:
+                visit(c, spec.name)
+        else:
+            out[spec.name] = Registered(spec.name, parent_name, spec.start)
+
+    visit(root, parent)
+    return out
+
+
+class InjectedCrash(Exception):
+    """A crash injected by fault injection (``--chaos``); never raised by real code."""
+
+
+#: Failure paths fault injection can hit: before the handler runs, after it ran (state already
+#: changed and journalled), and in the next on_start of the restarted instance.
+CHAOS_PATHS = ("receive", "after_receive", "on_start")
+
+
+@dataclass
+class ChaosPlan:
+    """Seeded crash points: (virtual time, actor, path), consumed in time order per actor."""
+
+    points: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+    storm: str | None = None  # crash this actor on every delivery (``--chaos-storm``)
+    storm_after_ns: int = 0
+    fail_next_start: set[str] = field(default_factory=set)
+    injected: int = 0
+
+    @classmethod
+    def seeded(cls, seed: int, n: int, actors: list[str], start_ns: int, end_ns: int) -> ChaosPlan:
+        """``n`` crashes at uniform times in [start, end) over ``actors`` and every path."""
+        rng = random.Random(f"chaos:{seed}")
+        plan = cls()
+        for i in range(n):
+            actor = actors[i % len(actors)] if i < len(actors) else rng.choice(actors)
+            path = (
+                CHAOS_PATHS[i % len(CHAOS_PATHS)]
+                if i < 3 * len(actors)
+                else rng.choice(CHAOS_PATHS)
+            )
+            t = rng.randrange(start_ns, max(start_ns + 1, end_ns))
+            plan.points.setdefault(actor, []).append((t, path))
+        for pts in plan.points.values():
+            pts.sort()
+        return plan
+
+    def fails_start(self, actor: str, now_ns: int) -> bool:
+        """True when this start of ``actor`` must fail in on_start (and consume the point)."""
+        if self.storm == actor and now_ns >= self.storm_after_ns:
+            self.injected += 1
+            return True
+        if actor in self.fail_next_start:
+            self.fail_next_start.discard(actor)
+            return True
+        return False
+
+    def due(self, actor: str, now_ns: int) -> str | None:
+        """The path to crash on now for ``actor``, if one is due (and consume it)."""
+        if self.storm == actor and now_ns >= self.storm_after_ns:
+            self.injected += 1
+            return "receive"
+        pts = self.points.get(actor)
+        if pts and pts[0][0] <= now_ns:
+            _, path = pts.pop(0)
+            self.injected += 1
+            return path
+        return None

@@ -1,0 +1,328 @@
+"""The deterministic runtime: every actor in one thread, a virtual clock, a seeded scheduler.
+
+At each step a seeded RNG picks which non-empty mailbox is served next (per-mailbox order is FIFO,
+as in pykka). When every mailbox is empty the virtual clock jumps to the earliest timer. Same seed
+and same inputs give a byte-identical trace and the same final state, so a failing seed replays
+exactly. Supervision semantics match the threaded runtime: every exit (exception in a handler, in
+``on_start`` or in ``on_stop``) is reported to the parent exactly once, and messages sent to a dead
+or restarting actor, or left in a crashed actor's mailbox, are recorded as dead letters.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections import deque
+from collections.abc import Callable
+
+from cryptoj.actors.base import Actor
+from cryptoj.models.base import Message
+from cryptoj.models.system import ChildExited, ChildStarted
+from cryptoj.runtime.common import (
+    ChaosPlan,
+    Envelope,
+    IdFactory,
+    InjectedCrash,
+    Registered,
+    RuntimeStats,
+)
+from cryptoj.supervision.supervisor import RestartIntensityExceeded
+from cryptoj.trace.recorder import TraceWriter
+
+
+class _Cell:
+    __slots__ = ("actor", "alive", "children", "ctx", "generation", "inbox", "name", "parent")
+
+    def __init__(self, name: str, parent: str) -> None:
+        self.name = name
+        self.parent = parent
+        self.actor: Actor | None = None
+        self.inbox: deque[Envelope] = deque()
+        self.alive = False
+        self.generation = 0
+        self.children: list[str] = []
+        self.ctx: _Ctx | None = None
+
+
+class _Ctx:
+    """The context handed to actors in the deterministic runtime."""
+
+    def __init__(self, rt: DeterministicRuntime, name: str) -> None:
+        self._rt = rt
+        self._name = name
+        self._rng = random.Random(f"{rt.seed}:{name}")
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def rng(self) -> random.Random:
+        return self._rng
+
+    def now(self) -> int:
+        return self._rt.now_ns
+
+    def send(self, to: str, msg: Message, *, correlation_id: str | None = None) -> None:
+        self._rt._send(self._name, to, msg, correlation_id)
+
+    def schedule(self, delay_ns: int, msg: Message) -> None:
+        self._rt._schedule(self._name, max(0, delay_ns), msg)
+
+    def new_id(self, prefix: str) -> str:
+        return self._rt.ids.new_id(prefix)
+
+    def stop_system(self, exit_code: int, reason: str) -> None:
+        self._rt.request_stop(exit_code, reason)
+
+    def start_child(self, name: str) -> int:
+        return self._rt._start(name)
+
+    def stop_child(self, name: str) -> None:
+        self._rt._stop(name, report=False)
+
+
+class DeterministicRuntime:
+    """Runs actors single-threaded under a virtual clock and a seeded scheduler."""
+
+    def __init__(
+        self,
+        *,
+        seed: int,
+        start_ns: int,
+        registry: dict[str, Registered],
+        trace: TraceWriter | None = None,
+        chaos: ChaosPlan | None = None,
+        on_step: Callable[[], None] | None = None,
+    ) -> None:
+        self.seed = seed
+        self.now_ns = start_ns
+        self.registry = registry
+        self.trace = trace
+        self.chaos = chaos
+        self.on_step = on_step
+        self.ids = IdFactory(f"s{seed}")
+        self.stats = RuntimeStats()
+        self.cells: dict[str, _Cell] = {}
+        self.start_order: list[str] = []
+        self._ready: list[str] = []
+        self._sched = random.Random(f"sched:{seed}")
+        self._timers: list[tuple[int, int, str, Envelope]] = []
+        self._timer_seq = 0
+        self._current: Envelope | None = None
+        self.exit_code: int | None = None
+        self.exit_reason = ""
+
+    # -- starting and stopping -------------------------------------------------------------
+
+    def start_root(self, name: str) -> None:
+        """Start a top-level node of the registry (and, for a supervisor, its subtree)."""
+        self._start(name)
+
+    def _start(self, name: str) -> int:
+        reg = self.registry[name]
+        cell = self.cells.get(name)
+        if cell is None:
+            cell = self.cells[name] = _Cell(name, reg.parent)
+            if reg.parent in self.cells:
+                self.cells[reg.parent].children.append(name)
+        elif cell.alive:
+            raise RuntimeError(f"{name} is already running")
+        else:
+            self.stats.bump("restarts")
+        cell.generation += 1
+        cell.actor = reg.factory()
+        cell.ctx = _Ctx(self, name)
+        cell.alive = True
+        if name not in self.start_order:
+            self.start_order.append(name)
+        self._record(
+            "start",
+            cell.parent,
+            name,
+            ChildStarted(ts=self.now_ns, name=name, generation=cell.generation),
+        )
+        try:
+            if self.chaos and self.chaos.fails_start(name, self.now_ns):
+                raise InjectedCrash(f"injected crash in {name}.on_start")
+            cell.actor.on_start(cell.ctx)
+        except Exception as e:
+            self._crash(cell, f"on_start: {e!r}")
+        return cell.generation
+
+    def _stop(self, name: str, *, report: bool) -> None:
+        cell = self.cells.get(name)
+        if cell is None or not cell.alive:
+            return
+        reason = "stopped"
+        abnormal = False
+        try:
+            assert cell.actor is not None and cell.ctx is not None
+            cell.actor.on_stop(cell.ctx)
+        except Exception as e:
+            reason, abnormal = f"on_stop: {e!r}", True
+        self._exit(cell, abnormal, reason, report=report)
+
+    def _crash(self, cell: _Cell, reason: str) -> None:
+        self.stats.bump("crashes")
+        for child in reversed(cell.children):
+            self._stop(child, report=False)
+        self._exit(cell, True, reason, report=True)
+
+    def _exit(self, cell: _Cell, abnormal: bool, reason: str, *, report: bool) -> None:
+        cell.alive = False
+        while cell.inbox:
+            env = cell.inbox.popleft()
+            self._dead_letter(env.sender, cell.name, env, "left in mailbox of a stopped actor")
+        if cell.name in self._ready:
+            self._ready.remove(cell.name)
+        self.stats.exits.append(f"{cell.name}: {reason}")
+        note = f"{'crash' if abnormal else 'stop'}: {reason}"
+        exit_msg = ChildExited(
+            ts=self.now_ns,
+            name=cell.name,
+            generation=cell.generation,
+            abnormal=abnormal,
+            reason=reason,
+        )
+        self._record("exit", cell.name, cell.parent, exit_msg, note=note)
+        if report:
+            self._send(cell.name, cell.parent, exit_msg, None)
+
+    def stop_all(self) -> None:
+        """Stop every live actor in reverse start order (their on_stop runs)."""
+        for name in reversed(self.start_order):
+            self._stop(name, report=False)
+
+    def request_stop(self, exit_code: int, reason: str) -> None:
+        """End the run after the mailboxes drain (timers no longer fire)."""
+        if self.exit_code is None or exit_code > self.exit_code:
+            self.exit_code = exit_code
+            self.exit_reason = reason
+
+    # -- messaging ---------------------------------------------------------------------------
+
+    def tell(self, to: str, msg: Message, sender: str = "main") -> None:
+        """Send from outside the actors (the venue's user channel, the main program)."""
+        self._send(sender, to, msg, None)
+
+    def _send(self, sender: str, to: str, msg: Message, corr: str | None) -> None:
+        cur = self._current
+        env = Envelope(
+            msg,
+            sender,
+            self.ids.message_id(),
+            corr or (cur.corr if cur is not None else ""),
+            cur.msg_id if cur is not None else "",
+        )
+        if not env.corr:
+            env.corr = env.msg_id
+        cell = self.cells.get(to)
+        if cell is None or not cell.alive:
+            self._dead_letter(sender, to, env, "receiver not running")
+            return
+        if not cell.inbox:
+            self._ready.append(to)
+        cell.inbox.append(env)
+
+    def _schedule(self, owner: str, delay_ns: int, msg: Message) -> None:
+        cur = self._current
+        msg_id = self.ids.message_id()
+        env = Envelope(msg, owner, msg_id, msg_id, cur.msg_id if cur is not None else "")
+        self._timer_seq += 1
+        heapq.heappush(self._timers, (self.now_ns + delay_ns, self._timer_seq, owner, env))
+
+    def _dead_letter(self, sender: str, to: str, env: Envelope, why: str) -> None:
+        self.stats.bump("dead_letters")
+        self._record("dead", sender, to, env.msg, env=env, note=why)
+
+    def _record(
+        self,
+        kind: str,
+        src: str,
+        dst: str,
+        msg: Message,
+        *,
+        env: Envelope | None = None,
+        note: str = "",
+    ) -> None:
+        if self.trace is not None:
+            self.trace.record(
+                kind,
+                self.now_ns,
+                src,
+                dst,
+                msg,
+                msg_id=env.msg_id if env else "",
+                corr=env.corr if env else "",
+                cause=env.cause if env else "",
+                note=note,
+            )
+
+    # -- the scheduler -----------------------------------------------------------------------
+
+    def run(self, max_steps: int | None = None) -> None:
+        """Serve mailboxes until nothing is left to do (or a stop was requested and drained)."""
+        steps = 0
+        while max_steps is None or steps < max_steps:
+            if self._ready:
+                self._step()
+                steps += 1
+            elif self._timers and self.exit_code is None:
+                due, _, owner, env = heapq.heappop(self._timers)
+                self.now_ns = max(self.now_ns, due)
+                cell = self.cells.get(owner)
+                if cell is None or not cell.alive:
+                    self._dead_letter("timer", owner, env, "timer owner not running")
+                    continue
+                if not cell.inbox:
+                    self._ready.append(owner)
+                cell.inbox.append(env)
+            else:
+                return
+
+    def _step(self) -> None:
+        ready = self._ready
+        i = self._sched.randrange(len(ready)) if len(ready) > 1 else 0
+        name = ready[i]
+        cell = self.cells[name]
+        env = cell.inbox.popleft()
+        if not cell.inbox:
+            ready[i] = ready[-1]
+            ready.pop()
+        self._deliver(cell, env)
+        if self.on_step is not None:
+            self.on_step()
+
+    def _deliver(self, cell: _Cell, env: Envelope) -> None:
+        actor, ctx = cell.actor, cell.ctx
+        assert actor is not None and ctx is not None
+        self.stats.delivered += 1
+        self._record("deliver", env.sender, cell.name, env.msg, env=env)
+        path = self.chaos.due(cell.name, self.now_ns) if self.chaos else None
+        self._current = env
+        try:
+            if path == "receive":
+                raise InjectedCrash(f"injected crash in {cell.name} before handling")
+            if path == "on_start" and self.chaos is not None:
+                self.chaos.fail_next_start.add(cell.name)
+                raise InjectedCrash(f"injected crash in {cell.name}; its restart fails in on_start")
+            actor.receive(env.msg, ctx)
+            if path == "after_receive":
+                raise InjectedCrash(f"injected crash in {cell.name} after handling")
+        except Exception as e:
+            if isinstance(e, RestartIntensityExceeded):
+                self.stats.bump("escalations")
+            self._crash(cell, f"{type(env.msg).__name__}: {e!r}")
+        finally:
+            self._current = None
+
+    def is_alive(self, name: str) -> bool:
+        """True when ``name`` is running."""
+        cell = self.cells.get(name)
+        return cell is not None and cell.alive
+
+    def actor(self, name: str) -> Actor | None:
+        """The current instance of ``name`` (for tests and the end-of-run checks)."""
+        cell = self.cells.get(name)
+        return cell.actor if cell is not None and cell.alive else None

@@ -1,0 +1,95 @@
+"""The supervision tree, declared in one place.
+
+::
+
+    shutdown  (ShutdownActor: the guardian, outside the tree; started first, stopped last)
+    └── root        one_for_one, supervision.max_restarts in period_s
+        ├── trading rest_for_one, supervision.max_restarts in period_s
+        │   ├── portfolio   permanent  single writer of cash/positions/reservations; journal
+        │   ├── risk        permanent  derived state, rebuilt from inputs
+        │   ├── strategy    permanent  derived state, rebuilt from inputs
+        │   └── execution   permanent  order state machines; reconciles with the venue on start
+        └── feeds   one_for_one, feed_max_restarts in feed_period_s
+            └── feed        permanent, restarted with exponential backoff and jitter
+
+``rest_for_one`` in the trading group because later children hold state derived from earlier
+ones: a restarted portfolio restarts risk, strategy and execution; a restarted execution
+restarts alone. The feed (the producer) starts last, once every consumer exists. When the root
+exceeds its intensity the failure reaches the ShutdownActor (exit code 3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cryptoj.actors.execution import ExecutionActor
+from cryptoj.actors.feed import FeedActor, ReplaySource
+from cryptoj.actors.portfolio import PortfolioActor
+from cryptoj.actors.risk import RiskActor
+from cryptoj.actors.strategy import StrategyActor
+from cryptoj.config import Config
+from cryptoj.supervision.spec import Backoff, ChildSpec, Strategy, SupervisorSpec
+from cryptoj.venues.paper import PaperExchange
+
+S = 1_000_000_000
+
+#: Names of the actors the tree supervises (the leaves), in start order.
+WORKERS = ("portfolio", "risk", "strategy", "execution", "feed")
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    """Outside resources the actors use: the venue, the market-data source, the journal."""
+
+    venue: PaperExchange
+    source: ReplaySource
+    journal_path: str
+
+
+def build_tree(cfg: Config, deps: Dependencies) -> SupervisorSpec:
+    """The root supervisor spec of the daemon."""
+    sup = cfg.supervision
+    stop_s = sup.stop_timeout_s
+    trading = SupervisorSpec(
+        name="trading",
+        strategy=Strategy.REST_FOR_ONE,
+        max_restarts=sup.max_restarts,
+        period_ns=int(sup.period_s * S),
+        children=(
+            ChildSpec(
+                "portfolio", lambda: PortfolioActor(cfg, deps.journal_path), stop_timeout_s=stop_s
+            ),
+            ChildSpec(
+                "risk", lambda: RiskActor(cfg.risk, deps.journal_path), stop_timeout_s=stop_s
+            ),
+            ChildSpec("strategy", lambda: StrategyActor(cfg.strategy), stop_timeout_s=stop_s),
+            ChildSpec(
+                "execution",
+                lambda: ExecutionActor(deps.venue, deps.journal_path),
+                stop_timeout_s=stop_s,
+            ),
+        ),
+    )
+    feeds = SupervisorSpec(
+        name="feeds",
+        strategy=Strategy.ONE_FOR_ONE,
+        max_restarts=sup.feed_max_restarts,
+        period_ns=int(sup.feed_period_s * S),
+        children=(
+            ChildSpec(
+                "feed",
+                lambda: FeedActor(deps.source, quote_sink=deps.venue.on_quote),
+                stop_timeout_s=stop_s,
+                backoff=Backoff(
+                    int(sup.backoff_min_s * S), int(sup.backoff_max_s * S), sup.backoff_jitter
+                ),
+            ),
+        ),
+    )
+    return SupervisorSpec(
+        name="root",
+        strategy=Strategy.ONE_FOR_ONE,
+        max_restarts=sup.max_restarts,
+        period_ns=int(sup.period_s * S),
+        children=(trading, feeds),
+    )

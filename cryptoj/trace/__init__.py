@@ -1,0 +1,1 @@
+"""The message trace: recorder (used by both runtimes) and the trace CLI."""

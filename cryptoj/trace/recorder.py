@@ -1,0 +1,155 @@
+"""Trace recorder: one JSON line per message delivery, dead letter and supervision event.
+
+File format (JSON Lines, UTF-8, one object per line, keys in this order; optional keys omitted):
+
+``seq``    int, 1-based position in the trace (per process run)
+``ts``     int, time of the event in ns since the epoch, from the injected clock
+``kind``   ``deliver`` (a message was handled), ``dead`` (dead letter: receiver dead or restarting,
+           or left in a crashed actor's mailbox), ``exit`` (an actor stopped; ``note`` gives why),
+           ``start`` (an actor started; ``note`` gives its generation)
+``src``    sender name (``venue``, ``main``, ``timer`` for outside sources)
+``dst``    receiver name
+``type``   message type name
+``id``     message id; ``corr`` correlation id (shared by everything one market event or command
+           caused); ``cause`` id of the message being handled when this one was sent
+``msg``    the message itself, msgspec-JSON (``type`` tag plus fields; Decimals as strings)
+``dur_ns`` handling time and ``wait_ns`` mailbox wait, wall-clock ns, threaded runtime only
+``note``   free text (exit reason, dead-letter reason)
+
+Files rotate when they exceed ``max_bytes``: ``trace.jsonl`` → ``trace.jsonl.1`` → … up to
+``max_files`` rotated files; the oldest is deleted, so disk use is bounded by
+``(max_files + 1) × max_bytes``. Messages never contain secrets (credentials live only in the venue
+client), so nothing needs redacting here.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import msgspec
+
+from cryptoj.models.base import Message
+
+
+class TraceLine(msgspec.Struct, omit_defaults=True):
+    """One trace record (see the module docstring)."""
+
+    seq: int
+    ts: int
+    kind: str
+    src: str
+    dst: str
+    type: str
+    id: str = ""
+    corr: str = ""
+    cause: str = ""
+    msg: msgspec.Raw = msgspec.Raw(b"null")
+    dur_ns: int | None = None
+    wait_ns: int | None = None
+    note: str = ""
+
+
+_ENCODER = msgspec.json.Encoder(decimal_format="string")
+
+
+def encode_message(message: Message) -> bytes:
+    """The JSON form of a message, as stored in the ``msg`` field."""
+    return _ENCODER.encode(message)
+
+
+class TraceWriter:
+    """Appends trace lines to a size-rotated JSONL file; safe to call from several threads."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        max_bytes: int = 50_000_000,
+        max_files: int = 5,
+        fresh: bool = False,
+    ) -> None:
+        """Open ``path`` for appending; ``fresh`` first deletes it and its rotated files."""
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if fresh:
+            for old in [self.path, *self.path.parent.glob(self.path.name + ".*")]:
+                old.unlink(missing_ok=True)
+        self.max_bytes = max_bytes
+        self.max_files = max_files
+        self._lock = threading.Lock()
+        self._file = open(self.path, "ab")  # noqa: SIM115 - closed in close()
+        self._size = self._file.tell()
+        self._seq = 0
+        self.records = 0
+
+    def record(
+        self,
+        kind: str,
+        ts: int,
+        src: str,
+        dst: str,
+        message: Message,
+        *,
+        msg_id: str = "",
+        corr: str = "",
+        cause: str = "",
+        dur_ns: int | None = None,
+        wait_ns: int | None = None,
+        note: str = "",
+    ) -> None:
+        """Write one record."""
+        payload = msgspec.Raw(_ENCODER.encode(message))
+        with self._lock:
+            self._seq += 1
+            line = _ENCODER.encode(
+                TraceLine(
+                    seq=self._seq,
+                    ts=ts,
+                    kind=kind,
+                    src=src,
+                    dst=dst,
+                    type=type(message).__name__,
+                    id=msg_id,
+                    corr=corr,
+                    cause=cause,
+                    msg=payload,
+                    dur_ns=dur_ns,
+                    wait_ns=wait_ns,
+                    note=note,
+                )
+            )
+            self._file.write(line)
+            self._file.write(b"\n")
+            self._size += len(line) + 1
+            self.records += 1
+            if self._size >= self.max_bytes:
+                self._rotate()
+
+    def _rotate(self) -> None:
+        self._file.close()
+        oldest = self.path.with_name(f"{self.path.name}.{self.max_files}")
+        if oldest.exists():
+            oldest.unlink()
+        for i in range(self.max_files - 1, 0, -1):
+            src = self.path.with_name(f"{self.path.name}.{i}")
+            if src.exists():
+                os.replace(src, self.path.with_name(f"{self.path.name}.{i + 1}"))
+        os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+        self._file = open(self.path, "ab")  # noqa: SIM115
+        self._size = 0
+
+    def flush(self) -> None:
+        """Push buffered lines to the OS."""
+        with self._lock:
+            if not self._file.closed:
+                self._file.flush()
+
+    def close(self) -> None:
+        """Flush and close the file (idempotent)."""
+        with self._lock:
+            if not self._file.closed:
+                self._file.flush()
+                os.fsync(self._file.fileno())
+                self._file.close()
