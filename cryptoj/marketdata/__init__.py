@@ -1,0 +1,37 @@
+"""Recorded market data bundled with cryptoj, and the loader that replays it as events.
+
+Two sets of real, recorded Coinbase data ship inside the package (``bundled/``; provenance,
+licences and the CSV format in ``bundled/PROVENANCE.md``):
+
+* ``coinbase-1m-2018-04``: 1-minute trade bars and top-of-book quotes for BTC-USD, ETH-USD and
+  LTC-USD on 2018-04-04 and 2018-04-05 (QuantConnect Lean, Apache-2.0).
+* ``coinbase-4h-2016-2025``: 4-hour candles for BTC-USD and ETH-USD, 2016-05-18 → 2025-10-28,
+  every stress period since (ta4j, MIT).
+
+:func:`load_events` turns a set, or a user CSV in the same long format, into time-ordered batches
+of :class:`~cryptoj.models.market.Bar` and :class:`~cryptoj.models.market.Quote`::
+
+    from cryptoj.marketdata import load_events
+    for batch in load_events("coinbase-1m-2018-04", products=["BTC-USD"]):
+        ...
+"""
+
+from cryptoj.marketdata.loader import (
+    LONG_CSV_COLUMNS,
+    Batch,
+    DataError,
+    DatasetInfo,
+    get_dataset,
+    list_datasets,
+    load_events,
+)
+
+__all__ = [
+    "LONG_CSV_COLUMNS",
+    "Batch",
+    "DataError",
+    "DatasetInfo",
+    "get_dataset",
+    "list_datasets",
+    "load_events",
+]
