@@ -17,6 +17,7 @@ from cryptoj.models.market import Quote
 from cryptoj.runtime.assemble import System, assemble
 from cryptoj.runtime.common import EXIT_ERROR, ChaosPlan, RuntimeStats
 from cryptoj.runtime.deterministic import DeterministicRuntime
+from cryptoj.runtime.threaded import ScaledClock, ThreadedRuntime, run_until_stopped
 from cryptoj.summary import books_summary, check_invariants
 from cryptoj.supervision.tree import WORKERS
 from cryptoj.trace.recorder import TraceWriter
@@ -52,7 +53,7 @@ def run_replay(cfg: Config, opts: ReplayOptions) -> tuple[dict[str, Any], int]:
     """Run one replay; return the summary and the process exit code."""
     products = list(cfg.feed.products) or None
     batches = load_events(opts.data, products=products, start=opts.start, end=opts.end)
-    system = assemble(cfg, batches, opts.journal, fresh_journal=True)
+    system = assemble(cfg, batches, opts.journal, fresh_journal=True, run_tag=f"s{opts.seed}")
     trace = (
         TraceWriter(
             opts.trace, max_bytes=cfg.trace.max_bytes, max_files=cfg.trace.max_files, fresh=True
@@ -73,11 +74,7 @@ def run_replay(cfg: Config, opts: ReplayOptions) -> tuple[dict[str, Any], int]:
     t0 = time.perf_counter()
     try:
         if opts.runtime == "threaded":
-            from cryptoj.runtime.threaded import run_threaded
-
-            outcome = run_threaded(
-                system, trace=trace, seed=opts.seed, speed=0.0, progress=opts.progress
-            )
+            outcome = _run_threaded(system, trace=trace, seed=opts.seed, speed=0.0)
         else:
             outcome = _run_deterministic(system, trace, opts.seed, chaos, opts.progress)
     finally:
@@ -119,6 +116,21 @@ def _run_deterministic(
         reason = "the ShutdownActor died"
     return RunOutcome(
         exit_code, reason, rt.stats, portfolio if isinstance(portfolio, PortfolioActor) else None
+    )
+
+
+def _run_threaded(
+    system: System, *, trace: TraceWriter | None, seed: int, speed: float
+) -> RunOutcome:
+    rt = ThreadedRuntime(
+        seed=seed, clock=ScaledClock(system.start_ns, speed), registry=system.registry, trace=trace
+    )
+    system.venue.set_listener(lambda event: rt.tell("execution", event, sender="venue"))
+    run_until_stopped(rt, rt.exit_event.wait, quiesce=list(WORKERS))
+    portfolio = rt.last_behaviours.get("portfolio")
+    code = rt.exit_code if rt.exit_code is not None else EXIT_ERROR
+    return RunOutcome(
+        code, rt.exit_reason, rt.stats, portfolio if isinstance(portfolio, PortfolioActor) else None
     )
 
 

@@ -46,8 +46,14 @@ def assemble(
     *,
     fresh_journal: bool,
     stop_on_feed_end: bool = True,
+    run_tag: str = "s",
 ) -> System:
-    """Build the venue, the source and the registry; prepare the journal."""
+    """Build the venue, the source and the registry; prepare the journal.
+
+    With an existing journal (a restart) the paper account is restored from its fills, so the
+    simulated venue holds what it held before the process stopped. ``run_tag`` makes this run's
+    venue ids distinct from earlier runs' ids in the same journal.
+    """
     if cfg.mode != "paper":
         raise LiveTradingUnavailable(
             "mode: live is not available yet (the Coinbase execution client is a later "
@@ -60,8 +66,9 @@ def assemble(
     journal = Journal(path)
     if journal.get_meta("starting_cash") is None:
         journal.set_meta("starting_cash", str(Decimal(repr(cfg.paper.starting_cash))))
+    venue = PaperExchange.from_config(cfg.paper, id_prefix=f"paper-{run_tag}")
+    venue.restore(journal.fills())
     journal.close()
-    venue = PaperExchange.from_config(cfg.paper)
     source = ReplaySource(batches)
     deps = Dependencies(venue=venue, source=source, journal_path=str(path))
     registry = flatten_tree(build_tree(cfg, deps), parent="shutdown")

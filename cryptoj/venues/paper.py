@@ -102,7 +102,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import (
@@ -182,10 +182,7 @@ def fill_notional(fill: Fill) -> Decimal:
 
 def fill_cash_delta(fill: Fill) -> Decimal:
     """The change of the quote-currency balance caused by ``fill`` (negative for a BUY)."""
-    n = fill_notional(fill)
-    if fill.side is Side.BUY:
-        return _CTX.minus(_CTX.add(n, fill.fee))
-    return _CTX.subtract(n, fill.fee)
+    return fill.cash_delta
 
 
 def _decimal(x: object) -> Decimal | None:
@@ -786,6 +783,25 @@ class PaperExchange:
         o.fills.append(fill)
         self._fills.append(fill)
         self._emit(fill)
+
+    def restore(self, fills: Sequence[Fill]) -> None:
+        """Re-book fills of an earlier run (paper account recovery after a restart).
+
+        The simulated account then holds what those fills left: the state a real venue would
+        still have. Only allowed before any order was placed in this run.
+        """
+        with self._lock:
+            if self._orders:
+                raise RuntimeError("restore() must run before the first order")
+            q_ccy = self._quote_ccy
+            for f in fills:
+                base = f.product.partition("-")[0]
+                delta = fill_cash_delta(f)
+                signed = f.quantity if f.side is Side.BUY else -f.quantity
+                self._balances[q_ccy] += delta
+                self._balances[base] = self._balances.get(base, _ZERO) + signed
+                self._held.setdefault(base, _ZERO)
+                self._fills.append(f)
 
     def _close(self, o: _Order, status: OrderStatus, ts: int) -> None:
         o.status = status

@@ -1,0 +1,476 @@
+"""The threaded runtime: each actor in its own pykka ``ThreadingActor``.
+
+pykka has no supervision, so :class:`_Host` overrides pykka 4.5's private exit points
+(``_handle_failure``, ``_stop``, ``_handle_receive``, ``_actor_loop_teardown``; pinned with
+``pykka==4.5.*``) to report every exit exactly once to the parent supervisor:
+
+* exception in a tell handler → ``_handle_failure`` (abnormal);
+* exception in an ask handler → pykka would keep the actor running with a half-applied change;
+  we fail it instead (abnormal) and the caller still gets the exception;
+* exception in ``on_start`` → ``_handle_failure`` (abnormal);
+* exception in ``on_stop`` → ``_handle_failure`` from inside ``_stop`` (abnormal);
+* a requested stop → ``_stop`` (normal; not reported when the supervisor asked for it).
+
+Messages left in a dying actor's mailbox and sends to a dead or restarting name are dead letters
+(trace + counter). Timers run on one timer thread; the clock is injected (:class:`ScaledClock`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import random
+import sys
+import threading
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+import pykka
+from pykka import ActorDeadError, ActorRef
+
+from cryptoj.actors.base import Actor
+from cryptoj.models.base import Message
+from cryptoj.models.system import ChildExited, ChildStarted, Ping
+from cryptoj.runtime.common import Envelope, IdFactory, Registered, RuntimeStats
+from cryptoj.supervision.supervisor import RestartIntensityExceeded
+from cryptoj.trace.recorder import TraceWriter
+
+ASK_TIMEOUT_S = 10.0
+
+
+class ScaledClock:
+    """Market time for the threaded runtime.
+
+    ``speed > 0``: time runs ``speed`` times faster than the wall clock from ``origin_ns``
+    (``speed=1`` with ``origin_ns=time.time_ns()`` is the wall clock). ``speed == 0``: time only
+    moves when the timer thread fires a timer (as fast as possible, for replays).
+    """
+
+    def __init__(self, origin_ns: int, speed: float) -> None:
+        self.origin_ns = origin_ns
+        self.speed = speed
+        self._t0 = time.monotonic_ns()
+        self._virtual = origin_ns
+
+    def now(self) -> int:
+        """Current time in ns since the epoch."""
+        if self.speed == 0:
+            return self._virtual
+        return self.origin_ns + int((time.monotonic_ns() - self._t0) * self.speed)
+
+    def wall_delay_s(self, due_ns: int) -> float:
+        """Seconds of wall time until ``due_ns``."""
+        if self.speed == 0:
+            return 0.0
+        return max(0.0, (due_ns - self.now()) / self.speed / 1e9)
+
+    def advance_to(self, due_ns: int) -> None:
+        """Move virtual time forward (``speed == 0`` only)."""
+        if self.speed == 0 and due_ns > self._virtual:
+            self._virtual = due_ns
+
+
+class AskEnvelope(Envelope):
+    """An envelope sent with ``ask``: a failure crashes the actor and reaches the caller."""
+
+
+class _Ctx:
+    """The context handed to actors in the threaded runtime."""
+
+    def __init__(self, rt: ThreadedRuntime, name: str, generation: int) -> None:
+        self._rt = rt
+        self._name = name
+        self._rng = random.Random(f"{rt.seed}:{name}:{generation}")
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def rng(self) -> random.Random:
+        return self._rng
+
+    def now(self) -> int:
+        return self._rt.clock.now()
+
+    def send(self, to: str, msg: Message, *, correlation_id: str | None = None) -> None:
+        self._rt.send(self._name, to, msg, correlation_id)
+
+    def schedule(self, delay_ns: int, msg: Message) -> None:
+        self._rt.schedule(self._name, max(0, delay_ns), msg)
+
+    def new_id(self, prefix: str) -> str:
+        return self._rt.ids.new_id(prefix)
+
+    def stop_system(self, exit_code: int, reason: str) -> None:
+        self._rt.request_stop(exit_code, reason)
+
+    def start_child(self, name: str) -> int:
+        return self._rt.start(name)
+
+    def stop_child(self, name: str) -> None:
+        self._rt.stop(name, report=False)
+
+
+class _Host(pykka.ThreadingActor):
+    """Hosts one actor behaviour in a pykka thread and reports its exit exactly once."""
+
+    def __init__(self, rt: ThreadedRuntime, name: str, behaviour: Actor, generation: int) -> None:
+        super().__init__()
+        self.rt = rt
+        self.cell_name = name
+        self.behaviour = behaviour
+        self.generation = generation
+        self.ctx = _Ctx(rt, name, generation)
+        self.report_exit = True
+        self._reported = False
+        self._lock = threading.Lock()
+        rt.refs[name] = (self.actor_ref, self)  # before the thread starts: never a stale ref
+
+    def on_start(self) -> None:
+        self.behaviour.on_start(self.ctx)
+
+    def on_stop(self) -> None:
+        self.behaviour.on_stop(self.ctx)
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Envelope):
+            self.rt.deliver(self, message)
+            return None
+        if isinstance(message, Ping):
+            return True
+        raise TypeError(f"{self.cell_name}: not an envelope: {message!r}")
+
+    # -- pykka's private exit points -------------------------------------------------------
+
+    def _handle_failure(
+        self,
+        exception_type: type[BaseException] | None,
+        exception_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        super()._handle_failure(exception_type, exception_value, traceback)
+        if isinstance(exception_value, RestartIntensityExceeded):
+            self.rt.stats.bump("escalations")
+        self._exit(True, repr(exception_value))
+
+    def _stop(self) -> None:
+        super()._stop()
+        self._exit(False, "stopped")
+
+    def _handle_receive(self, message: Any) -> Any:
+        try:
+            return super()._handle_receive(message)
+        except Exception:
+            if isinstance(message, AskEnvelope):
+                self._handle_failure(*sys.exc_info())
+            raise
+
+    def _actor_loop_teardown(self) -> None:
+        inbox = self.actor_inbox
+        while not inbox.empty():
+            envelope = inbox.get()
+            if isinstance(envelope.message, Envelope):
+                self.rt.dead_letter(
+                    envelope.message.sender,
+                    self.cell_name,
+                    envelope.message,
+                    "left in mailbox of a stopped actor",
+                )
+            if envelope.reply_to is not None:
+                if isinstance(envelope.message, pykka.messages._ActorStop):
+                    envelope.reply_to.set(None)
+                else:
+                    envelope.reply_to.set_exception(
+                        exc_info=(ActorDeadError, ActorDeadError(f"{self.cell_name} stopped"), None)
+                    )
+
+    def _exit(self, abnormal: bool, reason: str) -> None:
+        with self._lock:
+            if self._reported:
+                return
+            self._reported = True
+        self.rt.on_exit(self, abnormal, reason)
+
+
+class _TimerThread(threading.Thread):
+    """Fires scheduled messages on the injected clock."""
+
+    def __init__(self, rt: ThreadedRuntime) -> None:
+        super().__init__(name="cryptoj-timers", daemon=True)
+        self.rt = rt
+        self.cond = threading.Condition()
+        self.heap: list[tuple[int, int, str, Envelope]] = []
+        self.seq = 0
+        self.stopped = False
+
+    def add(self, due: int, owner: str, env: Envelope) -> None:
+        with self.cond:
+            self.seq += 1
+            heapq.heappush(self.heap, (due, self.seq, owner, env))
+            self.cond.notify()
+
+    def run(self) -> None:
+        clock = self.rt.clock
+        while True:
+            with self.cond:
+                while not self.stopped and (
+                    not self.heap or clock.wall_delay_s(self.heap[0][0]) > 0
+                ):
+                    timeout = clock.wall_delay_s(self.heap[0][0]) if self.heap else None
+                    self.cond.wait(timeout)
+                if self.stopped:
+                    return
+                due, _, owner, env = heapq.heappop(self.heap)
+            clock.advance_to(due)
+            self.rt.post(owner, env)
+
+    def stop(self) -> None:
+        with self.cond:
+            self.stopped = True
+            self.cond.notify()
+
+
+class ThreadedRuntime:
+    """Runs actors in pykka threads with supervision, tracing and dead letters."""
+
+    def __init__(
+        self,
+        *,
+        seed: int,
+        clock: ScaledClock,
+        registry: dict[str, Registered],
+        trace: TraceWriter | None = None,
+        run_tag: str | None = None,
+    ) -> None:
+        self.seed = seed
+        self.clock = clock
+        self.registry = registry
+        self.trace = trace
+        self.ids = IdFactory(run_tag or f"t{seed}")
+        self.stats = RuntimeStats()
+        self.refs: dict[str, tuple[ActorRef[Any], _Host]] = {}
+        self.generations: dict[str, int] = {}
+        self.start_order: list[str] = []
+        self.last_behaviours: dict[str, Actor] = {}
+        self._lock = threading.RLock()
+        self._local = threading.local()
+        self.exit_event = threading.Event()
+        self.exit_code: int | None = None
+        self.exit_reason = ""
+        self.timers = _TimerThread(self)
+        self.timers.start()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self, name: str) -> int:
+        """Start (or restart) ``name``; return its generation."""
+        reg = self.registry[name]
+        with self._lock:
+            gen = self.generations.get(name, 0) + 1
+            if gen > 1:
+                self.stats.bump("restarts")
+            self.generations[name] = gen
+            _Host.start(self, name, reg.factory(), gen)
+            if name not in self.start_order:
+                self.start_order.append(name)
+        self._record(
+            "start", reg.parent, name, ChildStarted(ts=self.clock.now(), name=name, generation=gen)
+        )
+        return gen
+
+    def stop(self, name: str, *, report: bool) -> None:
+        """Stop ``name`` and wait for its on_stop (up to its stop timeout)."""
+        with self._lock:
+            entry = self.refs.get(name)
+        if entry is None:
+            return
+        ref, host = entry
+        host.report_exit = report
+        try:
+            ref.stop(block=True, timeout=ASK_TIMEOUT_S)
+        except pykka.Timeout:
+            self.stats.exits.append(f"{name}: did not stop within {ASK_TIMEOUT_S}s (thread leaked)")
+
+    def on_exit(self, host: _Host, abnormal: bool, reason: str) -> None:
+        """Called exactly once per actor instance when it stops, on whatever path."""
+        name = host.cell_name
+        with self._lock:
+            self.last_behaviours[name] = host.behaviour
+            current = self.refs.get(name)
+            if current is not None and current[1] is host:
+                del self.refs[name]
+        if abnormal:
+            self.stats.bump("crashes")
+            for child, reg in self.registry.items():
+                if reg.parent == name:
+                    self.stop(child, report=False)
+        self.stats.exits.append(f"{name}: {reason}")
+        parent = self.registry[name].parent
+        msg = ChildExited(
+            ts=self.clock.now(),
+            name=name,
+            generation=host.generation,
+            abnormal=abnormal,
+            reason=reason,
+        )
+        self._record("exit", name, parent, msg, note=f"{'crash' if abnormal else 'stop'}: {reason}")
+        if host.report_exit or abnormal:
+            self.send(name, parent, msg, None)
+
+    def request_stop(self, exit_code: int, reason: str) -> None:
+        """Let the main thread end the run."""
+        with self._lock:
+            if self.exit_code is None or exit_code > self.exit_code:
+                self.exit_code, self.exit_reason = exit_code, reason
+        self.exit_event.set()
+
+    def quiesce(self, names: list[str], rounds: int = 50) -> None:
+        """Wait until every listed actor has handled all it was sent (ping barrier)."""
+        last = -1
+        for _ in range(rounds):
+            for name in names:
+                with self._lock:
+                    entry = self.refs.get(name)
+                if entry is not None:
+                    with contextlib.suppress(ActorDeadError, pykka.Timeout):
+                        entry[0].ask(Ping(), timeout=ASK_TIMEOUT_S)
+            if self.stats.delivered == last:
+                return
+            last = self.stats.delivered
+
+    def shutdown(self) -> None:
+        """Stop the timer thread, then every actor in reverse start order."""
+        self.timers.stop()
+        for name in reversed(self.start_order):
+            self.stop(name, report=False)
+        self.timers.join(timeout=5)
+
+    # -- messaging ---------------------------------------------------------------------------
+
+    def send(self, sender: str, to: str, msg: Message, corr: str | None) -> None:
+        """Deliver ``msg`` to ``to`` (a dead letter when it is not running)."""
+        cur: Envelope | None = getattr(self._local, "current", None)
+        msg_id = self.ids.message_id()
+        env = Envelope(
+            msg,
+            sender,
+            msg_id,
+            corr or (cur.corr if cur else msg_id),
+            cur.msg_id if cur else "",
+            time.perf_counter_ns(),
+        )
+        self.post(to, env)
+
+    def post(self, to: str, env: Envelope) -> None:
+        """Put an envelope into ``to``'s mailbox."""
+        with self._lock:
+            entry = self.refs.get(to)
+        if entry is None:
+            self.dead_letter(env.sender, to, env, "receiver not running")
+            return
+        env.enq_ns = time.perf_counter_ns()
+        try:
+            entry[0].tell(env)
+        except ActorDeadError:
+            self.dead_letter(env.sender, to, env, "receiver died")
+
+    def tell(self, to: str, msg: Message, sender: str = "main") -> None:
+        """Send from outside the actors (venue user channel, signal handler, CLI)."""
+        self.send(sender, to, msg, None)
+
+    def ask(self, to: str, msg: Message, timeout: float = ASK_TIMEOUT_S) -> Any:
+        """Deliver ``msg`` as an ask; a failing handler crashes the actor and raises here."""
+        with self._lock:
+            entry = self.refs.get(to)
+        if entry is None:
+            raise ActorDeadError(f"{to} is not running")
+        msg_id = self.ids.message_id()
+        env = AskEnvelope(msg, "main", msg_id, msg_id, "", time.perf_counter_ns())
+        return entry[0].ask(env, timeout=timeout)
+
+    def schedule(self, owner: str, delay_ns: int, msg: Message) -> None:
+        """Deliver ``msg`` to ``owner`` after ``delay_ns`` of clock time."""
+        cur: Envelope | None = getattr(self._local, "current", None)
+        msg_id = self.ids.message_id()
+        env = Envelope(msg, owner, msg_id, msg_id, cur.msg_id if cur else "")
+        self.timers.add(self.clock.now() + delay_ns, owner, env)
+
+    def deliver(self, host: _Host, env: Envelope) -> None:
+        """Run the behaviour's handler for one envelope (in the actor's thread)."""
+        start = time.perf_counter_ns()
+        self._local.current = env
+        try:
+            host.behaviour.receive(env.msg, host.ctx)
+        finally:
+            self._local.current = None
+            self.stats.bump("delivered")
+            if self.trace is not None:
+                end = time.perf_counter_ns()
+                self.trace.record(
+                    "deliver",
+                    self.clock.now(),
+                    env.sender,
+                    host.cell_name,
+                    env.msg,
+                    msg_id=env.msg_id,
+                    corr=env.corr,
+                    cause=env.cause,
+                    dur_ns=end - start,
+                    wait_ns=start - env.enq_ns if env.enq_ns else None,
+                )
+
+    def dead_letter(self, sender: str, to: str, env: Envelope, why: str) -> None:
+        """Record a message nobody will handle."""
+        self.stats.bump("dead_letters")
+        self._record("dead", sender, to, env.msg, env=env, note=why)
+
+    def _record(
+        self,
+        kind: str,
+        src: str,
+        dst: str,
+        msg: Message,
+        *,
+        env: Envelope | None = None,
+        note: str = "",
+    ) -> None:
+        if self.trace is not None:
+            self.trace.record(
+                kind,
+                self.clock.now(),
+                src,
+                dst,
+                msg,
+                msg_id=env.msg_id if env else "",
+                corr=env.corr if env else "",
+                cause=env.cause if env else "",
+                note=note,
+            )
+
+    def behaviour(self, name: str) -> Actor | None:
+        """The current behaviour instance of ``name`` (None when not running)."""
+        with self._lock:
+            entry = self.refs.get(name)
+        return entry[1].behaviour if entry else None
+
+    def is_alive(self, name: str) -> bool:
+        """True when ``name`` is running."""
+        with self._lock:
+            return name in self.refs
+
+
+def run_until_stopped(
+    rt: ThreadedRuntime, wait: Callable[[], object], quiesce: list[str] | None = None
+) -> None:
+    """Start the guardian and the tree, ``wait`` for the end, then stop everything in order."""
+    rt.start("shutdown")
+    rt.start("root")
+    try:
+        wait()
+        if quiesce:
+            rt.quiesce(quiesce)
+    finally:
+        rt.shutdown()
