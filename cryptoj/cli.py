@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from cryptoj.config import Config, ConfigError, load_config
+from cryptoj.marketdata.loader import DataError
+from cryptoj.runtime.assemble import LiveTradingUnavailable
 from cryptoj.runtime.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE
 
 DEFAULT_CONFIG = "config.yaml"
@@ -99,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
         for problem in e.problems:
             print(f"{e.source}: {problem}", file=sys.stderr)
         return EXIT_USAGE
+    except (DataError, LiveTradingUnavailable) as e:
+        print(f"cryptoj: {e}", file=sys.stderr)
+        return EXIT_USAGE
     build_parser().print_help()
     return EXIT_USAGE
 
@@ -124,7 +129,7 @@ def _check_config(path: str) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from cryptoj.marketdata.loader import DataError, list_datasets
+    from cryptoj.marketdata.loader import list_datasets
     from cryptoj.replay import ReplayOptions, run_replay
 
     if args.list_data:

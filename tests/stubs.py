@@ -1,0 +1,69 @@
+"""Hand-written test doubles: a recording actor context and message builders."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from cryptoj.models.base import Message
+from cryptoj.models.market import Bar, Quote
+
+
+@dataclass
+class FakeCtx:
+    """A synchronous Context that records what the actor sends and schedules."""
+
+    name: str = "actor"
+    time_ns: int = 1_522_800_060_000_000_000
+    sent: list[tuple[str, Message]] = field(default_factory=list)
+    scheduled: list[tuple[int, Message]] = field(default_factory=list)
+    stopped: list[tuple[int, str]] = field(default_factory=list)
+    rng: random.Random = field(default_factory=lambda: random.Random(1))
+    _n: int = 0
+
+    def now(self) -> int:
+        return self.time_ns
+
+    def send(self, to: str, msg: Message, *, correlation_id: str | None = None) -> None:
+        self.sent.append((to, msg))
+
+    def schedule(self, delay_ns: int, msg: Message) -> None:
+        self.scheduled.append((delay_ns, msg))
+
+    def new_id(self, prefix: str) -> str:
+        self._n += 1
+        return f"{prefix}-test-{self._n:06d}"
+
+    def stop_system(self, exit_code: int, reason: str) -> None:
+        self.stopped.append((exit_code, reason))
+
+    def to(self, name: str) -> list[Message]:
+        """Messages sent to ``name``, in order."""
+        return [m for n, m in self.sent if n == name]
+
+
+def quote(
+    product: str = "BTC-USD",
+    bid: str = "7000",
+    ask: str = "7001",
+    size: str = "5",
+    ts: int = 1_522_800_060_000_000_000,
+) -> Quote:
+    """A quote with equal sizes on both sides."""
+    return Quote(
+        ts=ts,
+        product=product,
+        bid=Decimal(bid),
+        bid_size=Decimal(size),
+        ask=Decimal(ask),
+        ask_size=Decimal(size),
+    )
+
+
+def bar(product: str = "BTC-USD", close: str = "7000", ts: int = 1_522_800_060_000_000_000) -> Bar:
+    """A one-minute bar whose OHLC all equal ``close``."""
+    c = Decimal(close)
+    return Bar(
+        ts=ts, product=product, open=c, high=c, low=c, close=c, volume=Decimal(1), interval_s=60
+    )

@@ -1,0 +1,110 @@
+"""Config loading, validation messages and the check-config command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cryptoj.config import Config, ConfigError, load_config, parse_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_shipped_config_yaml_is_valid_and_equals_the_defaults() -> None:
+    assert load_config(ROOT / "config.yaml") == Config()
+
+
+def test_risk_defaults_are_the_seed_values_as_fractions() -> None:
+    r = Config().risk
+    assert (r.daily_loss_limit, r.position_size_limit, r.stop_loss) == (0.02, 0.10, 0.05)
+    assert (r.correlation_weight, r.volatility_weight, r.min_position_size) == (0.30, 0.40, 0.02)
+
+
+def test_every_problem_is_reported_with_its_field_path() -> None:
+    with pytest.raises(ConfigError) as e:
+        parse_config(
+            {
+                "risk": {"daily_loss_limit": "two", "stop_loss": 5, "colour": 1},
+                "feed": {"speed": -1},
+                "bogus": True,
+            }
+        )
+    assert e.value.problems == [
+        "bogus: unknown field (known: coinbase, feed, journal, live_trading_confirmed, logging, "
+        "mode, paper, risk, seed, strategy, supervision, trace)",
+        "risk.colour: unknown field (known: caution_drawdown, correlation_weight, "
+        "daily_loss_limit, min_position_size, position_size_limit, stop_loss, "
+        "volatility_halflife_bars, volatility_weight)",
+        "risk.daily_loss_limit: expected a number in (0, 1], got 'two'",
+        "risk.stop_loss: expected a number in (0, 1], got 5",
+        "feed.speed: expected a number >= 0, got -1",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ({"mode": "yolo"}, "mode: expected one of 'live', 'paper', got 'yolo'"),
+        (
+            {"strategy": {"fast_period": 2.5}},
+            "strategy.fast_period: expected a whole number > 0, got 2.5",
+        ),
+        ({"trace": {"enabled": "yes"}}, "trace.enabled: expected true or false, got 'yes'"),
+        ({"feed": {"products": ["btc"]}}, "feed.products: expected a list of text matching"),
+        ({"risk": "high"}, "risk: expected a mapping of fields, got 'high'"),
+        (
+            {"paper": {"starting_cash": None}},
+            "paper.starting_cash: expected a number > 0, got nothing (null)",
+        ),
+        (
+            {"strategy": {"fast_period": 50, "slow_period": 10}},
+            "strategy.fast_period: expected less than",
+        ),
+        ({"mode": "live"}, "mode: 'live' also needs live_trading_confirmed: true"),
+    ],
+)
+def test_bad_values_name_the_field_and_what_was_expected(raw: dict, expected: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        parse_config(raw)
+    assert any(p.startswith(expected) for p in e.value.problems), e.value.problems
+
+
+def test_invalid_yaml_and_missing_files_are_config_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("risk: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="cannot read file"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def _check(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cryptoj", "check-config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_check_config_exits_0_on_a_valid_file() -> None:
+    done = _check(ROOT / "config.yaml")
+    assert done.returncode == 0, done.stderr
+    assert "OK" in done.stdout
+
+
+def test_check_config_exits_2_naming_a_wrong_type_a_range_and_an_unknown_key(
+    tmp_path: Path,
+) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text("risk:\n  daily_loss_limit: two\n  stop_loss: 7\n  colour: blue\n")
+    done = _check(f)
+    assert done.returncode == 2
+    lines = done.stdout.splitlines()
+    assert "risk.daily_loss_limit: expected a number in (0, 1], got 'two'" in lines
+    assert "risk.stop_loss: expected a number in (0, 1], got 7" in lines
+    assert any(line.startswith("risk.colour: unknown field") for line in lines)

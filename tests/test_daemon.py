@@ -1,0 +1,85 @@
+"""The daemon process: starts from config, stops on SIGTERM with exit 0, recovers its journal."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _start(tmp_path: Path, speed: float) -> subprocess.Popen[str]:
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(
+        f"feed:\n  speed: {speed}\njournal:\n  path: {tmp_path / 'journal.sqlite'}\n"
+        f"trace:\n  path: {tmp_path / 'trace.jsonl'}\n"
+        "strategy:\n  fast_period: 3\n  slow_period: 8\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "cryptoj", "--config", str(cfg)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _wait_for(proc: subprocess.Popen[str], text: str, timeout: float = 30) -> list[str]:
+    assert proc.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if text in line:
+            return lines
+    pytest.fail(f"{text!r} not seen in daemon output: {''.join(lines)}")
+
+
+def _stop(proc: subprocess.Popen[str]) -> tuple[int, float, str]:
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=15)
+    return proc.returncode, time.monotonic() - t0, out
+
+
+def test_sigterm_stops_the_daemon_with_exit_0_well_within_5_seconds(tmp_path: Path) -> None:
+    proc = _start(tmp_path, speed=600)
+    _wait_for(proc, "cryptoj running")
+    code, took, out = _stop(proc)
+    assert code == 0, out
+    assert took < 5, f"took {took:.1f}s to stop"
+    assert "cryptoj stopped: exit code 0" in out
+
+
+def test_a_restarted_daemon_continues_from_its_journal(tmp_path: Path) -> None:
+    proc = _start(tmp_path, speed=0)  # as fast as possible: the data ends within seconds
+    _wait_for(proc, "cryptoj running")
+    db = tmp_path / "journal.sqlite"
+    deadline = time.monotonic() + 60
+    fills = 0
+    while time.monotonic() < deadline and fills == 0:
+        with sqlite3.connect(db) as c:
+            fills = c.execute("SELECT count(*) FROM fills").fetchone()[0]
+        time.sleep(0.1)  # polling interval of this test only
+    code, _, out = _stop(proc)
+    assert code == 0, out
+    assert fills > 0
+    proc = _start(tmp_path, speed=600)
+    _wait_for(proc, "cryptoj running")
+    code, _, out = _stop(proc)
+    assert code == 0, out
+    with sqlite3.connect(db) as c:
+        ids = [r[0] for r in c.execute("SELECT fill_id FROM fills")]
+    assert len(ids) == len(set(ids)) >= fills
