@@ -67,6 +67,8 @@ class FeedConfig(_Section, frozen=True, kw_only=True):
     data: str = "coinbase-1m-2018-04"  # bundled set name or path to a CSV in the documented format
     speed: NonNegFloat = 60.0  # replay pace for the daemon: 1 = real time, 0 = as fast as possible
     products: tuple[Product, ...] = ()  # empty = every product in the data
+    bar_spread_bps: NonNegFloat = 10.0  # bar-only data: modelled spread around the close, bps
+    bar_depth_fraction: Fraction = 0.05  # bar-only data: modelled top-of-book size, of bar volume
 
 
 class JournalConfig(_Section, frozen=True, kw_only=True):

@@ -10,21 +10,54 @@ correlation id, so the trace can follow everything one market update caused.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 
 from cryptoj.actors.base import Actor, Context
 from cryptoj.models.market import Bar, FeedFinished, MarketEvent, Quote
 from cryptoj.models.system import Tick
 
 POLL = Tick(kind="poll")
+_Q8 = Decimal("0.00000001")
 
 
 class ReplaySource:
-    """Recorded batches of market events with a cursor that survives FeedActor restarts."""
+    """Recorded batches of market events with a cursor that survives FeedActor restarts.
 
-    def __init__(self, batches: Sequence[tuple[MarketEvent, ...]]) -> None:
+    For products the data has no quotes for (bar-only data such as 4h candles), a quote is
+    modelled from each bar so the portfolio can mark and the paper venue can fill: bid/ask at
+    ``close × (1 ∓ bar_spread_bps / 20,000)`` with ``bar_depth_fraction × volume`` on each side
+    (at least one base increment). Such quotes carry ``derived=True`` and are never presented as
+    recorded data.
+    """
+
+    def __init__(
+        self,
+        batches: Sequence[tuple[MarketEvent, ...]],
+        *,
+        bar_spread_bps: float = 10.0,
+        bar_depth_fraction: float = 0.05,
+    ) -> None:
         self.batches = batches
         self.cursor = 0
         self.emitted = 0
+        self.half_spread = Decimal(repr(bar_spread_bps)) / Decimal(20_000)
+        self.depth_fraction = Decimal(repr(bar_depth_fraction))
+        quoted = {e.product for b in batches for e in b if isinstance(e, Quote)}
+        barred = {e.product for b in batches for e in b if isinstance(e, Bar)}
+        self.bar_only = frozenset(barred - quoted)
+
+    def derive_quote(self, bar: Bar) -> Quote:
+        """The modelled quote of a bar-only product (see the class docstring)."""
+        size = max(Decimal("0.00000001"), (bar.volume * self.depth_fraction).quantize(_Q8))
+        return Quote(
+            ts=bar.ts,
+            product=bar.product,
+            derived=True,
+            bid=(bar.close * (1 - self.half_spread)).quantize(_Q8),
+            bid_size=size,
+            ask=(bar.close * (1 + self.half_spread)).quantize(_Q8),
+            ask_size=size,
+        )
 
     def next_batch(self) -> tuple[MarketEvent, ...] | None:
         """The next batch, or None at the end."""
@@ -86,6 +119,12 @@ class FeedActor(Actor):
         if batch is None:
             return
         corr = ctx.new_id("mkt")
+        if self.source.bar_only:
+            batch = batch + tuple(
+                self.source.derive_quote(e)
+                for e in batch
+                if isinstance(e, Bar) and e.product in self.source.bar_only
+            )
         for event in batch:
             if isinstance(event, Quote):
                 if self.quote_sink is not None:

@@ -190,6 +190,7 @@ class PortfolioActor(Actor):
             equity=self.equity(),
             quantity=self.ledger.position(product),
             price=q.mid,
+            ask=q.ask,
             target_weight=weight,
             min_position_size=params.min_position_size,
             min_trade_fraction=self.min_trade_fraction,
@@ -205,7 +206,7 @@ class PortfolioActor(Actor):
     def _send_order(self, product: str, plan: PlannedOrder, reason: str, ctx: Context) -> None:
         q = self.quotes[product]
         if plan.side == Side.BUY:
-            after = (self.ledger.position(product) + plan.quantity) * q.ask
+            after = (self.ledger.position(product) + plan.quantity) * q.mid
             limit = Decimal(repr(self.cfg.risk.position_size_limit)) * self.equity()
             if after > limit * Decimal("1.0001"):
                 self.limit_breaches += 1

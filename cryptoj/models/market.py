@@ -15,6 +15,7 @@ class Quote(Message, frozen=True, kw_only=True):
     bid_size: Decimal
     ask: Decimal
     ask_size: Decimal
+    derived: bool = False  # True: modelled from a bar (bar-only data), not a recorded quote
 
     @property
     def mid(self) -> Decimal:

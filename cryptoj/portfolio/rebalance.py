@@ -6,7 +6,8 @@ caps), the order moves V toward w·E:
 * ``w < min_position_size`` with w > 0 → treated as 0 (too small a position is not opened);
 * a trade smaller than ``min_trade_fraction``·E is skipped (no churn around the target);
 * at REDUCING only trades that shrink the position pass; at HALTED nothing passes;
-* quantities are floored to the venue's base increment (1e-8 by default).
+* quantities are floored to the venue's base increment (1e-8 by default); buys are sized at the
+  ask, so the new position valued at the mid stays within the target.
 
 Example: E = 100,000 USD, BTC at 7,000, q = 0, w = 0.10 → buy 10,000 / 7,000 = 1.42857142 BTC.
 """
@@ -36,6 +37,7 @@ def plan_rebalance(
     equity: Decimal,
     quantity: Decimal,
     price: Decimal,
+    ask: Decimal | None = None,
     target_weight: float,
     min_position_size: float,
     min_trade_fraction: float,
@@ -54,7 +56,9 @@ def plan_rebalance(
     side = Side.BUY if diff > 0 else Side.SELL
     if level == RiskLevel.REDUCING and side == Side.BUY:
         return "risk level REDUCING: only exposure-reducing orders"
-    qty = (abs(diff) / price).quantize(BASE_INCREMENT, rounding=ROUND_DOWN)
+    # Buys are sized at the ask, so the position valued at ``price`` never exceeds the target.
+    unit = ask if side == Side.BUY and ask is not None and ask > price else price
+    qty = (abs(diff) / unit).quantize(BASE_INCREMENT, rounding=ROUND_DOWN)
     if side == Side.SELL:
         qty = min(qty, quantity) if w > 0 else quantity
     if qty <= 0:

@@ -69,7 +69,11 @@ def assemble(
     venue = PaperExchange.from_config(cfg.paper, id_prefix=f"paper-{run_tag}")
     venue.restore(journal.fills())
     journal.close()
-    source = ReplaySource(batches)
+    source = ReplaySource(
+        batches,
+        bar_spread_bps=cfg.feed.bar_spread_bps,
+        bar_depth_fraction=cfg.feed.bar_depth_fraction,
+    )
     deps = Dependencies(venue=venue, source=source, journal_path=str(path))
     registry = flatten_tree(build_tree(cfg, deps), parent="shutdown")
     registry["shutdown"] = Registered(
