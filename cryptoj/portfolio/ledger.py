@@ -29,22 +29,21 @@ class Reservation:
     base: Decimal  # base units held (sells)
     filled: Decimal = ZERO
 
-    @property
-    def remaining_fraction(self) -> Decimal:
-        """Share of the order not yet filled."""
+    def _unfilled_share_of(self, amount: Decimal) -> Decimal:
+        """``amount × unfilled / quantity``, multiplied before dividing so it stays exact."""
         if self.quantity <= 0:
             return ZERO
-        return max(ZERO, (self.quantity - self.filled) / self.quantity)
+        return amount * max(ZERO, self.quantity - self.filled) / self.quantity
 
     @property
     def held_cash(self) -> Decimal:
         """Cash still held."""
-        return self.cash * self.remaining_fraction
+        return self._unfilled_share_of(self.cash)
 
     @property
     def held_base(self) -> Decimal:
         """Base units still held."""
-        return self.base * self.remaining_fraction
+        return self._unfilled_share_of(self.base)
 
 
 @dataclass

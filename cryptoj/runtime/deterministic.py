@@ -107,7 +107,7 @@ class DeterministicRuntime:
         self.start_order: list[str] = []
         self._ready: list[str] = []
         self._sched = random.Random(f"sched:{seed}")
-        self._timers: list[tuple[int, int, str, Envelope]] = []
+        self._timers: list[tuple[int, int, str, int, Envelope]] = []
         self._timer_seq = 0
         self._current: Envelope | None = None
         self.exit_code: int | None = None
@@ -161,7 +161,8 @@ class DeterministicRuntime:
             cell.actor.on_stop(cell.ctx)
         except Exception as e:
             reason, abnormal = f"on_stop: {e!r}", True
-        self._exit(cell, abnormal, reason, report=report)
+            self.stats.bump("crashes")
+        self._exit(cell, abnormal, reason, report=report or abnormal)
 
     def _crash(self, cell: _Cell, reason: str) -> None:
         self.stats.bump("crashes")
@@ -230,7 +231,10 @@ class DeterministicRuntime:
         msg_id = self.ids.message_id()
         env = Envelope(msg, owner, msg_id, msg_id, cur.msg_id if cur is not None else "")
         self._timer_seq += 1
-        heapq.heappush(self._timers, (self.now_ns + delay_ns, self._timer_seq, owner, env))
+        generation = self.cells[owner].generation
+        heapq.heappush(
+            self._timers, (self.now_ns + delay_ns, self._timer_seq, owner, generation, env)
+        )
 
     def _dead_letter(self, sender: str, to: str, env: Envelope, why: str) -> None:
         self.stats.bump("dead_letters")
@@ -247,17 +251,22 @@ class DeterministicRuntime:
         note: str = "",
     ) -> None:
         if self.trace is not None:
-            self.trace.record(
-                kind,
-                self.now_ns,
-                src,
-                dst,
-                msg,
-                msg_id=env.msg_id if env else "",
-                corr=env.corr if env else "",
-                cause=env.cause if env else "",
-                note=note,
-            )
+            if env is None:
+                self.trace.record(kind, self.now_ns, src, dst, msg, "", "", "", None, None, note)
+            else:
+                self.trace.record(
+                    kind,
+                    self.now_ns,
+                    src,
+                    dst,
+                    msg,
+                    env.msg_id,
+                    env.corr,
+                    env.cause,
+                    None,
+                    None,
+                    note,
+                )
 
     # -- the scheduler -----------------------------------------------------------------------
 
@@ -269,11 +278,12 @@ class DeterministicRuntime:
                 self._step()
                 steps += 1
             elif self._timers and self.exit_code is None:
-                due, _, owner, env = heapq.heappop(self._timers)
+                due, _, owner, generation, env = heapq.heappop(self._timers)
                 self.now_ns = max(self.now_ns, due)
                 cell = self.cells.get(owner)
-                if cell is None or not cell.alive:
-                    self._dead_letter("timer", owner, env, "timer owner not running")
+                if cell is None or not cell.alive or cell.generation != generation:
+                    # Timers die with the instance that set them (a restart sets its own).
+                    self._dead_letter("timer", owner, env, "timer owner stopped or restarted")
                     continue
                 if not cell.inbox:
                     self._ready.append(owner)
@@ -298,7 +308,17 @@ class DeterministicRuntime:
         actor, ctx = cell.actor, cell.ctx
         assert actor is not None and ctx is not None
         self.stats.delivered += 1
-        self._record("deliver", env.sender, cell.name, env.msg, env=env)
+        if self.trace is not None:
+            self.trace.record(
+                "deliver",
+                self.now_ns,
+                env.sender,
+                cell.name,
+                env.msg,
+                env.msg_id,
+                env.corr,
+                env.cause,
+            )
         path = self.chaos.due(cell.name, self.now_ns) if self.chaos else None
         self._current = env
         try:

@@ -202,14 +202,14 @@ class _TimerThread(threading.Thread):
         super().__init__(name="cryptoj-timers", daemon=True)
         self.rt = rt
         self.cond = threading.Condition()
-        self.heap: list[tuple[int, int, str, Envelope]] = []
+        self.heap: list[tuple[int, int, str, int, Envelope]] = []
         self.seq = 0
         self.stopped = False
 
-    def add(self, due: int, owner: str, env: Envelope) -> None:
+    def add(self, due: int, owner: str, generation: int, env: Envelope) -> None:
         with self.cond:
             self.seq += 1
-            heapq.heappush(self.heap, (due, self.seq, owner, env))
+            heapq.heappush(self.heap, (due, self.seq, owner, generation, env))
             self.cond.notify()
 
     def run(self) -> None:
@@ -223,8 +223,12 @@ class _TimerThread(threading.Thread):
                     self.cond.wait(timeout)
                 if self.stopped:
                     return
-                due, _, owner, env = heapq.heappop(self.heap)
+                due, _, owner, generation, env = heapq.heappop(self.heap)
             clock.advance_to(due)
+            if self.rt.generations.get(owner) != generation:
+                # Timers die with the instance that set them (a restart sets its own).
+                self.rt.dead_letter("timer", owner, env, "timer owner restarted")
+                continue
             self.rt.post(owner, env)
 
     def stop(self) -> None:
@@ -396,7 +400,7 @@ class ThreadedRuntime:
         cur: Envelope | None = getattr(self._local, "current", None)
         msg_id = self.ids.message_id()
         env = Envelope(msg, owner, msg_id, msg_id, cur.msg_id if cur else "")
-        self.timers.add(self.clock.now() + delay_ns, owner, env)
+        self.timers.add(self.clock.now() + delay_ns, owner, self.generations.get(owner, 0), env)
 
     def deliver(self, host: _Host, env: Envelope) -> None:
         """Run the behaviour's handler for one envelope (in the actor's thread)."""
