@@ -26,15 +26,17 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
 from cryptoj.models.base import Message
 
 
-class TraceLine(msgspec.Struct, omit_defaults=True):
-    """One trace record (see the module docstring)."""
+class TraceLine(msgspec.Struct, omit_defaults=True, gc=False):
+    """One trace record (see the module docstring); ``msg`` is the message itself."""
 
     seq: int
     ts: int
@@ -45,13 +47,16 @@ class TraceLine(msgspec.Struct, omit_defaults=True):
     id: str = ""
     corr: str = ""
     cause: str = ""
-    msg: msgspec.Raw = msgspec.Raw(b"null")
+    msg: Any = None
     dur_ns: int | None = None
     wait_ns: int | None = None
     note: str = ""
 
 
 _ENCODER = msgspec.json.Encoder(decimal_format="string")
+#: Buffered bytes are written to the file beyond this size, and at least every FLUSH_S seconds.
+BUFFER_BYTES = 256 * 1024
+FLUSH_S = 1.0
 
 
 def encode_message(message: Message) -> bytes:
@@ -60,7 +65,14 @@ def encode_message(message: Message) -> bytes:
 
 
 class TraceWriter:
-    """Appends trace lines to a size-rotated JSONL file; safe to call from several threads."""
+    """Appends trace lines to a size-rotated JSONL file; safe to call from several threads.
+
+    Lines are encoded in one msgspec call each into a buffer under a lock (so lines from
+    different threads never interleave or tear) and written out when the buffer exceeds
+    :data:`BUFFER_BYTES`, when the last write is older than :data:`FLUSH_S`, and on ``flush``,
+    rotation and ``close``. A hard kill can lose at most that buffer; the journal, not the
+    trace, is the record the daemon recovers from.
+    """
 
     def __init__(
         self,
@@ -74,13 +86,17 @@ class TraceWriter:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if fresh:
-            for old in [self.path, *self.path.parent.glob(self.path.name + ".*")]:
-                old.unlink(missing_ok=True)
+            self.path.unlink(missing_ok=True)
+            for old in self.path.parent.glob(self.path.name + ".*"):
+                if old.name[len(self.path.name) + 1 :].isdigit():
+                    old.unlink(missing_ok=True)
         self.max_bytes = max_bytes
         self.max_files = max_files
         self._lock = threading.Lock()
         self._file = open(self.path, "ab")  # noqa: SIM115 - closed in close()
         self._size = self._file.tell()
+        self._buf = bytearray()
+        self._last_write = time.monotonic()
         self._seq = 0
         self.records = 0
 
@@ -91,7 +107,6 @@ class TraceWriter:
         src: str,
         dst: str,
         message: Message,
-        *,
         msg_id: str = "",
         corr: str = "",
         cause: str = "",
@@ -100,32 +115,40 @@ class TraceWriter:
         note: str = "",
     ) -> None:
         """Write one record."""
-        payload = msgspec.Raw(_ENCODER.encode(message))
         with self._lock:
             self._seq += 1
-            line = _ENCODER.encode(
-                TraceLine(
-                    seq=self._seq,
-                    ts=ts,
-                    kind=kind,
-                    src=src,
-                    dst=dst,
-                    type=type(message).__name__,
-                    id=msg_id,
-                    corr=corr,
-                    cause=cause,
-                    msg=payload,
-                    dur_ns=dur_ns,
-                    wait_ns=wait_ns,
-                    note=note,
-                )
+            line = TraceLine(
+                self._seq,
+                ts,
+                kind,
+                src,
+                dst,
+                type(message).__name__,
+                msg_id,
+                corr,
+                cause,
+                message,
+                dur_ns,
+                wait_ns,
+                note,
             )
-            self._file.write(line)
-            self._file.write(b"\n")
-            self._size += len(line) + 1
+            buf = self._buf
+            before = len(buf)
+            _ENCODER.encode_into(line, buf, -1)
+            buf.append(10)
+            self._size += len(buf) - before
             self.records += 1
             if self._size >= self.max_bytes:
+                self._write()
                 self._rotate()
+            elif len(buf) >= BUFFER_BYTES or time.monotonic() - self._last_write >= FLUSH_S:
+                self._write()
+
+    def _write(self) -> None:
+        if self._buf:
+            self._file.write(self._buf)
+            self._buf.clear()
+        self._last_write = time.monotonic()
 
     def _rotate(self) -> None:
         self._file.close()
@@ -144,12 +167,14 @@ class TraceWriter:
         """Push buffered lines to the OS."""
         with self._lock:
             if not self._file.closed:
+                self._write()
                 self._file.flush()
 
     def close(self) -> None:
         """Flush and close the file (idempotent)."""
         with self._lock:
             if not self._file.closed:
+                self._write()
                 self._file.flush()
                 os.fsync(self._file.fileno())
                 self._file.close()
