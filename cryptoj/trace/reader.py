@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import gc
 import os
 import re
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import msgspec
 
@@ -162,6 +163,11 @@ class RecordFilter:
     since: int | None = None
     until: int | None = None
 
+    def __post_init__(self) -> None:
+        """Normalise case-insensitive criteria."""
+        object.__setattr__(self, "types", tuple(t.lower() for t in self.types))
+        object.__setattr__(self, "products", tuple(p.upper() for p in self.products))
+
     def matches(self, rec: Record) -> bool:
         """True when ``rec`` passes every criterion."""
         if self.since is not None and rec.ts < self.since:
@@ -172,16 +178,15 @@ class RecordFilter:
             return False
         if self.actors and rec.src not in self.actors and rec.dst not in self.actors:
             return False
-        if self.types and rec.type.lower() not in {t.lower() for t in self.types}:
+        if self.types and rec.type.lower() not in self.types:
             return False
         if self.correlations and rec.corr not in self.correlations:
             return False
         if self.products:
-            wanted = {p.upper() for p in self.products}
             body = rec.payload
             have = {str(body.get("product", "")).upper()}
             have.update(str(p).upper() for p in body.get("products") or ())
-            if not wanted & have:
+            if have.isdisjoint(self.products):
                 return False
         return True
 
@@ -240,9 +245,13 @@ def summarize(rec: Record, width: int | None = None) -> str:
 
 def order_ids(rec: Record) -> list[str]:
     """The client order ids the payload mentions."""
-    body = rec.payload
-    ids = [body["client_order_id"]] if isinstance(body.get("client_order_id"), str) else []
-    ids.extend(i for i in body.get("client_order_ids") or () if isinstance(i, str))
+    body = rec.msg
+    if not body:
+        return []
+    one, many = body.get("client_order_id"), body.get("client_order_ids")
+    ids = [one] if isinstance(one, str) else []
+    if many:
+        ids += [i for i in many if isinstance(i, str)]
     return ids
 
 
@@ -264,7 +273,17 @@ class TraceIndex:
     """A loaded trace indexed by message id, by cause and by client order id."""
 
     def __init__(self, records: Iterable[Record]) -> None:
-        """Load ``records`` (in file order)."""
+        """Load ``records`` (in file order). The cyclic GC is paused meanwhile: its passes over
+        hundreds of thousands of new, acyclic objects would more than double the load time."""
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            self._load(records)
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    def _load(self, records: Iterable[Record]) -> None:
         self.records: list[Record] = []
         self.by_id: dict[tuple[int, str], Record] = {}
         self.children: defaultdict[tuple[int, str], list[Record]] = defaultdict(list)
@@ -418,6 +437,8 @@ def order_outcomes(nodes: Iterable[FollowNode]) -> list[OrderOutcome]:
                     oc.fees += Decimal(body.get("fee", "0"))
                 except (KeyError, InvalidOperation, TypeError):
                     pass
+            elif rec.type == "OrderStatusReport" and body.get("known") is False:
+                oc.status = "NEVER RECEIVED by execution"
             elif rec.type in ("OrderClosed", "OrderStatusReport") and body.get("status"):
                 oc.status = str(body["status"])
             elif rec.type == "OrderRejected":
@@ -458,7 +479,10 @@ def exit_reason(note: str) -> tuple[str, str]:
 
 
 class TraceStats:
-    """Counters over a stream of records; feed with :meth:`add`, read with :meth:`to_dict`."""
+    """Counters over a stream of records; feed with :meth:`add`, read with :meth:`to_dict`.
+
+    A restart is a ``start`` record beyond the first for its actor within one run (a new run,
+    i.e. a restarted process appending to the file, starts every actor afresh)."""
 
     def __init__(self) -> None:
         """Start empty."""
@@ -470,7 +494,10 @@ class TraceStats:
         self.delivered_type: Counter[str] = Counter()
         self.dur: defaultdict[str, list[int]] = defaultdict(list)
         self.wait: defaultdict[str, list[int]] = defaultdict(list)
+        self.runs = 0
         self.starts: Counter[str] = Counter()
+        self.restarts: Counter[str] = Counter()
+        self._started: set[tuple[int, str]] = set()
         self.exits: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self.exit_reasons: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self.dead_actor: Counter[str] = Counter()
@@ -480,6 +507,7 @@ class TraceStats:
     def add(self, rec: Record) -> None:
         """Count one record."""
         self.records += 1
+        self.runs = max(self.runs, rec.run + 1)
         self.first_ts = rec.ts if self.first_ts is None else min(self.first_ts, rec.ts)
         self.last_ts = rec.ts if self.last_ts is None else max(self.last_ts, rec.ts)
         self.kinds[rec.kind] += 1
@@ -491,7 +519,11 @@ class TraceStats:
             if rec.wait_ns is not None:
                 self.wait[rec.dst].append(rec.wait_ns)
         elif rec.kind == "start":
-            self.starts[str(rec.payload.get("name") or rec.dst)] += 1
+            actor = str(rec.payload.get("name") or rec.dst)
+            self.starts[actor] += 1
+            if (rec.run, actor) in self._started:
+                self.restarts[actor] += 1
+            self._started.add((rec.run, actor))
         elif rec.kind == "exit":
             actor = str(rec.payload.get("name") or rec.src)
             category, reason = exit_reason(rec.note or str(rec.payload.get("reason", "")))
@@ -510,6 +542,7 @@ class TraceStats:
 
         return {
             "records": self.records,
+            "runs": self.runs,
             "first_ts": self.first_ts,
             "last_ts": self.last_ts,
             "kinds": ranked(self.kinds),
@@ -521,12 +554,11 @@ class TraceStats:
             "handling_ns": _timing(self.dur),
             "mailbox_wait_ns": _timing(self.wait),
             "starts": ranked(self.starts),
-            "restarts": {a: n - 1 for a, n in sorted(self.starts.items()) if n > 1},
+            "restarts": ranked(self.restarts),
             "exits": {
-                a: {"crash": c["crash"], "stop": c["stop"],
-                    "reasons": ranked(self.exit_reasons[a])}
+                a: {"crash": c["crash"], "stop": c["stop"], "reasons": ranked(self.exit_reasons[a])}
                 for a, c in sorted(self.exits.items())
-            },  # fmt: skip
+            },
             "dead_letters": {
                 "total": self.kinds["dead"],
                 "by_actor": ranked(self.dead_actor),
@@ -538,14 +570,16 @@ class TraceStats:
 
 # --- diff ------------------------------------------------------------------------------------
 
-_RUN_TAG = re.compile(rb"(?<=[A-Za-z])-[A-Za-z]+\d+-(?=\d+\b)")
+_RUN_TAG = re.compile(rb'"([A-Za-z]+)-[A-Za-z]+\d+-(\d+)"')
 _SIG_ENCODER = msgspec.json.Encoder()
 
 
 def signature(rec: Record) -> int:
     """A hash of what a record says, ignoring where it sits: ``seq``, ids, timings and the run
-    tag inside business ids (``cj-s7-000049`` ≡ ``cj-s8-000049``) are left out."""
-    body = _RUN_TAG.sub(b"-*-", _SIG_ENCODER.encode(rec.msg))
+    tag of the ``*_id``/``*_ids`` fields (``cj-s7-000049`` ≡ ``cj-s8-000049``) are left out."""
+    body = _SIG_ENCODER.encode(rec.msg)
+    if b"_id" in body:
+        body = _RUN_TAG.sub(rb'"\1-*-\2"', body)
     return hash((rec.kind, rec.src, rec.dst, rec.type, rec.ts, rec.note, body))
 
 
@@ -602,7 +636,7 @@ def diff_traces(
     res = TraceDiff()
     sig_a: Counter[int] = Counter()
     sig_b: Counter[int] = Counter()
-    window: list[Record] = []
+    window: deque[Record] = deque(maxlen=context)
     ia, ib = iter(open_a()), iter(open_b())
     while True:
         a, b = next(ia, None), next(ib, None)
@@ -616,9 +650,9 @@ def diff_traces(
         res.count_b += b is not None
         if res.first is None:
             if a is not None and b is not None and a.comparable() == b.comparable():
-                window = [*window[-(context - 1) :], a] if context > 0 else []
+                window.append(a)
                 continue
-            res.first, res.before = max(res.count_a, res.count_b), window
+            res.first, res.before = max(res.count_a, res.count_b), list(window)
         for rec, after in ((a, res.after_a), (b, res.after_b)):
             if rec is not None and len(after) <= context:
                 after.append(rec)
@@ -645,46 +679,117 @@ def diff_traces(
 # --- tail ------------------------------------------------------------------------------------
 
 
+def _identity(st: os.stat_result) -> tuple[int, int]:
+    """Identifies a rotated (no longer written) file even if its inode number is reused later."""
+    return st.st_ino, st.st_mtime_ns
+
+
 class TailReader:
     """Reads the records appended to a growing trace file, surviving rotation and truncation.
 
     Call :meth:`poll` repeatedly; it returns the complete lines written since the last call.
-    When ``path`` is replaced (rotation: a new inode) the rest of the old file is drained and
-    the new one is read from its start; when it shrinks (truncation) it is reread from 0."""
+    When ``path`` is replaced (rotation, or a fresh writer) the rest of the old file is drained,
+    rotated files not seen yet are read whole, oldest first (several rotations between two
+    polls), then the new ``path`` from its start. When ``path`` shrinks (truncation) it is
+    reread from 0. Files rotated out of existence between two polls are lost."""
 
     def __init__(
-        self, path: str | Path, *, from_start: bool = False, on_corrupt: CorruptHandler | None = None
+        self,
+        path: str | Path,
+        *,
+        from_start: bool = False,
+        on_corrupt: CorruptHandler | None = None,
     ) -> None:
         """Open ``path`` (``OSError`` if missing) at its end, or at its start if ``from_start``."""
         self.path = Path(path)
         self.on_corrupt = on_corrupt
-        self._fh = open(self.path, "rb")  # noqa: SIM115 - closed in close()
+        self._fh: BinaryIO = open(self.path, "rb")  # noqa: SIM115 - closed in close()
         self._ino = os.fstat(self._fh.fileno()).st_ino
         self._buf = b""
         self._lineno = 0
+        self._done = {_identity(st) for _, st in self._rotated()}  # older than our start
         if not from_start:
             while chunk := self._fh.read(1 << 20):
+                data = self._buf + chunk
                 self._lineno += chunk.count(b"\n")
-                tail = chunk.rsplit(b"\n", 1)
-                self._buf = tail[-1] if len(tail) > 1 else self._buf + chunk
+                self._buf = data[data.rfind(b"\n") + 1 :]
 
-    def _read(self) -> list[Record]:
-        data = self._buf + self._fh.read()
-        *lines, self._buf = data.split(b"\n")
+    def _decode(self, lines: list[bytes], file: Path, first_lineno: int) -> list[Record]:
         out = []
-        for line in lines:
-            self._lineno += 1
+        for lineno, line in enumerate(lines, first_lineno):
             if not line.strip():
                 continue
             try:
                 rec = decode_line(line)
             except ValueError as e:
                 if self.on_corrupt is not None:
-                    self.on_corrupt(str(self.path), self._lineno, str(e))
+                    self.on_corrupt(str(file), lineno, str(e))
                 continue
-            rec.file, rec.line = str(self.path), self._lineno
+            rec.file, rec.line = str(file), lineno
             out.append(rec)
         return out
+
+    def _read(self) -> list[Record]:
+        data = self._buf + self._fh.read()
+        *lines, self._buf = data.split(b"\n")
+        out = self._decode(lines, self.path, self._lineno + 1)
+        self._lineno += len(lines)
+        return out
+
+    def _rotated(self) -> list[tuple[Path, os.stat_result]]:
+        """``path.1``, ``path.2``, … (newest first) that exist now."""
+        found = []
+        for i in range(1, 10_000):
+            cand = self.path.with_name(f"{self.path.name}.{i}")
+            try:
+                found.append((cand, os.stat(cand)))
+            except FileNotFoundError:
+                break
+        return found
+
+    def _unseen(self, new_ino: int) -> list[tuple[Path, BinaryIO]]:
+        """Rotated files not read yet and older than inode ``new_ino``, opened, oldest first.
+        Retries when a rotation renames files while they are being opened."""
+        for _ in range(5):
+            rotated = self._rotated()
+            inos = [st.st_ino for _, st in rotated]
+            if new_ino in inos:  # rotated again already: newer files wait for the next switch
+                rotated = rotated[inos.index(new_ino) + 1 :]
+            opened: list[tuple[Path, BinaryIO]] = []
+            consistent = True
+            for name, st in reversed(rotated):
+                if _identity(st) in self._done:
+                    continue
+                try:
+                    fh = open(name, "rb")  # noqa: SIM115 - closed by the caller
+                except FileNotFoundError:
+                    consistent = False
+                    break
+                opened.append((name, fh))
+                if _identity(os.fstat(fh.fileno())) != _identity(st):
+                    consistent = False
+                    break
+            if consistent:
+                return opened
+            for _, stale in opened:
+                stale.close()
+        return []
+
+    def _switch(self) -> list[Record]:
+        """Follow a rotation: the rest of the old file, unseen rotated files, the new file."""
+        out = self._read()  # written between our last read and the rotation
+        self._done.add(_identity(os.fstat(self._fh.fileno())))
+        new_fh = open(self.path, "rb")  # noqa: SIM115
+        new_ino = os.fstat(new_fh.fileno()).st_ino
+        for name, fh in self._unseen(new_ino):
+            with fh:
+                self._done.add(_identity(os.fstat(fh.fileno())))
+                out += self._decode(fh.read().split(b"\n"), name, 1)
+        present = {_identity(st) for _, st in self._rotated()}
+        self._done &= present | {_identity(os.fstat(self._fh.fileno()))}
+        self._fh.close()
+        self._fh, self._ino, self._buf, self._lineno = new_fh, new_ino, b"", 0
+        return out + self._read()
 
     def poll(self) -> list[Record]:
         """New complete records (possibly none)."""
@@ -694,10 +799,7 @@ class TailReader:
         except FileNotFoundError:  # between the rename and the re-creation of a rotation
             return out
         if st.st_ino != self._ino:
-            self._fh.close()
-            self._fh = open(self.path, "rb")  # noqa: SIM115
-            self._ino, self._buf, self._lineno = os.fstat(self._fh.fileno()).st_ino, b"", 0
-            out += self._read()
+            out += self._switch()
         elif st.st_size < self._fh.tell():
             self._fh.seek(0)
             self._buf, self._lineno = b"", 0
