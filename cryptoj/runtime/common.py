@@ -105,8 +105,9 @@ class InjectedCrash(Exception):
 
 
 #: Failure paths fault injection can hit: before the handler runs, after it ran (state already
-#: changed and journalled), and in the next on_start of the restarted instance.
-CHAOS_PATHS = ("receive", "after_receive", "on_start")
+#: changed and journalled), in the next on_start of the restarted instance, and in on_stop (the
+#: actor is stopped right after handling and its on_stop raises).
+CHAOS_PATHS = ("receive", "after_receive", "on_start", "on_stop")
 
 
 @dataclass
@@ -117,19 +118,22 @@ class ChaosPlan:
     storm: str | None = None  # crash this actor on every delivery (``--chaos-storm``)
     storm_after_ns: int = 0
     fail_next_start: set[str] = field(default_factory=set)
+    fail_next_stop: set[str] = field(default_factory=set)
     injected: int = 0
 
     @classmethod
     def seeded(cls, seed: int, n: int, actors: list[str], start_ns: int, end_ns: int) -> ChaosPlan:
-        """``n`` crashes at uniform times in [start, end) over ``actors`` and every path."""
+        """``n`` crashes at uniform times in [start, end).
+
+        The first ``len(actors) × len(CHAOS_PATHS)`` crashes cover every (actor, path) pair once;
+        any further ones pick both at random.
+        """
         rng = random.Random(f"chaos:{seed}")
         plan = cls()
+        pairs = [(a, p) for p in CHAOS_PATHS for a in actors]
         for i in range(n):
-            actor = actors[i % len(actors)] if i < len(actors) else rng.choice(actors)
-            path = (
-                CHAOS_PATHS[i % len(CHAOS_PATHS)]
-                if i < 3 * len(actors)
-                else rng.choice(CHAOS_PATHS)
+            actor, path = (
+                pairs[i] if i < len(pairs) else (rng.choice(actors), rng.choice(CHAOS_PATHS))
             )
             t = rng.randrange(start_ns, max(start_ns + 1, end_ns))
             plan.points.setdefault(actor, []).append((t, path))

@@ -158,6 +158,9 @@ class DeterministicRuntime:
         abnormal = False
         try:
             assert cell.actor is not None and cell.ctx is not None
+            if self.chaos and name in self.chaos.fail_next_stop:
+                self.chaos.fail_next_stop.discard(name)
+                raise InjectedCrash(f"injected crash in {name}.on_stop")
             cell.actor.on_stop(cell.ctx)
         except Exception as e:
             reason, abnormal = f"on_stop: {e!r}", True
@@ -330,6 +333,9 @@ class DeterministicRuntime:
             actor.receive(env.msg, ctx)
             if path == "after_receive":
                 raise InjectedCrash(f"injected crash in {cell.name} after handling")
+            if path == "on_stop" and self.chaos is not None:
+                self.chaos.fail_next_stop.add(cell.name)
+                self._stop(cell.name, report=True)
         except Exception as e:
             if isinstance(e, RestartIntensityExceeded):
                 self.stats.bump("escalations")
