@@ -18,6 +18,7 @@ import yaml
 Fraction = Annotated[float, msgspec.Meta(gt=0, le=1)]
 NonNegFraction = Annotated[float, msgspec.Meta(ge=0, le=1)]
 PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
+NonNegInt = Annotated[int, msgspec.Meta(ge=0)]
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 NonNegFloat = Annotated[float, msgspec.Meta(ge=0)]
 Product = Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9]{2,10}-[A-Z]{3,5}$")]
@@ -53,7 +54,8 @@ class StrategyConfig(_Section, frozen=True, kw_only=True):
 class PaperConfig(_Section, frozen=True, kw_only=True):
     """The paper venue's account and cost model."""
 
-    starting_cash: PositiveFloat = 100_000.0  # quote currency (USD)
+    starting_cash: PositiveFloat = 100_000.0  # in quote_currency
+    quote_currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3,5}$")] = "USD"  # account cash
     taker_fee: NonNegFraction = 0.006  # Coinbase Advanced tier-1 taker fee
     maker_fee: NonNegFraction = 0.004  # Coinbase Advanced tier-1 maker fee
     depth_levels: PositiveInt = 5  # price levels a market order may walk (top of book + 4 more)
@@ -69,6 +71,8 @@ class FeedConfig(_Section, frozen=True, kw_only=True):
     products: tuple[Product, ...] = ()  # empty = every product in the data
     bar_spread_bps: NonNegFloat = 10.0  # bar-only data: modelled spread around the close, bps
     bar_depth_fraction: Fraction = 0.05  # bar-only data: modelled top-of-book size, of bar volume
+    tick_bar_size: PositiveInt = 100  # trade-tick data: trades per bar handed to the strategy
+    window_ms: NonNegInt = 0  # replay: emit events in windows of this length (0 = per timestamp)
 
 
 class JournalConfig(_Section, frozen=True, kw_only=True):

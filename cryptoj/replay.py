@@ -12,7 +12,7 @@ from typing import Any
 from cryptoj.actors.portfolio import PortfolioActor
 from cryptoj.config import Config
 from cryptoj.journal import Journal
-from cryptoj.marketdata.loader import load_events
+from cryptoj.marketdata.ticks import load_market_data
 from cryptoj.models.market import Quote
 from cryptoj.runtime.assemble import System, assemble
 from cryptoj.runtime.common import EXIT_ERROR, ChaosPlan, RuntimeStats
@@ -52,7 +52,7 @@ class RunOutcome:
 def run_replay(cfg: Config, opts: ReplayOptions) -> tuple[dict[str, Any], int]:
     """Run one replay; return the summary and the process exit code."""
     products = list(cfg.feed.products) or None
-    batches = load_events(opts.data, products=products, start=opts.start, end=opts.end)
+    batches = load_market_data(opts.data, products=products, start=opts.start, end=opts.end)
     system = assemble(cfg, batches, opts.journal, fresh_journal=True, run_tag=f"s{opts.seed}")
     trace = (
         TraceWriter(

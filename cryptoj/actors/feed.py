@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from decimal import Decimal
+from itertools import groupby
 
 from cryptoj.actors.base import Actor, Context
-from cryptoj.models.market import Bar, FeedFinished, MarketEvent, Quote
+from cryptoj.marketdata.aggregation import TickBarAggregator
+from cryptoj.models.market import Bar, FeedFinished, MarketEvent, Quote, Trade
 from cryptoj.models.system import Tick
 
 POLL = Tick(kind="poll")
@@ -23,11 +25,17 @@ _Q8 = Decimal("0.00000001")
 class ReplaySource:
     """Recorded batches of market events with a cursor that survives FeedActor restarts.
 
-    For products the data has no quotes for (bar-only data such as 4h candles), a quote is
-    modelled from each bar so the portfolio can mark and the paper venue can fill: bid/ask at
-    ``close × (1 ∓ bar_spread_bps / 20,000)`` with ``bar_depth_fraction × volume`` on each side
-    (at least one base increment). Such quotes carry ``derived=True`` and are never presented as
-    recorded data.
+    Products the data has no quotes for (bar-only data such as 4h candles, or trade ticks) get
+    a **modelled** quote so the portfolio can mark and the paper venue can fill. Such quotes
+    carry ``derived=True`` and are never presented as recorded data:
+
+    * from a bar: bid/ask at ``close × (1 ∓ bar_spread_bps / 20,000)`` with
+      ``bar_depth_fraction × volume`` on each side;
+    * from trades: one quote per batch at the last trade price ``× (1 ∓ bar_spread_bps /
+      20,000)`` with the batch's traded volume on each side.
+
+    ``window_ns > 0`` merges consecutive timestamps into windows of that length (one feed step
+    per window instead of per timestamp): used for tick data.
     """
 
     def __init__(
@@ -36,26 +44,39 @@ class ReplaySource:
         *,
         bar_spread_bps: float = 10.0,
         bar_depth_fraction: float = 0.05,
+        window_ns: int = 0,
     ) -> None:
+        if window_ns > 0:
+            batches = [
+                tuple(e for b in group for e in b)
+                for _, group in groupby(batches, key=lambda b: b[0].ts // window_ns)
+            ]
         self.batches = batches
         self.cursor = 0
         self.emitted = 0
         self.half_spread = Decimal(repr(bar_spread_bps)) / Decimal(20_000)
         self.depth_fraction = Decimal(repr(bar_depth_fraction))
         quoted = {e.product for b in batches for e in b if isinstance(e, Quote)}
-        barred = {e.product for b in batches for e in b if isinstance(e, Bar)}
-        self.bar_only = frozenset(barred - quoted)
+        every = {e.product for b in batches for e in b}
+        self.unquoted = frozenset(every - quoted)
 
     def derive_quote(self, bar: Bar) -> Quote:
-        """The modelled quote of a bar-only product (see the class docstring)."""
-        size = max(Decimal("0.00000001"), (bar.volume * self.depth_fraction).quantize(_Q8))
+        """The modelled quote of a bar of an unquoted product (see the class docstring)."""
+        size = max(_Q8, (bar.volume * self.depth_fraction).quantize(_Q8))
+        return self._quote(bar.ts, bar.product, bar.close, size)
+
+    def quote_from_trades(self, last: Trade, volume: Decimal) -> Quote:
+        """The modelled quote after a batch of trades (see the class docstring)."""
+        return self._quote(last.ts, last.product, last.price, max(_Q8, volume))
+
+    def _quote(self, ts: int, product: str, price: Decimal, size: Decimal) -> Quote:
         return Quote(
-            ts=bar.ts,
-            product=bar.product,
+            ts=ts,
+            product=product,
             derived=True,
-            bid=(bar.close * (1 - self.half_spread)).quantize(_Q8),
+            bid=(price * (1 - self.half_spread)).quantize(_Q8),
             bid_size=size,
-            ask=(bar.close * (1 + self.half_spread)).quantize(_Q8),
+            ask=(price * (1 + self.half_spread)).quantize(_Q8),
             ask_size=size,
         )
 
@@ -69,18 +90,18 @@ class ReplaySource:
         return batch
 
     def peek_ts(self) -> int | None:
-        """Timestamp of the next batch, or None at the end."""
-        return self.batches[self.cursor][0].ts if self.cursor < len(self.batches) else None
+        """Time of the next batch's last event (it is emitted then), or None at the end."""
+        return self.batches[self.cursor][-1].ts if self.cursor < len(self.batches) else None
 
     @property
     def first_ts(self) -> int:
-        """Timestamp of the first batch."""
+        """Timestamp of the first event."""
         return self.batches[0][0].ts
 
     @property
     def last_ts(self) -> int:
-        """Timestamp of the last batch."""
-        return self.batches[-1][0].ts
+        """Timestamp of the last event."""
+        return self.batches[-1][-1].ts
 
 
 class FeedActor(Actor):
@@ -96,12 +117,16 @@ class FeedActor(Actor):
         bar_subscribers: tuple[str, ...] = ("strategy", "risk"),
         quote_subscribers: tuple[str, ...] = ("portfolio",),
         finished_to: str = "shutdown",
+        tick_bar_size: int = 100,
     ) -> None:
         self.source = source
         self.quote_sink = quote_sink
         self.bar_subscribers = bar_subscribers
         self.quote_subscribers = quote_subscribers
         self.finished_to = finished_to
+        self.bars = TickBarAggregator(
+            tick_bar_size
+        )  # derived state: a partial bar is lost on restart
 
     def on_start(self, ctx: Context) -> None:
         """Schedule the first poll at the next batch's time."""
@@ -119,19 +144,36 @@ class FeedActor(Actor):
         if batch is None:
             return
         corr = ctx.new_id("mkt")
-        if self.source.bar_only:
-            batch = batch + tuple(
-                self.source.derive_quote(e)
-                for e in batch
-                if isinstance(e, Bar) and e.product in self.source.bar_only
-            )
+        unquoted = self.source.unquoted
+        derived: list[Quote] = []
+        traded: dict[str, tuple[Trade, Decimal]] = {}
         for event in batch:
             if isinstance(event, Quote):
-                if self.quote_sink is not None:
-                    self.quote_sink(event)
-                for name in self.quote_subscribers:
-                    ctx.send(name, event, correlation_id=corr)
+                self._emit_quote(event, corr, ctx)
             elif isinstance(event, Bar):
-                for name in self.bar_subscribers:
-                    ctx.send(name, event, correlation_id=corr)
+                self._emit_bar(event, corr, ctx)
+                if event.product in unquoted:
+                    derived.append(self.source.derive_quote(event))
+            elif isinstance(event, Trade):
+                bar = self.bars.add(event)
+                if bar is not None:
+                    self._emit_bar(bar, corr, ctx)
+                if event.product in unquoted:
+                    seen = traded.get(event.product)
+                    volume = event.quantity if seen is None else seen[1] + event.quantity
+                    traded[event.product] = (event, volume)
+        for last, volume in traded.values():
+            derived.append(self.source.quote_from_trades(last, volume))
+        for quote in derived:
+            self._emit_quote(quote, corr, ctx)
         self._schedule_next(ctx)
+
+    def _emit_quote(self, quote: Quote, corr: str, ctx: Context) -> None:
+        if self.quote_sink is not None:
+            self.quote_sink(quote)
+        for name in self.quote_subscribers:
+            ctx.send(name, quote, correlation_id=corr)
+
+    def _emit_bar(self, bar: Bar, corr: str, ctx: Context) -> None:
+        for name in self.bar_subscribers:
+            ctx.send(name, bar, correlation_id=corr)

@@ -9,7 +9,8 @@ licences and the CSV format in ``bundled/PROVENANCE.md``):
   every stress period since (ta4j, MIT).
 
 :func:`load_events` turns a set, or a user CSV in the same long format, into time-ordered batches
-of :class:`~cryptoj.models.market.Bar` and :class:`~cryptoj.models.market.Quote`::
+of :class:`~cryptoj.models.market.Bar` and :class:`~cryptoj.models.market.Quote`;
+:func:`load_market_data` also accepts a trade-tick CSV (see :mod:`cryptoj.marketdata.ticks`)::
 
     from cryptoj.marketdata import load_events
     for batch in load_events("coinbase-1m-2018-04", products=["BTC-USD"]):
@@ -25,6 +26,7 @@ from cryptoj.marketdata.loader import (
     list_datasets,
     load_events,
 )
+from cryptoj.marketdata.ticks import load_market_data, load_trade_ticks
 
 __all__ = [
     "LONG_CSV_COLUMNS",
@@ -34,4 +36,6 @@ __all__ = [
     "get_dataset",
     "list_datasets",
     "load_events",
+    "load_market_data",
+    "load_trade_ticks",
 ]

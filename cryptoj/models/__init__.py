@@ -1,7 +1,7 @@
 """Immutable message types. Prices and quantities on orders are ``Decimal``."""
 
 from cryptoj.models.base import Message
-from cryptoj.models.market import Bar, FeedFinished, FeedStatus, MarketEvent, Quote
+from cryptoj.models.market import Bar, FeedFinished, FeedStatus, MarketEvent, Quote, Trade
 from cryptoj.models.orders import (
     CancelAllOrders,
     CancelOrder,
@@ -65,4 +65,5 @@ __all__ = [
     "SubmitOrder",
     "TargetWeight",
     "Tick",
+    "Trade",
 ]

@@ -35,7 +35,17 @@ class Bar(Message, frozen=True, kw_only=True):
     interval_s: int
 
 
-MarketEvent = Quote | Bar
+class Trade(Message, frozen=True, kw_only=True):
+    """One recorded trade (a tick). ``taker_side`` is the aggressor: "BUY" or "SELL"."""
+
+    product: str
+    price: Decimal
+    quantity: Decimal
+    taker_side: str
+    trade_id: str
+
+
+MarketEvent = Quote | Bar | Trade
 
 
 class FeedStatus(Message, frozen=True, kw_only=True):

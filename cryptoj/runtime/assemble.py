@@ -73,6 +73,7 @@ def assemble(
         batches,
         bar_spread_bps=cfg.feed.bar_spread_bps,
         bar_depth_fraction=cfg.feed.bar_depth_fraction,
+        window_ns=cfg.feed.window_ms * 1_000_000,
     )
     deps = Dependencies(venue=venue, source=source, journal_path=str(path))
     registry = flatten_tree(build_tree(cfg, deps), parent="shutdown")

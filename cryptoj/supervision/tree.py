@@ -78,7 +78,11 @@ def build_tree(cfg: Config, deps: Dependencies) -> SupervisorSpec:
         children=(
             ChildSpec(
                 "feed",
-                lambda: FeedActor(deps.source, quote_sink=deps.venue.on_quote),
+                lambda: FeedActor(
+                    deps.source,
+                    quote_sink=deps.venue.on_quote,
+                    tick_bar_size=cfg.feed.tick_bar_size,
+                ),
                 stop_timeout_s=stop_s,
                 backoff=Backoff(
                     int(sup.backoff_min_s * S), int(sup.backoff_max_s * S), sup.backoff_jitter

@@ -356,6 +356,7 @@ class PaperExchange:
         """Build the exchange from the ``paper`` section of the config (floats → Decimal)."""
         return cls(
             starting_cash=Decimal(str(cfg.starting_cash)),
+            quote_currency=cfg.quote_currency,
             taker_fee=Decimal(str(cfg.taker_fee)),
             maker_fee=Decimal(str(cfg.maker_fee)),
             depth_levels=cfg.depth_levels,
