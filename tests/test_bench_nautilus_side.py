@@ -1,0 +1,45 @@
+"""The NautilusTrader side of the replay benchmark (``tools/nautilus_baseline.py``).
+
+Runs only where the separate benchmark virtualenv exists (``bash tools/setup_nautilus_venv.sh``
+creates ``.venv-nautilus``); nautilus is never a cryptoj dependency, so elsewhere it is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV_PYTHON = ROOT / ".venv-nautilus" / "bin" / "python"
+SCRIPT = ROOT / "tools" / "nautilus_baseline.py"
+DATA = ROOT / "benchmarks" / "data" / "binance_BTCUSDT_trades_20240808T2354_20240809T0005.csv.gz"
+
+pytestmark = pytest.mark.skipif(
+    not VENV_PYTHON.exists(),
+    reason=f"no nautilus benchmark venv at {VENV_PYTHON} (bash tools/setup_nautilus_venv.sh)",
+)
+
+
+def test_nautilus_baseline_replays_all_ticks_and_trades() -> None:
+    proc = subprocess.run(
+        [str(VENV_PYTHON), str(SCRIPT), "--data", str(DATA), "--repeat", "1", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["ticks"] == 19904
+    assert result["orders"] > 0
+    assert result["fills"] >= result["orders"]
+    assert result["nautilus_version"] == "1.221.0"
+    (run,) = result["runs"]
+    assert run["orders_denied"] == 0
+    assert run["orders_rejected"] == 0
+    assert run["bars"] == 199
+    assert result["ticks_per_second_median"] == run["ticks_per_second"] > 0

@@ -1,0 +1,162 @@
+"""Replay throughput: cryptoj's full actor system against NautilusTrader on the same ticks.
+
+    python tools/bench_replay.py --json                # both, if the nautilus venv exists
+    bash tools/setup_nautilus_venv.sh                  # once: the nautilus venv (.venv-nautilus)
+
+Both sides replay the bundled Binance BTCUSDT trades (19,904 ticks, ``benchmarks/data/``) with
+an EMA(10)/EMA(20) cross on 100-tick bars:
+
+* cryptoj: the deterministic runtime (the replay default) with every actor — FeedActor (tick
+  bars, one modelled quote per 1-second window) → StrategyActor → RiskActor / PortfolioActor
+  (check-and-reserve, journal in SQLite) → ExecutionActor → paper venue → fills back — trace off.
+  Spot and long-only: it holds 0.06 of equity (≈ 0.01 BTC on 10,000 USDT) while fast > slow,
+  nothing otherwise; fees 0.1 %.
+* nautilus: ``tools/nautilus_baseline.py`` in its own virtualenv (never a project dependency):
+  nautilus's bundled ``EMACross`` example with its risk engine on (see that file's docstring).
+
+``cryptoj_events_per_second`` is the tick-replay configuration (``feed.window_ms: 1000``: the
+feed handles one second of ticks per step and conflates the quote it hands on);
+``cryptoj_per_timestamp_events_per_second`` is the same with one feed step per millisecond
+timestamp (``window_ms: 0``), closer to nautilus's one-event-at-a-time loop.
+
+Each side reports ticks per second of its replay loop only (data loading and set-up excluded);
+runs alternate between the two sides so load on the shared machine hits both alike. Prints a
+table, or with ``--json`` one JSON object: ``cryptoj_events_per_second``,
+``nautilus_events_per_second`` (null without the venv), ``ratio`` (cryptoj / nautilus), the
+same on CPU time, and every run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from cryptoj.config import parse_config  # noqa: E402
+from cryptoj.replay import ReplayOptions, run_replay  # noqa: E402
+
+DATA = ROOT / "benchmarks/data/binance_BTCUSDT_trades_20240808T2354_20240809T0005.csv.gz"
+NAUTILUS_PY = ROOT / ".venv-nautilus/bin/python"
+BENCH_CONFIG = {
+    "paper": {
+        "quote_currency": "USDT",
+        "starting_cash": 10_000,
+        "taker_fee": 0.001,
+        "maker_fee": 0.001,
+    },
+    "feed": {"tick_bar_size": 100, "window_ms": 1000},
+    "strategy": {"fast_period": 10, "slow_period": 20, "band": 0.0, "target_weight": 0.06},
+    "trace": {"enabled": False},
+}
+
+
+def run_cryptoj(workdir: Path, window_ms: int = 1000) -> dict[str, Any]:
+    """One replay of the ticks; returns its rate and counts."""
+    cfg = parse_config({**BENCH_CONFIG, "feed": {**BENCH_CONFIG["feed"], "window_ms": window_ms}})
+    opts = ReplayOptions(data=str(DATA), journal=str(workdir / "journal.sqlite"), trace=None)
+    cpu0 = time.process_time()
+    summary, code = run_replay(cfg, opts)
+    cpu = time.process_time() - cpu0
+    if code != 0 or not summary["invariants_ok"]:
+        raise SystemExit(f"cryptoj replay failed: exit {code}, {summary['invariant_problems']}")
+    return {
+        "ticks": summary["events"],
+        "run_seconds": summary["wall_seconds"],
+        "ticks_per_second": summary["events_per_second"],
+        "cpu_seconds_incl_setup": round(cpu, 3),
+        "orders": summary["orders"],
+        "fills": summary["fills"],
+        "messages": summary["messages"],
+    }
+
+
+def run_nautilus(python: Path) -> dict[str, Any]:
+    """One nautilus run in its own interpreter; returns its JSON."""
+    done = subprocess.run(
+        [
+            str(python),
+            str(ROOT / "tools/nautilus_baseline.py"),
+            "--data",
+            str(DATA),
+            "--json",
+            "--repeat",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"nautilus baseline failed: {done.stderr.strip()[-2000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print the figures."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--rounds", type=int, default=5, help="alternating rounds (default 5)")
+    ap.add_argument(
+        "--nautilus-python",
+        type=Path,
+        default=NAUTILUS_PY,
+        help=f"python of the nautilus venv (default {NAUTILUS_PY})",
+    )
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    args = ap.parse_args(argv)
+    have_nautilus = args.nautilus_python.exists()
+    ours: list[dict[str, Any]] = []
+    theirs: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        run_cryptoj(Path(tmp))  # warm-up: imports, caches
+        per_ts: list[dict[str, Any]] = []
+        for _ in range(args.rounds):
+            ours.append(run_cryptoj(Path(tmp)))
+            per_ts.append(run_cryptoj(Path(tmp), window_ms=0))
+            if have_nautilus:
+                theirs.append(run_nautilus(args.nautilus_python))
+    c_rate = statistics.median(r["ticks_per_second"] for r in ours)
+    n_rate = statistics.median(r["ticks_per_second_median"] for r in theirs) if theirs else None
+    n_cpu = statistics.median(r["ticks_per_cpu_second_median"] for r in theirs) if theirs else None
+    out = {
+        "ticks": ours[0]["ticks"],
+        "cryptoj_events_per_second": round(c_rate, 1),
+        "nautilus_events_per_second": None if n_rate is None else round(n_rate, 1),
+        "ratio": None if n_rate is None else round(c_rate / n_rate, 3),
+        "nautilus_events_per_cpu_second": None if n_cpu is None else round(n_cpu, 1),
+        "nautilus": "not installed: run `bash tools/setup_nautilus_venv.sh`"
+        if not theirs
+        else theirs[0].get("nautilus_version"),
+        "cryptoj_orders": ours[0]["orders"],
+        "cryptoj_fills": ours[0]["fills"],
+        "nautilus_orders": theirs[0]["orders"] if theirs else None,
+        "nautilus_fills": theirs[0]["fills"] if theirs else None,
+        "cryptoj_per_timestamp_events_per_second": round(
+            statistics.median(r["ticks_per_second"] for r in per_ts), 1
+        ),
+        "ratio_per_timestamp": None
+        if n_rate is None
+        else round(statistics.median(r["ticks_per_second"] for r in per_ts) / n_rate, 3),
+        "cryptoj_runs": [r["ticks_per_second"] for r in ours],
+        "nautilus_runs": [r["ticks_per_second_median"] for r in theirs],
+    }
+    if args.json:
+        print(json.dumps(out))
+    else:
+        for key, value in out.items():
+            print(f"{key:32} {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
