@@ -143,6 +143,18 @@ class FeedActor(Actor):
         batch = self.source.next_batch()
         if batch is None:
             return
+        self._process(batch, ctx)
+        self._schedule_next(ctx)
+
+    def _handle_trade(self, trade: Trade, ctx: Context) -> None:
+        """A trade pushed by a connection (live push path): handled as a batch of one."""
+        self._process((trade,), ctx)
+
+    def _handle_quote(self, quote: Quote, ctx: Context) -> None:
+        """A quote pushed by a connection (live push path)."""
+        self._process((quote,), ctx)
+
+    def _process(self, batch: tuple[MarketEvent, ...], ctx: Context) -> None:
         corr = ctx.new_id("mkt")
         unquoted = self.source.unquoted
         derived: list[Quote] = []
@@ -166,7 +178,6 @@ class FeedActor(Actor):
             derived.append(self.source.quote_from_trades(last, volume))
         for quote in derived:
             self._emit_quote(quote, corr, ctx)
-        self._schedule_next(ctx)
 
     def _emit_quote(self, quote: Quote, corr: str, ctx: Context) -> None:
         if self.quote_sink is not None:
