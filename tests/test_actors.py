@@ -121,17 +121,22 @@ def test_strategy_drops_the_target_to_zero_on_a_downtrend() -> None:
 # -- RiskActor -------------------------------------------------------------------------------
 
 
-def test_risk_publishes_versioned_parameters_per_bar_batch(tmp_path: Path) -> None:
+def test_risk_publishes_versioned_parameters_when_they_change_or_a_minute_passed(
+    tmp_path: Path,
+) -> None:
     r = RiskActor(RiskConfig(), _journal(tmp_path))
     ctx = FakeCtx()
     r.on_start(ctx)
-    r.receive(bar(close="100", ts=T0), ctx)
-    r.receive(bar(close="101", ts=T0 + MIN), ctx)
-    r.receive(bar(close="102", ts=T0 + 2 * MIN), ctx)
+    for i in range(3):  # steady prices: caps do not move
+        ctx.time_ns = T0 + i * 10**9
+        r.receive(bar(close="100", ts=T0 + i * 10**9), ctx)
     params = ctx.to("portfolio")
-    assert [p.version for p in params] == [1, 2]  # type: ignore[union-attr]
+    assert [p.version for p in params] == [1]  # type: ignore[union-attr]
     assert params[-1].level == RiskLevel.NORMAL  # type: ignore[union-attr]
     assert 0 < params[-1].weight_cap("BTC-USD") <= 0.10  # type: ignore[union-attr]
+    ctx.time_ns = T0 + 61 * 10**9  # a minute later: re-published even though nothing moved
+    r.receive(bar(close="100", ts=T0 + 61 * 10**9), ctx)
+    assert [p.version for p in ctx.to("portfolio")] == [1, 2]  # type: ignore[union-attr]
     r.on_stop(ctx)
 
 

@@ -118,19 +118,22 @@ class FeedActor(Actor):
         quote_subscribers: tuple[str, ...] = ("portfolio",),
         finished_to: str = "shutdown",
         tick_bar_size: int = 100,
+        poll: bool = True,
     ) -> None:
         self.source = source
         self.quote_sink = quote_sink
         self.bar_subscribers = bar_subscribers
         self.quote_subscribers = quote_subscribers
         self.finished_to = finished_to
+        self.poll = poll  # False: events are pushed by a connection (live), not replayed
         self.bars = TickBarAggregator(
             tick_bar_size
         )  # derived state: a partial bar is lost on restart
 
     def on_start(self, ctx: Context) -> None:
-        """Schedule the first poll at the next batch's time."""
-        self._schedule_next(ctx)
+        """Schedule the first poll at the next batch's time (replay mode)."""
+        if self.poll:
+            self._schedule_next(ctx)
 
     def _schedule_next(self, ctx: Context) -> None:
         ts = self.source.peek_ts()

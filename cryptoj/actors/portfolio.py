@@ -37,6 +37,8 @@ from cryptoj.portfolio.ledger import Holding, Ledger, Reservation
 from cryptoj.portfolio.rebalance import PlannedOrder, plan_rebalance
 
 RECONCILE = Tick(kind="reconcile")
+#: Snapshots go to the RiskActor after every fill and otherwise at most this often (clock ns).
+SNAPSHOT_EVERY_NS = 1_000_000_000
 #: Headroom reserved above the touch price for a market buy (slippage walk) before fees.
 BUY_HEADROOM = Decimal("1.02")
 
@@ -73,6 +75,7 @@ class PortfolioActor(Actor):
         self.orders_sent = 0
         self._timer_armed = False
         self._last_equity_ts = -1
+        self._last_snapshot_ns = -SNAPSHOT_EVERY_NS
         self.journal: Journal | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -100,7 +103,12 @@ class PortfolioActor(Actor):
         self.quotes[q.product] = q
         self._check_stop_loss(q.product, ctx)
         self._rebalance(q.product, ctx)
-        ctx.send(self.risk, self.snapshot(q.ts))
+        if ctx.now() - self._last_snapshot_ns >= SNAPSHOT_EVERY_NS:
+            self._send_snapshot(q.ts, ctx)
+
+    def _send_snapshot(self, ts: int, ctx: Context) -> None:
+        self._last_snapshot_ns = ctx.now()
+        ctx.send(self.risk, self.snapshot(ts))
 
     def _handle_target_weight(self, msg: TargetWeight, ctx: Context) -> None:
         self.targets[msg.product] = msg
@@ -124,7 +132,7 @@ class PortfolioActor(Actor):
         holding = preview.apply_fill(fill)
         journal.record_fill(fill, holding.quantity, holding.average_price, preview.cash)
         self.ledger.apply_fill(fill)
-        ctx.send(self.risk, self.snapshot(fill.ts))
+        self._send_snapshot(fill.ts, ctx)
 
     def _handle_order_closed(self, msg: OrderClosed, ctx: Context) -> None:
         self._close(msg.client_order_id, str(msg.status), msg.ts)

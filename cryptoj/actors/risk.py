@@ -16,6 +16,11 @@ from cryptoj.models.portfolio import PortfolioSnapshot
 from cryptoj.models.risk import RiskLevel, RiskLevelChanged, RiskParameters
 from cryptoj.risk.limits import EwmaStats, LevelState, dynamic_cap
 
+#: Parameters are re-published when a cap moves by more than this fraction (or to/from 0) ...
+PUBLISH_CAP_CHANGE = 0.05
+#: ... or at least this often (clock ns), even when nothing moved.
+PUBLISH_EVERY_NS = 60 * 10**9
+
 SIZE_MULTIPLIER = {
     RiskLevel.NORMAL: 1.0,
     RiskLevel.CAUTION: 0.5,
@@ -47,6 +52,8 @@ class RiskActor(Actor):
         self.products: set[str] = set()
         self.version = 0
         self.batch_ts = -1
+        self._last_caps: tuple[tuple[str, float], ...] | None = None
+        self._last_publish_ns = 0
         self.journal: Journal | None = None
 
     def on_start(self, ctx: Context) -> None:
@@ -74,9 +81,10 @@ class RiskActor(Actor):
             self.journal.record_event(snap.ts, "risk", "risk_level", f"{before} -> {level}: {why}")
             change = RiskLevelChanged(ts=snap.ts, previous=before, level=level, reason=why)
             ctx.send(self.shutdown, change)
-            self._publish(ctx, why)
+            self._publish(ctx, why, force=True)
 
-    def _publish(self, ctx: Context, reason: str) -> None:
+    def _publish(self, ctx: Context, reason: str, *, force: bool = False) -> None:
+        """Send new parameters when something material changed (see PUBLISH_* constants)."""
         caps = tuple(
             (
                 p,
@@ -91,6 +99,9 @@ class RiskActor(Actor):
             )
             for p in sorted(self.products)
         )
+        if not force and not self._material(caps, ctx.now()):
+            return
+        self._last_caps, self._last_publish_ns = caps, ctx.now()
         self.version += 1
         ctx.send(
             self.portfolio,
@@ -104,4 +115,15 @@ class RiskActor(Actor):
                 size_multiplier=SIZE_MULTIPLIER[self.level.level],
                 reason=reason,
             ),
+        )
+
+    def _material(self, caps: tuple[tuple[str, float], ...], now_ns: int) -> bool:
+        last = self._last_caps
+        if last is None or [p for p, _ in last] != [p for p, _ in caps]:
+            return True
+        if now_ns - self._last_publish_ns >= PUBLISH_EVERY_NS:
+            return True
+        return any(
+            (old == 0) != (new == 0) or abs(new - old) > PUBLISH_CAP_CHANGE * old
+            for (_, old), (_, new) in zip(last, caps, strict=True)
         )

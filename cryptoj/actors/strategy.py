@@ -1,8 +1,8 @@
 """StrategyActor: hosts the pure strategies and turns bars into target weights.
 
 Its state (the EMAs) is derived from the bars it receives; a restarted StrategyActor rebuilds it
-from the following bars (warm-up) and gives no signal until then. It re-states every target on
-each bar after warm-up, so a restarted PortfolioActor learns the current targets within one bar.
+from the following bars (warm-up) and gives no signal until then. It re-states every target
+every ``RESTATE_EVERY_BARS`` bars, so a restarted PortfolioActor learns the current targets soon.
 """
 
 from __future__ import annotations
@@ -12,6 +12,10 @@ from cryptoj.config import StrategyConfig
 from cryptoj.models.market import Bar
 from cryptoj.models.signals import TargetWeight
 from cryptoj.strategies.ema_trend import EmaTrend
+
+#: Targets are sent when they change and re-stated every this many bars (so a restarted
+#: PortfolioActor learns them quickly) — not on every bar.
+RESTATE_EVERY_BARS = 10
 
 
 class StrategyActor(Actor):
@@ -35,6 +39,8 @@ class StrategyActor(Actor):
         if change is not None:
             self.reasons[bar.product] = change[1]
         if trend.weight is None:
+            return
+        if change is None and trend.slow.count % RESTATE_EVERY_BARS:
             return
         ctx.send(
             self.portfolio,

@@ -1,0 +1,227 @@
+"""Live-path latency in the threaded runtime, next to the raw thread-handoff floor.
+
+    python tools/bench_latency.py --json                  # 1,000 ticks/s for 60 s each
+    python tools/bench_latency.py --seconds 10 --json     # a quicker look
+
+What is measured: a trade tick pushed into the FeedActor's mailbox (stamped with the wall
+clock when it is pushed) until the order intent it causes leaves the ExecutionActor for the
+venue (``PaperExchange.submit`` is entered): Feed → Strategy → Portfolio → Execution, four
+pykka thread handoffs plus each actor's work, with the real actors, journal and supervision.
+Ticks are the recorded Binance BTCUSDT trades (``benchmarks/data/``), re-stamped with the
+current time and pushed at ``--rate`` per second; the strategy (EMA 2/3 on one-trade bars)
+flips often, so many ticks lead to an order (ticks that lead to none are not counted).
+
+The floor: the same number of handoffs through plain ``queue.Queue`` threads that do no work,
+paced the same way, in the same process, alternating with the actor system in slices so both
+see the same machine load. Prints p50/p99/max in µs for both and ``ratio_p99`` (actors /
+floor); with ``--json`` one JSON object: ``p50_us``, ``p99_us``, ``max_us``, ``floor_p50_us``,
+``floor_p99_us``, ``floor_max_us``, ``ratio_p99``, ``samples``, ``floor_samples``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import queue
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from cryptoj.actors.feed import FeedActor  # noqa: E402
+from cryptoj.config import parse_config  # noqa: E402
+from cryptoj.marketdata.ticks import load_trade_ticks  # noqa: E402
+from cryptoj.models.base import Message  # noqa: E402
+from cryptoj.models.market import Trade  # noqa: E402
+from cryptoj.models.orders import OrderAccepted, OrderRejected, SubmitOrder  # noqa: E402
+from cryptoj.runtime.assemble import assemble  # noqa: E402
+from cryptoj.runtime.common import Registered  # noqa: E402
+from cryptoj.runtime.threaded import ScaledClock, ThreadedRuntime  # noqa: E402
+from cryptoj.venues.paper import PaperExchange  # noqa: E402
+
+DATA = ROOT / "benchmarks/data/binance_BTCUSDT_trades_20240808T2354_20240809T0005.csv.gz"
+HOPS = 4  # injector → feed → strategy → portfolio → execution
+CONFIG = {
+    "paper": {"quote_currency": "USDT", "starting_cash": 1_000_000, "taker_fee": 0.001},
+    "feed": {"tick_bar_size": 1},
+    "strategy": {"fast_period": 2, "slow_period": 3, "band": 0.0, "target_weight": 0.05},
+    "trace": {"enabled": False},
+}
+
+
+def _pace(rate: float, seconds: float, emit: Callable[[int], None]) -> int:
+    """Call ``emit(i)`` ``rate`` times a second for ``seconds``; return how many were sent."""
+    period = 1.0 / rate
+    start = time.perf_counter()
+    n = int(rate * seconds)
+    for i in range(n):
+        delay = start + i * period - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        emit(i)
+    return n
+
+
+class _TimedVenue:
+    """Wraps the paper venue: records submit time minus the tick's push time."""
+
+    def __init__(self, venue: PaperExchange, samples: list[int]) -> None:
+        self._venue = venue
+        self.samples = samples
+
+    def submit(self, order: SubmitOrder, ts: int) -> OrderAccepted | OrderRejected:
+        self.samples.append(time.time_ns() - order.ts)
+        return self._venue.submit(order, ts)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._venue, name)
+
+
+class ActorChain:
+    """The real actor system in the threaded runtime, fed by pushed ticks."""
+
+    def __init__(self, workdir: Path) -> None:
+        cfg = parse_config(CONFIG)
+        self.ticks = [t for b in load_trade_ticks(DATA) for t in b if isinstance(t, Trade)]
+        system = assemble(
+            cfg,
+            [tuple(self.ticks[:1])],
+            str(workdir / "journal.sqlite"),
+            fresh_journal=True,
+            stop_on_feed_end=False,
+        )
+        self.samples: list[int] = []
+        timed = _TimedVenue(system.venue, self.samples)
+        registry = dict(system.registry)
+        execution = registry["execution"]
+        from cryptoj.actors.execution import ExecutionActor
+
+        registry["execution"] = Registered(
+            "execution",
+            execution.parent,
+            lambda: ExecutionActor(timed, system.journal_path),  # type: ignore[arg-type]
+        )
+        feed = registry["feed"]
+        registry["feed"] = Registered(
+            "feed",
+            feed.parent,
+            lambda: FeedActor(
+                system.source, quote_sink=system.venue.on_quote, tick_bar_size=1, poll=False
+            ),
+        )
+        self.rt = ThreadedRuntime(seed=1, clock=ScaledClock(time.time_ns(), 1.0), registry=registry)
+        system.venue.set_listener(lambda e: self.rt.tell("execution", e, sender="venue"))
+        self.rt.start("shutdown")
+        self.rt.start("root")
+        self.sent = 0
+
+    def push(self, i: int) -> None:
+        t = self.ticks[(self.sent + i) % len(self.ticks)]
+        msg: Message = Trade(
+            ts=time.time_ns(),
+            product=t.product,
+            price=t.price,
+            quantity=t.quantity,
+            taker_side=t.taker_side,
+            trade_id=t.trade_id,
+        )
+        self.rt.tell("feed", msg, sender="connection")
+
+    def close(self) -> None:
+        self.rt.quiesce(["feed", "strategy", "portfolio", "execution"])
+        self.rt.shutdown()
+
+
+class QueueChain:
+    """HOPS plain threads passing each item on through queue.Queue: the floor."""
+
+    def __init__(self) -> None:
+        self.samples: list[int] = []
+        self.queues: list[queue.Queue[int | None]] = [queue.Queue() for _ in range(HOPS)]
+        self.threads = [
+            threading.Thread(target=self._relay, args=(k,), daemon=True) for k in range(HOPS)
+        ]
+        for t in self.threads:
+            t.start()
+
+    def _relay(self, k: int) -> None:
+        q_in = self.queues[k]
+        q_out = self.queues[k + 1] if k + 1 < HOPS else None
+        while True:
+            item = q_in.get()
+            if item is None:
+                if q_out is not None:
+                    q_out.put(None)
+                return
+            if q_out is None:
+                self.samples.append(time.perf_counter_ns() - item)
+            else:
+                q_out.put(item)
+
+    def push(self, i: int) -> None:
+        self.queues[0].put(time.perf_counter_ns())
+
+    def close(self) -> None:
+        self.queues[0].put(None)
+        for t in self.threads:
+            t.join(timeout=5)
+
+
+def _pct(xs: list[int], p: float) -> float:
+    s = sorted(xs)
+    return s[min(len(s) - 1, int(p * len(s)))] / 1000 if s else float("nan")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run both chains in alternating slices and print the percentiles."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--rate", type=float, default=1000.0, help="ticks per second (1000)")
+    ap.add_argument("--seconds", type=float, default=60.0, help="seconds per side (60)")
+    ap.add_argument("--slices", type=int, default=6, help="alternations (6)")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    floor = QueueChain()
+    with tempfile.TemporaryDirectory() as tmp:
+        actors = ActorChain(Path(tmp))
+        per_slice = args.seconds / args.slices
+        _pace(args.rate, min(2.0, per_slice), actors.push)  # warm-up, discarded
+        actors.rt.quiesce(["feed", "strategy", "portfolio", "execution"])
+        actors.samples.clear()
+        for _ in range(args.slices):
+            actors.sent += _pace(args.rate, per_slice, actors.push)
+            actors.rt.quiesce(["feed", "strategy", "portfolio", "execution"])
+            _pace(args.rate, per_slice, floor.push)
+        actors.close()
+    floor.close()
+    a, f = actors.samples, floor.samples
+    out = {
+        "rate": args.rate,
+        "seconds_per_side": args.seconds,
+        "samples": len(a),
+        "floor_samples": len(f),
+        "p50_us": round(_pct(a, 0.50), 1),
+        "p99_us": round(_pct(a, 0.99), 1),
+        "max_us": round(max(a) / 1000, 1) if a else None,
+        "mean_us": round(statistics.fmean(a) / 1000, 1) if a else None,
+        "floor_p50_us": round(_pct(f, 0.50), 1),
+        "floor_p99_us": round(_pct(f, 0.99), 1),
+        "floor_max_us": round(max(f) / 1000, 1) if f else None,
+        "ratio_p99": round(_pct(a, 0.99) / _pct(f, 0.99), 2) if a and f else None,
+    }
+    if args.json:
+        print(json.dumps(out))
+    else:
+        for key, value in out.items():
+            print(f"{key:18} {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
