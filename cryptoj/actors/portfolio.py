@@ -30,7 +30,7 @@ from cryptoj.models.orders import (
     SubmitOrder,
 )
 from cryptoj.models.portfolio import PortfolioSnapshot, Position
-from cryptoj.models.risk import RiskLevel, RiskParameters
+from cryptoj.models.risk import RiskLevel, RiskParameters, StopLossTriggered
 from cryptoj.models.signals import TargetWeight
 from cryptoj.models.system import Halt, ReconcileNow, Tick
 from cryptoj.portfolio.ledger import Holding, Ledger, Reservation
@@ -175,6 +175,7 @@ class PortfolioActor(Actor):
             return
         if q.bid <= h.average_price * (1 - Decimal(repr(self.params.stop_loss))):
             self.stopped_out.add(product)
+            ctx.send(self.risk, StopLossTriggered(ts=q.ts, product=product))
             if not self.ledger.has_open_order(product):
                 qty = self.ledger.available(product)
                 reason = (
@@ -190,6 +191,8 @@ class PortfolioActor(Actor):
         if self.ledger.has_open_order(product):
             return  # one order in flight per product: no racing rebalances
         level = params.level
+        if not params.entries_allowed and level.rank < RiskLevel.REDUCING.rank:
+            level = RiskLevel.REDUCING  # e.g. a stale feed: only exposure-reducing orders
         cap = params.weight_cap(product)
         weight = min(target.weight * params.size_multiplier, cap)
         if product in self.stopped_out:

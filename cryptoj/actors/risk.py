@@ -1,32 +1,45 @@
-"""RiskActor: volatility, correlation and the graduated risk level; publishes RiskParameters.
+"""RiskActor: volatility, correlation, regimes and the graduated level; publishes RiskParameters.
 
-The maths lives in :mod:`cryptoj.risk.limits`. Its state is derived from its inputs (bars and
-portfolio snapshots), so a restart rebuilds it from the data that follows. It never approves or
-denies single orders against a copy of the portfolio: it publishes versioned limits, and the
-PortfolioActor applies them atomically when it decides (check-and-reserve lives with the state).
+The maths lives in :mod:`cryptoj.risk` (pure modules). State is derived from the inputs (bars,
+portfolio snapshots, feed status, stop-loss hits), so a restart rebuilds it from the data that
+follows. It never approves or denies single orders against a copy of the portfolio: it
+publishes versioned limits, and the PortfolioActor applies them atomically when it decides
+(check-and-reserve lives with the state).
+
+* Caps per product: :func:`cryptoj.risk.limits.dynamic_cap` from the EWMA volatility excess and
+  the average EWMA correlation (:class:`~cryptoj.risk.correlation.EwmaCorrelation`).
+* Level: :class:`~cryptoj.risk.levels.LevelMachine` (daily loss, drawdown, stop-loss hits,
+  stale feed, systemic correlation + drawdown; hysteresis and cool-down; operator override).
+* Also published for the portfolio, the trace and the metrics: regime per product
+  (:class:`~cryptoj.risk.regime.RegimeDetector`), volatility per product, average correlation.
 """
 
 from __future__ import annotations
 
+import math
+
 from cryptoj.actors.base import Actor, Context
 from cryptoj.config import RiskConfig
 from cryptoj.journal import Journal
-from cryptoj.models.market import Bar
+from cryptoj.models.market import Bar, FeedStatus
 from cryptoj.models.portfolio import PortfolioSnapshot
-from cryptoj.models.risk import RiskLevel, RiskLevelChanged, RiskParameters
-from cryptoj.risk.limits import EwmaStats, LevelState, dynamic_cap
+from cryptoj.models.risk import (
+    RiskLevel,
+    RiskLevelChanged,
+    RiskOverride,
+    RiskParameters,
+    StopLossTriggered,
+)
+from cryptoj.risk.atr import Atr
+from cryptoj.risk.correlation import EwmaCorrelation
+from cryptoj.risk.levels import NS_PER_DAY, LevelConfig, LevelMachine, LevelUpdate
+from cryptoj.risk.limits import EwmaStats, dynamic_cap
+from cryptoj.risk.regime import RegimeDetector
 
 #: Parameters are re-published when a cap moves by more than this fraction (or to/from 0) ...
 PUBLISH_CAP_CHANGE = 0.05
 #: ... or at least this often (clock ns), even when nothing moved.
 PUBLISH_EVERY_NS = 60 * 10**9
-
-SIZE_MULTIPLIER = {
-    RiskLevel.NORMAL: 1.0,
-    RiskLevel.CAUTION: 0.5,
-    RiskLevel.REDUCING: 0.0,
-    RiskLevel.HALTED: 0.0,
-}
 
 
 class RiskActor(Actor):
@@ -48,8 +61,16 @@ class RiskActor(Actor):
         self.portfolio = portfolio
         self.shutdown = shutdown
         self.stats = EwmaStats(cfg.volatility_halflife_bars)
-        self.level = LevelState(cfg.daily_loss_limit, cfg.caution_drawdown, cooldown_ns)
-        self.products: set[str] = set()
+        self.corr = EwmaCorrelation(halflife=cfg.volatility_halflife_bars)
+        self.levels = LevelMachine(LevelConfig.from_risk_config(cfg, cooldown_ns=cooldown_ns))
+        self.atr: dict[str, Atr] = {}
+        self.regimes: dict[str, RegimeDetector] = {}
+        self.closes: dict[str, float] = {}
+        self.returns: dict[str, float] = {}
+        self.stale: set[str] = set()
+        self.stop_hits: dict[int, int] = {}
+        self.last_equity: tuple[int, float] | None = None
+        self.entries_allowed = True
         self.version = 0
         self.batch_ts = -1
         self._last_caps: tuple[tuple[str, float], ...] | None = None
@@ -65,55 +86,115 @@ class RiskActor(Actor):
         if self.journal is not None:
             self.journal.close()
 
+    # -- market data -----------------------------------------------------------------------
+
     def _handle_bar(self, bar: Bar, ctx: Context) -> None:
         if bar.ts != self.batch_ts and self.batch_ts >= 0:
-            self.stats.end_of_batch()
-            self._publish(ctx, "new bar batch")
+            self._end_of_batch(ctx)
         self.batch_ts = bar.ts
-        self.products.add(bar.product)
-        self.stats.on_close(bar.product, float(bar.close))
+        close = float(bar.close)
+        prev = self.closes.get(bar.product)
+        if prev is not None and prev > 0 and close > 0:
+            self.returns[bar.product] = math.log(close / prev)
+        self.closes[bar.product] = close
+        self.stats.on_close(bar.product, close)
+        self.atr.setdefault(bar.product, Atr()).update(float(bar.high), float(bar.low), close)
+        self.regimes.setdefault(bar.product, RegimeDetector()).update(close)
+
+    def _end_of_batch(self, ctx: Context) -> None:
+        if self.returns:
+            self.corr.update(self.returns)
+            self.returns = {}
+        self._publish(ctx, "new bar batch")
+
+    def _handle_feed_status(self, msg: FeedStatus, ctx: Context) -> None:
+        if msg.state == "stale":
+            self.stale.update(msg.products)
+        else:
+            self.stale.difference_update(msg.products)
+        if self.last_equity is not None:
+            ts, equity = self.last_equity
+            self._apply(self.levels.update(ts, equity, *self._conditions()), ctx)
+
+    # -- portfolio and operator ------------------------------------------------------------
 
     def _handle_portfolio_snapshot(self, snap: PortfolioSnapshot, ctx: Context) -> None:
-        before = self.level.level
-        level, why = self.level.on_equity(snap.ts, float(snap.equity))
-        if level != before:
+        self.last_equity = (snap.ts, float(snap.equity))
+        self._apply(self.levels.update(snap.ts, float(snap.equity), *self._conditions()), ctx)
+
+    def _handle_stop_loss_triggered(self, msg: StopLossTriggered, ctx: Context) -> None:
+        day = msg.ts // NS_PER_DAY
+        self.stop_hits = {day: self.stop_hits.get(day, 0) + 1}
+
+    def _handle_risk_override(self, msg: RiskOverride, ctx: Context) -> None:
+        if msg.level is None:
+            self._apply(self.levels.release(), ctx)
+        else:
+            self._apply(self.levels.force(msg.level, msg.until_ns, msg.reason), ctx)
+
+    def _conditions(self) -> tuple[bool, int, float]:
+        """(stale feed, stop-loss hits today, average correlation) for the level machine."""
+        day = self.last_equity[0] // NS_PER_DAY if self.last_equity else -1
+        return bool(self.stale), self.stop_hits.get(day, 0), self.corr.average_pairwise()
+
+    def _apply(self, u: LevelUpdate, ctx: Context) -> None:
+        entries_flipped = u.entries_allowed != self.entries_allowed
+        self.entries_allowed = u.entries_allowed
+        if u.changed:
             assert self.journal is not None
-            self.journal.record_event(snap.ts, "risk", "risk_level", f"{before} -> {level}: {why}")
-            change = RiskLevelChanged(ts=snap.ts, previous=before, level=level, reason=why)
-            ctx.send(self.shutdown, change)
-            self._publish(ctx, why, force=True)
+            self.journal.record_event(
+                u.ts, "risk", "risk_level", f"{u.previous} -> {u.level}: {u.reason}"
+            )
+            ctx.send(
+                self.shutdown,
+                RiskLevelChanged(ts=u.ts, previous=u.previous, level=u.level, reason=u.reason),
+            )
+        if u.changed or entries_flipped:
+            self._publish(ctx, u.reason, force=True)
+
+    # -- publishing ------------------------------------------------------------------------
 
     def _publish(self, ctx: Context, reason: str, *, force: bool = False) -> None:
         """Send new parameters when something material changed (see PUBLISH_* constants)."""
+        products = sorted(self.closes)
         caps = tuple(
             (
                 p,
                 dynamic_cap(
                     self.cfg.position_size_limit,
                     self.stats.vol_excess(p),
-                    self.stats.correlation(p),
+                    self.corr.of(p),
                     self.cfg.volatility_weight,
                     self.cfg.correlation_weight,
                     self.cfg.min_position_size,
                 ),
             )
-            for p in sorted(self.products)
+            for p in products
         )
         if not force and not self._material(caps, ctx.now()):
             return
         self._last_caps, self._last_publish_ns = caps, ctx.now()
         self.version += 1
+        level = self.levels.level
         ctx.send(
             self.portfolio,
             RiskParameters(
                 ts=ctx.now(),
                 version=self.version,
-                level=self.level.level,
+                level=level,
                 max_weight=caps,
                 stop_loss=self.cfg.stop_loss,
                 min_position_size=self.cfg.min_position_size,
-                size_multiplier=SIZE_MULTIPLIER[self.level.level],
+                size_multiplier=self.levels.config.size_multiplier(level),
                 reason=reason,
+                entries_allowed=self.entries_allowed,
+                avg_correlation=round(self.corr.average_pairwise(), 6),
+                regimes=tuple(
+                    (p, str(self.regimes[p].regime))
+                    for p in products
+                    if p in self.regimes and self.regimes[p].regime is not None
+                ),
+                volatility=tuple((p, round(self.stats.vol(p), 8)) for p in products),
             ),
         )
 
@@ -127,3 +208,8 @@ class RiskActor(Actor):
             (old == 0) != (new == 0) or abs(new - old) > PUBLISH_CAP_CHANGE * old
             for (_, old), (_, new) in zip(last, caps, strict=True)
         )
+
+    @property
+    def level(self) -> RiskLevel:
+        """The effective level."""
+        return self.levels.level

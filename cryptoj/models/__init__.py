@@ -17,7 +17,13 @@ from cryptoj.models.orders import (
     SubmitOrder,
 )
 from cryptoj.models.portfolio import PortfolioSnapshot, Position
-from cryptoj.models.risk import RiskLevel, RiskLevelChanged, RiskParameters
+from cryptoj.models.risk import (
+    RiskLevel,
+    RiskLevelChanged,
+    RiskOverride,
+    RiskParameters,
+    StopLossTriggered,
+)
 from cryptoj.models.signals import TargetWeight
 from cryptoj.models.system import (
     ChildExited,
@@ -58,10 +64,12 @@ __all__ = [
     "ReconcileNow",
     "RiskLevel",
     "RiskLevelChanged",
+    "RiskOverride",
     "RiskParameters",
     "ShutdownRequested",
     "Side",
     "StartChild",
+    "StopLossTriggered",
     "SubmitOrder",
     "TargetWeight",
     "Tick",

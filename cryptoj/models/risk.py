@@ -18,7 +18,10 @@ class RiskLevel(enum.StrEnum):
     @property
     def rank(self) -> int:
         """0 for NORMAL up to 3 for HALTED."""
-        return list(RiskLevel).index(self)
+        return _RANK[self]
+
+
+_RANK = {level: i for i, level in enumerate(RiskLevel)}
 
 
 class RiskParameters(Message, frozen=True, kw_only=True):
@@ -34,6 +37,10 @@ class RiskParameters(Message, frozen=True, kw_only=True):
     min_position_size: float
     size_multiplier: float  # 1.0 at NORMAL, < 1 at CAUTION
     reason: str = ""
+    entries_allowed: bool = True  # False: only exposure-reducing orders (REDUCING, stale feed)
+    avg_correlation: float = 0.0  # average pairwise EWMA correlation of the products
+    regimes: tuple[tuple[str, str], ...] = ()  # product → calm / trending / volatile
+    volatility: tuple[tuple[str, float], ...] = ()  # product → EWMA volatility per bar
 
     def weight_cap(self, product: str) -> float:
         """The cap for ``product`` (0 when unknown: no exposure without a risk view)."""
@@ -49,3 +56,18 @@ class RiskLevelChanged(Message, frozen=True, kw_only=True):
     previous: RiskLevel
     level: RiskLevel
     reason: str
+
+
+class StopLossTriggered(Message, frozen=True, kw_only=True):
+    """Portfolio → Risk: a position hit its stop loss (counted per UTC day)."""
+
+    product: str
+
+
+class RiskOverride(Message, frozen=True, kw_only=True):
+    """Operator → Risk: force ``level`` until ``until_ns`` (None: until released); level None
+    releases the override."""
+
+    level: RiskLevel | None
+    until_ns: int | None = None
+    reason: str = "operator"

@@ -39,7 +39,12 @@ FloatArray = npt.NDArray[np.float64]
 
 
 class EwmaCorrelation:
-    """EWMA correlations of log returns between products (see the module docstring)."""
+    """EWMA correlations of log returns between products (see the module docstring).
+
+    The moments are kept per ordered pair in plain dicts: the daemon tracks a handful of
+    products, where per-call numpy overhead would cost more than the arithmetic (measured: the
+    risk actor's per-bar work fell from ~170 µs to ~15 µs with three products).
+    """
 
     def __init__(
         self, products: Iterable[str] = (), halflife: float = 60.0, *, min_periods: int = 10
@@ -50,9 +55,10 @@ class EwmaCorrelation:
         self.alpha = float(1.0 - 0.5 ** (1.0 / halflife))
         self.min_periods = max(1, min_periods)
         self._index: dict[str, int] = {}
-        self._co = np.zeros((0, 0))
-        self._second = np.zeros((0, 0))
-        self._count = np.zeros((0, 0), dtype=np.int64)
+        self._co: dict[tuple[str, str], float] = {}  # C_ij (symmetric, both orders stored)
+        self._second: dict[tuple[str, str], float] = {}  # S_ij: i's second moment with j
+        self._count: dict[tuple[str, str], int] = {}
+        self._summary_cache: tuple[float, dict[str, float]] | None = None
         for p in products:
             self._add(p)
 
@@ -62,26 +68,26 @@ class EwmaCorrelation:
         return tuple(self._index)
 
     def _add(self, product: str) -> int:
-        if product in self._index:
-            return self._index[product]
-        self._index[product] = len(self._index)
-        self._co = np.pad(self._co, ((0, 1), (0, 1)))
-        self._second = np.pad(self._second, ((0, 1), (0, 1)))
-        self._count = np.pad(self._count, ((0, 1), (0, 1)))
+        if product not in self._index:
+            self._index[product] = len(self._index)
+            self._summary_cache = None
         return self._index[product]
 
     def update(self, returns: Mapping[str, float]) -> None:
         """Add the log returns of the products that closed at one timestamp."""
-        clean = {p: float(r) for p, r in returns.items() if math.isfinite(r)}
+        clean = [(p, float(r)) for p, r in returns.items() if math.isfinite(r)]
         if not clean:
             return
-        idx = np.array([self._add(p) for p in clean], dtype=np.intp)
-        r = np.array(list(clean.values()))
-        a = self.alpha
-        block = np.ix_(idx, idx)
-        self._co[block] = (1.0 - a) * self._co[block] + a * np.outer(r, r)
-        self._second[block] = (1.0 - a) * self._second[block] + a * (r * r)[:, None]
-        self._count[block] += 1
+        a, b = self.alpha, 1.0 - self.alpha
+        co, second, count = self._co, self._second, self._count
+        for p, rp in clean:
+            self._add(p)
+            for q, rq in clean:
+                key = (p, q)
+                co[key] = b * co.get(key, 0.0) + a * rp * rq
+                second[key] = b * second.get(key, 0.0) + a * rp * rp
+                count[key] = count.get(key, 0) + 1
+        self._summary_cache = None
 
     def update_prices(self, closes: Mapping[str, float], previous: Mapping[str, float]) -> None:
         """Convenience: returns ``ln(close / previous)`` for products with both prices > 0."""
@@ -92,53 +98,53 @@ class EwmaCorrelation:
         }
         self.update(rets)
 
-    def matrix(self) -> FloatArray:
-        """The correlation matrix in :attr:`products` order (a copy; 1 on the diagonal)."""
-        n = len(self._index)
-        if n == 0:
-            return np.zeros((0, 0))
-        denom = self._second * self._second.T
-        ok = (self._count >= self.min_periods) & (denom > 0.0)
-        rho = np.zeros((n, n))
-        np.divide(self._co, np.sqrt(denom, where=ok, out=np.ones_like(denom)), out=rho, where=ok)
-        rho = np.clip(np.nan_to_num(rho, nan=0.0, posinf=0.0, neginf=0.0), -1.0, 1.0)
-        np.fill_diagonal(rho, 1.0)
-        return rho
-
-    def _valid(self) -> npt.NDArray[np.bool_]:
-        denom = self._second * self._second.T
-        valid: npt.NDArray[np.bool_] = (self._count >= self.min_periods) & (denom > 0.0)
-        np.fill_diagonal(valid, False)
-        return valid
-
     def correlation(self, a: str, b: str) -> float:
         """ρ between two products (1 for a product with itself, 0 without enough data)."""
         if a == b:
             return 1.0
-        if a not in self._index or b not in self._index:
-            return 0.0
-        return float(self.matrix()[self._index[a], self._index[b]])
+        rho = self._rho(a, b)
+        return 0.0 if rho is None else rho
+
+    def _rho(self, a: str, b: str) -> float | None:
+        """ρ_ab, or None while the pair lacks data (fewer co-observations, a flat price)."""
+        if self._count.get((a, b), 0) < self.min_periods:
+            return None
+        denom = self._second.get((a, b), 0.0) * self._second.get((b, a), 0.0)
+        if not denom > 0.0:
+            return None
+        rho = self._co[(a, b)] / math.sqrt(denom)
+        return max(-1.0, min(1.0, rho)) if math.isfinite(rho) else None
+
+    def matrix(self) -> FloatArray:
+        """The correlation matrix in :attr:`products` order (1 on the diagonal)."""
+        names = self.products
+        return np.array([[self.correlation(p, q) for q in names] for p in names], dtype=float)
 
     def average_pairwise(self) -> float:
         """Mean ρ over pairs with enough data (0 when no pair has)."""
-        valid = np.triu(self._valid(), k=1)
-        if not valid.any():
-            return 0.0
-        return float(self.matrix()[valid].mean())
+        return self._summary()[0]
 
     def of(self, product: str) -> float:
         """Mean ρ of ``product`` with the other products that have enough data (0 otherwise)."""
-        i = self._index.get(product)
-        if i is None:
-            return 0.0
-        valid = self._valid()[i]
-        if not valid.any():
-            return 0.0
-        return float(self.matrix()[i][valid].mean())
+        return self._summary()[1].get(product, 0.0)
+
+    def _summary(self) -> tuple[float, dict[str, float]]:
+        """(average pairwise ρ, mean ρ per product), computed once per update."""
+        if self._summary_cache is None:
+            names = self.products
+            pairs: list[float] = []
+            per: dict[str, list[float]] = {p: [] for p in names}
+            for i, p in enumerate(names):
+                for q in names[i + 1 :]:
+                    rho = self._rho(p, q)
+                    if rho is not None:
+                        pairs.append(rho)
+                        per[p].append(rho)
+                        per[q].append(rho)
+            avg = sum(pairs) / len(pairs) if pairs else 0.0
+            self._summary_cache = (avg, {p: sum(v) / len(v) for p, v in per.items() if v})
+        return self._summary_cache
 
     def volatility(self, product: str) -> float:
         """EWMA volatility per bar of ``product``'s returns, √S_pp (0 when unknown)."""
-        i = self._index.get(product)
-        if i is None:
-            return 0.0
-        return math.sqrt(max(float(self._second[i, i]), 0.0))
+        return math.sqrt(max(self._second.get((product, product), 0.0), 0.0))
