@@ -179,6 +179,13 @@ class Journal:
             for r in rows
         ]
 
+    def position_history(self) -> list[tuple[int, str, Decimal, Decimal]]:
+        """(ts, product, quantity after, cash after) for every fill, in the order applied."""
+        rows = self._db.execute(
+            "SELECT ts, product, quantity, cash FROM position_changes ORDER BY seq"
+        ).fetchall()
+        return [(int(r[0]), r[1], Decimal(r[2]), Decimal(r[3])) for r in rows]
+
     def filled_quantity(self, client_order_id: str) -> Decimal:
         """Sum of journalled fills of one order."""
         rows = self._db.execute(

@@ -18,7 +18,7 @@ from cryptoj.runtime.assemble import System, assemble
 from cryptoj.runtime.common import EXIT_ERROR, ChaosPlan, RuntimeStats
 from cryptoj.runtime.deterministic import DeterministicRuntime
 from cryptoj.runtime.threaded import ScaledClock, ThreadedRuntime, run_until_stopped
-from cryptoj.summary import books_summary, check_invariants
+from cryptoj.summary import books_summary, check_invariants, market_path, risk_figures
 from cryptoj.supervision.tree import WORKERS
 from cryptoj.trace.recorder import TraceWriter
 
@@ -173,6 +173,9 @@ def _summarise(
     try:
         start_cash = Decimal(journal.get_meta("starting_cash") or "0")
         books = books_summary(journal, start_cash, _last_marks(system))
+        figures = risk_figures(
+            journal, start_cash, market_path(system.source.batches[: system.source.cursor])
+        )
         problems = check_invariants(journal, system.venue, outcome.portfolio, start_cash)
         emergencies = journal.events("emergency")
     finally:
@@ -182,6 +185,7 @@ def _summarise(
     return {
         "events": events,
         **books,
+        **figures,
         "open_orders": len(system.venue.open_orders()),
         "restarts": stats.restarts,
         "crashes": stats.crashes,

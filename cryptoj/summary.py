@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
 from cryptoj.actors.portfolio import PortfolioActor, rebuild_ledger
 from cryptoj.journal import Journal
+from cryptoj.models.market import Bar, MarketEvent, Quote
 from cryptoj.portfolio.ledger import Ledger
 from cryptoj.venues.paper import PaperExchange
 
@@ -82,4 +84,82 @@ def books_summary(
         "final_cash": float(books.cash),
         "positions": {p: str(h.quantity) for p, h in sorted(books.holdings.items()) if h.quantity},
         "max_drawdown": round(max_drawdown([*curve, (0, final)]), 6),
+    }
+
+
+def market_path(batches: Sequence[tuple[MarketEvent, ...]]) -> list[tuple[int, dict[str, Decimal]]]:
+    """(ts, price per product so far) after each batch: quote mids where the data has quotes,
+    else bar closes or trade prices."""
+    quoted = {e.product for b in batches for e in b if isinstance(e, Quote)}
+    marks: dict[str, Decimal] = {}
+    out: list[tuple[int, dict[str, Decimal]]] = []
+    for batch in batches:
+        changed = False
+        for ev in batch:
+            if isinstance(ev, Quote):
+                marks[ev.product] = ev.mid
+                changed = True
+            elif ev.product not in quoted:
+                marks[ev.product] = ev.close if isinstance(ev, Bar) else ev.price
+                changed = True
+        if changed:
+            out.append((batch[-1].ts, dict(marks)))
+    return out
+
+
+def risk_figures(
+    journal: Journal, starting_cash: Decimal, path: list[tuple[int, dict[str, Decimal]]]
+) -> dict[str, Any]:
+    """Position weights, daily losses, risk levels and the buy-and-hold benchmark.
+
+    * ``max_position_weight``: the largest value of one position over equity at any market
+      timestamp (positions from the journal, marked at that timestamp's mid);
+    * ``worst_day_loss``: the largest fall of equity below its UTC start-of-day value;
+    * ``risk_levels_reached``: every level the RiskActor journalled (NORMAL included);
+    * ``benchmark_max_drawdown``: equal-weight buy-and-hold of every product from its first
+      mark, over the same data.
+    """
+    changes = journal.position_history()
+    cash, qty = starting_cash, dict[str, Decimal]()
+    i = 0
+    max_w, max_w_product = 0.0, None
+    day_start: dict[int, float] = {}
+    worst_day = 0.0
+    bench_units: dict[str, Decimal] = {}
+    bench_peak, bench_dd = 0.0, 0.0
+    products = sorted({p for _, m in path for p in m})
+    for ts, marks in path:
+        while i < len(changes) and changes[i][0] <= ts:
+            _, product, q, c = changes[i]
+            qty[product], cash = q, c
+            i += 1
+        equity = cash + sum((q * marks.get(p, Decimal(0)) for p, q in qty.items()), Decimal(0))
+        if equity > 0:
+            for p, q in qty.items():
+                w = float(q * marks.get(p, Decimal(0)) / equity)
+                if w > max_w:
+                    max_w, max_w_product = w, p
+            day = ts // 86_400_000_000_000
+            start = day_start.setdefault(day, float(equity))
+            worst_day = max(worst_day, (start - float(equity)) / start)
+        for p in products:
+            if p in marks and p not in bench_units:
+                bench_units[p] = starting_cash / len(products) / marks[p]
+        bench = float(
+            sum((u * marks[p] for p, u in bench_units.items()), Decimal(0))
+            + starting_cash * (len(products) - len(bench_units)) / len(products)
+        )
+        bench_peak = max(bench_peak, bench)
+        bench_dd = max(bench_dd, (bench_peak - bench) / bench_peak if bench_peak else 0.0)
+    levels = ["NORMAL"]
+    for e in journal.events("risk_level"):
+        level = e["detail"].split(" -> ", 1)[1].split(":", 1)[0]
+        if level not in levels:
+            levels.append(level)
+    return {
+        "max_position_weight": round(max_w, 6),
+        "max_position_product": max_w_product,
+        "worst_day_loss": round(worst_day, 6),
+        "risk_levels_reached": levels,
+        "benchmark_max_drawdown": round(bench_dd, 6),
     }
