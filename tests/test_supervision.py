@@ -359,7 +359,7 @@ def test_transient_child_restarted_after_crash_not_after_normal_stop(tmp_path: P
     assert rig.rt.is_alive("t") and rig.gen("t") == 2
     # A normal exit reported to the supervisor. No actor API stops itself normally, so this uses
     # the runtime's own stop path with reporting on (what a self-stop would do).
-    rig.rt._stop("t", report=True)
+    rig.rt.stop("t", report=True)
     rig.rt.run()
     reports = rig.reports("t")
     assert [(r["msg"]["generation"], r["msg"]["abnormal"]) for r in reports] == [

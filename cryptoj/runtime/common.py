@@ -7,6 +7,7 @@ import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from cryptoj.actors.base import Actor
 from cryptoj.models.base import Message
@@ -34,6 +35,69 @@ class Envelope:
         self.corr = corr
         self.cause = cause
         self.enq_ns = enq_ns
+
+
+class RuntimeOps(Protocol):
+    """What both runtimes offer the contexts they hand to actors."""
+
+    seed: int
+    ids: IdFactory
+
+    def now(self) -> int: ...
+    def send(self, sender: str, to: str, msg: Message, corr: str | None) -> None: ...
+    def schedule(self, owner: str, delay_ns: int, msg: Message) -> None: ...
+    def request_stop(self, exit_code: int, reason: str) -> None: ...
+    def start(self, name: str) -> int: ...
+    def stop(self, name: str, *, report: bool) -> None: ...
+
+
+class ActorContext:
+    """The :class:`~cryptoj.actors.base.SupervisorContext` both runtimes give their actors."""
+
+    __slots__ = ("_name", "_rng", "_rt")
+
+    def __init__(self, rt: RuntimeOps, name: str, generation: int) -> None:
+        self._rt = rt
+        self._name = name
+        self._rng = random.Random(f"{rt.seed}:{name}:{generation}")
+
+    @property
+    def name(self) -> str:
+        """The actor's stable name."""
+        return self._name
+
+    @property
+    def rng(self) -> random.Random:
+        """Seeded per actor and generation."""
+        return self._rng
+
+    def now(self) -> int:
+        """The runtime's injected clock, ns."""
+        return self._rt.now()
+
+    def send(self, to: str, msg: Message, *, correlation_id: str | None = None) -> None:
+        """Send ``msg`` to the actor named ``to``."""
+        self._rt.send(self._name, to, msg, correlation_id)
+
+    def schedule(self, delay_ns: int, msg: Message) -> None:
+        """Deliver ``msg`` to this actor after ``delay_ns``."""
+        self._rt.schedule(self._name, max(0, delay_ns), msg)
+
+    def new_id(self, prefix: str) -> str:
+        """A reproducible id."""
+        return self._rt.ids.new_id(prefix)
+
+    def stop_system(self, exit_code: int, reason: str) -> None:
+        """End the run with ``exit_code``."""
+        self._rt.request_stop(exit_code, reason)
+
+    def start_child(self, name: str) -> int:
+        """(Re)start child ``name``; its generation."""
+        return self._rt.start(name)
+
+    def stop_child(self, name: str) -> None:
+        """Stop child ``name`` (not reported back: the supervisor asked for it)."""
+        self._rt.stop(name, report=False)
 
 
 class IdFactory:

@@ -19,6 +19,7 @@ from cryptoj.actors.base import Actor
 from cryptoj.models.base import Message
 from cryptoj.models.system import ChildExited, ChildStarted
 from cryptoj.runtime.common import (
+    ActorContext,
     ChaosPlan,
     Envelope,
     IdFactory,
@@ -41,45 +42,7 @@ class _Cell:
         self.alive = False
         self.generation = 0
         self.children: list[str] = []
-        self.ctx: _Ctx | None = None
-
-
-class _Ctx:
-    """The context handed to actors in the deterministic runtime."""
-
-    def __init__(self, rt: DeterministicRuntime, name: str) -> None:
-        self._rt = rt
-        self._name = name
-        self._rng = random.Random(f"{rt.seed}:{name}")
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def rng(self) -> random.Random:
-        return self._rng
-
-    def now(self) -> int:
-        return self._rt.now_ns
-
-    def send(self, to: str, msg: Message, *, correlation_id: str | None = None) -> None:
-        self._rt._send(self._name, to, msg, correlation_id)
-
-    def schedule(self, delay_ns: int, msg: Message) -> None:
-        self._rt._schedule(self._name, max(0, delay_ns), msg)
-
-    def new_id(self, prefix: str) -> str:
-        return self._rt.ids.new_id(prefix)
-
-    def stop_system(self, exit_code: int, reason: str) -> None:
-        self._rt.request_stop(exit_code, reason)
-
-    def start_child(self, name: str) -> int:
-        return self._rt._start(name)
-
-    def stop_child(self, name: str) -> None:
-        self._rt._stop(name, report=False)
+        self.ctx: ActorContext | None = None
 
 
 class DeterministicRuntime:
@@ -117,9 +80,10 @@ class DeterministicRuntime:
 
     def start_root(self, name: str) -> None:
         """Start a top-level node of the registry (and, for a supervisor, its subtree)."""
-        self._start(name)
+        self.start(name)
 
-    def _start(self, name: str) -> int:
+    def start(self, name: str) -> int:
+        """Start (or restart) ``name``; return its generation."""
         reg = self.registry[name]
         cell = self.cells.get(name)
         if cell is None:
@@ -132,7 +96,7 @@ class DeterministicRuntime:
             self.stats.bump("restarts")
         cell.generation += 1
         cell.actor = reg.factory()
-        cell.ctx = _Ctx(self, name)
+        cell.ctx = ActorContext(self, name, cell.generation)
         cell.alive = True
         if name not in self.start_order:
             self.start_order.append(name)
@@ -150,7 +114,8 @@ class DeterministicRuntime:
             self._crash(cell, f"on_start: {e!r}")
         return cell.generation
 
-    def _stop(self, name: str, *, report: bool) -> None:
+    def stop(self, name: str, *, report: bool) -> None:
+        """Stop ``name`` now (its on_stop runs); report the exit to its parent if asked."""
         cell = self.cells.get(name)
         if cell is None or not cell.alive:
             return
@@ -170,7 +135,7 @@ class DeterministicRuntime:
     def _crash(self, cell: _Cell, reason: str) -> None:
         self.stats.bump("crashes")
         for child in reversed(cell.children):
-            self._stop(child, report=False)
+            self.stop(child, report=False)
         self._exit(cell, True, reason, report=True)
 
     def _exit(self, cell: _Cell, abnormal: bool, reason: str, *, report: bool) -> None:
@@ -191,12 +156,12 @@ class DeterministicRuntime:
         )
         self._record("exit", cell.name, cell.parent, exit_msg, note=note)
         if report:
-            self._send(cell.name, cell.parent, exit_msg, None)
+            self.send(cell.name, cell.parent, exit_msg, None)
 
     def stop_all(self) -> None:
         """Stop every live actor in reverse start order (their on_stop runs)."""
         for name in reversed(self.start_order):
-            self._stop(name, report=False)
+            self.stop(name, report=False)
 
     def request_stop(self, exit_code: int, reason: str) -> None:
         """End the run after the mailboxes drain (timers no longer fire)."""
@@ -206,11 +171,16 @@ class DeterministicRuntime:
 
     # -- messaging ---------------------------------------------------------------------------
 
+    def now(self) -> int:
+        """The virtual clock, ns."""
+        return self.now_ns
+
     def tell(self, to: str, msg: Message, sender: str = "main") -> None:
         """Send from outside the actors (the venue's user channel, the main program)."""
-        self._send(sender, to, msg, None)
+        self.send(sender, to, msg, None)
 
-    def _send(self, sender: str, to: str, msg: Message, corr: str | None) -> None:
+    def send(self, sender: str, to: str, msg: Message, corr: str | None) -> None:
+        """Put ``msg`` into ``to``'s mailbox (a dead letter when it is not running)."""
         cur = self._current
         env = Envelope(
             msg,
@@ -229,7 +199,8 @@ class DeterministicRuntime:
             self._ready.append(to)
         cell.inbox.append(env)
 
-    def _schedule(self, owner: str, delay_ns: int, msg: Message) -> None:
+    def schedule(self, owner: str, delay_ns: int, msg: Message) -> None:
+        """Deliver ``msg`` to ``owner`` after ``delay_ns`` of virtual time."""
         cur = self._current
         msg_id = self.ids.message_id()
         env = Envelope(msg, owner, msg_id, msg_id, cur.msg_id if cur is not None else "")
@@ -335,7 +306,7 @@ class DeterministicRuntime:
                 raise InjectedCrash(f"injected crash in {cell.name} after handling")
             if path == "on_stop" and self.chaos is not None:
                 self.chaos.fail_next_stop.add(cell.name)
-                self._stop(cell.name, report=True)
+                self.stop(cell.name, report=True)
         except Exception as e:
             if isinstance(e, RestartIntensityExceeded):
                 self.stats.bump("escalations")

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import heapq
-import random
 import sys
 import threading
 import time
@@ -33,7 +32,7 @@ from pykka import ActorDeadError, ActorRef
 from cryptoj.actors.base import Actor
 from cryptoj.models.base import Message
 from cryptoj.models.system import ChildExited, ChildStarted, Ping
-from cryptoj.runtime.common import Envelope, IdFactory, Registered, RuntimeStats
+from cryptoj.runtime.common import ActorContext, Envelope, IdFactory, Registered, RuntimeStats
 from cryptoj.supervision.supervisor import RestartIntensityExceeded
 from cryptoj.trace.recorder import TraceWriter
 
@@ -76,44 +75,6 @@ class AskEnvelope(Envelope):
     """An envelope sent with ``ask``: a failure crashes the actor and reaches the caller."""
 
 
-class _Ctx:
-    """The context handed to actors in the threaded runtime."""
-
-    def __init__(self, rt: ThreadedRuntime, name: str, generation: int) -> None:
-        self._rt = rt
-        self._name = name
-        self._rng = random.Random(f"{rt.seed}:{name}:{generation}")
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def rng(self) -> random.Random:
-        return self._rng
-
-    def now(self) -> int:
-        return self._rt.clock.now()
-
-    def send(self, to: str, msg: Message, *, correlation_id: str | None = None) -> None:
-        self._rt.send(self._name, to, msg, correlation_id)
-
-    def schedule(self, delay_ns: int, msg: Message) -> None:
-        self._rt.schedule(self._name, max(0, delay_ns), msg)
-
-    def new_id(self, prefix: str) -> str:
-        return self._rt.ids.new_id(prefix)
-
-    def stop_system(self, exit_code: int, reason: str) -> None:
-        self._rt.request_stop(exit_code, reason)
-
-    def start_child(self, name: str) -> int:
-        return self._rt.start(name)
-
-    def stop_child(self, name: str) -> None:
-        self._rt.stop(name, report=False)
-
-
 class _Host(pykka.ThreadingActor):
     """Hosts one actor behaviour in a pykka thread and reports its exit exactly once."""
 
@@ -123,7 +84,7 @@ class _Host(pykka.ThreadingActor):
         self.cell_name = name
         self.behaviour = behaviour
         self.generation = generation
-        self.ctx = _Ctx(rt, name, generation)
+        self.ctx = ActorContext(rt, name, generation)
         self.report_exit = True
         self._reported = False
         self._lock = threading.Lock()
@@ -353,6 +314,10 @@ class ThreadedRuntime:
         self.timers.join(timeout=5)
 
     # -- messaging ---------------------------------------------------------------------------
+
+    def now(self) -> int:
+        """The injected clock, ns."""
+        return self.clock.now()
 
     def send(self, sender: str, to: str, msg: Message, corr: str | None) -> None:
         """Deliver ``msg`` to ``to`` (a dead letter when it is not running)."""
