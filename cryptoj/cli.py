@@ -1,4 +1,4 @@
-"""The command line: ``run`` (default), ``replay``, ``check-config``, ``trace``.
+"""The command line: run (default), replay, status, report, check-config, trace.
 
 Exit codes: 0 success; 1 unexpected error; 2 bad usage, configuration or data;
 3 emergency shutdown (a supervisor escalated past the root).
@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", default=None, help=f"config file (default: {DEFAULT_CONFIG} if present)"
     )
     run.add_argument("--log-json", action="store_true", help="log JSON lines instead of text")
+    run.add_argument(
+        "--ops-port", type=int, default=None, help="ops endpoint port (overrides ops.port; 0 = any)"
+    )
 
     rp = sub.add_parser("replay", help="run the full actor system over recorded data")
     rp.add_argument(
@@ -66,6 +69,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="crash one actor past its restart intensity (ends in exit code 3)",
     )
     rp.add_argument("--json", action="store_true", help="print the summary as JSON (last line)")
+    rp.add_argument(
+        "--report", metavar="DIR", default=None, help="also write an HTML report into DIR"
+    )
+
+    st = sub.add_parser("status", help="show the running daemon's state (over loopback)")
+    st.add_argument("--config", default=None, help=f"config file (default: {DEFAULT_CONFIG})")
+    st.add_argument("--port", type=int, default=None, help="ops port (default: ops.port)")
+    st.add_argument("--url", default=None, help="ops endpoint URL (default: from the config)")
+    st.add_argument("--json", action="store_true", help="print /status, /health, /ready as JSON")
+    st.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
+
+    rep = sub.add_parser("report", help="write an HTML report of a journal (replay or live)")
+    rep.add_argument("journal", help="journal database (e.g. var/journal.sqlite)")
+    rep.add_argument("--out", default="var/report", help="output folder (default: var/report)")
+    rep.add_argument(
+        "--data",
+        default=None,
+        help="market data set or CSV (default: the journal's, else feed.data)",
+    )
+    rep.add_argument("--config", default=None, help=f"config file (default: {DEFAULT_CONFIG})")
+    rep.add_argument("--title", default=None, help="page title")
 
     cc = sub.add_parser("check-config", help="validate a config file")
     cc.add_argument("path", nargs="?", default=DEFAULT_CONFIG)
@@ -96,7 +120,11 @@ def main(argv: list[str] | None = None) -> int:
             from cryptoj.daemon import run_daemon
 
             cfg = _load(args.config, default_if_missing=True)
-            return int(run_daemon(cfg, log_json=args.log_json))
+            return int(run_daemon(cfg, log_json=args.log_json, ops_port=args.ops_port))
+        if args.command == "status":
+            return _status(args)
+        if args.command == "report":
+            return _report(args)
     except ConfigError as e:
         for problem in e.problems:
             print(f"{e.source}: {problem}", file=sys.stderr)
@@ -157,11 +185,76 @@ def _replay(args: argparse.Namespace) -> int:
     except (DataError, ValueError) as e:
         print(f"replay: {e}", file=sys.stderr)
         return EXIT_USAGE
+    if args.report:
+        from cryptoj.report import ReportError, write_report
+
+        try:
+            index = write_report(
+                opts.journal,
+                args.report,
+                data=opts.data,
+                products=list(cfg.feed.products) or None,
+                title=f"cryptoj replay of {opts.data} (seed {opts.seed})",
+                extra=_report_rows(summary),
+            )
+        except (ReportError, DataError) as e:
+            print(f"replay: report: {e}", file=sys.stderr)
+            return EXIT_USAGE
+        summary["report"] = str(index)
     if args.json:
         print(json.dumps(summary, sort_keys=True))
     else:
         _print_summary(summary)
     return code if code is not None else EXIT_ERROR
+
+
+def _report_rows(s: dict[str, Any]) -> dict[str, Any]:
+    """The replay summary's rows that the report's own table does not have."""
+    keys = (
+        "runtime",
+        "seed",
+        "events",
+        "restarts",
+        "crashes",
+        "escalations",
+        "dead_letters",
+        "invariants_ok",
+        "exit_code",
+        "exit_reason",
+    )
+    return {k: s[k] for k in keys if k in s}
+
+
+def _status(args: argparse.Namespace) -> int:
+    from cryptoj.ops.status_cli import run_status
+
+    cfg = _load(args.config, default_if_missing=True)
+    code, text = run_status(
+        cfg.ops, url=args.url, port=args.port, as_json=args.json, timeout=args.timeout
+    )
+    print(text, file=sys.stdout if code == EXIT_OK else sys.stderr)
+    return code
+
+
+def _report(args: argparse.Namespace) -> int:
+    from cryptoj.report import ReportError, write_report
+    from cryptoj.report.data import journal_meta
+
+    cfg = _load(args.config, default_if_missing=True)
+    try:
+        data = args.data or journal_meta(args.journal).get("data") or cfg.feed.data
+        index = write_report(
+            args.journal,
+            args.out,
+            data=data,
+            products=list(cfg.feed.products) or None,
+            title=args.title,
+        )
+    except (ReportError, DataError) as e:
+        print(f"report: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"report written: {index}")
+    return EXIT_OK
 
 
 def _print_summary(s: dict[str, Any]) -> None:
@@ -179,4 +272,6 @@ def _print_summary(s: dict[str, Any]) -> None:
         f"exit: {s['exit_code']} ({s['exit_reason']})",
         f"journal {s['journal']}, trace {s['trace']}",
     ]
+    if s.get("report"):
+        lines.append(f"report {s['report']}")
     print("\n".join(lines))

@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 import yaml
 
+from cryptoj.ops.config import FlagName, FlagValue, OpsConfig, flag_problems
+
 Fraction = Annotated[float, msgspec.Meta(gt=0, le=1)]
 NonNegFraction = Annotated[float, msgspec.Meta(ge=0, le=1)]
 PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
@@ -134,6 +136,8 @@ class Config(_Section, frozen=True, kw_only=True):
     supervision: SupervisionConfig = SupervisionConfig()
     coinbase: CoinbaseConfig = CoinbaseConfig()
     logging: LoggingConfig = LoggingConfig()
+    ops: OpsConfig = OpsConfig()
+    flags: dict[FlagName, FlagValue] = msgspec.field(default_factory=dict)
 
 
 class ConfigError(Exception):
@@ -203,6 +207,9 @@ def validate(raw: Any, struct_type: type[msgspec.Struct], prefix: str) -> list[s
         if name not in raw:
             if field.required:
                 problems.append(f"{path}: required field is missing")
+            continue
+        if struct_type is Config and name == "flags":
+            problems.extend(flag_problems(raw[name]))
             continue
         ftype = field.type
         if isinstance(ftype, msgspec.inspect.StructType):

@@ -1,10 +1,15 @@
 """``cryptoj run``: the daemon in the threaded runtime, stopped by SIGINT/SIGTERM.
 
 The main thread only waits: for the ShutdownActor to end the run (exit code 3 after an
-escalation) or for a signal, which it turns into a ``ShutdownRequested`` message. It then stops
-every actor in reverse start order (their ``on_stop`` flushes the journal) and returns the exit
-code; pykka threads are non-daemon, so nothing is left behind. If the actors do not finish
-within the grace period the shutdown proceeds anyway.
+escalation; 0 after ``POST /control/shutdown``) or for a signal, which it turns into a
+``ShutdownRequested`` message. It then stops every actor in reverse start order (their
+``on_stop`` flushes the journal) and returns the exit code; pykka threads are non-daemon, so
+nothing is left behind. If the actors do not finish within the grace period the shutdown
+proceeds anyway.
+
+The operations endpoint (:mod:`cryptoj.ops`: health, readiness, metrics, status, flags,
+control) is bound before any actor starts, so a port in use ends the start with exit code 2,
+and serves on a daemon thread once the supervision tree is up.
 """
 
 from __future__ import annotations
@@ -14,19 +19,39 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from types import FrameType
+from typing import Any
 
+import msgspec
 from loguru import logger
+from prometheus_client import CollectorRegistry
 
 from cryptoj.config import Config
-from cryptoj.marketdata.loader import load_events
+from cryptoj.journal import Journal
+from cryptoj.marketdata.ticks import load_market_data
 from cryptoj.models.system import ShutdownRequested
-from cryptoj.runtime.assemble import assemble
-from cryptoj.runtime.common import EXIT_ERROR, EXIT_OK
-from cryptoj.runtime.threaded import ScaledClock, ThreadedRuntime, run_until_stopped
+from cryptoj.ops.config import (
+    FlagError,
+    OpsConfig,
+    ops_problems,
+    parse_flags,
+    resolve_token,
+)
+from cryptoj.ops.flags import FlagStore
+from cryptoj.ops.metrics import build_registry
+from cryptoj.ops.runtime import OpsRuntime
+from cryptoj.ops.server import OpsEndpoint
+from cryptoj.ops.state import ErrorLog, OpsContext, OpsState
+from cryptoj.runtime.assemble import System, assemble
+from cryptoj.runtime.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE
+from cryptoj.runtime.threaded import ScaledClock, run_until_stopped
 from cryptoj.trace.recorder import TraceWriter
 
 GRACE_S = 3.0
+TREE_START_S = 5.0
+LOG_MAX_BYTES = 10_000_000
+LOG_MAX_FILES = 5
 
 
 class _InterceptHandler(logging.Handler):
@@ -37,7 +62,12 @@ class _InterceptHandler(logging.Handler):
 
 
 def setup_logging(cfg: Config, log_json: bool) -> None:
-    """loguru to stderr (human or JSON lines) and optionally to a rotated file."""
+    """loguru to stderr (human or JSON lines) and optionally to a size-rotated file.
+
+    The file rotates at ``logging.max_bytes`` (10 MB) and keeps ``logging.max_files`` (5)
+    rotated files besides the current one; loguru rotates it itself, so do not point
+    logrotate at the same file.
+    """
     logger.remove()
     serialize = log_json or cfg.logging.json
     logger.add(sys.stderr, level=cfg.logging.level, serialize=serialize)
@@ -46,44 +76,160 @@ def setup_logging(cfg: Config, log_json: bool) -> None:
             cfg.logging.file,
             level=cfg.logging.level,
             serialize=serialize,
-            rotation="10 MB",
-            retention=5,
+            rotation=int(getattr(cfg.logging, "max_bytes", LOG_MAX_BYTES)),
+            retention=int(getattr(cfg.logging, "max_files", LOG_MAX_FILES)),
         )
     logging.basicConfig(handlers=[_InterceptHandler()], level=logging.INFO, force=True)
 
 
-def run_daemon(cfg: Config, *, log_json: bool = False) -> int:
-    """Run until a signal or an emergency; return the process exit code."""
-    setup_logging(cfg, log_json)
-    run_tag = f"d{time.time_ns() // 1_000_000:x}"
-    batches = load_events(cfg.feed.data, products=list(cfg.feed.products) or None)
-    system = assemble(
-        cfg, batches, cfg.journal.path, fresh_journal=False, stop_on_feed_end=False, run_tag=run_tag
-    )
-    trace = (
-        TraceWriter(cfg.trace.path, max_bytes=cfg.trace.max_bytes, max_files=cfg.trace.max_files)
-        if cfg.trace.enabled
-        else None
-    )
-    rt = ThreadedRuntime(
-        seed=cfg.seed,
-        clock=ScaledClock(system.start_ns, cfg.feed.speed),
-        registry=system.registry,
-        trace=trace,
-        run_tag=run_tag,
-    )
-    system.venue.set_listener(lambda event: rt.tell("execution", event, sender="venue"))
-    signalled = threading.Event()
-    received: list[str] = []
+class Daemon:
+    """One run of the daemon; :meth:`run` blocks until it ends and returns the exit code."""
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        # Only set a flag: locks (logging, mailboxes, trace) are not re-entrant in a handler.
-        received.append(signal.Signals(signum).name)
-        signalled.set()
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        ops_port: int | None = None,
+        ops: OpsConfig | None = None,
+        flags: Mapping[str, Any] | None = None,
+    ) -> None:
+        """``ops`` and ``flags`` replace the config's sections (tests, embedding)."""
+        self.cfg = cfg
+        self.ops = ops if ops is not None else cfg.ops
+        self.flags = flags
+        if ops_port is not None:
+            self.ops = replace_port(self.ops, ops_port)
+        self.ready = threading.Event()  # set once the tree runs and the endpoint serves
+        self.system: System | None = None
+        self.rt: OpsRuntime | None = None
+        self.ctx: OpsContext | None = None
+        self.endpoint: OpsEndpoint | None = None
+        self._stop = threading.Event()
+        self._reasons: list[str] = []
 
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    def request_stop(self, reason: str) -> None:
+        """Ask for an orderly stop (safe in a signal handler: sets a flag only)."""
+        self._reasons.append(reason)
+        self._stop.set()
 
-    def wait() -> None:
+    def run(self) -> int:
+        """Assemble, serve, run until stopped; return the process exit code."""
+        cfg, ops = self.cfg, self.ops
+        try:
+            token = resolve_token(ops)
+        except (OSError, ValueError) as e:
+            logger.error("ops token: {}", e)
+            return EXIT_USAGE
+        problems = ops_problems(ops, token)
+        for p in problems:
+            logger.error("{}", p)
+        if problems:
+            return EXIT_USAGE
+        try:
+            flag_values = parse_flags(cfg.flags if self.flags is None else self.flags)
+        except FlagError as e:
+            logger.error("{}", e)
+            return EXIT_USAGE
+        run_tag = f"d{time.time_ns() // 1_000_000:x}"
+        batches = load_market_data(cfg.feed.data, products=list(cfg.feed.products) or None)
+        system = self.system = assemble(
+            cfg,
+            batches,
+            cfg.journal.path,
+            fresh_journal=False,
+            stop_on_feed_end=False,
+            run_tag=run_tag,
+        )
+        _record_data_source(system.journal_path, cfg)
+        trace = (
+            TraceWriter(
+                cfg.trace.path, max_bytes=cfg.trace.max_bytes, max_files=cfg.trace.max_files
+            )
+            if cfg.trace.enabled
+            else None
+        )
+        metrics = CollectorRegistry(auto_describe=False)
+        rt = self.rt = OpsRuntime(
+            metrics_registry=metrics,
+            seed=cfg.seed,
+            clock=ScaledClock(system.start_ns, cfg.feed.speed),
+            registry=system.registry,
+            trace=trace,
+            run_tag=run_tag,
+        )
+        system.venue.set_listener(lambda event: rt.tell("execution", event, sender="venue"))
+        flags = FlagStore(
+            flag_values,
+            journal_path=system.journal_path,
+            clock=rt.clock.now,
+            on_change=rt.broadcast,
+        )
+        rt.on_started = lambda name: flags.message() if flags.version else None
+        errors = ErrorLog()
+        self.ctx = OpsContext(
+            rt=rt,
+            ops=ops,
+            venue=system.venue,
+            journal_path=system.journal_path,
+            flags=flags,
+            feed_name=cfg.feed.source,
+            mode=cfg.mode,
+            errors=errors,
+        )
+        state = OpsState(self.ctx)
+        try:
+            self.endpoint = (
+                OpsEndpoint(
+                    state,
+                    build_registry(state, metrics),
+                    host=ops.host,
+                    port=ops.port,
+                    token=token,
+                    control_remote=ops.control_remote,
+                    on_shutdown=lambda reason: rt.tell(
+                        "shutdown", ShutdownRequested(ts=rt.clock.now(), reason=reason)
+                    ),
+                )
+                if ops.enabled
+                else None
+            )
+        except OSError as e:
+            logger.error(
+                "ops endpoint: cannot listen on {}:{}: {}; set ops.port (0 = any free port) "
+                "or ops.enabled: false",
+                ops.host,
+                ops.port,
+                e.strerror or e,
+            )
+            rt.shutdown()
+            if trace is not None:
+                trace.close()
+            return EXIT_USAGE
+        flags.journal_loaded()
+        sink = logger.add(errors.sink, level="WARNING", format="{message}")
+        try:
+            run_until_stopped(rt, self._wait)
+        finally:
+            if self.endpoint is not None:
+                self.endpoint.close()
+            logger.remove(sink)
+            if trace is not None:
+                trace.close()
+        signalled = bool(self._reasons)
+        code = rt.exit_code if rt.exit_code is not None else (EXIT_OK if signalled else EXIT_ERROR)
+        logger.info("cryptoj stopped: exit code {} ({})", code, rt.exit_reason or "signal")
+        return code
+
+    def _wait(self) -> None:
+        rt, cfg = self.rt, self.cfg
+        assert rt is not None
+        deadline = time.monotonic() + TREE_START_S  # the supervisors start their children
+        while not all(rt.is_alive(n) for n in rt.registry) and time.monotonic() < deadline:
+            if rt.exit_event.wait(0.01):
+                break
+        if self.endpoint is not None:
+            self.endpoint.start()
+            logger.info("ops endpoint on {}", self.endpoint.url)
         logger.info(
             "cryptoj running: mode {}, data {}, journal {}, speed {}x",
             cfg.mode,
@@ -91,26 +237,48 @@ def run_daemon(cfg: Config, *, log_json: bool = False) -> int:
             cfg.journal.path,
             cfg.feed.speed,
         )
+        self.ready.set()
         while not rt.exit_event.wait(0.2):
-            if signalled.is_set():
-                logger.info("received {}: stopping", received[0])
-                reason = received[0]
+            if self._stop.is_set():
+                reason = self._reasons[0]
+                logger.info("received {}: stopping", reason)
                 rt.tell("shutdown", ShutdownRequested(ts=rt.clock.now(), reason=reason))
                 if not rt.exit_event.wait(GRACE_S):
                     logger.warning("actors did not stop within {}s; stopping anyway", GRACE_S)
                 break
 
+
+def _record_data_source(journal_path: str, cfg: Config) -> None:
+    """Journal which market data this session trades (``meta``: ``data``, ``products``), so
+    ``cryptoj report JOURNAL`` finds the prices without ``--data``."""
+    journal = Journal(journal_path)
     try:
-        run_until_stopped(rt, wait)
+        journal.set_meta("data", cfg.feed.data)
+        journal.set_meta("products", ",".join(cfg.feed.products))
+    finally:
+        journal.close()
+
+
+def replace_port(ops: OpsConfig, port: int) -> OpsConfig:
+    """``ops`` with another port (msgspec Structs are frozen)."""
+    return msgspec.structs.replace(ops, port=port)
+
+
+def run_daemon(cfg: Config, *, log_json: bool = False, ops_port: int | None = None) -> int:
+    """Run until a signal, a control shutdown or an emergency; return the process exit code."""
+    setup_logging(cfg, log_json)
+    daemon = Daemon(cfg, ops_port=ops_port)
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        # Only set a flag: locks (logging, mailboxes, trace) are not re-entrant in a handler.
+        daemon.request_stop(signal.Signals(signum).name)
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return daemon.run()
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-        if trace is not None:
-            trace.close()
-    code = (
-        rt.exit_code
-        if rt.exit_code is not None
-        else (EXIT_OK if signalled.is_set() else EXIT_ERROR)
-    )
-    logger.info("cryptoj stopped: exit code {} ({})", code, rt.exit_reason or "signal")
-    return code
+
+
+__all__ = ["Daemon", "run_daemon", "setup_logging"]

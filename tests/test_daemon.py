@@ -21,6 +21,7 @@ def _start(tmp_path: Path, speed: float) -> subprocess.Popen[str]:
         f"feed:\n  speed: {speed}\njournal:\n  path: {tmp_path / 'journal.sqlite'}\n"
         f"trace:\n  path: {tmp_path / 'trace.jsonl'}\n"
         "strategy:\n  fast_period: 3\n  slow_period: 8\n"
+        "ops:\n  port: 0\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(

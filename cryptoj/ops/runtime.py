@@ -1,0 +1,316 @@
+"""The daemon's runtime: :class:`ThreadedRuntime` plus what operations need to see.
+
+:class:`OpsRuntime` adds, without changing how actors run:
+
+* a **tap** (:class:`Tap`) that observes every delivered message after its handler ran, in the
+  receiving actor's thread: messages and handling time per actor, the latest mid per product,
+  arrival prices and the slippage of each venue fill, the latest portfolio snapshot and risk
+  parameters, feed events. It only reads immutable messages;
+* **status probes**: :meth:`OpsRuntime.probe` asks an actor for a snapshot; the
+  :class:`~cryptoj.ops.probe.StatusRequest` is answered in the actor's thread and is not
+  traced or counted;
+* **lifecycle history**: every start and exit with wall time, generation and reason, and how
+  long each actor has been down;
+* **flag delivery**: :meth:`OpsRuntime.broadcast` sends a message to every running actor that
+  handles it; an actor restarted after a flag change gets the current flags right after start.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import pykka
+from prometheus_client import CollectorRegistry, Histogram
+from pykka import ActorDeadError
+
+from cryptoj.models.base import Message
+from cryptoj.models.market import FeedFinished, FeedStatus, Quote
+from cryptoj.models.orders import Fill, OrderClosed, Side, SubmitOrder
+from cryptoj.models.portfolio import PortfolioSnapshot
+from cryptoj.models.risk import RiskLevelChanged, RiskParameters
+from cryptoj.models.system import Ping
+from cryptoj.ops.probe import StatusRequest, answer
+from cryptoj.runtime.common import Envelope
+from cryptoj.runtime.threaded import ThreadedRuntime, _Host
+
+HANDLING_BUCKETS = (1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
+SLIPPAGE_BUCKETS = (0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 250.0)  # le=0: price improvement
+_MAX_ARRIVALS = 10_000
+
+
+class Tap:
+    """Figures observed from delivered messages (thread-safe)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self._lock = threading.Lock()
+        self.messages: dict[str, int] = {}
+        self.handling = Histogram(
+            "cryptoj_actor_handling_seconds",
+            "Time an actor's handler took per message",
+            ["actor"],
+            buckets=HANDLING_BUCKETS,
+            registry=registry,
+        )
+        self.slippage = Histogram(
+            "cryptoj_slippage_bps",
+            "Fill price against the mid when the order reached execution, basis points "
+            "(positive = paid more / received less)",
+            ["product"],
+            buckets=SLIPPAGE_BUCKETS,
+            registry=registry,
+        )
+        self._handling: dict[str, Any] = {}  # actor → its histogram child (labels() is slow)
+        self.mids: dict[str, Decimal] = {}
+        self.arrivals: OrderedDict[str, tuple[Side, Decimal]] = OrderedDict()
+        self.last_market_ts: int | None = None
+        self.feed_messages = 0
+        self.portfolio: PortfolioSnapshot | None = None
+        self.risk: RiskParameters | None = None
+        self.feed_finished = False
+        self.feed_status: FeedStatus | None = None
+        self.feed_history: deque[dict[str, Any]] = deque(maxlen=100)
+        self.risk_history: deque[dict[str, Any]] = deque(maxlen=100)
+
+    def observe(self, actor: str, env: Envelope, dur_ns: int) -> None:
+        """Account one delivery to ``actor`` (called in that actor's thread)."""
+        child = self._handling.get(actor)
+        if child is None:
+            child = self._handling[actor] = self.handling.labels(actor)
+        child.observe(dur_ns / 1e9)
+        msg = env.msg
+        with self._lock:
+            self.messages[actor] = self.messages.get(actor, 0) + 1
+            if env.sender == "feed":
+                self.feed_messages += 1
+            if isinstance(msg, Quote):
+                self.mids[msg.product] = msg.mid
+                if self.last_market_ts is None or msg.ts > self.last_market_ts:
+                    self.last_market_ts = msg.ts
+            elif isinstance(msg, SubmitOrder) and actor == "execution":
+                mid = self.mids.get(msg.product)
+                if mid is not None:
+                    self.arrivals[msg.client_order_id] = (msg.side, mid)
+                    while len(self.arrivals) > _MAX_ARRIVALS:
+                        self.arrivals.popitem(last=False)
+            elif isinstance(msg, Fill) and actor == "execution" and env.sender == "venue":
+                self._fill(msg)
+            elif isinstance(msg, OrderClosed) and actor == "execution":
+                self.arrivals.pop(msg.client_order_id, None)
+            elif isinstance(msg, PortfolioSnapshot):
+                self.portfolio = msg
+            elif isinstance(msg, RiskParameters) and actor == "portfolio":
+                self.risk = msg
+            elif isinstance(msg, RiskLevelChanged) and actor == "shutdown":
+                self.risk_history.append(
+                    {
+                        "wall": time.time(),
+                        "ts": msg.ts,
+                        "from": str(msg.previous),
+                        "to": str(msg.level),
+                        "reason": msg.reason,
+                    }
+                )
+            elif isinstance(msg, FeedStatus):
+                self.feed_status = msg
+                self._feed_event(msg.state, f"{','.join(msg.products)} {msg.reason}".strip())
+            elif isinstance(msg, FeedFinished) and actor == "shutdown":
+                self.feed_finished = True
+                self._feed_event("finished", f"replay data exhausted after {msg.events} events")
+
+    def _fill(self, fill: Fill) -> None:
+        arrival = self.arrivals.get(fill.client_order_id)
+        if arrival is None or arrival[1] <= 0:
+            return
+        side, mid = arrival
+        sign = 1 if side == Side.BUY else -1
+        bps = float(sign * (fill.price - mid) / mid * 10_000)
+        self.slippage.labels(fill.product).observe(bps)
+
+    def feed_event(self, event: str, detail: str) -> None:
+        """Record a feed lifecycle event (start, exit) from the runtime."""
+        with self._lock:
+            self._feed_event(event, detail)
+
+    def _feed_event(self, event: str, detail: str) -> None:
+        self.feed_history.append({"wall": time.time(), "event": event, "detail": detail})
+
+    def view(self) -> dict[str, Any]:
+        """A consistent copy of the observed figures."""
+        with self._lock:
+            return {
+                "messages": dict(self.messages),
+                "mids": dict(self.mids),
+                "last_market_ts": self.last_market_ts,
+                "feed_messages": self.feed_messages,
+                "portfolio": self.portfolio,
+                "risk": self.risk,
+                "feed_finished": self.feed_finished,
+                "feed_status": self.feed_status,
+                "feed_history": list(self.feed_history),
+                "risk_history": list(self.risk_history),
+            }
+
+
+def _qsize(inbox: Any) -> int:
+    """Messages in a pykka inbox (a ``queue.Queue``)."""
+    return int(inbox.qsize())
+
+
+class _Slot:
+    __slots__ = ("error", "value")
+
+    def __init__(self) -> None:
+        self.value: Message | None = None
+        self.error: str | None = None
+
+
+class OpsRuntime(ThreadedRuntime):
+    """:class:`ThreadedRuntime` with a tap, status probes, lifecycle history and flag delivery."""
+
+    def __init__(self, *, metrics_registry: CollectorRegistry | None = None, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.tap = Tap(metrics_registry)
+        self.started_wall = time.time()
+        self.lifecycle: deque[dict[str, Any]] = deque(maxlen=500)
+        self.errors: deque[dict[str, Any]] = deque(maxlen=50)
+        self.down_since: dict[str, float] = {}
+        self.on_started: Callable[[str], Message | None] | None = None
+        self._probes: dict[str, _Slot] = {}
+        self._probe_ids = itertools.count(1)
+        self._ops_lock = threading.Lock()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self, name: str) -> int:
+        """Start (or restart) ``name``; then hand it the current flags if it was restarted."""
+        gen = super().start(name)
+        with self._ops_lock:
+            self.down_since.pop(name, None)
+            self.lifecycle.append(
+                {"wall": time.time(), "actor": name, "event": "start", "generation": gen}
+            )
+        if name == "feed":
+            self.tap.feed_event("connected" if gen == 1 else "reconnected", f"generation {gen}")
+        if self.on_started is not None and gen > 1:
+            msg = self.on_started(name)
+            if msg is not None and self.handles(name, msg):
+                self.send("ops", name, msg, None)
+        return gen
+
+    def on_exit(self, host: _Host, abnormal: bool, reason: str) -> None:
+        """Record the exit, then let the runtime report it to the supervisor."""
+        name = host.cell_name
+        entry = {
+            "wall": time.time(),
+            "actor": name,
+            "event": "crash" if abnormal else "stop",
+            "generation": host.generation,
+            "reason": reason,
+        }
+        with self._ops_lock:
+            self.down_since[name] = time.monotonic()
+            self.lifecycle.append(entry)
+            if abnormal:
+                self.errors.append(
+                    {"wall": entry["wall"], "source": name, "message": f"crashed: {reason}"}
+                )
+        if name == "feed":
+            self.tap.feed_event("disconnected", reason)
+        super().on_exit(host, abnormal, reason)
+
+    def history(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, float]]:
+        """Copies of the lifecycle history, the runtime errors and the down-since times."""
+        with self._ops_lock:
+            return list(self.lifecycle), list(self.errors), dict(self.down_since)
+
+    # -- deliveries ----------------------------------------------------------------------------
+
+    def deliver(self, host: _Host, env: Envelope) -> None:
+        """Answer status probes; run every other message and let the tap observe it."""
+        if isinstance(env.msg, StatusRequest):
+            self._answer(host, env.msg)
+            return
+        start = time.perf_counter_ns()
+        try:
+            super().deliver(host, env)
+        finally:
+            self.tap.observe(host.cell_name, env, time.perf_counter_ns() - start)
+
+    def _answer(self, host: _Host, request: StatusRequest) -> None:
+        with self._ops_lock:
+            slot = self._probes.get(request.request_id)
+        if slot is None:
+            return  # the asker gave up
+        try:
+            slot.value = answer(host.behaviour, request, host.ctx, self.clock.now())
+        except Exception as e:  # a probe must never crash an actor
+            slot.error = f"{type(e).__name__}: {e}"
+
+    def probe(self, name: str, timeout: float) -> Message | None:
+        """``name``'s status snapshot, or None (not running, too slow, or it failed)."""
+        rid = f"probe-{next(self._probe_ids)}"
+        slot = _Slot()
+        with self._ops_lock:
+            self._probes[rid] = slot
+        try:
+            self.ask(name, StatusRequest(ts=self.clock.now(), request_id=rid), timeout=timeout)
+        except (ActorDeadError, pykka.Timeout):
+            return None
+        finally:
+            with self._ops_lock:
+                self._probes.pop(rid, None)
+        return slot.value
+
+    # -- introspection -------------------------------------------------------------------------
+
+    def mailbox_depths(self) -> dict[str, int]:
+        """Messages waiting per running actor."""
+        with self._lock:
+            entries = list(self.refs.items())
+        return {name: _qsize(host.actor_inbox) for name, (_, host) in entries}
+
+    def ping_all(self, timeout: float) -> dict[str, bool]:
+        """Ask every running actor for a ping in parallel: name → answered within ``timeout``."""
+        with self._lock:
+            entries = list(self.refs.items())
+        futures = {}
+        for name, (ref, _) in entries:
+            try:
+                futures[name] = ref.ask(Ping(), block=False)
+            except ActorDeadError:
+                continue
+        deadline = time.monotonic() + timeout
+        out = {}
+        for name, future in futures.items():
+            try:
+                future.get(timeout=max(0.0, deadline - time.monotonic()))
+                out[name] = True
+            except (ActorDeadError, pykka.Timeout):
+                out[name] = False
+        return out
+
+    def handles(self, name: str, msg: Message) -> bool:
+        """True when ``name`` is running and has a handler for ``msg``'s type."""
+        behaviour = self.behaviour(name)
+        if behaviour is None:
+            return False
+        snake = "".join("_" + c.lower() if c.isupper() else c for c in type(msg).__name__)
+        return hasattr(type(behaviour), "_handle" + snake)
+
+    def broadcast(self, msg: Message) -> list[str]:
+        """Send ``msg`` to every running actor that handles it; return their names."""
+        with self._lock:
+            names = list(self.refs)
+        sent = [name for name in names if self.handles(name, msg)]
+        for name in sent:
+            self.send("ops", name, msg, None)
+        return sent
+
+
+__all__ = ["OpsRuntime", "Tap"]

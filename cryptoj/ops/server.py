@@ -1,0 +1,283 @@
+"""The operations HTTP endpoint: health, readiness, metrics, status and control.
+
+A stdlib :class:`~http.server.ThreadingHTTPServer` on a daemon thread inside the daemon
+process, bound to 127.0.0.1 by default. Every request is checked in this order:
+
+1. **Host header** (loopback bind only): must name a loopback host, so a web page cannot read
+   the endpoint through DNS rebinding → 403.
+2. **Token** (when one is configured; required for a non-loopback bind):
+   ``Authorization: Bearer <token>``, compared in constant time → 401.
+3. **Control** (``POST /control/*``): only from a loopback client unless
+   ``ops.control_remote``; ``Content-Type: application/json``; no ``Origin`` header (a browser
+   sent it) → 403 / 415.
+
+=========================  ===============================================================
+``GET /health``            liveness: 200 ``ok``/``degraded``, 503 ``failing``/``stopping``
+``GET /ready``             readiness: 200 or 503 with every check and why
+``GET /metrics``           Prometheus text format (OpenMetrics when the Accept header asks)
+``GET /status``            the snapshot behind ``cryptoj status`` (JSON)
+``GET /flags``             feature flags: value, config value, last change
+``POST /control/flags``    ``{"flags": {"name": value}, "reason": "..."}`` → 200 / 400
+``POST /control/shutdown`` ``{"reason": "..."}`` → 202; the daemon stops in order, exit 0
+=========================  ===============================================================
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import socket
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from loguru import logger
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+
+from cryptoj.ops.config import FlagError, is_loopback
+from cryptoj.ops.state import OpsState
+
+MAX_BODY = 64 * 1024
+JSON = "application/json"
+
+
+def client_is_local(address: str) -> bool:
+    """True when the peer address is loopback (control is accepted from it by default)."""
+    return is_loopback(address)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    ops: OpsEndpoint
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+class OpsEndpoint:
+    """Owns the HTTP server and its thread."""
+
+    def __init__(
+        self,
+        state: OpsState,
+        registry: CollectorRegistry,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        token: str | None = None,
+        control_remote: bool = False,
+        on_shutdown: Callable[[str], object] | None = None,
+    ) -> None:
+        self.state = state
+        self.registry = registry
+        self.host = host
+        self.token = token
+        self.control_remote = control_remote
+        self.on_shutdown = on_shutdown
+        self.loopback_bind = is_loopback(host)
+        cls = _Server6 if ":" in host else _Server
+        self.httpd = cls((host.strip("[]"), port), _Handler)  # binds now: fails early
+        self.httpd.ops = self
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful with port 0)."""
+        return int(self.httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:9325``."""
+        host = f"[{self.host.strip('[]')}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def start(self) -> None:
+        """Serve on a daemon thread."""
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, name="cryptoj-ops", kwargs={"poll_interval": 0.2}
+        )
+        self._thread.daemon = True
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop serving and release the socket."""
+        if self._thread is not None:
+            self.httpd.shutdown()
+            self._thread.join(timeout=5)
+        self.httpd.server_close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+    server_version = "cryptoj-ops"
+
+    # -- plumbing --------------------------------------------------------------------------------
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("ops {} {}", self.client_address[0], format % args)
+
+    def _send(
+        self, code: int, body: bytes, ctype: str, headers: dict[str, str] | None = None
+    ) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, code: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(body, default=str, sort_keys=True).encode() + b"\n"
+        self._send(code, data, JSON, headers)
+
+    def _error(self, code: int, message: str, headers: dict[str, str] | None = None) -> None:
+        # the request body may be unread: close the connection rather than parse it as a request
+        self.close_connection = True
+        self._json(code, {"error": message}, {**(headers or {}), "Connection": "close"})
+
+    # -- checks ------------------------------------------------------------------------------
+
+    def _allowed(self) -> bool:
+        ops = self.server.ops
+        if ops.loopback_bind:
+            host = (self.headers.get("Host") or "").strip()
+            name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+            if not is_loopback(name.strip("[]")):
+                self._error(403, "Host header must name a loopback address")
+                return False
+        if ops.token is not None:
+            auth = self.headers.get("Authorization") or ""
+            scheme, _, given = auth.partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                given.strip().encode(), ops.token.encode()
+            ):
+                self._error(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
+                return False
+        return True
+
+    def _control_allowed(self) -> bool:
+        ops = self.server.ops
+        if not ops.control_remote and not client_is_local(self.client_address[0]):
+            self._error(403, "control is only accepted from loopback (ops.control_remote)")
+            return False
+        if self.headers.get("Origin") is not None:
+            self._error(403, "control requests from a browser are refused")
+            return False
+        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if ctype != JSON:
+            self._error(415, f"Content-Type must be {JSON}")
+            return False
+        return True
+
+    def _body(self) -> dict[str, Any] | None:
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0 or length > MAX_BODY:
+            self._error(413 if length > MAX_BODY else 400, "bad Content-Length")
+            return None
+        raw = self.rfile.read(length) if length else b"{}"
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError as e:
+            self._error(400, f"body is not JSON: {e}")
+            return None
+        if not isinstance(body, dict):
+            self._error(400, "body must be a JSON object")
+            return None
+        return body
+
+    # -- routes ------------------------------------------------------------------------------
+
+    def do_GET(self) -> None:
+        if not self._allowed():
+            return
+        state = self.server.ops.state
+        path = self.path.split("?", 1)[0]
+        try:
+            if path == "/health":
+                self._json(*state.health())
+            elif path == "/ready":
+                self._json(*state.ready())
+            elif path == "/metrics":
+                encoder, ctype = choose_encoder(self.headers.get("Accept") or "")
+                self._send(200, encoder(self.server.ops.registry), ctype)
+            elif path == "/status":
+                self._json(200, state.status())
+            elif path == "/flags":
+                self._json(200, state.ctx.flags.describe())
+            elif path.startswith("/control/"):
+                self._error(405, "use POST", {"Allow": "POST"})
+            else:
+                self._error(404, f"no such endpoint: {path}")
+        except Exception as e:  # never kill the server thread; say what failed
+            logger.exception("ops endpoint {} failed", path)
+            self._error(500, f"{type(e).__name__}: {e}")
+
+    def do_HEAD(self) -> None:
+        self.do_GET()
+
+    def do_POST(self) -> None:
+        if not self._allowed():
+            return
+        path = self.path.split("?", 1)[0]
+        if path not in ("/control/flags", "/control/shutdown"):
+            self._error(
+                405 if path in ("/health", "/ready", "/metrics", "/status", "/flags") else 404,
+                f"no POST endpoint: {path}",
+            )
+            return
+        if not self._control_allowed():
+            return
+        body = self._body()
+        if body is None:
+            return
+        reason = str(body.get("reason") or "").strip()[:200]
+        who = f"http {self.client_address[0]}"
+        if path == "/control/shutdown":
+            self._shutdown(reason or "control endpoint", who)
+        else:
+            self._flags(body, reason, who)
+
+    def _shutdown(self, reason: str, who: str) -> None:
+        ops = self.server.ops
+        if ops.on_shutdown is None:
+            self._error(503, "shutdown is not wired in this process")
+            return
+        logger.info("shutdown requested through the control endpoint by {}: {}", who, reason)
+        ops.on_shutdown(f"control: {reason}")
+        self._json(202, {"accepted": True, "reason": reason})
+
+    def _flags(self, body: dict[str, Any], reason: str, who: str) -> None:
+        store = self.server.ops.state.ctx.flags
+        changes = body.get("flags")
+        if changes is None and "flag" in body:
+            changes = {str(body["flag"]): body.get("value")}
+        if not isinstance(changes, dict):
+            self._error(400, 'expected {"flags": {"name": value}, "reason": "..."}')
+            return
+        try:
+            done = store.set(changes, by=who, reason=reason)
+        except FlagError as e:
+            self._error(400, str(e))
+            return
+        for c in done:
+            logger.info("flag {} changed {} -> {} by {}: {}", c.flag, c.old, c.new, who, reason)
+        self._json(
+            200,
+            {
+                "changed": [{"flag": c.flag, "old": c.old, "new": c.new} for c in done],
+                "flags": store.describe(),
+            },
+        )
+
+
+__all__ = ["OpsEndpoint"]

@@ -1,0 +1,304 @@
+"""What the operations endpoint reports: liveness, readiness and the status snapshot.
+
+Sources, all thread-safe: the runtime (counters, lifecycle, mailbox depths, pings), status
+probes answered in the actors' own threads (:mod:`cryptoj.ops.probe`), the tap's observed
+messages, read-only journal queries, the venue's health call and the flag store. Nothing here
+mutates an actor.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from cryptoj.ops import journal_view
+from cryptoj.ops.config import OpsConfig, risk_rank
+from cryptoj.ops.flags import FlagStore
+from cryptoj.ops.probe import PortfolioStatus, RiskStatus
+from cryptoj.ops.runtime import OpsRuntime
+
+GUARDIANS = ("shutdown", "root")
+
+
+class ErrorLog:
+    """The last warnings and errors of the log (a loguru sink), for ``status``."""
+
+    def __init__(self, size: int = 50) -> None:
+        self._items: deque[dict[str, Any]] = deque(maxlen=size)
+        self._lock = threading.Lock()
+
+    def sink(self, message: Any) -> None:
+        """loguru sink: keep the record's time, level and text."""
+        rec = message.record
+        item = {
+            "wall": rec["time"].timestamp(),
+            "source": f"log {rec['level'].name}",
+            "message": str(rec["message"])[:500],
+        }
+        with self._lock:
+            self._items.append(item)
+
+    def items(self) -> list[dict[str, Any]]:
+        """Oldest first."""
+        with self._lock:
+            return list(self._items)
+
+
+def venue_check(venue: Any) -> tuple[bool, str]:
+    """Is the venue reachable? ``venue.ping()`` when it has one, else ``venue.balances()``."""
+    try:
+        ping = getattr(venue, "ping", None)
+        if ping is not None:
+            ping()
+        else:
+            venue.balances()
+    except Exception as e:
+        return False, f"unreachable: {type(e).__name__}: {e}"
+    return True, "reachable"
+
+
+@dataclass
+class OpsContext:
+    """Everything the ops layer reads, handed over by the daemon."""
+
+    rt: OpsRuntime
+    ops: OpsConfig
+    venue: Any
+    journal_path: str
+    flags: FlagStore
+    feed_name: str = "replay"
+    mode: str = "paper"
+    errors: ErrorLog = field(default_factory=ErrorLog)
+    venue_probe: Callable[[Any], tuple[bool, str]] = venue_check
+
+
+class OpsState:
+    """Computes /health, /ready and /status from an :class:`OpsContext`."""
+
+    def __init__(self, ctx: OpsContext) -> None:
+        self.ctx = ctx
+        self.rt = ctx.rt
+        self._created = time.monotonic()
+
+    # -- actor probes ---------------------------------------------------------------------------
+
+    def portfolio(self) -> PortfolioStatus | None:
+        """The PortfolioActor's snapshot (None when it does not answer in time)."""
+        reply = self.rt.probe("portfolio", self.ctx.ops.ask_timeout_s)
+        return reply if isinstance(reply, PortfolioStatus) else None
+
+    def risk(self) -> RiskStatus | None:
+        """The RiskActor's snapshot (None when it does not answer in time)."""
+        reply = self.rt.probe("risk", self.ctx.ops.ask_timeout_s)
+        return reply if isinstance(reply, RiskStatus) else None
+
+    def risk_view(self) -> tuple[RiskStatus | None, bool]:
+        """The RiskActor's snapshot and True; or, when it does not answer, what the last
+        RiskParameters it published say (level, volatility, correlation) and False."""
+        risk = self.risk()
+        if risk is not None:
+            return risk, True
+        params = self.rt.tap.view()["risk"]
+        if params is None:
+            return None, False
+        avg = getattr(params, "avg_correlation", None)
+        return (
+            RiskStatus(
+                ts=params.ts,
+                level=str(params.level),
+                version=params.version,
+                start_of_day_equity=None,
+                peak_equity=None,
+                volatility=tuple(getattr(params, "volatility", ())),
+                volatility_excess=(),
+                correlation=(),
+                average_correlation=None if avg is None else float(avg),
+                regimes=tuple(getattr(params, "regimes", ())),
+                entries_allowed=bool(getattr(params, "entries_allowed", True)),
+            ),
+            False,
+        )
+
+    def risk_level(self, risk: RiskStatus | None) -> str:
+        """The risk level: from the RiskActor, else from the last RiskParameters seen."""
+        if risk is not None:
+            return risk.level
+        params = self.rt.tap.view()["risk"]
+        return "NORMAL" if params is None else str(params.level)
+
+    def feed(self) -> dict[str, Any]:
+        """Feed state (``healthy``, ``stale``, ``finished``, ``down``) and its history."""
+        tap = self.rt.tap.view()
+        alive = self.rt.is_alive("feed")
+        status = tap["feed_status"]
+        if not alive:
+            state = "down"
+        elif tap["feed_finished"]:
+            state = "finished"
+        elif status is not None and status.state == "stale":
+            state = "stale"
+        else:
+            state = "healthy"
+        last = tap["last_market_ts"]
+        age = max(0.0, (self.rt.clock.now() - last) / 1e9) if last is not None else None
+        return {
+            "source": self.ctx.feed_name,
+            "state": state,
+            "connected": alive,
+            "messages": tap["feed_messages"],
+            "last_event_ts": last,
+            "last_event_age_s": age,
+            "reconnects": 0,  # replay: there is no connection to lose (Coinbase feed: later)
+            "gaps": 0,
+            "latency_s": 0.0,
+            "history": tap["feed_history"],
+        }
+
+    # -- liveness and readiness -----------------------------------------------------------------
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        """Liveness: the process answers and its actors are up (or restarting within grace)."""
+        ops, rt = self.ctx.ops, self.rt
+        pings = rt.ping_all(ops.ping_timeout_s)
+        _, _, down_since = rt.history()
+        now = time.monotonic()
+        actors, failing, degraded = {}, [], []
+        for name in rt.registry:
+            if name in pings:
+                state = "up" if pings[name] else "unresponsive"
+            else:
+                down_for = now - down_since.get(name, self._created)
+                state = "restarting" if down_for < ops.down_grace_s else "down"
+                if name in GUARDIANS:
+                    state = "down"
+            actors[name] = state
+            if state in ("down", "unresponsive"):
+                failing.append(name)
+            elif state == "restarting":
+                degraded.append(name)
+        stopping = rt.exit_event.is_set()
+        status = (
+            "stopping" if stopping else "failing" if failing else "degraded" if degraded else "ok"
+        )
+        body = {
+            "status": status,
+            "pid": os.getpid(),
+            "uptime_s": round(time.time() - rt.started_wall, 3),
+            "actors": actors,
+        }
+        if stopping:
+            body["exit"] = {"code": rt.exit_code, "reason": rt.exit_reason}
+        return (200 if status in ("ok", "degraded") else 503), body
+
+    def ready(self) -> tuple[int, dict[str, Any]]:
+        """Readiness: feed healthy, venue reachable, journal writable, risk level acceptable."""
+        ops = self.ctx.ops
+        code, health = self.health()
+        checks: dict[str, dict[str, Any]] = {}
+        checks["actors"] = {"ok": code == 200, "detail": health["status"]}
+        feed = self.feed()
+        checks["feed"] = {"ok": feed["state"] == "healthy", "detail": feed["state"]}
+        ok, detail = self.ctx.venue_probe(self.ctx.venue)
+        checks["venue"] = {"ok": ok, "detail": detail}
+        ok, detail = journal_view.journal_writable(self.ctx.journal_path, ops.min_free_mb)
+        checks["journal"] = {"ok": ok, "detail": detail}
+        level = self.risk_level(self.risk_view()[0])
+        checks["risk"] = {
+            "ok": risk_rank(level) <= risk_rank(ops.ready_max_risk_level),
+            "detail": f"{level} (ready up to {ops.ready_max_risk_level})",
+        }
+        ready = all(c["ok"] for c in checks.values())
+        return (200 if ready else 503), {"ready": ready, "checks": checks}
+
+    # -- the status snapshot --------------------------------------------------------------------
+
+    def actor_tree(self) -> list[dict[str, Any]]:
+        """Every actor of the tree, depth-first from the guardian, with restarts and mailbox."""
+        rt = self.rt
+        depths = rt.mailbox_depths()
+        messages = rt.tap.view()["messages"]
+        lifecycle, _, _ = rt.history()
+        last_exit = {e["actor"]: e for e in lifecycle if e["event"] != "start"}
+        children: dict[str, list[str]] = {}
+        for name, reg in rt.registry.items():
+            children.setdefault(reg.parent, []).append(name)
+        out: list[dict[str, Any]] = []
+
+        def visit(name: str, depth: int) -> None:
+            gen = rt.generations.get(name, 0)
+            exit_ = last_exit.get(name)
+            out.append(
+                {
+                    "name": name,
+                    "parent": rt.registry[name].parent,
+                    "depth": depth,
+                    "alive": rt.is_alive(name),
+                    "generation": gen,
+                    "restarts": max(0, gen - 1),
+                    "mailbox": depths.get(name, 0),
+                    "messages": messages.get(name, 0),
+                    "last_exit": None if exit_ is None else f"{exit_['event']}: {exit_['reason']}",
+                }
+            )
+            for child in children.get(name, []):
+                visit(child, depth + 1)
+
+        for root in children.get("main", []):
+            visit(root, 0)
+        return out
+
+    def status(self) -> dict[str, Any]:
+        """The whole snapshot behind ``cryptoj status``."""
+        rt, ctx = self.rt, self.ctx
+        portfolio, (risk, answered) = self.portfolio(), self.risk_view()
+        try:
+            figures = journal_view.journal_figures(ctx.journal_path)
+            orders = journal_view.open_orders(ctx.journal_path)
+            risk_events = journal_view.recent_events(
+                ctx.journal_path, ("risk_level", "risk_halted", "emergency"), 10
+            )
+        except sqlite3.Error as e:
+            figures, orders, risk_events = {"error": str(e)}, [], []
+        _, runtime_errors, _ = rt.history()
+        errors = sorted(runtime_errors + ctx.errors.items(), key=lambda e: e["wall"])[-20:]
+        stats = rt.stats
+        level = self.risk_level(risk)
+        return {
+            "pid": os.getpid(),
+            "mode": ctx.mode,
+            "started_at": rt.started_wall,
+            "uptime_s": round(time.time() - rt.started_wall, 3),
+            "market_time_ns": rt.clock.now(),
+            "speed": rt.clock.speed,
+            "runtime": {
+                "delivered": stats.delivered,
+                "restarts": stats.restarts,
+                "crashes": stats.crashes,
+                "dead_letters": stats.dead_letters,
+                "escalations": stats.escalations,
+            },
+            "actors": self.actor_tree(),
+            "feed": self.feed(),
+            "risk": {
+                "level": level,
+                "snapshot": None if risk is None else msgspec.to_builtins(risk),
+                "source": "risk actor" if answered else "last RiskParameters",
+                "recent_events": risk_events,
+            },
+            "portfolio": None if portfolio is None else msgspec.to_builtins(portfolio),
+            "open_orders": orders,
+            "journal": figures,
+            "flags": ctx.flags.describe(),
+            "errors": errors,
+        }
+
+
+__all__ = ["ErrorLog", "OpsContext", "OpsState", "venue_check"]

@@ -1,0 +1,42 @@
+"""HTML reports of a replay or a live session, from its journal and its market data.
+
+``python -m cryptoj replay --report DIR`` and ``python -m cryptoj report JOURNAL --out DIR``
+write ``DIR/index.html`` (inline CSS, no external resources) and its PNG charts beside it:
+equity against the equal-weight buy-and-hold benchmark, drawdown, exposure per asset over
+time, risk levels over time, trades on each product's price chart, and the summary table.
+See :mod:`cryptoj.report.data` for how each figure is computed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from cryptoj.report.data import ReportData, ReportError, load_report_data
+
+
+def write_report(
+    journal: str | Path,
+    out: str | Path,
+    *,
+    data: str | None = None,
+    products: Sequence[str] | None = None,
+    title: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write the report of ``journal`` into ``out``; return the path of ``index.html``.
+
+    ``data`` is the market data set name or CSV path (default: the journal's ``meta.data``);
+    ``extra`` adds rows to the summary table (the replay adds its own summary).
+    """
+    from cryptoj.report.charts import render_charts
+    from cryptoj.report.html import write_html
+
+    d = load_report_data(journal, data, products=products, extra=extra)
+    out_dir = Path(out)
+    charts = render_charts(d, out_dir)
+    return write_html(d, charts, out_dir, title or f"cryptoj report: {Path(journal).name}")
+
+
+__all__ = ["ReportData", "ReportError", "load_report_data", "write_report"]
