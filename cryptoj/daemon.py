@@ -139,8 +139,8 @@ class Daemon:
             fresh_journal=False,
             stop_on_feed_end=False,
             run_tag=run_tag,
+            data_name=cfg.feed.data,
         )
-        _record_data_source(system.journal_path, cfg)
         trace = (
             TraceWriter(
                 cfg.trace.path, max_bytes=cfg.trace.max_bytes, max_files=cfg.trace.max_files
@@ -246,17 +246,6 @@ class Daemon:
                 if not rt.exit_event.wait(GRACE_S):
                     logger.warning("actors did not stop within {}s; stopping anyway", GRACE_S)
                 break
-
-
-def _record_data_source(journal_path: str, cfg: Config) -> None:
-    """Journal which market data this session trades (``meta``: ``data``, ``products``), so
-    ``cryptoj report JOURNAL`` finds the prices without ``--data``."""
-    journal = Journal(journal_path)
-    try:
-        journal.set_meta("data", cfg.feed.data)
-        journal.set_meta("products", ",".join(cfg.feed.products))
-    finally:
-        journal.close()
 
 
 def replace_port(ops: OpsConfig, port: int) -> OpsConfig:

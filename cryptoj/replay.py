@@ -53,7 +53,14 @@ def run_replay(cfg: Config, opts: ReplayOptions) -> tuple[dict[str, Any], int]:
     """Run one replay; return the summary and the process exit code."""
     products = list(cfg.feed.products) or None
     batches = load_market_data(opts.data, products=products, start=opts.start, end=opts.end)
-    system = assemble(cfg, batches, opts.journal, fresh_journal=True, run_tag=f"s{opts.seed}")
+    system = assemble(
+        cfg,
+        batches,
+        opts.journal,
+        fresh_journal=True,
+        run_tag=f"s{opts.seed}",
+        data_name=opts.data,
+    )
     trace = (
         TraceWriter(
             opts.trace, max_bytes=cfg.trace.max_bytes, max_files=cfg.trace.max_files, fresh=True

@@ -47,12 +47,15 @@ def assemble(
     fresh_journal: bool,
     stop_on_feed_end: bool = True,
     run_tag: str = "s",
+    data_name: str = "",
 ) -> System:
     """Build the venue, the source and the registry; prepare the journal.
 
     With an existing journal (a restart) the paper account is restored from its fills, so the
     simulated venue holds what it held before the process stopped. ``run_tag`` makes this run's
-    venue ids distinct from earlier runs' ids in the same journal.
+    venue ids distinct from earlier runs' ids in the same journal. ``data_name`` (the market
+    data set or file) is journalled in ``meta`` with the products, so ``cryptoj report JOURNAL``
+    finds the prices without ``--data``.
     """
     if cfg.mode != "paper":
         raise LiveTradingUnavailable(
@@ -66,6 +69,9 @@ def assemble(
     journal = Journal(path)
     if journal.get_meta("starting_cash") is None:
         journal.set_meta("starting_cash", str(Decimal(repr(cfg.paper.starting_cash))))
+    if data_name:
+        journal.set_meta("data", data_name)
+        journal.set_meta("products", ",".join(cfg.feed.products))
     venue = PaperExchange.from_config(cfg.paper, id_prefix=f"paper-{run_tag}")
     venue.restore(journal.fills())
     journal.close()
