@@ -28,7 +28,6 @@ from loguru import logger
 from prometheus_client import CollectorRegistry
 
 from cryptoj.config import Config
-from cryptoj.journal import Journal
 from cryptoj.marketdata.ticks import load_market_data
 from cryptoj.models.system import ShutdownRequested
 from cryptoj.ops.config import (
