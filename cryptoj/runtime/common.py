@@ -13,6 +13,7 @@ from cryptoj.actors.base import Actor
 from cryptoj.models.base import Message
 from cryptoj.supervision.spec import ChildSpec, SupervisorSpec
 from cryptoj.supervision.supervisor import Supervisor
+from cryptoj.trace.recorder import TraceWriter
 
 #: Exit codes of the process (also listed in the README).
 EXIT_OK = 0
@@ -162,6 +163,25 @@ def flatten_tree(root: SupervisorSpec, parent: str) -> dict[str, Registered]:
 
     visit(root, parent)
     return out
+
+
+def trace_event(
+    trace: TraceWriter | None,
+    kind: str,
+    ts: int,
+    src: str,
+    dst: str,
+    msg: Message,
+    env: Envelope | None = None,
+    note: str = "",
+) -> None:
+    """Record a start, exit or dead letter in the trace (a no-op without one)."""
+    if trace is None:
+        return
+    if env is None:
+        trace.record(kind, ts, src, dst, msg, "", "", "", None, None, note)
+    else:
+        trace.record(kind, ts, src, dst, msg, env.msg_id, env.corr, env.cause, None, None, note)
 
 
 class InjectedCrash(Exception):

@@ -26,6 +26,7 @@ from cryptoj.runtime.common import (
     InjectedCrash,
     Registered,
     RuntimeStats,
+    trace_event,
 )
 from cryptoj.supervision.supervisor import RestartIntensityExceeded
 from cryptoj.trace.recorder import TraceWriter
@@ -224,25 +225,7 @@ class DeterministicRuntime:
         env: Envelope | None = None,
         note: str = "",
     ) -> None:
-        if self.trace is not None:
-            if env is None:
-                self.trace.record(kind, self.now_ns, src, dst, msg, "", "", "", None, None, note)
-            else:
-                self.trace.record(
-                    kind,
-                    self.now_ns,
-                    src,
-                    dst,
-                    msg,
-                    env.msg_id,
-                    env.corr,
-                    env.cause,
-                    None,
-                    None,
-                    note,
-                )
-
-    # -- the scheduler -----------------------------------------------------------------------
+        trace_event(self.trace, kind, self.now_ns, src, dst, msg, env, note)
 
     def run(self, max_steps: int | None = None) -> None:
         """Serve mailboxes until nothing is left to do (or a stop was requested and drained)."""

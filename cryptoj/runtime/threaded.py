@@ -32,7 +32,14 @@ from pykka import ActorDeadError, ActorRef
 from cryptoj.actors.base import Actor
 from cryptoj.models.base import Message
 from cryptoj.models.system import ChildExited, ChildStarted, Ping
-from cryptoj.runtime.common import ActorContext, Envelope, IdFactory, Registered, RuntimeStats
+from cryptoj.runtime.common import (
+    ActorContext,
+    Envelope,
+    IdFactory,
+    Registered,
+    RuntimeStats,
+    trace_event,
+)
 from cryptoj.supervision.supervisor import RestartIntensityExceeded
 from cryptoj.trace.recorder import TraceWriter
 
@@ -406,18 +413,7 @@ class ThreadedRuntime:
         env: Envelope | None = None,
         note: str = "",
     ) -> None:
-        if self.trace is not None:
-            self.trace.record(
-                kind,
-                self.clock.now(),
-                src,
-                dst,
-                msg,
-                msg_id=env.msg_id if env else "",
-                corr=env.corr if env else "",
-                cause=env.cause if env else "",
-                note=note,
-            )
+        trace_event(self.trace, kind, self.clock.now(), src, dst, msg, env, note)
 
     def behaviour(self, name: str) -> Actor | None:
         """The current behaviour instance of ``name`` (None when not running)."""
