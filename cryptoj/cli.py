@@ -1,7 +1,11 @@
-"""The command line: run (default), replay, status, report, check-config, trace.
+"""The command line: run, replay, status, report, check-config, trace and emergency commands.
 
-Exit codes: 0 success; 1 unexpected error; 2 bad usage, configuration or data;
-3 emergency shutdown (a supervisor escalated past the root).
+``run`` is the default. The emergency commands (shutdown, flatten, hold, resume) are sent to
+the running daemon's control endpoint on loopback.
+
+Exit codes: 0 success; 1 unexpected error (for the emergency commands: no daemon answered);
+2 bad usage, configuration or data (or the daemon refused the command); 3 emergency shutdown
+(a supervisor escalated past the root).
 """
 
 from __future__ import annotations
@@ -68,6 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="crash one actor past its restart intensity (ends in exit code 3)",
     )
+    rp.add_argument(
+        "--unwind",
+        choices=("gradual", "immediate"),
+        default=None,
+        help="how the emergency programme unwinds: in slices (gradual) or all at market at once "
+        "(immediate); default: shutdown.unwind.mode",
+    )
     rp.add_argument("--json", action="store_true", help="print the summary as JSON (last line)")
     rp.add_argument(
         "--report", metavar="DIR", default=None, help="also write an HTML report into DIR"
@@ -90,6 +101,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rep.add_argument("--config", default=None, help=f"config file (default: {DEFAULT_CONFIG})")
     rep.add_argument("--title", default=None, help="page title")
+
+    for name, text in (
+        ("shutdown", "stop the running daemon in order (exit code 0)"),
+        ("flatten", "unwind every position of the running daemon, then hold"),
+        ("hold", "stop new entries and automatic recovery until resume"),
+        ("resume", "return the emergency programme to NORMAL (gradual re-entry)"),
+    ):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("--reason", default="", help="why (journalled)")
+        cmd.add_argument("--config", default=None, help=f"config file (default: {DEFAULT_CONFIG})")
+        cmd.add_argument("--port", type=int, default=None, help="ops port (default: ops.port)")
+        cmd.add_argument("--url", default=None, help="ops endpoint URL (default: from the config)")
+        cmd.add_argument("--timeout", type=float, default=10.0, help="seconds for the request")
+        if name == "flatten":
+            cmd.add_argument(
+                "--stop", action="store_true", help="stop the daemon (exit 0) once flat"
+            )
 
     cc = sub.add_parser("check-config", help="validate a config file")
     cc.add_argument("path", nargs="?", default=DEFAULT_CONFIG)
@@ -125,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
             return _status(args)
         if args.command == "report":
             return _report(args)
+        if args.command in ("shutdown", "flatten", "hold", "resume"):
+            return _control(args)
     except ConfigError as e:
         for problem in e.problems:
             print(f"{e.source}: {problem}", file=sys.stderr)
@@ -179,6 +209,7 @@ def _replay(args: argparse.Namespace) -> int:
         chaos=args.chaos,
         chaos_storm=args.chaos_storm,
         progress=sys.stderr.isatty() and not args.json,
+        unwind=args.unwind,
     )
     try:
         summary, code = run_replay(cfg, opts)
@@ -234,6 +265,45 @@ def _status(args: argparse.Namespace) -> int:
     )
     print(text, file=sys.stdout if code == EXIT_OK else sys.stderr)
     return code
+
+
+def _control(args: argparse.Namespace) -> int:
+    """POST the emergency command to the running daemon's control endpoint (loopback)."""
+    import urllib.error
+    import urllib.request
+
+    from cryptoj.ops.config import resolve_token
+    from cryptoj.ops.status_cli import base_url
+
+    cfg = _load(args.config, default_if_missing=True)
+    try:
+        token = resolve_token(cfg.ops)
+    except (OSError, ValueError) as e:
+        print(f"{args.command}: ops token: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    url = f"{args.url or base_url(cfg.ops, args.port)}/control/{args.command}"
+    body = {"reason": args.reason, "stop": bool(getattr(args, "stop", False))}
+    req = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=args.timeout) as resp:
+            answer = json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        detail = e.read().decode(errors="replace").strip()
+        print(f"{args.command}: refused by the daemon: HTTP {e.code} {detail}", file=sys.stderr)
+        return EXIT_USAGE if e.code < 500 else EXIT_ERROR
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        print(f"{args.command}: no cryptoj daemon answering at {url} ({reason})", file=sys.stderr)
+        return EXIT_ERROR
+    print(f"{args.command}: accepted ({json.dumps(answer, sort_keys=True)})")
+    return EXIT_OK
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -121,6 +121,69 @@ class LoggingConfig(_Section, frozen=True, kw_only=True):
     file: str | None = None  # also log to this file (rotated at 10 MB, 5 kept)
 
 
+ResponseName = Literal["normal", "no_entries", "cancel_orders", "reduce", "flatten", "stop"]
+
+
+class TriggerLevels(_Section, frozen=True, kw_only=True):
+    """The response level each trigger raises the emergency programme to (docs/operations.md)."""
+
+    risk_caution: ResponseName = "normal"  # risk level CAUTION
+    risk_reducing: ResponseName = "reduce"  # risk level REDUCING (loss, drawdown, stop-loss hits)
+    systemic: ResponseName = "reduce"  # REDUCING for systemic risk: most correlated first
+    risk_halted: ResponseName = "flatten"  # risk level HALTED (daily loss limit)
+    feed_stale: ResponseName = "no_entries"  # FeedStatus stale
+    feed_failed: ResponseName = "cancel_orders"  # FeedStatus degraded / failed / down
+    drawdown: ResponseName = "flatten"  # monitor.max_drawdown breached
+    error_rate: ResponseName = "no_entries"  # monitor.max_error_rate breached (held: a fault)
+    latency: ResponseName = "no_entries"  # monitor.max_latency_s exceeded
+    escalation: Literal["stop", "flatten"] = "stop"  # root supervisor failed: always exit 3
+
+
+class MonitorConfig(_Section, frozen=True, kw_only=True):
+    """Monitoring thresholds of the emergency programme (0 switches a monitor off)."""
+
+    max_drawdown: NonNegFraction = 0.08  # equity fall from its peak since the last recovery
+    max_error_rate: NonNegFraction = 0.5  # rejected ÷ closed orders over error_window orders
+    error_window: PositiveInt = 20  # orders the error rate is computed over
+    max_latency_s: NonNegFloat = 0.0  # slowest order round trip (decision → close), seconds
+
+
+class UnwindConfig(_Section, frozen=True, kw_only=True):
+    """How positions are unwound: priority queue, slices against depth, deadline."""
+
+    mode: Literal["gradual", "immediate"] = "gradual"  # immediate: all at market at once
+    priority: Literal["risk", "correlation", "size"] = "risk"  # risk = size × vol × correlation
+    reduce_target_exposure: NonNegFraction = 0.05  # REDUCE: gross exposure ÷ equity to reach
+    deadline_s: PositiveFloat = 21_600.0  # after this the remainder goes at market
+    stop_loss_deadline_s: PositiveFloat = 900.0  # the same for a stop-loss exit
+    depth_fraction: Fraction = 0.5  # a slice takes at most this share of the visible top size
+    max_participation: Fraction = 0.1  # ... and of the recent traded volume (one bar)
+    max_concurrent: PositiveInt = 1  # products unwound at the same time, highest priority first
+    emergency_deadline_s: PositiveFloat = 60.0  # own-venue flatten after an escalation
+    emergency_step_s: PositiveFloat = 5.0  # its polling interval, seconds
+
+
+class RecoveryConfig(_Section, frozen=True, kw_only=True):
+    """Automatic return to NORMAL after an unwind caused by market conditions."""
+
+    automatic: bool = True  # false: every programme waits for the operator's resume
+    cooldown_s: NonNegFloat = 3_600.0  # the recovery conditions must hold this long
+    max_volatility: NonNegFloat = 0.0  # per-bar σ every product must be under (0 = regimes only)
+    reentry_steps: tuple[Fraction, ...] = (0.25, 0.5)  # entry size multipliers before full size
+    reentry_step_s: PositiveFloat = 3_600.0  # time at each step, seconds
+    after_emergency: Literal["hold", "resume"] = "hold"  # a restart after exit 3 starts held
+
+
+class ShutdownConfig(_Section, frozen=True, kw_only=True):
+    """The emergency programme of the ShutdownActor (levels, triggers, unwinding, recovery)."""
+
+    triggers: TriggerLevels = TriggerLevels()
+    monitor: MonitorConfig = MonitorConfig()
+    unwind: UnwindConfig = UnwindConfig()
+    recovery: RecoveryConfig = RecoveryConfig()
+    stop_open_orders: Literal["cancel", "keep"] = "cancel"  # on an orderly stop
+
+
 class Config(_Section, frozen=True, kw_only=True):
     """The whole daemon configuration (see config.yaml for every field, unit and default)."""
 
@@ -134,6 +197,7 @@ class Config(_Section, frozen=True, kw_only=True):
     journal: JournalConfig = JournalConfig()
     trace: TraceConfig = TraceConfig()
     supervision: SupervisionConfig = SupervisionConfig()
+    shutdown: ShutdownConfig = ShutdownConfig()
     coinbase: CoinbaseConfig = CoinbaseConfig()
     logging: LoggingConfig = LoggingConfig()
     ops: OpsConfig = OpsConfig()

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import msgspec
+
 from cryptoj.actors.portfolio import PortfolioActor
 from cryptoj.config import Config
 from cryptoj.journal import Journal
@@ -21,6 +23,7 @@ from cryptoj.runtime.threaded import ScaledClock, ThreadedRuntime, run_until_sto
 from cryptoj.summary import books_summary, check_invariants, market_path, risk_figures
 from cryptoj.supervision.tree import WORKERS
 from cryptoj.trace.recorder import TraceWriter
+from cryptoj.unwind.report import unwind_figures
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,16 @@ class ReplayOptions:
     chaos: int = 0
     chaos_storm: bool = False
     progress: bool = False
+    unwind: str | None = None  # "gradual" or "immediate": overrides shutdown.unwind.mode
+
+
+def with_unwind_mode(cfg: Config, mode: str | None) -> Config:
+    """``cfg`` with ``shutdown.unwind.mode`` set to ``mode`` (unchanged for None)."""
+    if mode is None:
+        return cfg
+    sd = cfg.shutdown
+    unwind = msgspec.structs.replace(sd.unwind, mode=mode)
+    return msgspec.structs.replace(cfg, shutdown=msgspec.structs.replace(sd, unwind=unwind))
 
 
 @dataclass
@@ -51,6 +64,7 @@ class RunOutcome:
 
 def run_replay(cfg: Config, opts: ReplayOptions) -> tuple[dict[str, Any], int]:
     """Run one replay; return the summary and the process exit code."""
+    cfg = with_unwind_mode(cfg, opts.unwind)
     products = list(cfg.feed.products) or None
     batches = load_market_data(opts.data, products=products, start=opts.start, end=opts.end)
     system = assemble(
@@ -94,6 +108,7 @@ def run_replay(cfg: Config, opts: ReplayOptions) -> tuple[dict[str, Any], int]:
     summary["data"] = opts.data
     summary["journal"] = opts.journal
     summary["trace"] = opts.trace if trace is not None else None
+    summary["unwind_mode"] = cfg.shutdown.unwind.mode
     return summary, outcome.exit_code
 
 
@@ -185,6 +200,7 @@ def _summarise(
         )
         problems = check_invariants(journal, system.venue, outcome.portfolio, start_cash)
         emergencies = journal.events("emergency")
+        unwinding = unwind_figures(journal)
     finally:
         journal.close()
     events = system.source.emitted
@@ -208,4 +224,5 @@ def _summarise(
         "trace_records": trace.records if trace else 0,
         "wall_seconds": round(wall, 3),
         "events_per_second": round(events / wall, 1) if wall > 0 else None,
+        **unwinding,
     }

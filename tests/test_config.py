@@ -34,7 +34,7 @@ def test_every_problem_is_reported_with_its_field_path() -> None:
         )
     assert e.value.problems == [
         "bogus: unknown field (known: coinbase, feed, flags, journal, live_trading_confirmed, "
-        "logging, mode, ops, paper, risk, seed, strategy, supervision, trace)",
+        "logging, mode, ops, paper, risk, seed, shutdown, strategy, supervision, trace)",
         "risk.colour: unknown field (known: caution_drawdown, correlation_weight, "
         "daily_loss_limit, min_position_size, position_size_limit, stop_loss, "
         "volatility_halflife_bars, volatility_weight)",

@@ -9,16 +9,31 @@ reservations), then every open intent is reconciled with the ExecutionActor, whi
 venue's fills (deduplicated here by fill id) and reports orders it never received (their
 reservations are released). The same reconciliation runs on a timer while intents are open, so a
 message lost in a crashed mailbox cannot leak a reservation.
+
+Emergency programme (:mod:`cryptoj.unwind`): the ShutdownActor decides and sends an
+:class:`~cryptoj.models.unwind.UnwindPlan`; this actor executes it. While a plan stops new
+entries, buys are refused. From REDUCE up the plan governs exposure: its queue sells the
+queued products slice by slice (each slice a market order reserved, journalled and sent like
+any other, one per product at a time, one per fresh quote), reporting every slice (fill,
+slippage against the arrival mid, remaining exposure) to the ShutdownActor and the journal
+(``unwind_slice`` events); the rebalancer only reduces the other products, toward the
+strategy's targets (the plan's targets replace the risk level's size multiplier). Stop-loss
+exits go through the same queue, ahead of the plan. Plan slices may sell at risk level
+HALTED (the programme's flatten supersedes "no new orders"); nothing trades after a
+``Halt``. A restarted instance asks the ShutdownActor for the plan in force
+(``PlanRequest``). At most once a second of clock time it sends the ShutdownActor a
+``MonitorReport`` (equity, positions, risk figures, order errors and latency).
 """
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 from cryptoj.actors.base import Actor, Context
 from cryptoj.config import Config
 from cryptoj.journal import Journal
-from cryptoj.models.market import Quote
+from cryptoj.models.market import Bar, Quote
 from cryptoj.models.orders import (
     Fill,
     OrderClosed,
@@ -33,10 +48,18 @@ from cryptoj.models.portfolio import PortfolioSnapshot, Position
 from cryptoj.models.risk import RiskLevel, RiskParameters, StopLossTriggered
 from cryptoj.models.signals import TargetWeight
 from cryptoj.models.system import Halt, ReconcileNow, Tick
+from cryptoj.models.unwind import PlanRequest, UnwindComplete, UnwindPlan
 from cryptoj.portfolio.ledger import Holding, Ledger, Reservation
 from cryptoj.portfolio.rebalance import PlannedOrder, plan_rebalance
+from cryptoj.unwind.book import UnwindBook
+from cryptoj.unwind.monitors import monitor_report
+from cryptoj.unwind.report import slice_event
+from cryptoj.unwind.slicing import SliceRules
 
 RECONCILE = Tick(kind="reconcile")
+UNWIND_DEADLINE = Tick(kind="unwind_deadline")
+#: Order outcomes the error-rate monitor counts as errors.
+ERROR_STATUSES = frozenset({"REJECTED", "UNKNOWN_AT_EXECUTION"})
 #: Snapshots go to the RiskActor after every fill and otherwise at most this often (clock ns).
 SNAPSHOT_EVERY_NS = 1_000_000_000
 #: Headroom reserved above the touch price for a market buy (slippage walk) before fees.
@@ -55,6 +78,7 @@ class PortfolioActor(Actor):
         *,
         execution: str = "execution",
         risk: str = "risk",
+        shutdown: str = "shutdown",
         reconcile_every_ns: int = 60 * 10**9,
         min_trade_fraction: float = 0.005,
     ) -> None:
@@ -62,6 +86,7 @@ class PortfolioActor(Actor):
         self.journal_path = journal_path
         self.execution = execution
         self.risk = risk
+        self.shutdown = shutdown
         self.reconcile_every_ns = reconcile_every_ns
         self.min_trade_fraction = min_trade_fraction
         self.fee = Decimal(repr(cfg.paper.taker_fee))
@@ -77,6 +102,16 @@ class PortfolioActor(Actor):
         self._last_equity_ts = -1
         self._last_snapshot_ns = -SNAPSHOT_EVERY_NS
         self.journal: Journal | None = None
+        u = cfg.shutdown.unwind
+        self.unwind = UnwindBook(
+            SliceRules(
+                mode=u.mode, depth_fraction=u.depth_fraction, max_participation=u.max_participation
+            ),
+            int(u.stop_loss_deadline_s * 1e9),
+            cfg.feed.bar_depth_fraction,
+        )
+        self._decided: dict[str, int] = {}  # client order id → decision time (latency)
+        self._closed = self._rejected = self._latency_ns = 0
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -89,6 +124,7 @@ class PortfolioActor(Actor):
         self.ledger = rebuild_ledger(journal, Decimal(start))
         if self.ledger.reservations:
             self._request_status(ctx)
+        ctx.send(self.shutdown, PlanRequest(ts=ctx.now()))
 
     def on_stop(self, ctx: Context) -> None:
         """Close the journal."""
@@ -101,10 +137,16 @@ class PortfolioActor(Actor):
         if q.ts != self._last_equity_ts:
             self._record_equity(q.ts)
         self.quotes[q.product] = q
+        self.unwind.on_quote(q)
         self._check_stop_loss(q.product, ctx)
+        self._unwind_step(q.product, ctx)
         self._rebalance(q.product, ctx)
         if ctx.now() - self._last_snapshot_ns >= SNAPSHOT_EVERY_NS:
             self._send_snapshot(q.ts, ctx)
+            self._send_monitor(q.ts, ctx)
+
+    def _handle_bar(self, bar: Bar, ctx: Context) -> None:
+        self.unwind.on_bar(bar)
 
     def _send_snapshot(self, ts: int, ctx: Context) -> None:
         self._last_snapshot_ns = ctx.now()
@@ -122,6 +164,29 @@ class PortfolioActor(Actor):
     def _handle_halt(self, msg: Halt, ctx: Context) -> None:
         self.halted = True
 
+    def _handle_unwind_plan(self, plan: UnwindPlan, ctx: Context) -> None:
+        holdings = {p: h.quantity for p, h in self.ledger.holdings.items()}
+        queued = self.unwind.apply_plan(plan, holdings, self.marks(), ctx.now())
+        detail = {
+            "plan": plan.plan_id,
+            "level": str(plan.level),
+            "trigger": plan.trigger,
+            "mode": plan.mode,
+            "queued": queued,
+            "entries_allowed": plan.entries_allowed,
+            "size_multiplier": plan.size_multiplier,
+            "deadline_ns": plan.deadline_ns,
+        }
+        self._journal().record_event(ctx.now(), "portfolio", "unwind_plan", json.dumps(detail))
+        if plan.deadline_ns is not None and queued:
+            ctx.schedule(plan.deadline_ns - ctx.now(), UNWIND_DEADLINE)
+        self._step_all(ctx)
+        self._plan_done(ctx)
+
+    def _step_all(self, ctx: Context) -> None:
+        for item in self.unwind.queue.ordered():
+            self._unwind_step(item.product, ctx)
+
     # -- order outcomes -------------------------------------------------------------------
 
     def _handle_fill(self, fill: Fill, ctx: Context) -> None:
@@ -132,31 +197,66 @@ class PortfolioActor(Actor):
         holding = preview.apply_fill(fill)
         journal.record_fill(fill, holding.quantity, holding.average_price, preview.cash)
         self.ledger.apply_fill(fill)
+        if self.unwind.is_slice(fill.client_order_id):
+            self.unwind.on_fill(fill.client_order_id, fill.quantity, fill.price)
         self._send_snapshot(fill.ts, ctx)
 
     def _handle_order_closed(self, msg: OrderClosed, ctx: Context) -> None:
-        self._close(msg.client_order_id, str(msg.status), msg.ts)
+        self._close(msg.client_order_id, str(msg.status), msg.ts, ctx)
 
     def _handle_order_rejected(self, msg: OrderRejected, ctx: Context) -> None:
-        self._close(msg.client_order_id, "REJECTED", msg.ts)
+        self._close(msg.client_order_id, "REJECTED", msg.ts, ctx)
 
     def _handle_order_status_report(self, msg: OrderStatusReport, ctx: Context) -> None:
         if not msg.known:
-            self._close(msg.client_order_id, "UNKNOWN_AT_EXECUTION", msg.ts)
+            self._close(msg.client_order_id, "UNKNOWN_AT_EXECUTION", msg.ts, ctx)
         elif msg.status is not None and msg.status.terminal:
-            self._close(msg.client_order_id, str(msg.status), msg.ts)
+            self._close(msg.client_order_id, str(msg.status), msg.ts, ctx)
 
     def _handle_reconcile_now(self, msg: ReconcileNow, ctx: Context) -> None:
         self._request_status(ctx)
 
     def _handle_tick(self, msg: Tick, ctx: Context) -> None:
+        if msg.kind == UNWIND_DEADLINE.kind:
+            self._step_all(ctx)
+            return
         self._timer_armed = False
         if self.ledger.reservations:
             self._request_status(ctx)
 
-    def _close(self, client_order_id: str, status: str, ts: int) -> None:
-        if self.ledger.release(client_order_id) is not None:
-            self._journal().close_intent(client_order_id, status, ts)
+    def _close(self, client_order_id: str, status: str, ts: int, ctx: Context) -> None:
+        res = self.ledger.release(client_order_id)
+        if res is None:
+            return
+        self._journal().close_intent(client_order_id, status, ts)
+        self._closed += 1
+        self._rejected += status in ERROR_STATUSES
+        decided = self._decided.pop(client_order_id, None)
+        if decided is not None:
+            self._latency_ns = max(self._latency_ns, ctx.now() - decided)
+        if not self.unwind.is_slice(client_order_id):
+            return
+        product = res.product
+        q = self.quotes.get(product)
+        holding = self.ledger.position(product)
+        report = self.unwind.on_close(
+            client_order_id, holding, q.mid if q else Decimal(0), status, ctx.now()
+        )
+        if report is not None:
+            self._journal().record_event(
+                ctx.now(), "portfolio", "unwind_slice", slice_event(report)
+            )
+            ctx.send(self.shutdown, report)
+        if self.unwind.settle(product, holding):
+            self._plan_done(ctx)
+            self._step_all(ctx)  # the next product in the queue may start on its own book
+
+    def _plan_done(self, ctx: Context) -> None:
+        plan_id = self.unwind.completed_plan()
+        if plan_id is not None:
+            slices = self.unwind.plan_slices.get(plan_id, 0)
+            self._journal().record_event(ctx.now(), "portfolio", "unwind_done", plan_id)
+            ctx.send(self.shutdown, UnwindComplete(ts=ctx.now(), plan_id=plan_id, slices=slices))
 
     def _request_status(self, ctx: Context) -> None:
         ids = tuple(sorted(self.ledger.reservations))
@@ -176,25 +276,54 @@ class PortfolioActor(Actor):
         if q.bid <= h.average_price * (1 - Decimal(repr(self.params.stop_loss))):
             self.stopped_out.add(product)
             ctx.send(self.risk, StopLossTriggered(ts=q.ts, product=product))
-            if not self.ledger.has_open_order(product):
-                qty = self.ledger.available(product)
-                reason = (
-                    f"stop loss: bid {q.bid} is {self.params.stop_loss:.0%} or more "
-                    f"below entry {h.average_price}"
-                )
-                self._send_order(product, PlannedOrder(Side.SELL, qty, 0.0), reason, ctx)
+            item = self.unwind.push_stop_loss(product, ctx.now(), q.mid)
+            item.note = (
+                f"stop loss: bid {q.bid} is {self.params.stop_loss:.0%} or more "
+                f"below entry {h.average_price}"
+            )
+
+    def _unwind_step(self, product: str, ctx: Context) -> None:
+        """Send the next slice of ``product``'s unwind if one is due (UnwindBook.due)."""
+        q = self.quotes.get(product)
+        if q is None or product not in self.unwind.queue or self.halted:
+            return
+        if self.ledger.has_open_order(product):
+            return  # one order in flight per product, slices included
+        holding = self.ledger.position(product)
+        if self.unwind.settle(product, holding):
+            self._plan_done(ctx)
+            self._step_all(ctx)
+            return
+        due = self.unwind.due(product, holding, q, ctx.now())
+        if due is None:
+            return
+        item, decision = due
+        if item.urgent and self.params is not None and self.params.level == RiskLevel.HALTED:
+            return  # stop-loss exits obey HALTED like every order the portfolio decides
+        what = item.note or f"unwind ({item.trigger}; {item.plan_id})"
+        reason = f"{what}: slice {item.slices + 1}, {decision.why}"
+        plan = PlannedOrder(Side.SELL, decision.quantity, 0.0)
+        coid = self._send_order(product, plan, reason, ctx, unwind=not item.urgent)
+        if coid is not None:
+            self.unwind.sent(item, coid, decision, q, ctx.now())
 
     def _rebalance(self, product: str, ctx: Context) -> None:
         target, q, params = self.targets.get(product), self.quotes.get(product), self.params
         if target is None or q is None or params is None or self.halted:
             return
-        if self.ledger.has_open_order(product):
-            return  # one order in flight per product: no racing rebalances
+        if self.ledger.has_open_order(product) or self.unwind.owns(product):
+            return  # one order in flight per product; an unwind owns its products
         level = params.level
-        if not params.entries_allowed and level.rank < RiskLevel.REDUCING.rank:
-            level = RiskLevel.REDUCING  # e.g. a stale feed: only exposure-reducing orders
+        entries = params.entries_allowed and self.unwind.entries_allowed
+        if not entries and level.rank < RiskLevel.REDUCING.rank:
+            level = RiskLevel.REDUCING  # a stale feed, the programme: only reducing orders
         cap = params.weight_cap(product)
-        weight = min(target.weight * params.size_multiplier, cap)
+        multiplier = self.unwind.size_multiplier
+        if self.unwind.reduce_only:
+            level = RiskLevel.REDUCING  # the plan's targets replace the level's multiplier
+        else:
+            multiplier *= params.size_multiplier
+        weight = min(target.weight * multiplier, cap)
         if product in self.stopped_out:
             weight = 0.0
         plan = plan_rebalance(
@@ -214,23 +343,30 @@ class PortfolioActor(Actor):
         )
         self._send_order(product, plan, reason, ctx)
 
-    def _send_order(self, product: str, plan: PlannedOrder, reason: str, ctx: Context) -> None:
+    def _send_order(
+        self, product: str, plan: PlannedOrder, reason: str, ctx: Context, *, unwind: bool = False
+    ) -> str | None:
+        """Check, reserve, journal and send one market order; its id, or None if refused.
+
+        ``unwind``: a slice of the ShutdownActor's plan, which may sell at risk level HALTED.
+        """
         q = self.quotes[product]
         if plan.side == Side.BUY:
             after = (self.ledger.position(product) + plan.quantity) * q.mid
             limit = Decimal(repr(self.cfg.risk.position_size_limit)) * self.equity()
             if after > limit * Decimal("1.0001"):
                 self.limit_breaches += 1
-                return
+                return None
             cash = plan.quantity * q.ask * BUY_HEADROOM * (1 + self.fee)
         else:
             cash = Decimal(0)
-        if self.halted or (self.params is not None and self.params.level == RiskLevel.HALTED):
-            return
+        halted = self.params is not None and self.params.level == RiskLevel.HALTED
+        if self.halted or (halted and not unwind):
+            return None
         coid = ctx.new_id("cj")
         res = self.ledger.reserve(coid, product, plan.side, plan.quantity, cash)
         if isinstance(res, str):
-            return
+            return None
         self._journal().record_intent(
             {
                 "client_order_id": coid,
@@ -258,9 +394,11 @@ class PortfolioActor(Actor):
                 reason=reason,
             ),
         )
+        self._decided[coid] = ctx.now()
         if not self._timer_armed:
             self._timer_armed = True
             ctx.schedule(self.reconcile_every_ns, RECONCILE)
+        return coid
 
     # -- views ----------------------------------------------------------------------------
 
@@ -294,6 +432,23 @@ class PortfolioActor(Actor):
             positions=positions,
             open_orders=len(self.ledger.reservations),
         )
+
+    def _send_monitor(self, ts: int, ctx: Context) -> None:
+        """The MonitorReport for the ShutdownActor (module docstring)."""
+        oldest = min(self._decided.values()) if self._decided else ctx.now()
+        holdings = {p: h.quantity for p, h in self.ledger.holdings.items()}
+        report = monitor_report(
+            ts,
+            self.equity(),
+            holdings,
+            self.marks(),
+            self.params,
+            closed=self._closed,
+            rejected=self._rejected,
+            latency_ns=max(self._latency_ns, ctx.now() - oldest),
+        )
+        ctx.send(self.shutdown, report)
+        self._closed = self._rejected = self._latency_ns = 0
 
     def _record_equity(self, ts: int) -> None:
         if self.quotes and self._last_equity_ts >= 0:

@@ -195,6 +195,7 @@ class RiskActor(Actor):
                     if p in self.regimes and self.regimes[p].regime is not None
                 ),
                 volatility=tuple((p, round(self.stats.vol(p), 8)) for p in products),
+                correlation=tuple((p, round(self.corr.of(p), 6)) for p in products),
             ),
         )
 

@@ -41,6 +41,7 @@ class RiskParameters(Message, frozen=True, kw_only=True):
     avg_correlation: float = 0.0  # average pairwise EWMA correlation of the products
     regimes: tuple[tuple[str, str], ...] = ()  # product → calm / trending / volatile
     volatility: tuple[tuple[str, float], ...] = ()  # product → EWMA volatility per bar
+    correlation: tuple[tuple[str, float], ...] = ()  # product → its average ρ with the others
 
     def weight_cap(self, product: str) -> float:
         """The cap for ``product`` (0 when unknown: no exposure without a risk view)."""

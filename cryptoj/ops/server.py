@@ -19,7 +19,14 @@ process, bound to 127.0.0.1 by default. Every request is checked in this order:
 ``GET /flags``             feature flags: value, config value, last change
 ``POST /control/flags``    ``{"flags": {"name": value}, "reason": "..."}`` → 200 / 400
 ``POST /control/shutdown`` ``{"reason": "..."}`` → 202; the daemon stops in order, exit 0
+``POST /control/flatten``  ``{"reason": "...", "stop": false}`` → 202; the ShutdownActor
+                           unwinds every position (held; ``stop``: then exit 0)
+``POST /control/hold``     ``{"reason": "..."}`` → 202; no new entries, no automatic recovery
+``POST /control/resume``   ``{"reason": "..."}`` → 202; the programme returns to NORMAL
 =========================  ===============================================================
+
+The emergency commands go to the ShutdownActor as an
+:class:`~cryptoj.models.unwind.OperatorCommand` (docs/operations.md, "Emergency programme").
 """
 
 from __future__ import annotations
@@ -36,11 +43,14 @@ from loguru import logger
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
+from cryptoj.models.unwind import OperatorCommand
 from cryptoj.ops.config import FlagError, is_loopback
 from cryptoj.ops.state import OpsState
 
 MAX_BODY = 64 * 1024
 JSON = "application/json"
+#: Emergency programme commands (``POST /control/<command>``) for the ShutdownActor.
+COMMANDS = ("flatten", "hold", "resume")
 
 
 def client_is_local(address: str) -> bool:
@@ -229,7 +239,8 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._allowed():
             return
         path = self.path.split("?", 1)[0]
-        if path not in ("/control/flags", "/control/shutdown"):
+        command = path.removeprefix("/control/")
+        if path not in ("/control/flags", "/control/shutdown") and command not in COMMANDS:
             self._error(
                 405 if path in ("/health", "/ready", "/metrics", "/status", "/flags") else 404,
                 f"no POST endpoint: {path}",
@@ -244,6 +255,8 @@ class _Handler(BaseHTTPRequestHandler):
         who = f"http {self.client_address[0]}"
         if path == "/control/shutdown":
             self._shutdown(reason or "control endpoint", who)
+        elif command in COMMANDS:
+            self._command(command, reason, who, bool(body.get("stop")))
         else:
             self._flags(body, reason, who)
 
@@ -255,6 +268,24 @@ class _Handler(BaseHTTPRequestHandler):
         logger.info("shutdown requested through the control endpoint by {}: {}", who, reason)
         ops.on_shutdown(f"control: {reason}")
         self._json(202, {"accepted": True, "reason": reason})
+
+    def _command(self, command: str, reason: str, who: str, stop: bool) -> None:
+        rt = self.server.ops.state.ctx.rt
+        if not rt.is_alive("shutdown"):
+            self._error(503, "the ShutdownActor is not running")
+            return
+        logger.info("{} requested through the control endpoint by {}: {}", command, who, reason)
+        msg = OperatorCommand(
+            ts=rt.clock.now(),
+            command=command,
+            reason=f"control: {reason}" if reason else "control endpoint",
+            stop_after=stop and command == "flatten",
+        )
+        rt.tell("shutdown", msg, sender="ops")
+        body: dict[str, Any] = {"accepted": True, "command": command, "reason": reason}
+        if command == "flatten":
+            body["stop"] = msg.stop_after
+        self._json(202, body)
 
     def _flags(self, body: dict[str, Any], reason: str, who: str) -> None:
         store = self.server.ops.state.ctx.flags

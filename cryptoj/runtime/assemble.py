@@ -86,6 +86,6 @@ def assemble(
     registry["shutdown"] = Registered(
         "shutdown",
         "main",
-        lambda: ShutdownActor(venue, str(path), stop_on_feed_end=stop_on_feed_end),
+        lambda: ShutdownActor(venue, str(path), stop_on_feed_end=stop_on_feed_end, cfg=cfg),
     )
     return System(cfg, venue, source, str(path), registry)

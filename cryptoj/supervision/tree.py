@@ -81,6 +81,7 @@ def build_tree(cfg: Config, deps: Dependencies) -> SupervisorSpec:
                 lambda: FeedActor(
                     deps.source,
                     quote_sink=deps.venue.on_quote,
+                    bar_subscribers=("strategy", "risk", "portfolio"),
                     tick_bar_size=cfg.feed.tick_bar_size,
                 ),
                 stop_timeout_s=stop_s,

@@ -1,0 +1,151 @@
+"""Monitoring thresholds of the emergency programme, fed by the portfolio's reports. Pure.
+
+* **Equity drawdown** (``max_drawdown``): ``(peak − equity) / peak`` with ``peak`` the highest
+  equity since the monitor was last reset (at start and at every recovery, so a recovered
+  book is not judged against the pre-crash peak). A breach is one-off: the peak is then reset
+  to the current equity, so the next breach needs another full fall.
+* **Error rate** (``max_error_rate``): rejected (or lost) orders ÷ orders closed, over the last
+  ``error_window`` closed orders; judged once that many have closed; one-off (the window is
+  cleared after a breach).
+* **Latency** (``max_latency_s``): the slowest order round trip (decision → close) since the
+  previous report, or the age of the oldest order still open if that is longer; a
+  *condition*, active while reports exceed it, cleared by the first report under it.
+
+A threshold of 0 switches the monitor off. Latency is measured on the injected (market)
+clock: in a live daemon that is the wall clock; in a replay at ``feed.speed`` N it runs N
+times faster than the actors (and jumps at speed 0), which is why it is off by default.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from cryptoj.config import MonitorConfig
+from cryptoj.models.risk import RiskParameters
+from cryptoj.models.unwind import ExposureView, MonitorReport
+
+
+@dataclass(frozen=True)
+class Signal:
+    """A monitor's finding: ``kind`` is ``breach`` or ``condition`` (``active`` on/off)."""
+
+    name: str
+    kind: str
+    active: bool
+    reason: str
+
+
+@dataclass
+class Monitors:
+    """Evaluates :class:`~cryptoj.models.unwind.MonitorReport` against the thresholds."""
+
+    cfg: MonitorConfig = field(default_factory=MonitorConfig)
+    peak: Decimal | None = None
+    outcomes: deque[tuple[int, int]] = field(default_factory=deque)
+
+    def reset(self, equity: Decimal | None = None) -> None:
+        """Forget the peak (start again from ``equity``) and the error window."""
+        self.peak = equity
+        self.outcomes.clear()
+
+    def observe(self, report: MonitorReport) -> list[Signal]:
+        """The findings of one report (empty when nothing is breached or changed)."""
+        out: list[Signal] = []
+        cfg = self.cfg
+        equity = report.equity
+        if equity > 0:
+            self.peak = equity if self.peak is None else max(self.peak, equity)
+            dd = float((self.peak - equity) / self.peak) if self.peak > 0 else 0.0
+            if cfg.max_drawdown > 0 and dd >= cfg.max_drawdown:
+                out.append(
+                    Signal(
+                        "drawdown",
+                        "breach",
+                        True,
+                        f"equity drawdown {dd:.2%} >= {cfg.max_drawdown:.2%} "
+                        f"(peak {self.peak:.2f}, now {equity:.2f})",
+                    )
+                )
+                self.peak = equity
+        if cfg.max_latency_s > 0:
+            latency_s = report.latency_ns / 1e9
+            slow = latency_s > cfg.max_latency_s
+            out.append(
+                Signal(
+                    "latency",
+                    "condition",
+                    slow,
+                    f"order round trip {latency_s:.1f} s "
+                    f"{'>' if slow else '<='} {cfg.max_latency_s:g} s",
+                )
+            )
+        if report.closed > 0:
+            self.outcomes.append((report.closed, report.rejected))
+            while len(self.outcomes) > 1 and (
+                sum(c for c, _ in self.outcomes) - self.outcomes[0][0] >= cfg.error_window
+            ):
+                self.outcomes.popleft()
+            closed = sum(c for c, _ in self.outcomes)
+            rejected = sum(r for _, r in self.outcomes)
+            rate = rejected / closed if closed else 0.0
+            if (
+                cfg.max_error_rate > 0
+                and closed >= cfg.error_window
+                and (rate >= cfg.max_error_rate)
+            ):
+                out.append(
+                    Signal(
+                        "error_rate",
+                        "breach",
+                        True,
+                        f"error rate {rate:.0%} >= {cfg.max_error_rate:.0%} "
+                        f"({rejected} of the last {closed} orders rejected or lost)",
+                    )
+                )
+                self.outcomes.clear()
+        return out
+
+
+def monitor_report(
+    ts: int,
+    equity: Decimal,
+    holdings: Mapping[str, Decimal],
+    marks: Mapping[str, Decimal],
+    params: RiskParameters | None,
+    *,
+    closed: int,
+    rejected: int,
+    latency_ns: int,
+) -> MonitorReport:
+    """The PortfolioActor's report: its books and the risk figures it last received.
+
+    The correlation per product is the RiskParameters' ``correlation`` (a product without
+    one yet counts at the average pairwise correlation).
+    """
+    vols: tuple[tuple[str, float], ...] = ()
+    corr: tuple[tuple[str, float], ...] = ()
+    volatile: tuple[str, ...] = ()
+    if params is not None:
+        vols = tuple(params.volatility)
+        per = dict(params.correlation)
+        corr = tuple((p, float(per.get(p, params.avg_correlation))) for p, _ in vols)
+        volatile = tuple(p for p, regime in params.regimes if regime == "VOLATILE")
+    return MonitorReport(
+        ts=ts,
+        equity=equity,
+        positions=tuple(
+            ExposureView(product=p, quantity=q, mid=marks[p])
+            for p, q in sorted(holdings.items())
+            if q > 0 and p in marks
+        ),
+        risk_level=None if params is None else str(params.level),
+        volatility=vols,
+        correlation=corr,
+        volatile=volatile,
+        closed=closed,
+        rejected=rejected,
+        latency_ns=latency_ns,
+    )
