@@ -35,6 +35,7 @@ from cryptoj.config import Config
 from cryptoj.journal import Journal
 from cryptoj.models.market import Bar, Quote
 from cryptoj.models.orders import (
+    CASH_QUANTUM,
     Fill,
     OrderClosed,
     OrderRejected,
@@ -424,6 +425,7 @@ class PortfolioActor(Actor):
             if h.quantity != 0
         )
         reserved = sum((r.held_cash for r in self.ledger.reservations.values()), Decimal(0))
+        reserved = reserved.quantize(CASH_QUANTUM)  # display only: the ledger keeps it exact
         return PortfolioSnapshot(
             ts=ts,
             cash=self.ledger.cash,
