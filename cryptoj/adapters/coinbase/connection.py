@@ -1,0 +1,340 @@
+"""One websocket connection thread: websocket-client I/O around a :class:`FeedSession`.
+
+The thread connects (host chosen by the manager's circuit breakers, under the shared
+connection-rate limit), lets the session subscribe, then loops on ``recv_data_frame`` with a
+100 ms socket timeout, so the session's watchdogs run even when nothing arrives. Every text
+frame is written to the raw-frame buffer (if configured) and handed to the session; the actions
+the session returns are executed here (sends, pings, reconnects, REST backfill requests). After
+a failure or a lost connection it backs off (:class:`ReconnectPolicy`) and tries again, until
+stopped or until ``max_retries`` consecutive attempts failed.
+
+Other threads talk to it only through :meth:`FeedConnection.call`: the function runs on this
+thread between two frames (used for REST backfill results and for reading the books).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, Protocol
+
+import websocket
+
+from cryptoj.adapters.coinbase.buffer import RawFrameBuffer
+from cryptoj.adapters.coinbase.conflate import FeedEvent, QuoteWindow
+from cryptoj.adapters.coinbase.policy import ReconnectPolicy
+from cryptoj.adapters.coinbase.session import (
+    Action,
+    Backfill,
+    FeedSession,
+    Ping,
+    Reconnect,
+    Send,
+)
+
+TICK_NS = 100_000_000
+FLUSH_NS = 1_000_000_000
+_TEXT = (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY)
+_PONG = websocket.ABNF.OPCODE_PONG
+_CLOSE = websocket.ABNF.OPCODE_CLOSE
+
+
+class ConnectionHost(Protocol):
+    """What a connection needs from the feed manager."""
+
+    def choose_url(self, conn: FeedConnection, now: int) -> tuple[str | None, int]:
+        """A host to try now, or (None, ns to wait) when every host's circuit is open."""
+        ...
+
+    def rate_wait(self, now: int) -> int:
+        """ns to wait before connecting (connection-rate limit)."""
+        ...
+
+    def attempt_failed(
+        self, conn: FeedConnection, url: str, reason: str, was_live: bool, delay_ns: int | None
+    ) -> None:
+        """An attempt failed or a connection was lost (breakers, one log line, history)."""
+        ...
+
+    def went_live(self, conn: FeedConnection, url: str) -> None:
+        """All subscriptions were acknowledged."""
+        ...
+
+    def gave_up(self, conn: FeedConnection, reason: str) -> None:
+        """``max_retries`` consecutive attempts failed: the connection stops."""
+        ...
+
+    def record(self, conn: FeedConnection, state: str, reason: str = "") -> None:
+        """Add to the connection-state history."""
+        ...
+
+    def deliver(self, events: list[FeedEvent]) -> None:
+        """Hand a batch of the session's events to the delivery thread (copies them)."""
+        ...
+
+    def backfill(self, conn: FeedConnection, request: Backfill) -> None:
+        """Fetch missed trades over REST and hand them back through ``conn.call``."""
+        ...
+
+    def should_failback(self, conn: FeedConnection, url: str, now: int) -> bool:
+        """Whether a connection on a failover host should go back to the primary now."""
+        ...
+
+
+class FeedConnection(threading.Thread):
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        session: FeedSession,
+        host: ConnectionHost,
+        policy: ReconnectPolicy,
+        *,
+        ca_file: str | None = None,
+        connect_timeout_s: float = 5.0,
+        buffer: RawFrameBuffer | None = None,
+        events: list[FeedEvent] | None = None,
+        conflate_ns: int = 0,
+        clock: Callable[[], int] = time.time_ns,
+        rng: random.Random | None = None,
+    ) -> None:
+        super().__init__(name=f"coinbase-{session.name}", daemon=True)
+        self.session = session
+        self.host = host
+        self.policy = policy
+        self.ca_file = ca_file
+        self.connect_timeout_s = connect_timeout_s
+        self.buffer = buffer
+        self.events = events if events is not None else []  # the session's emit appends here
+        self.window = QuoteWindow(conflate_ns)
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.url: str | None = None
+        self.live_url: str | None = None
+        self.lives = 0  # connections that reached live
+        self._stopping = threading.Event()
+        self._clean = True
+        self._inbox: deque[tuple[Callable[[], Any], Future[Any]]] = deque()
+
+    # -- control from other threads ----------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the thread to close its connection and end (within about 100 ms)."""
+        self._stopping.set()
+
+    def call(self, fn: Callable[[], Any]) -> Future[Any]:
+        """Run ``fn`` on this thread between two frames; the future holds its result."""
+        fut: Future[Any] = Future()
+        if not self.is_alive():
+            try:
+                fut.set_result(fn())
+            except Exception as e:
+                fut.set_exception(e)
+            return fut
+        self._inbox.append((fn, fut))
+        return fut
+
+    def _run_inbox(self) -> None:
+        while self._inbox:
+            fn, fut = self._inbox.popleft()
+            try:
+                fut.set_result(fn())
+            except Exception as e:
+                fut.set_exception(e)
+        self._flush()
+
+    def _flush(self) -> None:
+        """Pass the session's events (one batch per frame) through the quote window on."""
+        window = self.window
+        if self.events:
+            out = window.push(self.events, self.clock())
+            self.events.clear()
+            if window.held:
+                out += window.due(self.clock())
+            if out:
+                self.host.deliver(out)
+        elif window.held:
+            out = window.due(self.clock())
+            if out:
+                self.host.deliver(out)
+
+    # -- the thread --------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Connect, serve, back off, repeat until stopped."""
+        name = self.session.name
+        while not self._stopping.is_set():
+            now = self.clock()
+            url, wait = self.host.choose_url(self, now)
+            if url is None:
+                self._sleep(wait)
+                continue
+            wait = self.host.rate_wait(now)
+            if wait and self._sleep(wait):
+                break
+            self.url = url
+            self.policy.attempt()
+            self.host.record(self, "connecting", url)
+            try:
+                ws = self._connect(url)
+            except Exception as e:
+                reason = _describe(e)
+                if not self._after_failure(url, f"connect failed: {reason}", False):
+                    return
+                continue
+            reason, was_live = self._serve(ws, url)
+            self._run_inbox()
+            if self._stopping.is_set():
+                break
+            if not self._after_failure(url, reason, was_live):
+                return
+        self.session.closed("stopped", self.clock())
+        self._run_inbox()
+        self.host.record(self, "stopped", name)
+
+    def _connect(self, url: str) -> websocket.WebSocket:
+        sslopt: dict[str, Any] = {"ca_certs": self.ca_file} if self.ca_file else {}
+        header = (
+            [f"x-cb-retry-counter: {self.policy.attempts - 1}"] if self.policy.attempts > 1 else []
+        )
+        return websocket.create_connection(
+            url,
+            timeout=self.connect_timeout_s,
+            sslopt=sslopt,
+            skip_utf8_validation=True,
+            enable_multithread=False,
+            header=header,
+        )
+
+    def _after_failure(self, url: str, reason: str, was_live: bool) -> bool:
+        """Back off after a failure; False when the connection gives up."""
+        now = self.clock()
+        self.session.closed(reason, now)
+        self._flush()
+        delay = self.policy.down(now, self.rng.random())
+        self.host.attempt_failed(self, url, reason, was_live, delay)
+        if delay is None:
+            self.host.gave_up(self, reason)
+            return False
+        self.host.record(self, "backoff", f"{delay / 1e9:.2f}s after: {reason}")
+        self.last_delay_ns = delay
+        self._sleep(delay)
+        return True
+
+    def _sleep(self, ns: int) -> bool:
+        """Wait ``ns`` (interruptible, serving :meth:`call`); True when stopping."""
+        end = time.monotonic() + ns / 1e9
+        while not self._stopping.is_set():
+            self._run_inbox()
+            left = end - time.monotonic()
+            if left <= 0:
+                return False
+            self._stopping.wait(min(left, 0.05))
+        return True
+
+    def _serve(self, ws: websocket.WebSocket, url: str) -> tuple[str, bool]:
+        """Run one connection; return why it ended and whether it reached live."""
+        session, buffer, clock, events = self.session, self.buffer, self.clock, self.events
+        name = session.name
+        now = clock()
+        self.host.record(self, "subscribing", url)
+        live = False
+        reason = self._execute(ws, session.opened(now))
+        self._flush()
+        if reason:
+            return self._close(ws, reason, live, clean=self._clean)
+        ws.settimeout(TICK_NS / 1e9)
+        next_tick = now + TICK_NS
+        next_flush = now + FLUSH_NS
+        while not self._stopping.is_set():
+            try:
+                opcode, frame = ws.recv_data_frame(True)
+            except websocket.WebSocketTimeoutException:
+                opcode, frame = None, None
+            except websocket.WebSocketConnectionClosedException as e:
+                return self._close(ws, f"connection lost: {e or 'closed'}", live, clean=False)
+            except (OSError, websocket.WebSocketException) as e:
+                return self._close(ws, f"connection error: {_describe(e)}", live, clean=False)
+            now = clock()
+            if opcode in _TEXT:
+                data = frame.data
+                if buffer is not None:
+                    buffer.append(now, name, data)
+                actions = session.frame(data, now)
+                if events:
+                    self._flush()
+                if actions and (reason := self._execute(ws, actions)):
+                    return self._close(ws, reason, live, clean=self._clean)
+            elif opcode == _PONG:
+                session.pong(frame.data, now)
+            elif opcode == _CLOSE:
+                return self._close(
+                    ws, f"closed by server ({_close_text(frame.data)})", live, clean=False
+                )
+            if self._inbox:
+                self._run_inbox()
+            if now >= next_tick:
+                next_tick = now + TICK_NS
+                actions = session.tick(now)
+                self._flush()
+                if actions and (reason := self._execute(ws, actions)):
+                    return self._close(ws, reason, live, clean=self._clean)
+                if session.live and not live:
+                    live = True
+                    self.lives += 1
+                    self.live_url = url
+                    self.policy.up(now)
+                    self.host.went_live(self, url)
+                if live and self.host.should_failback(self, url, now):
+                    return self._close(ws, "failback to the primary host", live)
+                if buffer is not None and now >= next_flush:
+                    next_flush = now + FLUSH_NS
+                    buffer.flush()
+        return self._close(ws, "stopped", live)
+
+    def _execute(self, ws: websocket.WebSocket, actions: list[Action]) -> str:
+        """Carry out the session's actions; return a reason to reconnect, or ''."""
+        self._clean = True
+        for a in actions:
+            try:
+                if isinstance(a, Send):
+                    ws.send(a.text)
+                elif isinstance(a, Ping):
+                    ws.ping(a.payload)
+                elif isinstance(a, Reconnect):
+                    self._clean = a.clean
+                    return a.reason
+                elif isinstance(a, Backfill):
+                    self.host.backfill(self, a)
+            except (OSError, websocket.WebSocketException) as e:
+                return f"send failed: {_describe(e)}"
+        return ""
+
+    def _close(
+        self, ws: websocket.WebSocket, reason: str, live: bool, *, clean: bool = True
+    ) -> tuple[str, bool]:
+        try:
+            if clean and ws.connected:
+                ws.close(status=websocket.STATUS_NORMAL, reason=b"cryptoj reconnect", timeout=0.2)
+            else:
+                ws.shutdown()
+        except Exception:  # closing a broken socket: nothing left to do
+            ws.shutdown()
+        return reason, live
+
+
+def _describe(e: BaseException) -> str:
+    text = str(e).strip() or type(e).__name__
+    return text if type(e).__name__ in text else f"{type(e).__name__}: {text}"
+
+
+def _close_text(data: bytes) -> str:
+    if len(data) >= 2:
+        code = int.from_bytes(data[:2], "big")
+        text = data[2:].decode("utf-8", "replace")
+        return f"{code} {text}".strip()
+    return "no status"

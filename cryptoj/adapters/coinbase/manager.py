@@ -1,0 +1,569 @@
+"""The Coinbase market-data feed: connection shards, failover, REST fallback, delivery.
+
+:class:`CoinbaseFeed` is what the daemon starts. It splits the products into shards of at most
+``max_products_per_connection`` (one :class:`FeedConnection` thread each), owns one circuit
+breaker per websocket host, the shared connection-rate limiter, the connection-state history,
+the REST worker (trade backfill and best bid/ask polling) and the delivery thread.
+
+**The callback.** ``on_event(event)`` receives:
+
+* :class:`~cryptoj.models.market.Quote`: top of book (from the level2 book, else the ticker,
+  else REST polling while degraded), at most one per product per ``conflate_ms`` (the newest);
+* :class:`~cryptoj.models.market.Trade`: every trade once (deduplicated by trade id, backfilled
+  over REST after gaps and reconnects), never conflated;
+* :class:`~cryptoj.models.market.FeedStatus`: ``healthy`` (first data), ``stale`` (gap, silence,
+  disconnect: do not open positions on these products), ``recovered`` (fresh snapshot in) and
+  ``degraded`` (no websocket host available: quotes come from REST polling; treat like stale
+  for new entries).
+
+With ``delivery: inline`` (the default) it is called on the connection threads (one per shard;
+the events of one product always come from one thread, in order) and on the REST thread, so
+it must be thread-safe and must not block: the daemon points it at
+``runtime.tell("feed", event)``. With ``delivery: thread`` one delivery thread calls it, in
+order, and quotes waiting while it is busy are conflated further (for a callback that may
+block). An exception it raises is logged and counted, never kills the feed.
+
+Failover: each connection tries the hosts of ``ws_urls`` in order, skipping a host whose circuit
+is open; when every circuit is open its products are ``degraded`` and polled over REST until a
+half-open probe succeeds. A connection on a failover host returns to the primary after
+``failback_s``.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import Any
+
+from loguru import logger
+
+from cryptoj.adapters.coinbase.buffer import RawFrameBuffer
+from cryptoj.adapters.coinbase.circuit import OPEN, CircuitBreaker
+from cryptoj.adapters.coinbase.config import CoinbaseFeedConfig, level2_shards
+from cryptoj.adapters.coinbase.conflate import Conflator, FeedEvent
+from cryptoj.adapters.coinbase.connection import FeedConnection
+from cryptoj.adapters.coinbase.policy import RateLimiter, ReconnectPolicy, StateHistory
+from cryptoj.adapters.coinbase.rest import PublicRestClient, RestError
+from cryptoj.adapters.coinbase.session import Backfill, FeedSession, SessionSettings
+from cryptoj.models.market import FeedStatus, Trade
+from cryptoj.supervision.spec import Backoff
+
+S = 1_000_000_000
+
+
+class CoinbaseFeed:
+    """See the module docstring. ``start`` once, ``stop`` once; ``status`` from any thread."""
+
+    def __init__(
+        self,
+        cfg: CoinbaseFeedConfig,
+        products: Sequence[str],
+        on_event: Callable[[FeedEvent], None],
+        *,
+        jwt: Callable[[], str | None] = lambda: None,
+        clock: Callable[[], int] = time.time_ns,
+        seed: int | None = None,
+        rest: PublicRestClient | None = None,
+    ) -> None:
+        if not products:
+            raise ValueError("CoinbaseFeed: no products to subscribe to")
+        self.cfg = cfg
+        self.on_event = on_event
+        self.clock = clock
+        self.rng = random.Random(seed)
+        self.settings = SessionSettings.from_config(cfg)
+        self.rest = rest or PublicRestClient(
+            cfg.rest_url, ca_file=cfg.ca_file, timeout_s=cfg.rest_timeout_s
+        )
+        self.buffer = (
+            RawFrameBuffer(
+                cfg.buffer_dir,
+                max_bytes=cfg.buffer_max_bytes,
+                segment_bytes=cfg.buffer_segment_bytes,
+            )
+            if cfg.buffer_dir
+            else None
+        )
+        self.breakers = {
+            url: CircuitBreaker(
+                cfg.circuit_failures, int(cfg.circuit_open_s * S), int(cfg.circuit_open_max_s * S)
+            )
+            for url in cfg.ws_urls
+        }
+        self.limiter = RateLimiter(cfg.connections_per_second)
+        self.history = StateHistory()
+        self.outbox = Conflator(conflate=cfg.conflate, max_events=cfg.max_pending_events)
+        self._cond = threading.Condition()
+        self._lock = threading.Lock()  # breakers, limiter, history, degraded
+        self._stopping = threading.Event()
+        self._rest_wake = threading.Event()
+        self._idle = False  # the delivery thread waits for events (guarded by _cond)
+        self._batch_s = cfg.delivery_batch_ms / 1000
+        self.inline = cfg.delivery == "inline"
+        self._inline_lock = threading.Lock()
+        self.degraded: dict[str, str] = {}  # connection name → reason
+        self.polled: dict[str, tuple[object, ...]] = {}
+        self.backfills: list[tuple[FeedConnection, Backfill]] = []
+        self.counts = {
+            "undelivered_at_stop": 0,
+            "delivered": 0,
+            "callback_errors": 0,
+            "rest_polls": 0,
+            "rest_failures": 0,
+            "backfilled": 0,
+        }
+        self._rest_failing = False
+        self.connections: list[FeedConnection] = []
+        for i, shard in enumerate(level2_shards(tuple(products), cfg.max_products_per_connection)):
+            events: list[FeedEvent] = []
+            session = FeedSession(f"cb{i}", shard, self.settings, events.append, jwt=jwt, log=_log)
+            policy = ReconnectPolicy(
+                Backoff(
+                    int(cfg.backoff_min_s * S),
+                    int(max(cfg.backoff_min_s, cfg.backoff_max_s) * S),
+                    cfg.backoff_jitter,
+                ),
+                max_retries=cfg.max_retries,
+                reset_after_ns=int(cfg.backoff_reset_s * S),
+            )
+            self.connections.append(
+                FeedConnection(
+                    session,
+                    self,
+                    policy,
+                    ca_file=cfg.ca_file,
+                    connect_timeout_s=cfg.connect_timeout_s,
+                    buffer=self.buffer,
+                    events=events,
+                    conflate_ns=int(cfg.conflate_ms * 1e6) if cfg.conflate else 0,
+                    clock=clock,
+                    rng=random.Random(self.rng.random()),
+                )
+            )
+        self._delivery = threading.Thread(
+            target=self._deliver, name="coinbase-delivery", daemon=True
+        )
+        self._rest_thread = threading.Thread(
+            target=self._rest_loop, name="coinbase-rest", daemon=True
+        )
+        self.started = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the delivery, REST and connection threads."""
+        self.started = True
+        self._delivery.start()
+        self._rest_thread.start()
+        for c in self.connections:
+            c.start()
+        logger.info(
+            "coinbase feed: {} connection(s) for {} product(s) to {}",
+            len(self.connections),
+            sum(len(c.session.products) for c in self.connections),
+            ", ".join(self.cfg.ws_urls),
+        )
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Close every connection and stop the threads (pending events are not delivered)."""
+        deadline = time.monotonic() + timeout_s
+        for c in self.connections:
+            c.stop()
+        for c in self.connections:
+            if c.is_alive():
+                c.join(max(0.0, deadline - time.monotonic()))
+        self._stopping.set()
+        self._rest_wake.set()
+        with self._cond:
+            self._cond.notify_all()
+        for t in (self._rest_thread, self._delivery):
+            if t.is_alive():
+                t.join(max(0.0, deadline - time.monotonic()))
+        if self.buffer is not None:
+            self.buffer.close()
+
+    # -- delivery ----------------------------------------------------------------------------
+
+    def _put(self, event: FeedEvent) -> None:
+        if self.inline:
+            with self._inline_lock:  # from the REST thread: one caller at a time
+                self.deliver([event])
+            return
+        with self._cond:
+            ok = self.outbox.put(event)
+            if self._idle:
+                self._cond.notify()
+        if not ok and self.outbox.refused in (1, 1000, 100_000):
+            logger.warning(
+                "coinbase feed: delivery backlog full, {} event(s) refused", self.outbox.refused
+            )
+
+    def deliver(self, events: list[FeedEvent]) -> None:
+        """A connection's batch of events: to the callback now (inline) or to the backlog."""
+        if self.inline:
+            on_event = self.on_event
+            for e in events:
+                try:
+                    on_event(e)
+                except Exception:
+                    self._callback_failed(e)
+            self.counts["delivered"] += len(events)
+            return
+        refused = 0
+        with self._cond:
+            put = self.outbox.put
+            for e in events:
+                if not put(e):
+                    refused += 1
+            if self._idle:  # wake the delivery thread only when it waits
+                self._cond.notify()
+        if refused:
+            logger.warning("coinbase feed: delivery backlog full, {} event(s) refused", refused)
+
+    def _callback_failed(self, event: FeedEvent) -> None:
+        """Count a failing callback; log the 1st, 10th, 100th, ... with the traceback."""
+        n = self.counts["callback_errors"] = self.counts["callback_errors"] + 1
+        if str(n).strip("0") == "1":
+            logger.opt(exception=True).error(
+                "coinbase feed: event callback failed for {} ({} failure(s) so far)",
+                type(event).__name__,
+                n,
+            )
+
+    def _deliver(self) -> None:
+        while True:
+            with self._cond:
+                while not len(self.outbox) and not self._stopping.is_set():
+                    self._idle = True
+                    self._cond.wait(0.5)
+                    self._idle = False
+                if self._stopping.is_set():
+                    # stopping: what is still pending is not delivered (the actors stop too)
+                    self.counts["undelivered_at_stop"] = len(self.outbox)
+                    return
+                if self._batch_s and len(self.outbox) < 256:
+                    # let a batch build up: fewer thread switches (the GIL hand-offs between
+                    # the receiving and the delivering thread dominate otherwise)
+                    self._cond.wait(self._batch_s)
+                events = self.outbox.take()
+            for i, e in enumerate(events):
+                if self._stopping.is_set():
+                    self.counts["undelivered_at_stop"] = len(events) - i
+                    return
+                try:
+                    self.on_event(e)
+                except Exception:
+                    self._callback_failed(e)
+                self.counts["delivered"] += 1
+
+    # -- ConnectionHost ----------------------------------------------------------------------
+
+    def choose_url(self, conn: FeedConnection, now: int) -> tuple[str | None, int]:
+        """The first host whose circuit allows an attempt; else degrade and wait."""
+        with self._lock:
+            for url in self.cfg.ws_urls:
+                if self.breakers[url].allow(now):
+                    return url, 0
+            retry = min(b.retry_at() for b in self.breakers.values())
+        self._degrade(conn, "every websocket host's circuit is open")
+        return None, max(TICK, min(retry - now, S))
+
+    def rate_wait(self, now: int) -> int:
+        """Connection-rate limit shared by all connections."""
+        with self._lock:
+            return self.limiter.reserve(now)
+
+    def attempt_failed(
+        self, conn: FeedConnection, url: str, reason: str, was_live: bool, delay_ns: int | None
+    ) -> None:
+        """Count a failure against the host (unless the connection had gone live); one log line."""
+        now = self.clock()
+        name = conn.session.name
+        with self._lock:
+            breaker = self.breakers[url]
+            was_open = breaker.state == OPEN
+            if not was_live:
+                breaker.failure(now, reason)
+            opened = breaker.state == OPEN and not was_open
+        self.record(conn, "disconnected" if was_live else "failed", reason)
+        then = "giving up" if delay_ns is None else f"retrying in {delay_ns / S:.1f}s"
+        logger.warning(
+            "coinbase feed {}: {} ({}, attempt {}); {}",
+            name,
+            reason,
+            url,
+            conn.policy.failures,
+            then,
+        )
+        if opened:
+            logger.error(
+                "coinbase feed: circuit for {} open after {} failure(s); next probe in {:.0f}s",
+                url,
+                breaker.failures,
+                (breaker.retry_at() - now) / S,
+            )
+            self.record(conn, "circuit_open", url)
+
+    def went_live(self, conn: FeedConnection, url: str) -> None:
+        """Close the host's circuit; leave degraded mode."""
+        now = self.clock()
+        with self._lock:
+            self.breakers[url].success(now)
+            was = self.degraded.pop(conn.session.name, None)
+        self.record(conn, "live", url)
+        if was is not None:
+            logger.info(
+                "coinbase feed {}: websocket back on {}, REST polling stopped",
+                conn.session.name,
+                url,
+            )
+        elif conn.lives > 1:
+            logger.info("coinbase feed {}: reconnected to {}", conn.session.name, url)
+
+    def gave_up(self, conn: FeedConnection, reason: str) -> None:
+        """The connection stopped retrying: its products stay degraded."""
+        logger.error(
+            "coinbase feed {}: giving up after {} consecutive failures: {}",
+            conn.session.name,
+            conn.policy.failures,
+            reason,
+        )
+        self.record(conn, "gave_up", reason)
+        self._degrade(conn, f"gave up: {reason}")
+
+    def record(self, conn: FeedConnection, state: str, reason: str = "") -> None:
+        """Add to the state history."""
+        with self._lock:
+            self.history.record(self.clock(), conn.session.name, state, reason)
+
+    def backfill(self, conn: FeedConnection, request: Backfill) -> None:
+        """Queue a REST backfill of missed trades."""
+        with self._lock:
+            self.backfills.append((conn, request))
+        self._rest_wake.set()
+
+    def should_failback(self, conn: FeedConnection, url: str, now: int) -> bool:
+        """On a failover host for ``failback_s``, and the primary's circuit allows a try."""
+        primary = self.cfg.ws_urls[0]
+        if url == primary or not self.cfg.failback_s:
+            return False
+        with self._lock:
+            since = self.history.current.get(conn.session.name)
+            live_for = now - since.ts if since is not None and since.state == "live" else 0
+            return live_for >= self.cfg.failback_s * S and self.breakers[primary].would_allow(now)
+
+    def _degrade(self, conn: FeedConnection, reason: str) -> None:
+        with self._lock:
+            if conn.session.name in self.degraded:
+                return
+            self.degraded[conn.session.name] = reason
+        products = conn.session.products
+        self.record(conn, "degraded", reason)
+        how = (
+            f"polling best bid/ask over REST every {self.cfg.rest_poll_interval_s:g}s"
+            if self.cfg.rest_poll
+            else "no data"
+        )
+        logger.error("coinbase feed {} degraded ({}): {}", conn.session.name, reason, how)
+        self._put(FeedStatus(ts=self.clock(), products=products, state="degraded", reason=reason))
+
+    # -- REST worker -------------------------------------------------------------------------
+
+    def _rest_loop(self) -> None:
+        interval = self.cfg.rest_poll_interval_s
+        next_poll = time.monotonic()
+        while not self._stopping.is_set():
+            with self._lock:
+                jobs, self.backfills = self.backfills, []
+            for conn, req in jobs:
+                self._run_backfill(conn, req)
+            wait = 0.5
+            if self.cfg.rest_poll:
+                now = time.monotonic()
+                if now >= next_poll:
+                    next_poll = now + interval
+                    self._poll()
+                wait = min(wait, max(0.01, next_poll - time.monotonic()))
+            self._rest_wake.wait(wait)
+            self._rest_wake.clear()
+
+    def _run_backfill(self, conn: FeedConnection, req: Backfill) -> None:
+        trades: list[Trade] = []
+        for product, since in req.since:
+            try:
+                trades += [
+                    t
+                    for t in self.rest.market_trades(product, self.cfg.backfill_limit)
+                    if t.ts >= since  # the same instant again: deduplicated by trade id
+                ]
+            except RestError as e:
+                logger.warning(
+                    "coinbase feed {}: trade backfill of {} failed: {}",
+                    conn.session.name,
+                    product,
+                    e,
+                )
+        if trades:
+            fut = conn.call(lambda: conn.session.backfilled(trades, self.clock()))
+            fut.add_done_callback(self._count_backfill)
+
+    def _count_backfill(self, fut: Future[Any]) -> None:
+        if fut.exception() is None:
+            self.counts["backfilled"] += int(fut.result())
+
+    def _poll(self) -> None:
+        with self._lock:
+            names = set(self.degraded)
+        products = [
+            p for c in self.connections if c.session.name in names for p in c.session.products
+        ]
+        for p in products:
+            try:
+                q = self.rest.best_bid_ask(p)
+            except RestError as e:
+                self.counts["rest_failures"] += 1
+                if not self._rest_failing:
+                    logger.warning("coinbase feed: REST polling failed: {}", e)
+                self._rest_failing = True
+                return
+            self._rest_failing = False
+            self.counts["rest_polls"] += 1
+            if q is not None and self.polled.get(p) != (q.bid, q.bid_size, q.ask, q.ask_size):
+                self.polled[p] = (q.bid, q.bid_size, q.ask, q.ask_size)
+                self._put(q)
+
+    # -- observation -------------------------------------------------------------------------
+
+    def book_digest(self, product: str, timeout_s: float = 2.0) -> tuple[str, str, bool] | None:
+        """``(last event_time, digest, fresh)`` of a product's book, read on its own thread."""
+        for c in self.connections:
+            if product in c.session.books:
+                result: tuple[str, str, bool] = c.call(
+                    functools.partial(_read_book, c.session, product)
+                ).result(timeout_s)
+                return result
+        return None
+
+    def state(self) -> str:
+        """``healthy``, ``stale``, ``degraded``, ``connecting`` or ``stopped``."""
+        if self._stopping.is_set():
+            return "stopped"
+        if self.degraded:
+            return "degraded"
+        if any(c.session.stale_products() for c in self.connections):
+            return "stale"
+        if all(c.session.live for c in self.connections):
+            return "healthy"
+        return "connecting"
+
+    def status(self) -> dict[str, Any]:
+        """Everything an operator needs: state, connections, circuits, history, counters."""
+        conns = []
+        totals: dict[str, int] = {}
+        for c in self.connections:
+            snap = c.session.snapshot()
+            for k, v in snap.items():
+                if isinstance(v, int) and not isinstance(v, bool):
+                    totals[k] = totals.get(k, 0) + v
+            conns.append(
+                {
+                    "name": c.session.name,
+                    "products": list(c.session.products),
+                    "url": c.url,
+                    "attempts": c.policy.attempts,
+                    "consecutive_failures": c.policy.failures,
+                    "connections_live": c.lives,
+                    "degraded": c.session.name in self.degraded,
+                    **snap,
+                }
+            )
+        with self._lock:
+            circuits = {
+                url: {
+                    "state": b.state,
+                    "failures": b.failures,
+                    "times_opened": b.times_opened,
+                    "retry_at": b.retry_at() if b.state == OPEN else None,
+                }
+                for url, b in self.breakers.items()
+            }
+            history = self.history.as_list()
+            degraded = dict(self.degraded)
+        return {
+            "state": self.state(),
+            "connected": any(c.session.live for c in self.connections),
+            "reconnects": sum(max(0, c.lives - 1) for c in self.connections),
+            "messages": totals.get("frames", 0),
+            "gaps": totals.get("gaps", 0),
+            "resyncs": totals.get("resyncs", 0),
+            "totals": totals,
+            "delivery": {
+                **self.counts,
+                "pending": len(self.outbox),
+                "conflated": self.outbox.conflated
+                + sum(c.window.conflated for c in self.connections),
+                "refused": self.outbox.refused,
+            },
+            "degraded": degraded,
+            "circuits": circuits,
+            "connections": conns,
+            "history": history,
+            "buffer": (
+                {
+                    "dir": str(self.buffer.directory),
+                    "frames": self.buffer.frames,
+                    "bytes": self.buffer.bytes,
+                }
+                if self.buffer is not None
+                else None
+            ),
+        }
+
+    def metrics(self) -> dict[str, float]:
+        """Flat numbers for Prometheus (``cryptoj_feed_<name>``)."""
+        st = self.status()
+        out: dict[str, float] = {f"{k}_total": float(v) for k, v in st["totals"].items()}
+        out["up"] = 1.0 if st["connected"] else 0.0
+        out["reconnects_total"] = float(st["reconnects"])
+        out["degraded_connections"] = float(len(st["degraded"]))
+        out["circuits_open"] = float(sum(1 for c in st["circuits"].values() if c["state"] == OPEN))
+        for key in (
+            "conflated",
+            "refused",
+            "delivered",
+            "callback_errors",
+            "rest_polls",
+            "rest_failures",
+            "backfilled",
+            "pending",
+        ):
+            out[f"delivery_{key}"] = float(st["delivery"][key])
+        worst: dict[str, float] = {}
+        for c in st["connections"]:
+            for kind in ("rtt", "lag"):
+                for stat in ("last_s", "p50_s", "p99_s", "max_s"):
+                    v = c[kind][stat]
+                    if v is not None:
+                        key = f"{kind}_{stat[:-2]}_seconds"
+                        worst[key] = max(worst.get(key, float("-inf")), float(v))
+        out.update(worst)
+        return out
+
+
+TICK = 100_000_000
+
+
+def _read_book(session: FeedSession, product: str) -> tuple[str, str, bool]:
+    book = session.books[product]
+    return book.last_event_time, book.digest(), session.status[product] == "fresh"
+
+
+def _log(level: str, text: str) -> None:
+    logger.log(level.upper(), "coinbase feed {}", text)
+
+
+__all__ = ["CoinbaseFeed", "FeedEvent"]

@@ -1,0 +1,611 @@
+"""The protocol engine of one websocket connection (sans I/O: pure, injected time).
+
+:class:`FeedSession` holds everything about one connection shard's products that outlives a
+single TCP connection (books, trade ids seen, freshness) and everything about the current
+connection (sequence tracker, heartbeat, acknowledgements). The connection thread feeds it what
+happened and executes the :data:`Action` list it returns:
+
+=====================  =========================================================================
+call                   when
+=====================  =========================================================================
+``opened(now)``        the websocket handshake succeeded → subscribe messages to send
+``frame(data, now)``   a text frame arrived
+``tick(now)``          periodically (~every 100 ms): watchdogs, reorder expiry, pings
+``pong(payload, now)`` a websocket pong arrived
+``closed(reason, now)`` the connection ended (products go ``stale``)
+``backfilled(...)``    trades fetched over REST after a gap or reconnect
+=====================  =========================================================================
+
+Market events (:class:`~cryptoj.models.market.Quote`, ``Trade``) and health events
+(``FeedStatus`` with ``state`` ``healthy`` / ``stale`` / ``recovered``) go to ``emit`` as they
+happen. A product is *fresh* once its level2 snapshot arrived (or, without level2, its first
+ticker, or else its subscription ack). A sequence gap, heartbeat silence, a silent book or a
+malformed level2 frame makes products ``stale``: their books are dropped, level2 and
+market_trades are resubscribed (a fresh snapshot), missed trades are backfilled over REST, and
+``recovered`` follows when the new snapshot is in. No quote of a stale product is emitted.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import cast
+
+import msgspec
+
+from cryptoj.adapters.coinbase.book import OrderBook
+from cryptoj.adapters.coinbase.config import CoinbaseFeedConfig
+from cryptoj.adapters.coinbase.parse import (
+    ErrorFrame,
+    FrameDecoder,
+    MalformedFrame,
+    UnknownFrame,
+    heartbeat_counter,
+    rfc3339_ns,
+    ticker_quote,
+)
+from cryptoj.adapters.coinbase.schemas import (
+    Envelope,
+    HeartbeatsFrame,
+    L2Frame,
+    MarketTradesFrame,
+    SkippedTickerBatchFrame,
+    SkippedTickerFrame,
+    Subscribe,
+    SubscriptionsFrame,
+    TickerBatchFrame,
+    TickerFrame,
+)
+from cryptoj.adapters.coinbase.sequence import Gap, SequenceTracker
+from cryptoj.adapters.coinbase.stats import LatencyStats
+from cryptoj.models.market import FeedStatus, Quote, Trade
+
+S = 1_000_000_000
+FeedEvent = Quote | Trade | FeedStatus
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Send this text frame (a subscribe or unsubscribe)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """Send a websocket ping carrying ``payload``."""
+
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Reconnect:
+    """Close this connection and connect again (after the backoff).
+
+    ``clean``: send a close frame first; False when the peer stopped answering anyway.
+    """
+
+    reason: str
+    clean: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Backfill:
+    """Fetch trades newer than ``since_ns`` of each product over REST."""
+
+    since: tuple[tuple[str, int], ...]
+
+
+Action = Send | Ping | Reconnect | Backfill
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSettings:
+    """The session's timing and channel settings (all times in ns)."""
+
+    channels: tuple[str, ...] = ("level2", "ticker", "market_trades")
+    ack_timeout_ns: int = 5 * S
+    heartbeat_timeout_ns: int = 5 * S
+    book_stale_ns: int = 60 * S  # 0 = off
+    resync_timeout_ns: int = 5 * S
+    reorder_window: int = 8
+    reorder_hold_ns: int = S // 10
+    ping_interval_ns: int = 10 * S  # 0 = off
+    ping_timeout_ns: int = 10 * S
+    backfill: bool = True
+    trade_ids_kept: int = 4096
+
+    @classmethod
+    def from_config(cls, cfg: CoinbaseFeedConfig) -> SessionSettings:
+        """Settings from the feed config."""
+        return cls(
+            channels=tuple(dict.fromkeys(cfg.channels)),
+            ack_timeout_ns=int(cfg.subscribe_ack_timeout_s * S),
+            heartbeat_timeout_ns=int(cfg.heartbeat_timeout_s * S),
+            book_stale_ns=int(cfg.book_stale_s * S),
+            resync_timeout_ns=int(cfg.resync_timeout_s * S),
+            reorder_window=cfg.reorder_window,
+            reorder_hold_ns=int(cfg.reorder_hold_ms * 1_000_000),
+            ping_interval_ns=int(cfg.ping_interval_s * S),
+            ping_timeout_ns=int(cfg.ping_timeout_s * S),
+            backfill=cfg.backfill_trades,
+        )
+
+
+class FeedSession:
+    """See the module docstring. Not thread-safe: one connection thread drives it."""
+
+    def __init__(
+        self,
+        name: str,
+        products: tuple[str, ...],
+        settings: SessionSettings,
+        emit: Callable[[FeedEvent], None],
+        *,
+        jwt: Callable[[], str | None] = lambda: None,
+        log: Callable[[str, str], None] = lambda level, text: None,
+    ) -> None:
+        self.name = name
+        self.products = tuple(dict.fromkeys(products))
+        self.settings = settings
+        self.emit = emit
+        self.jwt = jwt
+        self.log = log
+        ch = settings.channels
+        self.l2 = "level2" in ch
+        self.ticker_quotes = not self.l2 and ("ticker" in ch or "ticker_batch" in ch)
+        self.decoder = FrameDecoder(tickers=self.ticker_quotes)
+        self.tracker: SequenceTracker[object] = SequenceTracker(
+            settings.reorder_window, settings.reorder_hold_ns
+        )
+        self.books = {p: OrderBook(p) for p in self.products}
+        self.status: dict[str, str] = dict.fromkeys(self.products, "new")
+        self.stale_since: dict[str, int] = {}
+        self.needs_snapshot: set[str] = set()
+        self.awaiting_ack: set[str] = set()
+        self.resync_deadline: dict[str, int] = {}
+        self.last_book_ns: dict[str, int] = {}
+        self.last_trade_ns: dict[str, int] = {}
+        self.last_top: dict[str, tuple[object, ...]] = {}
+        self._seen: dict[str, tuple[set[str], deque[str]]] = {
+            p: (set(), deque()) for p in self.products
+        }
+        self.live = False
+        self.live_since = 0
+        self.subscriptions: dict[str, list[str]] = {}
+        self.ack_deadline = 0
+        self.last_heartbeat_ns = 0
+        self.last_counter: int | None = None
+        self.ping_sent_ns: int | None = None
+        self.last_ping_ns = 0
+        self.lag = LatencyStats()
+        self.rtt = LatencyStats()
+        self.counts: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+        self.max_recovery_ns = 0
+        self._ts_text, self._ts_ns = "", 0
+        self._dispatch: dict[type, Callable[[object, int, list[Action]], None]] = {
+            L2Frame: self._l2,  # type: ignore[dict-item]
+            MarketTradesFrame: self._trades,  # type: ignore[dict-item]
+            TickerFrame: self._ticker,  # type: ignore[dict-item]
+            TickerBatchFrame: self._ticker,  # type: ignore[dict-item]
+            HeartbeatsFrame: self._heartbeat,  # type: ignore[dict-item]
+            SkippedTickerFrame: self._skip,
+            SkippedTickerBatchFrame: self._skip,
+            SubscriptionsFrame: self._subscriptions,  # type: ignore[dict-item]
+        }
+
+    # -- connection lifecycle ----------------------------------------------------------------
+
+    def opened(self, now: int) -> list[Action]:
+        """The websocket is open: subscribe to heartbeats, then one message per channel."""
+        self.tracker.reset()
+        self.live = False
+        self.subscriptions = {}
+        self.ack_deadline = now + self.settings.ack_timeout_ns
+        self.last_heartbeat_ns = now
+        self.last_counter = None
+        self.ping_sent_ns = None
+        self.last_ping_ns = now
+        self.resync_deadline.clear()
+        self.awaiting_ack.clear()
+        if self.l2:
+            self.needs_snapshot = set(self.products)
+            for book in self.books.values():
+                book.clear()
+        self.last_top.clear()
+        actions: list[Action] = [self._sub("subscribe", "heartbeats", ())]
+        actions += [self._sub("subscribe", ch, self.products) for ch in self.settings.channels]
+        since = self._backfill_since(self.products)
+        if since:
+            actions.append(Backfill(since))
+        return actions
+
+    def closed(self, reason: str, now: int) -> None:
+        """The connection ended: fresh products become stale until the next snapshot."""
+        self.tracker.reset()
+        self.live = False
+        self.ping_sent_ns = None
+        self._stale(self.products, f"disconnected: {reason}", now)
+
+    def pong(self, payload: bytes, now: int) -> None:
+        """A pong arrived: record the round trip of the ping it answers."""
+        try:
+            sent = int(payload)
+        except ValueError:
+            return
+        self.rtt.add(now - sent)
+        if self.ping_sent_ns == sent:
+            self.ping_sent_ns = None
+
+    # -- frames ------------------------------------------------------------------------------
+
+    def frame(self, data: bytes | str, now: int) -> list[Action]:
+        """One text frame arrived at ``now``."""
+        counts = self.counts
+        counts["frames"] += 1
+        counts["bytes"] += len(data)
+        parsed = self.decoder.decode(data)
+        handler = self._dispatch.get(type(parsed))
+        actions: list[Action] = []
+        if handler is None:
+            if isinstance(parsed, ErrorFrame):
+                return self._error(parsed.message, now)
+            if isinstance(parsed, UnknownFrame):
+                counts["unknown"] += 1
+            else:
+                assert isinstance(parsed, MalformedFrame)
+                counts["malformed"] += 1
+                self.log("warning", f"{self.name}: malformed frame ({parsed.problem[:200]})")
+                if parsed.channel == "l2_data":
+                    self._resync(self.products, "malformed level2 frame", now, actions)
+            if parsed.sequence_num is not None:  # keep the sequence continuous
+                self._release(self.tracker.push(parsed.sequence_num, None, now), now, actions)
+            return actions
+        frame = cast(Envelope, parsed)
+        ts = self._ts(frame.timestamp, 0)
+        if ts:
+            self.lag.add(now - ts)
+        released = self.tracker.push(frame.sequence_num, frame, now)
+        if len(released) == 1 and released[0] is frame:
+            handler(frame, now, actions)
+        else:
+            self._release(released, now, actions)
+        return actions
+
+    def _release(self, items: list[object], now: int, actions: list[Action]) -> None:
+        for item in items:
+            if isinstance(item, Gap):
+                self.counts["gaps"] += 1
+                self.counts["missing"] += item.missing
+                reason = f"sequence gap: {item.missing} frame(s) lost ({item.first}..{item.last})"
+                self.log("warning", f"{self.name}: {reason}")
+                self._resync(self.products, reason, now, actions)
+            elif item is not None:
+                self._dispatch[type(item)](item, now, actions)
+
+    def _error(self, message: str, now: int) -> list[Action]:
+        self.counts["errors"] += 1
+        self.log("error", f"{self.name}: error frame from Coinbase: {message!r}")
+        if not self.live or self.resync_deadline:
+            return [Reconnect(f"error frame: {message}")]
+        return []
+
+    def _l2(self, frame: L2Frame, now: int, actions: list[Action]) -> None:
+        ts = 0
+        for ev in frame.events:
+            p = ev.product_id
+            book = self.books.get(p)
+            if book is None:
+                self.counts["foreign_products"] += 1
+                continue
+            if ev.type == "snapshot":
+                book.clear()
+                self.counts["unknown_sides"] += book.apply_levels(ev.updates)
+                self.counts["snapshots"] += 1
+                self.needs_snapshot.discard(p)
+                self.resync_deadline.pop(p, None)
+                self.last_book_ns[p] = now
+                self._fresh((p,), now)
+            elif ev.type == "update":
+                if p in self.needs_snapshot:
+                    self.counts["updates_ignored"] += 1
+                    continue
+                self.counts["unknown_sides"] += book.apply_levels(ev.updates)
+                self.last_book_ns[p] = now
+            else:
+                self.counts["unknown"] += 1
+                continue
+            top = book.top()
+            if top is None:
+                if book.crossed():
+                    self.counts["crossed"] += 1
+                continue
+            if self.last_top.get(p) != top:
+                self.last_top[p] = top
+                if not ts:
+                    ts = self._ts(frame.timestamp, now)
+                self.counts["quotes"] += 1
+                self.emit(
+                    Quote(
+                        ts=ts, product=p, bid=top[0], bid_size=top[1], ask=top[2], ask_size=top[3]
+                    )
+                )
+
+    def _trades(self, frame: MarketTradesFrame, now: int, actions: list[Action]) -> None:
+        seen, counts, emit = self._seen, self.counts, self.emit
+        kept = self.settings.trade_ids_kept
+        last_trade = self.last_trade_ns
+        text, ts = "", now
+        for ev in frame.events:
+            for t in reversed(ev.trades):  # Coinbase lists them newest first
+                p = t.product_id
+                entry = seen.get(p)
+                if entry is None:
+                    continue
+                ids, order = entry
+                tid = t.trade_id
+                if tid in ids:
+                    counts["trades_duplicate"] += 1
+                    continue
+                ids.add(tid)
+                order.append(tid)
+                if len(order) > kept:
+                    ids.discard(order.popleft())
+                if t.time != text:  # trades of one frame often share their time
+                    text = t.time
+                    ts = self._ts(text, now)
+                if ts > last_trade.get(p, 0):
+                    last_trade[p] = ts
+                counts["trades"] += 1
+                emit(
+                    Trade(
+                        ts=ts,
+                        product=p,
+                        price=t.price,
+                        quantity=t.size,
+                        taker_side=t.side.upper(),
+                        trade_id=tid,
+                    )
+                )
+
+    def _trade(self, trade: Trade) -> bool:
+        ids, order = self._seen[trade.product]
+        if trade.trade_id in ids:
+            self.counts["trades_duplicate"] += 1
+            return False
+        ids.add(trade.trade_id)
+        order.append(trade.trade_id)
+        if len(order) > self.settings.trade_ids_kept:
+            ids.discard(order.popleft())
+        if trade.ts > self.last_trade_ns.get(trade.product, 0):
+            self.last_trade_ns[trade.product] = trade.ts
+        self.counts["trades"] += 1
+        self.emit(trade)
+        return True
+
+    def _ticker(
+        self, frame: TickerFrame | TickerBatchFrame, now: int, actions: list[Action]
+    ) -> None:
+        if not self.ticker_quotes:
+            return
+        for ev in frame.events:
+            for item in ev.tickers:
+                p = item.product_id
+                if p not in self.status:
+                    continue
+                q = ticker_quote(item, self._ts(frame.timestamp, now))
+                if self.status[p] != "fresh":
+                    self._fresh((p,), now)
+                if q is not None and self.last_top.get(p) != (q.bid, q.bid_size, q.ask, q.ask_size):
+                    self.last_top[p] = (q.bid, q.bid_size, q.ask, q.ask_size)
+                    self.counts["quotes"] += 1
+                    self.emit(q)
+
+    def _skip(self, frame: object, now: int, actions: list[Action]) -> None:
+        """A frame this session does not need the events of (tickers when level2 is on)."""
+
+    def _heartbeat(self, frame: HeartbeatsFrame, now: int, actions: list[Action]) -> None:
+        for ev in frame.events:
+            counter = heartbeat_counter(ev.heartbeat_counter)
+            if (
+                counter is not None
+                and self.last_counter is not None
+                and counter != self.last_counter + 1
+            ):
+                self.counts["heartbeat_skips"] += 1
+            self.last_counter = counter
+            self.counts["heartbeats"] += 1
+        self.last_heartbeat_ns = now
+
+    def _subscriptions(self, frame: SubscriptionsFrame, now: int, actions: list[Action]) -> None:
+        subs: dict[str, list[str]] = {}
+        for ev in frame.events:
+            subs.update(ev.subscriptions)
+        self.subscriptions = subs
+        acked = [
+            p for p in self.products if all(p in subs.get(ch, ()) for ch in self.settings.channels)
+        ]
+        if not self.live and "heartbeats" in subs and len(acked) == len(self.products):
+            self.live = True
+            self.live_since = now
+            self.last_heartbeat_ns = now
+            self.log("info", f"{self.name}: subscribed ({', '.join(self.settings.channels)})")
+        if not self.l2 and not self.ticker_quotes:
+            ready = [p for p in acked if self.status[p] != "fresh"]
+            self.awaiting_ack.difference_update(ready)
+            for p in ready:
+                self.resync_deadline.pop(p, None)
+            if ready and self.live:
+                self._fresh(tuple(ready), now)
+
+    # -- health ------------------------------------------------------------------------------
+
+    def tick(self, now: int) -> list[Action]:
+        """Watchdogs: reorder expiry, acks, heartbeats, resync deadlines, silent books, pings."""
+        actions: list[Action] = []
+        if self.tracker.pending:
+            self._release(self.tracker.expire(now), now, actions)
+        st = self.settings
+        if not self.live and now > self.ack_deadline:
+            actions.append(
+                Reconnect(f"subscriptions not acknowledged within {st.ack_timeout_ns / S:g}s")
+            )
+            return actions
+        silent = now - self.last_heartbeat_ns
+        if self.live and silent > st.heartbeat_timeout_ns:  # before live: the ack deadline
+            self.counts["heartbeat_timeouts"] += 1
+            actions.append(Reconnect(f"no heartbeat for {silent / S:.1f}s", clean=False))
+            return actions
+        late = [p for p, t in self.resync_deadline.items() if now > t]
+        if late:
+            actions.append(
+                Reconnect(f"no snapshot within {st.resync_timeout_ns / S:g}s of a resync")
+            )
+            return actions
+        if self.live and self.l2 and st.book_stale_ns:
+            silent_books = [
+                p
+                for p in self.products
+                if self.status[p] == "fresh"
+                and now - self.last_book_ns.get(p, now) > st.book_stale_ns
+            ]
+            if silent_books:
+                self.counts["books_silent"] += len(silent_books)
+                self._resync(
+                    tuple(silent_books),
+                    f"book silent for over {st.book_stale_ns / S:g}s",
+                    now,
+                    actions,
+                )
+        if self.live and st.ping_interval_ns:
+            if self.ping_sent_ns is not None:
+                if now - self.ping_sent_ns > st.ping_timeout_ns:
+                    actions.append(
+                        Reconnect(f"no pong within {st.ping_timeout_ns / S:g}s", clean=False)
+                    )
+            elif now - self.last_ping_ns >= st.ping_interval_ns:
+                self.ping_sent_ns = self.last_ping_ns = now
+                actions.append(Ping(str(now).encode()))
+        return actions
+
+    def backfilled(self, trades: list[Trade], now: int) -> int:
+        """Trades fetched over REST: emit the ones not seen yet, oldest first; return how many."""
+        n = 0
+        for t in sorted(trades, key=lambda t: t.ts):
+            if t.product in self._seen and self._trade(t):
+                n += 1
+        self.counts["backfilled"] += n
+        return n
+
+    # -- stale and fresh ---------------------------------------------------------------------
+
+    def _resync(
+        self, products: tuple[str, ...], reason: str, now: int, actions: list[Action]
+    ) -> None:
+        self._stale(products, reason, now)
+        self.counts["resyncs"] += 1
+        channels = [ch for ch in self.settings.channels if ch in ("level2", "market_trades")]
+        for ch in channels:
+            actions.append(self._sub("unsubscribe", ch, products))
+            actions.append(self._sub("subscribe", ch, products))
+        deadline = now + self.settings.resync_timeout_ns
+        for p in products:
+            self.resync_deadline[p] = deadline
+            if self.l2:
+                self.needs_snapshot.add(p)
+                self.books[p].clear()
+                self.last_top.pop(p, None)
+            elif not self.ticker_quotes:
+                self.awaiting_ack.add(p)
+        if not channels:
+            for p in products:
+                self.resync_deadline.pop(p, None)
+        since = self._backfill_since(products)
+        if since:
+            actions.append(Backfill(since))
+
+    def _stale(self, products: tuple[str, ...], reason: str, now: int) -> None:
+        newly = tuple(p for p in products if self.status[p] == "fresh")
+        for p in newly:
+            self.status[p] = "stale"
+            self.stale_since[p] = now
+            self.last_top.pop(p, None)
+        if newly:
+            self.counts["stale_events"] += 1
+            self.emit(FeedStatus(ts=now, products=newly, state="stale", reason=reason))
+
+    def _fresh(self, products: tuple[str, ...], now: int) -> None:
+        first = tuple(p for p in products if self.status[p] == "new")
+        back = tuple(p for p in products if self.status[p] == "stale")
+        for p in products:
+            self.status[p] = "fresh"
+        if first:
+            self.emit(
+                FeedStatus(ts=now, products=first, state="healthy", reason=f"{self.name} live")
+            )
+        if back:
+            worst = max(now - self.stale_since.pop(p, now) for p in back)
+            self.max_recovery_ns = max(self.max_recovery_ns, worst)
+            self.counts["recoveries"] += 1
+            self.emit(
+                FeedStatus(
+                    ts=now,
+                    products=back,
+                    state="recovered",
+                    reason=f"fresh snapshot after {worst / S:.2f}s",
+                )
+            )
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _backfill_since(self, products: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
+        if not (self.settings.backfill and "market_trades" in self.settings.channels):
+            return ()
+        return tuple((p, self.last_trade_ns[p]) for p in products if p in self.last_trade_ns)
+
+    def _sub(self, kind: str, channel: str, products: tuple[str, ...]) -> Send:
+        msg = Subscribe(
+            type=kind, product_ids=list(products), channel=channel, jwt=self.jwt() or ""
+        )
+        return Send(msgspec.json.encode(msg).decode())
+
+    def _ts(self, text: str, default: int) -> int:
+        """``text`` as ns (cached: the handlers re-read the timestamp the frame was timed by)."""
+        if text == self._ts_text:
+            return self._ts_ns
+        try:
+            ns = rfc3339_ns(text)
+        except ValueError:
+            return default
+        self._ts_text, self._ts_ns = text, ns
+        return ns
+
+    def fresh_products(self) -> tuple[str, ...]:
+        """Products whose data is current."""
+        return tuple(p for p, s in self.status.items() if s == "fresh")
+
+    def stale_products(self) -> tuple[str, ...]:
+        """Products marked stale and not yet recovered."""
+        return tuple(p for p, s in self.status.items() if s == "stale")
+
+    def snapshot(self) -> dict[str, object]:
+        """Counters and latencies for the status output."""
+        return {
+            **self.counts,
+            "live": self.live,
+            "reordered": self.tracker.reordered,
+            "dropped_old": self.tracker.dropped,
+            "stale": list(self.stale_products()),
+            "max_recovery_s": self.max_recovery_ns / S,
+            "lag": self.lag.as_dict(),
+            "rtt": self.rtt.as_dict(),
+        }
+
+
+COUNTERS = (
+    "frames", "bytes", "unknown", "malformed", "errors", "gaps", "missing", "snapshots",
+    "updates_ignored", "unknown_sides", "crossed", "quotes", "trades", "trades_duplicate",
+    "backfilled", "heartbeats", "heartbeat_skips", "heartbeat_timeouts", "resyncs",
+    "books_silent", "stale_events", "recoveries", "foreign_products",
+)  # fmt: skip

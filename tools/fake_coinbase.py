@@ -1,0 +1,141 @@
+"""Local fake Coinbase Advanced Trade: market-data WSS (and public REST) on loopback, with faults.
+
+    python tools/fake_coinbase.py [--port 8444] [--alt-port 8446] [--control-port 8445]
+        [--step-s 0.1] [--deep-levels 0] [--every gap:5 --every disconnect:20 ...] [--seconds N]
+
+Serves ``wss://127.0.0.1:PORT`` with a self-signed certificate generated at start (SAN
+``IP:127.0.0.1``, ``DNS:localhost``; written to ``--cert-dir``, default a temporary directory;
+the client trusts it through ``feed.coinbase.ca_file``) and streams the bundled recorded data
+(:mod:`cryptoj.adapters.coinbase.sim`: recorded top of book and bars, **modelled** depth and
+trades) as Coinbase frames: ``subscriptions`` acks, ``heartbeats`` every second (counter as a
+number, or a string with ``--counter-string``), ``l2_data`` snapshot then updates, ``ticker``,
+``market_trades`` (snapshot of recent trades, then updates). One recorded minute per
+``--step-s`` seconds (0 = as fast as the client reads). Behaves like the real server where the
+protocol notes know how: one channel per subscribe, subscribe within ``--subscribe-deadline-s``
+(5) or be disconnected, ``authentication failure`` for unknown channels (``heartbeat``) and bad
+JWTs, ``too many L2 streams requested in a single session`` above ``--max-l2-products`` (16),
+per-connection ``sequence_num`` from 0. The same port answers the public REST reads the feed
+uses (``/api/v3/brokerage/market/products/{id}/ticker``, ``/market/product_book``,
+``/best_bid_ask``, ``/time``); the execution REST API is not part of this fake.
+
+Faults (``--every KIND:SECONDS`` repeats one; ``POST /fault`` on the control port injects one,
+body ``{"kind": ..., ...}``; ``GET /state`` returns counters):
+
+============================ =================================================================
+``disconnect`` mode=clean|drop close with 1000, or drop the TCP connection (RST, no close frame)
+``gap`` count=N              drop the next N level2 update frames and skip their sequence numbers
+``stall`` seconds=S what=all|heartbeats  the open connections send nothing (or no heartbeats)
+                             for S seconds; new connections are served normally
+``duplicate`` count=N        send the next N data frames twice
+``reorder`` count=N          swap the next N pairs of data frames
+``error`` message=TEXT       send ``{"type":"error","message":TEXT}``
+``burst`` steps=N            advance N recorded steps at once (a slow consumer falls behind)
+``subscribe_timeout`` count=N the next N connections' subscribes are ignored (the deadline hits)
+``outage`` seconds=S listener=0|1  refuse websocket upgrades (HTTP 503) on a port for S seconds
+``rest_outage`` seconds=S    REST answers 503 with an HTML body for S seconds
+============================ =================================================================
+
+A connection whose backlog exceeds ``--max-queue`` steps, or whose socket does not take data
+within 5 s, is closed with 1008 ``slow consumer`` (with ``--step-s 0`` the data source waits
+for the reader instead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from cryptoj.adapters.coinbase.fake import FakeCoinbase
+
+# -- CLI ---------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--port", type=int, default=8444, help="WSS + REST port (0 = any free port)")
+    ap.add_argument("--alt-port", type=int, default=None, help="a second websocket host (failover)")
+    ap.add_argument("--control-port", type=int, default=8445, help="plain-HTTP fault control port")
+    ap.add_argument("--data", default="coinbase-1m-2018-04")
+    ap.add_argument("--products", nargs="*", default=None)
+    ap.add_argument(
+        "--step-s", type=float, default=0.1, help="wall seconds per recorded minute (0 = max)"
+    )
+    ap.add_argument("--heartbeat-s", type=float, default=1.0)
+    ap.add_argument("--subscribe-deadline-s", type=float, default=5.0)
+    ap.add_argument("--max-l2-products", type=int, default=16)
+    ap.add_argument(
+        "--depth", type=int, default=10, help="book levels per side (1 recorded + modelled)"
+    )
+    ap.add_argument(
+        "--deep-levels", type=int, default=0, help="static far levels per side (big snapshots)"
+    )
+    ap.add_argument("--counter-string", action="store_true", help="heartbeat counters as strings")
+    ap.add_argument("--max-queue", type=int, default=2000)
+    ap.add_argument(
+        "--cert-dir", default=None, help="where to write the certificate (default: temp)"
+    )
+    ap.add_argument("--jwt-key-name", default=None)
+    ap.add_argument(
+        "--jwt-public-key", default=None, help="PEM file: subscribes must carry a valid JWT"
+    )
+    ap.add_argument(
+        "--every",
+        action="append",
+        default=[],
+        metavar="KIND:SECONDS",
+        help="inject a fault periodically",
+    )
+    ap.add_argument(
+        "--seconds", type=float, default=0.0, help="stop after this long (0 = until SIGTERM)"
+    )
+    args = ap.parse_args(argv)
+    pub = Path(args.jwt_public_key).read_text() if args.jwt_public_key else None
+    fake = FakeCoinbase(
+        data=args.data, products=args.products, port=args.port, alt_port=args.alt_port,
+        control_port=args.control_port, step_s=args.step_s, heartbeat_s=args.heartbeat_s,
+        subscribe_deadline_s=args.subscribe_deadline_s, max_l2_products=args.max_l2_products,
+        depth=args.depth, deep_levels=args.deep_levels, counter_string=args.counter_string,
+        max_queue=args.max_queue, cert_dir=args.cert_dir, jwt_key_name=args.jwt_key_name,
+        jwt_public_key=pub,
+    ).start()  # fmt: skip
+    info = {
+        "ws_url": fake.ws_url,
+        "rest_url": fake.rest_url,
+        "ca_file": fake.ca_file,
+        "control_url": fake.control_url,
+    }
+    if args.alt_port is not None:
+        info["alt_ws_url"] = fake.alt_ws_url
+    print(json.dumps(info), flush=True)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    periodic = []
+    for spec in args.every:
+        kind, _, secs = spec.partition(":")
+        periodic.append([kind, float(secs or 10), time.monotonic() + float(secs or 10)])
+    deadline = time.monotonic() + args.seconds if args.seconds else None
+    while not done.wait(0.1):
+        now = time.monotonic()
+        for entry in periodic:
+            if now >= entry[2]:
+                entry[2] = now + entry[1]
+                fake.inject(str(entry[0]))
+        if deadline is not None and now >= deadline:
+            break
+    print(json.dumps(fake.state()["counts"]), flush=True)
+    fake.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
