@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 import yaml
 
+from cryptoj.adapters.coinbase.config import CoinbaseFeedConfig
 from cryptoj.ops.config import FlagName, FlagValue, OpsConfig, flag_problems
 
 Fraction = Annotated[float, msgspec.Meta(gt=0, le=1)]
@@ -67,7 +68,7 @@ class PaperConfig(_Section, frozen=True, kw_only=True):
 class FeedConfig(_Section, frozen=True, kw_only=True):
     """Where market data comes from."""
 
-    source: Literal["replay"] = "replay"
+    source: Literal["replay", "coinbase"] = "replay"  # coinbase: the live websocket feed
     data: str = "coinbase-1m-2018-04"  # bundled set name or path to a CSV in the documented format
     speed: NonNegFloat = 60.0  # replay pace for the daemon: 1 = real time, 0 = as fast as possible
     products: tuple[Product, ...] = ()  # empty = every product in the data
@@ -75,6 +76,7 @@ class FeedConfig(_Section, frozen=True, kw_only=True):
     bar_depth_fraction: Fraction = 0.05  # bar-only data: modelled top-of-book size, of bar volume
     tick_bar_size: PositiveInt = 100  # trade-tick data: trades per bar handed to the strategy
     window_ms: NonNegInt = 0  # replay: emit events in windows of this length (0 = per timestamp)
+    coinbase: CoinbaseFeedConfig = CoinbaseFeedConfig()  # source: coinbase (docs/coinbase-feed.md)
 
 
 class JournalConfig(_Section, frozen=True, kw_only=True):
@@ -248,6 +250,8 @@ def _cross_checks(cfg: Config) -> list[str]:
         )
     if cfg.mode == "live" and not cfg.live_trading_confirmed:
         out.append("mode: 'live' also needs live_trading_confirmed: true (paper is the default)")
+    if cfg.feed.source == "coinbase" and not cfg.feed.products:
+        out.append("feed.products: expected the products to subscribe to with source: coinbase")
     if cfg.supervision.backoff_min_s > cfg.supervision.backoff_max_s:
         out.append("supervision.backoff_min_s: expected at most supervision.backoff_max_s")
     return out

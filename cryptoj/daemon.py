@@ -27,6 +27,7 @@ import msgspec
 from loguru import logger
 from prometheus_client import CollectorRegistry
 
+from cryptoj.adapters.coinbase import CoinbaseFeed, CredentialsError, build_feed
 from cryptoj.config import Config
 from cryptoj.marketdata.ticks import load_market_data
 from cryptoj.models.system import ShutdownRequested
@@ -130,7 +131,12 @@ class Daemon:
             logger.error("{}", e)
             return EXIT_USAGE
         run_tag = f"d{time.time_ns() // 1_000_000:x}"
-        batches = load_market_data(cfg.feed.data, products=list(cfg.feed.products) or None)
+        live = cfg.feed.source == "coinbase"
+        batches = (
+            []
+            if live
+            else load_market_data(cfg.feed.data, products=list(cfg.feed.products) or None)
+        )
         system = self.system = assemble(
             cfg,
             batches,
@@ -151,7 +157,9 @@ class Daemon:
         rt = self.rt = OpsRuntime(
             metrics_registry=metrics,
             seed=cfg.seed,
-            clock=ScaledClock(system.start_ns, cfg.feed.speed),
+            clock=ScaledClock(time.time_ns(), 1.0)
+            if live
+            else ScaledClock(system.start_ns, cfg.feed.speed),
             registry=system.registry,
             trace=trace,
             run_tag=run_tag,
@@ -236,7 +244,37 @@ class Daemon:
             cfg.journal.path,
             cfg.feed.speed,
         )
+        feed = self._start_coinbase_feed() if cfg.feed.source == "coinbase" else None
         self.ready.set()
+        try:
+            self._serve()
+        finally:
+            if feed is not None:
+                feed.stop()
+
+    def _start_coinbase_feed(self) -> CoinbaseFeed | None:
+        """Connect the live Coinbase feed; its events go to the FeedActor's mailbox."""
+        rt, cfg = self.rt, self.cfg
+        assert rt is not None
+        try:
+            feed = build_feed(
+                cfg.feed.coinbase,
+                cfg.coinbase,
+                cfg.feed.products,
+                lambda event: rt.tell("feed", event, sender="coinbase"),
+                seed=cfg.seed,
+            )
+        except CredentialsError as e:
+            logger.error("coinbase credentials: {}", e)
+            rt.request_stop(EXIT_USAGE, f"coinbase credentials: {e}")
+            return None
+        feed.start()
+        return feed
+
+    def _serve(self) -> None:
+        """Wait for the end of the run, or turn a signal into an orderly stop."""
+        rt = self.rt
+        assert rt is not None
         while not rt.exit_event.wait(0.2):
             if self._stop.is_set():
                 reason = self._reasons[0]

@@ -84,3 +84,43 @@ def test_a_restarted_daemon_continues_from_its_journal(tmp_path: Path) -> None:
     with sqlite3.connect(db) as c:
         ids = [r[0] for r in c.execute("SELECT fill_id FROM fills")]
     assert len(ids) == len(set(ids)) >= fills
+
+
+def test_the_daemon_trades_on_the_fake_coinbase_feed_and_stops_on_sigterm(tmp_path: Path) -> None:
+    from cryptoj.adapters.coinbase.fake import FakeCoinbase
+
+    fake = FakeCoinbase(step_s=0.02, heartbeat_s=0.2).start()
+    try:
+        cfg = tmp_path / "live.yaml"
+        cfg.write_text(
+            "feed:\n  source: coinbase\n  products: [BTC-USD, ETH-USD]\n  tick_bar_size: 4\n"
+            f"  coinbase:\n    ws_urls: ['{fake.ws_url}']\n    rest_url: '{fake.rest_url}'\n"
+            f"    ca_file: '{fake.ca_file}'\n    auth: never\n"
+            f"journal:\n  path: {tmp_path / 'journal.sqlite'}\n"
+            f"trace:\n  path: {tmp_path / 'trace.jsonl'}\n"
+            "strategy:\n  fast_period: 2\n  slow_period: 3\nops:\n  port: 0\n"
+        )
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cryptoj", "--config", str(cfg)],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        _wait_for(proc, "subscribed")
+        trace = tmp_path / "trace.jsonl"
+        deadline = time.monotonic() + 30
+        seen = ""
+        while time.monotonic() < deadline and '"dst":"strategy","type":"Bar"' not in seen:
+            time.sleep(0.2)  # polling interval of this test only
+            seen = trace.read_text() if trace.exists() else ""
+        code, took, out = _stop(proc)
+    finally:
+        fake.stop()
+    assert code == 0, out
+    assert took < 5
+    assert '"type":"FeedStatus"' in seen and '"state":"healthy"' in seen
+    assert '"dst":"portfolio","type":"Quote"' in seen
+    assert '"dst":"strategy","type":"Bar"' in seen  # tick bars built from the fake's trades

@@ -15,7 +15,7 @@ from itertools import groupby
 
 from cryptoj.actors.base import Actor, Context
 from cryptoj.marketdata.aggregation import TickBarAggregator
-from cryptoj.models.market import Bar, FeedFinished, MarketEvent, Quote, Trade
+from cryptoj.models.market import Bar, FeedFinished, FeedStatus, MarketEvent, Quote, Trade
 from cryptoj.models.system import Tick
 
 POLL = Tick(kind="poll")
@@ -95,13 +95,13 @@ class ReplaySource:
 
     @property
     def first_ts(self) -> int:
-        """Timestamp of the first event."""
-        return self.batches[0][0].ts
+        """Timestamp of the first event (0 for a live source without recorded batches)."""
+        return self.batches[0][0].ts if self.batches else 0
 
     @property
     def last_ts(self) -> int:
-        """Timestamp of the last event."""
-        return self.batches[-1][-1].ts
+        """Timestamp of the last event (0 without recorded batches)."""
+        return self.batches[-1][-1].ts if self.batches else 0
 
 
 class FeedActor(Actor):
@@ -156,6 +156,11 @@ class FeedActor(Actor):
     def _handle_quote(self, quote: Quote, ctx: Context) -> None:
         """A quote pushed by a connection (live push path)."""
         self._process((quote,), ctx)
+
+    def _handle_feed_status(self, msg: FeedStatus, ctx: Context) -> None:
+        """Connection health (stale / recovered / degraded) to every consumer and the guardian."""
+        for name in dict.fromkeys((*self.bar_subscribers, *self.quote_subscribers, "shutdown")):
+            ctx.send(name, msg)
 
     def _process(self, batch: tuple[MarketEvent, ...], ctx: Context) -> None:
         corr = ctx.new_id("mkt")

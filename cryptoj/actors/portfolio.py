@@ -33,7 +33,7 @@ from decimal import Decimal
 from cryptoj.actors.base import Actor, Context
 from cryptoj.config import Config
 from cryptoj.journal import Journal
-from cryptoj.models.market import Bar, Quote
+from cryptoj.models.market import Bar, FeedStatus, Quote
 from cryptoj.models.orders import (
     CASH_QUANTUM,
     Fill,
@@ -96,6 +96,7 @@ class PortfolioActor(Actor):
         self.targets: dict[str, TargetWeight] = {}
         self.params: RiskParameters | None = None
         self.stopped_out: set[str] = set()
+        self.stale: set[str] = set()  # products whose feed is stale: no exposure-increasing orders
         self.halted = False
         self.limit_breaches = 0
         self.orders_sent = 0
@@ -145,6 +146,12 @@ class PortfolioActor(Actor):
         if ctx.now() - self._last_snapshot_ns >= SNAPSHOT_EVERY_NS:
             self._send_snapshot(q.ts, ctx)
             self._send_monitor(q.ts, ctx)
+
+    def _handle_feed_status(self, msg: FeedStatus, ctx: Context) -> None:
+        if msg.state in ("stale", "degraded"):
+            self.stale.update(msg.products)
+        else:
+            self.stale.difference_update(msg.products)
 
     def _handle_bar(self, bar: Bar, ctx: Context) -> None:
         self.unwind.on_bar(bar)
@@ -315,7 +322,9 @@ class PortfolioActor(Actor):
         if self.ledger.has_open_order(product) or self.unwind.owns(product):
             return  # one order in flight per product; an unwind owns its products
         level = params.level
-        entries = params.entries_allowed and self.unwind.entries_allowed
+        entries = (
+            params.entries_allowed and self.unwind.entries_allowed and product not in self.stale
+        )
         if not entries and level.rank < RiskLevel.REDUCING.rank:
             level = RiskLevel.REDUCING  # a stale feed, the programme: only reducing orders
         cap = params.weight_cap(product)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from cryptoj.actors.base import Actor, Context
 from cryptoj.config import StrategyConfig
-from cryptoj.models.market import Bar
+from cryptoj.models.market import Bar, FeedStatus
 from cryptoj.models.signals import TargetWeight
 from cryptoj.strategies.ema_trend import EmaTrend
 
@@ -28,6 +28,14 @@ class StrategyActor(Actor):
         self.portfolio = portfolio
         self.trends: dict[str, EmaTrend] = {}
         self.reasons: dict[str, str] = {}
+        self.stale: set[str] = set()
+
+    def _handle_feed_status(self, msg: FeedStatus, ctx: Context) -> None:
+        """Stale products get no new targets until they recover (no entries on stale data)."""
+        if msg.state in ("stale", "degraded"):
+            self.stale.update(msg.products)
+        else:
+            self.stale.difference_update(msg.products)
 
     def _handle_bar(self, bar: Bar, ctx: Context) -> None:
         trend = self.trends.get(bar.product)
@@ -41,6 +49,8 @@ class StrategyActor(Actor):
         if trend.weight is None:
             return
         if change is None and trend.slow.count % RESTATE_EVERY_BARS:
+            return
+        if bar.product in self.stale:
             return
         ctx.send(
             self.portfolio,

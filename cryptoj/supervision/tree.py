@@ -83,6 +83,7 @@ def build_tree(cfg: Config, deps: Dependencies) -> SupervisorSpec:
                     quote_sink=deps.venue.on_quote,
                     bar_subscribers=("strategy", "risk", "portfolio"),
                     tick_bar_size=cfg.feed.tick_bar_size,
+                    poll=cfg.feed.source == "replay",
                 ),
                 stop_timeout_s=stop_s,
                 backoff=Backoff(
