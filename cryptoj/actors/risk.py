@@ -108,7 +108,7 @@ class RiskActor(Actor):
         self._publish(ctx, "new bar batch")
 
     def _handle_feed_status(self, msg: FeedStatus, ctx: Context) -> None:
-        if msg.state == "stale":
+        if msg.state in ("stale", "degraded"):
             self.stale.update(msg.products)
         else:
             self.stale.difference_update(msg.products)
