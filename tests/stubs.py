@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from cryptoj.models.base import Message
 from cryptoj.models.market import Bar, Quote
+from cryptoj.models.risk import RiskLevel, RiskParameters
 
 
 @dataclass
@@ -66,4 +67,17 @@ def bar(product: str = "BTC-USD", close: str = "7000", ts: int = 1_522_800_060_0
     c = Decimal(close)
     return Bar(
         ts=ts, product=product, open=c, high=c, low=c, close=c, volume=Decimal(1), interval_s=60
+    )
+
+
+def risk_params(level: RiskLevel = RiskLevel.NORMAL, cap: float = 0.10) -> RiskParameters:
+    """Risk parameters capping BTC-USD and ETH-USD at ``cap``, at ``level``."""
+    return RiskParameters(
+        ts=1_522_800_060_000_000_000,
+        version=1,
+        level=level,
+        max_weight=(("BTC-USD", cap), ("ETH-USD", cap)),
+        stop_loss=0.05,
+        min_position_size=0.02,
+        size_multiplier=1.0,
     )

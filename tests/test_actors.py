@@ -30,11 +30,11 @@ from cryptoj.models.orders import (
     SubmitOrder,
 )
 from cryptoj.models.portfolio import PortfolioSnapshot
-from cryptoj.models.risk import RiskLevel, RiskLevelChanged, RiskParameters
+from cryptoj.models.risk import RiskLevel, RiskLevelChanged
 from cryptoj.models.signals import TargetWeight
 from cryptoj.models.system import ChildExited, Halt, ReconcileNow, Tick
 from cryptoj.venues.paper import PaperExchange
-from tests.stubs import FakeCtx, bar, quote
+from tests.stubs import FakeCtx, bar, quote, risk_params
 
 T0 = 1_522_800_060_000_000_000
 MIN = 60_000_000_000
@@ -46,18 +46,6 @@ def _journal(tmp_path: Path, cash: str = "100000") -> str:
     j.set_meta("starting_cash", cash)
     j.close()
     return path
-
-
-def _params(level: RiskLevel = RiskLevel.NORMAL, cap: float = 0.10) -> RiskParameters:
-    return RiskParameters(
-        ts=T0,
-        version=1,
-        level=level,
-        max_weight=(("BTC-USD", cap), ("ETH-USD", cap)),
-        stop_loss=0.05,
-        min_position_size=0.02,
-        size_multiplier=1.0,
-    )
 
 
 def _target(weight: float = 0.10, product: str = "BTC-USD") -> TargetWeight:
@@ -171,7 +159,7 @@ def portfolio(tmp_path: Path) -> tuple[PortfolioActor, FakeCtx]:
     p = PortfolioActor(Config(), _journal(tmp_path))
     ctx = FakeCtx()
     p.on_start(ctx)
-    p.receive(_params(), ctx)
+    p.receive(risk_params(), ctx)
     p.receive(quote(bid="7000", ask="7001", size="100"), ctx)
     return p, ctx
 
@@ -260,9 +248,9 @@ def test_portfolio_refuses_new_orders_when_halted_or_at_risk_level_halted(
     portfolio: tuple[PortfolioActor, FakeCtx],
 ) -> None:
     p, ctx = portfolio
-    p.receive(_params(RiskLevel.HALTED), ctx)
+    p.receive(risk_params(RiskLevel.HALTED), ctx)
     p.receive(_target(0.10), ctx)
-    p.receive(_params(RiskLevel.NORMAL), ctx)
+    p.receive(risk_params(RiskLevel.NORMAL), ctx)
     p.receive(Halt(reason="operator"), ctx)
     p.receive(_target(0.10), ctx)
     assert _orders(ctx) == []
@@ -272,7 +260,7 @@ def test_portfolio_only_reduces_at_level_reducing(
     portfolio: tuple[PortfolioActor, FakeCtx],
 ) -> None:
     p, ctx = portfolio
-    p.receive(_params(RiskLevel.REDUCING), ctx)
+    p.receive(risk_params(RiskLevel.REDUCING), ctx)
     p.receive(_target(0.10), ctx)
     assert _orders(ctx) == []
 
@@ -319,7 +307,7 @@ def test_a_restarted_portfolio_rebuilds_its_books_and_reconciles_open_orders(
     path = _journal(tmp_path)
     p, ctx = PortfolioActor(Config(), path), FakeCtx()
     p.on_start(ctx)
-    p.receive(_params(), ctx)
+    p.receive(risk_params(), ctx)
     p.receive(quote(bid="7000", ask="7001", size="100"), ctx)
     p.receive(_target(0.10), ctx)
     (order,) = _orders(ctx)

@@ -28,7 +28,7 @@ from cryptoj.models.orders import (
     Side,
     SubmitOrder,
 )
-from cryptoj.models.risk import RiskLevel, RiskLevelChanged, RiskParameters
+from cryptoj.models.risk import RiskLevel, RiskLevelChanged
 from cryptoj.models.signals import TargetWeight
 from cryptoj.models.system import EscalatedFailure, Halt, ShutdownRequested, Tick
 from cryptoj.models.unwind import (
@@ -45,7 +45,7 @@ from cryptoj.models.unwind import (
 from cryptoj.portfolio.ledger import Ledger
 from cryptoj.unwind.report import unwind_figures
 from cryptoj.venues.paper import PaperExchange
-from tests.stubs import FakeCtx, quote
+from tests.stubs import FakeCtx, quote, risk_params
 
 D = Decimal
 S = 1_000_000_000
@@ -81,18 +81,6 @@ def _fill(
         price=D(price),
         fee=D(0),
         liquidity="TAKER",
-    )
-
-
-def _params(level: RiskLevel = RiskLevel.NORMAL, cap: float = 0.10) -> RiskParameters:
-    return RiskParameters(
-        ts=T0,
-        version=1,
-        level=level,
-        max_weight=(("BTC-USD", cap), ("ETH-USD", cap)),
-        stop_loss=0.05,
-        min_position_size=0.02,
-        size_multiplier=1.0,
     )
 
 
@@ -150,7 +138,7 @@ def holder(tmp_path: Path) -> tuple[PortfolioActor, FakeCtx]:
     p = PortfolioActor(Config(), _journal(tmp_path, [_fill("10", "7000")], cash="200000"))
     ctx = FakeCtx(time_ns=T0)
     p.on_start(ctx)
-    p.receive(_params(), ctx)
+    p.receive(risk_params(), ctx)
     p.receive(quote(bid="7000", ask="7001", size="4", ts=T0), ctx)
     return p, ctx
 
@@ -229,7 +217,7 @@ def test_no_entries_refuses_buys_and_re_entry_scales_them(tmp_path: Path) -> Non
     p = PortfolioActor(Config(), _journal(tmp_path))
     ctx = FakeCtx(time_ns=T0)
     p.on_start(ctx)
-    p.receive(_params(), ctx)
+    p.receive(risk_params(), ctx)
     p.receive(quote(bid="7000", ask="7001", size="100", ts=T0), ctx)
     p.receive(_plan(L.NO_ENTRIES, targets=(), deadline_ns=None), ctx)
     target = TargetWeight(ts=T0, strategy_id="t", product="BTC-USD", weight=0.10, reason="up")
@@ -247,7 +235,7 @@ def test_a_stop_loss_joins_the_queue_ahead_of_the_plan(tmp_path: Path) -> None:
     p = PortfolioActor(Config(), _journal(tmp_path, fills))
     ctx = FakeCtx(time_ns=T0)
     p.on_start(ctx)
-    p.receive(_params(), ctx)
+    p.receive(risk_params(), ctx)
     p.receive(quote("ETH-USD", bid="500", ask="500.5", size="4", ts=T0), ctx)
     plan = _plan(
         L.REDUCE,
@@ -269,7 +257,7 @@ def test_plan_slices_sell_at_risk_halted_but_nothing_trades_after_a_halt(
     holder: tuple[PortfolioActor, FakeCtx],
 ) -> None:
     p, ctx = holder
-    p.receive(_params(RiskLevel.HALTED), ctx)
+    p.receive(risk_params(RiskLevel.HALTED), ctx)
     p.receive(_plan(), ctx)
     assert len(_orders(ctx)) == 1
     _execute(p, ctx, _orders(ctx)[0], "7000", 1)
