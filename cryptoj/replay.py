@@ -15,7 +15,6 @@ from cryptoj.actors.portfolio import PortfolioActor
 from cryptoj.config import Config
 from cryptoj.journal import Journal
 from cryptoj.marketdata.ticks import load_market_data
-from cryptoj.models.market import Quote
 from cryptoj.runtime.assemble import System, assemble
 from cryptoj.runtime.common import EXIT_ERROR, ChaosPlan, RuntimeStats
 from cryptoj.runtime.deterministic import DeterministicRuntime
@@ -175,15 +174,6 @@ class _Progress:
         sys.stderr.write(f"\rreplay: 100.0% of {self.total} timestamps\n")
 
 
-def _last_marks(system: System) -> dict[str, Decimal]:
-    marks: dict[str, Decimal] = {}
-    for batch in system.source.batches[: system.source.cursor]:
-        for ev in batch:
-            if isinstance(ev, Quote):
-                marks[ev.product] = ev.mid
-    return marks
-
-
 def _summarise(
     system: System,
     outcome: RunOutcome,
@@ -194,10 +184,9 @@ def _summarise(
     journal = Journal(system.journal_path)
     try:
         start_cash = Decimal(journal.get_meta("starting_cash") or "0")
-        books = books_summary(journal, start_cash, _last_marks(system))
-        figures = risk_figures(
-            journal, start_cash, market_path(system.source.batches[: system.source.cursor])
-        )
+        path = market_path(system.source.batches[: system.source.cursor])
+        books = books_summary(journal, start_cash, path[-1][1] if path else {})
+        figures = risk_figures(journal, start_cash, path)
         problems = check_invariants(journal, system.venue, outcome.portfolio, start_cash)
         emergencies = journal.events("emergency")
         unwinding = unwind_figures(journal)
