@@ -45,9 +45,13 @@ class RiskConfig(_Section, frozen=True, kw_only=True):
 
 
 class StrategyConfig(_Section, frozen=True, kw_only=True):
-    """The EMA-trend strategy: hold ``target_weight`` of a product while fast EMA > slow EMA."""
+    """The EMA-trend strategy: hold ``target_weight`` of a product while fast EMA > slow EMA.
 
-    kind: Literal["ema_trend"] = "ema_trend"
+    ``kind: manual`` runs no strategy: the operator sets each product's target weight through
+    ``POST /control/target`` (the other fields are then unused).
+    """
+
+    kind: Literal["ema_trend", "manual"] = "ema_trend"
     fast_period: PositiveInt = 12  # bars
     slow_period: PositiveInt = 48  # bars
     target_weight: Fraction = 0.10  # of equity, further capped by risk.position_size_limit

@@ -181,6 +181,8 @@ class Daemon:
             flags=flags,
             feed_name=cfg.feed.source,
             mode=cfg.mode,
+            strategy_kind=cfg.strategy.kind,
+            products=tuple(cfg.feed.products),
             errors=errors,
         )
         state = OpsState(self.ctx)

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from cryptoj.actors.base import Actor, Context
 from cryptoj.models.base import Message
-from cryptoj.models.system import ChildExited
+from cryptoj.models.system import ChildExited, RestartChild
 from cryptoj.runtime.common import Registered, flatten_tree
 from cryptoj.runtime.deterministic import DeterministicRuntime
 from cryptoj.supervision.intensity import RestartIntensity
@@ -346,6 +346,31 @@ def test_rest_for_one_restarts_the_crashed_child_and_those_after_it(tmp_path: Pa
     rig.crash("d")  # the last child restarts alone
     assert book.lifecycle(mark) == [("start", "d")]
     rig.assert_stats_agree()
+
+
+def test_an_operator_restart_stops_the_running_child_and_restarts_by_strategy(
+    tmp_path: Path,
+) -> None:
+    book = Book()
+    spec = sup("sup", Strategy.REST_FOR_ONE, *(worker(n, book) for n in "abcd"))
+    rig = Rig(spec, book, tmp_path)
+    mark = len(book.events)
+    rig.tell("sup", RestartChild(name="b", reason="wedged"))
+    rig.rt.run()
+    assert book.lifecycle(mark) == [
+        ("stop", "b"),  # still running: stopped first (it did not fail)
+        ("stop", "d"),
+        ("stop", "c"),
+        ("start", "b"),
+        ("start", "c"),
+        ("start", "d"),
+    ]
+    assert [rig.gen(n) for n in "abcd"] == [1, 2, 2, 2]
+    assert rig.supervisor("sup").intensity.recent == 1  # counts like any restart
+    mark = len(book.events)
+    rig.tell("sup", RestartChild(name="zz", reason="no such child"))
+    rig.rt.run()
+    assert book.lifecycle(mark) == []
 
 
 # -- restart types ---------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from cryptoj.models.risk import (
     RiskParameters,
     StopLossTriggered,
 )
-from cryptoj.models.signals import TargetWeight
+from cryptoj.models.signals import OperatorTarget, TargetWeight
 from cryptoj.models.system import (
     ChildExited,
     ChildStarted,
@@ -32,6 +32,7 @@ from cryptoj.models.system import (
     Halt,
     Ping,
     ReconcileNow,
+    RestartChild,
     ShutdownRequested,
     StartChild,
     Tick,
@@ -64,6 +65,7 @@ __all__ = [
     "Message",
     "MonitorReport",
     "OperatorCommand",
+    "OperatorTarget",
     "OrderAccepted",
     "OrderClosed",
     "OrderRejected",
@@ -78,6 +80,7 @@ __all__ = [
     "Quote",
     "ReconcileNow",
     "ResponseLevel",
+    "RestartChild",
     "RiskLevel",
     "RiskLevelChanged",
     "RiskOverride",

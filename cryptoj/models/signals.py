@@ -12,3 +12,15 @@ class TargetWeight(Message, frozen=True, kw_only=True):
     product: str
     weight: float
     reason: str
+
+
+class OperatorTarget(Message, frozen=True, kw_only=True):
+    """Operator → Strategy (``strategy.kind: manual``): hold ``weight`` of ``product``.
+
+    The manual strategy forwards it to the portfolio as a :class:`TargetWeight`, through the
+    same path (risk caps, check-and-reserve) as any strategy signal.
+    """
+
+    product: str
+    weight: float
+    reason: str

@@ -27,6 +27,14 @@ class StartChild(Message, frozen=True, kw_only=True):
     name: str
 
 
+class RestartChild(Message, frozen=True, kw_only=True):
+    """Operator → supervisor: restart this running child as if it had failed (its strategy
+    decides which siblings restart with it; the restart counts towards the intensity)."""
+
+    name: str
+    reason: str
+
+
 class EscalatedFailure(Message, frozen=True, kw_only=True):
     """A supervisor exceeded its restart intensity; its parent (or ShutdownActor) decides."""
 

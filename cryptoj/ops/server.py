@@ -23,6 +23,10 @@ process, bound to 127.0.0.1 by default. Every request is checked in this order:
                            unwinds every position (held; ``stop``: then exit 0)
 ``POST /control/hold``     ``{"reason": "..."}`` → 202; no new entries, no automatic recovery
 ``POST /control/resume``   ``{"reason": "..."}`` → 202; the programme returns to NORMAL
+``POST /control/target``   ``{"product": "BTC-USD", "weight": 0.05, "reason": "..."}`` → 202
+                           (``strategy.kind: manual`` only, else 409): the target weight
+``POST /control/restart``  ``{"actor": "execution", "reason": "..."}`` → 202; its supervisor
+                           restarts it (and, by strategy, the siblings after it)
 =========================  ===============================================================
 
 The emergency commands go to the ShutdownActor as an
@@ -43,14 +47,19 @@ from loguru import logger
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
+from cryptoj.models.signals import OperatorTarget
+from cryptoj.models.system import RestartChild
 from cryptoj.models.unwind import OperatorCommand
 from cryptoj.ops.config import FlagError, is_loopback
 from cryptoj.ops.state import OpsState
+from cryptoj.supervision.supervisor import Supervisor
 
 MAX_BODY = 64 * 1024
 JSON = "application/json"
 #: Emergency programme commands (``POST /control/<command>``) for the ShutdownActor.
 COMMANDS = ("flatten", "hold", "resume")
+#: Every ``POST`` route.
+POST_ROUTES = ("/control/flags", "/control/shutdown", "/control/target", "/control/restart")
 
 
 def client_is_local(address: str) -> bool:
@@ -240,7 +249,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         path = self.path.split("?", 1)[0]
         command = path.removeprefix("/control/")
-        if path not in ("/control/flags", "/control/shutdown") and command not in COMMANDS:
+        if path not in POST_ROUTES and command not in COMMANDS:
             self._error(
                 405 if path in ("/health", "/ready", "/metrics", "/status", "/flags") else 404,
                 f"no POST endpoint: {path}",
@@ -257,6 +266,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._shutdown(reason or "control endpoint", who)
         elif command in COMMANDS:
             self._command(command, reason, who, bool(body.get("stop")))
+        elif path == "/control/target":
+            self._target(body, reason, who)
+        elif path == "/control/restart":
+            self._restart(body, reason, who)
         else:
             self._flags(body, reason, who)
 
@@ -286,6 +299,64 @@ class _Handler(BaseHTTPRequestHandler):
         if command == "flatten":
             body["stop"] = msg.stop_after
         self._json(202, body)
+
+    def _target(self, body: dict[str, Any], reason: str, who: str) -> None:
+        ctx = self.server.ops.state.ctx
+        if ctx.strategy_kind != "manual":
+            self._error(
+                409,
+                f"targets are set by the strategy ({ctx.strategy_kind}); "
+                "operator targets need strategy.kind: manual",
+            )
+            return
+        product, weight = body.get("product"), body.get("weight")
+        if not isinstance(product, str) or (ctx.products and product not in ctx.products):
+            self._error(400, f"product: expected one of {list(ctx.products)}, got {product!r}")
+            return
+        if (
+            isinstance(weight, bool)
+            or not isinstance(weight, int | float)
+            or not (0.0 <= float(weight) <= 1.0)
+        ):
+            self._error(400, f"weight: expected a number in [0, 1], got {weight!r}")
+            return
+        rt = ctx.rt
+        if not rt.is_alive("strategy"):
+            self._error(503, "the StrategyActor is not running")
+            return
+        logger.info(
+            "target {} = {} set through the control endpoint by {}: {}",
+            product,
+            weight,
+            who,
+            reason,
+        )
+        msg = OperatorTarget(
+            ts=rt.clock.now(), product=product, weight=float(weight), reason=reason or who
+        )
+        rt.tell("strategy", msg, sender="ops")
+        self._json(202, {"accepted": True, "product": product, "weight": float(weight)})
+
+    def _restart(self, body: dict[str, Any], reason: str, who: str) -> None:
+        rt = self.server.ops.state.ctx.rt
+        actor = body.get("actor")
+        supervised = {
+            n: r for n, r in rt.registry.items() if isinstance(rt.behaviour(r.parent), Supervisor)
+        }
+        reg = supervised.get(actor) if isinstance(actor, str) else None
+        if reg is None:
+            names = sorted(supervised)
+            self._error(400, f"actor: expected one of {names}, got {actor!r}")
+            return
+        logger.warning(
+            "restart of {} requested through the control endpoint by {}: {}", actor, who, reason
+        )
+        rt.tell(
+            reg.parent,
+            RestartChild(ts=rt.clock.now(), name=reg.name, reason=reason or who),
+            sender="ops",
+        )
+        self._json(202, {"accepted": True, "actor": reg.name, "supervisor": reg.parent})
 
     def _flags(self, body: dict[str, Any], reason: str, who: str) -> None:
         store = self.server.ops.state.ctx.flags

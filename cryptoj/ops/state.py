@@ -76,6 +76,8 @@ class OpsContext:
     flags: FlagStore
     feed_name: str = "replay"
     mode: str = "paper"
+    strategy_kind: str = "ema_trend"
+    products: tuple[str, ...] = ()
     errors: ErrorLog = field(default_factory=ErrorLog)
     venue_probe: Callable[[Any], tuple[bool, str]] = venue_check
 

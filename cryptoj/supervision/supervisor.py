@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import cast
 
 from cryptoj.actors.base import Actor, Context, SupervisorContext
-from cryptoj.models.system import ChildExited, StartChild
+from cryptoj.models.system import ChildExited, RestartChild, StartChild
 from cryptoj.supervision.intensity import RestartIntensity
 from cryptoj.supervision.spec import ChildSpec, Restart, Strategy, SupervisorSpec
 
@@ -56,6 +56,21 @@ class Supervisor(Actor):
     def _handle_start_child(self, msg: StartChild, ctx: Context) -> None:
         if msg.name not in self.generations:
             self._start(msg.name, cast(SupervisorContext, ctx))
+
+    def _handle_restart_child(self, msg: RestartChild, ctx: Context) -> None:
+        """An operator restart: stop the running child, then handle it like a failure."""
+        generation = self.generations.get(msg.name)
+        if generation is None:
+            return  # not running (stopped, or waiting for a backoff restart)
+        cast(SupervisorContext, ctx).stop_child(msg.name)
+        exited = ChildExited(
+            ts=ctx.now(),
+            name=msg.name,
+            generation=generation,
+            abnormal=True,
+            reason=f"operator restart: {msg.reason}",
+        )
+        self._handle_child_exited(exited, ctx)
 
     def _handle_child_exited(self, msg: ChildExited, ctx: Context) -> None:
         sctx = cast(SupervisorContext, ctx)

@@ -62,7 +62,11 @@ def build_tree(cfg: Config, deps: Dependencies) -> SupervisorSpec:
             ChildSpec(
                 "risk", lambda: RiskActor(cfg.risk, deps.journal_path), stop_timeout_s=stop_s
             ),
-            ChildSpec("strategy", lambda: StrategyActor(cfg.strategy), stop_timeout_s=stop_s),
+            ChildSpec(
+                "strategy",
+                lambda: StrategyActor(cfg.strategy, journal_path=deps.journal_path),
+                stop_timeout_s=stop_s,
+            ),
             ChildSpec(
                 "execution",
                 lambda: ExecutionActor(deps.venue, deps.journal_path),
