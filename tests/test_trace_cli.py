@@ -19,8 +19,9 @@ from cryptoj.config import Config
 from cryptoj.models.system import Tick
 from cryptoj.replay import ReplayOptions, run_replay
 from cryptoj.trace.cli import main
-from cryptoj.trace.reader import TailReader, parse_time
 from cryptoj.trace.recorder import TraceWriter
+from cryptoj.trace.records import parse_time
+from cryptoj.trace.tail import TailReader
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = "coinbase-1m-2018-04"

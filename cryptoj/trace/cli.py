@@ -15,22 +15,18 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TextIO
 
-from cryptoj.trace.reader import (
-    FollowNode,
+from cryptoj.trace.diff import TraceDiff, diff_traces, differing_fields
+from cryptoj.trace.follow import FollowNode, TraceIndex, order_outcomes
+from cryptoj.trace.records import (
     Record,
     RecordFilter,
-    TailReader,
-    TraceDiff,
-    TraceIndex,
-    TraceStats,
-    diff_traces,
-    differing_fields,
     format_time,
     iter_records,
-    order_outcomes,
     parse_time,
     summarize,
 )
+from cryptoj.trace.stats import TraceStats
+from cryptoj.trace.tail import TailReader
 
 EXIT_OK, EXIT_DIFFERENT, EXIT_USAGE = 0, 1, 2
 KINDS = ("deliver", "dead", "start", "exit")
