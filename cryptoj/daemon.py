@@ -271,6 +271,8 @@ class Daemon:
             rt.request_stop(EXIT_USAGE, f"coinbase credentials: {e}")
             return None
         feed.start()
+        if self.ctx is not None:
+            self.ctx.live_feed = feed  # /status, /health, /ready and /metrics read its status()
         return feed
 
     def _serve(self) -> None:

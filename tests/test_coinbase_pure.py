@@ -18,6 +18,7 @@ from cryptoj.adapters.coinbase.fake.sim import MarketSim
 from cryptoj.adapters.coinbase.policy import RateLimiter, ReconnectPolicy, StateHistory
 from cryptoj.adapters.coinbase.schemas import L2Update
 from cryptoj.adapters.coinbase.sequence import Gap, SequenceTracker
+from cryptoj.adapters.coinbase.stats import LatencyStats
 from cryptoj.config import Config, validate
 from cryptoj.marketdata import load_events
 from cryptoj.models.market import Bar, FeedStatus, Quote, Trade
@@ -258,6 +259,21 @@ def test_raw_buffer_round_trip_rotation_and_bound(tmp_path: Path) -> None:
 
 
 # -- config and shards -------------------------------------------------------------------------
+
+
+def test_latency_stats_quantiles_of_recent_samples_and_cumulative_buckets() -> None:
+    st = LatencyStats(reservoir=4)
+    assert st.as_dict()["p50_s"] is None and st.buckets()["+Inf"] == 0
+    for ms in (1, 3, 30, 700, -2):  # -2: exchange clock ahead of ours
+        st.add(ms * MS)
+    d = st.as_dict()
+    assert d["count"] == 5 and d["recent"] == 4  # the reservoir keeps the last 4
+    assert d["p50_s"] == 0.03 and d["max_s"] == 0.7 and d["last_s"] == -0.002
+    assert d["sum_s"] == pytest.approx(0.732)
+    b = st.buckets()
+    assert list(b)[-1] == "+Inf" and b["+Inf"] == 5
+    assert (b["0.001"], b["0.005"], b["0.025"], b["0.05"], b["0.5"], b["1.0"]) == (2, 3, 3, 4, 4, 5)
+    assert list(b.values()) == sorted(b.values())  # cumulative
 
 
 def test_level2_shards_at_most_fifteen_per_connection() -> None:

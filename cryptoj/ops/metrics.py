@@ -19,11 +19,11 @@ from prometheus_client.registry import Collector
 
 from cryptoj.ops import journal_view
 from cryptoj.ops.config import risk_rank
+from cryptoj.ops.feed import FEED_STATES, live_families
 from cryptoj.ops.probe import PortfolioStatus, RiskStatus
 from cryptoj.ops.state import OpsState
 
 RISK_LEVELS = ("NORMAL", "CAUTION", "REDUCING", "HALTED")
-FEED_STATES = ("healthy", "stale", "finished", "down")
 ORDER_OUTCOMES = journal_view.TERMINAL
 
 
@@ -111,7 +111,9 @@ class DaemonCollector(Collector):
         feed = self.state.feed()
         lbl = [feed["source"]]
         up = _gauge(
-            "cryptoj_feed_up", "1 when the feed is connected (replay: the FeedActor runs)", ["feed"]
+            "cryptoj_feed_up",
+            "1 when the feed is connected (live: a websocket is live; replay: the FeedActor runs)",
+            ["feed"],
         )
         up.add_metric(lbl, 1 if feed["connected"] else 0)
         state = _gauge("cryptoj_feed_state", "1 for the feed's current state", ["feed", "state"])
@@ -122,7 +124,7 @@ class DaemonCollector(Collector):
             ("cryptoj_feed_messages", "Market messages the feed delivered", feed["messages"]),
             (
                 "cryptoj_feed_reconnects",
-                "Feed reconnections (replay: always 0)",
+                "Websocket connections re-established after a loss (replay: always 0)",
                 feed["reconnects"],
             ),
             ("cryptoj_feed_gaps", "Sequence gaps detected (replay: always 0)", feed["gaps"]),
@@ -131,7 +133,10 @@ class DaemonCollector(Collector):
             c.add_metric(lbl, value)
             yield c
         lat = _gauge(
-            "cryptoj_feed_latency_seconds", "Exchange-to-daemon latency (replay: 0)", ["feed"]
+            "cryptoj_feed_latency_seconds",
+            "Exchange-to-receive lag, median of the recent frames of the worst connection "
+            "(replay: 0)",
+            ["feed"],
         )
         lat.add_metric(lbl, feed["latency_s"])
         yield lat
@@ -143,6 +148,8 @@ class DaemonCollector(Collector):
             )
             age.add_metric(lbl, feed["last_event_age_s"])
             yield age
+        if "detail" in feed:
+            yield from live_families(feed)
 
     def _portfolio(
         self, portfolio: PortfolioStatus | None

@@ -116,7 +116,7 @@ class Tap:
                         "reason": msg.reason,
                     }
                 )
-            elif isinstance(msg, FeedStatus):
+            elif isinstance(msg, FeedStatus) and actor == "feed":  # once, not per consumer
                 self.feed_status = msg
                 self._feed_event(msg.state, f"{','.join(msg.products)} {msg.reason}".strip())
             elif isinstance(msg, FeedFinished) and actor == "shutdown":

@@ -21,6 +21,7 @@ import msgspec
 
 from cryptoj.ops import journal_view
 from cryptoj.ops.config import OpsConfig, risk_rank
+from cryptoj.ops.feed import LiveFeed, live_view
 from cryptoj.ops.flags import FlagStore
 from cryptoj.ops.probe import PortfolioStatus, RiskStatus
 from cryptoj.ops.runtime import OpsRuntime
@@ -80,6 +81,8 @@ class OpsContext:
     products: tuple[str, ...] = ()
     errors: ErrorLog = field(default_factory=ErrorLog)
     venue_probe: Callable[[Any], tuple[bool, str]] = venue_check
+    #: A live feed's own status (set by the daemon once the feed is built; None for replay).
+    live_feed: LiveFeed | None = None
 
 
 class OpsState:
@@ -137,37 +140,57 @@ class OpsState:
         return "NORMAL" if params is None else str(params.level)
 
     def feed(self) -> dict[str, Any]:
-        """Feed state (``healthy``, ``stale``, ``finished``, ``down``) and its history."""
+        """Feed state, counters, latencies and history (``docs/operations.md``).
+
+        States: ``healthy``, ``stale``, ``finished`` (replay data exhausted), ``down`` (the
+        FeedActor is not running); a live feed also ``connecting``, ``degraded`` (no websocket
+        host: REST polling) and ``stopped``, and its own figures (:func:`live_view`).
+        """
         tap = self.rt.tap.view()
         alive = self.rt.is_alive("feed")
         status = tap["feed_status"]
+        live = self.ctx.feed_name != "replay"
         if not alive:
             state = "down"
         elif tap["feed_finished"]:
             state = "finished"
-        elif status is not None and status.state == "stale":
-            state = "stale"
+        elif status is not None and status.state in ("stale", "degraded"):
+            state = status.state
+        elif live and self.ctx.live_feed is None:
+            state = "connecting"  # the daemon has not built the feed yet
         else:
             state = "healthy"
         last = tap["last_market_ts"]
         age = max(0.0, (self.rt.clock.now() - last) / 1e9) if last is not None else None
-        return {
+        base = {
             "source": self.ctx.feed_name,
             "state": state,
-            "connected": alive,
+            "connected": alive and not live,
             "messages": tap["feed_messages"],
             "last_event_ts": last,
             "last_event_age_s": age,
-            "reconnects": 0,  # replay: there is no connection to lose (Coinbase feed: later)
+            "reconnects": 0,  # replay: there is no connection to lose
             "gaps": 0,
             "latency_s": 0.0,
             "history": tap["feed_history"],
         }
+        if self.ctx.live_feed is None:
+            return base
+        return live_view(base, self.ctx.live_feed.status(self.ctx.ops.ask_timeout_s), alive)
+
+    def feed_state(self) -> str:
+        """Just the feed's state (cheaper than :meth:`feed` for a live feed)."""
+        if self.ctx.live_feed is None or not self.rt.is_alive("feed"):
+            return str(self.feed()["state"])
+        return self.ctx.live_feed.state(self.ctx.ops.ask_timeout_s)
 
     # -- liveness and readiness -----------------------------------------------------------------
 
     def health(self) -> tuple[int, dict[str, Any]]:
-        """Liveness: the process answers and its actors are up (or restarting within grace)."""
+        """Liveness: the process answers and its actors are up (or restarting within grace).
+
+        ``degraded`` (still 200) while an actor restarts or the live feed has no websocket host.
+        """
         ops, rt = self.ctx.ops, self.rt
         pings = rt.ping_all(ops.ping_timeout_s)
         _, _, down_since = rt.history()
@@ -187,6 +210,9 @@ class OpsState:
             elif state == "restarting":
                 degraded.append(name)
         stopping = rt.exit_event.is_set()
+        feed = self.feed_state()
+        if feed == "degraded":  # no websocket host: running on REST polling
+            degraded.append("feed")
         status = (
             "stopping" if stopping else "failing" if failing else "degraded" if degraded else "ok"
         )
@@ -195,6 +221,7 @@ class OpsState:
             "pid": os.getpid(),
             "uptime_s": round(time.time() - rt.started_wall, 3),
             "actors": actors,
+            "feed": feed,
         }
         if stopping:
             body["exit"] = {"code": rt.exit_code, "reason": rt.exit_reason}

@@ -2,8 +2,9 @@
 
 Reads ``/status``, ``/health`` and ``/ready`` from the daemon's ops endpoint (host, port and
 token from the config, or ``--url``/``--port``) and prints the actor tree with restart counts,
-the feed's connection history, the risk level, positions, open orders, the feature flags and
-the last errors; ``--json`` prints the three bodies as one JSON object instead.
+the feed's state and connection history (a live feed also: hosts, circuits, heartbeat age,
+latencies), the risk level, positions, open orders, the feature flags and the last errors;
+``--json`` prints the three bodies as one JSON object instead.
 
 Exit codes: 0 the daemon answered; 1 no daemon answered; 2 bad usage or the token was refused.
 """
@@ -170,6 +171,8 @@ def render(d: dict[str, Any]) -> str:
         + (f" ({age:.0f}s ago, market clock)" if age is not None else "")
         + f", reconnects {f['reconnects']}, gaps {f['gaps']}"
     )
+    if "detail" in f:
+        out += _live_feed(f)
     out += [f"  {_time(h['wall'])}  {h['event']:<12} {h['detail']}" for h in f["history"][-10:]]
     out += ["", *_risk(d["risk"], d.get("portfolio")), "", *_books(d), ""]
     flags = d.get("flags") or {}
@@ -185,6 +188,38 @@ def render(d: dict[str, Any]) -> str:
     out += ["", "last errors and warnings" + ("" if errors else ": none")]
     out += [f"  {_time(e['wall'])}  {e['source']}: {e['message']}" for e in errors[-10:]]
     return "\n".join(line.rstrip() for line in out)
+
+
+def _ms(x: float | None) -> str:
+    return "-" if x is None else f"{x * 1000:.1f} ms"
+
+
+def _live_feed(f: dict[str, Any]) -> list[str]:
+    """A live feed's hosts, circuits, heartbeat, latencies and stale products."""
+    lines = []
+    for h in f["hosts"]:
+        where = "REST polling (no websocket host)" if h["degraded"] else h["url"] or "-"
+        lines.append(
+            f"  connection {h['connection']}: {h['state'] or '-'} on {where}"
+            + (" (failover host)" if h["on_failover_host"] else "")
+        )
+    for url, c in f["circuits"].items():
+        lines.append(
+            f"  circuit {url}: {c['state']}, {c['failures']} failure(s), opened "
+            f"{c['times_opened']}x"
+            + (f", next probe {_market(c['retry_at'])}" if c["retry_at"] is not None else "")
+        )
+    rtt, lag = f["latency"]["rtt"], f["latency"]["lag"]
+    hb = f["heartbeat_age_s"]
+    lines.append(
+        f"  resyncs {f['resyncs']} · last heartbeat "
+        + ("-" if hb is None else f"{hb:.1f}s ago")
+        + f" · rtt p50 {_ms(rtt['p50_s'])} p99 {_ms(rtt['p99_s'])}"
+        + f" · lag p50 {_ms(lag['p50_s'])} p99 {_ms(lag['p99_s'])}"
+    )
+    if f["stale_products"]:
+        lines.append(f"  stale products: {', '.join(f['stale_products'])}")
+    return lines
 
 
 def _risk(risk: dict[str, Any], portfolio: dict[str, Any] | None) -> list[str]:

@@ -9,7 +9,9 @@ a failure or a lost connection it backs off (:class:`ReconnectPolicy`) and tries
 stopped or until ``max_retries`` consecutive attempts failed.
 
 Other threads talk to it only through :meth:`FeedConnection.call`: the function runs on this
-thread between two frames (used for REST backfill results and for reading the books).
+thread between two frames (used for REST backfill results, for reading the books and for the
+session's status snapshot, :meth:`FeedConnection.publish`). The last snapshot also stays in
+:attr:`FeedConnection.published` for readers that cannot wait (the thread is connecting).
 """
 
 from __future__ import annotations
@@ -119,6 +121,9 @@ class FeedConnection(threading.Thread):
         self._stopping = threading.Event()
         self._clean = True
         self._inbox: deque[tuple[Callable[[], Any], Future[Any]]] = deque()
+        # the session's last snapshot, for readers the thread cannot answer in time (it is
+        # connecting): replaced as a whole, never mutated
+        self.published: dict[str, Any] = session.snapshot()
 
     # -- control from other threads ----------------------------------------------------------
 
@@ -137,6 +142,13 @@ class FeedConnection(threading.Thread):
             return fut
         self._inbox.append((fn, fut))
         return fut
+
+    def publish(self) -> dict[str, Any]:
+        """The session's snapshot, taken on this thread (through :meth:`call` from others);
+        kept as :attr:`published`."""
+        snap = self.session.snapshot(self.clock())
+        self.published = snap
+        return snap
 
     def _run_inbox(self) -> None:
         while self._inbox:
@@ -179,6 +191,7 @@ class FeedConnection(threading.Thread):
             self.url = url
             self.policy.attempt()
             self.host.record(self, "connecting", url)
+            self.publish()  # a connect may block for connect_timeout_s
             try:
                 ws = self._connect(url)
             except Exception as e:
@@ -193,6 +206,7 @@ class FeedConnection(threading.Thread):
             if not self._after_failure(url, reason, was_live):
                 return
         self.session.closed("stopped", self.clock())
+        self.publish()
         self._run_inbox()
         self.host.record(self, "stopped", name)
 

@@ -48,7 +48,12 @@ from cryptoj.adapters.coinbase.conflate import Conflator, FeedEvent
 from cryptoj.adapters.coinbase.connection import FeedConnection
 from cryptoj.adapters.coinbase.policy import RateLimiter, ReconnectPolicy, StateHistory
 from cryptoj.adapters.coinbase.rest import PublicRestClient, RestError
-from cryptoj.adapters.coinbase.session import Backfill, FeedSession, SessionSettings
+from cryptoj.adapters.coinbase.session import (
+    COUNTERS,
+    Backfill,
+    FeedSession,
+    SessionSettings,
+)
 from cryptoj.models.market import FeedStatus, Trade
 from cryptoj.supervision.spec import Backoff
 
@@ -290,7 +295,7 @@ class CoinbaseFeed:
                 breaker.failure(now, reason)
             opened = breaker.state == OPEN and not was_open
         self.record(conn, "disconnected" if was_live else "failed", reason)
-        then = "giving up" if delay_ns is None else f"retrying in {delay_ns / S:.1f}s"
+        then = "giving up" if delay_ns is None else f"retrying in {delay_ns / S:.2f}s"
         logger.warning(
             "coinbase feed {}: {} ({}, attempt {}); {}",
             name,
@@ -448,39 +453,53 @@ class CoinbaseFeed:
                 return result
         return None
 
-    def state(self) -> str:
-        """``healthy``, ``stale``, ``degraded``, ``connecting`` or ``stopped``."""
+    def _snapshots(self, timeout_s: float) -> list[tuple[dict[str, Any], bool]]:
+        """Each connection's session snapshot, taken on the connection's own thread.
+
+        ``(snapshot, True)``; or ``(last published snapshot, False)`` when the thread does not
+        get to it within ``timeout_s`` (it is connecting). Sessions are never read from here.
+        """
+        me = threading.current_thread()
+        futures = [None if c is me else c.call(c.publish) for c in self.connections]
+        deadline = time.monotonic() + timeout_s
+        out: list[tuple[dict[str, Any], bool]] = []
+        for c, fut in zip(self.connections, futures, strict=True):
+            if fut is None:
+                out.append((c.publish(), True))
+                continue
+            try:
+                out.append((fut.result(max(0.0, deadline - time.monotonic())), True))
+            except TimeoutError:
+                out.append((c.published, False))
+        return out
+
+    def _state(self, snaps: Sequence[dict[str, Any]], degraded: bool) -> str:
         if self._stopping.is_set():
             return "stopped"
-        if self.degraded:
+        if degraded:
             return "degraded"
-        if any(c.session.stale_products() for c in self.connections):
+        if any(s["stale"] for s in snaps):
             return "stale"
-        if all(c.session.live for c in self.connections):
+        if all(s["live"] for s in snaps):
             return "healthy"
         return "connecting"
 
-    def status(self) -> dict[str, Any]:
-        """Everything an operator needs: state, connections, circuits, history, counters."""
-        conns = []
-        totals: dict[str, int] = {}
-        for c in self.connections:
-            snap = c.session.snapshot()
-            for k, v in snap.items():
-                if isinstance(v, int) and not isinstance(v, bool):
-                    totals[k] = totals.get(k, 0) + v
-            conns.append(
-                {
-                    "name": c.session.name,
-                    "products": list(c.session.products),
-                    "url": c.url,
-                    "attempts": c.policy.attempts,
-                    "consecutive_failures": c.policy.failures,
-                    "connections_live": c.lives,
-                    "degraded": c.session.name in self.degraded,
-                    **snap,
-                }
-            )
+    def state(self, timeout_s: float = 0.5) -> str:
+        """``healthy``, ``stale``, ``degraded``, ``connecting`` or ``stopped``."""
+        with self._lock:
+            degraded = bool(self.degraded)
+        return self._state([s for s, _ in self._snapshots(timeout_s)], degraded)
+
+    def status(self, timeout_s: float = 0.5) -> dict[str, Any]:
+        """Everything an operator needs: state, connections, circuits, history, counters,
+        latencies (plain data, safe to serialise; callable from any thread).
+
+        Each connection's figures are read on its own thread (``timeout_s``, see
+        :meth:`_snapshots`); the manager's own state under its lock.
+        """
+        snaps = self._snapshots(timeout_s)
+        now = self.clock()
+        primary = self.cfg.ws_urls[0]
         with self._lock:
             circuits = {
                 url: {
@@ -492,14 +511,45 @@ class CoinbaseFeed:
                 for url, b in self.breakers.items()
             }
             history = self.history.as_list()
+            current = {name: c.as_dict() for name, c in self.history.current.items()}
+            state_counts = dict(self.history.counts)
             degraded = dict(self.degraded)
+        totals = dict.fromkeys(TOTALS, 0)
+        conns = []
+        for c, (snap, fresh) in zip(self.connections, snaps, strict=True):
+            for k in TOTALS:
+                totals[k] += int(snap.get(k, 0))
+            name = c.session.name
+            conns.append(
+                {
+                    "name": name,
+                    "products": list(c.session.products),
+                    "url": c.url,
+                    "live_url": c.live_url,
+                    "on_failover_host": c.live_url is not None and c.live_url != primary,
+                    "attempts": c.policy.attempts,
+                    "consecutive_failures": c.policy.failures,
+                    "connections_live": c.lives,
+                    "degraded": name in degraded,
+                    "current": current.get(name),
+                    "snapshot_current": fresh,
+                    **snap,
+                }
+            )
+        plain = [s for s, _ in snaps]
+        ages = [float(a) for s in plain if (a := s["heartbeat_age_s"]) is not None]
         return {
-            "state": self.state(),
-            "connected": any(c.session.live for c in self.connections),
+            "state": self._state(plain, bool(degraded)),
+            "ts": now,
+            "connected": any(s["live"] for s in plain),
             "reconnects": sum(max(0, c.lives - 1) for c in self.connections),
-            "messages": totals.get("frames", 0),
-            "gaps": totals.get("gaps", 0),
-            "resyncs": totals.get("resyncs", 0),
+            "messages": totals["frames"],
+            "gaps": totals["gaps"],
+            "resyncs": totals["resyncs"],
+            "stale_products": sorted({p for s in plain for p in s["stale"]}),
+            "heartbeat_age_s": max(ages) if ages else None,
+            "rest_polling": bool(degraded) and self.cfg.rest_poll,
+            "latency": {kind: _worst(conns, kind) for kind in ("rtt", "lag")},
             "totals": totals,
             "delivery": {
                 **self.counts,
@@ -512,6 +562,7 @@ class CoinbaseFeed:
             "circuits": circuits,
             "connections": conns,
             "history": history,
+            "state_counts": state_counts,
             "buffer": (
                 {
                     "dir": str(self.buffer.directory),
@@ -524,7 +575,8 @@ class CoinbaseFeed:
         }
 
     def metrics(self) -> dict[str, float]:
-        """Flat numbers for Prometheus (``cryptoj_feed_<name>``)."""
+        """Flat numbers (``cryptoj_feed_<name>``); the daemon's Prometheus families are built
+        from :meth:`status` by :mod:`cryptoj.ops.feed_metrics`."""
         st = self.status()
         out: dict[str, float] = {f"{k}_total": float(v) for k, v in st["totals"].items()}
         out["up"] = 1.0 if st["connected"] else 0.0
@@ -542,18 +594,24 @@ class CoinbaseFeed:
             "pending",
         ):
             out[f"delivery_{key}"] = float(st["delivery"][key])
-        worst: dict[str, float] = {}
-        for c in st["connections"]:
-            for kind in ("rtt", "lag"):
-                for stat in ("last_s", "p50_s", "p99_s", "max_s"):
-                    v = c[kind][stat]
-                    if v is not None:
-                        key = f"{kind}_{stat[:-2]}_seconds"
-                        worst[key] = max(worst.get(key, float("-inf")), float(v))
-        out.update(worst)
+        for kind, worst in st["latency"].items():
+            for stat in ("last_s", "p50_s", "p99_s", "max_s"):
+                if worst[stat] is not None:
+                    out[f"{kind}_{stat[:-2]}_seconds"] = float(worst[stat])
         return out
 
 
+def _worst(conns: list[dict[str, Any]], kind: str) -> dict[str, float | int | None]:
+    """The worst connection's value of each latency figure, and the sample count of all."""
+    out: dict[str, float | int | None] = {"count": sum(int(c[kind]["count"]) for c in conns)}
+    for stat in ("last_s", "ewma_s", "p50_s", "p99_s", "max_s"):
+        values = [float(c[kind][stat]) for c in conns if c[kind][stat] is not None]
+        out[stat] = max(values) if values else None
+    return out
+
+
+#: The session counters summed over the connections in ``status()["totals"]``.
+TOTALS = (*COUNTERS, "reordered", "dropped_old")
 TICK = 100_000_000
 
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import msgspec
 
@@ -589,11 +589,21 @@ class FeedSession:
         """Products marked stale and not yet recovered."""
         return tuple(p for p, s in self.status.items() if s == "stale")
 
-    def snapshot(self) -> dict[str, object]:
-        """Counters and latencies for the status output."""
+    def snapshot(self, now: int | None = None) -> dict[str, Any]:
+        """Counters and latencies for the status output (a new dict each call).
+
+        With ``now``: also the seconds since the last heartbeat of a live connection.
+        """
+        hb_age = (
+            (now - self.last_heartbeat_ns) / S
+            if now is not None and self.live and self.last_heartbeat_ns
+            else None
+        )
         return {
             **self.counts,
             "live": self.live,
+            "live_since": self.live_since if self.live else None,
+            "heartbeat_age_s": hb_age,
             "reordered": self.tracker.reordered,
             "dropped_old": self.tracker.dropped,
             "stale": list(self.stale_products()),
