@@ -1,7 +1,11 @@
 """The fake exchange's control endpoint (plain HTTP on loopback): inject faults, read state.
 
-* ``POST /fault`` with ``{"kind": "gap", "count": 2}`` (any switch of ``tools/fake_coinbase.py``)
-* ``GET /state``: counters, sessions and their subscriptions
+* ``POST /fault`` (or ``POST /inject``) with ``{"kind": "gap", "count": 2}`` (any switch of
+  ``tools/fake_coinbase.py``, e.g. ``{"kind": "rest_429", "body": "json", "count": 3}`` or
+  ``{"kind": "order_fault_rate", "rate": 0.2, "seed": 7}``); 400 with the reason when bad
+* ``GET /state``: counters, sessions and their subscriptions, the exchange (``exchange``: every
+  order and fill, orders per client_order_id, balances) and the REST faults (``rest``)
+* ``GET /orders-summary``: only the ``exchange`` part of ``/state``
 * ``GET /book?product=BTC-USD&event_time=...``: the fake's book digest at that update
 """
 
@@ -34,6 +38,8 @@ def control_handler(fake: FakeCoinbase) -> type[BaseHTTPRequestHandler]:
             q = urllib.parse.parse_qs(url.query)
             if url.path == "/state":
                 self._reply(200, fake.state())
+            elif url.path == "/orders-summary":
+                self._reply(200, fake.state()["exchange"])
             elif url.path == "/book":
                 digest = fake.digest_at(q.get("product", [""])[0], q.get("event_time", [""])[0])
                 self._reply(200 if digest else 404, {"digest": digest})
@@ -41,7 +47,7 @@ def control_handler(fake: FakeCoinbase) -> type[BaseHTTPRequestHandler]:
                 self._reply(404, {"error": "not found"})
 
         def do_POST(self) -> None:
-            if self.path != "/fault":
+            if self.path not in ("/fault", "/inject"):
                 self._reply(404, {"error": "not found"})
                 return
             try:

@@ -17,15 +17,21 @@ import threading
 import time
 import urllib.parse
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from cryptoj.adapters.coinbase.fake.auth import make_verifier
 from cryptoj.adapters.coinbase.fake.control import control_handler
+from cryptoj.adapters.coinbase.fake.products import ProductSpec
+from cryptoj.adapters.coinbase.fake.queries import summary
+from cryptoj.adapters.coinbase.fake.rest_api import RestApi, make_exchange
 from cryptoj.adapters.coinbase.fake.session import Faults, WsSession
 from cryptoj.adapters.coinbase.fake.sim import TS, MarketSim
-from cryptoj.adapters.coinbase.fake.wire import WS_GUID, make_certificate, read_head, respond
+from cryptoj.adapters.coinbase.fake.user_channel import UserChannel
+from cryptoj.adapters.coinbase.fake.wire import WS_GUID, make_certificate, read_request, respond
 from cryptoj.adapters.coinbase.parse import format_rfc3339_ns
 from cryptoj.marketdata import load_events
 
@@ -33,7 +39,14 @@ HISTORY = 50_000  # book versions remembered per product (for digest checks)
 
 
 class FakeCoinbase:
-    """The fake exchange; ``start()`` it (or use it as a context manager), then connect."""
+    """The fake exchange; ``start()`` it (or use it as a context manager), then connect.
+
+    Trading: ``jwt_key_name`` + ``jwt_public_key`` (PEM) register the API key whose JWTs the
+    private REST calls and the ``user`` channel must carry (neither: authentication off);
+    ``balances`` (default 100,000 USD), ``taker_fee``/``maker_fee`` (0.006 / 0.004),
+    ``product_specs`` (override :mod:`.products`), ``order_fault_rate``/``fault_seed``/
+    ``fault_kinds`` (random REST faults on order calls, :mod:`.rest_faults`).
+    """
 
     def __init__(
         self,
@@ -54,6 +67,14 @@ class FakeCoinbase:
         cert_dir: str | None = None,
         jwt_key_name: str | None = None,
         jwt_public_key: str | None = None,
+        jwt_skew_s: float = 5.0,
+        balances: Mapping[str, Decimal | str | int] | None = None,
+        taker_fee: Decimal | str = "0.006",
+        maker_fee: Decimal | str = "0.004",
+        product_specs: Mapping[str, ProductSpec] | None = None,
+        order_fault_rate: float = 0.0,
+        fault_seed: int | None = None,
+        fault_kinds: Sequence[str] | None = None,
     ) -> None:
         self.sim = MarketSim(
             load_events(data, products=products), depth=depth, deep_levels=deep_levels
@@ -68,6 +89,15 @@ class FakeCoinbase:
         self.max_queue = max_queue
         self.jwt_key_name = jwt_key_name
         self.jwt_public_key = jwt_public_key
+        self.auth = make_verifier(jwt_key_name, jwt_public_key, jwt_skew_s)  # None: auth off
+        self.exchange = make_exchange(
+            self.sim.products, balances, taker_fee, maker_fee, product_specs
+        )
+        self.api = RestApi(self)
+        self.user = UserChannel(self)
+        if order_fault_rate:
+            self.api.faults.set_random(order_fault_rate, fault_seed, fault_kinds)
+        self.started_ns = time.time_ns()
         self._tmp = (
             tempfile.TemporaryDirectory(prefix="fake-coinbase-") if cert_dir is None else None
         )
@@ -173,20 +203,13 @@ class FakeCoinbase:
 
     def jwt_ok(self, token: Any) -> bool:
         """Without a registered key every subscribe passes; with one, the JWT must verify."""
-        if self.jwt_public_key is None:
+        if self.auth is None:
             return True
-        if not isinstance(token, str) or not token:
-            return False
-        import jwt
-
-        try:
-            header = jwt.get_unverified_header(token)
-            claims = jwt.decode(
-                token, self.jwt_public_key, algorithms=["ES256", "EdDSA"], issuer="cdp"
-            )
-        except jwt.PyJWTError:
-            return False
-        return header.get("kid") == claims.get("sub") == self.jwt_key_name and "uri" not in claims
+        reason = self.auth.verify_ws(token)
+        if reason:
+            self.count("ws_auth_failures")
+            self.api.auth_failures.append(f"subscribe: {reason}")
+        return not reason
 
     def session_ended(self, s: WsSession) -> None:
         with self.lock:
@@ -219,18 +242,25 @@ class FakeCoinbase:
                 }
                 for i, s in self.sessions.items()
             }
+            exchange = summary(self.exchange)
         return {
             "counts": counts,
             "sessions": sessions,
             "ports": self.ports,
             "step": self.sim.cursor,
             "loops": self.sim.loops,
+            "exchange": exchange,
+            "rest": self.api.state(),
         }
 
     # -- faults --
 
     def inject(self, kind: str, **kw: Any) -> dict[str, Any]:
         """Inject one fault (see the module docstring); returns what was done."""
+        trading = self.api.inject(kind, kw)  # rest_*, order_*, user_* (rest_api.py)
+        if trading is not None:
+            self.count(f"{kind}_faults")
+            return trading
         f = self.faults
         n = int(kw.get("count", 1))
         with f.lock:
@@ -311,6 +341,7 @@ class FakeCoinbase:
                 sess.out.wait_room(self.max_queue, 1.0)
         with self.lock:
             step = self.sim.advance()
+            self.api.on_step(step)
             now = time.time_ns()
             ts = format_rfc3339_ns(now).encode()
             per_product: dict[str, list[tuple[str, bytes, bytes, bool]]] = {}
@@ -401,12 +432,11 @@ class FakeCoinbase:
         raw.settimeout(5.0)
         try:
             sock = self.tls.wrap_socket(raw, server_side=True)
-            head = read_head(sock)
+            method, target, headers, early = read_request(sock)
         except (OSError, ssl.SSLError, ValueError):
             self.count("handshake_failures")
             raw.close()
             return
-        method, target, headers = head
         if headers.get("upgrade", "").lower() == "websocket":
             if time.monotonic() < self.faults.outage_until.get(listener, 0.0):
                 self.count("refused_upgrades")
@@ -428,12 +458,14 @@ class FakeCoinbase:
             sess.run()
             return
         try:
-            self._rest(sock, method, target)
+            self._rest(sock, method, target, headers, early)
         finally:
             with contextlib.suppress(OSError):
                 sock.close()
 
-    def _rest(self, sock: ssl.SSLSocket, method: str, target: str) -> None:
+    def _rest(
+        self, sock: ssl.SSLSocket, method: str, target: str, headers: dict[str, str], early: bytes
+    ) -> None:
         self.count("rest_requests")
         if time.monotonic() < self.faults.rest_outage_until:
             respond(
@@ -442,6 +474,8 @@ class FakeCoinbase:
                 b"<html><body><h1>Coinbase</h1>Service Unavailable</body></html>",
                 "text/html",
             )
+            return
+        if self.api.handle(sock, method, target, headers, early):
             return
         url = urllib.parse.urlsplit(target)
         q = urllib.parse.parse_qs(url.query)

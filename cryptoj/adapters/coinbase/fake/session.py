@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from cryptoj.adapters.coinbase.fake.server import FakeCoinbase
 
 TOO_MANY_L2 = b'{"type":"error","message":"too many L2 streams requested in a single session"}'
-CHANNELS = frozenset({"heartbeats", "level2", "ticker", "ticker_batch", "market_trades"})
+CHANNELS = frozenset({"heartbeats", "level2", "ticker", "ticker_batch", "market_trades", "user"})
 
 
 @dataclass
@@ -274,6 +274,9 @@ class WsSession:
         if self.ignore_subscribes:
             return
         self.subscribed = True
+        if channel == "user":  # its own JWT rules and answers: user_channel.py
+            fake.user.on_message(self, kind, products, msg)
+            return
         if not fake.jwt_ok(msg.get("jwt")):
             self.out.push(("raw", b'{"type":"error","message":"authentication failure"}'))
             return
@@ -293,22 +296,23 @@ class WsSession:
                     subs.difference_update(products)
                 else:
                     subs.clear()
-                self._ack()
+                self.ack()
                 return
             if channel == "heartbeats":
                 subs.add("heartbeats")
-                self._ack()
+                self.ack()
                 return
             if channel == "level2" and len(subs | set(products)) > fake.max_l2_products:
                 self.out.push(("raw", TOO_MANY_L2))
                 return
             new = [p for p in products if p not in subs]
             subs.update(products)
-            self._ack()
+            self.ack()
             if new:
                 fake.snapshot_into(self, channel, new)
 
-    def _ack(self) -> None:
+    def ack(self) -> None:
+        """Queue a ``subscriptions`` message listing every subscription of this connection."""
         subs = {ch: sorted(ps) for ch, ps in self.subs.items() if ps}
         events = json.dumps({"subscriptions": subs}, separators=(",", ":")).encode()
         self.out.push(

@@ -11,6 +11,7 @@ import contextlib
 import datetime as dt
 import ssl
 import struct
+from collections.abc import Mapping
 from pathlib import Path
 
 OP_CONT, OP_TEXT, OP_BIN, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
@@ -150,27 +151,68 @@ class FrameReader:
         return bool(fin), opcode, payload
 
 
-def read_head(sock: ssl.SSLSocket) -> tuple[str, str, dict[str, str]]:
+def read_request(sock: ssl.SSLSocket) -> tuple[str, str, dict[str, str], bytes]:
+    """An HTTP request head: method, target, headers (lower-case names) and the bytes of the
+    body already read with it."""
     data = b""
     while b"\r\n\r\n" not in data:
         chunk = sock.recv(4096)
         if not chunk or len(data) > 65536:
             raise ValueError("incomplete HTTP request")
         data += chunk
-    head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+    raw, _, rest = data.partition(b"\r\n\r\n")
+    head = raw.decode("latin-1").split("\r\n")
     method, target, _ = head[0].split(" ", 2)
     headers = {}
     for line in head[1:]:
         k, _, v = line.partition(":")
         headers[k.strip().lower()] = v.strip()
-    return method, target, headers
+    return method, target, headers, rest
 
 
-def respond(sock: ssl.SSLSocket, status: int, body: bytes, ctype: str) -> None:
-    reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}.get(status, "Error")
+def read_body(sock: ssl.SSLSocket, headers: dict[str, str], already: bytes) -> bytes:
+    """The request body (``Content-Length`` bytes, at most 1 MiB); ValueError when unusable."""
+    try:
+        length = int(headers.get("content-length", "0") or "0")
+    except ValueError:
+        raise ValueError("Content-Length is not a number") from None
+    if length < 0 or length > 1 << 20:
+        raise ValueError(f"Content-Length {length} out of range")
+    body = already
+    while len(body) < length:
+        chunk = sock.recv(min(65536, length - len(body)))
+        if not chunk:
+            raise ValueError("the client closed before sending the whole body")
+        body += chunk
+    return body[:length]
+
+
+REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
+def respond(
+    sock: ssl.SSLSocket,
+    status: int,
+    body: bytes,
+    ctype: str,
+    headers: Mapping[str, str] | None = None,
+) -> None:
+    """Send one response and announce ``Connection: close`` (errors ignored: the client may
+    have gone)."""
+    extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
     head = (
-        f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\nContent-Type: {ctype}\r\n"
+        f"Content-Length: {len(body)}\r\n{extra}Connection: close\r\n\r\n"
     )
     with contextlib.suppress(OSError):
         sock.sendall(head.encode() + body)
