@@ -193,6 +193,36 @@ class Journal:
         ).fetchall()
         return sum((Decimal(r[0]) for r in rows), Decimal(0))
 
+    def fill_totals(self, client_order_id: str) -> tuple[Decimal, Decimal, Decimal]:
+        """Σ quantity, Σ notional (``Fill.notional``) and Σ fee of one order's journalled fills."""
+        rows = self._db.execute(
+            "SELECT fill_id, product, side, quantity, price, fee, liquidity, ts FROM fills"
+            " WHERE client_order_id = ?",
+            (client_order_id,),
+        ).fetchall()
+        qty = value = fee = Decimal(0)
+        for r in rows:
+            f = Fill(
+                fill_id=r[0],
+                client_order_id=client_order_id,
+                product=r[1],
+                side=Side(r[2]),
+                quantity=Decimal(r[3]),
+                price=Decimal(r[4]),
+                fee=Decimal(r[5]),
+                liquidity=r[6],
+                ts=r[7],
+            )
+            qty += f.quantity
+            value += f.notional
+            fee += f.fee
+        return qty, value, fee
+
+    def last_fill_ts(self) -> int | None:
+        """The ``ts`` of the newest journalled fill, or None."""
+        row = self._db.execute("SELECT MAX(ts) FROM fills").fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
     def record_equity(self, ts: int, equity: Decimal, cash: Decimal) -> None:
         """Journal the marked equity at ``ts`` (one row per market timestamp)."""
         self._db.execute(

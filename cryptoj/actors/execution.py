@@ -1,13 +1,36 @@
 """ExecutionActor: the order state machines between the portfolio and the venue.
 
-Journal first: an order is journalled PENDING before it is sent. Venue events (fills, closes)
-arrive from the venue's user channel and are forwarded to the portfolio. States never regress
-(an OPEN after a fill is ignored). On start it reconciles every non-terminal journalled order with
-the venue — the venue wins: fills it missed are re-sent (the portfolio deduplicates by fill id),
-orders the venue never saw are rejected, so no order is lost or duplicated across a restart.
+Journal first: an order is journalled PENDING (under the ``client_order_id`` the portfolio
+chose and journalled with its intent) before it is sent. Venue events (acceptances, fills,
+closes) arrive from the venue's user channel and are forwarded to the portfolio. States never
+regress (an OPEN after a fill is ignored). On start it reconciles every non-terminal journalled
+order with the venue — the venue wins: fills it missed are re-sent (the portfolio deduplicates
+by fill id), orders the venue never saw are rejected, so no order is lost or duplicated across
+a restart.
+
+With a venue whose answers can be lost (a :class:`~cryptoj.venues.base.ReconcilingVenue`, i.e.
+Coinbase; the logic lives in the venue, this actor only drives it and journals):
+
+* on start every open journalled order is registered with the venue together with the fills
+  the journal already booked for it (the baseline beyond which fills are derived), then each
+  is resolved by ``client_order_id``, then a full reconciliation runs;
+* a submit whose outcome stays unknown (:class:`~cryptoj.models.OrderOutcomeUnknown`) leaves the
+  order PENDING with its reservation held, journals an ``outcome_unknown`` event and looks it up
+  again every ``venue.outcome_retry_ns`` until the venue finds it (accepted), refuses it, or
+  reports it absent (rejected "never reached the venue"); it is never re-posted under a new id;
+* a full reconciliation runs every ``venue.reconcile_interval_ns`` and whenever the venue asks
+  (:class:`~cryptoj.models.ReconcileVenue`: its user channel reconnected or saw a gap); every
+  difference is journalled as a ``reconcile`` event; an order the venue has and the journal
+  knows but no longer tracks (e.g. rejected as absent too early) is adopted: the venue wins;
+* an authentication failure is journalled, then re-raised: the actor crashes and supervision
+  decides (restart, and past the intensity the emergency exit).
+
+Timers carry a token of this actor incarnation, so a restart never doubles them.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from cryptoj.actors.base import Actor, Context
 from cryptoj.journal import Journal
@@ -17,13 +40,21 @@ from cryptoj.models.orders import (
     Fill,
     OrderAccepted,
     OrderClosed,
+    OrderOutcomeUnknown,
     OrderRejected,
     OrderStatus,
     OrderStatusReport,
     OrderStatusRequest,
+    OrderType,
+    ReconcileVenue,
+    Side,
     SubmitOrder,
 )
-from cryptoj.venues.base import ExecutionVenue
+from cryptoj.models.system import Tick
+from cryptoj.venues.base import ExecutionVenue, ReconcilingVenue, Resolution, TrackedOrder
+
+RECONCILE_TIMER = "execution.reconcile"
+OUTCOME_TIMER = "execution.outcome"
 
 
 class ExecutionActor(Actor):
@@ -38,12 +69,28 @@ class ExecutionActor(Actor):
         self.journal_path = journal_path
         self.portfolio = portfolio
         self.journal: Journal | None = None
+        self.remote: ReconcilingVenue | None = (
+            venue if isinstance(venue, ReconcilingVenue) else None
+        )
+        self._token = ""
+        self._outcome_armed = False
 
     def on_start(self, ctx: Context) -> None:
         """Open the journal and reconcile non-terminal orders with the venue."""
         self.journal = Journal(self.journal_path)
-        for row in self.journal.orders(open_only=True):
-            self._reconcile(row["client_order_id"], row["product"], ctx)
+        rows = self.journal.orders(open_only=True)
+        if self.remote is None:
+            for row in rows:
+                self._reconcile(row["client_order_id"], row["product"], ctx)
+            return
+        self._token = ctx.new_id("timers")
+        for row in rows:
+            self._track(row)
+        self._full_reconcile(ctx, "start", self._since_ns(rows))
+        for row in rows:
+            if row["status"] != OrderStatus.PENDING:  # PENDING ones were resolved just now
+                self._reconcile(row["client_order_id"], row["product"], ctx)
+        ctx.schedule(self.remote.reconcile_interval_ns, self._timer(RECONCILE_TIMER))
 
     def on_stop(self, ctx: Context) -> None:
         """Close the journal."""
@@ -53,6 +100,8 @@ class ExecutionActor(Actor):
     def _j(self) -> Journal:
         assert self.journal is not None, "ExecutionActor used before on_start"
         return self.journal
+
+    # -- orders ------------------------------------------------------------------------------
 
     def _handle_submit_order(self, order: SubmitOrder, ctx: Context) -> None:
         journal = self._j()
@@ -71,7 +120,11 @@ class ExecutionActor(Actor):
         if not is_new:  # a duplicate: never post twice, report what the venue knows
             self._reconcile(order.client_order_id, order.product, ctx)
             return
-        result = self.venue.submit(order, ctx.now())
+        try:
+            result = self.venue.submit(order, ctx.now())
+        except Exception as e:
+            self._event(ctx, "venue_error", f"{order.client_order_id}: {type(e).__name__}: {e}")
+            raise
         if isinstance(result, OrderAccepted):
             row = journal.order(order.client_order_id)
             if row is not None and row["status"] == OrderStatus.PENDING:
@@ -81,6 +134,9 @@ class ExecutionActor(Actor):
                     status=OrderStatus.OPEN,
                     venue_order_id=result.venue_order_id,
                 )
+        elif isinstance(result, OrderOutcomeUnknown):
+            self._event(ctx, "outcome_unknown", f"{order.client_order_id}: {result.reason}")
+            self._arm_outcome_timer(ctx)
         else:
             journal.update_order(
                 order.client_order_id, ctx.now(), status=OrderStatus.REJECTED, reason=result.reason
@@ -128,8 +184,99 @@ class ExecutionActor(Actor):
             else:
                 self._reconcile(coid, row["product"], ctx)
 
+    # -- reconciliation (remote venues) ------------------------------------------------------
+
+    def _handle_reconcile_venue(self, msg: ReconcileVenue, ctx: Context) -> None:
+        if self.remote is not None:
+            self._full_reconcile(ctx, msg.reason, None)
+
+    def _handle_tick(self, msg: Tick, ctx: Context) -> None:
+        kind, _, token = msg.kind.partition(":")
+        if self.remote is None or token != self._token:
+            return  # a timer of an earlier incarnation
+        if kind == RECONCILE_TIMER:
+            self._full_reconcile(ctx, "interval", None)
+            ctx.schedule(self.remote.reconcile_interval_ns, msg)
+        elif kind == OUTCOME_TIMER:
+            self._outcome_armed = False
+            for row in self._j().orders(open_only=True):
+                if row["status"] == OrderStatus.PENDING:
+                    self._reconcile(row["client_order_id"], row["product"], ctx)
+
+    def _timer(self, kind: str) -> Tick:
+        return Tick(kind=f"{kind}:{self._token}")
+
+    def _arm_outcome_timer(self, ctx: Context) -> None:
+        if self.remote is not None and not self._outcome_armed:
+            self._outcome_armed = True
+            ctx.schedule(self.remote.outcome_retry_ns, self._timer(OUTCOME_TIMER))
+
+    def _track(self, row: dict[str, Any]) -> None:
+        assert self.remote is not None
+        qty, value, fees = self._j().fill_totals(row["client_order_id"])
+        self.remote.track(
+            TrackedOrder(
+                client_order_id=row["client_order_id"],
+                product=row["product"],
+                side=Side(row["side"]),
+                order_type=OrderType(row["order_type"]),
+                created_ts=int(row["created_ts"]),
+                venue_order_id=row["venue_order_id"],
+                status=OrderStatus(row["status"]),
+                filled_quantity=qty,
+                filled_value=value,
+                fees=fees,
+            )
+        )
+
+    def _since_ns(self, rows: list[dict[str, Any]]) -> int | None:
+        """Where the first fills query starts: the oldest open order or the newest fill."""
+        times = [int(r["created_ts"]) for r in rows]
+        last = self._j().last_fill_ts()
+        if last is not None:
+            times.append(last)
+        return min(times) if times else None
+
+    def _full_reconcile(self, ctx: Context, why: str, since_ns: int | None) -> None:
+        assert self.remote is not None
+        for row in self._j().orders(open_only=True):
+            if row["status"] == OrderStatus.PENDING:
+                self._reconcile(row["client_order_id"], row["product"], ctx)
+        report = self.remote.reconcile(ctx.now(), since_ns)
+        for d in report.diffs:
+            detail = f"{why}: {d.kind} {d.client_order_id or '-'} {d.venue_order_id} {d.detail}"
+            self._event(ctx, "reconcile", detail.strip())
+            if d.kind == "untracked" and d.client_order_id:
+                self._adopt(d.client_order_id, ctx)
+        if report.error:
+            self._event(ctx, "reconcile_failed", f"{why}: {report.error}")
+
+    def _adopt(self, coid: str, ctx: Context) -> None:
+        """The venue has an order the journal knows but nobody tracks: the venue wins."""
+        assert self.remote is not None
+        row = self._j().order(coid)
+        if row is None:
+            return  # not ours (placed by hand?): reported, left alone
+        self._track(row)
+        state, detail = self.remote.resolve(coid, ctx.now(), force=True)
+        self._event(ctx, "adopted", f"{coid}: {state}: {detail}")
+        if state is Resolution.FOUND:
+            self._report(coid, row["product"], ctx)
+
     def _reconcile(self, coid: str, product: str, ctx: Context) -> None:
         """Bring one order in line with the venue and tell the portfolio everything it knows."""
+        if self.remote is not None:
+            row = self._j().order(coid)
+            if row is not None and row["status"] in (OrderStatus.PENDING, OrderStatus.OPEN):
+                self._track(row)
+            state, detail = self.remote.resolve(coid, ctx.now())
+            if state is Resolution.UNKNOWN:
+                self._event(ctx, "outcome_unknown", f"{coid}: {detail}")
+                self._arm_outcome_timer(ctx)
+                return
+        self._report(coid, product, ctx)
+
+    def _report(self, coid: str, product: str, ctx: Context) -> None:
         journal = self._j()
         v = self.venue.get_order(coid)
         if v is None:
@@ -150,7 +297,8 @@ class ExecutionActor(Actor):
             ctx.now(),
             status=v.status,
             filled_quantity=v.filled_quantity,
-            venue_order_id=v.venue_order_id,
+            venue_order_id=v.venue_order_id or None,
+            reason=getattr(v, "reason", None) or None,
         )
         ctx.send(
             self.portfolio,
@@ -162,3 +310,9 @@ class ExecutionActor(Actor):
                 filled_quantity=v.filled_quantity,
             ),
         )
+
+    def _event(self, ctx: Context, kind: str, detail: str) -> None:
+        self._j().record_event(ctx.now(), "execution", kind, detail)
+
+
+__all__ = ["OUTCOME_TIMER", "RECONCILE_TIMER", "ExecutionActor"]

@@ -20,6 +20,7 @@ class OrderType(enum.StrEnum):
 
     MARKET = "MARKET"  # IOC at the venue
     LIMIT = "LIMIT"  # GTC
+    STOP_LIMIT = "STOP_LIMIT"  # GTC limit order that rests once stop_price trades (Coinbase only)
 
 
 class OrderStatus(enum.StrEnum):
@@ -54,6 +55,7 @@ class SubmitOrder(Message, frozen=True, kw_only=True):
     limit_price: Decimal | None = None
     post_only: bool = False
     reason: str = ""
+    stop_price: Decimal | None = None  # STOP_LIMIT only
 
 
 class CancelOrder(Message, frozen=True, kw_only=True):
@@ -80,6 +82,25 @@ class OrderRejected(Message, frozen=True, kw_only=True):
 
     client_order_id: str
     product: str
+    reason: str
+
+
+class OrderOutcomeUnknown(Message, frozen=True, kw_only=True):
+    """The order was sent but the venue's answer was lost and a lookup could not settle it yet.
+
+    Returned by a venue's ``submit`` instead of OrderAccepted / OrderRejected: the order stays
+    PENDING (its reservation held) and Execution keeps looking it up by ``client_order_id``
+    on a timer; it is never re-posted under another id.
+    """
+
+    client_order_id: str
+    product: str
+    reason: str
+
+
+class ReconcileVenue(Message, frozen=True, kw_only=True):
+    """Venue → Execution: reconcile with me now (user channel reconnected, a sequence gap)."""
+
     reason: str
 
 

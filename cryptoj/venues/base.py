@@ -1,13 +1,34 @@
-"""The interface every execution venue offers the actors (paper today, Coinbase next)."""
+"""The interface every execution venue offers the actors (paper, Coinbase).
+
+:class:`ExecutionVenue` is what the ExecutionActor needs of any venue. A venue whose answers can
+be lost on the way (a remote exchange) also implements :class:`ReconcilingVenue`: the actor then
+registers the journal's open orders with it (:meth:`ReconcilingVenue.track`), settles orders
+whose outcome is unknown by looking them up (:meth:`ReconcilingVenue.resolve`), and runs a full
+reconciliation on start, when the venue asks for one (:class:`~cryptoj.models.ReconcileVenue`,
+e.g. after its user channel reconnected) and on a timer (:meth:`ReconcilingVenue.reconcile`).
+The paper venue is not a ReconcilingVenue: it never loses an answer.
+"""
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
+
+import msgspec
 
 from cryptoj.models.base import Message
-from cryptoj.models.orders import Fill, OrderAccepted, OrderRejected, SubmitOrder
+from cryptoj.models.orders import (
+    Fill,
+    OrderAccepted,
+    OrderOutcomeUnknown,
+    OrderRejected,
+    OrderStatus,
+    OrderType,
+    Side,
+    SubmitOrder,
+)
 
 
 class ExecutionVenue(Protocol):
@@ -17,8 +38,13 @@ class ExecutionVenue(Protocol):
         """Where the venue pushes Fill / OrderClosed events (its user channel)."""
         ...
 
-    def submit(self, order: SubmitOrder, ts: int) -> OrderAccepted | OrderRejected:
-        """Place an order; idempotent on ``client_order_id``."""
+    def submit(
+        self, order: SubmitOrder, ts: int
+    ) -> OrderAccepted | OrderRejected | OrderOutcomeUnknown:
+        """Place an order; idempotent on ``client_order_id``.
+
+        OrderOutcomeUnknown only from a ReconcilingVenue: the order may exist; look it up.
+        """
         ...
 
     def cancel(self, client_order_id: str, ts: int) -> bool:
@@ -43,4 +69,77 @@ class ExecutionVenue(Protocol):
 
     def balances(self) -> dict[str, Decimal]:
         """Total balance per currency."""
+        ...
+
+
+class Resolution(enum.StrEnum):
+    """What a lookup of one order by client order id found."""
+
+    FOUND = "found"  # the venue has it: get_order() and fills_for() are now up to date
+    ABSENT = "absent"  # the venue certainly does not have it (and it will not be re-sent)
+    UNKNOWN = "unknown"  # could not tell yet (venue unreachable, not visible yet): try later
+
+
+class TrackedOrder(msgspec.Struct, frozen=True, kw_only=True):
+    """A journalled order handed to the venue, with what the journal already booked for it."""
+
+    client_order_id: str
+    product: str
+    side: Side
+    order_type: OrderType
+    created_ts: int
+    venue_order_id: str | None = None
+    status: OrderStatus = OrderStatus.PENDING
+    filled_quantity: Decimal = Decimal(0)  # Σ journalled fill quantities
+    filled_value: Decimal = Decimal(0)  # Σ journalled fill notionals
+    fees: Decimal = Decimal(0)  # Σ journalled fill fees
+
+
+class ReconcileDiff(msgspec.Struct, frozen=True, kw_only=True):
+    """One difference a reconciliation found (and applied: the venue wins)."""
+
+    kind: str  # accepted | fill | status | untracked | absent
+    client_order_id: str
+    venue_order_id: str = ""
+    product: str = ""
+    detail: str = ""
+
+
+class ReconcileReport(msgspec.Struct, frozen=True, kw_only=True):
+    """The outcome of one full reconciliation; ``error`` is set when it could not finish."""
+
+    diffs: tuple[ReconcileDiff, ...] = ()
+    error: str = ""
+
+
+@runtime_checkable
+class ReconcilingVenue(Protocol):
+    """A remote venue whose answers can be lost (see the module docstring)."""
+
+    @property
+    def reconcile_interval_ns(self) -> int:
+        """How often the actor runs :meth:`reconcile`."""
+        ...
+
+    @property
+    def outcome_retry_ns(self) -> int:
+        """How soon the actor retries an order whose outcome is unknown."""
+        ...
+
+    def track(self, order: TrackedOrder) -> None:
+        """Register a journalled order (idempotent; a known order only has its baseline raised)."""
+        ...
+
+    def resolve(
+        self, client_order_id: str, ts: int, *, force: bool = False
+    ) -> tuple[Resolution, str]:
+        """Settle one tracked order (looking it up by client order id if needed) and say how.
+
+        ``force`` looks it up at the venue even when its state is already known.
+        """
+        ...
+
+    def reconcile(self, ts: int, since_ns: int | None = None) -> ReconcileReport:
+        """Fetch open orders and the fills since the last seen one (or ``since_ns``), apply the
+        differences (the venue wins; events go through the listener) and report them."""
         ...
