@@ -211,6 +211,11 @@ class MarketSim:
         asks = sorted(self.asks[product].items())[:levels]
         return bids, asks
 
+    def best_at(self, product: str, step: int) -> tuple[Decimal | None, Decimal | None]:
+        """Best bid and ask of ``product`` at recorded ``step`` (wrapping): tests look ahead."""
+        bids, asks = self._top_books[step % self.n][product]
+        return (max(bids) if bids else None), (min(asks) if asks else None)
+
     # -- precomputation ----------------------------------------------------------------------
 
     @staticmethod
