@@ -190,6 +190,17 @@ class ShutdownConfig(_Section, frozen=True, kw_only=True):
     stop_open_orders: Literal["cancel", "keep"] = "cancel"  # on an orderly stop
 
 
+class ExecutionConfig(_Section, frozen=True, kw_only=True):
+    """Order splitting in the ExecutionActor: TWAP with a depth limit (README "Order splitting")."""
+
+    split_enabled: bool = True  # false: every order goes to the venue whole
+    max_depth_share: Fraction = 0.25  # a child takes at most this share of the visible top size
+    child_interval_s: PositiveFloat = 30.0  # one child per interval, seconds
+    max_duration_s: PositiveFloat = 600.0  # deadline from the parent's start; then it expires
+    min_child_notional: NonNegFloat = 10.0  # smallest child, quote currency
+    max_consecutive_rejections: PositiveInt = 3  # children rejected in a row stop the parent
+
+
 class Config(_Section, frozen=True, kw_only=True):
     """The whole daemon configuration (see config.yaml for every field, unit and default)."""
 
@@ -204,6 +215,7 @@ class Config(_Section, frozen=True, kw_only=True):
     trace: TraceConfig = TraceConfig()
     supervision: SupervisionConfig = SupervisionConfig()
     shutdown: ShutdownConfig = ShutdownConfig()
+    execution: ExecutionConfig = ExecutionConfig()
     coinbase: CoinbaseConfig = CoinbaseConfig()
     logging: LoggingConfig = LoggingConfig()
     ops: OpsConfig = OpsConfig()
@@ -258,6 +270,8 @@ def _cross_checks(cfg: Config) -> list[str]:
         out.append("feed.products: expected the products to subscribe to with source: coinbase")
     if cfg.supervision.backoff_min_s > cfg.supervision.backoff_max_s:
         out.append("supervision.backoff_min_s: expected at most supervision.backoff_max_s")
+    if cfg.execution.max_duration_s < cfg.execution.child_interval_s:
+        out.append("execution.max_duration_s: expected at least execution.child_interval_s")
     return out
 
 

@@ -33,8 +33,9 @@ def test_every_problem_is_reported_with_its_field_path() -> None:
             }
         )
     assert e.value.problems == [
-        "bogus: unknown field (known: coinbase, feed, flags, journal, live_trading_confirmed, "
-        "logging, mode, ops, paper, risk, seed, shutdown, strategy, supervision, trace)",
+        "bogus: unknown field (known: coinbase, execution, feed, flags, journal, "
+        "live_trading_confirmed, logging, mode, ops, paper, risk, seed, shutdown, strategy, "
+        "supervision, trace)",
         "risk.colour: unknown field (known: caution_drawdown, correlation_weight, "
         "daily_loss_limit, min_position_size, position_size_limit, stop_loss, "
         "volatility_halflife_bars, volatility_weight)",
@@ -64,6 +65,14 @@ def test_every_problem_is_reported_with_its_field_path() -> None:
             "strategy.fast_period: expected less than",
         ),
         ({"mode": "live"}, "mode: 'live' also needs live_trading_confirmed: true"),
+        (
+            {"execution": {"max_depth_share": 0}},
+            "execution.max_depth_share: expected a number in (0, 1], got 0",
+        ),
+        (
+            {"execution": {"child_interval_s": 60, "max_duration_s": 30}},
+            "execution.max_duration_s: expected at least execution.child_interval_s",
+        ),
     ],
 )
 def test_bad_values_name_the_field_and_what_was_expected(raw: dict, expected: str) -> None:
