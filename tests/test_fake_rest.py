@@ -6,12 +6,16 @@ from __future__ import annotations
 import http.client
 import json
 import secrets
+import signal
 import socket
 import ssl
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from decimal import Decimal as D
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -476,3 +480,25 @@ def test_control_endpoint_injects_and_summarises(api: Https) -> None:
     usd = summary["balances"]["USD"]
     assert D(usd["available"]) + D(usd["hold"]) == D(usd["total"])
     assert fake.state()["counts"]["rest_429_faults"] >= 1
+
+
+def test_the_command_line_writes_a_key_file_the_sdk_can_use(tmp_path: Any) -> None:
+    key_file = tmp_path / "key.json"
+    tool = Path(__file__).resolve().parents[1] / "tools" / "fake_coinbase.py"
+    cmd = [sys.executable, str(tool), "--port", "0", "--control-port", "0", "--seconds", "30",
+           "--generate-key", "ES256", "--key-out", str(key_file), "--balance", "USD=500",
+           "--cert-dir", str(tmp_path / "cert")]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        info = json.loads(proc.stdout.readline())
+        assert info["key_file"] == str(key_file) and key_file.stat().st_mode & 0o777 == 0o600
+        c = RESTClient(key_file=str(key_file), base_url=info["rest_url"][8:], timeout=5)
+        c.session.trust_env = False
+        c.session.verify = info["ca_file"]
+        usd = next(a for a in c.get_accounts().accounts if a.currency == "USD")
+        assert usd.available_balance["value"] == "500"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=10)
+    assert proc.returncode == 0 and json.loads(out.strip().splitlines()[-1])["rest_accounts"] == 1

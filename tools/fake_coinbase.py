@@ -1,7 +1,11 @@
-"""Local fake Coinbase Advanced Trade: market-data WSS (and public REST) on loopback, with faults.
+"""Local fake Coinbase Advanced Trade on loopback: market-data WSS, public REST, trading REST and
+the user channel, with faults.
 
     python tools/fake_coinbase.py [--port 8444] [--alt-port 8446] [--control-port 8445]
         [--step-s 0.1] [--deep-levels 0] [--every gap:5 --every disconnect:20 ...] [--seconds N]
+        [--generate-key Ed25519 --key-out var/fake-key.json | --api-key-name N --api-public-key F]
+        [--balance USD=100000 --balance BTC=1] [--taker-fee 0.006 --maker-fee 0.004]
+        [--order-fault-rate 0.1 --fault-seed 7 --fault-kinds rest_429 drop_after_commit]
 
 Serves ``wss://127.0.0.1:PORT`` with a self-signed certificate generated at start (SAN
 ``IP:127.0.0.1``, ``DNS:localhost``; written to ``--cert-dir``, default a temporary directory;
@@ -16,7 +20,15 @@ protocol notes know how: one channel per subscribe, subscribe within ``--subscri
 JWTs, ``too many L2 streams requested in a single session`` above ``--max-l2-products`` (16),
 per-connection ``sequence_num`` from 0. The same port answers the public REST reads the feed
 uses (``/api/v3/brokerage/market/products/{id}/ticker``, ``/market/product_book``,
-``/best_bid_ask``, ``/time``); the execution REST API is not part of this fake.
+``/best_bid_ask``, ``/time``).
+
+Trading (``cryptoj/adapters/coinbase/fake/``: ``exchange.py``, ``rest_api.py``,
+``user_channel.py``): the private REST API (``POST /orders``, ``/orders/batch_cancel``,
+``GET /orders/historical/{id|batch|fills}``, ``/accounts``, ``/products``,
+``/transaction_summary``) and the ``user`` websocket channel, matched against the recorded book.
+With a key (``--generate-key`` writes a CDP key file ``{"name", "privateKey"}`` with mode 0600
+for the client; or register an existing public key) every private call needs a valid JWT (else
+401 ``Unauthorized``); without one, authentication is off.
 
 Faults (``--every KIND:SECONDS`` repeats one; ``POST /fault`` on the control port injects one,
 body ``{"kind": ..., ...}``; ``GET /state`` returns counters):
@@ -33,7 +45,21 @@ body ``{"kind": ..., ...}``; ``GET /state`` returns counters):
 ``subscribe_timeout`` count=N the next N connections' subscribes are ignored (the deadline hits)
 ``outage`` seconds=S listener=0|1  refuse websocket upgrades (HTTP 503) on a port for S seconds
 ``rest_outage`` seconds=S    REST answers 503 with an HTML body for S seconds
+``rest_429`` body=html|json  the next private call gets 429 with x-ratelimit-* and Retry-After
+``rest_5xx`` status=503|500 commit=false|true  503/500 (after processing the call when commit)
+``rest_delay`` seconds=S commit=before|after  answer S seconds late (processed before/after)
+``order_reject`` reason=R    a create answers success:false (INSUFFICIENT_FUND), creates nothing
+``null_config``              a create succeeds with ``"order_configuration": null``
+``drop_after_commit``        the call is processed, then the TCP connection is reset
+``user_disconnect`` mode=drop|clean  drop the user-channel connections now
+``user_replay`` orders=K     the next user subscribe also gets every past update of the open
+                             orders and the K last finished ones
+``order_fault_rate`` rate=P seed=N kinds=[...]  random REST faults on order calls
 ============================ =================================================================
+
+The REST faults take ``count=N`` and ``endpoint=any|create|cancel|get|list|fills|accounts|
+products`` (see ``cryptoj/adapters/coinbase/fake/rest_faults.py``). ``GET /orders-summary``
+on the control port lists every order and fill, the orders per client_order_id and balances.
 
 A connection whose backlog exceeds ``--max-queue`` steps, or whose socket does not take data
 within 5 s, is closed with 1008 ``slow consumer`` (with ``--step-s 0`` the data source waits
@@ -48,11 +74,14 @@ import signal
 import sys
 import threading
 import time
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cryptoj.adapters.coinbase.fake import FakeCoinbase
+from cryptoj.adapters.coinbase.fake.auth import generate_api_key, write_key_file
+from cryptoj.adapters.coinbase.fake.rest_faults import REQUEST_KINDS
 
 # -- CLI ---------------------------------------------------------------------------------------
 
@@ -83,10 +112,45 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--cert-dir", default=None, help="where to write the certificate (default: temp)"
     )
-    ap.add_argument("--jwt-key-name", default=None)
     ap.add_argument(
-        "--jwt-public-key", default=None, help="PEM file: subscribes must carry a valid JWT"
+        "--api-key-name",
+        "--jwt-key-name",
+        dest="key_name",
+        default=None,
+        help="the registered CDP key name (organizations/.../apiKeys/...)",
     )
+    ap.add_argument(
+        "--api-public-key",
+        "--jwt-public-key",
+        dest="public_key",
+        default=None,
+        help="PEM file of its public key: private calls and subscribes need a valid JWT",
+    )
+    ap.add_argument(
+        "--generate-key",
+        choices=["ES256", "Ed25519"],
+        default=None,
+        help="make a fresh key pair and register it (needs --key-out)",
+    )
+    ap.add_argument("--key-out", default=None, help="where to write the CDP key file (mode 0600)")
+    ap.add_argument("--jwt-skew-s", type=float, default=5.0, help="allowed clock skew for nbf")
+    ap.add_argument(
+        "--balance",
+        action="append",
+        default=[],
+        metavar="CUR=AMOUNT",
+        help="starting balance (repeatable; default USD=100000)",
+    )
+    ap.add_argument("--taker-fee", default="0.006")
+    ap.add_argument("--maker-fee", default="0.004")
+    ap.add_argument(
+        "--order-fault-rate",
+        type=float,
+        default=0.0,
+        help="probability of a random REST fault per order call (create/cancel/get/list)",
+    )
+    ap.add_argument("--fault-seed", type=int, default=None)
+    ap.add_argument("--fault-kinds", nargs="*", default=None, choices=list(REQUEST_KINDS))
     ap.add_argument(
         "--every",
         action="append",
@@ -98,15 +162,38 @@ def main(argv: list[str] | None = None) -> int:
         "--seconds", type=float, default=0.0, help="stop after this long (0 = until SIGTERM)"
     )
     args = ap.parse_args(argv)
-    pub = Path(args.jwt_public_key).read_text() if args.jwt_public_key else None
-    fake = FakeCoinbase(
-        data=args.data, products=args.products, port=args.port, alt_port=args.alt_port,
-        control_port=args.control_port, step_s=args.step_s, heartbeat_s=args.heartbeat_s,
-        subscribe_deadline_s=args.subscribe_deadline_s, max_l2_products=args.max_l2_products,
-        depth=args.depth, deep_levels=args.deep_levels, counter_string=args.counter_string,
-        max_queue=args.max_queue, cert_dir=args.cert_dir, jwt_key_name=args.jwt_key_name,
-        jwt_public_key=pub,
-    ).start()  # fmt: skip
+    key_name, pub, key_file = args.key_name, None, None
+    if args.generate_key:
+        if not args.key_out or args.public_key:
+            ap.error("--generate-key needs --key-out (and no --api-public-key)")
+        key = generate_api_key(args.generate_key, key_name)
+        key_name, pub = key.name, key.public_pem
+        key_file = str(write_key_file(key, args.key_out))
+    elif args.public_key:
+        pub = Path(args.public_key).read_text()
+    if (key_name is None) != (pub is None):
+        ap.error("give --api-key-name and --api-public-key together (or --generate-key)")
+    balances = {}
+    for spec in args.balance or ["USD=100000"]:
+        cur, _, amount = spec.partition("=")
+        try:
+            balances[cur.strip().upper()] = Decimal(amount)
+        except InvalidOperation:
+            ap.error(f"--balance {spec!r}: expected CUR=AMOUNT")
+    try:
+        fake = FakeCoinbase(
+            data=args.data, products=args.products, port=args.port, alt_port=args.alt_port,
+            control_port=args.control_port, step_s=args.step_s, heartbeat_s=args.heartbeat_s,
+            subscribe_deadline_s=args.subscribe_deadline_s, max_l2_products=args.max_l2_products,
+            depth=args.depth, deep_levels=args.deep_levels, counter_string=args.counter_string,
+            max_queue=args.max_queue, cert_dir=args.cert_dir, jwt_key_name=key_name,
+            jwt_public_key=pub, jwt_skew_s=args.jwt_skew_s, balances=balances,
+            taker_fee=args.taker_fee, maker_fee=args.maker_fee,
+            order_fault_rate=args.order_fault_rate, fault_seed=args.fault_seed,
+            fault_kinds=args.fault_kinds,
+        ).start()  # fmt: skip
+    except (ValueError, ArithmeticError) as e:  # bad balance, fee rate or key
+        ap.error(str(e))
     info = {
         "ws_url": fake.ws_url,
         "rest_url": fake.rest_url,
@@ -115,6 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.alt_port is not None:
         info["alt_ws_url"] = fake.alt_ws_url
+    if key_name is not None:
+        info["key_name"] = key_name
+    if key_file is not None:
+        info["key_file"] = key_file
     print(json.dumps(info), flush=True)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
