@@ -45,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--log-json", action="store_true", help="log JSON lines instead of text")
     run.add_argument(
+        "--live",
+        action="store_true",
+        help="trade live on Coinbase (also needs mode: live and live_trading_confirmed: true)",
+    )
+    run.add_argument(
         "--ops-port", type=int, default=None, help="ops endpoint port (overrides ops.port; 0 = any)"
     )
 
@@ -148,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
             from cryptoj.daemon import run_daemon
 
             cfg = _load(args.config, default_if_missing=True)
-            return int(run_daemon(cfg, log_json=args.log_json, ops_port=args.ops_port))
+            return int(
+                run_daemon(cfg, log_json=args.log_json, ops_port=args.ops_port, live=args.live)
+            )
         if args.command == "status":
             return _status(args)
         if args.command == "report":

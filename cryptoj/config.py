@@ -111,12 +111,34 @@ class SupervisionConfig(_Section, frozen=True, kw_only=True):
     stop_timeout_s: PositiveFloat = 5.0
 
 
+HttpsUrl = Annotated[str, msgspec.Meta(pattern=r"^https://[^/\s]+/?$")]
+WssUrl = Annotated[str, msgspec.Meta(pattern=r"^wss://[^/\s]+(/\S*)?$")]
+
+
 class CoinbaseConfig(_Section, frozen=True, kw_only=True):
-    """Coinbase credentials, by reference only: never put a secret in this file."""
+    """Coinbase credentials (by reference only: never put a secret in this file) and the
+    execution client used with ``mode: live`` (README "Live trading on Coinbase")."""
 
     api_key_env: str = "COINBASE_API_KEY"  # name of the env var holding the key name
     api_secret_env: str = "COINBASE_API_SECRET"  # name of the env var holding the private key
     key_file: str | None = None  # path to a JSON key file readable only by its owner
+    # -- execution (mode: live) ------------------------------------------------------------
+    rest_url: HttpsUrl = "https://api.coinbase.com"  # REST API host (private endpoints)
+    user_ws_url: WssUrl = "wss://advanced-trade-ws-user.coinbase.com"  # the user channel
+    ca_file: str | None = None  # extra CA (PEM) to trust, e.g. the local fake's certificate
+    quote_currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3,5}$")] = "USD"  # account cash
+    timeout_s: PositiveFloat = 10.0  # every REST call (and the websocket connect)
+    max_attempts: PositiveInt = 4  # tries per call on 429 / 5xx / transport errors
+    backoff_min_s: PositiveFloat = 0.5  # first retry delay, doubling up to backoff_max_s
+    backoff_max_s: PositiveFloat = 8.0
+    rate_limit_per_s: PositiveFloat = 25.0  # client-side limit (Coinbase: 30/s private)
+    rate_limit_burst: PositiveInt = 10
+    place_attempts: PositiveInt = 3  # creates under one client_order_id before "unknown"
+    outcome_retry_s: PositiveFloat = 5.0  # look an unknown outcome up again after this
+    absent_grace_s: NonNegFloat = 60.0  # an order absent this long after its intent is lost
+    lookup_window_s: PositiveFloat = 600.0  # orders listed from this long before the intent
+    reconcile_interval_s: PositiveFloat = 60.0  # full REST reconciliation period
+    user_stale_s: PositiveFloat = 10.0  # user channel silent this long → reconnect
 
 
 class LoggingConfig(_Section, frozen=True, kw_only=True):
@@ -270,6 +292,13 @@ def _cross_checks(cfg: Config) -> list[str]:
         out.append("feed.products: expected the products to subscribe to with source: coinbase")
     if cfg.supervision.backoff_min_s > cfg.supervision.backoff_max_s:
         out.append("supervision.backoff_min_s: expected at most supervision.backoff_max_s")
+    if cfg.coinbase.backoff_min_s > cfg.coinbase.backoff_max_s:
+        out.append("coinbase.backoff_min_s: expected at most coinbase.backoff_max_s")
+    if cfg.mode == "live" and cfg.feed.source != "coinbase":
+        out.append(
+            "feed.source: mode 'live' trades on live prices: expected 'coinbase', "
+            f"got {cfg.feed.source!r}"
+        )
     if cfg.execution.max_duration_s < cfg.execution.child_interval_s:
         out.append("execution.max_duration_s: expected at least execution.child_interval_s")
     return out

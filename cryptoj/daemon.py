@@ -92,9 +92,15 @@ class Daemon:
         ops_port: int | None = None,
         ops: OpsConfig | None = None,
         flags: Mapping[str, Any] | None = None,
+        live: bool = False,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
-        """``ops`` and ``flags`` replace the config's sections (tests, embedding)."""
+        """``ops`` and ``flags`` replace the config's sections (tests, embedding); ``live`` is
+        ``--live`` (with ``mode: live`` it trades on Coinbase); ``environ`` replaces
+        ``os.environ`` for the Coinbase credentials (tests)."""
         self.cfg = cfg
+        self.live = live
+        self.environ = environ
         self.ops = ops if ops is not None else cfg.ops
         self.flags = flags
         if ops_port is not None:
@@ -145,6 +151,8 @@ class Daemon:
             stop_on_feed_end=False,
             run_tag=run_tag,
             data_name=cfg.feed.data,
+            live=self.live,
+            environ=self.environ,
         )
         trace = (
             TraceWriter(
@@ -216,9 +224,15 @@ class Daemon:
             return EXIT_USAGE
         flags.journal_loaded()
         sink = logger.add(errors.sink, level="WARNING", format="{message}")
+        venue_start = getattr(system.venue, "start", None)
+        if venue_start is not None:
+            venue_start()  # the Coinbase user channel (its events reach the execution actor)
         try:
             run_until_stopped(rt, self._wait)
         finally:
+            venue_stop = getattr(system.venue, "stop", None)
+            if venue_stop is not None:
+                venue_stop()
             if self.endpoint is not None:
                 self.endpoint.close()
             logger.remove(sink)
@@ -294,10 +308,17 @@ def replace_port(ops: OpsConfig, port: int) -> OpsConfig:
     return msgspec.structs.replace(ops, port=port)
 
 
-def run_daemon(cfg: Config, *, log_json: bool = False, ops_port: int | None = None) -> int:
-    """Run until a signal, a control shutdown or an emergency; return the process exit code."""
+def run_daemon(
+    cfg: Config, *, log_json: bool = False, ops_port: int | None = None, live: bool = False
+) -> int:
+    """Run until a signal, a control shutdown or an emergency; return the process exit code.
+
+    ``live`` is the command line's ``--live``: with ``mode: live`` (and
+    ``live_trading_confirmed``) the daemon trades on Coinbase; any mismatch raises
+    :class:`~cryptoj.runtime.assemble.LiveTradingUnavailable` before any actor starts.
+    """
     setup_logging(cfg, log_json)
-    daemon = Daemon(cfg, ops_port=ops_port)
+    daemon = Daemon(cfg, ops_port=ops_port, live=live)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         # Only set a flag: locks (logging, mailboxes, trace) are not re-entrant in a handler.

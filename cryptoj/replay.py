@@ -187,7 +187,7 @@ def _summarise(
         path = market_path(system.source.batches[: system.source.cursor])
         books = books_summary(journal, start_cash, path[-1][1] if path else {})
         figures = risk_figures(journal, start_cash, path)
-        problems = check_invariants(journal, system.venue, outcome.portfolio, start_cash)
+        problems = check_invariants(journal, system.paper, outcome.portfolio, start_cash)
         emergencies = journal.events("emergency")
         unwinding = unwind_figures(journal)
     finally:

@@ -1,13 +1,20 @@
 """Assemble the actor system: venue, market-data source, journal and the supervision registry.
 
-``mode`` (paper | live) is read here and nowhere else.
+``mode`` (paper | live) is read here and nowhere else. Live trading is opt-in twice: ``mode:
+live`` with ``live_trading_confirmed: true`` in the config **and** ``--live`` on the command line
+(``live=True`` here); anything else refuses with :class:`LiveTradingUnavailable` saying why. For
+live trading the keys are loaded and validated and the account is read once (which proves the
+key works) before any actor exists; a fresh journal starts with the account's quote-currency
+balance as its starting cash.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptoj.actors.feed import ReplaySource
 from cryptoj.actors.shutdown import ShutdownActor
@@ -18,9 +25,12 @@ from cryptoj.runtime.common import Registered, flatten_tree
 from cryptoj.supervision.tree import Dependencies, build_tree
 from cryptoj.venues.paper import PaperExchange
 
+if TYPE_CHECKING:
+    from cryptoj.adapters.coinbase.execution import CoinbaseVenue
+
 
 class LiveTradingUnavailable(Exception):
-    """``mode: live`` was asked for, but this build has no live venue client yet."""
+    """Live trading was refused (the message says why): no opt-in, bad keys, no account."""
 
 
 @dataclass
@@ -28,7 +38,7 @@ class System:
     """Everything a runtime needs to start the daemon."""
 
     cfg: Config
-    venue: PaperExchange
+    venue: PaperExchange | CoinbaseVenue
     source: ReplaySource
     journal_path: str
     registry: dict[str, Registered]
@@ -37,6 +47,55 @@ class System:
     def start_ns(self) -> int:
         """Time of the first market event."""
         return self.source.first_ts
+
+    @property
+    def paper(self) -> PaperExchange:
+        """The paper venue (replays are always paper)."""
+        assert isinstance(self.venue, PaperExchange), "not a paper system"
+        return self.venue
+
+
+def open_live_venue(
+    cfg: Config, live: bool, environ: Mapping[str, str] | None = None
+) -> tuple[CoinbaseVenue, dict[str, Decimal]]:
+    """The Coinbase venue and the account's balances, or :class:`LiveTradingUnavailable`."""
+    if not live:
+        raise LiveTradingUnavailable(
+            "the config says mode: live, but --live was not given: live trading needs both "
+            "(python -m cryptoj run --live); refusing to trade live"
+        )
+    if not cfg.live_trading_confirmed:
+        raise LiveTradingUnavailable(
+            "mode: live also needs live_trading_confirmed: true in the config; refusing to trade"
+        )
+    if cfg.feed.source != "coinbase":
+        raise LiveTradingUnavailable(
+            f"mode: live trades on live prices: set feed.source: coinbase (got {cfg.feed.source})"
+        )
+    from cryptoj.adapters.coinbase.execution import (
+        AuthenticationFailed,
+        CoinbaseError,
+        CredentialsError,
+        build_venue,
+        load_trading_credentials,
+    )
+
+    try:
+        credentials, _ = load_trading_credentials(cfg.coinbase, environ)
+    except CredentialsError as e:
+        raise LiveTradingUnavailable(f"coinbase credentials: {e}") from None
+    venue = build_venue(cfg.coinbase, credentials, seed=cfg.seed)
+    try:
+        balances = venue.balances()
+    except AuthenticationFailed as e:
+        raise LiveTradingUnavailable(
+            f"Coinbase refused the API key {credentials.key_name!r}: {e}"
+        ) from None
+    except CoinbaseError as e:
+        raise LiveTradingUnavailable(
+            f"cannot read the account at {cfg.coinbase.rest_url}: {e}"
+        ) from None
+    return venue, balances
 
 
 def assemble(
@@ -48,6 +107,8 @@ def assemble(
     stop_on_feed_end: bool = True,
     run_tag: str = "s",
     data_name: str = "",
+    live: bool = False,
+    environ: Mapping[str, str] | None = None,
 ) -> System:
     """Build the venue, the source and the registry; prepare the journal.
 
@@ -55,25 +116,42 @@ def assemble(
     simulated venue holds what it held before the process stopped. ``run_tag`` makes this run's
     venue ids distinct from earlier runs' ids in the same journal. ``data_name`` (the market
     data set or file) is journalled in ``meta`` with the products, so ``cryptoj report JOURNAL``
-    finds the prices without ``--data``.
+    finds the prices without ``--data``. ``live`` is the command line's ``--live`` (see the
+    module docstring); ``environ`` replaces ``os.environ`` for the credentials (tests).
     """
-    if cfg.mode != "paper":
+    venue: PaperExchange | CoinbaseVenue
+    balances: dict[str, Decimal] = {}
+    if cfg.mode == "live":
+        venue, balances = open_live_venue(cfg, live, environ)
+    elif live:
         raise LiveTradingUnavailable(
-            "mode: live is not available yet (the Coinbase execution client is a later "
-            "milestone); use mode: paper"
+            "--live was given but the config says mode: paper; set mode: live and "
+            "live_trading_confirmed: true to trade live"
         )
+    else:
+        venue = PaperExchange.from_config(cfg.paper, id_prefix=f"paper-{run_tag}")
     path = Path(journal_path)
     if fresh_journal:
         for suffix in ("", "-wal", "-shm"):
             Path(str(path) + suffix).unlink(missing_ok=True)
     journal = Journal(path)
     if journal.get_meta("starting_cash") is None:
-        journal.set_meta("starting_cash", str(Decimal(repr(cfg.paper.starting_cash))))
+        if isinstance(venue, PaperExchange):
+            start = Decimal(repr(cfg.paper.starting_cash))
+        else:
+            start = balances.get(venue.quote_currency, Decimal(0))
+            others = {c: b for c, b in balances.items() if c != venue.quote_currency and b}
+            if others:
+                held = ", ".join(f"{b} {c}" for c, b in sorted(others.items()))
+                journal.record_event(
+                    venue.clock(), "runtime", "live_start", f"not managed by cryptoj: {held}"
+                )
+        journal.set_meta("starting_cash", str(start))
     if data_name:
         journal.set_meta("data", data_name)
         journal.set_meta("products", ",".join(cfg.feed.products))
-    venue = PaperExchange.from_config(cfg.paper, id_prefix=f"paper-{run_tag}")
-    venue.restore(journal.fills())
+    if isinstance(venue, PaperExchange):
+        venue.restore(journal.fills())
     journal.close()
     source = ReplaySource(
         batches,

@@ -21,6 +21,7 @@ exceeds its intensity the failure reaches the ShutdownActor (exit code 3).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from cryptoj.actors.execution import ExecutionActor
 from cryptoj.actors.feed import FeedActor, ReplaySource
@@ -30,6 +31,9 @@ from cryptoj.actors.strategy import StrategyActor
 from cryptoj.config import Config
 from cryptoj.supervision.spec import Backoff, ChildSpec, Strategy, SupervisorSpec
 from cryptoj.venues.paper import PaperExchange
+
+if TYPE_CHECKING:
+    from cryptoj.adapters.coinbase.execution import CoinbaseVenue
 
 S = 1_000_000_000
 
@@ -41,7 +45,7 @@ WORKERS = ("portfolio", "risk", "strategy", "execution", "feed")
 class Dependencies:
     """Outside resources the actors use: the venue, the market-data source, the journal."""
 
-    venue: PaperExchange
+    venue: PaperExchange | CoinbaseVenue
     source: ReplaySource
     journal_path: str
 

@@ -49,6 +49,7 @@ import requests
 BODY_EXCERPT = 200
 _BEARER = re.compile(r"(?i)bearer\s+[A-Za-z0-9._~+/=-]+")
 _PEM = re.compile(r"-----BEGIN [A-Z0-9 ]+-----.*?(-----END [A-Z0-9 ]+-----|$)", re.S)
+_KEYISH = re.compile(r"[A-Za-z0-9+/=_-]{12,}")
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+")
 
 
@@ -125,10 +126,13 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
         if not secret:
             continue
         out = out.replace(secret, "[redacted]")
-        for line in secret.splitlines():
-            line = line.strip()
-            if len(line) >= 12 and not line.startswith("-----"):
-                out = out.replace(line, "[redacted]")
+        flat = "".join(secret.split())
+        # any run of 12+ key characters that also occurs in the key (a whole line or a piece)
+
+        def hide(m: re.Match[str], flat: str = flat) -> str:
+            return "[redacted]" if m.group(0) in flat else m.group(0)
+
+        out = _KEYISH.sub(hide, out)
     out = _PEM.sub("[redacted key]", out)
     out = _BEARER.sub("Bearer [redacted]", out)
     return _JWT.sub("[redacted jwt]", out)

@@ -271,8 +271,15 @@ class OrderTracker:
         value = u.filled_value
         if value is None and u.average_price is not None:
             value = _CALC.multiply(u.average_price, qty).quantize(CASH_QUANTUM, context=_CALC)
-        dv = _CALC.subtract(value, self.filled_value) if value is not None else _ZERO
-        if dv <= 0:
+        dv = _CALC.subtract(value, self.filled_value) if value is not None else None
+        price: Decimal | None = None
+        if dv is not None and dv == 0:
+            # a legitimate dust fill whose notional truncated to 0: any price below 1e-8 / Δq
+            # books 0; prefer the reported average price when it qualifies
+            ceiling = _CALC.divide(CASH_QUANTUM, dq)
+            avg = u.average_price
+            price = avg if avg is not None and 0 < avg < ceiling else _CALC.divide(ceiling, 2)
+        elif dv is None or dv < 0:
             self._anomaly(
                 f"{self.client_order_id}: quantity rose to {qty} but the value did not "
                 f"({value} after {self.filled_value})"
@@ -293,7 +300,7 @@ class OrderTracker:
         if df < 0:
             self._anomaly(f"{self.client_order_id}: total fees fell from {self.fees} to {fees}")
             df, fees = _ZERO, self.fees
-        assert value is not None
+        assert value is not None and dv is not None
         fill = Fill(
             ts=ts,
             fill_id=fill_id(vid, qty),
@@ -301,7 +308,7 @@ class OrderTracker:
             product=self.product,
             side=self.side,
             quantity=dq,
-            price=fill_price(dv, dq),
+            price=price if price is not None else fill_price(dv, dq),
             fee=df,
             liquidity=self._liquidity(),
         )

@@ -19,6 +19,14 @@ import msgspec
 Num = str | int | float | None
 
 
+def reason_text(*candidates: str | None) -> str:
+    """The first meaningful reason (Coinbase fills unset ones with ``*_UNSPECIFIED`` etc.)."""
+    for c in candidates:
+        if c and not c.endswith("_UNSPECIFIED") and not c.startswith("UNKNOWN_"):
+            return c
+    return ""
+
+
 def dec(value: object) -> Decimal | None:
     """A finite Decimal from a decimal string / JSON number, or None (missing, ``""``, invalid)."""
     if value is None or isinstance(value, bool):
@@ -245,4 +253,5 @@ __all__ = [
     "UserOrder",
     "convert",
     "dec",
+    "reason_text",
 ]

@@ -32,7 +32,14 @@ import msgspec
 import websocket
 
 from cryptoj.adapters.coinbase.execution.orders import OrderUpdate
-from cryptoj.adapters.coinbase.execution.schemas import Frame, UserEvent, UserOrder, convert, dec
+from cryptoj.adapters.coinbase.execution.schemas import (
+    Frame,
+    UserEvent,
+    UserOrder,
+    convert,
+    dec,
+    reason_text,
+)
 from cryptoj.supervision.spec import Backoff
 
 _TEXT = (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY)
@@ -52,7 +59,7 @@ def user_update(o: UserOrder) -> OrderUpdate | None:
         filled_value=dec(o.filled_value),
         total_fees=dec(o.total_fees),
         average_price=dec(o.avg_price),
-        reason=o.reject_reason or o.cancel_reason or "",
+        reason=reason_text(o.reject_reason, o.cancel_reason),
         source="user",
     )
 

@@ -94,7 +94,7 @@ from cryptoj.adapters.coinbase.execution.quantize import (
     quantize,
 )
 from cryptoj.adapters.coinbase.execution.ratelimit import TokenBucket
-from cryptoj.adapters.coinbase.execution.schemas import RestOrder, dec
+from cryptoj.adapters.coinbase.execution.schemas import RestOrder, dec, reason_text
 from cryptoj.adapters.coinbase.execution.user_channel import UserChannel
 from cryptoj.adapters.coinbase.jwt_auth import Credentials, ws_jwt_factory
 from cryptoj.adapters.coinbase.parse import rfc3339_ns
@@ -116,6 +116,35 @@ from cryptoj.venues.base import ReconcileDiff, ReconcileReport, Resolution, Trac
 
 NS = 1_000_000_000
 Listener = Callable[[Message], None]
+COUNTERS = (
+    "submits",
+    "accepted",
+    "rejected",
+    "local_rejects",
+    "not_sent",
+    "outcome_unknown",
+    "unknown_outcomes",
+    "unknown_outcomes_resolved",
+    "submit_unresolved",
+    "resends",
+    "lookups",
+    "reconciles",
+    "reconcile_errors",
+    "reconcile_diffs",
+    "untracked",
+    "absent",
+    "fills",
+    "closes",
+    "user_updates",
+    "user_ignored",
+    "user_unmatched",
+    "user_lives",
+    "user_gaps",
+    "cancels",
+    "cancel_failures",
+    "auth_failures",
+)
+"""The venue's own counters (always present, from 0); see the module docstring."""
 
 
 @dataclass(frozen=True)
@@ -174,7 +203,7 @@ class CoinbaseVenue:
         self._fills_cursor_ns = -1
         self._reported_untracked: set[str] = set()
         self._auth_error = ""
-        self._counts: Counter[str] = Counter()
+        self._counts: Counter[str] = Counter(dict.fromkeys(COUNTERS, 0))
         self.listener_failures = 0
 
     @classmethod
@@ -896,7 +925,7 @@ def rest_update(o: RestOrder, source: str) -> OrderUpdate:
         filled_value=dec(o.filled_value),
         total_fees=dec(o.total_fees),
         average_price=dec(o.average_filled_price),
-        reason=o.reject_reason or o.cancel_message or "",
+        reason=reason_text(o.reject_reason, o.reject_message, o.cancel_message),
         source=source,
     )
 
@@ -924,4 +953,4 @@ def _diffs(t: OrderTracker, events: list[Message]) -> list[ReconcileDiff]:
     return out
 
 
-__all__ = ["CoinbaseVenue", "VenueSettings", "rest_update"]
+__all__ = ["COUNTERS", "CoinbaseVenue", "VenueSettings", "rest_update"]
