@@ -113,6 +113,7 @@ def test_quote_sized_buy_keeps_the_fee_inside_the_quote_amount() -> None:
     assert ex.totals["USD"] == D("100000") - o.value_after_fees()
     body = o.to_json("u", "p")
     assert body["size_in_quote"] is True and body["size_inclusive_of_fees"] is True
+    assert body["completion_percentage"] == "100"
 
 
 def test_ioc_remainder_ends_cancelled_or_expired() -> None:

@@ -158,7 +158,10 @@ class Order:
         return self.filled_value - self.total_fees
 
     def completion(self) -> Decimal:
-        """Percent complete (by base size; by quote value for quote-sized orders)."""
+        """Percent complete (by base size; by quote value for quote-sized orders, whose
+        sub-increment dust still counts as complete once FILLED)."""
+        if self.status == "FILLED":
+            return Decimal(100)
         if self.quote_size:
             done = self.value_after_fees() / self.quote_size * 100
         elif self.base_size:
