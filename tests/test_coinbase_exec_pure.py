@@ -49,8 +49,14 @@ from cryptoj.adapters.coinbase.execution.quantize import (
     rules_from_product,
 )
 from cryptoj.adapters.coinbase.execution.ratelimit import TokenBucket
-from cryptoj.adapters.coinbase.execution.schemas import CreateResponse, convert, dec
+from cryptoj.adapters.coinbase.execution.schemas import (
+    CreateResponse,
+    OrderEnvelope,
+    convert,
+    dec,
+)
 from cryptoj.adapters.coinbase.execution.user_channel import UserSession
+from cryptoj.adapters.coinbase.execution.venue import rest_update
 from cryptoj.adapters.coinbase.jwt_auth import CredentialsError
 from cryptoj.config import CoinbaseConfig
 from cryptoj.models.orders import Side
@@ -416,6 +422,21 @@ def test_a_success_with_a_null_configuration_parses_and_a_failure_gives_the_reas
     assert not refused.success
     assert "UNSUPPORTED_ORDER_CONFIGURATION" in refused.rejection_reason()
     assert dec("") is None and dec("1.50") == Decimal("1.50") and dec(0.1) == Decimal("0.1")
+
+
+def test_a_recorded_open_order_becomes_a_cumulative_update_without_a_fake_reason() -> None:
+    raw = json.loads(
+        (DATA / "rest/ccxt_comments/get_order_limit_gtc_open_LTC-BTC.json").read_text()
+    )
+    order = convert(raw, OrderEnvelope).order
+    u = rest_update(order, "rest")
+    assert (u.venue_order_id, u.client_order_id, u.status) == (
+        "9bc1eb3b-5b46-4b71-9628-ae2ed0cca75b",
+        "e5fe8482-05bb-428f-ad4d-dbc8ce39239c",
+        "OPEN",
+    )
+    assert (u.filled_size, u.filled_value, u.total_fees) == (0, 0, 0)
+    assert u.reason == ""  # REJECT_REASON_UNSPECIFIED is no reason
 
 
 # -- keys ------------------------------------------------------------------------------------

@@ -40,19 +40,17 @@ Resolving after a restart
 
 Reconciling (:meth:`reconcile`: on start, after every user-channel (re)connect or sequence
 gap, and every ``reconcile_interval_s``)
-    Lists the open orders, the fills since the last seen ``sequence_timestamp``, and re-reads
-    every tracked order that is not terminal; differences are applied (the venue wins: fills
-    and closes go through the listener) and returned as :class:`~cryptoj.venues.base.ReconcileDiff`
-    rows for the journal's events table. Open orders and filled orders that no tracker knows
-    are reported as ``untracked`` (the actor adopts them if the journal knows the id).
+    :mod:`.reconcile`: open orders, fills since the last seen one, every tracked order that is
+    not terminal; differences are applied (the venue wins) and returned for the journal.
 
 Emergency flatten support (``BookVenue``): ``on_quote`` keeps the last quote per product (the
 feed is the market-data side), ``levels`` is that top of book, ``available``/``balances`` read
 ``GET /accounts``.
 
-Threads: REST calls are serialised by the client; state is under one lock; events are queued
-under it and delivered after it is released, in order, one thread at a time (as the paper
-venue does); the listener must not block.
+Threads: REST calls are serialised by the client; the trackers and the event outbox are under
+one lock (:mod:`.trackers`), events are delivered after it is released, in order; multi-step
+operations (submit, resolve, reconcile, cancel) are serialised by a second lock, so the
+ExecutionActor and the ShutdownActor can share the venue. The listener must not block.
 
 Counters (:meth:`counters`): ``submits``, ``accepted``, ``rejected``, ``local_rejects``,
 ``not_sent``, ``outcome_unknown`` (create tries whose outcome was unknown),
@@ -70,21 +68,17 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from cryptoj.adapters.coinbase.execution.client import (
-    Accepted,
-    CoinbaseRestClient,
-    rfc3339_seconds,
-)
+from cryptoj.adapters.coinbase.execution.client import Accepted, CoinbaseRestClient
 from cryptoj.adapters.coinbase.execution.errors import (
     AuthenticationFailed,
     CoinbaseError,
     OutcomeUnknown,
     RetryPolicy,
+    redact,
 )
 from cryptoj.adapters.coinbase.execution.orders import OrderTracker, OrderUpdate, OrderView
 from cryptoj.adapters.coinbase.execution.quantize import (
@@ -94,19 +88,17 @@ from cryptoj.adapters.coinbase.execution.quantize import (
     quantize,
 )
 from cryptoj.adapters.coinbase.execution.ratelimit import TokenBucket
-from cryptoj.adapters.coinbase.execution.schemas import RestOrder, dec, reason_text
+from cryptoj.adapters.coinbase.execution.reconcile import Reconciler, rest_update
+from cryptoj.adapters.coinbase.execution.schemas import dec
+from cryptoj.adapters.coinbase.execution.trackers import COUNTERS, Listener, Trackers
 from cryptoj.adapters.coinbase.execution.user_channel import UserChannel
 from cryptoj.adapters.coinbase.jwt_auth import Credentials, ws_jwt_factory
-from cryptoj.adapters.coinbase.parse import rfc3339_ns
-from cryptoj.models.base import Message
 from cryptoj.models.market import Quote
 from cryptoj.models.orders import (
     Fill,
     OrderAccepted,
-    OrderClosed,
     OrderOutcomeUnknown,
     OrderRejected,
-    OrderStatus,
     OrderType,
     ReconcileVenue,
     Side,
@@ -115,36 +107,7 @@ from cryptoj.models.orders import (
 from cryptoj.venues.base import ReconcileDiff, ReconcileReport, Resolution, TrackedOrder
 
 NS = 1_000_000_000
-Listener = Callable[[Message], None]
-COUNTERS = (
-    "submits",
-    "accepted",
-    "rejected",
-    "local_rejects",
-    "not_sent",
-    "outcome_unknown",
-    "unknown_outcomes",
-    "unknown_outcomes_resolved",
-    "submit_unresolved",
-    "resends",
-    "lookups",
-    "reconciles",
-    "reconcile_errors",
-    "reconcile_diffs",
-    "untracked",
-    "absent",
-    "fills",
-    "closes",
-    "user_updates",
-    "user_ignored",
-    "user_unmatched",
-    "user_lives",
-    "user_gaps",
-    "cancels",
-    "cancel_failures",
-    "auth_failures",
-)
-"""The venue's own counters (always present, from 0); see the module docstring."""
+_KINDS = {"market": OrderType.MARKET, "limit": OrderType.LIMIT, "stop_limit": OrderType.STOP_LIMIT}
 
 
 @dataclass(frozen=True)
@@ -187,24 +150,20 @@ class CoinbaseVenue:
         self.sleep = sleep or client.sleep
         self.rng = rng or random.Random()
         self.user_channel: UserChannel | None = None
-        self._lock = threading.RLock()  # trackers and outbox
+        self.trackers = Trackers(clock)
+        self.reconciler = Reconciler(
+            client, self.trackers, clock, lookback_s=self.settings.lookup_window_s
+        )
         self._op_lock = threading.RLock()  # multi-step operations (submit, resolve, reconcile)
-        self._deliver_lock = threading.RLock()
-        self._outbox: deque[tuple[Listener, Message]] = deque()
-        self._listener: Listener | None = None
-        self._trackers: dict[str, OrderTracker] = {}
-        self._by_venue_id: dict[str, str] = {}
         self._specs: dict[str, OrderSpec] = {}
         self._results: dict[str, OrderAccepted | OrderRejected] = {}
-        self._unknown: set[str] = set()
         self._quotes: dict[str, Quote] = {}
         self._rules: dict[str, tuple[ProductRules, int]] = {}
-        self._fills_cursor: str | None = None
-        self._fills_cursor_ns = -1
-        self._reported_untracked: set[str] = set()
         self._auth_error = ""
-        self._counts: Counter[str] = Counter(dict.fromkeys(COUNTERS, 0))
-        self.listener_failures = 0
+
+    @property
+    def _counts(self) -> dict[str, int]:
+        return self.trackers.counts
 
     @classmethod
     def connect(
@@ -245,8 +204,8 @@ class CoinbaseVenue:
         if user_ws_url:
             venue.user_channel = UserChannel(
                 user_ws_url,
-                venue._safe_jwt(ws_jwt_factory(credentials), credentials),
-                on_updates=venue.on_user_updates,
+                _safe_jwt(ws_jwt_factory(credentials), credentials),
+                on_updates=venue.trackers.on_user_updates,
                 on_live=venue.on_user_live,
                 on_gap=venue.on_user_gap,
                 ca_file=ca_file,
@@ -255,22 +214,6 @@ class CoinbaseVenue:
                 rng=random.Random(rng.random()),
             )
         return venue
-
-    @staticmethod
-    def _safe_jwt(
-        make: Callable[[], str | None], credentials: Credentials
-    ) -> Callable[[], str | None]:
-        def jwt() -> str | None:
-            try:
-                return make()
-            except Exception as e:  # never let the key reach a log through this exception
-                from cryptoj.adapters.coinbase.execution.errors import redact
-
-                raise AuthenticationFailed(
-                    redact(f"cannot sign a websocket JWT: {type(e).__name__}", [credentials.secret])
-                ) from None
-
-        return jwt
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -299,110 +242,32 @@ class CoinbaseVenue:
         """The account's cash currency."""
         return self.settings.quote_currency
 
-    # -- events ------------------------------------------------------------------------------
-
     def set_listener(self, fn: Listener | None) -> None:
         """Where fills, closes, acceptances and reconcile requests go (after this call)."""
-        with self._lock:
-            self._listener = fn
-
-    def _emit(self, events: Iterable[Message]) -> None:
-        with self._lock:
-            for ev in events:
-                if isinstance(ev, Fill):
-                    self._counts["fills"] += 1
-                elif isinstance(ev, OrderClosed):
-                    self._counts["closes"] += 1
-                if self._listener is not None:
-                    self._outbox.append((self._listener, ev))
-
-    def _deliver(self) -> None:
-        with self._deliver_lock:
-            while True:
-                with self._lock:
-                    if not self._outbox:
-                        return
-                    listener, event = self._outbox.popleft()
-                try:
-                    listener(event)
-                except Exception:  # a consumer bug must not corrupt the venue
-                    with self._lock:
-                        self.listener_failures += 1
-
-    # -- trackers ----------------------------------------------------------------------------
-
-    def _tracker_for(self, u: OrderUpdate) -> OrderTracker | None:
-        coid = u.client_order_id or self._by_venue_id.get(u.venue_order_id, "")
-        return self._trackers.get(coid)
-
-    def _apply(self, t: OrderTracker, u: OrderUpdate) -> list[Message]:
-        """Apply a report to a tracker (lock held); queue and return its events."""
-        events = t.apply(u, self.clock())
-        if t.venue_order_id:
-            self._by_venue_id[t.venue_order_id] = t.client_order_id
-        if t.accepted and t.client_order_id in self._unknown:
-            self._resolved(t.client_order_id)
-        self._emit(events)
-        return events
-
-    def _mark_unknown(self, coid: str) -> None:
-        if coid not in self._unknown:
-            self._unknown.add(coid)
-            self._counts["unknown_outcomes"] += 1
-
-    def _resolved(self, coid: str) -> None:
-        if coid in self._unknown:
-            self._unknown.discard(coid)
-            self._counts["unknown_outcomes_resolved"] += 1
+        self.trackers.set_listener(fn)
 
     def track(self, order: TrackedOrder) -> None:
         """Register a journalled order (see :class:`~cryptoj.venues.base.ReconcilingVenue`)."""
-        with self._lock:
-            t = self._trackers.get(order.client_order_id)
-            if t is None:
-                t = OrderTracker(
-                    client_order_id=order.client_order_id,
-                    product=order.product,
-                    side=order.side,
-                    order_type=order.order_type,
-                    created_ts=order.created_ts,
-                )
-                self._trackers[order.client_order_id] = t
-                if order.venue_order_id is None and order.status is OrderStatus.PENDING:
-                    self._mark_unknown(order.client_order_id)
-            if order.venue_order_id and t.venue_order_id is None:
-                t.venue_order_id = order.venue_order_id
-                self._by_venue_id[order.venue_order_id] = order.client_order_id
-                self._resolved(order.client_order_id)
-            t.restore(order.filled_quantity, order.filled_value, order.fees)
+        self.trackers.track(order)
 
     # -- user channel callbacks (user-channel thread) ----------------------------------------
 
     def on_user_updates(self, updates: list[OrderUpdate]) -> None:
-        """Apply user-channel reports; unknown client order ids wait for reconciliation."""
-        with self._lock:
-            for u in updates:
-                self._counts["user_updates"] += 1
-                t = self._tracker_for(u)
-                if t is None:
-                    self._counts["user_unmatched"] += 1
-                    continue
-                if not self._apply(t, u):
-                    self._counts["user_ignored"] += 1
-        self._deliver()
+        """Apply user-channel reports (see :meth:`.trackers.Trackers.on_user_updates`)."""
+        self.trackers.on_user_updates(updates)
 
     def on_user_live(self, lives: int) -> None:
         """The user channel (re)subscribed: ask the actor to reconcile over REST."""
         self._counts["user_lives"] += 1
         word = "connected" if lives == 1 else f"reconnected (connection {lives})"
-        self._emit([ReconcileVenue(ts=self.clock(), reason=f"user channel {word}")])
-        self._deliver()
+        self.trackers.emit([ReconcileVenue(ts=self.clock(), reason=f"user channel {word}")])
+        self.trackers.deliver()
 
     def on_user_gap(self) -> None:
         """A sequence gap on the user channel: something may be missing; reconcile."""
         self._counts["user_gaps"] += 1
-        self._emit([ReconcileVenue(ts=self.clock(), reason="user channel sequence gap")])
-        self._deliver()
+        self.trackers.emit([ReconcileVenue(ts=self.clock(), reason="user channel sequence gap")])
+        self.trackers.deliver()
 
     # -- submit ------------------------------------------------------------------------------
 
@@ -415,38 +280,23 @@ class CoinbaseVenue:
         self._rules[product] = (rules, now)
         return rules
 
-    def spec_for(self, order: SubmitOrder) -> OrderSpec:
+    @staticmethod
+    def spec_for(order: SubmitOrder) -> OrderSpec:
         """The (not yet quantised) spec of a SubmitOrder; QuantizeError for what cannot map."""
-        if order.order_type is OrderType.MARKET:
-            return OrderSpec(
-                client_order_id=order.client_order_id,
-                product=order.product,
-                side=order.side,
-                kind="market",
-                base_size=order.quantity,
-                post_only=order.post_only,
-            )
-        if order.order_type is OrderType.LIMIT:
-            return OrderSpec(
-                client_order_id=order.client_order_id,
-                product=order.product,
-                side=order.side,
-                kind="limit",
-                base_size=order.quantity,
-                limit_price=order.limit_price,
-                post_only=order.post_only,
-            )
-        if order.order_type is OrderType.STOP_LIMIT:
-            return OrderSpec(
-                client_order_id=order.client_order_id,
-                product=order.product,
-                side=order.side,
-                kind="stop_limit",
-                base_size=order.quantity,
-                limit_price=order.limit_price,
-                stop_price=order.stop_price,
-            )
-        raise QuantizeError(f"unsupported order type {order.order_type!r}")
+        kinds = {v: k for k, v in _KINDS.items()}
+        kind = kinds.get(order.order_type)
+        if kind is None:
+            raise QuantizeError(f"unsupported order type {order.order_type!r}")
+        return OrderSpec(
+            client_order_id=order.client_order_id,
+            product=order.product,
+            side=order.side,
+            kind=kind,  # type: ignore[arg-type]
+            base_size=order.quantity,
+            limit_price=order.limit_price,
+            stop_price=order.stop_price,
+            post_only=order.post_only,
+        )
 
     def submit(
         self, order: SubmitOrder, ts: int
@@ -455,28 +305,21 @@ class CoinbaseVenue:
         try:
             spec = self.spec_for(order)
         except QuantizeError as e:
-            return self._refuse_locally(order, ts, str(e))
-        return self.submit_spec(spec, ts, order_type=order.order_type)
+            with self._op_lock:
+                coid, product = order.client_order_id, order.product
+                return self._refuse(coid, product, ts, f"not sent: {e}", local=True)
+        return self.submit_spec(spec, ts)
 
     def submit_spec(
-        self, spec: OrderSpec, ts: int, *, order_type: OrderType | None = None
+        self, spec: OrderSpec, ts: int
     ) -> OrderAccepted | OrderRejected | OrderOutcomeUnknown:
         """Place any :class:`OrderSpec` (e.g. a market BUY by quote size); like :meth:`submit`."""
         coid = spec.client_order_id
-        kind = (
-            order_type
-            or {
-                "market": OrderType.MARKET,
-                "limit": OrderType.LIMIT,
-                "stop_limit": OrderType.STOP_LIMIT,
-            }[spec.kind]
-        )
         with self._op_lock:
             previous = self._results.get(coid)
             if previous is not None:
                 return previous
-            with self._lock:
-                t = self._trackers.get(coid)
+            t = self.trackers.get(coid)
             if t is not None and t.venue_order_id:
                 return OrderAccepted(ts=ts, client_order_id=coid, venue_order_id=t.venue_order_id)
             self._counts["submits"] += 1
@@ -490,51 +333,44 @@ class CoinbaseVenue:
                 self._auth_failed(e)
                 raise
             except CoinbaseError as e:
-                return self._refuse(
-                    coid, spec.product, ts, f"not sent: product rules unavailable: {e}", local=True
-                )
-            with self._lock:
-                if t is None:
-                    t = OrderTracker(
+                reason = f"not sent: product rules unavailable: {e}"
+                return self._refuse(coid, spec.product, ts, reason, local=True)
+            if t is None:
+                t = self.trackers.add(
+                    OrderTracker(
                         client_order_id=coid,
                         product=spec.product,
                         side=spec.side,
-                        order_type=kind,
+                        order_type=_KINDS[spec.kind],
                         created_ts=ts,
                         post_only=spec.post_only,
                     )
-                    self._trackers[coid] = t
-                t.post_only = spec.post_only
-                self._specs[coid] = spec
+                )
+            self._specs[coid] = spec
             try:
                 result = self._place(t, spec, ts)
             finally:
-                self._deliver()
+                self.trackers.deliver()
             if isinstance(result, OrderOutcomeUnknown):
                 self._counts["submit_unresolved"] += 1
             else:
                 self._results[coid] = result
             if (
                 isinstance(result, OrderAccepted)
-                and kind is OrderType.MARKET
+                and spec.kind == "market"
                 and self.settings.refresh_after_market
             ):
                 self._refresh_quietly(t)
             return result
 
-    def _refuse_locally(self, order: SubmitOrder, ts: int, reason: str) -> OrderRejected:
-        with self._op_lock:
-            coid, product = order.client_order_id, order.product
-            return self._refuse(coid, product, ts, f"not sent: {reason}", local=True)
-
     def _refuse(
         self, coid: str, product: str, ts: int, reason: str, local: bool = False
     ) -> OrderRejected:
-        with self._lock:
-            t = self._trackers.get(coid)
-            if t is not None:
+        t = self.trackers.get(coid)
+        if t is not None:
+            with self.trackers.lock:
                 t.refuse(reason, ts)
-            self._resolved(coid)
+        self.trackers.resolved(coid)
         self._counts["local_rejects" if local else "rejected"] += 1
         result = OrderRejected(ts=ts, client_order_id=coid, product=product, reason=reason)
         self._results[coid] = result
@@ -545,7 +381,7 @@ class CoinbaseVenue:
     ) -> OrderAccepted | OrderRejected | OrderOutcomeUnknown:
         """Create under ``spec.client_order_id``, looking it up after unknown outcomes."""
         coid = t.client_order_id
-        uncertain = coid in self._unknown
+        uncertain = self.trackers.is_unknown(coid)
         last = ""
         attempts = self.settings.place_attempts
         for attempt in range(1, attempts + 1):
@@ -555,10 +391,8 @@ class CoinbaseVenue:
                 out = self.client.create_order(spec)
             except OutcomeUnknown as e:
                 self._counts["outcome_unknown"] += 1
-                uncertain = True
-                last = str(e)
-                with self._lock:
-                    self._mark_unknown(coid)
+                uncertain, last = True, str(e)
+                self.trackers.mark_unknown(coid)
                 try:
                     found = self._lookup(t)
                 except AuthenticationFailed as auth:
@@ -566,7 +400,7 @@ class CoinbaseVenue:
                     raise
                 except CoinbaseError as lookup_error:
                     last = f"{last}; lookup failed: {lookup_error}"
-                    found = None
+                    found = Resolution.UNKNOWN
                 if found is Resolution.FOUND:
                     return self._accepted(t, ts)
                 if attempt < attempts:
@@ -582,21 +416,16 @@ class CoinbaseVenue:
                 self._counts["not_sent"] += 1
                 return self._refuse(coid, spec.product, ts, f"not sent: {e}")
             if isinstance(out, Accepted):
-                with self._lock:
-                    self._emit(t.learn_id(out.order_id, self.clock()))
-                    self._by_venue_id[out.order_id] = coid
-                    self._resolved(coid)
+                self.trackers.learn_id(t, out.order_id)
                 return self._accepted(t, ts)
             return self._refuse(coid, spec.product, ts, out.reason)
-        return OrderOutcomeUnknown(
-            ts=ts, client_order_id=coid, product=spec.product, reason=last or "outcome unknown"
-        )
+        reason = last or "outcome unknown"
+        return OrderOutcomeUnknown(ts=ts, client_order_id=coid, product=spec.product, reason=reason)
 
     def _accepted(self, t: OrderTracker, ts: int) -> OrderAccepted:
         self._counts["accepted"] += 1
-        return OrderAccepted(
-            ts=ts, client_order_id=t.client_order_id, venue_order_id=t.venue_order_id or ""
-        )
+        vid = t.venue_order_id or ""
+        return OrderAccepted(ts=ts, client_order_id=t.client_order_id, venue_order_id=vid)
 
     def _lookup(self, t: OrderTracker) -> Resolution:
         """Find ``t`` at Coinbase (by order id, else by client order id) and apply what is there."""
@@ -608,8 +437,7 @@ class CoinbaseVenue:
             o = self.client.find_order(t.client_order_id, t.product, since)
         if o is None or not o.order_id:
             return Resolution.ABSENT
-        with self._lock:
-            self._apply(t, rest_update(o, "lookup"))
+        self.trackers.apply(t, rest_update(o, "lookup"))
         return Resolution.FOUND
 
     def _refresh_quietly(self, t: OrderTracker) -> None:
@@ -622,7 +450,7 @@ class CoinbaseVenue:
         except CoinbaseError:
             pass  # the user channel or the next reconciliation brings it
         finally:
-            self._deliver()
+            self.trackers.deliver()
 
     def _auth_failed(self, e: AuthenticationFailed) -> None:
         self._counts["auth_failures"] += 1
@@ -636,8 +464,7 @@ class CoinbaseVenue:
         """Settle one tracked order (see *Resolving after a restart*)."""
         coid = client_order_id
         with self._op_lock:
-            with self._lock:
-                t = self._trackers.get(coid)
+            t = self.trackers.get(coid)
             if t is None:
                 return Resolution.ABSENT, "not tracked"
             pending = not t.accepted and not t.terminal
@@ -651,13 +478,13 @@ class CoinbaseVenue:
             except CoinbaseError as e:
                 return Resolution.UNKNOWN, f"lookup failed: {e}"
             finally:
-                self._deliver()
+                self.trackers.deliver()
             if found is Resolution.FOUND or not pending:
                 return Resolution.FOUND, f"found at Coinbase: {t.view().status}"
             spec = self._specs.get(coid)
-            if spec is not None:
+            if spec is not None:  # this process still holds the request: same id again
                 result = self._place(t, spec, ts)
-                self._deliver()
+                self.trackers.deliver()
                 if isinstance(result, OrderOutcomeUnknown):
                     return Resolution.UNKNOWN, result.reason
                 self._results[coid] = result
@@ -668,19 +495,17 @@ class CoinbaseVenue:
                     f"not at Coinbase yet ({age_ns / NS:.0f}s after the intent; absent is "
                     f"final after {self.settings.absent_grace_s:.0f}s)"
                 )
-            with self._lock:
-                self._trackers.pop(coid, None)
-                self._resolved(coid)
+            self.trackers.remove(coid)
             self._counts["absent"] += 1
             return Resolution.ABSENT, "not at Coinbase"
 
     def reconcile(self, ts: int, since_ns: int | None = None) -> ReconcileReport:
-        """See *Reconciling* in the module docstring."""
+        """One pass of :class:`~.reconcile.Reconciler` (see *Reconciling*)."""
         self._counts["reconciles"] += 1
         diffs: list[ReconcileDiff] = []
         with self._op_lock:
             try:
-                self._reconcile(diffs, since_ns)
+                self.reconciler.run(diffs, since_ns)
             except AuthenticationFailed as e:
                 self._auth_failed(e)
                 raise
@@ -688,88 +513,9 @@ class CoinbaseVenue:
                 self._counts["reconcile_errors"] += 1
                 return ReconcileReport(diffs=tuple(diffs), error=str(e))
             finally:
-                self._deliver()
+                self.trackers.deliver()
                 self._counts["reconcile_diffs"] += len(diffs)
         return ReconcileReport(diffs=tuple(diffs))
-
-    def _reconcile(self, diffs: list[ReconcileDiff], since_ns: int | None) -> None:
-        refreshed: set[str] = set()
-        seen_untracked = self._reported_untracked
-
-        def take(o: RestOrder, source: str) -> None:
-            u = rest_update(o, source)
-            with self._lock:
-                t = self._tracker_for(u)
-                if t is None:
-                    key = u.client_order_id or u.venue_order_id
-                    if key and key not in seen_untracked:
-                        seen_untracked.add(key)
-                        self._counts["untracked"] += 1
-                        diffs.append(
-                            ReconcileDiff(
-                                kind="untracked",
-                                client_order_id=u.client_order_id,
-                                venue_order_id=u.venue_order_id,
-                                product=o.product_id or "",
-                                detail=f"{o.status} at Coinbase, filled {o.filled_size}",
-                            )
-                        )
-                    return
-                refreshed.add(t.client_order_id)
-                diffs.extend(_diffs(t, self._apply(t, u)))
-
-        for o in self.client.list_orders(statuses=["OPEN"]):
-            take(o, "reconcile")
-        since = self._fills_cursor
-        if since is None:
-            if since_ns is None:
-                since_ns = self.clock() - int(self.settings.lookup_window_s * NS)
-            since = rfc3339_seconds(since_ns)
-        fills = self.client.list_fills(since=since)
-        order_ids: list[str] = []
-        for f in fills:
-            if f.sequence_timestamp:
-                try:
-                    seq_ns = rfc3339_ns(f.sequence_timestamp)
-                except ValueError:
-                    seq_ns = -1
-                if seq_ns > self._fills_cursor_ns:
-                    self._fills_cursor_ns = seq_ns
-                    self._fills_cursor = f.sequence_timestamp
-            if f.order_id and f.order_id not in order_ids:
-                order_ids.append(f.order_id)
-        for vid in order_ids:
-            with self._lock:
-                coid = self._by_venue_id.get(vid)
-                t = self._trackers.get(coid) if coid else None
-            if t is not None and (t.client_order_id in refreshed or t.terminal):
-                continue
-            found = self.client.get_order(vid)
-            if found is not None:
-                take(found, "reconcile")
-        with self._lock:
-            stale = [
-                t
-                for t in self._trackers.values()
-                if not t.terminal and t.client_order_id not in refreshed
-            ]
-        for t in stale:
-            if not t.accepted:
-                continue  # PENDING with an unknown outcome: resolve() handles it
-            current = self.client.get_order(t.venue_order_id or "")
-            if current is None:
-                self._counts["absent"] += 1
-                diffs.append(
-                    ReconcileDiff(
-                        kind="absent",
-                        client_order_id=t.client_order_id,
-                        venue_order_id=t.venue_order_id or "",
-                        product=t.product,
-                        detail="accepted earlier, now unknown to Coinbase",
-                    )
-                )
-                continue
-            take(current, "reconcile")
 
     # -- cancel ------------------------------------------------------------------------------
 
@@ -779,19 +525,14 @@ class CoinbaseVenue:
 
     def cancel_all(self, ts: int) -> list[str]:
         """Cancel every accepted order this venue tracks that is not terminal."""
-        with self._lock:
-            ids = [
-                t.client_order_id for t in self._trackers.values() if t.accepted and not t.terminal
-            ]
-        return self._cancel(ids)
+        return self._cancel([v.client_order_id for v in self.trackers.open_views()])
 
     def _cancel(self, coids: list[str]) -> list[str]:
-        with self._lock:
-            targets = {
-                t.venue_order_id: t
-                for c in coids
-                if (t := self._trackers.get(c)) is not None and t.venue_order_id and not t.terminal
-            }
+        targets: dict[str, OrderTracker] = {}
+        for c in coids:
+            t = self.trackers.get(c)
+            if t is not None and t.venue_order_id and not t.terminal:
+                targets[t.venue_order_id] = t
         if not targets:
             return []
         self._counts["cancels"] += len(targets)
@@ -817,39 +558,30 @@ class CoinbaseVenue:
                     raise
                 except CoinbaseError:
                     pass  # the user channel or the next reconciliation brings it
-        self._deliver()
+        self.trackers.deliver()
         return done
 
     # -- queries -----------------------------------------------------------------------------
 
     def get_order(self, client_order_id: str) -> OrderView | None:
         """The tracked order (None when untracked, or PENDING and not yet confirmed)."""
-        with self._lock:
-            t = self._trackers.get(client_order_id)
-            if t is None or (not t.accepted and not t.terminal):
-                return None
-            return t.view()
+        return self.trackers.view(client_order_id)
 
     def open_orders(self) -> list[OrderView]:
         """Accepted orders that are not terminal."""
-        with self._lock:
-            return [t.view() for t in self._trackers.values() if t.accepted and not t.terminal]
+        return self.trackers.open_views()
 
     def fills_for(self, client_order_id: str) -> tuple[Fill, ...]:
         """The fills this process derived for one order."""
-        with self._lock:
-            t = self._trackers.get(client_order_id)
-            return tuple(t.fills) if t is not None else ()
+        return self.trackers.fills_for(client_order_id)
 
     def all_fills(self) -> tuple[Fill, ...]:
         """Every fill this process derived, per order in tracking order."""
-        with self._lock:
-            return tuple(f for t in self._trackers.values() for f in t.fills)
+        return self.trackers.all_fills()
 
     def unknown_outcomes(self) -> list[str]:
         """Client order ids whose create outcome is still unknown."""
-        with self._lock:
-            return sorted(self._unknown)
+        return self.trackers.unknown()
 
     def balances(self) -> dict[str, Decimal]:
         """Total (available + hold) per currency, from ``GET /accounts``."""
@@ -872,15 +604,13 @@ class CoinbaseVenue:
 
     def on_quote(self, q: Quote) -> None:
         """Keep the last quote of each product (the feed's quote sink)."""
-        with self._lock:
-            prev = self._quotes.get(q.product)
-            if prev is None or q.ts >= prev.ts:
-                self._quotes[q.product] = q
+        prev = self._quotes.get(q.product)
+        if prev is None or q.ts >= prev.ts:
+            self._quotes[q.product] = q
 
     def last_quote(self, product: str) -> Quote | None:
         """The last quote the feed delivered for ``product``."""
-        with self._lock:
-            return self._quotes.get(product)
+        return self._quotes.get(product)
 
     def levels(self, product: str, side: Side) -> list[tuple[Decimal, Decimal]]:
         """The top of book on the side an order on ``side`` takes from (one level)."""
@@ -903,10 +633,7 @@ class CoinbaseVenue:
 
     def counters(self) -> dict[str, int]:
         """Every counter (see the module docstring)."""
-        with self._lock:
-            out = dict(self._counts)
-            out["unknown_outcomes_pending"] = len(self._unknown)
-            out["anomalies"] = sum(t.anomalies for t in self._trackers.values())
+        out = self.trackers.counters()
         for k, v in self.client.stats.items():
             out[f"rest_{k}"] = v
         out["rest_throttled"] = self.client.limiter.throttled
@@ -915,42 +642,17 @@ class CoinbaseVenue:
         return out
 
 
-def rest_update(o: RestOrder, source: str) -> OrderUpdate:
-    """A REST order as an :class:`OrderUpdate`."""
-    return OrderUpdate(
-        venue_order_id=o.order_id or "",
-        client_order_id=o.client_order_id or "",
-        status=(o.status or "").upper(),
-        filled_size=dec(o.filled_size),
-        filled_value=dec(o.filled_value),
-        total_fees=dec(o.total_fees),
-        average_price=dec(o.average_filled_price),
-        reason=reason_text(o.reject_reason, o.reject_message, o.cancel_message),
-        source=source,
-    )
+def _safe_jwt(make: Callable[[], str | None], credentials: Credentials) -> Callable[[], str | None]:
+    """``make`` whose failures never carry the key (a websocket JWT per subscribe)."""
 
+    def jwt() -> str | None:
+        try:
+            return make()
+        except Exception as e:
+            text = redact(f"cannot sign a websocket JWT: {type(e).__name__}", [credentials.secret])
+            raise AuthenticationFailed(text) from None
 
-def _diffs(t: OrderTracker, events: list[Message]) -> list[ReconcileDiff]:
-    out = []
-    for ev in events:
-        if isinstance(ev, OrderAccepted):
-            kind, detail = "accepted", f"venue order {ev.venue_order_id}"
-        elif isinstance(ev, Fill):
-            kind, detail = "fill", f"{ev.fill_id}: {ev.quantity} at {ev.price}, fee {ev.fee}"
-        elif isinstance(ev, OrderClosed):
-            kind, detail = "status", f"{ev.status} at {ev.filled_quantity}"
-        else:
-            continue
-        out.append(
-            ReconcileDiff(
-                kind=kind,
-                client_order_id=t.client_order_id,
-                venue_order_id=t.venue_order_id or "",
-                product=t.product,
-                detail=detail,
-            )
-        )
-    return out
+    return jwt
 
 
 __all__ = ["COUNTERS", "CoinbaseVenue", "VenueSettings", "rest_update"]
