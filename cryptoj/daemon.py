@@ -224,15 +224,12 @@ class Daemon:
             return EXIT_USAGE
         flags.journal_loaded()
         sink = logger.add(errors.sink, level="WARNING", format="{message}")
-        venue_start = getattr(system.venue, "start", None)
-        if venue_start is not None:
-            venue_start()  # the Coinbase user channel (its events reach the execution actor)
         try:
             run_until_stopped(rt, self._wait)
         finally:
             venue_stop = getattr(system.venue, "stop", None)
             if venue_stop is not None:
-                venue_stop()
+                venue_stop()  # the Coinbase user channel (idempotent)
             if self.endpoint is not None:
                 self.endpoint.close()
             logger.remove(sink)
@@ -260,6 +257,9 @@ class Daemon:
             cfg.journal.path,
             cfg.feed.speed,
         )
+        venue_start = getattr(self.system.venue, "start", None) if self.system else None
+        if venue_start is not None:
+            venue_start()  # the Coinbase user channel, once the execution actor runs
         feed = self._start_coinbase_feed() if cfg.feed.source == "coinbase" else None
         self.ready.set()
         try:

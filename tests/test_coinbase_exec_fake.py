@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from loguru import logger
 
 from cryptoj.adapters.coinbase.execution.client import CoinbaseRestClient
 from cryptoj.adapters.coinbase.execution.errors import (
@@ -401,11 +402,17 @@ def test_a_rejected_key_is_retried_once_then_fails_without_leaking_it(
     other = generate_api_key("ES256", name=key.name)  # right name, wrong key: 401 from the fake
     venue, _, _ = make_venue(fake, other)
     before = fake.counts.get("rest_unauthorized", 0)
-    with caplog.at_level(logging.DEBUG), pytest.raises(AuthenticationFailed) as e:
-        venue.submit(market(c_a1), 1)
+    logged: list[str] = []
+    sink = logger.add(lambda m: logged.append(str(m)), level="DEBUG")
+    try:
+        with caplog.at_level(logging.DEBUG), pytest.raises(AuthenticationFailed) as e:
+            venue.submit(market(c_a1), 1)
+    finally:
+        logger.remove(sink)
+    assert any("authentication failed" in line for line in logged)
     assert fake.counts.get("rest_unauthorized", 0) - before == 2  # the first try and one retry
     assert "Unauthorized" in str(e.value)
-    texts = [str(e.value), repr(e.value), caplog.text, str(venue.counters())]
+    texts = [str(e.value), repr(e.value), caplog.text, *logged, str(venue.counters())]
     for text in texts:
         for line in other.private_pem.splitlines()[1:-1]:
             assert line not in text
@@ -477,3 +484,28 @@ def test_reconciliation_applies_what_changed_at_the_venue_and_reports_strangers(
     assert events.of(OrderClosed)[-1].status is OrderStatus.CANCELLED
     again = venue.reconcile(3)
     assert again.diffs == ()  # nothing new, and a stranger is reported once
+
+
+@pytest.mark.parametrize("grace_s", [60.0, 0.0])
+def test_an_order_absent_after_unknown_outcomes_is_resent_only_while_its_intent_is_young(
+    fake: FakeCoinbase, key: ApiKey, grace_s: float
+) -> None:
+    coid = new_id("young")
+    venue, _, _ = make_venue(fake, key, place_attempts=2, absent_grace_s=grace_s)
+    venue.balances()
+    fake.inject("rest_5xx", count=2, endpoint="create", status=503)  # never processed
+    result = venue.submit(market(coid), time.time_ns())
+    assert isinstance(result, OrderOutcomeUnknown)
+    c = venue.counters()
+    assert (c["outcome_unknown"], c["lookups"], c["resends"]) == (2, 2, 1)
+    state, detail = venue.resolve(coid, time.time_ns())
+    if grace_s:
+        assert state.value == "found" and "sent again under the same id" in detail
+        view = venue.get_order(coid)
+        assert view is not None and view.status is OrderStatus.FILLED
+        assert summary(fake)["orders_per_client_order_id"][coid] == 1
+    else:  # too old to send now: certainly absent, and reported so (the actor rejects it)
+        assert state.value == "absent" and venue.get_order(coid) is None
+        assert coid not in summary(fake)["orders_per_client_order_id"]
+        assert venue.counters()["absent"] == 1
+    assert venue.counters()["unknown_outcomes_resolved"] == 1

@@ -20,6 +20,8 @@ cryptoj's actors understand, exactly once:
   ``Fill.notional`` (quantity × price truncated to 1e-8) equals the venue's Δvalue exactly
   whenever Δvalue is a multiple of 1e-8 (Coinbase's and the fake's notionals are), and
   ``fee = Δfees``. The sums over the fills then equal the venue's cumulative value and fees.
+  A dust fill whose notional truncated to 0 (Δvalue = 0) gets a price below 1e-8 / Δquantity
+  (the report's average price when it qualifies), so its notional is 0 too.
 * **States never regress**: PENDING (0) < OPEN (1) < terminal (2); a report of a lower rank
   changes nothing. An OPEN report before the create response is fine (the venue order id is
   learned from whichever source names it first, and :class:`OrderAccepted` is emitted once).

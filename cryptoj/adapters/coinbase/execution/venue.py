@@ -34,9 +34,11 @@ Resolving after a restart
     The actor registers every journalled PENDING/OPEN order (:meth:`track`) with the journal's
     booked fills as the tracker's baseline, so fills are only derived beyond what is booked.
     :meth:`resolve` looks a PENDING order up by ``client_order_id``: found → adopted (same
-    fill ids as before the restart); absent → re-sent under the same id only if this process
-    still holds the request, otherwise reported ABSENT once ``absent_grace_s`` have passed
-    since the intent (a request from a previous process is never re-sent: the market moved).
+    fill ids as before the restart); absent → re-sent under the same id while the intent is
+    younger than ``absent_grace_s`` and this process still holds the request; otherwise
+    UNKNOWN until ``absent_grace_s`` have passed since the intent, then ABSENT (the actor
+    rejects it: "never reached the venue"). So a request is never sent later than
+    ``absent_grace_s`` after its intent, and a request of a previous process never again.
 
 Reconciling (:meth:`reconcile`: on start, after every user-channel (re)connect or sequence
 gap, and every ``reconcile_interval_s``)
@@ -71,6 +73,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+
+from loguru import logger
 
 from cryptoj.adapters.coinbase.execution.client import Accepted, CoinbaseRestClient
 from cryptoj.adapters.coinbase.execution.errors import (
@@ -355,13 +359,19 @@ class CoinbaseVenue:
                 self._counts["submit_unresolved"] += 1
             else:
                 self._results[coid] = result
-            if (
-                isinstance(result, OrderAccepted)
-                and spec.kind == "market"
-                and self.settings.refresh_after_market
-            ):
-                self._refresh_quietly(t)
+            self._after_place(t, spec, result)
             return result
+
+    def _after_place(
+        self, t: OrderTracker, spec: OrderSpec, result: OrderAccepted | OrderRejected | object
+    ) -> None:
+        """A market order is over within milliseconds: read its fills now (one GET)."""
+        if (
+            isinstance(result, OrderAccepted)
+            and spec.kind == "market"
+            and self.settings.refresh_after_market
+        ):
+            self._refresh_quietly(t)
 
     def _refuse(
         self, coid: str, product: str, ts: int, reason: str, local: bool = False
@@ -393,6 +403,7 @@ class CoinbaseVenue:
                 self._counts["outcome_unknown"] += 1
                 uncertain, last = True, str(e)
                 self.trackers.mark_unknown(coid)
+                logger.warning("coinbase: {} (try {}): {}; looking it up", coid, attempt, e)
                 try:
                     found = self._lookup(t)
                 except AuthenticationFailed as auth:
@@ -402,8 +413,10 @@ class CoinbaseVenue:
                     last = f"{last}; lookup failed: {lookup_error}"
                     found = Resolution.UNKNOWN
                 if found is Resolution.FOUND:
+                    logger.info("coinbase: {} found by client_order_id: accepted", coid)
                     return self._accepted(t, ts)
                 if attempt < attempts:
+                    logger.info("coinbase: {} not at Coinbase: sending it again, same id", coid)
                     self.sleep(self.client.policy.backoff_s(attempt, self.rng.random()))
                 continue
             except AuthenticationFailed as e:
@@ -420,6 +433,9 @@ class CoinbaseVenue:
                 return self._accepted(t, ts)
             return self._refuse(coid, spec.product, ts, out.reason)
         reason = last or "outcome unknown"
+        logger.warning(
+            "coinbase: {} outcome still unknown after {} tries: {}", coid, attempts, reason
+        )
         return OrderOutcomeUnknown(ts=ts, client_order_id=coid, product=spec.product, reason=reason)
 
     def _accepted(self, t: OrderTracker, ts: int) -> OrderAccepted:
@@ -455,6 +471,7 @@ class CoinbaseVenue:
     def _auth_failed(self, e: AuthenticationFailed) -> None:
         self._counts["auth_failures"] += 1
         self._auth_error = str(e)
+        logger.error("coinbase: authentication failed: {}", e)
 
     # -- resolve and reconcile ---------------------------------------------------------------
 
@@ -481,16 +498,18 @@ class CoinbaseVenue:
                 self.trackers.deliver()
             if found is Resolution.FOUND or not pending:
                 return Resolution.FOUND, f"found at Coinbase: {t.view().status}"
+            age_ns = self.clock() - t.created_ts
+            young = age_ns < self.settings.absent_grace_s * NS
             spec = self._specs.get(coid)
-            if spec is not None:  # this process still holds the request: same id again
+            if spec is not None and young:  # this process holds the request: same id again
                 result = self._place(t, spec, ts)
                 self.trackers.deliver()
                 if isinstance(result, OrderOutcomeUnknown):
                     return Resolution.UNKNOWN, result.reason
                 self._results[coid] = result
+                self._after_place(t, spec, result)
                 return Resolution.FOUND, f"sent again under the same id: {type(result).__name__}"
-            age_ns = self.clock() - t.created_ts
-            if age_ns < self.settings.absent_grace_s * NS:
+            if young:
                 return Resolution.UNKNOWN, (
                     f"not at Coinbase yet ({age_ns / NS:.0f}s after the intent; absent is "
                     f"final after {self.settings.absent_grace_s:.0f}s)"
