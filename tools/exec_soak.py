@@ -1,0 +1,446 @@
+"""Execution soak: the real daemon trading the local fake Coinbase through faults and crashes.
+
+    python tools/exec_soak.py --orders 200 --fault-rate 0.2 --seed 3 --json
+    python tools/exec_soak.py --orders 200 --fault-rate 0.2 --seed 3 --kill9 3 --json
+
+What runs: the fake exchange (in this process: market data, private REST with a registered
+API key, the user channel) and the daemon as a child process, ``python -m cryptoj run --live``
+in ``mode: live`` against the fake, with ``strategy.kind: manual``. The tool sets random target
+weights through the ops endpoint (``POST /control/target``), so every order goes the real way:
+PortfolioActor (check-and-reserve, journal first) → ExecutionActor → CoinbaseVenue → the fake.
+
+What goes wrong on purpose (all seeded by ``--seed``):
+
+* random REST faults on the order endpoints, ``--fault-rate`` of the calls: 429 (HTML or JSON
+  bodies), 5xx (before or after the order is committed), delays past the client timeout,
+  ``success:false``, ``"order_configuration": null``, the connection dropped after the commit;
+* the user channel dropped, and past user events replayed after a reconnect;
+* ``--restarts`` operator restarts of the ExecutionActor and the PortfolioActor mid-run
+  (``POST /control/restart``: the supervisor stops and restarts them);
+* ``--kill9 N``: N SIGKILLs of the whole daemon process at random points, each followed by a
+  fresh start that recovers from the journal and the venue.
+
+At the end the daemon is stopped with SIGTERM (one last fresh start first when the last event
+was a kill), and the journal is audited against the fake's own books. The last line printed is
+one JSON object:
+
+``orders_intended``            intents the PortfolioActor journalled
+``orders_at_venue``            orders the fake holds
+``duplicates_at_venue``        venue orders beyond one per intent (a re-post under a new id,
+                               or a second order under one id): must be 0
+``lost_fills``                 venue fills the journal does not book: must be 0
+``overbooked_fills``           journal quantity beyond the venue's (a double count): must be 0
+``unknown_outcomes``           orders whose create answer was lost (journal ``outcome_unknown``)
+``unknown_outcomes_resolved``  of those, resolved by ``client_order_id`` (none left PENDING)
+``positions_match``            journal cash and positions equal the fake's account balances
+``wall_seconds``               the whole run
+plus the faults injected, kills, restarts, exit codes and the journal's open intents.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import random
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from cryptoj.adapters.coinbase.fake.auth import generate_api_key, write_key_file  # noqa: E402
+from cryptoj.adapters.coinbase.fake.server import FakeCoinbase  # noqa: E402
+from cryptoj.models.orders import Fill, Side  # noqa: E402
+
+PRODUCTS = ("BTC-USD", "ETH-USD", "LTC-USD")
+WEIGHTS = (0.0, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08)  # ≥ min_position_size, ≤ the 10 % limit
+START_USD = "100000"
+READY_S = 60.0  # a (re)started daemon must serve /health within this
+ORDER_WAIT_S = 4.0  # how long one target change may take to produce an intent
+SETTLE_S = 120.0
+OPEN_INTENTS = "SELECT COUNT(*) FROM intents WHERE closed_ts IS NULL"
+OPEN_ORDERS = "SELECT COUNT(*) FROM orders WHERE status IN ('PENDING', 'OPEN')"
+CLI = (
+    sys.executable,
+    "-m",
+    "cryptoj",
+    "run",
+    "--live",
+)  # at the end: every intent closed and nothing open at the venue within this
+
+
+def free_port() -> int:
+    """An ephemeral loopback port (closed again; the daemon binds it right after)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def soak_config(tmp: Path, fake: FakeCoinbase, key_file: Path) -> dict[str, Any]:
+    """The daemon's config: live against the fake, manual targets, risk out of the way.
+
+    The risk and emergency limits are loosened on purpose (fees of random churn and injected
+    rejections would otherwise halt trading): this soak tests execution, not risk.
+    """
+    return {
+        "mode": "live",
+        "live_trading_confirmed": True,
+        "feed": {
+            "source": "coinbase",
+            "products": list(PRODUCTS),
+            "tick_bar_size": 20,
+            "coinbase": {
+                "ws_urls": [fake.ws_url],
+                "rest_url": fake.rest_url,
+                "ca_file": fake.ca_file,
+                "backoff_min_s": 0.1,
+                "backoff_max_s": 1.0,
+            },
+        },
+        "coinbase": {
+            "key_file": str(key_file),
+            "api_key_env": "EXEC_SOAK_NO_KEY",
+            "api_secret_env": "EXEC_SOAK_NO_SECRET",
+            "rest_url": fake.rest_url,
+            "user_ws_url": fake.ws_url,
+            "ca_file": fake.ca_file,
+            "timeout_s": 1.0,  # the fake's random delays (1.5 s) time out
+            "reconcile_interval_s": 2.0,
+            "absent_grace_s": 10.0,  # an order still absent 10 s after its intent is lost
+        },
+        "strategy": {"kind": "manual"},
+        "risk": {"daily_loss_limit": 0.5, "caution_drawdown": 0.5, "stop_loss": 0.5},
+        "shutdown": {"monitor": {"max_drawdown": 0.0, "max_error_rate": 0.0}},
+        "journal": {"path": str(tmp / "journal.sqlite")},
+        "trace": {"enabled": False},
+        "logging": {"level": "INFO", "file": str(tmp / "daemon.log")},
+    }
+
+
+class DaemonProcess:
+    """``python -m cryptoj run --live`` as a child process, started and stopped by the soak."""
+
+    def __init__(self, config: Path, log: Path) -> None:
+        self.config = config
+        self.log = log
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.exit_codes: list[int] = []
+
+    def start(self) -> None:
+        """Start and wait until the ops endpoint answers /health (or fail naming why)."""
+        self.port = free_port()
+        out = self.log.open("ab")
+        self.proc = subprocess.Popen(
+            [*CLI, "--config", str(self.config), "--ops-port", str(self.port)],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        out.close()
+        deadline = time.monotonic() + READY_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"the daemon exited with {self.proc.returncode} while starting; see {self.log}"
+                )
+            with contextlib.suppress(OSError, ValueError):
+                code, body = self.call("GET", "/health")
+                if code == 200 and body.get("actors", {}).get("execution") == "up":
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"the daemon did not become healthy within {READY_S:g}s; see {self.log}")
+
+    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        """One request to the ops endpoint; the JSON answer."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            data = None if body is None else json.dumps(body).encode()
+            headers = {"Content-Type": "application/json"} if data is not None else {}
+            conn.request(method, path, body=data, headers=headers)
+            resp = conn.getresponse()
+            return resp.status, json.loads(resp.read() or b"{}")
+        finally:
+            conn.close()
+
+    def kill9(self) -> None:
+        """SIGKILL the whole process: no on_stop, no flush, nothing."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.exit_codes.append(self.proc.wait(30))
+        self.proc = None
+
+    def stop(self) -> int:
+        """SIGTERM and wait for an orderly exit; its exit code."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait(30)
+        self.exit_codes.append(code)
+        self.proc = None
+        return code
+
+
+def read_journal(path: Path, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Rows of a read-only query (the daemon may be writing: WAL lets us read alongside)."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    try:
+        return db.execute(sql, args).fetchall()
+    finally:
+        db.close()
+
+
+def count_intents(path: Path) -> int:
+    """Intents journalled so far (0 before the journal exists)."""
+    if not path.exists():
+        return 0
+    with contextlib.suppress(sqlite3.OperationalError):
+        return int(read_journal(path, "SELECT COUNT(*) FROM intents")[0][0])
+    return 0
+
+
+def audit(journal: Path, venue: dict[str, Any]) -> dict[str, Any]:
+    """Compare the journal with the fake's books (``FakeCoinbase.state()["exchange"]``)."""
+    intents = {
+        r[0]: r[1] for r in read_journal(journal, "SELECT client_order_id, status FROM intents")
+    }
+    booked: dict[str, Decimal] = defaultdict(Decimal)
+    for coid, qty in read_journal(journal, "SELECT client_order_id, quantity FROM fills"):
+        booked[coid] += Decimal(qty)
+    start = Decimal(
+        read_journal(journal, "SELECT value FROM meta WHERE key = 'starting_cash'")[0][0]
+    )
+    cash = start
+    positions: dict[str, Decimal] = defaultdict(Decimal)
+    for product, side, qty, price, fee in read_journal(
+        journal, "SELECT product, side, quantity, price, fee FROM fills"
+    ):
+        f = Fill(
+            fill_id="x",
+            client_order_id="x",
+            product=product,
+            side=Side(side),
+            quantity=Decimal(qty),
+            price=Decimal(price),
+            fee=Decimal(fee),
+            liquidity="TAKER",
+        )
+        cash += f.cash_delta
+        positions[product.split("-")[0]] += f.quantity if f.side is Side.BUY else -f.quantity
+    unknown = {
+        d.split(":", 1)[0]
+        for (d,) in read_journal(
+            journal, "SELECT detail FROM events WHERE kind = 'outcome_unknown'"
+        )
+    }
+    order_status = dict(read_journal(journal, "SELECT client_order_id, status FROM orders"))
+    orders = venue["orders"]
+    per_coid = venue["orders_per_client_order_id"]
+    strangers = [o["client_order_id"] for o in orders if o["client_order_id"] not in intents]
+    duplicates = sum(n - 1 for n in per_coid.values() if n > 1) + len(strangers)
+    fills_by_order: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    coid_of = {o["order_id"]: o["client_order_id"] for o in orders}
+    for f in venue["fills"]:
+        fills_by_order[coid_of.get(f["order_id"], "?")].append(f)
+    lost = overbooked = 0
+    for coid, fills in fills_by_order.items():
+        venue_qty = Decimal(0)
+        for f in sorted(fills, key=lambda f: (f["sequence_timestamp"], f["trade_id"])):
+            venue_qty += Decimal(f["size"])
+            lost += venue_qty > booked.get(coid, Decimal(0))
+        overbooked += booked.get(coid, Decimal(0)) > venue_qty
+    balances = {c: Decimal(b["total"]) for c, b in venue["balances"].items()}
+    match = cash == balances.get("USD", Decimal(0)) and all(
+        positions.get(c, Decimal(0)) == balances.get(c, Decimal(0)) for c in ("BTC", "ETH", "LTC")
+    )
+    return {
+        "orders_intended": len(intents),
+        "orders_at_venue": len(orders),
+        "duplicates_at_venue": duplicates,
+        "lost_fills": lost,
+        "overbooked_fills": overbooked,
+        "venue_fills": len(venue["fills"]),
+        "journal_fills": int(read_journal(journal, "SELECT COUNT(*) FROM fills")[0][0]),
+        "unknown_outcomes": len(unknown),
+        "unknown_outcomes_resolved": sum(
+            order_status.get(c) not in (None, "PENDING") for c in unknown
+        ),
+        "open_intents": int(read_journal(journal, OPEN_INTENTS)[0][0]),
+        "open_orders": int(read_journal(journal, OPEN_ORDERS)[0][0]),
+        "positions_match": match,
+        "journal_cash": str(cash),
+        "venue_usd": str(balances.get("USD", Decimal(0))),
+        "journal_positions": {c: str(q) for c, q in sorted(positions.items()) if q},
+        "venue_positions": {c: str(q) for c, q in sorted(balances.items()) if c != "USD" and q},
+        "venue_invariant_violations": venue["invariant_violations"],
+    }
+
+
+class Soak:
+    """One soak run: drive targets, inject faults, kill and restart, then audit."""
+
+    def __init__(self, args: argparse.Namespace, tmp: Path) -> None:
+        self.args = args
+        self.tmp = tmp
+        self.rng = random.Random(f"exec-soak:{args.seed}")
+        self.key = generate_api_key(args.key_type)
+        self.key_file = write_key_file(self.key, tmp / "key.json")
+        self.fake = FakeCoinbase(
+            products=list(PRODUCTS),
+            jwt_key_name=self.key.name,
+            jwt_public_key=self.key.public_pem,
+            balances={"USD": START_USD},
+            order_fault_rate=args.fault_rate,
+            fault_seed=args.seed,
+        )
+        self.journal = tmp / "journal.sqlite"
+        self.kills = self.restarts = self.user_faults = 0
+        self.targets = dict.fromkeys(PRODUCTS, 0.0)
+        self.log = tmp / "daemon.out"
+
+    def run(self) -> dict[str, Any]:
+        """The whole soak; the JSON summary."""
+        t0 = time.monotonic()
+        with self.fake:
+            cfg = self.tmp / "soak.yaml"
+            cfg.write_text(yaml.safe_dump(soak_config(self.tmp, self.fake, self.key_file)))
+            daemon = DaemonProcess(cfg, self.log)
+            daemon.start()
+            n = self.args.orders
+            kill_at = sorted(self.rng.sample(range(n // 10, n), self.args.kill9)) if n > 10 else []
+            restart_at = {
+                n * (i + 1) // (self.args.restarts + 1): ("execution", "portfolio")[i % 2]
+                for i in range(self.args.restarts)
+            }
+            deadline = t0 + self.args.timeout_s
+            stalled = 0
+            while (done := count_intents(self.journal)) < n and time.monotonic() < deadline:
+                if kill_at and done >= kill_at[0]:
+                    kill_at.pop(0)
+                    daemon.kill9()
+                    self.kills += 1
+                    daemon.start()
+                for at in [a for a in restart_at if done >= a]:
+                    actor = restart_at.pop(at)
+                    code, _ = daemon.call(
+                        "POST", "/control/restart", {"actor": actor, "reason": "soak"}
+                    )
+                    self.restarts += code == 202
+                if self.rng.random() < 0.05:
+                    kind = self.rng.choice(("user_disconnect", "user_replay"))
+                    self.fake.inject(kind)
+                    self.user_faults += 1
+                stalled = 0 if self._new_target(daemon, done) else stalled + 1
+                if stalled > 20:
+                    raise RuntimeError(f"no new intent after 20 target changes; see {self.log}")
+            self._settle()
+            code = daemon.stop()
+            venue = self.fake.state()
+        (self.tmp / "venue.json").write_text(json.dumps(venue, indent=1, default=str))
+        result = audit(self.journal, venue["exchange"])
+        result.update(
+            {
+                "kills": self.kills,
+                "actor_restarts": self.restarts,
+                "user_channel_faults": self.user_faults,
+                "faults_injected": {
+                    k.removesuffix("_injected"): v
+                    for k, v in sorted(venue["counts"].items())
+                    if k.endswith("_injected")
+                },
+                "exit_codes": daemon.exit_codes,
+                "final_exit_code": code,
+                "wall_seconds": round(time.monotonic() - t0, 1),
+            }
+        )
+        return result
+
+    def _new_target(self, daemon: DaemonProcess, done: int) -> bool:
+        """Change one product's target; True when an intent followed within ORDER_WAIT_S."""
+        product = self.rng.choice(PRODUCTS)
+        weight = self.rng.choice([w for w in WEIGHTS if w != self.targets[product]])
+        body = {"product": product, "weight": weight, "reason": "soak"}
+        with contextlib.suppress(OSError):
+            code, _ = daemon.call("POST", "/control/target", body)
+            if code == 202:
+                self.targets[product] = weight
+        end = time.monotonic() + ORDER_WAIT_S
+        while time.monotonic() < end:
+            if count_intents(self.journal) > done:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def _settle(self) -> None:
+        """Wait until no intent or order is open in the journal and nothing at the venue.
+
+        An order whose outcome is unknown stays PENDING until it is found, or until its
+        absence is final (``coinbase.absent_grace_s``): the settle waits for that too.
+        """
+        end = time.monotonic() + SETTLE_S
+        while time.monotonic() < end:
+            (open_intents,) = read_journal(self.journal, OPEN_INTENTS)[0]
+            (open_orders,) = read_journal(self.journal, OPEN_ORDERS)[0]
+            if (
+                not open_intents
+                and not open_orders
+                and not self.fake.state()["exchange"]["open_orders"]
+            ):
+                return
+            time.sleep(0.2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the soak; exit 0 when no order was lost or duplicated and the books match."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--orders", type=int, default=200, help="intents to drive (default 200)")
+    ap.add_argument("--fault-rate", type=float, default=0.2, help="REST fault rate (0.2)")
+    ap.add_argument("--seed", type=int, default=3)
+    ap.add_argument("--kill9", type=int, default=0, metavar="N", help="SIGKILL the daemon N times")
+    ap.add_argument("--restarts", type=int, default=2, help="operator actor restarts (2)")
+    ap.add_argument("--key-type", choices=("ES256", "Ed25519"), default="Ed25519")
+    ap.add_argument("--timeout-s", type=float, default=900.0, help="give up driving after this")
+    ap.add_argument("--keep", metavar="DIR", help="keep the journal, config and logs here")
+    ap.add_argument("--json", action="store_true", help="print only the JSON summary")
+    args = ap.parse_args(argv)
+    if args.keep:
+        tmp = Path(args.keep)
+        tmp.mkdir(parents=True, exist_ok=True)
+        ctx: contextlib.AbstractContextManager[Any] = contextlib.nullcontext(str(tmp))
+    else:
+        ctx = tempfile.TemporaryDirectory(prefix="exec-soak-")
+    with ctx as d:
+        result = Soak(args, Path(d)).run()
+    ok = (
+        result["duplicates_at_venue"] == 0
+        and result["lost_fills"] == 0
+        and result["overbooked_fills"] == 0
+        and result["positions_match"]
+        and result["unknown_outcomes_resolved"] == result["unknown_outcomes"]
+    )
+    if not args.json:
+        for k, v in result.items():
+            print(f"{k:28} {v}")
+        print("OK" if ok else "FAILED")
+    print(json.dumps(result))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
