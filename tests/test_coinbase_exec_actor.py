@@ -116,6 +116,9 @@ def test_a_restart_in_the_middle_of_an_unknown_outcome_resolves_it_by_client_ord
     assert orders_at_fake(fake, coid) == 1  # never a second order
     assert venue2.counters()["unknown_outcomes_resolved"] == 1
     assert venue2.counters()["unknown_outcomes_pending"] == 0
+    resolved = [e["detail"] for e in j.events("outcome_resolved")]
+    assert any(d.startswith(f"{coid}: found") for d in resolved)  # the trail in the journal
+    assert any(coid in e["detail"] for e in j.events("outcome_pending"))
     j.close()
 
 

@@ -15,9 +15,12 @@ Coinbase; the logic lives in the venue, this actor only drives it and journals):
   the journal already booked for it (the baseline beyond which fills are derived), then each
   is resolved by ``client_order_id``, then a full reconciliation runs;
 * a submit whose outcome stays unknown (:class:`~cryptoj.models.OrderOutcomeUnknown`) leaves the
-  order PENDING with its reservation held, journals an ``outcome_unknown`` event and looks it up
+  order PENDING with its reservation held, journals an ``outcome_pending`` event and looks it up
   again every ``venue.outcome_retry_ns`` until the venue finds it (accepted), refuses it, or
-  reports it absent (rejected "never reached the venue"); it is never re-posted under a new id;
+  reports it absent (rejected "never reached the venue"); it is never re-posted under a new id.
+  The venue's notes are journalled after every message: ``outcome_unknown`` the first time an
+  order's outcome is unknown (even when the submit itself settled it), ``outcome_resolved``
+  when it is settled;
 * a full reconciliation runs every ``venue.reconcile_interval_ns`` and whenever the venue asks
   (:class:`~cryptoj.models.ReconcileVenue`: its user channel reconnected or saw a gap); every
   difference is journalled as a ``reconcile`` event; an order the venue has and the journal
@@ -34,6 +37,7 @@ from typing import Any
 
 from cryptoj.actors.base import Actor, Context
 from cryptoj.journal import Journal
+from cryptoj.models.base import Message
 from cryptoj.models.orders import (
     CancelAllOrders,
     CancelOrder,
@@ -90,7 +94,20 @@ class ExecutionActor(Actor):
         for row in rows:
             if row["status"] != OrderStatus.PENDING:  # PENDING ones were resolved just now
                 self._reconcile(row["client_order_id"], row["product"], ctx)
+        self._journal_notes(ctx)
         ctx.schedule(self.remote.reconcile_interval_ns, self._timer(RECONCILE_TIMER))
+
+    def receive(self, msg: Message, ctx: Context) -> None:
+        """Dispatch as usual, then journal the venue's notes (unknown outcomes, settlements)."""
+        try:
+            super().receive(msg, ctx)
+        finally:
+            self._journal_notes(ctx)
+
+    def _journal_notes(self, ctx: Context) -> None:
+        if self.remote is not None and self.journal is not None:
+            for kind, coid, detail in self.remote.take_notes():
+                self._event(ctx, kind, f"{coid}: {detail}")
 
     def on_stop(self, ctx: Context) -> None:
         """Close the journal."""
@@ -135,7 +152,10 @@ class ExecutionActor(Actor):
                     venue_order_id=result.venue_order_id,
                 )
         elif isinstance(result, OrderOutcomeUnknown):
-            self._event(ctx, "outcome_unknown", f"{order.client_order_id}: {result.reason}")
+            coid = order.client_order_id
+            self._event(
+                ctx, "outcome_pending", f"{coid}: unknown after the submit: {result.reason}"
+            )
             self._arm_outcome_timer(ctx)
         else:
             journal.update_order(
@@ -271,7 +291,7 @@ class ExecutionActor(Actor):
                 self._track(row)
             state, detail = self.remote.resolve(coid, ctx.now())
             if state is Resolution.UNKNOWN:
-                self._event(ctx, "outcome_unknown", f"{coid}: {detail}")
+                self._event(ctx, "outcome_pending", f"{coid}: {detail}")
                 self._arm_outcome_timer(ctx)
                 return
         self._report(coid, product, ctx)

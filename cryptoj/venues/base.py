@@ -139,6 +139,10 @@ class ReconcilingVenue(Protocol):
         """
         ...
 
+    def take_notes(self) -> list[tuple[str, str, str]]:
+        """``(kind, client_order_id, detail)`` notes to journal as events, oldest first."""
+        ...
+
     def reconcile(self, ts: int, since_ns: int | None = None) -> ReconcileReport:
         """Fetch open orders and the fills since the last seen one (or ``since_ns``), apply the
         differences (the venue wins; events go through the listener) and report them."""

@@ -194,7 +194,7 @@ class CoinbaseRestClient:
                         self.stats["backoff_ms"] += int(decision.wait_s * 1000)
                         self.sleep(decision.wait_s)
                     continue
-                if not isinstance(decision, RequestRejected) or fault.kind is FaultKind.BAD_REQUEST:
+                if fault.kind is not FaultKind.NOT_FOUND:  # a 404 is an answer, not an error
                     self.stats["errors"] += 1
                 raise decision from None
             headers = {k: data.pop(k) for k in RATE_HEADERS if k in data}

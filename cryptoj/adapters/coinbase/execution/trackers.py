@@ -8,6 +8,12 @@ user channel thread, REST lookups and reconciliation on the actors' threads) goe
 it produces. :meth:`Trackers.deliver` hands queued events to the listener after the lock was
 released, in the order they were produced, one thread at a time (as the paper venue does); an
 exception raised by the listener is counted, never propagated into the venue.
+
+Notes: the first time an order's create outcome becomes unknown, and when it is settled
+(accepted, refused or absent), a ``(kind, client_order_id, detail)`` note is queued
+(``outcome_unknown`` / ``outcome_resolved``); the ExecutionActor drains them with
+:meth:`Trackers.take_notes` and journals them as events, so every unknown outcome leaves a trail
+even when it was settled within the submit.
 """
 
 from __future__ import annotations
@@ -68,6 +74,7 @@ class Trackers:
         self._by_coid: dict[str, OrderTracker] = {}
         self._by_venue_id: dict[str, str] = {}
         self._unknown: set[str] = set()
+        self._notes: deque[tuple[str, str, str]] = deque(maxlen=10_000)
 
     # -- events ------------------------------------------------------------------------------
 
@@ -119,7 +126,7 @@ class Trackers:
             t = self._by_coid.pop(client_order_id, None)
             if t is not None and t.venue_order_id:
                 self._by_venue_id.pop(t.venue_order_id, None)
-            self.resolved(client_order_id)
+            self.resolved(client_order_id, "absent at Coinbase")
 
     def for_update(self, u: OrderUpdate) -> OrderTracker | None:
         """The tracker a report is about (by client order id, else by venue order id)."""
@@ -140,7 +147,7 @@ class Trackers:
             if t.venue_order_id:
                 self._by_venue_id[t.venue_order_id] = t.client_order_id
                 if t.accepted:
-                    self.resolved(t.client_order_id)
+                    self.resolved(t.client_order_id, f"found ({u.source or 'report'})")
             self.emit(events)
             return events
 
@@ -149,21 +156,30 @@ class Trackers:
         with self.lock:
             self.emit(t.learn_id(venue_order_id, self.clock()))
             self._by_venue_id[venue_order_id] = t.client_order_id
-            self.resolved(t.client_order_id)
+            self.resolved(t.client_order_id, "accepted (sent again under the same id)")
 
-    def mark_unknown(self, client_order_id: str) -> None:
-        """The order's create outcome is unknown (counted once per order)."""
+    def mark_unknown(self, client_order_id: str, why: str) -> None:
+        """The order's create outcome is unknown (counted and noted once per order)."""
         with self.lock:
             if client_order_id not in self._unknown:
                 self._unknown.add(client_order_id)
                 self.counts["unknown_outcomes"] += 1
+                self._notes.append(("outcome_unknown", client_order_id, why))
 
-    def resolved(self, client_order_id: str) -> None:
+    def resolved(self, client_order_id: str, how: str) -> None:
         """The order's outcome is known now (found, refused or absent)."""
         with self.lock:
             if client_order_id in self._unknown:
                 self._unknown.discard(client_order_id)
                 self.counts["unknown_outcomes_resolved"] += 1
+                self._notes.append(("outcome_resolved", client_order_id, how))
+
+    def take_notes(self) -> list[tuple[str, str, str]]:
+        """The queued ``(kind, client_order_id, detail)`` notes, oldest first (and forget them)."""
+        with self.lock:
+            out = list(self._notes)
+            self._notes.clear()
+            return out
 
     def is_unknown(self, client_order_id: str) -> bool:
         """True while the order's create outcome is unknown."""
@@ -184,11 +200,11 @@ class Trackers:
                 )
                 self._by_coid[order.client_order_id] = t
                 if order.venue_order_id is None and order.status is OrderStatus.PENDING:
-                    self.mark_unknown(order.client_order_id)
+                    self.mark_unknown(order.client_order_id, "PENDING in the journal at start")
             if order.venue_order_id and t.venue_order_id is None:
                 t.venue_order_id = order.venue_order_id
                 self._by_venue_id[order.venue_order_id] = order.client_order_id
-                self.resolved(order.client_order_id)
+                self.resolved(order.client_order_id, "the journal knows its venue order id")
             t.restore(order.filled_quantity, order.filled_value, order.fees)
 
     def on_user_updates(self, updates: Iterable[OrderUpdate]) -> None:

@@ -254,6 +254,10 @@ class CoinbaseVenue:
         """Register a journalled order (see :class:`~cryptoj.venues.base.ReconcilingVenue`)."""
         self.trackers.track(order)
 
+    def take_notes(self) -> list[tuple[str, str, str]]:
+        """Unknown outcomes and their settlement since the last call (for the journal)."""
+        return self.trackers.take_notes()
+
     # -- user channel callbacks (user-channel thread) ----------------------------------------
 
     def on_user_updates(self, updates: list[OrderUpdate]) -> None:
@@ -380,7 +384,7 @@ class CoinbaseVenue:
         if t is not None:
             with self.trackers.lock:
                 t.refuse(reason, ts)
-        self.trackers.resolved(coid)
+        self.trackers.resolved(coid, f"refused: {reason}")
         self._counts["local_rejects" if local else "rejected"] += 1
         result = OrderRejected(ts=ts, client_order_id=coid, product=product, reason=reason)
         self._results[coid] = result
@@ -402,7 +406,7 @@ class CoinbaseVenue:
             except OutcomeUnknown as e:
                 self._counts["outcome_unknown"] += 1
                 uncertain, last = True, str(e)
-                self.trackers.mark_unknown(coid)
+                self.trackers.mark_unknown(coid, str(e))
                 logger.warning("coinbase: {} (try {}): {}; looking it up", coid, attempt, e)
                 try:
                     found = self._lookup(t)
