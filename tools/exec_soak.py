@@ -31,7 +31,8 @@ one JSON object:
 ``lost_fills``                 venue fills the journal does not book: must be 0
 ``overbooked_fills``           journal quantity beyond the venue's (a double count): must be 0
 ``unknown_outcomes``           orders whose create answer was lost (journal ``outcome_unknown``)
-``unknown_outcomes_resolved``  of those, resolved by ``client_order_id`` (none left PENDING)
+``unknown_outcomes_resolved``  of those, settled by ``client_order_id`` (``outcome_resolved``,
+                               and no longer PENDING in the journal)
 ``positions_match``            journal cash and positions equal the fake's account balances
 ``wall_seconds``               the whole run
 plus the faults injected, kills, restarts, exit codes and the journal's open intents.
@@ -243,12 +244,13 @@ def audit(journal: Path, venue: dict[str, Any]) -> dict[str, Any]:
         )
         cash += f.cash_delta
         positions[product.split("-")[0]] += f.quantity if f.side is Side.BUY else -f.quantity
-    unknown = {
-        d.split(":", 1)[0]
-        for (d,) in read_journal(
-            journal, "SELECT detail FROM events WHERE kind = 'outcome_unknown'"
-        )
-    }
+    notes: dict[str, set[str]] = defaultdict(set)
+    for kind, detail in read_journal(
+        journal,
+        "SELECT kind, detail FROM events WHERE kind IN ('outcome_unknown', 'outcome_resolved')",
+    ):
+        notes[kind].add(detail.split(":", 1)[0])
+    unknown = notes["outcome_unknown"]
     order_status = dict(read_journal(journal, "SELECT client_order_id, status FROM orders"))
     orders = venue["orders"]
     per_coid = venue["orders_per_client_order_id"]
@@ -279,7 +281,8 @@ def audit(journal: Path, venue: dict[str, Any]) -> dict[str, Any]:
         "journal_fills": int(read_journal(journal, "SELECT COUNT(*) FROM fills")[0][0]),
         "unknown_outcomes": len(unknown),
         "unknown_outcomes_resolved": sum(
-            order_status.get(c) not in (None, "PENDING") for c in unknown
+            c in notes["outcome_resolved"] and order_status.get(c) not in (None, "PENDING")
+            for c in unknown
         ),
         "open_intents": int(read_journal(journal, OPEN_INTENTS)[0][0]),
         "open_orders": int(read_journal(journal, OPEN_ORDERS)[0][0]),
