@@ -44,6 +44,22 @@ class RiskConfig(_Section, frozen=True, kw_only=True):
     caution_drawdown: Fraction = 0.01  # intraday drawdown that moves NORMAL → CAUTION
 
 
+class PortfolioConfig(_Section, frozen=True, kw_only=True):
+    """Target weights and transactional rebalancing (README "Portfolio: target weights and
+    rebalancing transactions")."""
+
+    weighting: Literal["risk_parity", "inverse_vol", "signal"] = "risk_parity"
+    cash_buffer: NonNegFraction = 0.05  # of equity, never allocated
+    volatile_scale: NonNegFraction = 1.0  # signal scale of a product in the VOLATILE regime
+    drift_threshold: NonNegFraction = 0.005  # of equity: smaller deviations are not traded
+    volatile_drift_multiplier: Annotated[float, msgspec.Meta(ge=1)] = 2.0  # band × this, VOLATILE
+    max_depth_multiple: NonNegFloat = 5.0  # a leg asks at most this × the visible size (0: no cap)
+    limit_bps: NonNegFloat = 0.0  # > 0: legs beyond execution.max_depth_share go as LIMIT, bps
+    leg_timeout_s: PositiveFloat = 900.0  # open longer → cancelled (> execution.max_duration_s)
+    quote_max_age_s: PositiveFloat = 30.0  # quotes older than the newest by more are not traded
+    rollback: Literal["keep", "compensate"] = "keep"  # what a failed transaction does with buys
+
+
 class StrategyConfig(_Section, frozen=True, kw_only=True):
     """The EMA-trend strategy: hold ``target_weight`` of a product while fast EMA > slow EMA.
 
@@ -230,6 +246,7 @@ class Config(_Section, frozen=True, kw_only=True):
     live_trading_confirmed: bool = False  # must also be true for mode: live
     seed: int = 7  # seeds ids and scheduling of the deterministic runtime
     risk: RiskConfig = RiskConfig()
+    portfolio: PortfolioConfig = PortfolioConfig()
     strategy: StrategyConfig = StrategyConfig()
     paper: PaperConfig = PaperConfig()
     feed: FeedConfig = FeedConfig()
@@ -298,6 +315,11 @@ def _cross_checks(cfg: Config) -> list[str]:
         out.append(
             "feed.source: mode 'live' trades on live prices: expected 'coinbase', "
             f"got {cfg.feed.source!r}"
+        )
+    if cfg.portfolio.leg_timeout_s <= cfg.execution.max_duration_s:
+        out.append(
+            "portfolio.leg_timeout_s: expected more than execution.max_duration_s (a split "
+            "leg would be cancelled before its last child)"
         )
     if cfg.execution.max_duration_s < cfg.execution.child_interval_s:
         out.append("execution.max_duration_s: expected at least execution.child_interval_s")

@@ -13,7 +13,15 @@ table                     written by        holds
 ``orders``                ExecutionActor    order state machine (PENDING → OPEN → terminal)
 ``equity``                PortfolioActor    equity and cash once per market timestamp
 ``events``                any actor         risk events, shutdown markers, reconciliations
+``rebalance_txns``        PortfolioActor    each rebalance transaction: risk version, state
+``rebalance_legs``        PortfolioActor    its legs: order, reserved funds, state, filled
+``rebalance_steps``       PortfolioActor    every step of every transaction, in order
 ========================  ================  ==================================================
+
+The three ``rebalance_*`` tables (:mod:`cryptoj.portfolio.transaction`) are created when a
+journal is opened, so journals written before them open unchanged (they simply hold no
+transactions). A transaction step, the legs it touches, and the intent it opens or closes are
+written in one SQLite transaction (:meth:`Journal.record_txn`).
 
 Decimals are stored as text, so nothing is rounded by SQLite. A fill and the position change it
 causes are one transaction: after a crash (even ``kill -9``) the books rebuilt from the journal are
@@ -23,7 +31,7 @@ exactly the books that were applied.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -55,6 +63,20 @@ CREATE TABLE IF NOT EXISTS equity (
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, ts INTEGER NOT NULL, actor TEXT NOT NULL,
     kind TEXT NOT NULL, detail TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rebalance_txns (
+    txn_id TEXT PRIMARY KEY, kind TEXT NOT NULL, parent TEXT, params_version INTEGER NOT NULL,
+    policy TEXT NOT NULL, state TEXT NOT NULL, cause TEXT NOT NULL,
+    created_ts INTEGER NOT NULL, updated_ts INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS rebalance_legs (
+    client_order_id TEXT PRIMARY KEY, txn_id TEXT NOT NULL, seq INTEGER NOT NULL,
+    product TEXT NOT NULL, side TEXT NOT NULL, order_type TEXT NOT NULL, quantity TEXT NOT NULL,
+    limit_price TEXT, reserved_cash TEXT NOT NULL, reserved_base TEXT NOT NULL,
+    visible TEXT NOT NULL, beyond_depth INTEGER NOT NULL, reason TEXT NOT NULL,
+    state TEXT NOT NULL, filled TEXT NOT NULL, outcome TEXT NOT NULL,
+    cancel_requested INTEGER NOT NULL, timed_out INTEGER NOT NULL, updated_ts INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS rebalance_steps (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, txn_id TEXT NOT NULL, ts INTEGER NOT NULL,
+    step TEXT NOT NULL, state TEXT NOT NULL, detail TEXT NOT NULL);
 """
 
 
@@ -280,6 +302,77 @@ class Journal:
         """Order rows (only non-terminal ones with ``open_only``)."""
         where = " WHERE status IN ('PENDING', 'OPEN')" if open_only else ""
         return self._rows(f"SELECT * FROM orders{where} ORDER BY created_ts, client_order_id")
+
+    # -- rebalance transactions ------------------------------------------------------------
+
+    def record_txn(
+        self,
+        txn: dict[str, Any],
+        legs: Sequence[dict[str, Any]],
+        steps: Sequence[tuple[str, str]],
+        *,
+        ts: int,
+        intents: Sequence[dict[str, Any]] = (),
+        closed: tuple[str, str] | None = None,
+    ) -> None:
+        """Journal one transaction step atomically: the transaction row, the leg rows (both
+        upserted), the steps, the intents of legs being sent and the intent a closing leg
+        closes (``closed`` = (client order id, status))."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO rebalance_txns VALUES (:txn_id, :kind, :parent,"
+                " :params_version, :policy, :state, :cause, :created_ts, :updated_ts)",
+                txn,
+            )
+            for leg in legs:
+                db.execute(
+                    "INSERT OR REPLACE INTO rebalance_legs VALUES (:client_order_id, :txn_id,"
+                    " :seq, :product, :side, :order_type, :quantity, :limit_price,"
+                    " :reserved_cash, :reserved_base, :visible, :beyond_depth, :reason, :state,"
+                    " :filled, :outcome, :cancel_requested, :timed_out, :updated_ts)",
+                    leg,
+                )
+            for step, detail in steps:
+                db.execute(
+                    "INSERT INTO rebalance_steps (txn_id, ts, step, state, detail)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (txn["txn_id"], ts, step, txn["state"], detail),
+                )
+            for row in intents:
+                db.execute(
+                    "INSERT INTO intents VALUES (:client_order_id, :product, :side, :order_type,"
+                    " :quantity, :limit_price, :reserved_cash, :reserved_base, 'open', :reason,"
+                    " :ts, NULL)",
+                    {k: (str(v) if isinstance(v, Decimal) else v) for k, v in row.items()},
+                )
+            if closed is not None:
+                db.execute(
+                    "UPDATE intents SET status = ?, closed_ts = ? WHERE client_order_id = ?",
+                    (closed[1], ts, closed[0]),
+                )
+
+    def txns(self, *, open_only: bool = False) -> list[dict[str, Any]]:
+        """Transaction rows, oldest first (only those not yet terminal with ``open_only``)."""
+        where = (
+            " WHERE state NOT IN ('COMMITTED', 'ROLLED_BACK', 'SUPERSEDED')" if open_only else ""
+        )
+        return self._rows(f"SELECT * FROM rebalance_txns{where} ORDER BY created_ts, rowid")
+
+    def txn_legs(self, txn_id: str | None = None) -> list[dict[str, Any]]:
+        """Leg rows (of one transaction when given), by transaction and sequence."""
+        if txn_id is None:
+            return self._rows("SELECT * FROM rebalance_legs ORDER BY txn_id, seq")
+        return self._rows("SELECT * FROM rebalance_legs WHERE txn_id = ? ORDER BY seq", (txn_id,))
+
+    def txn_steps(self, txn_id: str | None = None) -> list[dict[str, Any]]:
+        """Transaction steps in the order they were journalled."""
+        if txn_id is None:
+            return self._rows("SELECT * FROM rebalance_steps ORDER BY seq")
+        return self._rows("SELECT * FROM rebalance_steps WHERE txn_id = ? ORDER BY seq", (txn_id,))
+
+    def intents(self) -> list[dict[str, Any]]:
+        """Every intent, in the order journalled."""
+        return self._rows("SELECT * FROM intents ORDER BY rowid")
 
     # -- events ----------------------------------------------------------------------------
 

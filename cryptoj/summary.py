@@ -9,6 +9,7 @@ from typing import Any
 from cryptoj.actors.portfolio import PortfolioActor, rebuild_ledger
 from cryptoj.journal import Journal
 from cryptoj.models.market import Bar, MarketEvent, Quote
+from cryptoj.portfolio.audit import txn_problems
 from cryptoj.portfolio.ledger import Ledger
 from cryptoj.venues.paper import PaperExchange
 
@@ -21,7 +22,9 @@ def check_invariants(
     * cash and positions of the live PortfolioActor equal the books rebuilt from the journal;
     * the journal equals the venue's balances (the venue is the source of truth);
     * no negative balance anywhere; no position decided over its limit;
-    * no reservation leaked: no open intent, no open order at the venue, none in the ledger.
+    * no reservation leaked: no open intent, no open order at the venue, none in the ledger;
+    * the journalled rebalance transactions are consistent and none is left open
+      (:func:`cryptoj.portfolio.audit.txn_problems`).
     """
     problems: list[str] = []
     books = rebuild_ledger(journal, starting_cash)
@@ -54,6 +57,7 @@ def check_invariants(
     if venue.open_orders():
         problems.append(f"{len(venue.open_orders())} orders still open at the venue")
     problems += [f"venue: {p}" for p in venue.check_invariants()]
+    problems += [f"journal: {p}" for p in txn_problems(journal, finished=True)]
     return problems
 
 
@@ -84,6 +88,21 @@ def books_summary(
         "final_cash": float(books.cash),
         "positions": {p: str(h.quantity) for p, h in sorted(books.holdings.items()) if h.quantity},
         "max_drawdown": round(max_drawdown([*curve, (0, final)]), 6),
+        **transaction_figures(journal),
+    }
+
+
+def transaction_figures(journal: Journal) -> dict[str, Any]:
+    """Rebalance transactions by final state, and how many had more than one leg."""
+    states: dict[str, int] = {}
+    for row in journal.txns():
+        states[str(row["state"])] = states.get(str(row["state"]), 0) + 1
+    legs: dict[str, int] = {}
+    for row in journal.txn_legs():
+        legs[str(row["txn_id"])] = legs.get(str(row["txn_id"]), 0) + 1
+    return {
+        "transactions": dict(sorted(states.items())),
+        "multi_leg_transactions": sum(1 for n in legs.values() if n > 1),
     }
 
 

@@ -19,6 +19,7 @@ from cryptoj.journal import Journal
 from cryptoj.models.market import FeedFinished, Quote
 from cryptoj.models.orders import (
     CancelAllOrders,
+    CancelOrder,
     Fill,
     OrderClosed,
     OrderRejected,
@@ -331,8 +332,11 @@ def test_a_restarted_portfolio_rebuilds_its_books_and_reconciles_open_orders(
     assert again.ledger.cash == p.ledger.cash
     assert again.ledger.position("BTC-USD") == half
     assert again.ledger.reservations[order.client_order_id].filled == half
+    # the order was a leg of a rebalance transaction: the restart rolls it back (its leg is
+    # cancelled at the venue) and reconciles it
     assert ctx2.to("execution") == [
-        OrderStatusRequest(ts=ctx2.time_ns, client_order_ids=(order.client_order_id,))
+        CancelOrder(ts=ctx2.time_ns, client_order_id=order.client_order_id),
+        OrderStatusRequest(ts=ctx2.time_ns, client_order_ids=(order.client_order_id,)),
     ]
 
 
@@ -452,7 +456,8 @@ def test_shutdown_ends_a_replay_by_cancelling_and_reconciling(
     s.on_start(ctx)
     s.receive(FeedFinished(events=10), ctx)
     assert isinstance(ctx.to("execution")[0], CancelAllOrders)
-    assert ctx.to("portfolio") == [ReconcileNow(ts=ctx.time_ns)]
+    halt = Halt(ts=ctx.time_ns, reason="end of replay")
+    assert ctx.to("portfolio") == [halt, ReconcileNow(ts=ctx.time_ns)]
     assert ctx.stopped == [(0, "replay finished")]
 
 

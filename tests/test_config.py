@@ -34,8 +34,8 @@ def test_every_problem_is_reported_with_its_field_path() -> None:
         )
     assert e.value.problems == [
         "bogus: unknown field (known: coinbase, execution, feed, flags, journal, "
-        "live_trading_confirmed, logging, mode, ops, paper, risk, seed, shutdown, strategy, "
-        "supervision, trace)",
+        "live_trading_confirmed, logging, mode, ops, paper, portfolio, risk, seed, shutdown, "
+        "strategy, supervision, trace)",
         "risk.colour: unknown field (known: caution_drawdown, correlation_weight, "
         "daily_loss_limit, min_position_size, position_size_limit, stop_loss, "
         "volatility_halflife_bars, volatility_weight)",
@@ -117,3 +117,28 @@ def test_check_config_exits_2_naming_a_wrong_type_a_range_and_an_unknown_key(
     assert "risk.daily_loss_limit: expected a number in (0, 1], got 'two'" in lines
     assert "risk.stop_loss: expected a number in (0, 1], got 7" in lines
     assert any(line.startswith("risk.colour: unknown field") for line in lines)
+
+
+def test_the_portfolio_section_is_validated_field_by_field() -> None:
+    with pytest.raises(ConfigError) as e:
+        parse_config(
+            {
+                "portfolio": {
+                    "weighting": "kelly",
+                    "volatile_drift_multiplier": 0.5,
+                    "leg_timeout_s": 300,
+                }
+            }
+        )
+    problems = e.value.problems
+    assert any(p.startswith("portfolio.weighting: expected one of") for p in problems), problems
+    assert any(p.startswith("portfolio.volatile_drift_multiplier") for p in problems), problems
+    ok = parse_config(
+        {
+            "portfolio": {"rollback": "compensate", "leg_timeout_s": 300},
+            "execution": {"max_duration_s": 120},
+        }
+    )
+    assert ok.portfolio.rollback == "compensate"
+    with pytest.raises(ConfigError, match=r"portfolio\.leg_timeout_s: expected more than"):
+        parse_config({"portfolio": {"leg_timeout_s": 300}})

@@ -11,7 +11,9 @@ publishes versioned limits, and the PortfolioActor applies them atomically when 
 * Level: :class:`~cryptoj.risk.levels.LevelMachine` (daily loss, drawdown, stop-loss hits,
   stale feed, systemic correlation + drawdown; hysteresis and cool-down; operator override).
 * Also published for the portfolio, the trace and the metrics: regime per product
-  (:class:`~cryptoj.risk.regime.RegimeDetector`), volatility per product, average correlation.
+  (:class:`~cryptoj.risk.regime.RegimeDetector`), volatility per product, average correlation,
+  and the pairwise EWMA correlations (``pairs``) the portfolio's optimiser and the wind-down
+  ordering use.
 """
 
 from __future__ import annotations
@@ -196,6 +198,11 @@ class RiskActor(Actor):
                 ),
                 volatility=tuple((p, round(self.stats.vol(p), 8)) for p in products),
                 correlation=tuple((p, round(self.corr.of(p), 6)) for p in products),
+                pairs=tuple(
+                    (p, q, round(self.corr.correlation(p, q), 6))
+                    for i, p in enumerate(products)
+                    for q in products[i + 1 :]
+                ),
             ),
         )
 

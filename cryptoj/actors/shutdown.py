@@ -16,7 +16,10 @@ The logic lives in :mod:`cryptoj.unwind` (``response``, ``monitors``, ``priority
 * Recovery: after a market-caused programme, back to NORMAL by itself once the conditions hold
   for ``recovery.cooldown_s``, re-entering with ``recovery.reentry_steps`` size multipliers;
   operator and fault causes wait for ``resume`` (:mod:`cryptoj.unwind.response`).
-* End of a replay (``FeedFinished``): cancel open orders, reconcile, stop with exit code 0.
+* End of a replay (``FeedFinished``): halt the portfolio (no new orders; an open rebalance
+  transaction rolls back), cancel open orders, reconcile, stop with exit code 0. Once halted
+  for the end of the run (or an orderly stop), a restarted portfolio's ``PlanRequest`` is
+  answered with the same ``Halt``.
 * Escalation (the root supervisor failed): cancel every open order through its **own** venue
   client (the ExecutionActor is gone), optionally flatten through it
   (:mod:`cryptoj.unwind.emergency`), journal it and stop the process with exit code 3.
@@ -106,6 +109,7 @@ class ShutdownActor(Actor):
         self.ramps = 0
         self.stop_after: str | None = None  # flatten, then stop with this reason
         self.stopping = False
+        self.halt: Halt | None = None  # sent to the portfolio; re-sent to a restarted one
         self.emergency_reason: str | None = None
         self.cancelled_in_emergency: list[str] = []
         self.unwinder: EmergencyUnwinder | None = None
@@ -339,6 +343,9 @@ class ShutdownActor(Actor):
             self._stop(ctx, EXIT_OK, self.stop_after)
 
     def _handle_plan_request(self, msg: PlanRequest, ctx: Context) -> None:
+        if self.halt is not None:  # the run is ending: a restarted portfolio stays halted
+            ctx.send(self.portfolio, self.halt)
+            return
         if self.plan is not None:
             ctx.send(self.portfolio, self.plan)
         elif self.programme.level is not L.NORMAL:
@@ -362,6 +369,8 @@ class ShutdownActor(Actor):
     def _handle_feed_finished(self, msg: FeedFinished, ctx: Context) -> None:
         self._mark(ctx, "feed_finished", f"{msg.events} events")
         if self.stop_on_feed_end:
+            self.halt = Halt(ts=ctx.now(), reason="end of replay")
+            ctx.send(self.portfolio, self.halt)  # no new orders; open transactions roll back
             ctx.send(self.execution, CancelAllOrders(ts=ctx.now(), reason="end of replay"))
             ctx.send(self.portfolio, ReconcileNow(ts=ctx.now()))
             ctx.stop_system(EXIT_OK, "replay finished")
@@ -375,7 +384,8 @@ class ShutdownActor(Actor):
         previous = self.programme.level
         self.programme.level = L.STOP
         self._mark(ctx, "response_level", f"{previous} -> STOP: stop: {reason}")
-        ctx.send(self.portfolio, Halt(ts=ctx.now(), reason=reason))
+        self.halt = Halt(ts=ctx.now(), reason=reason)
+        ctx.send(self.portfolio, self.halt)
         if self.cfg.stop_open_orders == "cancel":
             ctx.send(self.execution, CancelAllOrders(ts=ctx.now(), reason=reason))
         self._mark(

@@ -42,6 +42,21 @@ class RiskParameters(Message, frozen=True, kw_only=True):
     regimes: tuple[tuple[str, str], ...] = ()  # product → calm / trending / volatile
     volatility: tuple[tuple[str, float], ...] = ()  # product → EWMA volatility per bar
     correlation: tuple[tuple[str, float], ...] = ()  # product → its average ρ with the others
+    pairs: tuple[tuple[str, str, float], ...] = ()  # (p, q, ρ_pq) for p < q: the EWMA matrix
+
+    def pair_correlations(self) -> dict[tuple[str, str], float]:
+        """ρ by pair of products, both orders (empty when the snapshot has no matrix)."""
+        out: dict[tuple[str, str], float] = {}
+        for p, q, rho in self.pairs:
+            out[(p, q)] = out[(q, p)] = rho
+        return out
+
+    def regime(self, product: str) -> str | None:
+        """The product's regime (CALM / TRENDING / VOLATILE), None while unknown."""
+        for name, regime in self.regimes:
+            if name == product:
+                return regime
+        return None
 
     def weight_cap(self, product: str) -> float:
         """The cap for ``product`` (0 when unknown: no exposure without a risk view)."""

@@ -1,66 +1,210 @@
-"""The rebalance planner: from a target weight to one order (or a reason not to trade). Pure.
+"""The rebalance planner: from target weights to the legs of one transaction. Pure.
 
-Given equity E, the current position value V = q·p and the target weight w (after the risk
-caps), the order moves V toward w·E:
+For each product the caller lists (:class:`ProductView`: position, the quantity not held by
+other orders, the latest quote, the target weight ``w`` from
+:mod:`cryptoj.portfolio.optimizer`, its drift threshold ``θ`` and whether only reducing is
+allowed), with equity ``E`` and the position's value ``V = q·mid``:
 
-* ``w < min_position_size`` with w > 0 → treated as 0 (too small a position is not opened);
-* a trade smaller than ``min_trade_fraction``·E is skipped (no churn around the target);
-* at REDUCING only trades that shrink the position pass; at HALTED nothing passes;
-* quantities are floored to the venue's base increment (1e-8 by default); buys are sized at the
-  ask, so the new position valued at the mid stays within the target.
+* **Drift.** ``d = w·E − V``. No leg when ``|d| < θ·E`` (no churn around the target), except a
+  position whose target is 0, which is always closed. ``θ`` comes from
+  :func:`drift_threshold`: ``portfolio.drift_threshold``, times
+  ``portfolio.volatile_drift_multiplier`` in the VOLATILE regime (a wider band when prices
+  swing, so noise does not trade).
+* **Side and size.** ``d > 0`` buys ``d / ask`` (sized at the ask, so the new position valued at
+  the mid stays within its target), ``d < 0`` sells ``|d| / mid`` (everything when ``w = 0``),
+  never more than is available; quantities are floored to the base increment. Buys are dropped
+  for products that may only reduce (risk level REDUCING, a stale feed, the emergency
+  programme's reduce-only plans).
+* **Liquidity** (:class:`LegRules`). ``D`` is the size visible at the touch the leg takes from
+  (the ask for a buy, the bid for a sell). A leg never asks for more than
+  ``max_depth_multiple·D`` (the rest waits for the next transaction); a leg above
+  ``depth_share·D`` (``execution.max_depth_share``) is marked ``beyond_depth``: the
+  ExecutionActor splits such orders over time (TWAP against the visible depth), and with
+  ``portfolio.limit_bps > 0`` it goes as a LIMIT order at the touch ± ``limit_bps`` so its
+  children cannot chase the price. Legs within the depth go whole at market.
+* **Order.** Sells first, then buys (each group by product): a transaction never holds more
+  exposure than before it or after it.
 
-Example: E = 100,000 USD, BTC at 7,000, q = 0, w = 0.10 → buy 10,000 / 7,000 = 1.42857142 BTC.
+Buys are funded from cash reserved when the plan is made (:func:`fund_buys`): a buy costs at
+most ``quantity × price × BUY_HEADROOM × (1 + fee)`` (``price`` the ask, or the limit); when the
+available cash does not cover every buy, the buys shrink in proportion (a sale's proceeds are
+spent by the next transaction, never counted on in advance).
+
+Example: E = 100,000 USD, BTC at 7,000 / 7,001 with 2 BTC at the ask, q = 0, w = 0.10,
+θ = 0.005, share 0.25, multiple 5 → d = 10,000 → 1.42836737 BTC; 1.428 > 0.25 × 2, so the leg
+is ``beyond_depth`` (0.71 × D) and goes to execution's splitting; reserved 1.42836737 × 7,001
+× 1.02 × 1.006 = 10,261.20 USD.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from decimal import ROUND_DOWN, Decimal
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from decimal import ROUND_DOWN, ROUND_UP, Decimal
 
-from cryptoj.models.orders import Side
-from cryptoj.models.risk import RiskLevel
+from cryptoj.models.market import Quote
+from cryptoj.models.orders import OrderType, Side
 
 BASE_INCREMENT = Decimal("0.00000001")
+PRICE_INCREMENT = Decimal("0.00000001")
+#: Headroom reserved above the touch price for a market buy (slippage walk) before fees.
+BUY_HEADROOM = Decimal("1.02")
+ZERO = Decimal(0)
 
 
 @dataclass(frozen=True)
 class PlannedOrder:
-    """What the planner decided."""
+    """One order the portfolio decided outside a transaction (an unwind or stop-loss slice)."""
 
     side: Side
     quantity: Decimal
     target_weight: float
 
 
-def plan_rebalance(
-    *,
-    equity: Decimal,
-    quantity: Decimal,
-    price: Decimal,
-    ask: Decimal | None = None,
-    target_weight: float,
-    min_position_size: float,
-    min_trade_fraction: float,
-    level: RiskLevel,
-) -> PlannedOrder | str:
-    """Plan one order toward ``target_weight``; return it, or the reason for not trading."""
-    if level == RiskLevel.HALTED:
-        return "risk level HALTED: no new orders"
-    if price <= 0 or equity <= 0:
-        return f"no valid price/equity (price {price}, equity {equity})"
-    w = target_weight if target_weight >= min_position_size else 0.0
-    target_value = Decimal(repr(w)) * equity
-    diff = target_value - quantity * price
-    if abs(diff) < Decimal(repr(min_trade_fraction)) * equity and not (w == 0 and quantity > 0):
-        return "within band of target"
+@dataclass(frozen=True)
+class LegRules:
+    """How legs are sized against the visible depth (module docstring, *Liquidity*)."""
+
+    depth_share: float = 0.25
+    max_depth_multiple: float = 5.0  # 0: no cap
+    limit_bps: float = 0.0  # 0: legs go at market
+    increment: Decimal = BASE_INCREMENT
+
+
+@dataclass(frozen=True)
+class ProductView:
+    """What the planner needs of one product."""
+
+    product: str
+    quantity: Decimal
+    available: Decimal
+    quote: Quote
+    target: float
+    threshold: float
+    reduce_only: bool = False
+
+
+@dataclass(frozen=True)
+class LegPlan:
+    """One leg of a planned transaction."""
+
+    product: str
+    side: Side
+    quantity: Decimal
+    order_type: OrderType
+    limit_price: Decimal | None
+    visible: Decimal  # size at the touch the leg takes from
+    beyond_depth: bool  # larger than depth_share × visible: execution splits it
+    depth_capped: bool  # shrunk to max_depth_multiple × visible
+    target_weight: float
+    current_weight: float
+    touch: Decimal  # best price on the side the leg takes from (ask for a buy, bid for a sell)
+
+    @property
+    def depth_multiple(self) -> float:
+        """quantity ÷ visible size (inf without a visible size)."""
+        return float(self.quantity / self.visible) if self.visible > 0 else float("inf")
+
+    def price(self) -> Decimal:
+        """The price a buy is funded at: its limit, else the touch it takes from."""
+        return self.limit_price if self.limit_price is not None else self.touch
+
+
+def drift_threshold(base: float, regime: str | None, volatile_multiplier: float) -> float:
+    """The drift band of one product: ``base``, times ``volatile_multiplier`` when VOLATILE."""
+    if base < 0 or volatile_multiplier < 1:
+        raise ValueError(
+            f"drift threshold: base must be >= 0 and the volatile multiplier >= 1, "
+            f"got {base} and {volatile_multiplier}"
+        )
+    return base * volatile_multiplier if regime == "VOLATILE" else base
+
+
+def plan_legs(equity: Decimal, views: Sequence[ProductView], rules: LegRules) -> list[LegPlan]:
+    """The legs that move the listed products to their targets: sells first, then buys."""
+    if equity <= 0:
+        return []
+    sells: list[LegPlan] = []
+    buys: list[LegPlan] = []
+    for v in sorted(views, key=lambda v: v.product):
+        leg = _plan_one(equity, v, rules)
+        if leg is not None:
+            (sells if leg.side == Side.SELL else buys).append(leg)
+    return sells + buys
+
+
+def _plan_one(equity: Decimal, v: ProductView, rules: LegRules) -> LegPlan | None:
+    q = v.quote
+    mid = q.mid
+    if mid <= 0 or not 0 <= v.target <= 1:
+        return None
+    value = v.quantity * mid
+    current = float(value / equity)
+    diff = Decimal(repr(v.target)) * equity - value
+    closing = v.target == 0 and v.quantity > 0
+    if abs(diff) < Decimal(repr(v.threshold)) * equity and not closing:
+        return None
     side = Side.BUY if diff > 0 else Side.SELL
-    if level == RiskLevel.REDUCING and side == Side.BUY:
-        return "risk level REDUCING: only exposure-reducing orders"
-    # Buys are sized at the ask, so the position valued at ``price`` never exceeds the target.
-    unit = ask if side == Side.BUY and ask is not None and ask > price else price
-    qty = (abs(diff) / unit).quantize(BASE_INCREMENT, rounding=ROUND_DOWN)
+    if side == Side.BUY and v.reduce_only:
+        return None
+    unit = q.ask if side == Side.BUY and q.ask > mid else mid
+    qty = (abs(diff) / unit).quantize(rules.increment, rounding=ROUND_DOWN)
     if side == Side.SELL:
-        qty = min(qty, quantity) if w > 0 else quantity
+        qty = v.available if closing else min(qty, v.available)
+    visible = q.ask_size if side == Side.BUY else q.bid_size
+    capped = False
+    if rules.max_depth_multiple > 0 and visible > 0:
+        most = (visible * Decimal(repr(rules.max_depth_multiple))).quantize(
+            rules.increment, rounding=ROUND_DOWN
+        )
+        if qty > most:
+            qty, capped = most, True
     if qty <= 0:
-        return "order rounds to zero"
-    return PlannedOrder(side, qty, w)
+        return None
+    beyond = visible <= 0 or qty > visible * Decimal(repr(rules.depth_share))
+    touch = q.ask if side == Side.BUY else q.bid
+    limit: Decimal | None = None
+    if beyond and rules.limit_bps > 0:
+        offset = Decimal(repr(rules.limit_bps)) / Decimal(10_000)
+        if side == Side.BUY:
+            limit = (touch * (1 + offset)).quantize(PRICE_INCREMENT, rounding=ROUND_DOWN)
+        else:
+            limit = (touch * (1 - offset)).quantize(PRICE_INCREMENT, rounding=ROUND_UP)
+    return LegPlan(
+        product=v.product,
+        side=side,
+        quantity=qty,
+        order_type=OrderType.MARKET if limit is None else OrderType.LIMIT,
+        limit_price=limit,
+        visible=visible,
+        beyond_depth=beyond,
+        depth_capped=capped,
+        target_weight=v.target,
+        current_weight=current,
+        touch=touch,
+    )
+
+
+def buy_cost(quantity: Decimal, price: Decimal, fee: Decimal) -> Decimal:
+    """The most a buy of ``quantity`` at ``price`` may cost: with headroom and fee."""
+    return quantity * price * BUY_HEADROOM * (1 + fee)
+
+
+def fund_buys(legs: Sequence[LegPlan], available_cash: Decimal, fee: Decimal) -> list[LegPlan]:
+    """The legs with the buys shrunk (in proportion) to what ``available_cash`` covers.
+
+    Buys that shrink to nothing are dropped; sells are unchanged.
+    """
+    cost = sum((buy_cost(g.quantity, g.price(), fee) for g in legs if g.side == Side.BUY), ZERO)
+    if cost <= available_cash:
+        return list(legs)
+    ratio = max(ZERO, available_cash) / cost
+    out: list[LegPlan] = []
+    for g in legs:
+        if g.side == Side.BUY:
+            qty = (g.quantity * ratio).quantize(BASE_INCREMENT, rounding=ROUND_DOWN)
+            if qty <= 0:
+                continue
+            g = replace(g, quantity=qty)
+        out.append(g)
+    return out

@@ -26,6 +26,7 @@ from decimal import Decimal
 from cryptoj.config import MonitorConfig
 from cryptoj.models.risk import RiskParameters
 from cryptoj.models.unwind import ExposureView, MonitorReport
+from cryptoj.unwind.priority import book_correlations
 
 
 @dataclass(frozen=True)
@@ -122,8 +123,11 @@ def monitor_report(
 ) -> MonitorReport:
     """The PortfolioActor's report: its books and the risk figures it last received.
 
-    The correlation per product is the RiskParameters' ``correlation`` (a product without
-    one yet counts at the average pairwise correlation).
+    The correlation of each position is its correlation with the rest of the book
+    (:func:`~cryptoj.unwind.priority.book_correlations`, from the snapshot's pairwise matrix),
+    so the wind-down ordering ranks positions by their true risk contribution; without a matrix
+    it is the RiskParameters' ``correlation`` per product (a product without one yet counts at
+    the average pairwise correlation).
     """
     vols: tuple[tuple[str, float], ...] = ()
     corr: tuple[tuple[str, float], ...] = ()
@@ -132,6 +136,10 @@ def monitor_report(
         vols = tuple(params.volatility)
         per = dict(params.correlation)
         corr = tuple((p, float(per.get(p, params.avg_correlation))) for p, _ in vols)
+        if params.pairs:
+            values = {p: float(q * marks[p]) for p, q in holdings.items() if q > 0 and p in marks}
+            book = book_correlations(values, dict(vols), params.pair_correlations())
+            corr = tuple((p, round(book.get(p, c), 6)) for p, c in corr)
         volatile = tuple(p for p, regime in params.regimes if regime == "VOLATILE")
     return MonitorReport(
         ts=ts,

@@ -24,6 +24,17 @@ Targets: FLATTEN holds 0 of everything. REDUCE cuts the gross exposure ``G = Σ 
 
     excess = G − target·E;   for p in order: cut_p = min(V_p, excess); excess −= cut_p
 
+The correlation ``ρ_p`` the PortfolioActor reports (:func:`book_correlations`) is p's
+correlation with the rest of the book, from the RiskActor's pairwise EWMA matrix: with the
+other positions' values ``V_q`` and volatilities ``σ_q``::
+
+    ρ_p = Σ_{q≠p} V_q·σ_q·ρ_pq / √(Σ_{q≠p} Σ_{r≠p} V_q·V_r·σ_q·σ_r·ρ_qr)
+
+(the correlation of p's return with the value-weighted return of everything else held).
+Example: BTC 8,000 (σ 0.02), ETH 6,000 (σ 0.03), SOL 2,000 (σ 0.05); ρ(BTC, ETH) 0.8,
+ρ(BTC, SOL) 0.2, ρ(ETH, SOL) 0.5. For BTC the rest is ETH 180 and SOL 100 (V·σ):
+ρ = (180·0.8 + 100·0.2) / √(180² + 100² + 2·180·100·0.5) = 164 / 245.8 = 0.667.
+
 Worked example: E = 100,000, target 0.05; BTC V = 8,000 (σ 0.02, ρ 0.9 → RC 144), ETH
 V = 6,000 (σ 0.03, ρ 0.9 → RC 162). Order ETH, BTC; excess = 14,000 − 5,000 = 9,000: ETH is cut
 by 6,000 to 0, BTC by 3,000 to 5,000.
@@ -31,7 +42,8 @@ by 6,000 to 0, BTC by 3,000 to 5,000.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 
@@ -62,6 +74,40 @@ def effective_correlation(correlation: float, alone: bool) -> float:
     if correlation != correlation:  # NaN
         return 0.0
     return min(1.0, max(0.0, correlation))
+
+
+def book_correlations(
+    values: Mapping[str, float],
+    volatility: Mapping[str, float],
+    correlation: Mapping[tuple[str, str], float],
+) -> dict[str, float]:
+    """Each position's correlation with the rest of the book (module docstring).
+
+    ``correlation`` maps a pair (either order) to ρ (missing pairs: 0). Positions without a
+    volatility are left out of the answer; one with nothing else held gets 0
+    (:func:`effective_correlation` treats a lone position as ρ = 1).
+    """
+
+    def rho(a: str, b: str) -> float:
+        if a == b:
+            return 1.0
+        r = correlation.get((a, b), correlation.get((b, a), 0.0))
+        return min(1.0, max(-1.0, r)) if math.isfinite(r) else 0.0
+
+    risk = {
+        p: v * volatility.get(p, 0.0)
+        for p, v in values.items()
+        if v > 0 and volatility.get(p, 0.0) > 0
+    }
+    out = dict.fromkeys(risk, 0.0)
+    for p in risk:
+        rest = [q for q in risk if q != p]
+        var = sum(risk[q] * risk[r] * rho(q, r) for q in rest for r in rest)
+        if not rest or var <= 0:
+            continue
+        cov = sum(risk[q] * rho(p, q) for q in rest)
+        out[p] = min(1.0, max(-1.0, cov / math.sqrt(var)))
+    return out
 
 
 def risk_contribution(e: Exposure, alone: bool = False) -> float:

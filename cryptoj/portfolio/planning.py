@@ -1,0 +1,154 @@
+"""From the books, the signals and one risk snapshot to the legs of a transaction. Pure.
+
+The PortfolioActor calls :func:`plan_transaction` with everything it knows at one instant; the
+answer depends on nothing else, so every leg of a plan is sized under the same
+:class:`~cryptoj.models.risk.RiskParameters` version.
+
+1. Target weights for every product with a signal: :func:`~cryptoj.portfolio.optimizer.
+   target_weights` with the snapshot's caps, volatilities and pairwise correlations, the
+   portfolio's cash buffer and method, the size multiplier (risk level × emergency programme)
+   and ``portfolio.volatile_scale`` for products in the VOLATILE regime. A product whose stop
+   loss fired has signal 0 until its signal resets.
+2. Legs (:func:`~cryptoj.portfolio.rebalance.plan_legs`) for the products that may trade now:
+   a usable quote (no older than ``quote_max_age_s`` behind the newest quote), not owned by the
+   emergency programme's unwind, no order of their own in flight. Products without a signal are
+   left alone. Buys are dropped for products that may only reduce.
+3. Buys funded from the available cash (:func:`~cryptoj.portfolio.rebalance.fund_buys`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Set
+from dataclasses import dataclass
+from decimal import Decimal
+
+from cryptoj.config import Config
+from cryptoj.models.market import Quote
+from cryptoj.models.risk import RiskParameters
+from cryptoj.models.signals import TargetWeight
+from cryptoj.portfolio.optimizer import Allocation, target_weights
+from cryptoj.portfolio.rebalance import (
+    LegPlan,
+    LegRules,
+    ProductView,
+    drift_threshold,
+    fund_buys,
+    plan_legs,
+)
+
+
+@dataclass(frozen=True)
+class PlanInputs:
+    """Everything one plan depends on."""
+
+    equity: Decimal
+    holdings: Mapping[str, Decimal]  # (at least of the tradable products)
+    available: Mapping[str, Decimal]  # holdings not held for open sells
+    available_cash: Decimal
+    quotes: Mapping[str, Quote]
+    targets: Mapping[str, TargetWeight]
+    params: RiskParameters
+    tradable: Set[str]  # products that may trade now (step 2)
+    reduce_only: Set[str]  # products that may only reduce
+    stopped_out: Set[str]
+    multiplier: float
+    fee: Decimal
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The optimiser's allocation and the legs, sells first."""
+
+    allocation: Allocation
+    legs: list[LegPlan]
+
+
+def usable_quotes(quotes: Mapping[str, Quote], max_age_ns: int) -> set[str]:
+    """Products whose quote is at most ``max_age_ns`` older than the newest quote."""
+    if not quotes:
+        return set()
+    newest = max(q.ts for q in quotes.values())
+    return {p for p, q in quotes.items() if newest - q.ts <= max_age_ns}
+
+
+def leg_rules(cfg: Config) -> LegRules:
+    """The liquidity rules of ``cfg``: execution splits an order above
+    ``execution.max_depth_share`` of the visible size, so that is where a leg is beyond depth."""
+    return LegRules(
+        depth_share=cfg.execution.max_depth_share,
+        max_depth_multiple=cfg.portfolio.max_depth_multiple,
+        limit_bps=cfg.portfolio.limit_bps,
+    )
+
+
+def allocate(i: PlanInputs, cfg: Config) -> Allocation:
+    """Step 1 of the module docstring."""
+    p, pc = i.params, cfg.portfolio
+    signals = {
+        name: 0.0 if name in i.stopped_out else min(1.0, max(0.0, t.weight))
+        for name, t in i.targets.items()
+    }
+    return target_weights(
+        signals,
+        caps={name: p.weight_cap(name) for name in signals},
+        volatility=dict(p.volatility),
+        correlation=p.pair_correlations(),
+        min_position_size=p.min_position_size,
+        cash_buffer=pc.cash_buffer,
+        multiplier=max(0.0, i.multiplier),
+        scale={n: pc.volatile_scale for n in signals if p.regime(n) == "VOLATILE"},
+        method=pc.weighting,
+    )
+
+
+def allocation_key(i: PlanInputs) -> tuple[object, ...]:
+    """Everything :func:`allocate` depends on (the quotes and the books do not count): an
+    allocation computed for an equal key can be reused."""
+    signals = tuple(sorted((p, t.weight) for p, t in i.targets.items()))
+    return (i.params, signals, i.multiplier, frozenset(i.stopped_out))
+
+
+def plan_transaction(i: PlanInputs, cfg: Config, allocation: Allocation | None = None) -> Plan:
+    """The module docstring's three steps (step 1 skipped when ``allocation`` is given: one
+    computed by :func:`allocate` for inputs of the same :func:`allocation_key`)."""
+    allocation = allocation if allocation is not None else allocate(i, cfg)
+    pc = cfg.portfolio
+    views = [
+        ProductView(
+            product=name,
+            quantity=i.holdings.get(name, Decimal(0)),
+            available=i.available.get(name, Decimal(0)),
+            quote=i.quotes[name],
+            target=allocation.weights[name],
+            threshold=drift_threshold(
+                pc.drift_threshold, i.params.regime(name), pc.volatile_drift_multiplier
+            ),
+            reduce_only=name in i.reduce_only,
+        )
+        for name in sorted(i.targets)
+        if name in i.tradable and name in i.quotes
+    ]
+    legs = plan_legs(i.equity, views, leg_rules(cfg))
+    return Plan(allocation, fund_buys(legs, i.available_cash, i.fee))
+
+
+def leg_reason(
+    leg: LegPlan,
+    target: TargetWeight | None,
+    params: RiskParameters,
+    txn_id: str,
+    seq: int,
+    count: int,
+) -> str:
+    """The order's reason: the target, the signal's reason, the risk version and the leg."""
+    why = target.reason if target is not None else "compensation"
+    depth = (
+        f"; beyond depth: {leg.depth_multiple:.2f}× visible {leg.visible:.8f}"
+        f"{', capped' if leg.depth_capped else ''}"
+        if leg.beyond_depth
+        else ""
+    )
+    return (
+        f"target {leg.target_weight:.4f} ({why}; risk v{params.version} {params.level}, "
+        f"cap {params.weight_cap(leg.product):.4f}; {txn_id} leg {seq}/{count}{depth})"
+    )
