@@ -8,39 +8,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from cryptoj.config import parse_config
-from cryptoj.daemon import Daemon
-from cryptoj.ops.config import OpsConfig
-from tests.test_ops import Running, get_json, poll
+from tests.test_ops import Running, get_json, poll, running
 
 
-@contextmanager
-def daemon(tmp_path: Path, kind: str) -> Iterator[Running]:
-    cfg = parse_config(
-        {
-            "feed": {"speed": 300.0, "products": ["BTC-USD", "ETH-USD"]},
-            "journal": {"path": str(tmp_path / "journal.sqlite")},
-            "trace": {"enabled": False},
-            "strategy": {"kind": kind},
-        }
-    )
-    d = Daemon(cfg, ops=OpsConfig(port=0))
-    r = Running(d, threading.Thread(target=lambda: None))
-    r.thread = threading.Thread(target=lambda: r.result.setdefault("code", d.run()), daemon=True)
-    r.thread.start()
-    try:
-        assert d.ready.wait(30), "daemon did not start"
-        yield r
-    finally:
-        d.request_stop("test over")
-        r.thread.join(30)
-        assert not r.thread.is_alive(), "daemon did not stop"
+def daemon(tmp_path: Path, kind: str) -> AbstractContextManager[Running]:
+    return running(tmp_path, sections={"strategy": {"kind": kind}})
 
 
 def _intents(path: Path) -> list[dict[str, Any]]:
@@ -102,8 +78,7 @@ def test_restart_command_restarts_the_actor_through_its_supervisor(tmp_path: Pat
         poll(lambda: generation("execution") > before[0], "execution restarted")
         assert generation("portfolio") == before[1]  # rest_for_one: only what follows it
         health = poll(
-            lambda: (h := get_json(r.port, "/health")[1])["actors"].get("execution") == "up"
-            and h,
+            lambda: (h := get_json(r.port, "/health")[1])["actors"].get("execution") == "up" and h,
             "execution up again",
         )
         assert health["status"] in ("ok", "degraded")

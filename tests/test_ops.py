@@ -136,13 +136,14 @@ class Running:
         return self.result.get("code")
 
 
-def _config(tmp_path: Path, speed: float) -> Any:
+def _config(tmp_path: Path, speed: float, sections: dict[str, Any] | None = None) -> Any:
     return parse_config(
         {
             "feed": {"speed": speed, "products": ["BTC-USD", "ETH-USD"]},
             "journal": {"path": str(tmp_path / "journal.sqlite")},
             "trace": {"enabled": False},
             "strategy": {"fast_period": 3, "slow_period": 8},
+            **(sections or {}),
         }
     )
 
@@ -154,9 +155,14 @@ def running(
     ops: OpsConfig | None = None,
     flags: dict[str, Any] | None = None,
     speed: float = 300.0,
+    sections: dict[str, Any] | None = None,
 ) -> Iterator[Running]:
-    """A daemon in a thread of this process, stopped (and joined) at the end."""
-    d = Daemon(_config(tmp_path, speed), ops=ops or OpsConfig(port=0), flags=flags)
+    """A daemon in a thread of this process, stopped (and joined) at the end.
+
+    ``sections`` replace whole config sections (e.g. ``{"strategy": {"kind": "manual"}}``).
+    """
+    cfg = _config(tmp_path, speed, sections)
+    d = Daemon(cfg, ops=ops or OpsConfig(port=0), flags=flags)
     r = Running(d, threading.Thread(target=lambda: None))
     r.thread = threading.Thread(target=lambda: r.result.setdefault("code", d.run()), daemon=True)
     r.thread.start()
