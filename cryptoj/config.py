@@ -323,6 +323,13 @@ def _cross_checks(cfg: Config) -> list[str]:
         )
     if cfg.execution.max_duration_s < cfg.execution.child_interval_s:
         out.append("execution.max_duration_s: expected at least execution.child_interval_s")
+    latency = cfg.shutdown.monitor.max_latency_s
+    if latency > 0 and cfg.execution.split_enabled and latency <= cfg.execution.max_duration_s:
+        out.append(
+            f"shutdown.monitor.max_latency_s: expected more than execution.max_duration_s "
+            f"({cfg.execution.max_duration_s:g}) while splitting is on (a split order may take "
+            f"that long to close), got {latency:g}"
+        )
     return out
 
 

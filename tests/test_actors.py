@@ -300,6 +300,7 @@ def test_portfolio_sells_a_position_that_hits_its_stop_loss(
     sell = _orders(ctx)[-1]
     assert sell.side == Side.SELL and sell.quantity == buy.quantity
     assert sell.reason.startswith("stop loss")
+    assert buy.split and not sell.split  # a stop-loss exit goes whole, never split
 
 
 def test_a_restarted_portfolio_rebuilds_its_books_and_reconciles_open_orders(

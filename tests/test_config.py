@@ -142,3 +142,16 @@ def test_the_portfolio_section_is_validated_field_by_field() -> None:
     assert ok.portfolio.rollback == "compensate"
     with pytest.raises(ConfigError, match=r"portfolio\.leg_timeout_s: expected more than"):
         parse_config({"portfolio": {"leg_timeout_s": 300}})
+
+
+def test_the_latency_monitor_must_outlast_a_split_order() -> None:
+    """A split parent may take execution.max_duration_s to close: a latency monitor shorter
+    than that would fire on every split order."""
+    with pytest.raises(ConfigError, match=r"shutdown\.monitor\.max_latency_s: expected more"):
+        parse_config({"shutdown": {"monitor": {"max_latency_s": 30}}})
+    for ok in (
+        {"shutdown": {"monitor": {"max_latency_s": 30}}, "execution": {"split_enabled": False}},
+        {"shutdown": {"monitor": {"max_latency_s": 700}}},
+        {"shutdown": {"monitor": {"max_latency_s": 0}}},
+    ):
+        parse_config(ok)

@@ -283,6 +283,7 @@ def test_compensation_sells_back_what_a_failed_transaction_bought(tmp_path: Path
     back = _orders(ctx)[-1]
     assert (back.product, back.side, back.quantity) == ("BTC-USD", Side.SELL, btc.quantity)
     assert "compensation" in back.reason
+    assert btc.split and not back.split  # a rebalance leg may be split, its compensation not
     assert p.journal is not None
     txns = p.journal.txns()
     assert [(t["kind"], t["state"]) for t in txns] == [

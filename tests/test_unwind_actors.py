@@ -160,6 +160,7 @@ def test_a_plan_is_sold_in_slices_against_the_visible_depth_one_per_fresh_quote(
     p.receive(_plan(), ctx)
     (first,) = _orders(ctx)
     assert (first.side, first.order_type, first.quantity) == (Side.SELL, OrderType.MARKET, D(2))
+    assert not first.split  # sized against the depth already: execution never splits a slice
     assert first.client_order_id in p.ledger.reservations  # check-and-reserve, like any order
     assert p.journal is not None and p.journal.open_intents()[0]["reason"].startswith("unwind")
     _execute(p, ctx, first, "7000", 1)
@@ -211,6 +212,7 @@ def test_immediate_mode_sells_everything_at_once(
     p.receive(_plan(mode="immediate"), ctx)
     (order,) = _orders(ctx)
     assert order.quantity == D(10) and "immediate" in order.reason
+    assert not order.split  # 2.5× the visible bid, but an unwind order goes whole
 
 
 def test_no_entries_refuses_buys_and_re_entry_scales_them(tmp_path: Path) -> None:
@@ -387,7 +389,11 @@ def test_each_trigger_raises_its_configured_level(
     expected: ResponseLevel | None,
     cancels: bool,
 ) -> None:
-    s, ctx = _guardian(tmp_path, venue, _cfg(monitor={"max_latency_s": 30}))
+    # a 30 s latency monitor needs splits shorter than 30 s (or none): config cross-check
+    cfg = parse_config(
+        {"shutdown": {"monitor": {"max_latency_s": 30}}, "execution": {"split_enabled": False}}
+    )
+    s, ctx = _guardian(tmp_path, venue, cfg)
     s.receive(_book(), ctx)
     s.receive(trigger, ctx)
     plans = _plans(ctx)

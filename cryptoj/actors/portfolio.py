@@ -47,6 +47,7 @@ from cryptoj.config import Config
 from cryptoj.journal import Journal
 from cryptoj.models.market import Bar, FeedStatus, Quote
 from cryptoj.models.orders import (
+    CancelOrder,
     Fill,
     OrderClosed,
     OrderRejected,
@@ -257,6 +258,13 @@ class PortfolioActor(Actor):
             self._close(msg.client_order_id, "UNKNOWN_AT_EXECUTION", msg.ts, ctx)
         elif msg.status is not None and msg.status.terminal:
             self._close(msg.client_order_id, str(msg.status), msg.ts, ctx)
+        else:  # still working: a leg we asked to cancel is asked again (the first request may
+            # have reached no ExecutionActor while it restarted; a split order works for minutes)
+            _, leg = self._desk().leg(msg.client_order_id)
+            if leg is not None and leg.cancel_requested:
+                ctx.send(
+                    self.execution, CancelOrder(ts=ctx.now(), client_order_id=leg.client_order_id)
+                )
 
     def _handle_reconcile_now(self, msg: ReconcileNow, ctx: Context) -> None:
         self._request_status(ctx)
@@ -412,6 +420,7 @@ class PortfolioActor(Actor):
                 order_type=OrderType.MARKET,
                 quantity=plan.quantity,
                 reason=reason,
+                split=False,  # a slice sized against the depth already, or a stop-loss exit
             ),
             ctx,
         )

@@ -180,6 +180,19 @@ def depth_cap(book: BookView, policy: SplitPolicy, rules: ProductRules) -> Decim
     return floor_to(_CTX.multiply(policy.max_depth_share, book.depth), rules.base_increment)
 
 
+def beyond_depth(
+    quantity: Decimal, depth: Decimal, share: Decimal, increment: Decimal = INCREMENT
+) -> bool:
+    """``floor(quantity) > floor(share × depth)``: the size test of :func:`should_split`.
+
+    The one definition of "beyond the depth share": the portfolio marks its rebalance legs with
+    it (``beyond_depth``, :mod:`cryptoj.portfolio.rebalance`) against the same
+    ``execution.max_depth_share`` the ExecutionActor splits with.
+    """
+    cap = floor_to(_CTX.multiply(share, depth), increment)
+    return floor_to(quantity, increment) > cap
+
+
 def min_child_quantity(price: Decimal, policy: SplitPolicy, rules: ProductRules) -> Decimal:
     """The smallest child at ``price`` (module docstring), at least one increment."""
     if price <= 0:
@@ -211,7 +224,7 @@ def should_split(
         return SplitDecision(False, "visible depth unknown: sent whole")
     q = floor_to(quantity, rules.base_increment)
     cap = depth_cap(book, policy, rules)
-    if q <= cap:
+    if not beyond_depth(q, book.depth, policy.max_depth_share, rules.base_increment):
         return SplitDecision(False, f"{q} within {policy.max_depth_share} of depth {book.depth}")
     m = min_child_quantity(limit_price if limit_price is not None else book.price, policy, rules)
     if q < 2 * m:
@@ -305,6 +318,7 @@ __all__ = [
     "SplitDecision",
     "SplitPolicy",
     "Step",
+    "beyond_depth",
     "book_view",
     "book_view_from_levels",
     "ceil_to",

@@ -56,6 +56,9 @@ class SubmitOrder(Message, frozen=True, kw_only=True):
     post_only: bool = False
     reason: str = ""
     stop_price: Decimal | None = None  # STOP_LIMIT only
+    #: False: the order must go whole, now (unwind slices, stop-loss exits, compensations);
+    #: True: the ExecutionActor may split it over time (README "Order splitting").
+    split: bool = True
 
 
 class CancelOrder(Message, frozen=True, kw_only=True):

@@ -22,6 +22,7 @@ from decimal import Decimal
 
 from cryptoj.actors.base import Context
 from cryptoj.config import Config
+from cryptoj.execution.splitting import beyond_depth
 from cryptoj.journal import Journal
 from cryptoj.models.market import Quote
 from cryptoj.models.orders import CancelOrder, OrderType, Side, SubmitOrder
@@ -260,6 +261,7 @@ class TxnDesk:
                 quantity=g.quantity,
                 limit_price=g.limit_price,
                 reason=g.reason,
+                split=txn.kind != "compensation",  # undoing a failed buy goes whole, now
             )
             self.submit(order, ctx)
             ctx.schedule(timeout, Tick(kind=LEG_TIMEOUT + g.client_order_id))
@@ -297,7 +299,7 @@ class TxnDesk:
                     order_type=OrderType.MARKET,
                     limit_price=None,
                     visible=q.bid_size,
-                    beyond_depth=qty > q.bid_size * share,
+                    beyond_depth=beyond_depth(qty, q.bid_size, share),
                     depth_capped=False,
                     target_weight=0.0,
                     current_weight=0.0,

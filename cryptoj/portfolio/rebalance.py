@@ -18,7 +18,8 @@ allowed), with equity ``E`` and the position's value ``V = q·mid``:
 * **Liquidity** (:class:`LegRules`). ``D`` is the size visible at the touch the leg takes from
   (the ask for a buy, the bid for a sell). A leg never asks for more than
   ``max_depth_multiple·D`` (the rest waits for the next transaction); a leg above
-  ``depth_share·D`` (``execution.max_depth_share``) is marked ``beyond_depth``: the
+  ``depth_share·D`` (``execution.max_depth_share``, the ExecutionActor's setting, tested with
+  its own :func:`~cryptoj.execution.splitting.beyond_depth`) is marked ``beyond_depth``: the
   ExecutionActor splits such orders over time (TWAP against the visible depth), and with
   ``portfolio.limit_bps > 0`` it goes as a LIMIT order at the touch ± ``limit_bps`` so its
   children cannot chase the price. Legs within the depth go whole at market.
@@ -42,6 +43,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
 
+from cryptoj.execution.splitting import beyond_depth
 from cryptoj.models.market import Quote
 from cryptoj.models.orders import OrderType, Side
 
@@ -161,7 +163,9 @@ def _plan_one(equity: Decimal, v: ProductView, rules: LegRules) -> LegPlan | Non
             qty, capped = most, True
     if qty <= 0:
         return None
-    beyond = visible <= 0 or qty > visible * Decimal(repr(rules.depth_share))
+    beyond = visible <= 0 or beyond_depth(
+        qty, visible, Decimal(repr(rules.depth_share)), rules.increment
+    )
     touch = q.ask if side == Side.BUY else q.bid
     limit: Decimal | None = None
     if beyond and rules.limit_bps > 0:

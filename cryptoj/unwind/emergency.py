@@ -221,6 +221,7 @@ class EmergencyUnwinder:
             order_type=OrderType.MARKET,
             quantity=quantity,
             reason=reason,
+            split=False,  # straight to the venue, never through the ExecutionActor
         )
         self.venue.submit(order, now_ns)
         for fill in self.venue.fills_for(coid):
