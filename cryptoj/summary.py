@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from cryptoj.actors.portfolio import PortfolioActor, rebuild_ledger
+from cryptoj.execution.records import split_children, split_plans
 from cryptoj.journal import Journal
 from cryptoj.models.market import Bar, MarketEvent, Quote
 from cryptoj.portfolio.audit import txn_problems
@@ -74,13 +75,22 @@ def max_drawdown(curve: list[tuple[int, Decimal]]) -> float:
 def books_summary(
     journal: Journal, starting_cash: Decimal, marks: dict[str, Decimal]
 ) -> dict[str, Any]:
-    """Order, fill and equity figures from the journal alone."""
+    """Order, fill and equity figures from the journal alone.
+
+    ``orders`` and ``rejections`` count the orders the portfolio decided (a split parent once,
+    as it sees it), not the child orders execution sent for them: those are ``child_orders``
+    (and ``split_orders`` parents had them). ``fills`` counts venue fills, children's included
+    (the portfolio books each one, under its parent's id).
+    """
     books: Ledger = rebuild_ledger(journal, starting_cash)
-    orders = journal.orders()
+    children = split_children(journal)
+    orders = [o for o in journal.orders() if o["client_order_id"] not in children]
     final = books.equity(marks)
     curve = journal.equity_curve()
     return {
         "orders": len(orders),
+        "split_orders": len(split_plans(journal)),
+        "child_orders": len(children),
         "fills": len(journal.fills()),
         "rejections": sum(1 for o in orders if o["status"] == "REJECTED"),
         "start_equity": float(starting_cash),

@@ -8,7 +8,7 @@ import json
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,11 @@ from cryptoj.adapters.coinbase.fake import FakeCoinbase
 from cryptoj.adapters.coinbase.fake.auth import ApiKey, generate_api_key, write_key_file
 from cryptoj.config import Config, parse_config
 from cryptoj.daemon import Daemon
+from cryptoj.execution.driver import SPLIT_TIMER as SPLIT
+from cryptoj.execution.splitting import SplitPolicy
 from cryptoj.journal import Journal
+from cryptoj.models.base import Message
+from cryptoj.models.market import Quote
 from cryptoj.models.orders import (
     Fill,
     OrderClosed,
@@ -38,6 +42,7 @@ from tests.stubs import FakeCtx
 from tests.test_coinbase_exec_fake import Events, make_venue, new_id
 
 ROOT = Path(__file__).resolve().parents[1]
+S = 1_000_000_000
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +68,7 @@ def journal_at(tmp_path: Path) -> str:
     return path
 
 
-def order(coid: str, qty: str = "0.03") -> SubmitOrder:
+def order(coid: str, qty: str = "0.03") -> SubmitOrder:  # a market BUY of BTC-USD
     return SubmitOrder(
         client_order_id=coid,
         product="BTC-USD",
@@ -165,6 +170,110 @@ def test_timers_reconcile_and_ignore_an_earlier_incarnation(
     assert venue.counters()["reconciles"] == before + 1 and ctx.scheduled[-1] == (delay, tick)
     actor.receive(ReconcileVenue(reason="user channel reconnected (connection 2)"), ctx)
     assert venue.counters()["reconciles"] == before + 2
+
+
+# -- order splitting at the fake ---------------------------------------------------------------
+
+
+def run_split(
+    actor: ExecutionActor,
+    ctx: FakeCtx,
+    events: Events,
+    stop: Callable[[Message], bool] = lambda m: False,
+) -> bool:
+    """Deliver the venue's events, then the split timers in time order (their wake time ends
+    their kind), until nothing is left (False) or ``stop`` says so after an event (True)."""
+    done: set[str] = set()
+    while True:
+        while events.items:
+            msg = events.items.pop(0)
+            actor.receive(msg, ctx)
+            if stop(msg):
+                return True
+        kinds = [m.kind for _, m in ctx.scheduled if isinstance(m, Tick)]
+        due = sorted(
+            (int(k.rsplit(":", 1)[1]), k) for k in kinds if k.startswith(SPLIT) and k not in done
+        )
+        if not due:
+            return False
+        wake, kind = due[0]
+        done.add(kind)
+        ctx.time_ns = max(ctx.time_ns, wake)
+        actor.receive(Tick(kind=kind), ctx)
+
+
+def test_a_split_order_fills_through_children_at_the_fake_and_the_books_match(
+    tmp_path: Path, fake_key: tuple[FakeCoinbase, ApiKey]
+) -> None:
+    """A parent of 0.05 BTC on a 0.04 BTC book: five children of 0.01 (a quarter of the book),
+    the process dies after the second child's fill was booked but before its close, and a new
+    process finishes the parent from the journal: every child at the fake once, every fill
+    booked once, the journal's books equal to the fake's balances."""
+    fake, key = fake_key
+    path, parent = journal_at(tmp_path), new_id("split")
+    policy = SplitPolicy(
+        max_depth_share=Decimal("0.25"), child_interval_ns=S, max_duration_ns=5 * S
+    )
+    touch = Quote(
+        product="BTC-USD",
+        bid=Decimal(6999),
+        bid_size=Decimal("0.04"),
+        ask=Decimal(7000),
+        ask_size=Decimal("0.04"),
+    )
+    venue1, events1, _ = make_venue(fake, key)
+    before = venue1.balances()
+    venue1.on_quote(touch)
+    actor1, ctx1 = ExecutionActor(venue1, path, split=policy), FakeCtx()
+    actor1.on_start(ctx1)
+    actor1.receive(order(parent, "0.05"), ctx1)
+    second = f"{parent}-c2"
+    assert run_split(
+        actor1, ctx1, events1, lambda m: isinstance(m, Fill) and m.client_order_id == second
+    )
+    j, booked = Journal(path), Books(Decimal(0))
+    booked.take(j, ctx1.to("portfolio"))  # the portfolio booked what reached it
+    # the process dies here (no on_stop): the second child's close is lost with it
+    assert j.order(second)["status"] == "OPEN"  # type: ignore[index]
+    venue2, events2, _ = make_venue(fake, key)
+    venue2.on_quote(touch)
+    actor2, ctx2 = ExecutionActor(venue2, path, split=policy), FakeCtx(time_ns=ctx1.time_ns)
+    actor2.on_start(ctx2)
+    # the child's booked fill (journalled under the parent's id) is its baseline at the venue:
+    # nothing is derived again (a partly filled child would otherwise be booked twice)
+    assert not [m for m in events2.items if isinstance(m, Fill) and m.client_order_id == second]
+    assert any(isinstance(m, OrderClosed) and m.client_order_id == second for m in events2.items)
+    assert not run_split(actor2, ctx2, events2)
+    booked.take(j, ctx2.to("portfolio"))
+    upstream = ctx1.to("portfolio") + ctx2.to("portfolio")
+    assert {m.client_order_id for m in upstream} == {parent}  # type: ignore[attr-defined]
+    closes = [m for m in upstream if isinstance(m, OrderClosed)]
+    assert [(c.status.value, c.filled_quantity) for c in closes] == [("FILLED", Decimal("0.05"))]
+    kids = [f"{parent}-c{n}" for n in range(1, 6)]
+    assert [orders_at_fake(fake, c) for c in kids] == [1] * 5  # each child once, none again
+    assert orders_at_fake(fake, parent) == 0 and orders_at_fake(fake, f"{parent}-c6") == 0
+    assert [j.order(c)["quantity"] for c in kids] == ["0.01"] * 5  # type: ignore[index]
+    assert any(parent in e["detail"] for e in j.events("split_restored"))
+    # the journal's books equal the fake's: nothing booked twice across the restart
+    after = venue2.balances()
+    assert booked.btc == Decimal("0.05") == after["BTC"] - before.get("BTC", Decimal(0))
+    assert booked.usd == after["USD"] - before["USD"]
+    j.close()
+    actor2.on_stop(ctx2)
+
+
+class Books:
+    """The portfolio's part: book each fill once (by fill id), journal first."""
+
+    def __init__(self, usd: Decimal) -> None:
+        self.usd, self.btc = usd, Decimal(0)
+
+    def take(self, j: Journal, msgs: list[Message]) -> None:
+        for f in msgs:
+            if isinstance(f, Fill) and not j.has_fill(f.fill_id):
+                self.usd += f.cash_delta
+                self.btc += f.quantity
+                j.record_fill(f, self.btc, f.price, self.usd)
 
 
 # -- live opt-in -------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 * Every seed of the deterministic scheduler (and every seed with injected crashes) must end a
   replay with exit code 0 and every invariant of :func:`cryptoj.summary.check_invariants`. The
   data is a 90-minute slice of the bundled, recorded ``coinbase-1m-2018-04`` set, with a fast
-  strategy so trading starts within minutes.
+  strategy so trading starts within minutes. Orders beyond the visible depth are split into
+  children (README "Order splitting"), and the crashes land in the middle of such splits too.
 * Hypothesis chooses the interleaving itself (which ready mailbox is served next) in a scenario
   mixing rebalances, fills, rejections, risk updates and crash injections, and shrinks a failing
   schedule.
@@ -38,7 +39,14 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from cryptoj.actors.base import Actor, Context
 from cryptoj.actors.portfolio import PortfolioActor
-from cryptoj.config import Config, RiskConfig, StrategyConfig, SupervisionConfig, load_config
+from cryptoj.config import (
+    Config,
+    ExecutionConfig,
+    RiskConfig,
+    StrategyConfig,
+    SupervisionConfig,
+    load_config,
+)
 from cryptoj.journal import Journal
 from cryptoj.marketdata.loader import LONG_CSV_COLUMNS, get_dataset, load_events
 from cryptoj.models.base import Message
@@ -59,9 +67,12 @@ SLICE_MINUTES = 90
 PRODUCTS = ("BTC-USD", "ETH-USD", "LTC-USD")
 
 #: The replay configuration of the seed sweeps (and the YAML the reproduction command uses).
+#: Orders beyond the depth are split into at most five children (one every 2 minutes): every
+#: split path runs, at about the cost of the unsplit replay.
 CFG = Config(
     strategy=StrategyConfig(fast_period=3, slow_period=8),
     risk=RiskConfig(volatility_halflife_bars=5),
+    execution=ExecutionConfig(child_interval_s=120.0),
 )
 CFG_YAML = """\
 strategy:
@@ -69,6 +80,8 @@ strategy:
   slow_period: 8
 risk:
   volatility_halflife_bars: 5
+execution:
+  child_interval_s: 120
 """
 
 PLAIN_SEEDS = 500
@@ -155,11 +168,18 @@ def sweep(inputs: tuple[Path, Path], workdir: Path, seeds: range, chaos: int) ->
                 f"{repro(inputs, seed, chaos)}\n    exit {code} ({summary['exit_reason']}), "
                 f"fills {summary['fills']}, problems {summary['invariant_problems']}"
             )
+        journal = Journal(workdir / "journal.sqlite")
+        try:
+            restored = len(journal.events("split_restored"))
+        finally:
+            journal.close()
         totals.update(
             runs=1,
             fills=summary["fills"],
             restarts=summary["restarts"],
             injected=summary["chaos_injected"],
+            split_orders=summary["split_orders"],
+            split_restored=restored,
         )
     assert not failures, f"{len(failures)} of {len(seeds)} seeds failed:\n" + "\n".join(failures)
     return totals
@@ -175,6 +195,7 @@ def test_every_seed_ends_with_exit_0_and_invariants(
     seeds = range(block * BLOCK, (block + 1) * BLOCK)
     totals = sweep(replay_inputs, scratch, seeds, chaos=0)
     assert totals["restarts"] == 0 and totals["injected"] == 0
+    assert totals["split_orders"] > 0  # orders beyond the visible depth went out in children
 
 
 @pytest.mark.parametrize("block", range(CHAOS_SEEDS // BLOCK))
@@ -185,6 +206,7 @@ def test_every_seed_with_injected_crashes_keeps_the_invariants(
     totals = sweep(replay_inputs, scratch, seeds, chaos=CHAOS_PER_RUN)
     assert totals["injected"] >= CHAOS_PER_RUN * BLOCK * 0.9  # the crashes really happened
     assert totals["restarts"] >= totals["injected"]
+    assert totals["split_restored"] > 0  # crashes hit the ExecutionActor in mid-split too
 
 
 def test_a_seed_replays_identically(replay_inputs: tuple[Path, Path], tmp_path: Path) -> None:
@@ -328,6 +350,7 @@ def _ops(span_ns: int) -> st.SearchStrategy[list[tuple[int, str, Message]]]:
                 quantity=Decimal(1_000_000),
                 limit_price=Decimal(1),  # holds 1,000,000 USD: more than the account has
                 reason="more than the cash allows",
+                split=False,  # whole, so the venue refuses it (split, each child would fit)
             ),
         ),
         at,
@@ -395,6 +418,7 @@ def test_hypothesis_chosen_schedules_keep_the_invariants(
             problems = check_invariants(journal, system.venue, portfolio, start)
             orders = journal.orders()
             fills = journal.fills()
+            splits = len(journal.events("split_plan"))
         finally:
             journal.close()
         assert rt.exit_code == 0, rt.exit_reason
@@ -404,6 +428,7 @@ def test_hypothesis_chosen_schedules_keep_the_invariants(
             draws=schedule.draws,
             fills=len(fills),
             rejections=sum(1 for o in orders if o["status"] == "REJECTED"),
+            splits=splits,
             restarts=rt.stats.restarts,
             risk_updates=sum(1 for _, _, m in plan if isinstance(m, RiskParameters)),
             targets=sum(1 for _, _, m in plan if isinstance(m, TargetWeight)),
@@ -412,7 +437,7 @@ def test_hypothesis_chosen_schedules_keep_the_invariants(
     run()
     # The scenarios exercised what they are meant to.
     assert seen["examples"] >= 25, seen
-    for key in ("draws", "fills", "rejections", "restarts", "risk_updates", "targets"):
+    for key in ("draws", "fills", "rejections", "splits", "restarts", "risk_updates", "targets"):
         assert seen[key] > 0, (key, seen)
 
 

@@ -82,6 +82,23 @@ def first_order(records: list[dict[str, Any]]) -> dict[str, Any]:
     return next(r for r in records if r["type"] == "SubmitOrder" and r["kind"] == "deliver")
 
 
+def first_whole_order(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The first SubmitOrder delivered to execution and sent whole: no child order of it
+    (``{id}-c{n}``, README "Order splitting") shows up in the venue's events."""
+    split = set()
+    for r in records:
+        parent, _, n = str(r["msg"].get("client_order_id", "")).rpartition("-c")
+        if r["src"] == "venue" and n.isdigit():
+            split.add(parent)
+    return next(
+        r
+        for r in records
+        if r["type"] == "SubmitOrder"
+        and r["kind"] == "deliver"
+        and r["msg"]["client_order_id"] not in split
+    )
+
+
 # --- show -------------------------------------------------------------------------------------
 
 FILTERS = {
@@ -152,7 +169,7 @@ def test_show_all_rotated_reads_the_rotated_files_oldest_first(tmp_path: Path, c
 def test_follow_of_a_client_order_id_shows_its_causes_risk_snapshot_and_fills_in_causal_order(
     traces: dict[str, Path], records: list[dict[str, Any]], capsys: Any
 ) -> None:
-    order = first_order(records)
+    order = first_whole_order(records)  # a split order's later children follow its timer
     coid = order["msg"]["client_order_id"]
     code, out, _ = run(capsys, "follow", traces["seed7"], coid, "--json")
     nodes = json_lines(out)

@@ -28,6 +28,12 @@ Coinbase; the logic lives in the venue, this actor only drives it and journals):
 * an authentication failure is journalled, then re-raised: the actor crashes and supervision
   decides (restart, and past the intensity the emergency exit).
 
+Orders larger than ``execution.max_depth_share`` of the visible depth are split over time
+(README "Order splitting"): the actor hands everything about split parents and their children
+to a :class:`~cryptoj.execution.driver.SplitDriver`. A parent is never at the venue, so it is
+left out of every venue loop above; its children are ordinary venue orders whose events and
+reconciliation results go to the splitter instead of the portfolio, which sees only the parent.
+
 Timers carry a token of this actor incarnation, so a restart never doubles them.
 """
 
@@ -36,6 +42,8 @@ from __future__ import annotations
 from typing import Any
 
 from cryptoj.actors.base import Actor, Context
+from cryptoj.execution.driver import SPLIT_TIMER, SplitDriver
+from cryptoj.execution.splitting import SplitPolicy
 from cryptoj.journal import Journal
 from cryptoj.models.base import Message
 from cryptoj.models.orders import (
@@ -54,7 +62,7 @@ from cryptoj.models.orders import (
     Side,
     SubmitOrder,
 )
-from cryptoj.models.system import Tick
+from cryptoj.models.system import ReconcileNow, Tick
 from cryptoj.venues.base import ExecutionVenue, ReconcilingVenue, Resolution, TrackedOrder
 
 RECONCILE_TIMER = "execution.reconcile"
@@ -67,8 +75,15 @@ class ExecutionActor(Actor):
     kind = "execution"
 
     def __init__(
-        self, venue: ExecutionVenue, journal_path: str, *, portfolio: str = "portfolio"
+        self,
+        venue: ExecutionVenue,
+        journal_path: str,
+        *,
+        portfolio: str = "portfolio",
+        split: SplitPolicy | None = None,
     ) -> None:
+        """``split``: the splitting policy (``execution`` config section); None splits nothing
+        new (parents already in the journal are still finished)."""
         self.venue = venue
         self.journal_path = journal_path
         self.portfolio = portfolio
@@ -76,26 +91,54 @@ class ExecutionActor(Actor):
         self.remote: ReconcilingVenue | None = (
             venue if isinstance(venue, ReconcilingVenue) else None
         )
+        self.split = SplitDriver(
+            venue,
+            split,
+            portfolio=portfolio,
+            send_child=self._send,
+            track_fills=self.remote is not None,
+        )
         self._token = ""
         self._outcome_armed = False
 
     def on_start(self, ctx: Context) -> None:
-        """Open the journal and reconcile non-terminal orders with the venue."""
+        """Open the journal, rebuild split parents, reconcile non-terminal orders with the
+        venue, then move the split parents on."""
         self.journal = Journal(self.journal_path)
-        rows = self.journal.orders(open_only=True)
+        self._token = ctx.new_id("timers")
+        self.split.start(self.journal, self._token)
+        rows = self._open_rows()
         if self.remote is None:
             for row in rows:
                 self._reconcile(row["client_order_id"], row["product"], ctx)
+            self.split.resume(ctx)
+            self._ready(ctx)
             return
-        self._token = ctx.new_id("timers")
         for row in rows:
             self._track(row)
         self._full_reconcile(ctx, "start", self._since_ns(rows))
         for row in rows:
             if row["status"] != OrderStatus.PENDING:  # PENDING ones were resolved just now
                 self._reconcile(row["client_order_id"], row["product"], ctx)
+        self.split.resume(ctx)
         self._journal_notes(ctx)
         ctx.schedule(self.remote.reconcile_interval_ns, self._timer(RECONCILE_TIMER))
+        self._ready(ctx)
+
+    def _ready(self, ctx: Context) -> None:
+        """Ask the portfolio to reconcile when it still holds funds for orders (open intents).
+
+        After a restart of the trading group the portfolio starts first and its status
+        request reaches no ExecutionActor, and what this actor sent it while it was down (a
+        split parent's close, say) was lost: its next status request then finds us running.
+        """
+        if self._j().open_intents():
+            ctx.send(self.portfolio, ReconcileNow(ts=ctx.now()))
+
+    def _open_rows(self) -> list[dict[str, Any]]:
+        """Non-terminal order rows that are at the venue (split parents never are)."""
+        rows = self._j().orders(open_only=True)
+        return [r for r in rows if not self.split.is_parent(r["client_order_id"])]
 
     def receive(self, msg: Message, ctx: Context) -> None:
         """Dispatch as usual, then journal the venue's notes (unknown outcomes, settlements)."""
@@ -135,33 +178,47 @@ class ExecutionActor(Actor):
             }
         )
         if not is_new:  # a duplicate: never post twice, report what the venue knows
-            self._reconcile(order.client_order_id, order.product, ctx)
+            if not self.split.status(order.client_order_id, ctx):
+                self._reconcile(order.client_order_id, order.product, ctx)
             return
+        if self.split.decide(order).split:
+            self.split.start_parent(order, ctx)
+            return
+        result = self._send(order, ctx)
+        if isinstance(result, OrderRejected):
+            ctx.send(self.portfolio, result)
+
+    def _send(
+        self, order: SubmitOrder, ctx: Context
+    ) -> OrderAccepted | OrderRejected | OrderOutcomeUnknown:
+        """Send one journalled order (a whole order or a child) and journal the outcome."""
+        journal, coid = self._j(), order.client_order_id
         try:
             result = self.venue.submit(order, ctx.now())
         except Exception as e:
-            self._event(ctx, "venue_error", f"{order.client_order_id}: {type(e).__name__}: {e}")
+            self._event(ctx, "venue_error", f"{coid}: {type(e).__name__}: {e}")
             raise
         if isinstance(result, OrderAccepted):
-            row = journal.order(order.client_order_id)
+            row = journal.order(coid)
             if row is not None and row["status"] == OrderStatus.PENDING:
                 journal.update_order(
-                    order.client_order_id,
-                    ctx.now(),
-                    status=OrderStatus.OPEN,
-                    venue_order_id=result.venue_order_id,
+                    coid, ctx.now(), status=OrderStatus.OPEN, venue_order_id=result.venue_order_id
                 )
         elif isinstance(result, OrderOutcomeUnknown):
-            coid = order.client_order_id
             self._event(
                 ctx, "outcome_pending", f"{coid}: unknown after the submit: {result.reason}"
             )
             self._arm_outcome_timer(ctx)
         else:
-            journal.update_order(
-                order.client_order_id, ctx.now(), status=OrderStatus.REJECTED, reason=result.reason
-            )
-            ctx.send(self.portfolio, result)
+            journal.update_order(coid, ctx.now(), status=OrderStatus.REJECTED, reason=result.reason)
+        return result
+
+    def _upstream(
+        self, msg: Fill | OrderClosed | OrderRejected | OrderStatusReport, ctx: Context
+    ) -> None:
+        """To the portfolio, unless it is about a child (then the splitter decides)."""
+        if not self.split.route(msg, ctx):
+            ctx.send(self.portfolio, msg)
 
     def _handle_fill(self, fill: Fill, ctx: Context) -> None:
         v = self.venue.get_order(fill.client_order_id)
@@ -169,13 +226,13 @@ class ExecutionActor(Actor):
             self._j().update_order(
                 fill.client_order_id, ctx.now(), filled_quantity=v.filled_quantity
             )
-        ctx.send(self.portfolio, fill)
+        self._upstream(fill, ctx)
 
     def _handle_order_closed(self, msg: OrderClosed, ctx: Context) -> None:
         self._j().update_order(
             msg.client_order_id, ctx.now(), status=msg.status, filled_quantity=msg.filled_quantity
         )
-        ctx.send(self.portfolio, msg)
+        self._upstream(msg, ctx)
 
     def _handle_order_accepted(self, msg: OrderAccepted, ctx: Context) -> None:
         row = self._j().order(msg.client_order_id)
@@ -186,15 +243,20 @@ class ExecutionActor(Actor):
                 status=OrderStatus.OPEN,
                 venue_order_id=msg.venue_order_id,
             )
+        self.split.on_accepted(msg)
 
     def _handle_cancel_order(self, msg: CancelOrder, ctx: Context) -> None:
-        self.venue.cancel(msg.client_order_id, ctx.now())
+        if not self.split.cancel(msg.client_order_id, ctx):
+            self.venue.cancel(msg.client_order_id, ctx.now())
 
     def _handle_cancel_all_orders(self, msg: CancelAllOrders, ctx: Context) -> None:
+        self.split.cancel_all(ctx)
         self.venue.cancel_all(ctx.now())
 
     def _handle_order_status_request(self, msg: OrderStatusRequest, ctx: Context) -> None:
         for coid in msg.client_order_ids:
+            if self.split.status(coid, ctx):
+                continue
             row = self._j().order(coid)
             if row is None:
                 ctx.send(
@@ -212,6 +274,9 @@ class ExecutionActor(Actor):
 
     def _handle_tick(self, msg: Tick, ctx: Context) -> None:
         kind, _, token = msg.kind.partition(":")
+        if kind == SPLIT_TIMER:  # paper venues too
+            self.split.on_timer(token, ctx)
+            return
         if self.remote is None or token != self._token:
             return  # a timer of an earlier incarnation
         if kind == RECONCILE_TIMER:
@@ -219,7 +284,7 @@ class ExecutionActor(Actor):
             ctx.schedule(self.remote.reconcile_interval_ns, msg)
         elif kind == OUTCOME_TIMER:
             self._outcome_armed = False
-            for row in self._j().orders(open_only=True):
+            for row in self._open_rows():
                 if row["status"] == OrderStatus.PENDING:
                     self._reconcile(row["client_order_id"], row["product"], ctx)
 
@@ -233,7 +298,8 @@ class ExecutionActor(Actor):
 
     def _track(self, row: dict[str, Any]) -> None:
         assert self.remote is not None
-        qty, value, fees = self._j().fill_totals(row["client_order_id"])
+        coid = row["client_order_id"]
+        qty, value, fees = self.split.booked(coid) or self._j().fill_totals(coid)
         self.remote.track(
             TrackedOrder(
                 client_order_id=row["client_order_id"],
@@ -259,7 +325,7 @@ class ExecutionActor(Actor):
 
     def _full_reconcile(self, ctx: Context, why: str, since_ns: int | None) -> None:
         assert self.remote is not None
-        for row in self._j().orders(open_only=True):
+        for row in self._open_rows():
             if row["status"] == OrderStatus.PENDING:
                 self._reconcile(row["client_order_id"], row["product"], ctx)
         report = self.remote.reconcile(ctx.now(), since_ns)
@@ -305,14 +371,12 @@ class ExecutionActor(Actor):
             if row is not None and row["status"] == OrderStatus.REJECTED:
                 reason = row["reason"]
             journal.update_order(coid, ctx.now(), status=OrderStatus.REJECTED, reason=reason)
-            ctx.send(
-                self.portfolio,
+            self._upstream(
                 OrderRejected(ts=ctx.now(), client_order_id=coid, product=product, reason=reason),
+                ctx,
             )
             return
-        for fill in self.venue.fills_for(coid):
-            ctx.send(self.portfolio, fill)
-        journal.update_order(
+        journal.update_order(  # journal first: the venue order id before any fill is booked
             coid,
             ctx.now(),
             status=v.status,
@@ -320,8 +384,9 @@ class ExecutionActor(Actor):
             venue_order_id=v.venue_order_id or None,
             reason=getattr(v, "reason", None) or None,
         )
-        ctx.send(
-            self.portfolio,
+        for fill in self.venue.fills_for(coid):
+            self._upstream(fill, ctx)
+        self._upstream(
             OrderStatusReport(
                 ts=ctx.now(),
                 client_order_id=coid,
@@ -329,6 +394,7 @@ class ExecutionActor(Actor):
                 status=v.status,
                 filled_quantity=v.filled_quantity,
             ),
+            ctx,
         )
 
     def _event(self, ctx: Context, kind: str, detail: str) -> None:

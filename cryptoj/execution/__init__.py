@@ -1,5 +1,5 @@
-"""Execution logic of the ExecutionActor that needs no actor: order splitting (TWAP with a
-depth limit).
+"""Execution logic of the ExecutionActor: order splitting (TWAP with a depth limit), pure except
+for its driver.
 
 ===============  ================================================================================
 module           what it holds
@@ -9,6 +9,8 @@ module           what it holds
 ``parent``       one split order's state machine over its children, and what it reports upstream
 ``splitter``     all split orders of the actor: start, route child events, cancel, timer
 ``records``      what a split leaves in the journal, and the rebuild of parents after a restart
+``driver``       the ExecutionActor's side: carries out the splitter's actions (journal, venue,
+                 portfolio, timers); the only module here that works with an actor context
 ===============  ================================================================================
 
 README "Order splitting" describes the behaviour with a worked example.

@@ -282,8 +282,9 @@ class ParentOrder:
             self.plan.rules,
             order.limit_price if order.order_type is OrderType.LIMIT else None,
         )
-        if plan.step is Step.SEND:
-            return Actions(submit=(self._new_child(plan.quantity, slot, now, plan.why),))
+        if plan.step is Step.SEND:  # the next slot replaces it if it still rests (LIMIT)
+            child = self._new_child(plan.quantity, slot, now, plan.why)
+            return Actions(submit=(child,), wake_at_ns=self._next_wake(slot))
         if plan.step is Step.WAIT:
             return Actions(wake_at_ns=self._next_wake(slot))
         self._stranded = plan.step is Step.STRANDED

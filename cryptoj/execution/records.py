@@ -13,7 +13,16 @@ before a child is sent                    ``orders``: the child ``{parent}-c{n}`
                                           updated like any order (OPEN, filled, terminal)
 before a cancel is sent (parent or        ``events``: kind :data:`CANCEL_EVENT`, detail the id
 child)                                    whose cancel was requested
+a child's fill is first forwarded (venues ``events``: kind :data:`FILL_EVENT`, detail
+whose fills are re-derived after a        ``"{child} {fill_id}"``
+restart, i.e. Coinbase)
 ========================================  =====================================================
+
+The portfolio books a child's fill under the *parent's* id (:meth:`ParentOrder.relabel`), so
+the journal's ``fills`` rows alone cannot say which child a fill came from. A venue that derives
+fills as deltas beyond what the journal booked for an order (Coinbase, see
+:class:`~cryptoj.venues.base.TrackedOrder`) needs exactly that after a restart:
+:func:`child_fill_totals` sums the booked fills :data:`FILL_EVENT` assigns to the child.
 
 :func:`restore_parents` rebuilds every parent whose own row is not terminal from exactly these
 rows; the actor then reconciles the open children with the venue (feeding the reports and the
@@ -22,6 +31,9 @@ re-sent fills to the :class:`~cryptoj.execution.splitter.OrderSplitter`) and cal
 
 from __future__ import annotations
 
+from collections.abc import Container
+from decimal import Decimal
+
 from cryptoj.execution.parent import ParentOrder
 from cryptoj.execution.plan import ChildRecord, SplitPlan, child_index
 from cryptoj.journal import Journal
@@ -29,6 +41,7 @@ from cryptoj.models.orders import OrderStatus, SubmitOrder
 
 PLAN_EVENT = "split_plan"
 CANCEL_EVENT = "split_cancel"
+FILL_EVENT = "split_fill"
 ACTOR = "execution"
 
 
@@ -58,6 +71,51 @@ def journal_order(journal: Journal, order: SubmitOrder) -> bool:
     )
 
 
+def journal_child_fill(journal: Journal, child: str, fill_id: str, ts: int) -> None:
+    """Journal that ``fill_id`` is a fill of ``child`` (before it is forwarded re-labelled)."""
+    journal.record_event(ts, ACTOR, FILL_EVENT, f"{child} {fill_id}")
+
+
+def child_fill_ids(journal: Journal) -> dict[str, set[str]]:
+    """Child id → the fill ids journalled for it (:func:`journal_child_fill`)."""
+    out: dict[str, set[str]] = {}
+    for row in journal.events(FILL_EVENT):
+        child, _, fill_id = str(row["detail"]).partition(" ")
+        out.setdefault(child, set()).add(fill_id)
+    return out
+
+
+def child_fill_totals(
+    journal: Journal, parent_id: str, fill_ids: set[str]
+) -> tuple[Decimal, Decimal, Decimal]:
+    """Σ quantity, Σ notional and Σ fee of the booked fills (under ``parent_id``) of one child."""
+    qty = value = fee = Decimal(0)
+    for f in journal.fills():
+        if f.client_order_id == parent_id and f.fill_id in fill_ids:
+            qty += f.quantity
+            value += f.notional
+            fee += f.fee
+    return qty, value, fee
+
+
+def parent_of(client_order_id: str, plans: Container[str]) -> str | None:
+    """The parent id when ``client_order_id`` is a child of one of ``plans`` (parent ids, or
+    :func:`split_plans`), else None."""
+    pid = client_order_id.rpartition("-c")[0]
+    return pid if pid in plans and child_index(pid, client_order_id) is not None else None
+
+
+def split_children(journal: Journal) -> set[str]:
+    """Ids of every journalled child order (rows whose parent has a plan)."""
+    plans = split_plans(journal)
+    rows = journal.orders()
+    return {
+        str(r["client_order_id"])
+        for r in rows
+        if parent_of(str(r["client_order_id"]), plans) is not None
+    }
+
+
 def split_plans(journal: Journal) -> dict[str, SplitPlan]:
     """Every journalled plan by parent id (a parent is split at most once)."""
     plans: dict[str, SplitPlan] = {}
@@ -74,9 +132,8 @@ def restore_parents(journal: Journal) -> list[ParentOrder]:
     status = {str(r["client_order_id"]): OrderStatus(str(r["status"])) for r in rows}
     children: dict[str, list[ChildRecord]] = {pid: [] for pid in plans}
     for row in rows:
-        cid = str(row["client_order_id"])
-        pid = cid.rpartition("-c")[0]
-        if pid in plans and child_index(pid, cid) is not None:
+        pid = parent_of(str(row["client_order_id"]), plans)
+        if pid is not None:
             children[pid].append(ChildRecord.from_row(row))
     cancelled = {str(r["detail"]) for r in journal.events(CANCEL_EVENT)}
     out = []
@@ -89,10 +146,16 @@ def restore_parents(journal: Journal) -> list[ParentOrder]:
 
 __all__ = [
     "CANCEL_EVENT",
+    "FILL_EVENT",
     "PLAN_EVENT",
+    "child_fill_ids",
+    "child_fill_totals",
     "journal_cancel",
+    "journal_child_fill",
     "journal_order",
     "journal_plan",
+    "parent_of",
     "restore_parents",
+    "split_children",
     "split_plans",
 ]

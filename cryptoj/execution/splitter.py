@@ -54,7 +54,8 @@ class OrderSplitter:
     # -- lookups ---------------------------------------------------------------------------
 
     def parent(self, client_order_id: str) -> ParentOrder | None:
-        """The split parent with this id (working or finished in this run), or None."""
+        """The split parent with this id (working, or finished and not :meth:`forget`-ten),
+        or None."""
         return self._parents.get(client_order_id)
 
     def owner(self, child_client_order_id: str) -> ParentOrder | None:
@@ -70,8 +71,11 @@ class OrderSplitter:
     def decide(self, order: SubmitOrder, book: BookView | None) -> SplitDecision:
         """Whether ``order`` is split (:func:`~cryptoj.execution.splitting.should_split`).
 
-        Only MARKET and LIMIT orders are split (a stop order waits for its trigger whole).
+        Only MARKET and LIMIT orders are split (a stop order waits for its trigger whole), and
+        never one marked ``split=False`` (unwind slices, stop-loss exits, compensations).
         """
+        if not order.split:
+            return SplitDecision(False, "marked to go whole (split=False)")
         if order.order_type not in (OrderType.MARKET, OrderType.LIMIT):
             return SplitDecision(False, f"{order.order_type} orders are not split")
         limit = order.limit_price if order.order_type is OrderType.LIMIT else None
@@ -96,6 +100,16 @@ class OrderSplitter:
             self._parents[parent.client_order_id] = parent
             for cid in parent.child_ids():
                 self._owner[cid] = parent
+
+    def forget(self, client_order_id: str) -> None:
+        """Drop a finished parent and its children's routing (keeps a long run's memory flat;
+        the actor answers for them from the journal from then on)."""
+        parent = self._parents.get(client_order_id)
+        if parent is None or not parent.status.terminal:
+            return
+        del self._parents[client_order_id]
+        for cid in parent.child_ids():
+            self._owner.pop(cid, None)
 
     def cancel(self, client_order_id: str, now: int) -> Actions | None:
         """Cancel a split parent (journal the request first); None when it is not one."""

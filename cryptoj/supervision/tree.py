@@ -29,6 +29,7 @@ from cryptoj.actors.portfolio import PortfolioActor
 from cryptoj.actors.risk import RiskActor
 from cryptoj.actors.strategy import StrategyActor
 from cryptoj.config import Config
+from cryptoj.execution.splitting import SplitPolicy
 from cryptoj.supervision.spec import Backoff, ChildSpec, Strategy, SupervisorSpec
 from cryptoj.venues.paper import PaperExchange
 
@@ -73,7 +74,9 @@ def build_tree(cfg: Config, deps: Dependencies) -> SupervisorSpec:
             ),
             ChildSpec(
                 "execution",
-                lambda: ExecutionActor(deps.venue, deps.journal_path),
+                lambda: ExecutionActor(
+                    deps.venue, deps.journal_path, split=SplitPolicy.from_config(cfg.execution)
+                ),
                 stop_timeout_s=stop_s,
             ),
         ),

@@ -288,6 +288,18 @@ class CoinbaseVenue:
         self._rules[product] = (rules, now)
         return rules
 
+    def product_rules(self, product: str) -> ProductRules | None:
+        """``product``'s trading rules (cached for ``product_ttl_s``), or None when they cannot
+        be read now (the ExecutionActor then sends an order whole instead of splitting it)."""
+        try:
+            with self._op_lock:
+                return self._rules_for(product)
+        except AuthenticationFailed as e:
+            self._auth_failed(e)
+            raise
+        except CoinbaseError:
+            return None
+
     @staticmethod
     def spec_for(order: SubmitOrder) -> OrderSpec:
         """The (not yet quantised) spec of a SubmitOrder; QuantizeError for what cannot map."""
