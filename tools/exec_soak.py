@@ -34,8 +34,15 @@ one JSON object:
 ``unknown_outcomes_resolved``  of those, settled by ``client_order_id`` (``outcome_resolved``,
                                and no longer PENDING in the journal)
 ``positions_match``            journal cash and positions equal the fake's account balances
+``split_orders``               intents the ExecutionActor split into child orders
+``child_orders``               child orders journalled (each must be at the venue at most once;
+                               a child is not an intent: its fills are booked under its parent)
 ``wall_seconds``               the whole run
 plus the faults injected, kills, restarts, exit codes and the journal's open intents.
+
+Order splitting runs with short slots (``execution.child_interval_s`` 0.5 s,
+``max_duration_s`` 4 s) so that split parents finish within a target change or two, and kills
+and restarts land in the middle of them.
 """
 
 from __future__ import annotations
@@ -123,6 +130,7 @@ def soak_config(tmp: Path, fake: FakeCoinbase, key_file: Path) -> dict[str, Any]
             "absent_grace_s": 10.0,  # an order still absent 10 s after its intent is lost
         },
         "strategy": {"kind": "manual"},
+        "execution": {"child_interval_s": 0.5, "max_duration_s": 4.0},
         "risk": {"daily_loss_limit": 0.5, "caution_drawdown": 0.5, "stop_loss": 0.5},
         "shutdown": {"monitor": {"max_drawdown": 0.0, "max_error_rate": 0.0}},
         "journal": {"path": str(tmp / "journal.sqlite")},
@@ -216,11 +224,32 @@ def count_intents(path: Path) -> int:
     return 0
 
 
+def split_parent_of(journal: Path) -> dict[str, str]:
+    """Child order id → its split parent's id, for every child the journal holds."""
+    parents = {
+        json.loads(detail)["order"]["client_order_id"]
+        for (detail,) in read_journal(
+            journal, "SELECT detail FROM events WHERE kind = 'split_plan'"
+        )
+    }
+    out = {}
+    for (coid,) in read_journal(journal, "SELECT client_order_id FROM orders"):
+        parent, _, n = coid.rpartition("-c")
+        if parent in parents and n.isdigit() and not n.startswith("0"):
+            out[coid] = parent
+    return out
+
+
 def audit(journal: Path, venue: dict[str, Any]) -> dict[str, Any]:
-    """Compare the journal with the fake's books (``FakeCoinbase.state()["exchange"]``)."""
+    """Compare the journal with the fake's books (``FakeCoinbase.state()["exchange"]``).
+
+    A split parent is never at the venue: its children are, each under its own id, and their
+    fills are booked under the parent's id; venue orders and fills are compared per intent.
+    """
     intents = {
         r[0]: r[1] for r in read_journal(journal, "SELECT client_order_id, status FROM intents")
     }
+    parent_of = split_parent_of(journal)
     booked: dict[str, Decimal] = defaultdict(Decimal)
     for coid, qty in read_journal(journal, "SELECT client_order_id, quantity FROM fills"):
         booked[coid] += Decimal(qty)
@@ -254,10 +283,16 @@ def audit(journal: Path, venue: dict[str, Any]) -> dict[str, Any]:
     order_status = dict(read_journal(journal, "SELECT client_order_id, status FROM orders"))
     orders = venue["orders"]
     per_coid = venue["orders_per_client_order_id"]
-    strangers = [o["client_order_id"] for o in orders if o["client_order_id"] not in intents]
+    strangers = [
+        o["client_order_id"]
+        for o in orders
+        if o["client_order_id"] not in intents and o["client_order_id"] not in parent_of
+    ]
     duplicates = sum(n - 1 for n in per_coid.values() if n > 1) + len(strangers)
     fills_by_order: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    coid_of = {o["order_id"]: o["client_order_id"] for o in orders}
+    coid_of = {  # children's fills count for their parent (the intent)
+        o["order_id"]: parent_of.get(o["client_order_id"], o["client_order_id"]) for o in orders
+    }
     for f in venue["fills"]:
         fills_by_order[coid_of.get(f["order_id"], "?")].append(f)
     lost = overbooked = 0
@@ -287,6 +322,8 @@ def audit(journal: Path, venue: dict[str, Any]) -> dict[str, Any]:
         "open_intents": int(read_journal(journal, OPEN_INTENTS)[0][0]),
         "open_orders": int(read_journal(journal, OPEN_ORDERS)[0][0]),
         "positions_match": match,
+        "split_orders": len(set(parent_of.values())),
+        "child_orders": len(parent_of),
         "journal_cash": str(cash),
         "venue_usd": str(balances.get("USD", Decimal(0))),
         "journal_positions": {c: str(q) for c, q in sorted(positions.items()) if q},
