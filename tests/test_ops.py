@@ -33,7 +33,7 @@ from cryptoj.actors.base import Actor, Context
 from cryptoj.cli import main
 from cryptoj.config import parse_config
 from cryptoj.daemon import Daemon
-from cryptoj.models.orders import Fill, OrderType, Side, SubmitOrder
+from cryptoj.models.orders import Fill, OrderClosed, OrderStatus, OrderType, Side, SubmitOrder
 from cryptoj.ops.config import (
     FlagError,
     OpsConfig,
@@ -589,6 +589,22 @@ def test_the_tap_measures_slippage_against_the_arrival_mid() -> None:
     assert registry.get_sample_value("cryptoj_slippage_bps_count", {"product": "BTC-USD"}) == 1
     assert registry.get_sample_value("cryptoj_slippage_bps_sum", {"product": "BTC-USD"}) == 50
     assert tap.view()["messages"] == {"portfolio": 2, "execution": 2}
+    # a split order: its children's fills count against the parent's arrival mid
+    child_fill = msgspec.structs.replace(
+        fill, fill_id="f2", client_order_id="c1-c3", price=Decimal("99.8")
+    )
+    deliver("execution", child_fill, sender="venue")
+    assert registry.get_sample_value("cryptoj_slippage_bps_count", {"product": "BTC-USD"}) == 2
+    assert registry.get_sample_value("cryptoj_slippage_bps_sum", {"product": "BTC-USD"}) == 30
+    closed = OrderClosed(
+        client_order_id="c1",
+        product="BTC-USD",
+        status=OrderStatus.FILLED,
+        filled_quantity=Decimal(2),
+    )
+    deliver("portfolio", closed, sender="execution")  # the parent's close ends its arrival
+    deliver("execution", msgspec.structs.replace(child_fill, fill_id="f3"), sender="venue")
+    assert registry.get_sample_value("cryptoj_slippage_bps_count", {"product": "BTC-USD"}) == 2
 
 
 # -- as an operator sees it -----------------------------------------------------------------------

@@ -29,6 +29,7 @@ import pykka
 from prometheus_client import CollectorRegistry, Histogram
 from pykka import ActorDeadError
 
+from cryptoj.execution.records import parent_of
 from cryptoj.models.base import Message
 from cryptoj.models.market import FeedFinished, FeedStatus, Quote
 from cryptoj.models.orders import Fill, OrderClosed, Side, SubmitOrder
@@ -100,8 +101,8 @@ class Tap:
                         self.arrivals.popitem(last=False)
             elif isinstance(msg, Fill) and actor == "execution" and env.sender == "venue":
                 self._fill(msg)
-            elif isinstance(msg, OrderClosed) and actor == "execution":
-                self.arrivals.pop(msg.client_order_id, None)
+            elif isinstance(msg, OrderClosed) and actor == "portfolio":
+                self.arrivals.pop(msg.client_order_id, None)  # the parent's close, once
             elif isinstance(msg, PortfolioSnapshot):
                 self.portfolio = msg
             elif isinstance(msg, RiskParameters) and actor == "portfolio":
@@ -124,7 +125,11 @@ class Tap:
                 self._feed_event("finished", f"replay data exhausted after {msg.events} events")
 
     def _fill(self, fill: Fill) -> None:
-        arrival = self.arrivals.get(fill.client_order_id)
+        # A split order's children never pass as SubmitOrder messages: a child fill counts
+        # against its parent's arrival mid (child ids are ``<parent>-c<n>``).
+        arrival = self.arrivals.get(fill.client_order_id) or self.arrivals.get(
+            parent_of(fill.client_order_id, self.arrivals) or ""
+        )
         if arrival is None or arrival[1] <= 0:
             return
         side, mid = arrival
