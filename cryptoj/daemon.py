@@ -171,6 +171,7 @@ class Daemon:
             registry=system.registry,
             trace=trace,
             run_tag=run_tag,
+            journal_path=system.journal_path,  # its WAL is checkpointed off the actors' threads
         )
         system.venue.set_listener(lambda event: rt.tell("execution", event, sender="venue"))
         flags = FlagStore(

@@ -30,7 +30,9 @@ exactly the books that were applied.
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
@@ -80,6 +82,28 @@ CREATE TABLE IF NOT EXISTS rebalance_steps (
 """
 
 
+_WRITE_LOCKS: dict[str, threading.RLock] = {}
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def _write_lock(path: str) -> threading.RLock:
+    """The process-wide write lock of a journal file (a new one for ``:memory:``).
+
+    The actors' connections to one journal take turns on it before SQLite's own write lock:
+    a writer that finds the file busy then waits exactly as long as the other's statement,
+    instead of in SQLite's busy handler, which sleeps 1, 2, 5, 10 ... ms between retries.
+    Other processes still meet SQLite's lock and its busy timeout.
+    """
+    if path == ":memory:":
+        return threading.RLock()
+    key = os.path.realpath(path)
+    with _WRITE_LOCKS_GUARD:
+        lock = _WRITE_LOCKS.get(key)
+        if lock is None:
+            lock = _WRITE_LOCKS[key] = threading.RLock()
+        return lock
+
+
 class Journal:
     """One connection to the journal database."""
 
@@ -90,7 +114,9 @@ class Journal:
         self._db = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._wlock = _write_lock(str(path))
+        with self._wlock:
+            self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
         """Close the connection."""
@@ -99,19 +125,25 @@ class Journal:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction: committed on success, rolled back on error."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        with self._wlock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _write(self, sql: str, args: Any = ()) -> sqlite3.Cursor:
+        """One statement in its own (autocommit) transaction, under the write lock."""
+        with self._wlock:
+            return self._db.execute(sql, args)
 
     # -- meta ------------------------------------------------------------------------------
 
     def set_meta(self, key: str, value: str) -> None:
         """Set a meta value."""
-        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+        self._write("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     def get_meta(self, key: str) -> str | None:
         """A meta value, or None."""
@@ -122,7 +154,7 @@ class Journal:
 
     def record_intent(self, row: dict[str, Any]) -> None:
         """Journal an order decided by the portfolio and the funds reserved for it."""
-        self._db.execute(
+        self._write(
             "INSERT INTO intents VALUES (:client_order_id, :product, :side, :order_type,"
             " :quantity, :limit_price, :reserved_cash, :reserved_base, 'open', :reason, :ts, NULL)",
             {k: (str(v) if isinstance(v, Decimal) else v) for k, v in row.items()},
@@ -130,7 +162,7 @@ class Journal:
 
     def close_intent(self, client_order_id: str, status: str, ts: int) -> None:
         """Mark an intent closed (its reservation released)."""
-        self._db.execute(
+        self._write(
             "UPDATE intents SET status = ?, closed_ts = ? WHERE client_order_id = ?",
             (status, ts, client_order_id),
         )
@@ -247,9 +279,7 @@ class Journal:
 
     def record_equity(self, ts: int, equity: Decimal, cash: Decimal) -> None:
         """Journal the marked equity at ``ts`` (one row per market timestamp)."""
-        self._db.execute(
-            "INSERT OR REPLACE INTO equity VALUES (?, ?, ?)", (ts, str(equity), str(cash))
-        )
+        self._write("INSERT OR REPLACE INTO equity VALUES (?, ?, ?)", (ts, str(equity), str(cash)))
 
     def equity_curve(self) -> list[tuple[int, Decimal]]:
         """(ts, equity) rows, oldest first."""
@@ -260,7 +290,7 @@ class Journal:
 
     def record_order(self, row: dict[str, Any]) -> bool:
         """Journal a new order as PENDING; False if the id is already known (idempotent)."""
-        cur = self._db.execute(
+        cur = self._write(
             "INSERT OR IGNORE INTO orders VALUES (:client_order_id, :product, :side, :order_type,"
             " :quantity, :limit_price, 'PENDING', '0', NULL, :reason, :ts, :ts)",
             {k: (str(v) if isinstance(v, Decimal) else v) for k, v in row.items()},
@@ -278,7 +308,7 @@ class Journal:
         reason: str | None = None,
     ) -> None:
         """Update an order's state; fields left as None keep their value."""
-        self._db.execute(
+        self._write(
             "UPDATE orders SET status = COALESCE(?, status),"
             " filled_quantity = COALESCE(?, filled_quantity),"
             " venue_order_id = COALESCE(?, venue_order_id), reason = COALESCE(?, reason),"
@@ -378,7 +408,7 @@ class Journal:
 
     def record_event(self, ts: int, actor: str, kind: str, detail: str) -> None:
         """Journal a risk, shutdown or reconciliation event."""
-        self._db.execute(
+        self._write(
             "INSERT INTO events (ts, actor, kind, detail) VALUES (?, ?, ?, ?)",
             (ts, actor, kind, detail),
         )

@@ -107,13 +107,15 @@ def run_phase(minutes: float, speed: float, workdir: Path) -> dict[str, Any]:
         cfg, _batches(minutes, speed), str(workdir / "journal.sqlite"), fresh_journal=True
     )
     rt = ThreadedRuntime(
-        seed=1, clock=ScaledClock(system.start_ns, speed), registry=system.registry
+        seed=1,
+        clock=ScaledClock(system.start_ns, speed),
+        registry=system.registry,
+        journal_path=system.journal_path,
     )
     system.venue.set_listener(lambda e: rt.tell("execution", e, sender="venue"))
     sampler = Sampler(rt)
     sampler.start()
-    rt.start("shutdown")
-    rt.start("root")
+    rt.start_tree()  # as the daemon starts it (run_until_stopped)
     rt.exit_event.wait(minutes * 60 / speed + 120)
     rt.quiesce(list(WORKERS))
     rt.shutdown()

@@ -151,7 +151,7 @@ class FeedActor(Actor):
 
     def _handle_trade(self, trade: Trade, ctx: Context) -> None:
         """A trade pushed by a connection (live push path): handled as a batch of one."""
-        self._process((trade,), ctx)
+        self._process((trade,), ctx, quotes_first=True)
 
     def _handle_quote(self, quote: Quote, ctx: Context) -> None:
         """A quote pushed by a connection (live push path)."""
@@ -162,30 +162,42 @@ class FeedActor(Actor):
         for name in dict.fromkeys((*self.bar_subscribers, *self.quote_subscribers, "shutdown")):
             ctx.send(name, msg)
 
-    def _process(self, batch: tuple[MarketEvent, ...], ctx: Context) -> None:
+    def _process(
+        self, batch: tuple[MarketEvent, ...], ctx: Context, *, quotes_first: bool = False
+    ) -> None:
+        """Emit one batch. Modelled quotes follow the batch's bars; with ``quotes_first`` (the
+        live push path) they precede them, so an order a bar's signal causes is priced at the
+        quote of the same trade, not at the previous trade's."""
         corr = ctx.new_id("mkt")
         unquoted = self.source.unquoted
         derived: list[Quote] = []
+        held: list[Bar] = []
         traded: dict[str, tuple[Trade, Decimal]] = {}
         for event in batch:
+            bar: Bar | None = None
             if isinstance(event, Quote):
                 self._emit_quote(event, corr, ctx)
             elif isinstance(event, Bar):
-                self._emit_bar(event, corr, ctx)
+                bar = event
                 if event.product in unquoted:
                     derived.append(self.source.derive_quote(event))
             elif isinstance(event, Trade):
                 bar = self.bars.add(event)
-                if bar is not None:
-                    self._emit_bar(bar, corr, ctx)
                 if event.product in unquoted:
                     seen = traded.get(event.product)
                     volume = event.quantity if seen is None else seen[1] + event.quantity
                     traded[event.product] = (event, volume)
+            if bar is not None:
+                if quotes_first:
+                    held.append(bar)
+                else:
+                    self._emit_bar(bar, corr, ctx)
         for last, volume in traded.values():
             derived.append(self.source.quote_from_trades(last, volume))
         for quote in derived:
             self._emit_quote(quote, corr, ctx)
+        for bar in held:
+            self._emit_bar(bar, corr, ctx)
 
     def _emit_quote(self, quote: Quote, corr: str, ctx: Context) -> None:
         if self.quote_sink is not None:

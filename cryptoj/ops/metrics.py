@@ -102,6 +102,11 @@ class DaemonCollector(Collector):
                 "Supervisors that exceeded their restart intensity",
                 s.escalations,
             ),
+            (
+                "cryptoj_conflated_quotes",
+                "Quotes dropped from a mailbox for a newer quote of the same product",
+                s.conflated,
+            ),
         ):
             c = _counter(name, doc)
             c.add_metric([], value)

@@ -313,6 +313,7 @@ class OpsState:
                 "crashes": stats.crashes,
                 "dead_letters": stats.dead_letters,
                 "escalations": stats.escalations,
+                "conflated": stats.conflated,
             },
             "actors": self.actor_tree(),
             "feed": self.feed(),

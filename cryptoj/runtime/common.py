@@ -127,6 +127,7 @@ class RuntimeStats:
     crashes: int = 0
     dead_letters: int = 0
     escalations: int = 0
+    conflated: int = 0  # quotes replaced by a newer one in a mailbox (threaded runtime)
     exits: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

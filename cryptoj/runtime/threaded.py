@@ -13,12 +13,19 @@ pykka has no supervision, so :class:`_Host` overrides pykka 4.5's private exit p
 
 Messages left in a dying actor's mailbox and sends to a dead or restarting name are dead letters
 (trace + counter). Timers run on one timer thread; the clock is injected (:class:`ScaledClock`).
+
+For the live path's latency (BENCHMARKS.md): mailboxes conflate waiting quotes
+(:mod:`cryptoj.runtime.mailbox`), :meth:`ThreadedRuntime.start_tree` freezes the start-up heap
+for the garbage collector and starts a WAL checkpointer for the journal
+(:mod:`cryptoj.runtime.checkpoint`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import heapq
+import queue
 import sys
 import threading
 import time
@@ -32,6 +39,7 @@ from pykka import ActorDeadError, ActorRef
 from cryptoj.actors.base import Actor
 from cryptoj.models.base import Message
 from cryptoj.models.system import ChildExited, ChildStarted, Ping
+from cryptoj.runtime.checkpoint import WalCheckpointer
 from cryptoj.runtime.common import (
     ActorContext,
     Envelope,
@@ -40,6 +48,7 @@ from cryptoj.runtime.common import (
     RuntimeStats,
     trace_event,
 )
+from cryptoj.runtime.mailbox import ConflatingInbox
 from cryptoj.supervision.supervisor import RestartIntensityExceeded
 from cryptoj.trace.recorder import TraceWriter
 
@@ -86,8 +95,8 @@ class _Host(pykka.ThreadingActor):
     """Hosts one actor behaviour in a pykka thread and reports its exit exactly once."""
 
     def __init__(self, rt: ThreadedRuntime, name: str, behaviour: Actor, generation: int) -> None:
+        self.rt = rt  # before pykka's __init__, which creates the inbox
         super().__init__()
-        self.rt = rt
         self.cell_name = name
         self.behaviour = behaviour
         self.generation = generation
@@ -96,6 +105,13 @@ class _Host(pykka.ThreadingActor):
         self._reported = False
         self._lock = threading.Lock()
         rt.refs[name] = (self.actor_ref, self)  # before the thread starts: never a stale ref
+
+    def _create_actor_inbox(self) -> queue.Queue[Any]:  # type: ignore[override]
+        """A quote-conflating mailbox (:mod:`cryptoj.runtime.mailbox`) unless switched off."""
+        if not self.rt.conflate_quotes:
+            return queue.Queue()
+        stats = self.rt.stats
+        return ConflatingInbox(on_drop=lambda _item: stats.bump("conflated"))
 
     def on_start(self) -> None:
         self.behaviour.on_start(self.ctx)
@@ -216,8 +232,17 @@ class ThreadedRuntime:
         registry: dict[str, Registered],
         trace: TraceWriter | None = None,
         run_tag: str | None = None,
+        conflate_quotes: bool = True,
+        journal_path: str | None = None,
     ) -> None:
+        """``conflate_quotes``: mailboxes keep only the newest waiting quote per product and
+        sender (:mod:`cryptoj.runtime.mailbox`). ``journal_path``: checkpoint that journal's
+        WAL on a thread of its own while the tree runs (:mod:`cryptoj.runtime.checkpoint`)."""
         self.seed = seed
+        self.conflate_quotes = conflate_quotes
+        self.journal_path = journal_path
+        self.checkpointer: WalCheckpointer | None = None
+        self._froze = False
         self.clock = clock
         self.registry = registry
         self.trace = trace
@@ -252,6 +277,19 @@ class ThreadedRuntime:
             "start", reg.parent, name, ChildStarted(ts=self.clock.now(), name=name, generation=gen)
         )
         return gen
+
+    def start_tree(self) -> None:
+        """Start the journal checkpointer, the guardian and the root supervisor; then hide the
+        start-up heap (loaded data, actors, modules) from the cyclic garbage collector
+        (``gc.freeze``, undone by :meth:`shutdown`), so a full collection scans only what was
+        allocated since instead of pausing every actor thread for tens of milliseconds."""
+        if self.journal_path is not None and self.checkpointer is None:
+            self.checkpointer = WalCheckpointer(self.journal_path).start()
+        self.start("shutdown")
+        self.start("root")
+        gc.collect()
+        gc.freeze()
+        self._froze = True
 
     def stop(self, name: str, *, report: bool) -> None:
         """Stop ``name`` and wait for its on_stop (up to its stop timeout)."""
@@ -314,11 +352,17 @@ class ThreadedRuntime:
             last = self.stats.delivered
 
     def shutdown(self) -> None:
-        """Stop the timer thread, then every actor in reverse start order."""
+        """Stop the timer thread, then every actor in reverse start order, then the journal
+        checkpointer."""
         self.timers.stop()
         for name in reversed(self.start_order):
             self.stop(name, report=False)
         self.timers.join(timeout=5)
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
+        if self._froze:  # let the collector see this run's objects again (cycles get freed)
+            self._froze = False
+            gc.unfreeze()
 
     # -- messaging ---------------------------------------------------------------------------
 
@@ -431,8 +475,7 @@ def run_until_stopped(
     rt: ThreadedRuntime, wait: Callable[[], object], quiesce: list[str] | None = None
 ) -> None:
     """Start the guardian and the tree, ``wait`` for the end, then stop everything in order."""
-    rt.start("shutdown")
-    rt.start("root")
+    rt.start_tree()
     try:
         wait()
         if quiesce:
