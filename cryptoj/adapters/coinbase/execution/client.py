@@ -34,7 +34,7 @@ import time
 import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -74,6 +74,7 @@ from cryptoj.adapters.coinbase.jwt_auth import Credentials
 PREFIX = "/api/v3/brokerage"
 RATE_HEADERS = ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset")
 MAX_PAGES = 100
+_Page = TypeVar("_Page", OrderPage, FillPage, AccountPage)
 
 
 def rest_host(rest_url: str) -> str:
@@ -278,18 +279,8 @@ class CoinbaseRestClient:
             params["order_ids"] = list(order_ids)
         if start_ns is not None:
             params["start_date"] = rfc3339_seconds(start_ns)
-        out: list[RestOrder] = []
-        for _ in range(max_pages):
-            data = self.call("GET", "/orders/historical/batch", params=params)
-            try:
-                page = convert(data, OrderPage)
-            except msgspec.ValidationError as e:
-                raise CoinbaseError(f"list orders: unexpected body ({e})") from None
-            out.extend(page.orders)
-            if not page.has_next or not page.cursor:
-                return out
-            params = {**params, "cursor": page.cursor}
-        raise CoinbaseError(f"list orders: more than {max_pages} pages")
+        pages = self._pages("/orders/historical/batch", params, OrderPage, "list orders", max_pages)
+        return [o for page in pages for o in page.orders]
 
     def find_order(self, client_order_id: str, product: str, since_ns: int) -> RestOrder | None:
         """The order with ``client_order_id`` created since ``since_ns``, or None.
@@ -321,36 +312,39 @@ class CoinbaseRestClient:
             params["product_ids"] = list(product_ids)
         if since:
             params["start_sequence_timestamp"] = since
-        out: list[RestFill] = []
-        for _ in range(max_pages):
-            data = self.call("GET", "/orders/historical/fills", params=params)
-            try:
-                page = convert(data, FillPage)
-            except msgspec.ValidationError as e:
-                raise CoinbaseError(f"list fills: unexpected body ({e})") from None
-            out.extend(page.fills)
-            if not page.cursor:
-                return out
-            params = {**params, "cursor": page.cursor}
-        raise CoinbaseError(f"list fills: more than {max_pages} pages")
+        pages = self._pages("/orders/historical/fills", params, FillPage, "list fills", max_pages)
+        return [f for page in pages for f in page.fills]
 
     # -- account and products ------------------------------------------------------------------
 
     def accounts(self, *, limit: int = 250, max_pages: int = MAX_PAGES) -> list[RestAccount]:
         """``GET /accounts``, every page."""
         params: dict[str, Any] = {"limit": limit}
-        out: list[RestAccount] = []
+        pages = self._pages("/accounts", params, AccountPage, "accounts", max_pages)
+        return [a for page in pages for a in page.accounts]
+
+    def _pages(
+        self,
+        path: str,
+        params: dict[str, Any],
+        page_type: type[_Page],
+        what: str,
+        max_pages: int,
+    ) -> list[_Page]:
+        """Every page of a cursor-paginated ``GET``: until ``has_next`` is false (orders,
+        accounts) or the cursor is empty (fills have no ``has_next``)."""
+        out: list[_Page] = []
         for _ in range(max_pages):
-            data = self.call("GET", "/accounts", params=params)
+            data = self.call("GET", path, params=params)
             try:
-                page = convert(data, AccountPage)
+                page = convert(data, page_type)
             except msgspec.ValidationError as e:
-                raise CoinbaseError(f"accounts: unexpected body ({e})") from None
-            out.extend(page.accounts)
-            if not page.has_next or not page.cursor:
+                raise CoinbaseError(f"{what}: unexpected body ({e})") from None
+            out.append(page)
+            if not getattr(page, "has_next", True) or not page.cursor:
                 return out
             params = {**params, "cursor": page.cursor}
-        raise CoinbaseError(f"accounts: more than {max_pages} pages")
+        raise CoinbaseError(f"{what}: more than {max_pages} pages")
 
     def product(self, product_id: str) -> ProductRules:
         """``GET /products/{id}`` as :class:`ProductRules`."""
