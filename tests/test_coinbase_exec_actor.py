@@ -37,9 +37,11 @@ from cryptoj.models.orders import (
 )
 from cryptoj.models.system import Tick
 from cryptoj.ops.config import OpsConfig
+from cryptoj.ops.metrics import parse_families
 from cryptoj.runtime.assemble import LiveTradingUnavailable, assemble
 from tests.stubs import FakeCtx
 from tests.test_coinbase_exec_fake import Events, make_venue, new_id
+from tests.test_ops import get_json, request
 
 ROOT = Path(__file__).resolve().parents[1]
 S = 1_000_000_000
@@ -411,7 +413,7 @@ def test_the_daemon_trades_the_fake_live_and_its_books_equal_the_account(
     fake, key = fake_key
     kf = write_key_file(key, tmp_path / "key.json")
     cfg = live_config(tmp_path, fake, kf)
-    d = Daemon(cfg, ops=OpsConfig(enabled=False), live=True)
+    d = Daemon(cfg, ops=OpsConfig(port=0), live=True)
     result: dict[str, int] = {}
     thread = threading.Thread(target=lambda: result.setdefault("code", d.run()), daemon=True)
     thread.start()
@@ -424,6 +426,14 @@ def test_the_daemon_trades_the_fake_live_and_its_books_equal_the_account(
         assert _wait(lambda: uc.is_live and venue.counters()["reconciles"] >= 2, 15)
         # the strategy (2/3-bar EMAs on 4-trade bars) trades within seconds of the first bars
         assert _wait(lambda: venue.counters()["fills"] >= 1, 20), venue.counters()
+        # the venue's counters reach /status and /metrics
+        assert d.endpoint is not None
+        port = d.endpoint.port
+        status = get_json(port, "/status")[1]
+        assert status["venue"]["counters"]["accepted"] >= 1
+        families = parse_families(request(port, "/metrics")[2].decode())
+        events = {s.labels["event"]: s.value for s in families["cryptoj_venue_events"].samples}
+        assert events["fills"] >= 1 and events["submits"] >= 1
     finally:
         d.request_stop("test")
         thread.join(30)

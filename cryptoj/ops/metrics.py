@@ -63,6 +63,21 @@ class DaemonCollector(Collector):
         if fig is not None:
             yield from self._journal(fig)
         yield from self._flags()
+        yield from self._venue()
+
+    def _venue(self) -> Iterator[Metric]:
+        counters = self.state.venue_counters()
+        if counters is None:
+            return
+        c = _counter(
+            "cryptoj_venue_events",
+            "Live venue events by kind (CoinbaseVenue.counters(): submits, accepted, rejected, "
+            "unknown outcomes and their resolution, lookups, reconciles, fills, REST retries …)",
+            ["event"],
+        )
+        for event, n in sorted(counters.items()):
+            c.add_metric([event], float(n))
+        yield c
 
     def _runtime(self) -> Iterator[Metric]:
         rt = self.state.rt

@@ -93,6 +93,11 @@ class OpsState:
         self.rt = ctx.rt
         self._created = time.monotonic()
 
+    def venue_counters(self) -> dict[str, int] | None:
+        """The live venue's counters (``CoinbaseVenue.counters()``); None for the paper venue."""
+        counters = getattr(self.ctx.venue, "counters", None)
+        return dict(counters()) if callable(counters) else None
+
     # -- actor probes ---------------------------------------------------------------------------
 
     def portfolio(self) -> PortfolioStatus | None:
@@ -325,6 +330,7 @@ class OpsState:
             },
             "portfolio": None if portfolio is None else msgspec.to_builtins(portfolio),
             "open_orders": orders,
+            "venue": {"counters": self.venue_counters()},
             "journal": figures,
             "flags": ctx.flags.describe(),
             "errors": errors,

@@ -669,7 +669,7 @@ class CoinbaseVenue:
     def counters(self) -> dict[str, int]:
         """Every counter (see the module docstring)."""
         out = self.trackers.counters()
-        for k, v in self.client.stats.items():
+        for k, v in dict(self.client.stats).items():  # a copy: REST threads may add keys
             out[f"rest_{k}"] = v
         out["rest_throttled"] = self.client.limiter.throttled
         if self.user_channel is not None:
