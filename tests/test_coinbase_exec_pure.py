@@ -44,8 +44,6 @@ from cryptoj.adapters.coinbase.execution.quantize import (
     order_body,
     plain,
     quantize,
-    round_down,
-    round_up,
     rules_from_product,
 )
 from cryptoj.adapters.coinbase.execution.ratelimit import TokenBucket
@@ -59,7 +57,7 @@ from cryptoj.adapters.coinbase.execution.user_channel import UserSession
 from cryptoj.adapters.coinbase.execution.venue import rest_update
 from cryptoj.adapters.coinbase.jwt_auth import CredentialsError
 from cryptoj.config import CoinbaseConfig
-from cryptoj.models.orders import Side
+from cryptoj.models.orders import Side, ceil_to, floor_to
 
 DATA = Path(__file__).parent / "data" / "coinbase"
 
@@ -387,7 +385,7 @@ def test_a_market_order_is_checked_against_the_quote_minimum_with_a_reference_pr
     inc=st.sampled_from([Decimal("0.00000001"), Decimal("0.01"), Decimal("0.5"), Decimal("25")]),
 )
 def test_rounding_lands_on_the_grid_and_never_crosses_the_value(x: Decimal, inc: Decimal) -> None:
-    down, up = round_down(x, inc), round_up(x, inc)
+    down, up = floor_to(x, inc), ceil_to(x, inc)
     assert down <= x <= up and up - down in (0, inc)
     assert (down / inc) == (down / inc).to_integral_value()
     assert (up / inc) == (up / inc).to_integral_value()

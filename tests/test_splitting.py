@@ -35,9 +35,7 @@ from cryptoj.execution.splitting import (
     Step,
     book_view,
     book_view_from_levels,
-    ceil_to,
     depth_cap,
-    floor_to,
     min_child_quantity,
     next_child,
     should_split,
@@ -56,6 +54,8 @@ from cryptoj.models.orders import (
     OrderType,
     Side,
     SubmitOrder,
+    ceil_to,
+    floor_to,
 )
 
 D = Decimal

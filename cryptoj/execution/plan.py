@@ -10,8 +10,8 @@ from decimal import Decimal
 
 import msgspec
 
-from cryptoj.execution.splitting import ProductRules, SplitPolicy, floor_to
-from cryptoj.models.orders import OrderStatus, SubmitOrder
+from cryptoj.execution.splitting import ProductRules, SplitPolicy
+from cryptoj.models.orders import OrderStatus, SubmitOrder, floor_to
 
 
 def child_id(parent_id: str, n: int) -> str:

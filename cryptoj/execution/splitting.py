@@ -42,13 +42,13 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal
+from decimal import Context, Decimal
 from typing import TYPE_CHECKING
 
 import msgspec
 
 from cryptoj.models.market import Quote
-from cryptoj.models.orders import Side
+from cryptoj.models.orders import Side, ceil_to, floor_to
 
 if TYPE_CHECKING:
     from cryptoj.config import ExecutionConfig
@@ -59,18 +59,6 @@ INCREMENT = Decimal("0.00000001")
 NS_PER_S = 1_000_000_000
 _CTX = Context(prec=60)
 _ZERO = Decimal(0)
-
-
-def floor_to(x: Decimal, increment: Decimal) -> Decimal:
-    """``x`` rounded down to a multiple of ``increment`` (> 0)."""
-    steps = _CTX.divide(x, increment).to_integral_value(rounding=ROUND_FLOOR, context=_CTX)
-    return _CTX.multiply(steps, increment)
-
-
-def ceil_to(x: Decimal, increment: Decimal) -> Decimal:
-    """``x`` rounded up to a multiple of ``increment`` (> 0)."""
-    steps = _CTX.divide(x, increment).to_integral_value(rounding=ROUND_CEILING, context=_CTX)
-    return _CTX.multiply(steps, increment)
 
 
 def visible_depth(levels: Sequence[tuple[Decimal, Decimal]], depth_levels: int = 1) -> Decimal:
@@ -321,9 +309,7 @@ __all__ = [
     "beyond_depth",
     "book_view",
     "book_view_from_levels",
-    "ceil_to",
     "depth_cap",
-    "floor_to",
     "min_child_quantity",
     "next_child",
     "should_split",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from decimal import ROUND_DOWN, Context, Decimal
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Context, Decimal
 
 from cryptoj.models.base import Message
 
@@ -114,6 +114,21 @@ class OrderClosed(Message, frozen=True, kw_only=True):
     product: str
     status: OrderStatus
     filled_quantity: Decimal
+
+
+_STEPS = Context(prec=60)
+
+
+def floor_to(x: Decimal, increment: Decimal) -> Decimal:
+    """``x`` rounded down to a multiple of ``increment`` (> 0): sizes and passive prices."""
+    steps = _STEPS.divide(x, increment).to_integral_value(rounding=ROUND_FLOOR, context=_STEPS)
+    return _STEPS.multiply(steps, increment)
+
+
+def ceil_to(x: Decimal, increment: Decimal) -> Decimal:
+    """``x`` rounded up to a multiple of ``increment`` (> 0)."""
+    steps = _STEPS.divide(x, increment).to_integral_value(rounding=ROUND_CEILING, context=_STEPS)
+    return _STEPS.multiply(steps, increment)
 
 
 #: Smallest unit of quote currency the books keep (cash, notionals and fees are truncated to it).

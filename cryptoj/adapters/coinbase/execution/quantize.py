@@ -27,12 +27,12 @@ written in plain notation (never an exponent).
 
 from __future__ import annotations
 
-from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from typing import Any, Literal
 
 import msgspec
 
-from cryptoj.models.orders import Side
+from cryptoj.models.orders import Side, ceil_to, floor_to
 
 _CTX = Context(prec=60)
 _ZERO = Decimal(0)
@@ -84,18 +84,6 @@ class OrderSpec(msgspec.Struct, frozen=True, kw_only=True):
     post_only: bool = False
 
 
-def round_down(x: Decimal, increment: Decimal) -> Decimal:
-    """The largest multiple of ``increment`` not above ``x``."""
-    steps = _CTX.divide(x, increment).to_integral_value(rounding=ROUND_FLOOR)
-    return _CTX.multiply(steps, increment)
-
-
-def round_up(x: Decimal, increment: Decimal) -> Decimal:
-    """The smallest multiple of ``increment`` not below ``x``."""
-    steps = _CTX.divide(x, increment).to_integral_value(rounding=ROUND_CEILING)
-    return _CTX.multiply(steps, increment)
-
-
 def plain(x: Decimal) -> str:
     """``x`` in plain notation without trailing zeros: ``Decimal('1E+2')`` → ``'100'``."""
     text = format(x.normalize(_CTX), "f")
@@ -131,7 +119,7 @@ def _check_product(spec: OrderSpec, rules: ProductRules) -> None:
 
 def _base(spec: OrderSpec, rules: ProductRules) -> Decimal:
     raw = _positive("base size", spec.base_size)
-    size = round_down(raw, rules.base_increment)
+    size = floor_to(raw, rules.base_increment)
     if size <= 0 or size < rules.base_min_size:
         raise QuantizeError(
             f"{spec.product}: size {plain(raw)} rounds to {plain(size)}, below the minimum "
@@ -182,7 +170,7 @@ def quantize(
             if spec.side is not Side.BUY:
                 raise QuantizeError("a market order by quote size must be a BUY")
             raw = _positive("quote size", spec.quote_size)
-            quote = round_down(raw, rules.quote_increment)
+            quote = floor_to(raw, rules.quote_increment)
             if quote <= 0 or quote < rules.quote_min_size:
                 raise QuantizeError(
                     f"{spec.product}: quote size {plain(raw)} rounds to {plain(quote)}, below "
@@ -203,9 +191,9 @@ def quantize(
     size = _base(spec, rules)
     raw_limit = _positive("limit price", spec.limit_price)
     if spec.side is Side.BUY:
-        limit = round_down(raw_limit, rules.price_increment)
+        limit = floor_to(raw_limit, rules.price_increment)
     else:
-        limit = round_up(raw_limit, rules.price_increment)
+        limit = ceil_to(raw_limit, rules.price_increment)
     if limit <= 0:
         raise QuantizeError(f"{spec.product}: limit price {plain(raw_limit)} rounds to 0")
     _notional(spec, rules, size, limit)
@@ -218,9 +206,9 @@ def quantize(
         "STOP_DIRECTION_STOP_DOWN" if spec.side is Side.SELL else "STOP_DIRECTION_STOP_UP"
     )
     if direction == "STOP_DIRECTION_STOP_DOWN":
-        stop = round_up(raw_stop, rules.price_increment)
+        stop = ceil_to(raw_stop, rules.price_increment)
     else:
-        stop = round_down(raw_stop, rules.price_increment)
+        stop = floor_to(raw_stop, rules.price_increment)
     if stop <= 0:
         raise QuantizeError(f"{spec.product}: stop price {plain(raw_stop)} rounds to 0")
     return msgspec.structs.replace(
@@ -321,7 +309,5 @@ __all__ = [
     "order_configuration",
     "plain",
     "quantize",
-    "round_down",
-    "round_up",
     "rules_from_product",
 ]
