@@ -117,6 +117,14 @@ def _check_product(spec: OrderSpec, rules: ProductRules) -> None:
         raise QuantizeError(f"{spec.product} is post-only: only post-only limit orders are allowed")
 
 
+def _at_most(spec: OrderSpec, what: str, value: Decimal, maximum: Decimal) -> None:
+    """Refuse ``value`` above the product's ``maximum`` (0: no maximum)."""
+    if maximum > 0 and value > maximum:
+        raise QuantizeError(
+            f"{spec.product}: {what} {plain(value)} above the maximum {plain(maximum)}"
+        )
+
+
 def _base(spec: OrderSpec, rules: ProductRules) -> Decimal:
     raw = _positive("base size", spec.base_size)
     size = floor_to(raw, rules.base_increment)
@@ -125,10 +133,7 @@ def _base(spec: OrderSpec, rules: ProductRules) -> Decimal:
             f"{spec.product}: size {plain(raw)} rounds to {plain(size)}, below the minimum "
             f"{plain(rules.base_min_size)} (increment {plain(rules.base_increment)})"
         )
-    if rules.base_max_size > 0 and size > rules.base_max_size:
-        raise QuantizeError(
-            f"{spec.product}: size {plain(size)} above the maximum {plain(rules.base_max_size)}"
-        )
+    _at_most(spec, "size", size, rules.base_max_size)
     return size
 
 
@@ -139,11 +144,7 @@ def _notional(spec: OrderSpec, rules: ProductRules, size: Decimal, price: Decima
             f"{spec.product}: notional {plain(value)} ({plain(size)} × {plain(price)}) below "
             f"the minimum {plain(rules.quote_min_size)}"
         )
-    if rules.quote_max_size > 0 and value > rules.quote_max_size:
-        raise QuantizeError(
-            f"{spec.product}: notional {plain(value)} above the maximum "
-            f"{plain(rules.quote_max_size)}"
-        )
+    _at_most(spec, "notional", value, rules.quote_max_size)
 
 
 def quantize(
@@ -176,11 +177,7 @@ def quantize(
                     f"{spec.product}: quote size {plain(raw)} rounds to {plain(quote)}, below "
                     f"the minimum {plain(rules.quote_min_size)}"
                 )
-            if rules.quote_max_size > 0 and quote > rules.quote_max_size:
-                raise QuantizeError(
-                    f"{spec.product}: quote size {plain(quote)} above the maximum "
-                    f"{plain(rules.quote_max_size)}"
-                )
+            _at_most(spec, "quote size", quote, rules.quote_max_size)
             return msgspec.structs.replace(spec, quote_size=quote)
         size = _base(spec, rules)
         if reference_price is not None and reference_price > 0:
