@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 
 from cryptoj.models.base import Message
 from cryptoj.models.market import Bar, Quote
@@ -80,4 +84,20 @@ def risk_params(level: RiskLevel = RiskLevel.NORMAL, cap: float = 0.10) -> RiskP
         stop_loss=0.05,
         min_position_size=0.02,
         size_multiplier=1.0,
+    )
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def spawn_daemon(config: Path, *args: str) -> subprocess.Popen[str]:
+    """``python -m cryptoj [args] --config CONFIG`` as a child process in the config's folder,
+    importing this checkout, stdout and stderr merged into one text pipe."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "cryptoj", *args, "--config", str(config)],
+        cwd=config.parent,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )

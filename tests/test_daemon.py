@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.stubs import spawn_daemon
 
 
 def _start(tmp_path: Path, speed: float) -> subprocess.Popen[str]:
@@ -23,15 +21,7 @@ def _start(tmp_path: Path, speed: float) -> subprocess.Popen[str]:
         "strategy:\n  fast_period: 3\n  slow_period: 8\n"
         "ops:\n  port: 0\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "cryptoj", "--config", str(cfg)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    return spawn_daemon(cfg)
 
 
 def _wait_for(proc: subprocess.Popen[str], text: str, timeout: float = 30) -> list[str]:
@@ -100,15 +90,7 @@ def test_the_daemon_trades_on_the_fake_coinbase_feed_and_stops_on_sigterm(tmp_pa
             f"trace:\n  path: {tmp_path / 'trace.jsonl'}\n"
             "strategy:\n  fast_period: 2\n  slow_period: 3\nops:\n  port: 0\n"
         )
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "cryptoj", "--config", str(cfg)],
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        proc = spawn_daemon(cfg)
         _wait_for(proc, "subscribed")
         trace = tmp_path / "trace.jsonl"
         deadline = time.monotonic() + 30

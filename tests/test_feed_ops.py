@@ -8,11 +8,8 @@ pointed at a loopback port nothing listens on. Every wait is bounded.
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,10 +23,10 @@ from cryptoj.config import parse_config
 from cryptoj.daemon import Daemon
 from cryptoj.ops.config import OpsConfig
 from cryptoj.ops.metrics import parse_families
+from tests.stubs import spawn_daemon
 from tests.test_coinbase_failover import closed_port
 from tests.test_ops import get_json, poll, request
 
-ROOT = Path(__file__).resolve().parents[1]
 PRODUCTS = ["BTC-USD", "ETH-USD"]
 
 
@@ -192,15 +189,7 @@ def test_offline_daemon_backs_off_opens_the_circuit_reports_degraded_and_exits_0
         f"journal:\n  path: {tmp_path / 'journal.sqlite'}\ntrace:\n  enabled: false\n"
         "ops:\n  port: 0\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cryptoj", "--config", str(cfg)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = spawn_daemon(cfg)
     assert proc.stdout is not None
     lines: list[str] = []
     lock = threading.Lock()

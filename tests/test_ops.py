@@ -48,7 +48,7 @@ from cryptoj.ops.probe import ActorStatus, StatusRequest
 from cryptoj.ops.runtime import OpsRuntime, Tap
 from cryptoj.runtime.common import Envelope, Registered
 from cryptoj.runtime.threaded import ScaledClock
-from tests.stubs import quote
+from tests.stubs import quote, spawn_daemon
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "s3cret-token-for-tests-0123456789"
@@ -617,10 +617,7 @@ def test_a_daemon_process_serves_metrics_to_curl_and_status(tmp_path: Path) -> N
         f"journal:\n  path: {tmp_path / 'journal.sqlite'}\ntrace:\n  enabled: false\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "cryptoj", "run", "--config", str(cfg), "--ops-port", "0"]
-    proc = subprocess.Popen(
-        cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+    proc = spawn_daemon(cfg, "run", "--ops-port", "0")
     assert proc.stdout is not None
     try:
         port = None
