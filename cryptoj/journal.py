@@ -11,7 +11,7 @@ table                     written by        holds
 ``fills``                 PortfolioActor    every fill applied to the books (unique fill_id)
 ``position_changes``      PortfolioActor    cash and position after each fill
 ``orders``                ExecutionActor    order state machine (PENDING → OPEN → terminal)
-``equity``                PortfolioActor    equity and cash once per market timestamp
+``equity``                PortfolioActor    equity and cash, at most once per second (market time)
 ``events``                any actor         risk events, shutdown markers, reconciliations
 ``rebalance_txns``        PortfolioActor    each rebalance transaction: risk version, state
 ``rebalance_legs``        PortfolioActor    its legs: order, reserved funds, state, filled
@@ -174,7 +174,7 @@ class Journal:
         )
 
     def has_fill(self, fill_id: str) -> bool:
-        """True when this fill was already applied."""
+        """True when this fill was already applied (:meth:`record_fill` checks it itself)."""
         return (
             self._db.execute("SELECT 1 FROM fills WHERE fill_id = ?", (fill_id,)).fetchone()
             is not None
@@ -182,11 +182,13 @@ class Journal:
 
     def record_fill(
         self, fill: Fill, quantity_after: Decimal, average_price: Decimal, cash_after: Decimal
-    ) -> None:
-        """Journal a fill and the position change it causes, atomically."""
+    ) -> bool:
+        """Journal a fill and the position change it causes, atomically; False (and nothing
+        written) when the fill id is already journalled (a re-sent fill)."""
         with self.transaction() as db:
-            db.execute(
-                "INSERT INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            cur = db.execute(
+                "INSERT INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (fill_id) DO NOTHING",
                 (
                     fill.fill_id,
                     fill.client_order_id,
@@ -199,6 +201,8 @@ class Journal:
                     fill.ts,
                 ),
             )
+            if cur.rowcount != 1:
+                return False
             db.execute(
                 "INSERT INTO position_changes (fill_id, product, quantity, average_price, cash, ts)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -211,6 +215,7 @@ class Journal:
                     fill.ts,
                 ),
             )
+        return True
 
     def fills(self) -> list[Fill]:
         """Every journalled fill in the order it was applied."""
@@ -306,13 +311,16 @@ class Journal:
         filled_quantity: Decimal | None = None,
         venue_order_id: str | None = None,
         reason: str | None = None,
+        only_from: OrderStatus | None = None,
     ) -> None:
-        """Update an order's state; fields left as None keep their value."""
+        """Update an order's state; fields left as None keep their value. With ``only_from``
+        the row changes only while its status is that one (e.g. PENDING → OPEN, which must
+        not undo a terminal status written first)."""
         self._write(
             "UPDATE orders SET status = COALESCE(?, status),"
             " filled_quantity = COALESCE(?, filled_quantity),"
             " venue_order_id = COALESCE(?, venue_order_id), reason = COALESCE(?, reason),"
-            " updated_ts = ? WHERE client_order_id = ?",
+            " updated_ts = ? WHERE client_order_id = ? AND status = COALESCE(?, status)",
             (
                 None if status is None else str(status),
                 None if filled_quantity is None else str(filled_quantity),
@@ -320,6 +328,7 @@ class Journal:
                 reason,
                 ts,
                 client_order_id,
+                None if only_from is None else str(only_from),
             ),
         )
 
@@ -339,15 +348,15 @@ class Journal:
         self,
         txn: dict[str, Any],
         legs: Sequence[dict[str, Any]],
-        steps: Sequence[tuple[str, str]],
+        steps: Sequence[tuple[str, str, str]],
         *,
         ts: int,
         intents: Sequence[dict[str, Any]] = (),
         closed: tuple[str, str] | None = None,
     ) -> None:
         """Journal one transaction step atomically: the transaction row, the leg rows (both
-        upserted), the steps, the intents of legs being sent and the intent a closing leg
-        closes (``closed`` = (client order id, status))."""
+        upserted), the steps ((step, state after it, detail) each), the intents of legs being
+        sent and the intent a closing leg closes (``closed`` = (client order id, status))."""
         with self.transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO rebalance_txns VALUES (:txn_id, :kind, :parent,"
@@ -362,11 +371,11 @@ class Journal:
                     " :filled, :outcome, :cancel_requested, :timed_out, :updated_ts)",
                     leg,
                 )
-            for step, detail in steps:
+            for step, state, detail in steps:
                 db.execute(
                     "INSERT INTO rebalance_steps (txn_id, ts, step, state, detail)"
                     " VALUES (?, ?, ?, ?, ?)",
-                    (txn["txn_id"], ts, step, txn["state"], detail),
+                    (txn["txn_id"], ts, step, state, detail),
                 )
             for row in intents:
                 db.execute(

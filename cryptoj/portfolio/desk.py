@@ -17,7 +17,7 @@ keep the position within ``risk.position_size_limit`` at the mid (else it is cou
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 
 from cryptoj.actors.base import Context
@@ -173,8 +173,8 @@ class TxnDesk:
         }
         self.txns.append(txn)
         self.started += 1
-        self.apply(txn, Effects(steps=[("planned", json.dumps(detail, sort_keys=True))]), ctx)
-        self.apply(txn, txn.start(), ctx)
+        planned = ("planned", str(txn.state), json.dumps(detail, sort_keys=True))
+        self.apply(txn, txn.start(), ctx, earlier=[planned])  # one commit for plan and start
         return txn
 
     # -- events ---------------------------------------------------------------------------
@@ -233,15 +233,19 @@ class TxnDesk:
         ctx: Context,
         *,
         closed: tuple[str, str] | None = None,
+        earlier: Sequence[tuple[str, str, str]] = (),
     ) -> None:
-        """Journal first, then release, cancel and send (module docstring)."""
-        if not fx.steps and closed is None:
+        """Journal first, then release, cancel and send (module docstring). ``earlier``:
+        steps taken before ``fx``'s, each with the state it left (journalled in the same
+        SQLite transaction, ahead of them)."""
+        if not fx.steps and closed is None and not earlier:
             return
         now = ctx.now()
+        state = str(txn.state)
         self.journal.record_txn(
             txn.row(now),
             [g.row(txn.txn_id, now) for g in txn.legs],
-            fx.steps,
+            [*earlier, *((step, state, detail) for step, detail in fx.steps)],
             ts=now,
             intents=[_intent(g, now) for g in fx.send],
             closed=closed,
