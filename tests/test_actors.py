@@ -213,6 +213,9 @@ def test_portfolio_applies_a_fill_once_even_when_it_is_sent_twice(
     p.receive(fill, ctx)
     assert p.ledger.position("BTC-USD") == order.quantity
     assert p.ledger.cash == Decimal(100000) + fill.cash_delta
+    assert p.journal is not None
+    assert [f.fill_id for f in p.journal.fills()] == ["F1"]
+    assert len(p.journal.position_history()) == 1  # the re-sent fill wrote nothing
     p.receive(
         OrderClosed(
             ts=T0,
@@ -224,6 +227,19 @@ def test_portfolio_applies_a_fill_once_even_when_it_is_sent_twice(
         ctx,
     )
     assert p.ledger.reservations == {}
+
+
+def test_portfolio_journals_the_equity_once_per_second_of_market_time(
+    portfolio: tuple[PortfolioActor, FakeCtx],
+) -> None:
+    p, ctx = portfolio
+    ms = 1_000_000
+    second = T0 + 1_000 * ms
+    for ts in (T0, T0 + 1 * ms, T0 + 2 * ms, second, second + 5 * ms, second + 1_000 * ms):
+        p.receive(quote(ts=ts), ctx)
+    assert p.journal is not None
+    # one row per second, stamped with the last quote of that second
+    assert [ts for ts, _ in p.journal.equity_curve()] == [T0 + 2 * ms, second + 5 * ms]
 
 
 @pytest.mark.parametrize(
@@ -378,6 +394,11 @@ def test_execution_journals_the_order_before_sending_and_forwards_venue_events(
     e.receive(fill, ctx)  # type: ignore[arg-type]
     e.receive(closed, ctx)  # type: ignore[arg-type]
     assert ctx.to("portfolio") == [fill, closed]
+    assert e.journal.order("cj-1")["status"] == "FILLED"  # type: ignore[index]
+    row = e.journal.order("cj-1")
+    assert row is not None and row["filled_quantity"] == str(fill.quantity)  # type: ignore[attr-defined]
+    # a late acceptance does not reopen a closed order
+    e.journal.update_order("cj-1", T0, status=OrderStatus.OPEN, only_from=OrderStatus.PENDING)
     assert e.journal.order("cj-1")["status"] == "FILLED"  # type: ignore[index]
 
 

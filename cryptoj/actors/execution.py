@@ -199,11 +199,13 @@ class ExecutionActor(Actor):
             self._event(ctx, "venue_error", f"{coid}: {type(e).__name__}: {e}")
             raise
         if isinstance(result, OrderAccepted):
-            row = journal.order(coid)
-            if row is not None and row["status"] == OrderStatus.PENDING:
-                journal.update_order(
-                    coid, ctx.now(), status=OrderStatus.OPEN, venue_order_id=result.venue_order_id
-                )
+            journal.update_order(
+                coid,
+                ctx.now(),
+                status=OrderStatus.OPEN,
+                venue_order_id=result.venue_order_id,
+                only_from=OrderStatus.PENDING,
+            )
         elif isinstance(result, OrderOutcomeUnknown):
             self._event(
                 ctx, "outcome_pending", f"{coid}: unknown after the submit: {result.reason}"
@@ -222,7 +224,9 @@ class ExecutionActor(Actor):
 
     def _handle_fill(self, fill: Fill, ctx: Context) -> None:
         v = self.venue.get_order(fill.client_order_id)
-        if v is not None:
+        # An order the venue already reports closed (a market order's fills arrive after it
+        # filled) gets its final quantity from the OrderClosed that follows its fills.
+        if v is not None and not v.status.terminal:
             self._j().update_order(
                 fill.client_order_id, ctx.now(), filled_quantity=v.filled_quantity
             )
@@ -235,14 +239,13 @@ class ExecutionActor(Actor):
         self._upstream(msg, ctx)
 
     def _handle_order_accepted(self, msg: OrderAccepted, ctx: Context) -> None:
-        row = self._j().order(msg.client_order_id)
-        if row is not None and row["status"] == OrderStatus.PENDING:
-            self._j().update_order(
-                msg.client_order_id,
-                ctx.now(),
-                status=OrderStatus.OPEN,
-                venue_order_id=msg.venue_order_id,
-            )
+        self._j().update_order(
+            msg.client_order_id,
+            ctx.now(),
+            status=OrderStatus.OPEN,
+            venue_order_id=msg.venue_order_id,
+            only_from=OrderStatus.PENDING,
+        )
         self.split.on_accepted(msg)
 
     def _handle_cancel_order(self, msg: CancelOrder, ctx: Context) -> None:

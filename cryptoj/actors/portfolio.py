@@ -88,6 +88,10 @@ UNWIND_DEADLINE = Tick(kind="unwind_deadline")
 ERROR_STATUSES = frozenset({"REJECTED", "UNKNOWN_AT_EXECUTION"})
 #: Snapshots go to the RiskActor after every fill and otherwise at most this often (clock ns).
 SNAPSHOT_EVERY_NS = 1_000_000_000
+#: The equity is journalled at most once per this much market time (the last quote's timestamp
+#: in each period): enough for the drawdown, the daily loss and the report, and one SQLite
+#: write per second instead of one per tick on a live feed.
+EQUITY_EVERY_NS = 1_000_000_000
 
 
 class PortfolioActor(Actor):
@@ -163,8 +167,9 @@ class PortfolioActor(Actor):
     # -- inputs ---------------------------------------------------------------------------
 
     def _handle_quote(self, q: Quote, ctx: Context) -> None:
-        if q.ts != self._last_equity_ts:
-            self._record_equity(q.ts)
+        if q.ts // EQUITY_EVERY_NS != self._last_equity_ts // EQUITY_EVERY_NS:
+            self._record_equity()
+        self._last_equity_ts = q.ts
         self.quotes[q.product] = q
         self.unwind.on_quote(q)
         self._check_stop_loss(q.product, ctx)
@@ -236,12 +241,12 @@ class PortfolioActor(Actor):
     # -- order outcomes -------------------------------------------------------------------
 
     def _handle_fill(self, fill: Fill, ctx: Context) -> None:
-        journal = self._journal()
-        if journal.has_fill(fill.fill_id):
-            return  # a re-sent fill (reconciliation); already applied
         preview = Ledger(self.ledger.cash, {fill.product: copy_holding(self.ledger, fill.product)})
         holding = preview.apply_fill(fill)
-        journal.record_fill(fill, holding.quantity, holding.average_price, preview.cash)
+        if not self._journal().record_fill(
+            fill, holding.quantity, holding.average_price, preview.cash
+        ):
+            return  # a re-sent fill (reconciliation); already applied
         self.ledger.apply_fill(fill)
         if self.unwind.is_slice(fill.client_order_id):
             self.unwind.on_fill(fill.client_order_id, fill.quantity, fill.price)
@@ -549,10 +554,11 @@ class PortfolioActor(Actor):
         ctx.send(self.shutdown, report)
         self._closed = self._rejected = self._latency_ns = 0
 
-    def _record_equity(self, ts: int) -> None:
+    def _record_equity(self) -> None:
+        """Journal the equity as of the last quote's timestamp (before the next quote moves
+        it): one row per :data:`EQUITY_EVERY_NS` of market time."""
         if self.quotes and self._last_equity_ts >= 0:
             self._journal().record_equity(self._last_equity_ts, self.equity(), self.ledger.cash)
-        self._last_equity_ts = ts
 
     @property
     def limit_breaches(self) -> int:
