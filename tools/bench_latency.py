@@ -14,7 +14,10 @@ flips often, so many ticks lead to an order (ticks that lead to none are not cou
 The actor system runs as the daemon runs it: ``ThreadedRuntime.start_tree`` (heap frozen for
 the garbage collector, the journal's WAL checkpointed on a thread of its own) and quote-
 conflating mailboxes; ``--without conflation,checkpointer,freeze`` switches those off to
-measure what each brings.
+measure what each brings. Two diagnostics, not configurations (nothing they skip is durable;
+recovery would be impossible): ``--without journal`` makes every journal write a no-op,
+``--without path-journal`` only the two on the measured path (the portfolio's record of the
+transaction and its intent, the execution's record of the order).
 
 The floor: the same number of handoffs through plain ``queue.Queue`` threads that do no work,
 paced the same way, in the same process, alternating with the actor system in slices so both
@@ -58,6 +61,10 @@ from cryptoj.venues.paper import PaperExchange  # noqa: E402
 
 DATA = ROOT / "benchmarks/data/binance_BTCUSDT_trades_20240808T2354_20240809T0005.csv.gz"
 HOPS = 4  # injector → feed → strategy → portfolio → execution
+#: The journal's write calls on the measured path, and all of them (``--without``).
+PATH_WRITES = ("record_txn", "record_order")
+JOURNAL_WRITES = (*PATH_WRITES, "record_fill", "update_order", "record_equity", "record_event")
+MEASURES = frozenset({"conflation", "checkpointer", "freeze", "journal", "path-journal"})
 #: Orders of 1 % of equity without fees: the strategy keeps trading for the whole run. (With 5 %
 #: targets and a 0.1 % fee the round trips drew the equity down 2 % within about 5 s, the risk
 #: level went to REDUCING and no order followed: every sample came from the first slice.)
@@ -112,6 +119,7 @@ class ActorChain:
             stop_on_feed_end=False,
         )
         self.samples: list[int] = []
+        assert isinstance(system.venue, PaperExchange), "the bench trades on the paper venue"
         timed = _TimedVenue(system.venue, self.samples)
         registry = dict(system.registry)
         execution = registry["execution"]
@@ -120,7 +128,7 @@ class ActorChain:
         registry["execution"] = Registered(
             "execution",
             execution.parent,
-            lambda: ExecutionActor(timed, system.journal_path),  # type: ignore[arg-type]
+            lambda: ExecutionActor(timed, system.journal_path),
         )
         feed = registry["feed"]
         registry["feed"] = Registered(
@@ -195,6 +203,14 @@ class QueueChain:
             t.join(timeout=5)
 
 
+def _stub_journal_writes(names: tuple[str, ...]) -> None:
+    """Make these journal writes no-ops in this process (a diagnostic, see the docstring)."""
+    from cryptoj.journal import Journal
+
+    for name in names:
+        setattr(Journal, name, lambda self, *args, **kwargs: True)
+
+
 def _pct(xs: list[int], p: float) -> float:
     s = sorted(xs)
     return s[min(len(s) - 1, int(p * len(s)))] / 1000 if s else float("nan")
@@ -209,14 +225,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--without",
         default="",
-        help="comma-separated measures to switch off: conflation, checkpointer, freeze",
+        help="comma-separated measures to switch off: conflation, checkpointer, freeze; "
+        "diagnostics: journal (every journal write a no-op), path-journal (the two on the path)",
     )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     without = frozenset(w for w in args.without.split(",") if w)
-    unknown = without - {"conflation", "checkpointer", "freeze"}
+    unknown = without - MEASURES
     if unknown:
         ap.error(f"--without: unknown {', '.join(sorted(unknown))}")
+    if "journal" in without:
+        _stub_journal_writes(JOURNAL_WRITES)
+    elif "path-journal" in without:
+        _stub_journal_writes(PATH_WRITES)
     floor = QueueChain()
     cpu = 0.0
     with tempfile.TemporaryDirectory() as tmp:
