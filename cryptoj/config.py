@@ -83,6 +83,7 @@ class PaperConfig(_Section, frozen=True, kw_only=True):
     maker_fee: NonNegFraction = 0.004  # Coinbase Advanced tier-1 maker fee
     depth_levels: PositiveInt = 5  # price levels a market order may walk (top of book + 4 more)
     level_spacing_bps: NonNegFloat = 5.0  # minimum distance between those levels, basis points
+    deplete_book: bool = True  # our fills use up the book until the next quote (conservative)
 
 
 class FeedConfig(_Section, frozen=True, kw_only=True):

@@ -38,9 +38,15 @@ TAKER = D("0.006")
 MAKER = D("0.004")
 
 
-def make(cash: str = "100000", depth_levels: int = 5) -> tuple[PaperExchange, list[Message]]:
+def make(
+    cash: str = "100000", depth_levels: int = 5, *, deplete_book: bool = False
+) -> tuple[PaperExchange, list[Message]]:
     ex = PaperExchange(
-        starting_cash=D(cash), taker_fee=TAKER, maker_fee=MAKER, depth_levels=depth_levels
+        starting_cash=D(cash),
+        taker_fee=TAKER,
+        maker_fee=MAKER,
+        depth_levels=depth_levels,
+        deplete_book=deplete_book,
     )
     events: list[Message] = []
     ex.set_listener(events.append)
@@ -132,6 +138,56 @@ def test_walk_into_level_1_and_2_matches_the_documented_example() -> None:
     assert o is not None and o.average_price == D("10004.7501875")
     assert D("100000") - ex.balances()["USD"] == D("12077.73442635")
     assert ex.balances()["BTC"] == D("1.2")
+    assert ex.check_invariants() == []
+
+
+def test_without_depletion_every_order_on_one_quote_gets_the_full_top() -> None:
+    ex, events = make()
+    ex.on_quote(quote("10000", "10001", ask_size="0.5"))
+    ex.submit(order("c1", Side.BUY, "0.3"), ts=2)
+    ex.submit(order("c2", Side.BUY, "0.5"), ts=3)
+    assert [(f.quantity, f.price) for f in fills_of(events)] == [
+        (D("0.3"), D("10001")),
+        (D("0.5"), D("10001")),
+    ]
+
+
+def test_with_depletion_the_next_order_walks_on_where_the_last_stopped() -> None:
+    ex, events = make(deplete_book=True)
+    ex.on_quote(quote("10000", "10001", ask_size="0.5"))
+    ex.submit(order("c1", Side.BUY, "0.3"), ts=2)
+    assert ex.levels("BTC-USD", Side.BUY)[:2] == [
+        (D("10001"), D("0.2")),
+        (D("10006.00025"), D("0.5")),
+    ]
+    assert ex.levels("BTC-USD", Side.SELL)[0] == (D("10000"), D("1"))  # the other side is whole
+    ex.submit(order("c2", Side.BUY, "0.9"), ts=3)
+    # the two orders together filled exactly what one order of 1.2 fills (the documented walk)
+    assert [(f.quantity, f.price) for f in fills_of(events)] == [
+        (D("0.3"), D("10001")),
+        (D("0.2"), D("10001")),
+        (D("0.5"), D("10006.00025")),
+        (D("0.2"), D("10011.0005")),
+    ]
+    ex.submit(order("c3", Side.BUY, "2"), ts=4)  # 1.3 left on the 5 levels, the rest expires
+    assert ex.get_order("c3").filled_quantity == D("1.3")  # type: ignore[union-attr]
+    assert ex.levels("BTC-USD", Side.BUY) == []
+    ex.on_quote(quote("10000", "10001", ask_size="0.5", ts=5))  # the next quote restores the book
+    assert ex.levels("BTC-USD", Side.BUY)[0] == (D("10001"), D("0.5"))
+    assert ex.check_invariants() == []
+
+
+def test_with_depletion_a_resting_order_filled_by_a_quote_uses_up_its_size() -> None:
+    ex, events = make(deplete_book=True)
+    ex.on_quote(quote("10000", "10010", ask_size="0.5"))
+    ex.submit(order("lim", Side.BUY, "0.4", limit="10005"), ts=2)  # rests below the ask
+    ex.on_quote(quote("9990", "10004", ask_size="0.5", ts=3))  # crosses it: maker fill of 0.4
+    ex.submit(order("mkt", Side.BUY, "0.3"), ts=4)
+    assert [(f.client_order_id, f.quantity, f.price) for f in fills_of(events)] == [
+        ("lim", D("0.4"), D("10005")),
+        ("mkt", D("0.1"), D("10004")),
+        ("mkt", D("0.2"), D("10018")),  # level 1: the spread (14) sets the step
+    ]
     assert ex.check_invariants() == []
 
 
@@ -522,6 +578,8 @@ class PaperExchangeMachine(RuleBasedStateMachine):
 
     accepted = Bundle("accepted")
 
+    DEPLETE = False
+
     def __init__(self) -> None:
         super().__init__()
         self.ex = PaperExchange(
@@ -531,6 +589,7 @@ class PaperExchangeMachine(RuleBasedStateMachine):
             depth_levels=3,
             level_spacing_bps=D(5),
             id_prefix="pt",
+            deplete_book=self.DEPLETE,
         )
         self.events: list[Message] = []
         self.ex.set_listener(self.events.append)
@@ -731,3 +790,18 @@ PaperExchangeMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestPaperExchangeMachine = PaperExchangeMachine.TestCase
+
+
+class DepletingPaperExchangeMachine(PaperExchangeMachine):
+    """The same rules and invariants with ``deplete_book`` on."""
+
+    DEPLETE = True
+
+
+DepletingPaperExchangeMachine.TestCase.settings = settings(
+    max_examples=100,
+    stateful_step_count=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestDepletingPaperExchangeMachine = DepletingPaperExchangeMachine.TestCase

@@ -26,9 +26,14 @@ Matching model
 * The book is the last valid quote of each product: best bid/ask and their sizes. Quotes that
   are not finite, not positive, crossed (``bid > ask``), older than the recorded one, or for a
   product not quoted in ``quote_currency`` are ignored (counted in ``ignored_quotes``).
-* Liquidity is not depleted by our own orders between quotes: every order sees the full recorded
-  top (the replayed quotes cannot reflect our impact anyway). Resting orders that are crossed by
-  one quote share that quote's size, best limit price first, then oldest first.
+* Our own orders deplete the book until the next quote only with ``deplete_book`` (config
+  ``paper.deplete_book``): then what a fill took from a side (taker walks, and resting orders
+  filled by a quote) is gone for every later order on that quote, which walks on from where
+  the last one stopped; the next valid quote of the product restores its book (the recorded
+  data cannot reflect our impact beyond that). Without it every order sees the full recorded
+  top, so child orders of a split parent sent between two quotes each get the touch: a replay
+  then flatters splitting. Resting orders that are crossed by one quote share that quote's
+  size, best limit price first, then oldest first.
 * MARKET orders are immediate-or-cancel and walk the book (see *Slippage model*); the remainder
   that finds no liquidity within ``depth_levels`` levels expires (``OrderClosed`` EXPIRED with
   the filled quantity, FILLED when everything filled).
@@ -306,8 +311,12 @@ class PaperExchange:
         depth_levels: int = 5,
         level_spacing_bps: Decimal = Decimal(5),
         id_prefix: str = "paper",
+        deplete_book: bool = False,
     ) -> None:
         """Open an account holding ``starting_cash`` of ``quote_currency`` and nothing else.
+
+        ``deplete_book``: what our fills take from a book is gone until the next quote (see
+        *Matching model*).
 
         Raises ``ValueError`` for an invalid parameter (a negative fee, no depth, ...).
         """
@@ -332,6 +341,7 @@ class PaperExchange:
         self._depth = depth_levels
         self._spacing = _CTX.divide(spacing, _BPS)
         self._prefix = id_prefix
+        self._deplete = deplete_book
 
         self._lock = threading.RLock()
         self._deliver_lock = threading.RLock()
@@ -343,6 +353,9 @@ class PaperExchange:
         self._balances: dict[str, Decimal] = {quote_currency: self._starting_cash}
         self._held: dict[str, Decimal] = {quote_currency: _ZERO}
         self._books: dict[str, Quote] = {}
+        #: (product, side of the orders) → quantity our fills took from the current quote's
+        #: side those orders take from (only with ``deplete_book``; reset by the next quote).
+        self._taken: dict[tuple[str, Side], Decimal] = {}
         self._orders: dict[str, _Order] = {}
         self._open: dict[str, _Order] = {}  # insertion order == time priority
         self._results: dict[str, OrderAccepted | OrderRejected] = {}
@@ -362,6 +375,7 @@ class PaperExchange:
             depth_levels=cfg.depth_levels,
             level_spacing_bps=Decimal(str(cfg.level_spacing_bps)),
             id_prefix=id_prefix,
+            deplete_book=cfg.deplete_book,
         )
 
     # ----------------------------------------------------------------- plumbing
@@ -506,6 +520,8 @@ class PaperExchange:
                 self._ignored_quotes += 1
                 return
             self._books[q.product] = q
+            self._taken.pop((q.product, Side.BUY), None)
+            self._taken.pop((q.product, Side.SELL), None)
             resting = [o for o in self._open.values() if o.product == q.product]
             if not resting:
                 return
@@ -543,6 +559,7 @@ class PaperExchange:
                 break
             n = notional_of(qty, price)
             self._fill(o, qty, price, n, fee_of(n, self._maker_fee), "MAKER", ts)
+            self._take(o.product, o.side, qty)
             left -= qty
             if o.remaining == 0:
                 self._close(o, OrderStatus.FILLED, ts)
@@ -653,6 +670,7 @@ class PaperExchange:
         self._orders[o.client_order_id] = o
         for t in takes:
             self._fill(o, t.quantity, t.price, t.notional, t.fee, "TAKER", ts)
+        self._take(o.product, o.side, taken)
         if o.remaining == 0:
             self._close(o, OrderStatus.FILLED, ts)
         elif limit is None:
@@ -712,7 +730,21 @@ class PaperExchange:
             if price <= 0:
                 break
             out.append((price, size))
-        return out
+        taken = self._taken.get((book.product, side), _ZERO)
+        if taken <= 0:
+            return out
+        left: list[tuple[Decimal, Decimal]] = []  # what our earlier fills on this quote left
+        for price, level_size in out:
+            used = min(taken, level_size)
+            taken -= used
+            if level_size > used:
+                left.append((price, level_size - used))
+        return left
+
+    def _take(self, product: str, side: Side, qty: Decimal) -> None:
+        """Record that orders on ``side`` took ``qty`` from the current book (with depletion)."""
+        if self._deplete and qty > 0:
+            self._taken[(product, side)] = self._taken.get((product, side), _ZERO) + qty
 
     def _walk(self, book: Quote, side: Side, qty: Decimal, limit: Decimal | None) -> list[_Take]:
         takes: list[_Take] = []
