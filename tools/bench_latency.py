@@ -3,10 +3,15 @@
     python tools/bench_latency.py --json                  # 1,000 ticks/s for 60 s each
     python tools/bench_latency.py --seconds 10 --json     # a quicker look
 
-What is measured: a trade tick pushed into the FeedActor's mailbox (stamped with the wall
-clock when it is pushed) until the order intent it causes leaves the ExecutionActor for the
-venue (``PaperExchange.submit`` is entered): Feed → Strategy → Portfolio → Execution, four
-pykka thread handoffs plus each actor's work, with the real actors, journal and supervision.
+What is measured: a trade tick pushed into the FeedActor's mailbox until the order intent it
+causes leaves the ExecutionActor for the venue (``PaperExchange.submit`` is entered): Feed →
+Strategy → Portfolio → Execution, four pykka thread handoffs plus each actor's work, with the
+real actors, journal and supervision. The FeedActor opens a correlation id per market update
+(``mkt-<n>``) that every message the update causes carries; the bench's FeedActor maps each
+one to the ``perf_counter_ns`` at which the tick it handles was pushed, and at the submit the
+bench reads the correlation id of the message being handled
+(``ThreadedRuntime.current_correlation``) and takes the time since that push. Orders caused by
+something else (a replan after a close, a split parent's timer) are not counted.
 Ticks are the recorded Binance BTCUSDT trades (``benchmarks/data/``), re-stamped with the
 current time and pushed at ``--rate`` per second; the strategy (EMA 2/3 on one-trade bars)
 flips often, so many ticks lead to an order (ticks that lead to none are not counted).
@@ -48,6 +53,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from cryptoj.actors.base import Context  # noqa: E402
 from cryptoj.actors.feed import FeedActor  # noqa: E402
 from cryptoj.config import parse_config  # noqa: E402
 from cryptoj.marketdata.ticks import load_trade_ticks  # noqa: E402
@@ -91,18 +97,55 @@ def _pace(rate: float, seconds: float, emit: Callable[[int], None]) -> int:
 
 
 class _TimedVenue:
-    """Wraps the paper venue: records submit time minus the tick's push time."""
+    """Wraps the paper venue: records submit time minus the causing tick's push time."""
 
-    def __init__(self, venue: PaperExchange, samples: list[int]) -> None:
+    def __init__(self, venue: PaperExchange, pushed: dict[str, int], samples: list[int]) -> None:
         self._venue = venue
+        self.pushed = pushed  # correlation id of a tick → perf_counter_ns when pushed
         self.samples = samples
+        self.rt: ThreadedRuntime | None = None
 
     def submit(self, order: SubmitOrder, ts: int) -> OrderAccepted | OrderRejected:
-        self.samples.append(time.time_ns() - order.ts)
+        now = time.perf_counter_ns()
+        corr = self.rt.current_correlation() if self.rt is not None else None
+        pushed = self.pushed.get(corr) if corr is not None else None
+        if pushed is not None:
+            self.samples.append(now - pushed)
         return self._venue.submit(order, ts)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._venue, name)
+
+
+class _Stamping:
+    """A FeedActor's context that maps each market-update correlation id the feed opens to the
+    push time of the tick being handled (``ActorChain.pushed``)."""
+
+    def __init__(self, ctx: Context, chain: ActorChain) -> None:
+        self._ctx = ctx
+        self._chain = chain
+
+    def new_id(self, prefix: str) -> str:
+        new = self._ctx.new_id(prefix)
+        corr = self._chain.rt.current_correlation()
+        pushed = self._chain.pushed.get(corr) if corr is not None else None
+        if prefix == "mkt" and pushed is not None:
+            self._chain.pushed[new] = pushed
+        return new
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ctx, name)
+
+
+class _StampedFeed(FeedActor):
+    """The FeedActor, handling every message through :class:`_Stamping`."""
+
+    def __init__(self, chain: ActorChain, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._chain = chain
+
+    def receive(self, msg: Message, ctx: Context) -> None:
+        super().receive(msg, _Stamping(ctx, self._chain))
 
 
 class ActorChain:
@@ -119,8 +162,9 @@ class ActorChain:
             stop_on_feed_end=False,
         )
         self.samples: list[int] = []
+        self.pushed: dict[str, int] = {}
         assert isinstance(system.venue, PaperExchange), "the bench trades on the paper venue"
-        timed = _TimedVenue(system.venue, self.samples)
+        timed = _TimedVenue(system.venue, self.pushed, self.samples)
         registry = dict(system.registry)
         execution = registry["execution"]
         from cryptoj.actors.execution import ExecutionActor
@@ -134,8 +178,8 @@ class ActorChain:
         registry["feed"] = Registered(
             "feed",
             feed.parent,
-            lambda: FeedActor(
-                system.source, quote_sink=system.venue.on_quote, tick_bar_size=1, poll=False
+            lambda: _StampedFeed(
+                self, system.source, quote_sink=system.venue.on_quote, tick_bar_size=1, poll=False
             ),
         )
         self.rt = ThreadedRuntime(
@@ -145,6 +189,7 @@ class ActorChain:
             conflate_quotes="conflation" not in without,
             journal_path=None if "checkpointer" in without else system.journal_path,
         )
+        timed.rt = self.rt
         system.venue.set_listener(lambda e: self.rt.tell("execution", e, sender="venue"))
         self.rt.start_tree()
         if "freeze" in without:
@@ -152,7 +197,8 @@ class ActorChain:
         self.sent = 0
 
     def push(self, i: int) -> None:
-        t = self.ticks[(self.sent + i) % len(self.ticks)]
+        n = self.sent + i
+        t = self.ticks[n % len(self.ticks)]
         msg: Message = Trade(
             ts=time.time_ns(),
             product=t.product,
@@ -161,7 +207,9 @@ class ActorChain:
             taker_side=t.taker_side,
             trade_id=t.trade_id,
         )
-        self.rt.tell("feed", msg, sender="connection")
+        corr = f"tick-{n}"
+        self.pushed[corr] = time.perf_counter_ns()
+        self.rt.send("connection", "feed", msg, corr)
 
     def close(self) -> None:
         self.rt.quiesce(["feed", "strategy", "portfolio", "execution"])
@@ -243,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         actors = ActorChain(Path(tmp), without)
         per_slice = args.seconds / args.slices
-        _pace(args.rate, min(2.0, per_slice), actors.push)  # warm-up, discarded
+        actors.sent += _pace(args.rate, min(2.0, per_slice), actors.push)  # warm-up, discarded
         actors.rt.quiesce(["feed", "strategy", "portfolio", "execution"])
         actors.samples.clear()
         conflated0 = actors.rt.stats.conflated

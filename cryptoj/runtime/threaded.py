@@ -411,6 +411,12 @@ class ThreadedRuntime:
         env = AskEnvelope(msg, "main", msg_id, msg_id, "", time.perf_counter_ns())
         return entry[0].ask(env, timeout=timeout)
 
+    def current_correlation(self) -> str | None:
+        """The correlation id of the message the calling thread's actor is handling (None
+        outside a handler): the id of the first message of the chain that led to it."""
+        cur: Envelope | None = getattr(self._local, "current", None)
+        return cur.corr if cur else None
+
     def schedule(self, owner: str, delay_ns: int, msg: Message) -> None:
         """Deliver ``msg`` to ``owner`` after ``delay_ns`` of clock time."""
         cur: Envelope | None = getattr(self._local, "current", None)
