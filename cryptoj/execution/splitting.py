@@ -33,9 +33,8 @@ Worked example (the README's): BUY 3 BTC at market, share 0.25, 4 slots of 30 s,
 cap 0.5: slot 0 even 0.75 → 0.5; slot 1 even 0.8333… → 0.5. The ask size grows to 6 (cap 1.5):
 slot 2 even 1.0 → 1.0; slot 3 → the remaining 1.0. Children 0.5 + 0.5 + 1 + 1 = 3.
 
-The same floor-to-increment and depth-sum steps sit in :mod:`cryptoj.unwind.slicing` (fixed
-1e-8 increment, ``depth_levels`` levels): :func:`floor_to` and :func:`visible_depth` are the
-general forms it can call.
+:mod:`cryptoj.unwind.slicing` sizes unwind slices with the same steps: :func:`visible_depth`
+and :func:`~cryptoj.models.orders.floor_to` (at 1e-8).
 """
 
 from __future__ import annotations

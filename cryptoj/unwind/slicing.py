@@ -32,7 +32,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
+
+from cryptoj.execution.splitting import visible_depth
+from cryptoj.models.orders import floor_to
 
 BASE_INCREMENT = Decimal("0.00000001")
 MODES = ("gradual", "immediate")
@@ -65,10 +68,6 @@ class SliceDecision:
     why: str
 
 
-def _floor(x: Decimal) -> Decimal:
-    return x.quantize(BASE_INCREMENT, rounding=ROUND_DOWN)
-
-
 def next_slice(
     remaining: Decimal,
     levels: Sequence[tuple[Decimal, Decimal]],
@@ -82,14 +81,14 @@ def next_slice(
 
     ``levels`` are the visible (price, size) levels on the bid side, best first.
     """
-    remaining = _floor(remaining)
+    remaining = floor_to(remaining, BASE_INCREMENT)
     if remaining <= 0:
         return None
     if rules.mode == "immediate":
         return SliceDecision(remaining, True, "immediate: the remainder at market")
     if deadline_ns is not None and now_ns >= deadline_ns:
         return SliceDecision(remaining, True, "deadline passed: the remainder at market")
-    depth = sum((size for _, size in levels[: rules.depth_levels]), Decimal(0))
+    depth = visible_depth(levels, rules.depth_levels)
     cap = Decimal(repr(rules.depth_fraction)) * depth
     why = f"{rules.depth_fraction:g} of visible depth {depth}"
     if recent_volume is not None and recent_volume > 0:
@@ -97,7 +96,7 @@ def next_slice(
         if by_volume < cap:
             cap = by_volume
             why = f"{rules.max_participation:g} of recent volume {recent_volume}"
-    qty = _floor(min(remaining, cap))
+    qty = floor_to(min(remaining, cap), BASE_INCREMENT)
     if qty <= 0:
         return None
     return SliceDecision(qty, False, why)
