@@ -33,7 +33,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Container, Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -217,11 +217,17 @@ class Journal:
             )
         return True
 
-    def fills(self) -> list[Fill]:
-        """Every journalled fill in the order it was applied."""
+    def fills(self, client_order_id: str | None = None) -> list[Fill]:
+        """Every journalled fill (of one order when given) in the order it was applied."""
+        where, args = (
+            ("", ())
+            if client_order_id is None
+            else (" WHERE client_order_id = ?", (client_order_id,))
+        )
         rows = self._db.execute(
             "SELECT fill_id, client_order_id, product, side, quantity, price, fee, liquidity, ts"
-            " FROM fills ORDER BY rowid"
+            f" FROM fills{where} ORDER BY rowid",
+            args,
         ).fetchall()
         return [
             Fill(
@@ -252,29 +258,17 @@ class Journal:
         ).fetchall()
         return sum((Decimal(r[0]) for r in rows), Decimal(0))
 
-    def fill_totals(self, client_order_id: str) -> tuple[Decimal, Decimal, Decimal]:
-        """Σ quantity, Σ notional (``Fill.notional``) and Σ fee of one order's journalled fills."""
-        rows = self._db.execute(
-            "SELECT fill_id, product, side, quantity, price, fee, liquidity, ts FROM fills"
-            " WHERE client_order_id = ?",
-            (client_order_id,),
-        ).fetchall()
+    def fill_totals(
+        self, client_order_id: str, fill_ids: Container[str] | None = None
+    ) -> tuple[Decimal, Decimal, Decimal]:
+        """Σ quantity, Σ notional (``Fill.notional``) and Σ fee of one order's journalled fills
+        (only those with an id in ``fill_ids`` when given)."""
         qty = value = fee = Decimal(0)
-        for r in rows:
-            f = Fill(
-                fill_id=r[0],
-                client_order_id=client_order_id,
-                product=r[1],
-                side=Side(r[2]),
-                quantity=Decimal(r[3]),
-                price=Decimal(r[4]),
-                fee=Decimal(r[5]),
-                liquidity=r[6],
-                ts=r[7],
-            )
-            qty += f.quantity
-            value += f.notional
-            fee += f.fee
+        for f in self.fills(client_order_id):
+            if fill_ids is None or f.fill_id in fill_ids:
+                qty += f.quantity
+                value += f.notional
+                fee += f.fee
         return qty, value, fee
 
     def last_fill_ts(self) -> int | None:

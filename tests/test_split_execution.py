@@ -18,7 +18,6 @@ from cryptoj.execution.records import (
     CANCEL_EVENT,
     PLAN_EVENT,
     child_fill_ids,
-    child_fill_totals,
     journal_child_fill,
     journal_order,
     journal_plan,
@@ -389,7 +388,7 @@ def test_the_journal_tells_children_and_their_booked_fills_apart(tmp_path: Path)
     assert parent_of(child_id(P, 3), {P}) == P
     assert parent_of(f"{P}-c01", {P}) is None and parent_of("other-c1", {P}) is None
     assert child_fill_ids(j)[child_id(P, 1)] == {"f1", "f3"}
-    qty, value, fee = child_fill_totals(j, P, child_fill_ids(j)[child_id(P, 1)])
+    qty, value, fee = j.fill_totals(P, child_fill_ids(j)[child_id(P, 1)])
     assert (qty, value, fee) == (D("0.75"), D(7_500), D(2))
     figures = books_summary(j, D(1_000_000), {})
     assert (figures["orders"], figures["split_orders"], figures["child_orders"]) == (1, 1, 2)

@@ -29,7 +29,7 @@ whole.
 
 Fills of children on a venue that re-derives fills after a restart (Coinbase: deltas beyond what
 the journal booked) are journalled as ``split_fill`` events before they are forwarded, so the
-baseline of each child can be found again (:func:`~.records.child_fill_totals`).
+baseline of each child can be found again (``Journal.fill_totals`` of its fill ids).
 """
 
 from __future__ import annotations
@@ -45,7 +45,6 @@ from cryptoj.execution.parent import Actions, ParentOrder
 from cryptoj.execution.plan import child_id
 from cryptoj.execution.records import (
     child_fill_ids,
-    child_fill_totals,
     journal_cancel,
     journal_child_fill,
     journal_order,
@@ -207,7 +206,7 @@ class SplitDriver:
         if pid is None:
             return None
         ids = self._child_fills.get(client_order_id, set())
-        return child_fill_totals(self._j(), pid, ids)
+        return self._j().fill_totals(pid, ids)
 
     # -- new orders ------------------------------------------------------------------------
 

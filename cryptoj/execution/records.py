@@ -22,7 +22,7 @@ The portfolio books a child's fill under the *parent's* id (:meth:`ParentOrder.r
 the journal's ``fills`` rows alone cannot say which child a fill came from. A venue that derives
 fills as deltas beyond what the journal booked for an order (Coinbase, see
 :class:`~cryptoj.venues.base.TrackedOrder`) needs exactly that after a restart:
-:func:`child_fill_totals` sums the booked fills :data:`FILL_EVENT` assigns to the child.
+``Journal.fill_totals(parent, ids)`` sums the booked fills :data:`FILL_EVENT` assigns to the child.
 
 :func:`restore_parents` rebuilds every parent whose own row is not terminal from exactly these
 rows; the actor then reconciles the open children with the venue (feeding the reports and the
@@ -32,7 +32,6 @@ re-sent fills to the :class:`~cryptoj.execution.splitter.OrderSplitter`) and cal
 from __future__ import annotations
 
 from collections.abc import Container
-from decimal import Decimal
 
 from cryptoj.execution.parent import ParentOrder
 from cryptoj.execution.plan import ChildRecord, SplitPlan, child_index
@@ -55,8 +54,9 @@ def journal_cancel(journal: Journal, client_order_id: str, ts: int) -> None:
     journal.record_event(ts, ACTOR, CANCEL_EVENT, client_order_id)
 
 
-def journal_order(journal: Journal, order: SubmitOrder) -> bool:
-    """Journal a parent or child PENDING as the ExecutionActor does; False if already known."""
+def journal_order(journal: Journal, order: SubmitOrder, ts: int | None = None) -> bool:
+    """Journal an order PENDING (created at ``ts``, by default the order's own); False if
+    its id is already known."""
     return journal.record_order(
         {
             "client_order_id": order.client_order_id,
@@ -66,7 +66,7 @@ def journal_order(journal: Journal, order: SubmitOrder) -> bool:
             "quantity": order.quantity,
             "limit_price": order.limit_price,
             "reason": order.reason,
-            "ts": order.ts,
+            "ts": order.ts if ts is None else ts,
         }
     )
 
@@ -83,19 +83,6 @@ def child_fill_ids(journal: Journal) -> dict[str, set[str]]:
         child, _, fill_id = str(row["detail"]).partition(" ")
         out.setdefault(child, set()).add(fill_id)
     return out
-
-
-def child_fill_totals(
-    journal: Journal, parent_id: str, fill_ids: set[str]
-) -> tuple[Decimal, Decimal, Decimal]:
-    """Σ quantity, Σ notional and Σ fee of the booked fills (under ``parent_id``) of one child."""
-    qty = value = fee = Decimal(0)
-    for f in journal.fills():
-        if f.client_order_id == parent_id and f.fill_id in fill_ids:
-            qty += f.quantity
-            value += f.notional
-            fee += f.fee
-    return qty, value, fee
 
 
 def parent_of(client_order_id: str, plans: Container[str]) -> str | None:
@@ -149,7 +136,6 @@ __all__ = [
     "FILL_EVENT",
     "PLAN_EVENT",
     "child_fill_ids",
-    "child_fill_totals",
     "journal_cancel",
     "journal_child_fill",
     "journal_order",
