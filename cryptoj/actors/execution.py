@@ -43,6 +43,7 @@ from typing import Any
 
 from cryptoj.actors.base import Actor, Context
 from cryptoj.execution.driver import SPLIT_TIMER, SplitDriver
+from cryptoj.execution.records import journal_order
 from cryptoj.execution.splitting import SplitPolicy
 from cryptoj.journal import Journal
 from cryptoj.models.base import Message
@@ -164,20 +165,8 @@ class ExecutionActor(Actor):
     # -- orders ------------------------------------------------------------------------------
 
     def _handle_submit_order(self, order: SubmitOrder, ctx: Context) -> None:
-        journal = self._j()
-        is_new = journal.record_order(
-            {
-                "client_order_id": order.client_order_id,
-                "product": order.product,
-                "side": str(order.side),
-                "order_type": str(order.order_type),
-                "quantity": order.quantity,
-                "limit_price": order.limit_price,
-                "reason": order.reason,
-                "ts": ctx.now(),
-            }
-        )
-        if not is_new:  # a duplicate: never post twice, report what the venue knows
+        if not journal_order(self._j(), order, ctx.now()):
+            # a duplicate: never post twice, report what the venue knows
             if not self.split.status(order.client_order_id, ctx):
                 self._reconcile(order.client_order_id, order.product, ctx)
             return
