@@ -125,16 +125,28 @@ def _at_most(spec: OrderSpec, what: str, value: Decimal, maximum: Decimal) -> No
         )
 
 
+def _size(
+    spec: OrderSpec,
+    what: str,
+    raw: Decimal,
+    increment: Decimal,
+    minimum: Decimal,
+    maximum: Decimal,
+) -> Decimal:
+    """``raw`` floored to ``increment``; refused below ``minimum`` (or 0) or above ``maximum``."""
+    size = floor_to(raw, increment)
+    if size <= 0 or size < minimum:
+        raise QuantizeError(
+            f"{spec.product}: {what} {plain(raw)} rounds to {plain(size)}, below the minimum "
+            f"{plain(minimum)} (increment {plain(increment)})"
+        )
+    _at_most(spec, what, size, maximum)
+    return size
+
+
 def _base(spec: OrderSpec, rules: ProductRules) -> Decimal:
     raw = _positive("base size", spec.base_size)
-    size = floor_to(raw, rules.base_increment)
-    if size <= 0 or size < rules.base_min_size:
-        raise QuantizeError(
-            f"{spec.product}: size {plain(raw)} rounds to {plain(size)}, below the minimum "
-            f"{plain(rules.base_min_size)} (increment {plain(rules.base_increment)})"
-        )
-    _at_most(spec, "size", size, rules.base_max_size)
-    return size
+    return _size(spec, "size", raw, rules.base_increment, rules.base_min_size, rules.base_max_size)
 
 
 def _notional(spec: OrderSpec, rules: ProductRules, size: Decimal, price: Decimal) -> None:
@@ -171,13 +183,14 @@ def quantize(
             if spec.side is not Side.BUY:
                 raise QuantizeError("a market order by quote size must be a BUY")
             raw = _positive("quote size", spec.quote_size)
-            quote = floor_to(raw, rules.quote_increment)
-            if quote <= 0 or quote < rules.quote_min_size:
-                raise QuantizeError(
-                    f"{spec.product}: quote size {plain(raw)} rounds to {plain(quote)}, below "
-                    f"the minimum {plain(rules.quote_min_size)}"
-                )
-            _at_most(spec, "quote size", quote, rules.quote_max_size)
+            quote = _size(
+                spec,
+                "quote size",
+                raw,
+                rules.quote_increment,
+                rules.quote_min_size,
+                rules.quote_max_size,
+            )
             return msgspec.structs.replace(spec, quote_size=quote)
         size = _base(spec, rules)
         if reference_price is not None and reference_price > 0:
