@@ -227,6 +227,7 @@ class ShutdownConfig(_Section, frozen=True, kw_only=True):
     unwind: UnwindConfig = UnwindConfig()
     recovery: RecoveryConfig = RecoveryConfig()
     stop_open_orders: Literal["cancel", "keep"] = "cancel"  # on an orderly stop
+    stop_wait_s: PositiveFloat = 10.0  # an orderly stop waits this long for orders in flight
 
 
 class ExecutionConfig(_Section, frozen=True, kw_only=True):

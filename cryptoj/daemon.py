@@ -299,8 +299,10 @@ class Daemon:
                 reason = self._reasons[0]
                 logger.info("received {}: stopping", reason)
                 rt.tell("shutdown", ShutdownRequested(ts=rt.clock.now(), reason=reason))
-                if not rt.exit_event.wait(GRACE_S):
-                    logger.warning("actors did not stop within {}s; stopping anyway", GRACE_S)
+                # the ShutdownActor drains the orders in flight for up to stop_wait_s first
+                grace = self.cfg.shutdown.stop_wait_s + GRACE_S
+                if not rt.exit_event.wait(grace):
+                    logger.warning("actors did not stop within {}s; stopping anyway", grace)
                 break
 
 

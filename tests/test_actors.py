@@ -33,7 +33,14 @@ from cryptoj.models.orders import (
 from cryptoj.models.portfolio import PortfolioSnapshot
 from cryptoj.models.risk import RiskLevel, RiskLevelChanged
 from cryptoj.models.signals import TargetWeight
-from cryptoj.models.system import ChildExited, Halt, ReconcileNow, Tick
+from cryptoj.models.system import (
+    ChildExited,
+    DrainOrders,
+    Halt,
+    OrdersDrained,
+    ReconcileNow,
+    Tick,
+)
 from cryptoj.venues.paper import PaperExchange
 from tests.stubs import FakeCtx, bar, quote, risk_params
 
@@ -465,6 +472,57 @@ def test_execution_answers_status_requests_with_fills_then_a_report(
     assert ctx.to("portfolio")[-1] == OrderStatusReport(
         ts=ctx.time_ns, client_order_id="cj-never", known=False
     )
+
+
+def _resting_buy(coid: str = "cj-rest") -> SubmitOrder:
+    return SubmitOrder(
+        ts=T0,
+        client_order_id=coid,
+        product="BTC-USD",
+        side=Side.BUY,
+        order_type=OrderType.LIMIT,
+        quantity=Decimal("0.5"),
+        limit_price=Decimal("6500"),
+    )
+
+
+def test_execution_drain_with_cancel_settles_every_open_order_then_reports(
+    tmp_path: Path, venue: PaperExchange
+) -> None:
+    pushed: list[object] = []
+    venue.set_listener(pushed.append)
+    e, ctx = ExecutionActor(venue, _journal(tmp_path)), FakeCtx()
+    e.on_start(ctx)
+    e.receive(_resting_buy(), ctx)
+    assert e.journal is not None and e.journal.order("cj-rest")["status"] == "OPEN"  # type: ignore[index]
+    e.receive(DrainOrders(ts=T0, reason="SIGTERM", cancel=True, reply_to="shutdown"), ctx)
+    assert ctx.to("shutdown") == []  # the cancel's outcome has not arrived yet
+    for event in pushed:
+        e.receive(event, ctx)  # type: ignore[arg-type]
+    assert e.journal.order("cj-rest")["status"] == "CANCELLED"  # type: ignore[index]
+    assert ctx.to("shutdown") == [OrdersDrained(ts=ctx.time_ns, orders=1)]
+    # an order that reaches execution after the drain began is journalled, never sent
+    e.receive(_submit("cj-late"), ctx)
+    row = e.journal.order("cj-late")
+    assert row is not None and row["status"] == "REJECTED" and "stopping" in row["reason"]
+    rejected = ctx.to("portfolio")[-1]
+    assert isinstance(rejected, OrderRejected) and rejected.client_order_id == "cj-late"
+    assert venue.all_fills() == () and venue.get_order("cj-late") is None
+    assert len(ctx.to("shutdown")) == 1  # reported once
+    kinds = [ev["kind"] for ev in e.journal.events()]
+    assert kinds[-2:] == ["drain", "drained"]
+
+
+def test_execution_drain_keeping_orders_waits_only_for_unknown_outcomes(
+    tmp_path: Path, venue: PaperExchange
+) -> None:
+    e, ctx = ExecutionActor(venue, _journal(tmp_path)), FakeCtx()
+    e.on_start(ctx)
+    e.receive(_resting_buy(), ctx)
+    e.receive(DrainOrders(ts=T0, reason="SIGTERM", cancel=False, reply_to="shutdown"), ctx)
+    assert ctx.to("shutdown") == [OrdersDrained(ts=ctx.time_ns, orders=0)]
+    assert e.journal is not None and e.journal.order("cj-rest")["status"] == "OPEN"  # type: ignore[index]
+    assert venue.get_order("cj-rest") is not None  # still at the venue for the next start
 
 
 # -- ShutdownActor ---------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from cryptoj.actors.execution import ExecutionActor
+from cryptoj.actors.execution import DRAIN_TIMER, ExecutionActor
 from cryptoj.adapters.coinbase.execution.venue import CoinbaseVenue
 from cryptoj.adapters.coinbase.fake import FakeCoinbase
 from cryptoj.adapters.coinbase.fake.auth import ApiKey, generate_api_key, write_key_file
@@ -35,7 +36,7 @@ from cryptoj.models.orders import (
     Side,
     SubmitOrder,
 )
-from cryptoj.models.system import Tick
+from cryptoj.models.system import DrainOrders, OrdersDrained, Tick
 from cryptoj.ops.config import OpsConfig
 from cryptoj.ops.metrics import parse_families
 from cryptoj.runtime.assemble import LiveTradingUnavailable, assemble
@@ -471,3 +472,39 @@ def _wait(cond: Any, timeout_s: float) -> bool:
             return True
         time.sleep(0.05)
     return bool(cond())
+
+
+def test_an_orderly_stop_waits_for_and_books_the_fills_of_an_order_in_flight(
+    tmp_path: Path, fake_key: tuple[FakeCoinbase, ApiKey]
+) -> None:
+    """SIGTERM right after a market order went out: the drain asks the venue until the order
+    is closed, forwards its fills to the portfolio, then reports to the ShutdownActor (the
+    soak's former "fill booked after SIGTERM is lost")."""
+    fake, key = fake_key
+    path, coid = journal_at(tmp_path), new_id("drain")
+    venue, events, _ = make_venue(fake, key)  # no user channel: only the drain's polling
+    actor, ctx = ExecutionActor(venue, path), FakeCtx()
+    actor.on_start(ctx)
+    actor.receive(order(coid), ctx)
+    actor.receive(DrainOrders(reason="SIGTERM", cancel=True, reply_to="shutdown"), ctx)
+    drain(actor, events, ctx)
+    timer = next(m for _, m in ctx.scheduled if isinstance(m, Tick) and DRAIN_TIMER in m.kind)
+    for _ in range(200):  # bounded: the fake fills a market order within a few steps
+        if ctx.to("shutdown"):
+            break
+        actor.receive(timer, ctx)
+        drain(actor, events, ctx)
+        time.sleep(0.05)
+    assert ctx.to("shutdown") == [OrdersDrained(ts=ctx.time_ns, orders=1)]
+    j = Journal(path)
+    assert j.order(coid)["status"] == "FILLED"  # type: ignore[index]
+    fills = {m.fill_id: m for m in ctx.to("portfolio") if isinstance(m, Fill)}
+    at_fake = [
+        f
+        for f in fake.state()["exchange"]["fills"]
+        if f["order_id"] == j.order(coid)["venue_order_id"]
+    ]  # type: ignore[index]
+    assert len(fills) == len(at_fake) > 0
+    assert sum(f.quantity for f in fills.values()) == Decimal("0.03")
+    j.close()
+    actor.on_stop(ctx)

@@ -24,17 +24,30 @@ def test_no_order_is_lost_or_duplicated_through_faults_restarts_and_a_kill9(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ["--orders", "12", "--fault-rate", "0.3", "--seed", "5", "--kill9", "1"]
-    code = exec_soak.main([*argv, "--restarts", "1", "--keep", str(tmp_path), "--json"])
+    argv += ["--restarts", "1", "--keep", str(tmp_path), "--json"]
+    code = exec_soak.main(argv)
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert code == 0, out
-    assert out["orders_intended"] >= 12
-    assert out["kills"] == 1 and out["exit_codes"][:1] == [-9]
-    assert out["actor_restarts"] == 1
-    assert out["duplicates_at_venue"] == 0
-    assert out["lost_fills"] == 0 and out["overbooked_fills"] == 0
-    assert out["journal_fills"] == out["venue_fills"] > 0
-    assert out["positions_match"] is True
-    assert out["open_intents"] == 0 and out["open_orders"] == 0
-    assert out["final_exit_code"] == 0
-    assert sum(out["faults_injected"].values()) > 0
-    assert (tmp_path / "venue.json").exists()
+    checks = {
+        "exit code 0": code == 0,
+        "orders_intended >= 12": out["orders_intended"] >= 12,
+        "one kill, exit -9": out["kills"] == 1 and out["exit_codes"][:1] == [-9],
+        "one actor restart": out["actor_restarts"] == 1,
+        "no duplicates at the venue": out["duplicates_at_venue"] == 0,
+        "no lost fills": out["lost_fills"] == 0,
+        "no overbooked fills": out["overbooked_fills"] == 0,
+        "journal fills == venue fills > 0": out["journal_fills"] == out["venue_fills"] > 0,
+        "positions match": out["positions_match"] is True,
+        "no open intents": out["open_intents"] == 0,
+        "no open orders": out["open_orders"] == 0,
+        "final exit code 0": out["final_exit_code"] == 0,
+        "faults injected": sum(out["faults_injected"].values()) > 0,
+        "venue.json kept": (tmp_path / "venue.json").exists(),
+    }
+    failed = [name for name, ok in checks.items() if not ok]
+    if failed:  # every field of the audit, and how to run exactly this soak again
+        pytest.fail(
+            f"failed: {', '.join(failed)}\n"
+            f"reproduce: {exec_soak.reproduce_command(argv)}\n"
+            f"daemon log and journal: {tmp_path}\n" + json.dumps(out, indent=1, sort_keys=True),
+            pytrace=False,
+        )

@@ -30,7 +30,14 @@ from cryptoj.models.orders import (
 )
 from cryptoj.models.risk import RiskLevel, RiskLevelChanged
 from cryptoj.models.signals import TargetWeight
-from cryptoj.models.system import EscalatedFailure, Halt, ShutdownRequested, Tick
+from cryptoj.models.system import (
+    DrainOrders,
+    EscalatedFailure,
+    Halt,
+    OrdersDrained,
+    ShutdownRequested,
+    Tick,
+)
 from cryptoj.models.unwind import (
     ExposureView,
     MonitorReport,
@@ -487,8 +494,10 @@ def test_operator_hold_stops_entries_and_flatten_then_stop_exits_0(
     plan = _plans(ctx)[-1]
     assert plan.level is L.FLATTEN and ctx.stopped == []
     s.receive(UnwindComplete(plan_id=plan.plan_id, slices=3), ctx)
-    assert ctx.stopped == [(0, "operator flatten then stop")]
     assert isinstance(ctx.to("portfolio")[-1], Halt)
+    assert isinstance(ctx.to("execution")[-1], DrainOrders) and ctx.stopped == []
+    s.receive(OrdersDrained(orders=0), ctx)
+    assert ctx.stopped == [(0, "operator flatten then stop")]
 
 
 def test_an_unknown_operator_command_is_journalled_and_ignored(
@@ -500,18 +509,47 @@ def test_an_unknown_operator_command_is_journalled_and_ignored(
 
 
 @pytest.mark.parametrize("keep", [False, True])
-def test_an_orderly_stop_halts_and_cancels_or_keeps_open_orders(
+def test_an_orderly_stop_halts_drains_execution_then_stops(
     tmp_path: Path, venue: PaperExchange, keep: bool
 ) -> None:
     cfg = _cfg(stop_open_orders="keep") if keep else Config()
     s, ctx = _guardian(tmp_path, venue, cfg)
     s.receive(ShutdownRequested(reason="SIGTERM"), ctx)
     assert ctx.to("portfolio") == [Halt(ts=T0, reason="SIGTERM")]
-    assert (ctx.to("execution") == []) == keep
+    assert ctx.to("execution") == [
+        DrainOrders(ts=T0, reason="SIGTERM", cancel=not keep, reply_to=ctx.name)
+    ]
+    assert ctx.scheduled == [(10 * S, Tick(kind="stop_wait"))]
+    assert ctx.stopped == []  # not before the orders in flight are settled
+    s.receive(OrdersDrained(orders=2), ctx)
+    assert ctx.stopped == [(0, "SIGTERM")]
+    s.receive(Tick(kind="stop_wait"), ctx)  # the deadline after the drain: nothing more
     assert ctx.stopped == [(0, "SIGTERM")]
     s.on_stop(ctx)
-    kinds = [e["kind"] for e in Journal(str(tmp_path / "journal.sqlite")).events()]
-    assert kinds == ["shutdown_requested", "response_level", "stopping"]
+    events = Journal(str(tmp_path / "journal.sqlite")).events()
+    assert [e["kind"] for e in events] == [
+        "shutdown_requested",
+        "response_level",
+        "stopping",
+        "stopped",
+    ]
+    assert events[-1]["detail"] == "exit 0: SIGTERM; drained (2 orders were open)"
+
+
+def test_an_orderly_stop_ends_after_stop_wait_s_when_execution_never_drains(
+    tmp_path: Path, venue: PaperExchange
+) -> None:
+    s, ctx = _guardian(tmp_path, venue, _cfg(stop_wait_s=2.5))
+    s.receive(ShutdownRequested(reason="SIGTERM", exit_code=0), ctx)
+    s.receive(ShutdownRequested(reason="SIGINT"), ctx)  # a second signal changes nothing
+    assert ctx.scheduled == [(int(2.5 * S), Tick(kind="stop_wait"))] and ctx.stopped == []
+    s.receive(Tick(kind="stop_wait"), ctx)
+    assert ctx.stopped == [(0, "SIGTERM")]
+    s.receive(OrdersDrained(orders=0), ctx)  # too late: stops once
+    assert ctx.stopped == [(0, "SIGTERM")]
+    s.on_stop(ctx)
+    last = Journal(str(tmp_path / "journal.sqlite")).events()[-1]
+    assert last["detail"] == "exit 0: SIGTERM; still draining after 2.5s"
 
 
 # -- escalation: the ExecutionActor is dead ----------------------------------------------------

@@ -38,6 +38,8 @@ one JSON object:
 ``child_orders``               child orders journalled (each must be at the venue at most once;
                                a child is not an intent: its fills are booked under its parent)
 ``wall_seconds``               the whole run
+``settled_before_stop``        nothing was open before the final SIGTERM (an order the portfolio
+                               decides just then is drained by the orderly stop and audited too)
 plus the faults injected, kills, restarts, exit codes and the journal's open intents.
 
 Order splitting runs with short slots (``execution.child_interval_s`` 0.5 s,
@@ -132,7 +134,10 @@ def soak_config(tmp: Path, fake: FakeCoinbase, key_file: Path) -> dict[str, Any]
         "strategy": {"kind": "manual"},
         "execution": {"child_interval_s": 0.5, "max_duration_s": 4.0},
         "risk": {"daily_loss_limit": 0.5, "caution_drawdown": 0.5, "stop_loss": 0.5},
-        "shutdown": {"monitor": {"max_drawdown": 0.0, "max_error_rate": 0.0}},
+        "shutdown": {
+            "monitor": {"max_drawdown": 0.0, "max_error_rate": 0.0},
+            "stop_wait_s": 20.0,  # the final SIGTERM books what is in flight (faults slow it)
+        },
         "journal": {"path": str(tmp / "journal.sqlite")},
         "trace": {"enabled": False},
         "logging": {"level": "INFO", "file": str(tmp / "daemon.log")},
@@ -389,7 +394,7 @@ class Soak:
                 stalled = 0 if self._new_target(daemon, done) else stalled + 1
                 if stalled > 20:
                     raise RuntimeError(f"no new intent after 20 target changes; see {self.log}")
-            self._settle()
+            settled = self._settle()
             code = daemon.stop()
             venue = self.fake.state()
         (self.tmp / "venue.json").write_text(json.dumps(venue, indent=1, default=str))
@@ -406,6 +411,7 @@ class Soak:
                 },
                 "exit_codes": daemon.exit_codes,
                 "final_exit_code": code,
+                "settled_before_stop": settled,
                 "wall_seconds": round(time.monotonic() - t0, 1),
             }
         )
@@ -427,8 +433,9 @@ class Soak:
             time.sleep(0.05)
         return False
 
-    def _settle(self) -> None:
-        """Wait until no intent or order is open in the journal and nothing at the venue.
+    def _settle(self) -> bool:
+        """Wait until no intent or order is open in the journal and nothing at the venue
+        (False when that did not happen within SETTLE_S; the SIGTERM then drains the rest).
 
         An order whose outcome is unknown stays PENDING until it is found, or until its
         absence is final (``coinbase.absent_grace_s``): the settle waits for that too.
@@ -442,8 +449,9 @@ class Soak:
                 and not open_orders
                 and not self.fake.state()["exchange"]["open_orders"]
             ):
-                return
+                return True
             time.sleep(0.2)
+        return False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -478,8 +486,16 @@ def main(argv: list[str] | None = None) -> int:
         for k, v in result.items():
             print(f"{k:28} {v}")
         print("OK" if ok else "FAILED")
+    if not ok:
+        print(f"FAILED; reproduce with: {reproduce_command(argv)}", file=sys.stderr)
     print(json.dumps(result))
     return 0 if ok else 1
+
+
+def reproduce_command(argv: list[str] | None) -> str:
+    """The command line that runs this soak again with the same arguments and seed."""
+    args = sys.argv[1:] if argv is None else argv
+    return " ".join(["python", "tools/exec_soak.py", *args])
 
 
 if __name__ == "__main__":

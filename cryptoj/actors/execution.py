@@ -34,6 +34,15 @@ to a :class:`~cryptoj.execution.driver.SplitDriver`. A parent is never at the ve
 left out of every venue loop above; its children are ordinary venue orders whose events and
 reconciliation results go to the splitter instead of the portfolio, which sees only the parent.
 
+The orderly stop (:class:`~cryptoj.models.DrainOrders` from the ShutdownActor): from then on
+new orders are journalled and rejected ("the daemon is stopping"), split parents send no more
+children, and with ``cancel`` every open order is cancelled; the actor then reports
+:class:`~cryptoj.models.OrdersDrained` once no order it waits for is open (with ``cancel``
+every venue order; without, only those whose outcome is unknown), so their fills are booked
+before the process exits. A remote venue is asked about the remaining orders every
+``venue.outcome_retry_ns`` meanwhile (its user channel may be slow or down). The ShutdownActor
+bounds the wait (``shutdown.stop_wait_s``).
+
 Timers carry a token of this actor incarnation, so a restart never doubles them.
 """
 
@@ -63,11 +72,13 @@ from cryptoj.models.orders import (
     Side,
     SubmitOrder,
 )
-from cryptoj.models.system import ReconcileNow, Tick
+from cryptoj.models.system import DrainOrders, OrdersDrained, ReconcileNow, Tick
 from cryptoj.venues.base import ExecutionVenue, ReconcilingVenue, Resolution, TrackedOrder
 
 RECONCILE_TIMER = "execution.reconcile"
 OUTCOME_TIMER = "execution.outcome"
+DRAIN_TIMER = "execution.drain"
+STOPPING = "the daemon is stopping: no new orders"
 
 
 class ExecutionActor(Actor):
@@ -101,6 +112,9 @@ class ExecutionActor(Actor):
         )
         self._token = ""
         self._outcome_armed = False
+        self._drain: DrainOrders | None = None  # set once the orderly stop began
+        self._drained = False
+        self._drain_open = 0  # orders still open when the drain began
 
     def on_start(self, ctx: Context) -> None:
         """Open the journal, rebuild split parents, reconcile non-terminal orders with the
@@ -147,6 +161,8 @@ class ExecutionActor(Actor):
             super().receive(msg, ctx)
         finally:
             self._journal_notes(ctx)
+        if self._drain is not None and not self._drained:
+            self._drain_check(ctx)
 
     def _journal_notes(self, ctx: Context) -> None:
         if self.remote is not None and self.journal is not None:
@@ -169,6 +185,16 @@ class ExecutionActor(Actor):
             # a duplicate: never post twice, report what the venue knows
             if not self.split.status(order.client_order_id, ctx):
                 self._reconcile(order.client_order_id, order.product, ctx)
+            return
+        if self._drain is not None:  # the orderly stop began: journalled, never sent
+            coid = order.client_order_id
+            self._j().update_order(coid, ctx.now(), status=OrderStatus.REJECTED, reason=STOPPING)
+            ctx.send(
+                self.portfolio,
+                OrderRejected(
+                    ts=ctx.now(), client_order_id=coid, product=order.product, reason=STOPPING
+                ),
+            )
             return
         if self.split.decide(order).split:
             self.split.start_parent(order, ctx)
@@ -258,6 +284,40 @@ class ExecutionActor(Actor):
             else:
                 self._reconcile(coid, row["product"], ctx)
 
+    # -- the orderly stop --------------------------------------------------------------------
+
+    def _handle_drain_orders(self, msg: DrainOrders, ctx: Context) -> None:
+        if self._drain is not None:
+            return
+        self._drain = msg
+        waiting = len(self._drain_rows())
+        self._event(
+            ctx,
+            "drain",
+            f"{msg.reason}: {'cancelling' if msg.cancel else 'keeping'} open orders; "
+            f"{waiting} to wait for",
+        )
+        self._drain_open = waiting
+        if msg.cancel:
+            self._handle_cancel_all_orders(CancelAllOrders(ts=ctx.now(), reason=msg.reason), ctx)
+        if self.remote is not None and self._drain_rows():
+            ctx.schedule(self.remote.outcome_retry_ns, self._timer(DRAIN_TIMER))
+
+    def _drain_rows(self) -> list[dict[str, Any]]:
+        """The venue orders the orderly stop waits for (see the module docstring)."""
+        rows = self._open_rows()
+        if self._drain is not None and not self._drain.cancel:
+            rows = [r for r in rows if r["status"] == OrderStatus.PENDING]
+        return rows
+
+    def _drain_check(self, ctx: Context) -> None:
+        assert self._drain is not None
+        if self._drain_rows():
+            return
+        self._drained = True
+        self._event(ctx, "drained", f"{self._drain_open} open orders settled")
+        ctx.send(self._drain.reply_to, OrdersDrained(ts=ctx.now(), orders=self._drain_open))
+
     # -- reconciliation (remote venues) ------------------------------------------------------
 
     def _handle_reconcile_venue(self, msg: ReconcileVenue, ctx: Context) -> None:
@@ -267,10 +327,17 @@ class ExecutionActor(Actor):
     def _handle_tick(self, msg: Tick, ctx: Context) -> None:
         kind, _, token = msg.kind.partition(":")
         if kind == SPLIT_TIMER:  # paper venues too
-            self.split.on_timer(token, ctx)
+            if self._drain is None:  # stopping: split parents send no more children
+                self.split.on_timer(token, ctx)
             return
         if self.remote is None or token != self._token:
             return  # a timer of an earlier incarnation
+        if kind == DRAIN_TIMER:
+            for row in self._drain_rows():
+                self._reconcile(row["client_order_id"], row["product"], ctx)
+            if self._drain_rows():
+                ctx.schedule(self.remote.outcome_retry_ns, msg)
+            return
         if kind == RECONCILE_TIMER:
             self._full_reconcile(ctx, "interval", None)
             ctx.schedule(self.remote.reconcile_interval_ns, msg)
@@ -393,4 +460,4 @@ class ExecutionActor(Actor):
         self._j().record_event(ctx.now(), "execution", kind, detail)
 
 
-__all__ = ["OUTCOME_TIMER", "RECONCILE_TIMER", "ExecutionActor"]
+__all__ = ["DRAIN_TIMER", "OUTCOME_TIMER", "RECONCILE_TIMER", "ExecutionActor"]

@@ -12,7 +12,9 @@ The logic lives in :mod:`cryptoj.unwind` (``response``, ``monitors``, ``priority
 * Actions: NO_ENTRIES and up stop new entries; CANCEL_ORDERS and up cancel open orders;
   REDUCE unwinds to ``unwind.reduce_target_exposure``, FLATTEN to nothing, highest risk
   contribution first (a systemic trigger: most correlated first), with a deadline; STOP stops
-  the process in order (open orders cancelled or kept per ``stop_open_orders``).
+  the process in order: the ExecutionActor drains (``DrainOrders``: nothing new goes out, open
+  orders are cancelled or kept per ``stop_open_orders``, fills of what was in flight are
+  booked) and reports ``OrdersDrained``, or ``stop_wait_s`` passes; then the runtime stops.
 * Recovery: after a market-caused programme, back to NORMAL by itself once the conditions hold
   for ``recovery.cooldown_s``, re-entering with ``recovery.reentry_steps`` size multipliers;
   operator and fault causes wait for ``resume`` (:mod:`cryptoj.unwind.response`).
@@ -42,8 +44,10 @@ from cryptoj.models.orders import CancelAllOrders
 from cryptoj.models.risk import RiskLevel, RiskLevelChanged
 from cryptoj.models.system import (
     ChildExited,
+    DrainOrders,
     EscalatedFailure,
     Halt,
+    OrdersDrained,
     ReconcileNow,
     ShutdownRequested,
     Tick,
@@ -69,6 +73,7 @@ from cryptoj.venues.base import ExecutionVenue
 S = 1_000_000_000
 L = ResponseLevel
 EMERGENCY_TICK = Tick(kind="emergency")
+STOP_TICK = Tick(kind="stop_wait")
 #: FeedStatus states that set a feed condition: ``stale`` → feed_stale, the others → feed_failed
 #: (``healthy`` and ``recovered`` clear them).
 FEED_BAD = frozenset({"stale", "degraded", "failed", "down"})
@@ -109,6 +114,7 @@ class ShutdownActor(Actor):
         self.ramps = 0
         self.stop_after: str | None = None  # flatten, then stop with this reason
         self.stopping = False
+        self.stop_pending: tuple[int, str] | None = None  # (exit code, reason) while draining
         self.halt: Halt | None = None  # sent to the portfolio; re-sent to a restarted one
         self.emergency_reason: str | None = None
         self.cancelled_in_emergency: list[str] = []
@@ -355,6 +361,9 @@ class ShutdownActor(Actor):
         if msg.kind == EMERGENCY_TICK.kind:
             self._emergency_step(ctx)
             return
+        if msg.kind == STOP_TICK.kind:
+            self._finish_stop(ctx, f"still draining after {self.cfg.stop_wait_s:g}s")
+            return
         if self.ramp is None or msg.kind != f"reentry:{self.ramp[0]}":
             return  # a stale timer of an earlier ramp
         self.ramp = (self.ramp[0], self.ramp[1] + 1)
@@ -376,8 +385,9 @@ class ShutdownActor(Actor):
             ctx.stop_system(EXIT_OK, "replay finished")
 
     def _stop(self, ctx: Context, exit_code: int, reason: str) -> None:
-        """The orderly stop: no new orders, open orders cancelled or kept, then the runtime
-        flushes the journal and the trace and stops the actors in reverse start order."""
+        """The orderly stop: no new orders, the ExecutionActor drains (open orders cancelled or
+        kept, what is in flight booked), then the runtime flushes the journal and the trace and
+        stops the actors in reverse start order. The drain is bounded by ``stop_wait_s``."""
         if self.stopping:
             return
         self.stopping = True
@@ -386,11 +396,29 @@ class ShutdownActor(Actor):
         self._mark(ctx, "response_level", f"{previous} -> STOP: stop: {reason}")
         self.halt = Halt(ts=ctx.now(), reason=reason)
         ctx.send(self.portfolio, self.halt)
-        if self.cfg.stop_open_orders == "cancel":
-            ctx.send(self.execution, CancelAllOrders(ts=ctx.now(), reason=reason))
-        self._mark(
-            ctx, "stopping", f"exit {exit_code}: {reason}; open orders {self.cfg.stop_open_orders}"
+        cancel = self.cfg.stop_open_orders == "cancel"
+        ctx.send(
+            self.execution,
+            DrainOrders(ts=ctx.now(), reason=reason, cancel=cancel, reply_to=ctx.name),
         )
+        self._mark(
+            ctx,
+            "stopping",
+            f"exit {exit_code}: {reason}; open orders {self.cfg.stop_open_orders}; "
+            f"waiting up to {self.cfg.stop_wait_s:g}s for the orders in flight",
+        )
+        self.stop_pending = (exit_code, reason)
+        ctx.schedule(int(self.cfg.stop_wait_s * S), STOP_TICK)
+
+    def _handle_orders_drained(self, msg: OrdersDrained, ctx: Context) -> None:
+        self._finish_stop(ctx, f"drained ({msg.orders} orders were open)")
+
+    def _finish_stop(self, ctx: Context, how: str) -> None:
+        if self.stop_pending is None:
+            return
+        exit_code, reason = self.stop_pending
+        self.stop_pending = None
+        self._mark(ctx, "stopped", f"exit {exit_code}: {reason}; {how}")
         ctx.stop_system(exit_code, reason)
 
     def _handle_child_exited(self, msg: ChildExited, ctx: Context) -> None:

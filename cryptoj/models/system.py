@@ -55,6 +55,26 @@ class Halt(Message, frozen=True, kw_only=True):
     reason: str
 
 
+class DrainOrders(Message, frozen=True, kw_only=True):
+    """Shutdown → Execution: the orderly stop has begun. Send nothing new (new orders are
+    rejected, split parents send no more children); with ``cancel`` cancel every open order;
+    then report :class:`OrdersDrained` to ``reply_to`` once no order it waits for is open.
+
+    ``cancel`` False (``stop_open_orders: keep``) waits only for orders whose outcome is still
+    unknown (PENDING); open orders stay at the venue for the next start to reconcile."""
+
+    reason: str
+    cancel: bool
+    reply_to: str
+
+
+class OrdersDrained(Message, frozen=True, kw_only=True):
+    """Execution → Shutdown: nothing the orderly stop waits for is open any more; every fill
+    the venue reported for the drained orders was sent to the portfolio before this."""
+
+    orders: int  # orders that were still open when the drain began
+
+
 class Tick(Message, frozen=True, kw_only=True):
     """A timer message an actor schedules to itself; ``kind`` says which timer."""
 
