@@ -7,7 +7,11 @@ publishes versioned limits, and the PortfolioActor applies them atomically when 
 (check-and-reserve lives with the state).
 
 * Caps per product: :func:`cryptoj.risk.limits.dynamic_cap` from the EWMA volatility excess and
-  the average EWMA correlation (:class:`~cryptoj.risk.correlation.EwmaCorrelation`).
+  the average EWMA correlation (:class:`~cryptoj.risk.correlation.EwmaCorrelation`). The
+  correlation sees returns aligned on a common clock (:class:`~cryptoj.risk.sync.GridSampler`,
+  step ``risk.correlation_grid_s`` or the bars' interval), so bars stamped with each product's
+  own time (live) give the same correlation as bars batched by timestamp (replay); it is updated
+  once per grid step, not per bar.
 * Level: :class:`~cryptoj.risk.levels.LevelMachine` (daily loss, drawdown, stop-loss hits,
   stale feed, systemic correlation + drawdown; hysteresis and cool-down; operator override).
 * Also published for the portfolio, the trace and the metrics: regime per product
@@ -17,8 +21,6 @@ publishes versioned limits, and the PortfolioActor applies them atomically when 
 """
 
 from __future__ import annotations
-
-import math
 
 from cryptoj.actors.base import Actor, Context
 from cryptoj.config import RiskConfig
@@ -37,6 +39,7 @@ from cryptoj.risk.correlation import EwmaCorrelation
 from cryptoj.risk.levels import NS_PER_DAY, LevelConfig, LevelMachine, LevelUpdate
 from cryptoj.risk.limits import EwmaStats, dynamic_cap
 from cryptoj.risk.regime import RegimeDetector
+from cryptoj.risk.sync import GridSampler
 
 #: Parameters are re-published when a cap moves by more than this fraction (or to/from 0) ...
 PUBLISH_CAP_CHANGE = 0.05
@@ -64,11 +67,11 @@ class RiskActor(Actor):
         self.shutdown = shutdown
         self.stats = EwmaStats(cfg.volatility_halflife_bars)
         self.corr = EwmaCorrelation(halflife=cfg.volatility_halflife_bars)
+        self.grid = GridSampler(round(cfg.correlation_grid_s * 10**9))
         self.levels = LevelMachine(LevelConfig.from_risk_config(cfg, cooldown_ns=cooldown_ns))
         self.atr: dict[str, Atr] = {}
         self.regimes: dict[str, RegimeDetector] = {}
         self.closes: dict[str, float] = {}
-        self.returns: dict[str, float] = {}
         self.stale: set[str] = set()
         self.stop_hits: dict[int, int] = {}
         self.last_equity: tuple[int, float] | None = None
@@ -91,23 +94,17 @@ class RiskActor(Actor):
     # -- market data -----------------------------------------------------------------------
 
     def _handle_bar(self, bar: Bar, ctx: Context) -> None:
-        if bar.ts != self.batch_ts and self.batch_ts >= 0:
-            self._end_of_batch(ctx)
-        self.batch_ts = bar.ts
         close = float(bar.close)
-        prev = self.closes.get(bar.product)
-        if prev is not None and prev > 0 and close > 0:
-            self.returns[bar.product] = math.log(close / prev)
+        returns = self.grid.observe(bar.product, bar.ts, close, bar.interval_s * 10**9)
+        if returns:  # a grid step closed: one correlation update for all products
+            self.corr.update(returns)
+        if bar.ts != self.batch_ts and self.batch_ts >= 0:
+            self._publish(ctx, "new bar batch")
+        self.batch_ts = bar.ts
         self.closes[bar.product] = close
         self.stats.on_close(bar.product, close)
         self.atr.setdefault(bar.product, Atr()).update(float(bar.high), float(bar.low), close)
         self.regimes.setdefault(bar.product, RegimeDetector()).update(close)
-
-    def _end_of_batch(self, ctx: Context) -> None:
-        if self.returns:
-            self.corr.update(self.returns)
-            self.returns = {}
-        self._publish(ctx, "new bar batch")
 
     def _handle_feed_status(self, msg: FeedStatus, ctx: Context) -> None:
         if msg.state in ("stale", "degraded"):
