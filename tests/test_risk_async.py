@@ -184,3 +184,15 @@ def test_the_grid_is_configurable_and_validated() -> None:
     assert RiskActor(cfg.risk, "unused.sqlite").grid.step_ns == 300 * 10**9
     with pytest.raises(ConfigError, match="correlation_grid_s"):
         parse_config({"risk": {"correlation_grid_s": -1}})
+
+
+def test_cached_caps_always_equal_caps_computed_afresh(tmp_path: Path) -> None:
+    actor, ctx = _risk(tmp_path, "caps", RiskConfig(volatility_halflife_bars=5))
+    for b in _bars(_paths(5, 60, rho=0.5), 3):
+        ctx.time_ns = b.ts
+        actor.receive(b, ctx)
+        actor._refresh_caps()
+        assert actor._caps == {p: actor._cap(p) for p in actor.closes}
+    params = [m for m in ctx.to("portfolio") if isinstance(m, RiskParameters)]
+    assert len(params) > 10
+    actor.on_stop(ctx)

@@ -84,6 +84,11 @@ class EwmaStats:
             ref = self._median_vol()
         return self.vol(product) / ref - 1.0 if ref > 0 else 0.0
 
+    def reference_vol(self) -> tuple[int, float]:
+        """(products with a volatility, their median volatility or 0 with fewer than two): what
+        every product's :meth:`vol_excess` shares besides its own volatility."""
+        return len(self.var), self._median_vol() if len(self.var) > 1 else 0.0
+
     def _median_vol(self) -> float:
         if self._median is None:
             vols = sorted(math.sqrt(v) for v in self.var.values())
