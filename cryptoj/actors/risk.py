@@ -81,7 +81,7 @@ class RiskActor(Actor):
         self._last_caps: dict[str, float] | None = None  # as last published
         self._caps: dict[str, float] = {}  # current, recomputed only when an input changed
         self._caps_basis: tuple[object, ...] | None = None  # inputs shared by every cap
-        self._dirty: set[str] = set()  # products whose own statistics changed since
+        self._dirty: set[str] = set()  # products whose statistics changed since the last refresh
         self._pairs: tuple[tuple[int, int], tuple[tuple[str, str, float], ...]] | None = None
         self._last_publish_ns = 0
         self.journal: Journal | None = None
