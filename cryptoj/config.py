@@ -42,6 +42,7 @@ class RiskConfig(_Section, frozen=True, kw_only=True):
     min_position_size: NonNegFraction = 0.02  # a position smaller than this is not opened
     volatility_halflife_bars: PositiveInt = 60  # EWMA half-life of the volatility estimate
     caution_drawdown: Fraction = 0.01  # intraday drawdown that moves NORMAL → CAUTION
+    correlation_grid_s: NonNegFloat = 0.0  # correlation's sampling grid, s; 0: the bars' interval
 
 
 class PortfolioConfig(_Section, frozen=True, kw_only=True):

@@ -19,7 +19,13 @@ from cryptoj.runtime.assemble import System, assemble
 from cryptoj.runtime.common import EXIT_ERROR, ChaosPlan, RuntimeStats
 from cryptoj.runtime.deterministic import DeterministicRuntime
 from cryptoj.runtime.threaded import ScaledClock, ThreadedRuntime, run_until_stopped
-from cryptoj.summary import books_summary, check_invariants, market_path, risk_figures
+from cryptoj.summary import (
+    books_summary,
+    check_invariants,
+    market_data_problems,
+    market_path,
+    risk_figures,
+)
 from cryptoj.supervision.tree import WORKERS
 from cryptoj.trace.recorder import TraceWriter
 from cryptoj.unwind.report import unwind_figures
@@ -40,6 +46,9 @@ class ReplayOptions:
     chaos_storm: bool = False
     progress: bool = False
     unwind: str | None = None  # "gradual" or "immediate": overrides shutdown.unwind.mode
+    # False: a threaded replay runs as the live daemon does (quotes conflated, timers not held
+    # for the actors): not a risk-valid replay, and its summary says so. For measurements.
+    risk_valid: bool = True
 
 
 def with_unwind_mode(cfg: Config, mode: str | None) -> Config:
@@ -94,7 +103,9 @@ def run_replay(cfg: Config, opts: ReplayOptions) -> tuple[dict[str, Any], int]:
     t0 = time.perf_counter()
     try:
         if opts.runtime == "threaded":
-            outcome = _run_threaded(system, trace=trace, seed=opts.seed, speed=0.0)
+            outcome = _run_threaded(
+                system, trace=trace, seed=opts.seed, speed=0.0, valid=opts.risk_valid
+            )
         else:
             outcome = _run_deterministic(system, trace, opts.seed, chaos, opts.progress)
     finally:
@@ -141,10 +152,17 @@ def _run_deterministic(
 
 
 def _run_threaded(
-    system: System, *, trace: TraceWriter | None, seed: int, speed: float
+    system: System, *, trace: TraceWriter | None, seed: int, speed: float, valid: bool = True
 ) -> RunOutcome:
+    # A risk-valid replay: every quote and bar handled (no conflation), and market time held
+    # until everything an instant caused has been handled (lockstep).
     rt = ThreadedRuntime(
-        seed=seed, clock=ScaledClock(system.start_ns, speed), registry=system.registry, trace=trace
+        seed=seed,
+        clock=ScaledClock(system.start_ns, speed),
+        registry=system.registry,
+        trace=trace,
+        conflate_quotes=not valid,
+        lockstep=valid,
     )
     system.venue.set_listener(lambda event: rt.tell("execution", event, sender="venue"))
     run_until_stopped(rt, rt.exit_event.wait, quiesce=list(WORKERS))
@@ -194,6 +212,11 @@ def _summarise(
         journal.close()
     events = system.source.emitted
     stats = outcome.stats
+    problems += market_data_problems(
+        stats.market_sent, stats.market_delivered, stats.conflated, stats.market_dead, stats.crashes
+    )
+    if stats.lockstep_stalls:
+        problems.append(f"lockstep: {stats.lockstep_stalls} timer waits gave up (miscount)")
     return {
         "events": events,
         **books,
@@ -205,6 +228,9 @@ def _summarise(
         "emergency": emergencies[-1]["detail"] if emergencies else None,
         "dead_letters": stats.dead_letters,
         "messages": stats.delivered,
+        "market_messages": stats.market_sent,
+        "market_dropped": stats.market_sent - stats.market_delivered,
+        "conflated": stats.conflated,
         "chaos_injected": chaos.injected if chaos else 0,
         "invariants_ok": not problems,
         "invariant_problems": problems,

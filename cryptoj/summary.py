@@ -62,6 +62,30 @@ def check_invariants(
     return problems
 
 
+def market_data_problems(
+    sent: int, delivered: int, conflated: int, dead: int, crashes: int = 0
+) -> list[str]:
+    """The "no market data was dropped" invariant, as text (empty when it holds).
+
+    ``sent``: market messages (quotes, bars, trades) the runtime was given for a mailbox;
+    ``delivered``: those their receiver handled; ``conflated``: quotes a mailbox replaced by a
+    newer one; ``dead``: those dead-lettered (receiver down or stopped). A replay in which the
+    portfolio, risk or strategy actor missed market data did not test the risk rules on it.
+
+    Market data dead-lettered while an actor was down after a crash (``crashes > 0``, as in a
+    ``--chaos`` run) is what a real crash loses; it is counted in the summary
+    (``market_dropped``) but is not a runtime fault. Everything else dropped is.
+    """
+    dropped = sent - delivered
+    excused = min(dead, dropped) if crashes > 0 else 0
+    if dropped - excused <= 0 and conflated == 0:
+        return []
+    return [
+        f"market data dropped: {dropped} of {sent} market messages were not handled "
+        f"({conflated} conflated in mailboxes, {dead} dead letters, {crashes} crashes)"
+    ]
+
+
 def max_drawdown(curve: list[tuple[int, Decimal]]) -> float:
     """Largest peak-to-trough fall of the equity curve, as a fraction."""
     peak, worst = Decimal(0), 0.0

@@ -7,7 +7,11 @@ publishes versioned limits, and the PortfolioActor applies them atomically when 
 (check-and-reserve lives with the state).
 
 * Caps per product: :func:`cryptoj.risk.limits.dynamic_cap` from the EWMA volatility excess and
-  the average EWMA correlation (:class:`~cryptoj.risk.correlation.EwmaCorrelation`).
+  the average EWMA correlation (:class:`~cryptoj.risk.correlation.EwmaCorrelation`). The
+  correlation sees returns aligned on a common clock (:class:`~cryptoj.risk.sync.GridSampler`,
+  step ``risk.correlation_grid_s`` or the bars' interval), so bars stamped with each product's
+  own time (live) give the same correlation as bars batched by timestamp (replay); it is updated
+  once per grid step, not per bar.
 * Level: :class:`~cryptoj.risk.levels.LevelMachine` (daily loss, drawdown, stop-loss hits,
   stale feed, systemic correlation + drawdown; hysteresis and cool-down; operator override).
 * Also published for the portfolio, the trace and the metrics: regime per product
@@ -17,8 +21,6 @@ publishes versioned limits, and the PortfolioActor applies them atomically when 
 """
 
 from __future__ import annotations
-
-import math
 
 from cryptoj.actors.base import Actor, Context
 from cryptoj.config import RiskConfig
@@ -37,6 +39,7 @@ from cryptoj.risk.correlation import EwmaCorrelation
 from cryptoj.risk.levels import NS_PER_DAY, LevelConfig, LevelMachine, LevelUpdate
 from cryptoj.risk.limits import EwmaStats, dynamic_cap
 from cryptoj.risk.regime import RegimeDetector
+from cryptoj.risk.sync import GridSampler
 
 #: Parameters are re-published when a cap moves by more than this fraction (or to/from 0) ...
 PUBLISH_CAP_CHANGE = 0.05
@@ -64,18 +67,22 @@ class RiskActor(Actor):
         self.shutdown = shutdown
         self.stats = EwmaStats(cfg.volatility_halflife_bars)
         self.corr = EwmaCorrelation(halflife=cfg.volatility_halflife_bars)
+        self.grid = GridSampler(round(cfg.correlation_grid_s * 10**9))
         self.levels = LevelMachine(LevelConfig.from_risk_config(cfg, cooldown_ns=cooldown_ns))
         self.atr: dict[str, Atr] = {}
         self.regimes: dict[str, RegimeDetector] = {}
         self.closes: dict[str, float] = {}
-        self.returns: dict[str, float] = {}
         self.stale: set[str] = set()
         self.stop_hits: dict[int, int] = {}
         self.last_equity: tuple[int, float] | None = None
         self.entries_allowed = True
         self.version = 0
         self.batch_ts = -1
-        self._last_caps: tuple[tuple[str, float], ...] | None = None
+        self._last_caps: dict[str, float] | None = None  # as last published
+        self._caps: dict[str, float] = {}  # current, recomputed only when an input changed
+        self._caps_basis: tuple[object, ...] | None = None  # inputs shared by every cap
+        self._dirty: set[str] = set()  # products whose statistics changed since the last refresh
+        self._pairs: tuple[tuple[int, int], tuple[tuple[str, str, float], ...]] | None = None
         self._last_publish_ns = 0
         self.journal: Journal | None = None
 
@@ -91,23 +98,18 @@ class RiskActor(Actor):
     # -- market data -----------------------------------------------------------------------
 
     def _handle_bar(self, bar: Bar, ctx: Context) -> None:
-        if bar.ts != self.batch_ts and self.batch_ts >= 0:
-            self._end_of_batch(ctx)
-        self.batch_ts = bar.ts
         close = float(bar.close)
-        prev = self.closes.get(bar.product)
-        if prev is not None and prev > 0 and close > 0:
-            self.returns[bar.product] = math.log(close / prev)
+        returns = self.grid.observe(bar.product, bar.ts, close, bar.interval_s * 10**9)
+        if returns:  # a grid step closed: one correlation update for all products
+            self.corr.update(returns)
+        if bar.ts != self.batch_ts and self.batch_ts >= 0:
+            self._publish(ctx, "new bar batch")
+        self.batch_ts = bar.ts
         self.closes[bar.product] = close
         self.stats.on_close(bar.product, close)
+        self._dirty.add(bar.product)
         self.atr.setdefault(bar.product, Atr()).update(float(bar.high), float(bar.low), close)
         self.regimes.setdefault(bar.product, RegimeDetector()).update(close)
-
-    def _end_of_batch(self, ctx: Context) -> None:
-        if self.returns:
-            self.corr.update(self.returns)
-            self.returns = {}
-        self._publish(ctx, "new bar batch")
 
     def _handle_feed_status(self, msg: FeedStatus, ctx: Context) -> None:
         if msg.state in ("stale", "degraded"):
@@ -158,24 +160,12 @@ class RiskActor(Actor):
 
     def _publish(self, ctx: Context, reason: str, *, force: bool = False) -> None:
         """Send new parameters when something material changed (see PUBLISH_* constants)."""
-        products = sorted(self.closes)
-        caps = tuple(
-            (
-                p,
-                dynamic_cap(
-                    self.cfg.position_size_limit,
-                    self.stats.vol_excess(p),
-                    self.corr.of(p),
-                    self.cfg.volatility_weight,
-                    self.cfg.correlation_weight,
-                    self.cfg.min_position_size,
-                ),
-            )
-            for p in products
-        )
-        if not force and not self._material(caps, ctx.now()):
+        recomputed = self._refresh_caps()
+        if not force and not self._material(recomputed, ctx.now()):
             return
-        self._last_caps, self._last_publish_ns = caps, ctx.now()
+        products = sorted(self._caps)
+        caps = tuple((p, self._caps[p]) for p in products)
+        self._last_caps, self._last_publish_ns = dict(caps), ctx.now()
         self.version += 1
         level = self.levels.level
         ctx.send(
@@ -198,24 +188,60 @@ class RiskActor(Actor):
                 ),
                 volatility=tuple((p, round(self.stats.vol(p), 8)) for p in products),
                 correlation=tuple((p, round(self.corr.of(p), 6)) for p in products),
-                pairs=tuple(
-                    (p, q, round(self.corr.correlation(p, q), 6))
-                    for i, p in enumerate(products)
-                    for q in products[i + 1 :]
-                ),
+                pairs=self._pair_list(products),
             ),
         )
 
-    def _material(self, caps: tuple[tuple[str, float], ...], now_ns: int) -> bool:
+    def _cap(self, product: str) -> float:
+        return dynamic_cap(
+            self.cfg.position_size_limit,
+            self.stats.vol_excess(product),
+            self.corr.of(product),
+            self.cfg.volatility_weight,
+            self.cfg.correlation_weight,
+            self.cfg.min_position_size,
+        )
+
+    def _refresh_caps(self) -> set[str]:
+        """Bring the caps up to date; return the products whose cap was recomputed.
+
+        A cap depends on the product's volatility (changed: the product is dirty) and on inputs
+        shared by all (the median volatility, the correlation): when those moved, every cap is
+        recomputed; otherwise only the dirty ones. Live, one bar changes one product, so the
+        work per bar does not grow with the product count."""
+        basis = (self.stats.reference_vol(), self.corr.updates)
+        todo = set(self.closes) if basis != self._caps_basis else self._dirty
+        for p in todo:
+            self._caps[p] = self._cap(p)
+        self._caps_basis, self._dirty = basis, set()
+        return todo
+
+    def _pair_list(self, products: list[str]) -> tuple[tuple[str, str, float], ...]:
+        """The pairwise correlations, rebuilt only after a correlation update or a new product
+        (products are only ever added)."""
+        key = (self.corr.updates, len(products))
+        if self._pairs is None or self._pairs[0] != key:
+            pairs = tuple(
+                (p, q, round(self.corr.correlation(p, q), 6))
+                for i, p in enumerate(products)
+                for q in products[i + 1 :]
+            )
+            self._pairs = (key, pairs)
+        return self._pairs[1]
+
+    def _material(self, recomputed: set[str], now_ns: int) -> bool:
+        """True when a cap moved enough since the last publish (only recomputed caps can
+        have), the product set changed, or ``PUBLISH_EVERY_NS`` passed."""
         last = self._last_caps
-        if last is None or [p for p, _ in last] != [p for p, _ in caps]:
+        if last is None or last.keys() != self._caps.keys():
             return True
         if now_ns - self._last_publish_ns >= PUBLISH_EVERY_NS:
             return True
-        return any(
-            (old == 0) != (new == 0) or abs(new - old) > PUBLISH_CAP_CHANGE * old
-            for (_, old), (_, new) in zip(last, caps, strict=True)
-        )
+        for p in recomputed:
+            old, new = last[p], self._caps[p]
+            if (old == 0) != (new == 0) or abs(new - old) > PUBLISH_CAP_CHANGE * old:
+                return True
+        return False
 
     @property
     def level(self) -> RiskLevel:

@@ -1,6 +1,7 @@
 """EWMA correlation matrix of log returns across products (RiskMetrics style, zero mean).
 
-Per timestamp t the caller passes the log returns of the products that closed a bar at t.
+Per timestamp t (the RiskActor: per grid step, :mod:`cryptoj.risk.sync`) the caller passes the
+log returns of the products that have one at t.
 For every pair (i, j) that *both* have a return at t (and for i = j), with α = 1 − 2^(−1/halflife)::
 
     C_ij ← (1 − α)·C_ij + α·r_i·r_j            (co-moment)
@@ -59,6 +60,7 @@ class EwmaCorrelation:
         self._second: dict[tuple[str, str], float] = {}  # S_ij: i's second moment with j
         self._count: dict[tuple[str, str], int] = {}
         self._summary_cache: tuple[float, dict[str, float]] | None = None
+        self.updates = 0  # calls of update() that changed something (a cache key for callers)
         for p in products:
             self._add(p)
 
@@ -88,6 +90,7 @@ class EwmaCorrelation:
                 second[key] = b * second.get(key, 0.0) + a * rp * rp
                 count[key] = count.get(key, 0) + 1
         self._summary_cache = None
+        self.updates += 1
 
     def update_prices(self, closes: Mapping[str, float], previous: Mapping[str, float]) -> None:
         """Convenience: returns ``ln(close / previous)`` for products with both prices > 0."""

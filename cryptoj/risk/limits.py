@@ -50,6 +50,8 @@ class EwmaStats:
     last: dict[str, float] = field(default_factory=dict)
     var: dict[str, float] = field(default_factory=dict)
     long_var: dict[str, float] = field(default_factory=dict)
+    #: The median volatility, computed once after each change (not per product asked about).
+    _median: float | None = field(default=None, init=False, repr=False)
 
     @property
     def alpha(self) -> float:
@@ -64,6 +66,7 @@ class EwmaStats:
             return
         r = math.log(close / prev)
         a = self.alpha
+        self._median = None
         self.var[product] = (1 - a) * self.var.get(product, r * r) + a * r * r
         self.long_var[product] = (1 - a / 10) * self.long_var.get(product, r * r) + a / 10 * r * r
 
@@ -73,12 +76,22 @@ class EwmaStats:
 
     def vol_excess(self, product: str) -> float:
         """σ_p / σ_ref − 1 (see the module docstring)."""
-        vols = sorted(self.vol(p) for p in self.var)
-        if not vols or self.vol(product) == 0:
+        if not self.var or self.vol(product) == 0:
             return 0.0
-        if len(vols) == 1:
+        if len(self.var) == 1:
             ref = math.sqrt(self.long_var.get(product, 0.0))
         else:
-            mid = len(vols) // 2
-            ref = vols[mid] if len(vols) % 2 else (vols[mid - 1] + vols[mid]) / 2
+            ref = self._median_vol()
         return self.vol(product) / ref - 1.0 if ref > 0 else 0.0
+
+    def reference_vol(self) -> tuple[int, float]:
+        """(products with a volatility, their median volatility or 0 with fewer than two): what
+        every product's :meth:`vol_excess` shares besides its own volatility."""
+        return len(self.var), self._median_vol() if len(self.var) > 1 else 0.0
+
+    def _median_vol(self) -> float:
+        if self._median is None:
+            vols = sorted(math.sqrt(v) for v in self.var.values())
+            mid = len(vols) // 2
+            self._median = vols[mid] if len(vols) % 2 else (vols[mid - 1] + vols[mid]) / 2
+        return self._median

@@ -11,6 +11,7 @@ from typing import Protocol
 
 from cryptoj.actors.base import Actor
 from cryptoj.models.base import Message
+from cryptoj.models.market import Bar, Quote, Trade
 from cryptoj.supervision.spec import ChildSpec, SupervisorSpec
 from cryptoj.supervision.supervisor import Supervisor
 from cryptoj.trace.recorder import TraceWriter
@@ -20,6 +21,14 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_EMERGENCY = 3
+
+_MARKET_TYPES = (Quote, Bar, Trade)
+
+
+def is_market(msg: object) -> bool:
+    """True for market data (a quote, bar or trade): counted so a replay can prove none was
+    dropped (:func:`cryptoj.summary.market_data_problems`)."""
+    return type(msg) in _MARKET_TYPES
 
 
 class Envelope:
@@ -128,6 +137,10 @@ class RuntimeStats:
     dead_letters: int = 0
     escalations: int = 0
     conflated: int = 0  # quotes replaced by a newer one in a mailbox (threaded runtime)
+    market_sent: int = 0  # market messages (quotes, bars, trades) offered to a mailbox
+    market_delivered: int = 0  # ... handled by their receiver
+    market_dead: int = 0  # ... dead-lettered (receiver down, or left in a stopped one's mailbox)
+    lockstep_stalls: int = 0  # lockstep timer waits that gave up (threaded replay; a bug sign)
     exits: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

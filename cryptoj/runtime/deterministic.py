@@ -26,6 +26,7 @@ from cryptoj.runtime.common import (
     InjectedCrash,
     Registered,
     RuntimeStats,
+    is_market,
     trace_event,
 )
 from cryptoj.supervision.supervisor import RestartIntensityExceeded
@@ -192,6 +193,8 @@ class DeterministicRuntime:
         )
         if not env.corr:
             env.corr = env.msg_id
+        if is_market(msg):
+            self.stats.market_sent += 1
         cell = self.cells.get(to)
         if cell is None or not cell.alive:
             self._dead_letter(sender, to, env, "receiver not running")
@@ -213,6 +216,8 @@ class DeterministicRuntime:
 
     def _dead_letter(self, sender: str, to: str, env: Envelope, why: str) -> None:
         self.stats.bump("dead_letters")
+        if is_market(env.msg):
+            self.stats.market_dead += 1
         self._record("dead", sender, to, env.msg, env=env, note=why)
 
     def _record(
@@ -265,6 +270,8 @@ class DeterministicRuntime:
         actor, ctx = cell.actor, cell.ctx
         assert actor is not None and ctx is not None
         self.stats.delivered += 1
+        if is_market(env.msg):
+            self.stats.market_delivered += 1
         if self.trace is not None:
             self.trace.record(
                 "deliver",

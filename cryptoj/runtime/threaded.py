@@ -18,6 +18,14 @@ For the live path's latency (BENCHMARKS.md): mailboxes conflate waiting quotes
 (:mod:`cryptoj.runtime.mailbox`), :meth:`ThreadedRuntime.start_tree` freezes the start-up heap
 for the garbage collector and starts a WAL checkpointer for the journal
 (:mod:`cryptoj.runtime.checkpoint`).
+
+For a replay (``lockstep=True``, no conflation): the runtime counts the messages in flight (in
+a mailbox or being handled) and the timer thread fires the next timer only when that count is
+0, as the deterministic runtime does. Market time then never moves while an actor still works
+on an earlier time, and every quote and bar is handled: the run is a risk-valid replay. The
+actors still run concurrently within one instant, so messages from different senders to one
+receiver may arrive in either order (one of the interleavings the deterministic runtime's seed
+chooses between).
 """
 
 from __future__ import annotations
@@ -46,6 +54,7 @@ from cryptoj.runtime.common import (
     IdFactory,
     Registered,
     RuntimeStats,
+    is_market,
     trace_event,
 )
 from cryptoj.runtime.mailbox import ConflatingInbox
@@ -53,6 +62,8 @@ from cryptoj.supervision.supervisor import RestartIntensityExceeded
 from cryptoj.trace.recorder import TraceWriter
 
 ASK_TIMEOUT_S = 10.0
+#: A lockstep timer wait with no delivery for this long gives up (see ThreadedRuntime.wait_idle).
+LOCKSTEP_STALL_S = 30.0
 
 
 class ScaledClock:
@@ -110,8 +121,7 @@ class _Host(pykka.ThreadingActor):
         """A quote-conflating mailbox (:mod:`cryptoj.runtime.mailbox`) unless switched off."""
         if not self.rt.conflate_quotes:
             return queue.Queue()
-        stats = self.rt.stats
-        return ConflatingInbox(on_drop=lambda _item: stats.bump("conflated"))
+        return ConflatingInbox(on_drop=self.rt.on_conflated)
 
     def on_start(self) -> None:
         self.behaviour.on_start(self.ctx)
@@ -157,6 +167,7 @@ class _Host(pykka.ThreadingActor):
         while not inbox.empty():
             envelope = inbox.get()
             if isinstance(envelope.message, Envelope):
+                self.rt.settled()
                 self.rt.dead_letter(
                     envelope.message.sender,
                     self.cell_name,
@@ -207,6 +218,11 @@ class _TimerThread(threading.Thread):
                     self.cond.wait(timeout)
                 if self.stopped:
                     return
+            if self.rt.lockstep and not self.rt.wait_idle():
+                return
+            with self.cond:
+                if not self.heap or clock.wall_delay_s(self.heap[0][0]) > 0:
+                    continue
                 due, _, owner, generation, env = heapq.heappop(self.heap)
             clock.advance_to(due)
             if self.rt.generations.get(owner) != generation:
@@ -234,12 +250,18 @@ class ThreadedRuntime:
         run_tag: str | None = None,
         conflate_quotes: bool = True,
         journal_path: str | None = None,
+        lockstep: bool = False,
     ) -> None:
         """``conflate_quotes``: mailboxes keep only the newest waiting quote per product and
         sender (:mod:`cryptoj.runtime.mailbox`). ``journal_path``: checkpoint that journal's
-        WAL on a thread of its own while the tree runs (:mod:`cryptoj.runtime.checkpoint`)."""
+        WAL on a thread of its own while the tree runs (:mod:`cryptoj.runtime.checkpoint`).
+        ``lockstep``: timers fire only when no message is in flight (replays; see the module
+        docstring)."""
         self.seed = seed
         self.conflate_quotes = conflate_quotes
+        self.lockstep = lockstep
+        self._inflight = 0
+        self._idle = threading.Condition(threading.Lock())
         self.journal_path = journal_path
         self.checkpointer: WalCheckpointer | None = None
         self._froze = False
@@ -351,6 +373,42 @@ class ThreadedRuntime:
                 return
             last = self.stats.delivered
 
+    # -- lockstep (replay) ---------------------------------------------------------------------
+
+    def _enter(self) -> None:
+        if self.lockstep:
+            with self._idle:
+                self._inflight += 1
+
+    def settled(self) -> None:
+        """One message left the system (handled, dead-lettered or conflated)."""
+        if self.lockstep:
+            with self._idle:
+                self._inflight -= 1
+                if self._inflight <= 0:
+                    self._idle.notify_all()
+
+    def on_conflated(self, _item: Any) -> None:
+        """A mailbox dropped a waiting quote for a newer one."""
+        self.stats.bump("conflated")
+        self.settled()
+
+    def wait_idle(self, stall_s: float = LOCKSTEP_STALL_S) -> bool:
+        """Block until no message is in flight; False when the timers were stopped meanwhile.
+
+        A wait that sees no delivery for ``stall_s`` wall seconds gives up (counted in
+        ``RuntimeStats.lockstep_stalls``) so a miscounted message cannot hang the run."""
+        last, since = self.stats.delivered, time.monotonic()
+        with self._idle:
+            while self._inflight > 0 and not self.timers.stopped:
+                self._idle.wait(0.2)
+                if self.stats.delivered != last:
+                    last, since = self.stats.delivered, time.monotonic()
+                elif time.monotonic() - since > stall_s:
+                    self.stats.bump("lockstep_stalls")
+                    self._inflight = 0
+        return not self.timers.stopped
+
     def shutdown(self) -> None:
         """Stop the timer thread, then every actor in reverse start order, then the journal
         checkpointer."""
@@ -389,12 +447,18 @@ class ThreadedRuntime:
         with self._lock:
             entry = self.refs.get(to)
         if entry is None:
+            if is_market(env.msg):
+                self.stats.bump("market_sent")
             self.dead_letter(env.sender, to, env, "receiver not running")
             return
         env.enq_ns = time.perf_counter_ns()
+        if is_market(env.msg):
+            self.stats.bump("market_sent")
+        self._enter()
         try:
             entry[0].tell(env)
         except ActorDeadError:
+            self.settled()
             self.dead_letter(env.sender, to, env, "receiver died")
 
     def tell(self, to: str, msg: Message, sender: str = "main") -> None:
@@ -409,7 +473,12 @@ class ThreadedRuntime:
             raise ActorDeadError(f"{to} is not running")
         msg_id = self.ids.message_id()
         env = AskEnvelope(msg, "main", msg_id, msg_id, "", time.perf_counter_ns())
-        return entry[0].ask(env, timeout=timeout)
+        self._enter()
+        try:
+            return entry[0].ask(env, timeout=timeout)
+        except ActorDeadError:
+            self.settled()
+            raise
 
     def current_correlation(self) -> str | None:
         """The correlation id of the message the calling thread's actor is handling (None
@@ -433,6 +502,9 @@ class ThreadedRuntime:
         finally:
             self._local.current = None
             self.stats.bump("delivered")
+            if is_market(env.msg):
+                self.stats.bump("market_delivered")
+            self.settled()
             if self.trace is not None:
                 end = time.perf_counter_ns()
                 self.trace.record(
@@ -451,6 +523,8 @@ class ThreadedRuntime:
     def dead_letter(self, sender: str, to: str, env: Envelope, why: str) -> None:
         """Record a message nobody will handle."""
         self.stats.bump("dead_letters")
+        if is_market(env.msg):
+            self.stats.bump("market_dead")
         self._record("dead", sender, to, env.msg, env=env, note=why)
 
     def _record(
