@@ -27,6 +27,7 @@ from cryptoj.models.orders import (
     OrderType,
     Side,
     SubmitOrder,
+    floor_to,
 )
 from cryptoj.models.risk import RiskLevel, RiskLevelChanged
 from cryptoj.models.signals import TargetWeight
@@ -46,6 +47,8 @@ from cryptoj.portfolio.ledger import Ledger
 from cryptoj.unwind.report import unwind_figures
 from cryptoj.venues.paper import PaperExchange
 from tests.stubs import FakeCtx, quote, risk_params
+
+STEP = Decimal("0.00000001")
 
 D = Decimal
 S = 1_000_000_000
@@ -175,7 +178,11 @@ def test_a_plan_is_sold_in_slices_against_the_visible_depth_one_per_fresh_quote(
         ctx.time_ns = T0 + i * MIN
         p.receive(quote(bid="6990", ask="6991", size="4", ts=ctx.time_ns), ctx)
         _execute(p, ctx, _orders(ctx)[-1], "6990", i + 1)
-    assert [o.quantity for o in _orders(ctx)] == [D(2)] * 4
+    # the mid fell 10 of 7,000.5 since the start (14.3 bps against the unwind; adverse_move_bps
+    # 50): each slice is 0.5 × (1 + 14.28 / 50) of the 4 BTC bid, no longer 2 BTC
+    faster = floor_to(D(repr(0.5 * (1 + float(D(10) / D("7000.5") * 10_000) / 50))) * 4, STEP)
+    assert faster == D("2.57138775")
+    assert [o.quantity for o in _orders(ctx)] == [D(2)] + [faster] * 3
     ctx.time_ns = T0 + 4 * MIN
     p.receive(quote(bid="6980", ask="6981", size="4", ts=ctx.time_ns), ctx)
     _execute(p, ctx, _orders(ctx)[-1], "6980", 5)
@@ -195,13 +202,17 @@ def test_after_the_deadline_the_remainder_goes_at_market(
     _execute(p, ctx, _orders(ctx)[-1], "7000", 1)
     ctx.time_ns = T0 + MIN
     p.receive(quote(bid="7000", ask="7001", size="4", ts=ctx.time_ns), ctx)
-    _execute(p, ctx, _orders(ctx)[-1], "7000", 2)
+    # books every minute, two left up to the deadline (this one included): the pace is half
+    # of the 8 BTC left, more than the depth cap of 2
+    second = _orders(ctx)[-1]
+    assert second.quantity == D(4) and "pace: 1/2" in second.reason
+    _execute(p, ctx, second, "7000", 2)
     ctx.time_ns = T0 + 2 * MIN
     p.receive(Tick(kind="unwind_deadline"), ctx)  # the deadline timer: no fresh book yet
     assert len(_orders(ctx)) == 2
     p.receive(quote(bid="6900", ask="6901", size="4", ts=ctx.time_ns), ctx)
     last = _orders(ctx)[-1]
-    assert last.quantity == D(6) and "deadline" in last.reason
+    assert last.quantity == D(4) and "deadline" in last.reason
     assert ctx.scheduled[0][1] == Tick(kind="unwind_deadline")
 
 
@@ -347,7 +358,7 @@ def test_risk_reducing_unwinds_to_the_target_exposure_largest_risk_first(
         ("BTC-USD", D(0)),
         ("ETH-USD", D(16)),
     ]
-    assert plan.deadline_ns == T0 + 21_600 * S and plan.mode == "gradual"
+    assert plan.deadline_ns == T0 + 900 * S and plan.mode == "gradual"  # max_duration_s
     assert isinstance(ctx.to("execution")[0], CancelAllOrders)  # REDUCE includes cancel
 
 
