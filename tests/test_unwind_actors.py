@@ -16,7 +16,7 @@ import pytest
 
 from cryptoj.actors.portfolio import PortfolioActor
 from cryptoj.actors.shutdown import ShutdownActor
-from cryptoj.config import Config, parse_config
+from cryptoj.config import Config, ConfigError, parse_config
 from cryptoj.journal import Journal
 from cryptoj.models.market import FeedStatus, Quote
 from cryptoj.models.orders import (
@@ -635,3 +635,36 @@ def test_plans_are_immutable_and_serialisable() -> None:
         plan.level = L.NORMAL  # type: ignore[misc]
     assert msgspec.json.decode(msgspec.json.encode(plan), type=UnwindPlan) == plan
     assert isinstance(quote(), Quote)
+
+
+def test_the_unwind_deadline_is_configured_and_validated() -> None:
+    u = Config().shutdown.unwind
+    assert (u.max_duration_s, u.adverse_move_bps, u.volatile_multiplier) == (900.0, 50.0, 2.0)
+    bad = {"max_duration_s": 0, "adverse_move_bps": -1, "volatile_multiplier": 0.5}
+    with pytest.raises(ConfigError) as e:
+        parse_config({"shutdown": {"unwind": bad}})
+    assert sorted(p.split(":")[0] for p in e.value.problems) == [
+        "shutdown.unwind.adverse_move_bps",
+        "shutdown.unwind.max_duration_s",
+        "shutdown.unwind.volatile_multiplier",
+    ]
+
+
+def test_on_minute_books_a_plan_ends_within_max_duration_s_of_market_time(
+    holder: tuple[PortfolioActor, FakeCtx],
+) -> None:
+    """10 BTC against a 4 BTC touch (slices of 2 at most by depth) with the default 900 s
+    deadline and a book every minute: paced, the last slice trades at or before the deadline."""
+    p, ctx = holder
+    p.receive(_plan(deadline_ns=T0 + 900 * S), ctx)
+    n = 0
+    while p.ledger.position("BTC-USD") > 0:
+        assert n < 30
+        if len(_orders(ctx)) > n:
+            n += 1
+            _execute(p, ctx, _orders(ctx)[-1], "7000", n)
+        ctx.time_ns += MIN
+        p.receive(quote(bid="7000", ask="7001", size="0.4", ts=ctx.time_ns), ctx)
+    assert len(_orders(ctx)) >= 10  # spread over the books up to the deadline
+    assert _orders(ctx)[-1].ts - T0 <= 900 * S  # the last slice: within the deadline
+    assert any("pace" in o.reason for o in _orders(ctx))

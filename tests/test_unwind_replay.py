@@ -12,12 +12,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sqlite3
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
+from cryptoj.config import parse_config
+from cryptoj.journal import Journal
+from cryptoj.replay import ReplayOptions, run_replay
 from tests.test_replay_cli import ROOT, cli, summary_of
 
 MARCH_2020 = ("--data", "coinbase-4h-2016-2025", "--from", "2020-02-01", "--to", "2020-04-30")
@@ -121,3 +126,57 @@ def test_the_storm_with_escalation_flatten_ends_flat_through_the_own_venue_clien
     finally:
         db.close()
     assert any(i.startswith("cj-emergency-") for i in ids)
+
+
+def test_on_4h_bars_the_programme_unwinds_within_one_bar_and_the_shortfall_is_perolds(
+    tmp_path: Path,
+) -> None:
+    """Through every actor (deterministic runtime) on the bundled Jan-2018 4 h candles with the
+    comparison's configuration: each REDUCE plan's deadline is ``max_duration_s`` (900 s) of
+    market time after its decision, every slice of it trades within one 4 h bar of the
+    decision, and ``unwind_shortfall_bps`` recomputed from the journal (start mid, fills,
+    fees) matches the summary."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        from unwind_compare import COMPARE_CONFIG, PRESETS
+    finally:
+        sys.path.remove(str(ROOT / "tools"))
+
+    start, end = PRESETS["jan-2018"]
+    journal = tmp_path / "j.sqlite"
+    summary, code = run_replay(
+        parse_config(COMPARE_CONFIG),
+        ReplayOptions(
+            data="coinbase-4h-2016-2025",
+            start=dt.date.fromisoformat(start),
+            end=dt.date.fromisoformat(end),
+            journal=str(journal),
+            trace=None,
+            seed=7,
+        ),
+    )
+    assert code == 0 and summary["invariants_ok"]
+    plans = {}
+    for ts, d in _events(journal, "unwind_plan"):
+        p = json.loads(d)
+        if p["level"] == "REDUCE" and p["queued"]:
+            plans.setdefault(p["plan"], (ts, p["deadline_ns"]))
+    assert plans
+    for ts, deadline in plans.values():
+        assert deadline - ts == 900 * 10**9
+    slices = [json.loads(d) for _, d in _events(journal, "unwind_slice")]
+    ours = [x for x in slices if x["plan"] in plans]
+    assert ours
+    for x in ours:
+        assert x["ts"] - plans[x["plan"]][0] <= 4 * 3600 * 10**9, x
+    j = Journal(str(journal))
+    try:
+        cost = base = Decimal(0)
+        for x in slices:
+            start_mid = Decimal(x["start_mid"])
+            for f in j.fills(x["client_order_id"]):
+                cost += (start_mid - f.price) * f.quantity + f.fee
+                base += start_mid * f.quantity
+    finally:
+        j.close()
+    assert summary["unwind_shortfall_bps"] == round(float(cost / base * 10_000), 4)
