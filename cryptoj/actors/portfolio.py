@@ -308,6 +308,8 @@ class PortfolioActor(Actor):
             self._latency_ns = max(self._latency_ns, ctx.now() - decided)
         if self.unwind.is_slice(client_order_id):
             self._slice_closed(client_order_id, res.product, status, ctx)
+        elif res.product in self.unwind.queue:
+            self._unwind_step(res.product, ctx)  # freed: the unwind need not wait for a book
         self._after_txn(ctx)
 
     def _slice_closed(self, client_order_id: str, product: str, status: str, ctx: Context) -> None:
