@@ -640,11 +640,18 @@ def test_plans_are_immutable_and_serialisable() -> None:
 def test_the_unwind_deadline_is_configured_and_validated() -> None:
     u = Config().shutdown.unwind
     assert (u.max_duration_s, u.adverse_move_bps, u.volatile_multiplier) == (900.0, 50.0, 2.0)
-    bad = {"max_duration_s": 0, "adverse_move_bps": -1, "volatile_multiplier": 0.5}
+    assert u.coarse_depth_multiple == 3.0
+    bad = {
+        "max_duration_s": 0,
+        "adverse_move_bps": -1,
+        "volatile_multiplier": 0.5,
+        "coarse_depth_multiple": 0,
+    }
     with pytest.raises(ConfigError) as e:
         parse_config({"shutdown": {"unwind": bad}})
     assert sorted(p.split(":")[0] for p in e.value.problems) == [
         "shutdown.unwind.adverse_move_bps",
+        "shutdown.unwind.coarse_depth_multiple",
         "shutdown.unwind.max_duration_s",
         "shutdown.unwind.volatile_multiplier",
     ]

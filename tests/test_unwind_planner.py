@@ -218,6 +218,10 @@ def test_bad_rules_are_refused() -> None:
         SliceRules(mode="twap")
     with pytest.raises(ValueError):
         SliceRules(depth_fraction=0.0)
+    with pytest.raises(ValueError, match="coarse_depth_multiple"):
+        SliceRules(coarse_depth_multiple=0.0)
+    with pytest.raises(ValueError, match="volatile_multiplier"):
+        SliceRules(volatile_multiplier=0.5)
 
 
 # -- the deadline in market time and the speed-up ---------------------------------------------
@@ -227,11 +231,17 @@ DEADLINE = 900 * S  # shutdown.unwind.max_duration_s
 
 
 def _run_unwind(
-    position: Decimal, interval: int, mids: list[Decimal] | None = None
+    position: Decimal,
+    interval: int,
+    mids: list[Decimal] | None = None,
+    *,
+    interval_known: bool = False,
 ) -> list[tuple[int, Decimal, bool]]:
     """Sell ``position`` on books every ``interval`` ns from t = 0 (the decision) through
     :func:`next_slice`, each slice filling completely; the (time, quantity, at market) of each.
-    Books hold 1 unit at the touch; ``mids`` (per book) move the price, else it stays."""
+    Books hold 1 unit at the touch; ``mids`` (per book) move the price, else it stays. The
+    interval is known from the second book on, or from the first with ``interval_known``
+    (books were seen before the decision)."""
     rules, left, out, k = SliceRules(), position, [], 0
     start = mids[0] if mids else D(100)
     while left > 0:
@@ -245,8 +255,9 @@ def _run_unwind(
             rules,
             now_ns=now,
             deadline_ns=DEADLINE,
-            interval_ns=interval if k > 0 else None,  # the interval is known from the 2nd book
+            interval_ns=interval if k > 0 or interval_known else None,
             adverse_bps=adverse_move_bps(start, mid),
+            started_ns=0,
         )
         if dec is not None:
             out.append((now, dec.quantity, dec.at_market))
@@ -267,15 +278,32 @@ def test_on_bars_finer_than_the_deadline_the_unwind_ends_within_it_paced() -> No
 
 
 def test_on_bars_coarser_than_the_deadline_the_unwind_ends_within_one_bar() -> None:
-    slices = _run_unwind(D(40), FOUR_HOURS)
     # the decision's book (interval not yet known) takes its depth cap; the next book comes
     # after the deadline and completes the unwind at market
-    assert [(t, m) for t, _, m in slices] == [(0, False), (FOUR_HOURS, True)]
-    assert sum(q for _, q, _ in slices) == D(40)
-    # with the interval known, the book in hand is the last one before the deadline: all of it
+    slices = _run_unwind(D(40), FOUR_HOURS)
+    assert slices == [(0, D("0.5"), False), (FOUR_HOURS, D("39.5"), True)]
+    # with the interval known (books seen before the decision), the decision's book is the
+    # only one before the deadline: it sells 3 × the visible top (coarse_depth_multiple) at
+    # market, and the next book the rest
+    slices = _run_unwind(D(40), FOUR_HOURS, interval_known=True)
+    assert slices == [(0, D(3), True), (FOUR_HOURS, D(37), True)]
+    rules, book = SliceRules(), [(D(100), D(1))]
+
+    def first(remaining: Decimal, adverse: float = 0.0, volatile: bool = False) -> Decimal:
+        dec = next_slice(
+            remaining, book, None, rules, now_ns=0, deadline_ns=DEADLINE,
+            interval_ns=FOUR_HOURS, adverse_bps=adverse, volatile=volatile, started_ns=0,
+        )  # fmt: skip
+        assert dec is not None and dec.at_market and "coarser than the deadline" in dec.why
+        return dec.quantity
+
+    assert first(D(2)) == D(2)  # a small position goes whole
+    assert first(D(40), volatile=True) == D(6)  # VOLATILE: × 2
+    assert first(D(40), adverse=50.0) == D(6)  # 50 bps against it: urgency 2
+    # on fine books the last one before the deadline is not the decision's: it takes it all
     dec = next_slice(
-        D(40), [(D(100), D(1))], None, SliceRules(), now_ns=0, deadline_ns=DEADLINE,
-        interval_ns=FOUR_HOURS,
+        D(40), book, None, rules, now_ns=DEADLINE - 30 * S, deadline_ns=DEADLINE,
+        interval_ns=MINUTE, started_ns=0,
     )  # fmt: skip
     assert dec is not None and dec.quantity == D(40) and dec.at_market
     assert "last book before the deadline" in dec.why

@@ -139,6 +139,7 @@ class PortfolioActor(Actor):
                 max_participation=u.max_participation,
                 adverse_move_bps=u.adverse_move_bps,
                 volatile_multiplier=u.volatile_multiplier,
+                coarse_depth_multiple=u.coarse_depth_multiple,
             ),
             int(u.stop_loss_deadline_s * 1e9),
             cfg.feed.bar_depth_fraction,

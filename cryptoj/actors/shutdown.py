@@ -222,6 +222,7 @@ class ShutdownActor(Actor):
             max_concurrent=u.max_concurrent,
             adverse_move_bps=u.adverse_move_bps,
             volatile_multiplier=u.volatile_multiplier,
+            coarse_depth_multiple=u.coarse_depth_multiple,
         )
         ctx.send(self.portfolio, self.plan)
 

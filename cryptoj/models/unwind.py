@@ -66,7 +66,8 @@ class UnwindPlan(Message, frozen=True, kw_only=True):
     holding is unwound to 0 after them. ``deadline_ns`` (clock time, market time in a replay:
     the decision plus ``shutdown.unwind.max_duration_s``): slices are paced to end by then and
     what is left goes at market. ``adverse_move_bps`` and ``volatile_multiplier`` speed the
-    slices up (:mod:`cryptoj.unwind.slicing`). ``size_multiplier`` scales new entries (the
+    slices up; ``coarse_depth_multiple`` bounds the decision's slice on bars coarser than the
+    deadline (:mod:`cryptoj.unwind.slicing`). ``size_multiplier`` scales new entries (the
     gradual re-entry after recovery).
     """
 
@@ -89,6 +90,7 @@ class UnwindPlan(Message, frozen=True, kw_only=True):
     max_concurrent: int = 1
     adverse_move_bps: float = 50.0
     volatile_multiplier: float = 2.0
+    coarse_depth_multiple: float = 3.0
 
 
 class UnwindSliceReport(Message, frozen=True, kw_only=True):

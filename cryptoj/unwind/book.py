@@ -104,6 +104,7 @@ class UnwindBook:
             max_participation=plan.max_participation,
             adverse_move_bps=plan.adverse_move_bps,
             volatile_multiplier=plan.volatile_multiplier,
+            coarse_depth_multiple=plan.coarse_depth_multiple,
         )
         items: list[UnwindItem] = []
         if plan.level.rank >= ResponseLevel.REDUCE.rank:
@@ -187,6 +188,7 @@ class UnwindBook:
             interval_ns=self.intervals.get(product),
             adverse_bps=adverse_move_bps(item.start_mid, q.mid),
             volatile=volatile,
+            started_ns=item.started_ns,
         )
         return None if decision is None else (item, decision)
 
@@ -207,9 +209,7 @@ class UnwindBook:
         """True for the order of a slice still in flight."""
         return coid in self._by_coid
 
-    def on_fill(
-        self, coid: str, quantity: Decimal, price: Decimal, fee: Decimal = ZERO
-    ) -> None:
+    def on_fill(self, coid: str, quantity: Decimal, price: Decimal, fee: Decimal = ZERO) -> None:
         """Account a fill of a slice (``fee`` in quote currency)."""
         product = self._by_coid.get(coid)
         item = self.queue.get(product) if product else None

@@ -16,10 +16,19 @@ the same liquidity twice). Its size, for ``remaining`` base units still to sell:
 between the product's last two books. So the caps and the pace rise as the price falls (and in
 the VOLATILE regime), and the pace makes the unwind end by its deadline
 (``shutdown.unwind.max_duration_s`` after the decision, market time): with ``books`` fresh
-books left it sells at least ``1/books`` of the remainder on each. On bars coarser than the
-deadline (``books`` = 1: the next book comes after it) the book in hand is the last one
-before the deadline and takes the whole remainder; what the venue's levels cannot fill goes on
-the next book, so the unwind ends within one bar. With the defaults (``depth_fraction`` 0.5 of
+books left it sells at least ``1/books`` of the remainder on each, and the last book before
+the deadline (``books`` = 1) takes the whole remainder at market.
+
+On bars coarser than the deadline (the interval between books is longer than the unwind's
+whole duration, so it only ever gets the decision's book before its deadline) that last book
+is the decision's own, and selling everything on it would walk the book deep. There the slice
+is at most ``coarse_depth_multiple × urgency`` × the visible top size (3 by default: on the
+paper venue the touch and the next two levels, within 2.5 level steps of the touch), at
+market; the next book, after the deadline, sells the rest at market, so the unwind ends
+within one bar. Waiting a bar for the deep part trades its certain impact (the fourth and
+fifth levels cost 3 and 4 steps more than the touch) for one bar of price risk; a move
+against the unwind or the VOLATILE regime raises the multiple (VOLATILE: 6, everything the
+paper venue's five levels hold). With the defaults (``depth_fraction`` 0.5 of
 the top level) and no urgency a slice never walks past the touch, so it costs half the spread;
 an order larger than the touch walks the venue's deeper, worse levels.
 
@@ -66,6 +75,7 @@ class SliceRules:
     depth_levels: int = 1  # visible levels counted for the depth cap
     adverse_move_bps: float = 50.0  # each such adverse move adds the base caps and pace once
     volatile_multiplier: float = 2.0  # caps and pace × this in the VOLATILE regime
+    coarse_depth_multiple: float = 3.0  # books further apart than the deadline: × top now
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -76,6 +86,10 @@ class SliceRules:
             raise ValueError("depth_levels must be >= 1")
         if not self.adverse_move_bps > 0:
             raise ValueError(f"adverse_move_bps must be > 0, got {self.adverse_move_bps!r}")
+        if not self.coarse_depth_multiple > 0:
+            raise ValueError(
+                f"coarse_depth_multiple must be > 0, got {self.coarse_depth_multiple!r}"
+            )
         if not self.volatile_multiplier >= 1:
             raise ValueError(f"volatile_multiplier must be >= 1, got {self.volatile_multiplier!r}")
 
@@ -121,11 +135,13 @@ def next_slice(
     interval_ns: int | None = None,
     adverse_bps: float = 0.0,
     volatile: bool = False,
+    started_ns: int | None = None,
 ) -> SliceDecision | None:
     """The next slice (module docstring), or None when there is nothing to sell or no depth.
 
     ``levels`` are the visible (price, size) levels on the bid side, best first;
-    ``interval_ns`` the market time between the product's books (None: unknown).
+    ``interval_ns`` the market time between the product's books (None: unknown);
+    ``started_ns`` when the unwind was decided (its deadline minus it is its duration).
     """
     remaining = floor_to(remaining, BASE_INCREMENT)
     if remaining <= 0:
@@ -135,12 +151,26 @@ def next_slice(
     if deadline_ns is not None and now_ns >= deadline_ns:
         return SliceDecision(remaining, True, "deadline passed: the remainder at market")
     books = books_left(now_ns, deadline_ns, interval_ns)
-    if books == 1:
-        return SliceDecision(
-            remaining, True, "last book before the deadline: the remainder at market"
-        )
     u = urgency(rules, adverse_bps, volatile)
     depth = visible_depth(levels, rules.depth_levels)
+    if books == 1:
+        coarse = (
+            started_ns is not None
+            and deadline_ns is not None
+            and interval_ns is not None
+            and interval_ns > deadline_ns - started_ns
+        )
+        if not coarse:
+            return SliceDecision(
+                remaining, True, "last book before the deadline: the remainder at market"
+            )
+        most = Decimal(repr(rules.coarse_depth_multiple * u)) * depth
+        qty = floor_to(min(remaining, most), BASE_INCREMENT)
+        why = (
+            f"bars coarser than the deadline: up to {rules.coarse_depth_multiple * u:.2f} × the "
+            "visible top now, the rest at market on the next book"
+        )
+        return SliceDecision(qty, True, why) if qty > 0 else None
     cap = Decimal(repr(rules.depth_fraction * u)) * depth
     why = f"{rules.depth_fraction:g} of visible depth {depth}"
     if recent_volume is not None and recent_volume > 0:
