@@ -156,7 +156,7 @@ def test_on_4h_bars_the_programme_unwinds_within_one_bar_and_the_shortfall_is_pe
         ),
     )
     assert code == 0 and summary["invariants_ok"]
-    plans = {}
+    plans: dict[str, tuple[int, int]] = {}
     for ts, d in _events(journal, "unwind_plan"):
         p = json.loads(d)
         if p["level"] == "REDUCE" and p["queued"]:
