@@ -200,7 +200,10 @@ class UnwindConfig(_Section, frozen=True, kw_only=True):
     mode: Literal["gradual", "immediate"] = "gradual"  # immediate: all at market at once
     priority: Literal["risk", "correlation", "size"] = "risk"  # risk = size × vol × correlation
     reduce_target_exposure: NonNegFraction = 0.05  # REDUCE: gross exposure ÷ equity to reach
-    deadline_s: PositiveFloat = 21_600.0  # after this the remainder goes at market
+    max_duration_s: PositiveFloat = 900.0  # market time: then the remainder goes at market
+    adverse_move_bps: PositiveFloat = 50.0  # each such adverse move adds the base pace once more
+    volatile_multiplier: Annotated[float, msgspec.Meta(ge=1)] = 2.0  # pace × this, VOLATILE
+    coarse_depth_multiple: PositiveFloat = 3.0  # books further apart than max_duration_s: × top
     stop_loss_deadline_s: PositiveFloat = 900.0  # the same for a stop-loss exit
     depth_fraction: Fraction = 0.5  # a slice takes at most this share of the visible top size
     max_participation: Fraction = 0.1  # ... and of the recent traded volume (one bar)

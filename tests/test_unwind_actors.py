@@ -16,7 +16,7 @@ import pytest
 
 from cryptoj.actors.portfolio import PortfolioActor
 from cryptoj.actors.shutdown import ShutdownActor
-from cryptoj.config import Config, parse_config
+from cryptoj.config import Config, ConfigError, parse_config
 from cryptoj.journal import Journal
 from cryptoj.models.market import FeedStatus, Quote
 from cryptoj.models.orders import (
@@ -27,6 +27,7 @@ from cryptoj.models.orders import (
     OrderType,
     Side,
     SubmitOrder,
+    floor_to,
 )
 from cryptoj.models.risk import RiskLevel, RiskLevelChanged
 from cryptoj.models.signals import TargetWeight
@@ -53,6 +54,8 @@ from cryptoj.portfolio.ledger import Ledger
 from cryptoj.unwind.report import unwind_figures
 from cryptoj.venues.paper import PaperExchange
 from tests.stubs import FakeCtx, quote, risk_params
+
+STEP = Decimal("0.00000001")
 
 D = Decimal
 S = 1_000_000_000
@@ -182,7 +185,11 @@ def test_a_plan_is_sold_in_slices_against_the_visible_depth_one_per_fresh_quote(
         ctx.time_ns = T0 + i * MIN
         p.receive(quote(bid="6990", ask="6991", size="4", ts=ctx.time_ns), ctx)
         _execute(p, ctx, _orders(ctx)[-1], "6990", i + 1)
-    assert [o.quantity for o in _orders(ctx)] == [D(2)] * 4
+    # the mid fell 10 of 7,000.5 since the start (14.3 bps against the unwind; adverse_move_bps
+    # 50): each slice is 0.5 × (1 + 14.28 / 50) of the 4 BTC bid, no longer 2 BTC
+    faster = floor_to(D(repr(0.5 * (1 + float(D(10) / D("7000.5") * 10_000) / 50))) * 4, STEP)
+    assert faster == D("2.57138775")
+    assert [o.quantity for o in _orders(ctx)] == [D(2)] + [faster] * 3
     ctx.time_ns = T0 + 4 * MIN
     p.receive(quote(bid="6980", ask="6981", size="4", ts=ctx.time_ns), ctx)
     _execute(p, ctx, _orders(ctx)[-1], "6980", 5)
@@ -202,13 +209,17 @@ def test_after_the_deadline_the_remainder_goes_at_market(
     _execute(p, ctx, _orders(ctx)[-1], "7000", 1)
     ctx.time_ns = T0 + MIN
     p.receive(quote(bid="7000", ask="7001", size="4", ts=ctx.time_ns), ctx)
-    _execute(p, ctx, _orders(ctx)[-1], "7000", 2)
+    # books every minute, two left up to the deadline (this one included): the pace is half
+    # of the 8 BTC left, more than the depth cap of 2
+    second = _orders(ctx)[-1]
+    assert second.quantity == D(4) and "pace: 1/2" in second.reason
+    _execute(p, ctx, second, "7000", 2)
     ctx.time_ns = T0 + 2 * MIN
     p.receive(Tick(kind="unwind_deadline"), ctx)  # the deadline timer: no fresh book yet
     assert len(_orders(ctx)) == 2
     p.receive(quote(bid="6900", ask="6901", size="4", ts=ctx.time_ns), ctx)
     last = _orders(ctx)[-1]
-    assert last.quantity == D(6) and "deadline" in last.reason
+    assert last.quantity == D(4) and "deadline" in last.reason
     assert ctx.scheduled[0][1] == Tick(kind="unwind_deadline")
 
 
@@ -354,7 +365,7 @@ def test_risk_reducing_unwinds_to_the_target_exposure_largest_risk_first(
         ("BTC-USD", D(0)),
         ("ETH-USD", D(16)),
     ]
-    assert plan.deadline_ns == T0 + 21_600 * S and plan.mode == "gradual"
+    assert plan.deadline_ns == T0 + 900 * S and plan.mode == "gradual"  # max_duration_s
     assert isinstance(ctx.to("execution")[0], CancelAllOrders)  # REDUCE includes cancel
 
 
@@ -662,3 +673,43 @@ def test_plans_are_immutable_and_serialisable() -> None:
         plan.level = L.NORMAL  # type: ignore[misc]
     assert msgspec.json.decode(msgspec.json.encode(plan), type=UnwindPlan) == plan
     assert isinstance(quote(), Quote)
+
+
+def test_the_unwind_deadline_is_configured_and_validated() -> None:
+    u = Config().shutdown.unwind
+    assert (u.max_duration_s, u.adverse_move_bps, u.volatile_multiplier) == (900.0, 50.0, 2.0)
+    assert u.coarse_depth_multiple == 3.0
+    bad = {
+        "max_duration_s": 0,
+        "adverse_move_bps": -1,
+        "volatile_multiplier": 0.5,
+        "coarse_depth_multiple": 0,
+    }
+    with pytest.raises(ConfigError) as e:
+        parse_config({"shutdown": {"unwind": bad}})
+    assert sorted(p.split(":")[0] for p in e.value.problems) == [
+        "shutdown.unwind.adverse_move_bps",
+        "shutdown.unwind.coarse_depth_multiple",
+        "shutdown.unwind.max_duration_s",
+        "shutdown.unwind.volatile_multiplier",
+    ]
+
+
+def test_on_minute_books_a_plan_ends_within_max_duration_s_of_market_time(
+    holder: tuple[PortfolioActor, FakeCtx],
+) -> None:
+    """10 BTC against a 4 BTC touch (slices of 2 at most by depth) with the default 900 s
+    deadline and a book every minute: paced, the last slice trades at or before the deadline."""
+    p, ctx = holder
+    p.receive(_plan(deadline_ns=T0 + 900 * S), ctx)
+    n = 0
+    while p.ledger.position("BTC-USD") > 0:
+        assert n < 30
+        if len(_orders(ctx)) > n:
+            n += 1
+            _execute(p, ctx, _orders(ctx)[-1], "7000", n)
+        ctx.time_ns += MIN
+        p.receive(quote(bid="7000", ask="7001", size="0.4", ts=ctx.time_ns), ctx)
+    assert len(_orders(ctx)) >= 10  # spread over the books up to the deadline
+    assert _orders(ctx)[-1].ts - T0 <= 900 * S  # the last slice: within the deadline
+    assert any("pace" in o.reason for o in _orders(ctx))

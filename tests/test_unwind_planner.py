@@ -13,8 +13,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cryptoj.config import MonitorConfig, RecoveryConfig
+from cryptoj.models.market import Quote
 from cryptoj.models.risk import RiskLevel, RiskParameters
-from cryptoj.models.unwind import ExposureView, MonitorReport, ResponseLevel
+from cryptoj.models.unwind import (
+    ExposureView,
+    MonitorReport,
+    ResponseLevel,
+    UnwindPlan,
+    UnwindTarget,
+)
+from cryptoj.unwind.book import UnwindBook
 from cryptoj.unwind.monitors import Monitors, monitor_report
 from cryptoj.unwind.priority import (
     Exposure,
@@ -25,7 +33,14 @@ from cryptoj.unwind.priority import (
 )
 from cryptoj.unwind.queue import UnwindItem, UnwindQueue
 from cryptoj.unwind.response import Programme
-from cryptoj.unwind.slicing import SliceRules, next_slice, slippage_bps
+from cryptoj.unwind.slicing import (
+    SliceRules,
+    adverse_move_bps,
+    books_left,
+    next_slice,
+    slippage_bps,
+    urgency,
+)
 
 D = Decimal
 S = 1_000_000_000
@@ -203,6 +218,188 @@ def test_bad_rules_are_refused() -> None:
         SliceRules(mode="twap")
     with pytest.raises(ValueError):
         SliceRules(depth_fraction=0.0)
+    with pytest.raises(ValueError, match="coarse_depth_multiple"):
+        SliceRules(coarse_depth_multiple=0.0)
+    with pytest.raises(ValueError, match="volatile_multiplier"):
+        SliceRules(volatile_multiplier=0.5)
+
+
+# -- the deadline in market time and the speed-up ---------------------------------------------
+
+MINUTE, FOUR_HOURS = 60 * S, 4 * 3600 * S
+DEADLINE = 900 * S  # shutdown.unwind.max_duration_s
+
+
+def _run_unwind(
+    position: Decimal,
+    interval: int,
+    mids: list[Decimal] | None = None,
+    *,
+    interval_known: bool = False,
+) -> list[tuple[int, Decimal, bool]]:
+    """Sell ``position`` on books every ``interval`` ns from t = 0 (the decision) through
+    :func:`next_slice`, each slice filling completely; the (time, quantity, at market) of each.
+    Books hold 1 unit at the touch; ``mids`` (per book) move the price, else it stays. The
+    interval is known from the second book on, or from the first with ``interval_known``
+    (books were seen before the decision)."""
+    rules, left, out, k = SliceRules(), position, [], 0
+    start = mids[0] if mids else D(100)
+    while left > 0:
+        assert k < 1000, "the unwind never ends"
+        now = k * interval
+        mid = mids[min(k, len(mids) - 1)] if mids else D(100)
+        dec = next_slice(
+            left,
+            [(mid - D("0.05"), D(1))],
+            None,
+            rules,
+            now_ns=now,
+            deadline_ns=DEADLINE,
+            interval_ns=interval if k > 0 or interval_known else None,
+            adverse_bps=adverse_move_bps(start, mid),
+            started_ns=0,
+        )
+        if dec is not None:
+            out.append((now, dec.quantity, dec.at_market))
+            left -= dec.quantity
+        k += 1
+    return out
+
+
+def test_on_bars_finer_than_the_deadline_the_unwind_ends_within_it_paced() -> None:
+    slices = _run_unwind(D(40), MINUTE)  # 40 units, 0.5 a book at the touch: 80 books
+    assert sum(q for _, q, _ in slices) == D(40)
+    assert slices[-1][0] <= DEADLINE  # ended within max_duration_s of market time
+    assert slices[0][1] == D("0.5")  # first book: interval unknown, the depth cap
+    # then the pace: 1/15 of the remainder at 60 s, 1/14 at 120 s, ... (above the depth cap)
+    assert slices[1] == (MINUTE, (D("39.5") / 15).quantize(D("0.00000001"), "ROUND_DOWN"), False)
+    assert all(not m for t, _, m in slices if t < DEADLINE)
+    assert len(slices) == 16 and slices[-1][2]  # the book at the deadline takes the rest
+
+
+def test_on_bars_coarser_than_the_deadline_the_unwind_ends_within_one_bar() -> None:
+    # the decision's book (interval not yet known) takes its depth cap; the next book comes
+    # after the deadline and completes the unwind at market
+    slices = _run_unwind(D(40), FOUR_HOURS)
+    assert slices == [(0, D("0.5"), False), (FOUR_HOURS, D("39.5"), True)]
+    # with the interval known (books seen before the decision), the decision's book is the
+    # only one before the deadline: it sells 3 × the visible top (coarse_depth_multiple) at
+    # market, and the next book the rest
+    slices = _run_unwind(D(40), FOUR_HOURS, interval_known=True)
+    assert slices == [(0, D(3), True), (FOUR_HOURS, D(37), True)]
+    rules, book = SliceRules(), [(D(100), D(1))]
+
+    def first(remaining: Decimal, adverse: float = 0.0, volatile: bool = False) -> Decimal:
+        dec = next_slice(
+            remaining, book, None, rules, now_ns=0, deadline_ns=DEADLINE,
+            interval_ns=FOUR_HOURS, adverse_bps=adverse, volatile=volatile, started_ns=0,
+        )  # fmt: skip
+        assert dec is not None and dec.at_market and "coarser than the deadline" in dec.why
+        return dec.quantity
+
+    assert first(D(2)) == D(2)  # a small position goes whole
+    assert first(D(40), volatile=True) == D(6)  # VOLATILE: × 2
+    assert first(D(40), adverse=50.0) == D(6)  # 50 bps against it: urgency 2
+    # on fine books the last one before the deadline is not the decision's: it takes it all
+    dec = next_slice(
+        D(40), book, None, rules, now_ns=DEADLINE - 30 * S, deadline_ns=DEADLINE,
+        interval_ns=MINUTE, started_ns=0,
+    )  # fmt: skip
+    assert dec is not None and dec.quantity == D(40) and dec.at_market
+    assert "last book before the deadline" in dec.why
+
+
+def test_books_left_counts_the_books_up_to_the_deadline_in_market_time() -> None:
+    assert books_left(0, DEADLINE, MINUTE) == 16
+    assert books_left(14 * MINUTE + 1, DEADLINE, MINUTE) == 1
+    assert books_left(0, DEADLINE, FOUR_HOURS) == 1
+    assert books_left(0, None, MINUTE) is None and books_left(0, DEADLINE, None) is None
+
+
+def test_the_unwind_speeds_up_when_the_price_moves_against_it() -> None:
+    rules = SliceRules(depth_fraction=0.5, max_participation=0.1, adverse_move_bps=50.0)
+    book = [(D(99), D(4))]
+
+    def size(adverse: float, volatile: bool = False) -> Decimal:
+        dec = next_slice(
+            D(100), book, None, rules, now_ns=0, deadline_ns=None, adverse_bps=adverse,
+            volatile=volatile,
+        )  # fmt: skip
+        assert dec is not None
+        return dec.quantity
+
+    assert size(0.0) == D(2)  # half the touch
+    assert size(100.0) == D(6)  # 100 bps against: urgency 1 + 100 / 50 = 3
+    assert size(0.0, volatile=True) == D(4)  # VOLATILE: × volatile_multiplier 2
+    assert size(-300.0) == D(2)  # a move in the unwind's favour does not slow it below base
+    assert adverse_move_bps(D(100), D(99)) == pytest.approx(100.0)
+    assert adverse_move_bps(D(100), D(101)) == 0.0 and adverse_move_bps(None, D(1)) == 0.0
+    # with the pace binding (1-minute books, 10 left, a thin touch), a fall raises the pace too
+    paced = next_slice(
+        D(10), [(D(99), D(1))], None, rules, now_ns=10 * MINUTE, deadline_ns=DEADLINE,
+        interval_ns=MINUTE, adverse_bps=100.0,
+    )  # fmt: skip
+    assert paced is not None and paced.quantity == D(5)  # 10 × 3 / 6 books left
+
+
+def test_a_falling_price_ends_the_unwind_sooner() -> None:
+    flat = _run_unwind(D(40), MINUTE)
+    falling = _run_unwind(D(40), MINUTE, [D(100) - D("0.5") * k for k in range(100)])
+    assert falling[-1][0] < flat[-1][0] and len(falling) < len(flat)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    adverse=st.floats(0, 2_000),
+    more=st.floats(0, 2_000),
+    volatile=st.booleans(),
+    remaining=st.decimals(D(1), D(1_000), places=8),
+)
+def test_urgency_never_shrinks_a_slice_as_the_move_against_it_grows(
+    adverse: float, more: float, volatile: bool, remaining: Decimal
+) -> None:
+    rules = SliceRules()
+    assert urgency(rules, adverse, volatile) >= 1
+
+    def size(a: float) -> Decimal:
+        dec = next_slice(
+            remaining, [(D(99), D(3))], D(50), rules, now_ns=0, deadline_ns=DEADLINE,
+            interval_ns=MINUTE, adverse_bps=a, volatile=volatile,
+        )  # fmt: skip
+        assert dec is not None
+        return dec.quantity
+
+    assert size(adverse) <= size(adverse + more) <= remaining
+
+
+def test_the_book_tracks_the_interval_and_the_move_since_the_unwind_started() -> None:
+    book = UnwindBook(SliceRules(), 900 * S, 0.05)
+
+    def q(ts: int, mid: int) -> Quote:
+        return Quote(
+            ts=ts, product="BTC-USD", bid=D(mid) - D("0.5"), ask=D(mid) + D("0.5"),
+            bid_size=D(4), ask_size=D(4),
+        )  # fmt: skip
+
+    book.on_quote(q(0, 1000))
+    plan = UnwindPlan(
+        ts=0, plan_id="p", level=L.FLATTEN, trigger="t", reason="r",
+        targets=(UnwindTarget(product="BTC-USD", quantity=D(0), priority=1.0),),
+        deadline_ns=DEADLINE, depth_fraction=0.5,
+    )  # fmt: skip
+    assert book.apply_plan(plan, {"BTC-USD": D(100)}, {"BTC-USD": D(1000)}, 0) == ["BTC-USD"]
+    due = book.due("BTC-USD", D(100), q(0, 1000), 0)
+    assert due is not None and due[1].quantity == D(2)  # interval unknown: half the touch
+    book.sent(due[0], "c1", due[1], q(0, 1000), 0)
+    book.on_fill("c1", D(2), D("999.5"), D("1.2"))
+    report = book.on_close("c1", D(98), D(1000), "FILLED", 0)
+    assert report is not None and report.fee == D("1.2")
+    # shortfall with the fee: (1000 − (1999 − 1.2) / 2) / 1000 = 11 bps; slippage 5 bps
+    assert report.shortfall_bps == pytest.approx(11.0) and report.slippage_bps == pytest.approx(5)
+    book.on_quote(q(4 * 3600 * S, 990))  # 4 h later, 100 bps lower: past the deadline
+    assert book.intervals["BTC-USD"] == 4 * 3600 * S
+    due = book.due("BTC-USD", D(98), q(4 * 3600 * S, 990), 4 * 3600 * S)
+    assert due is not None and due[1].quantity == D(98) and due[1].at_market
 
 
 @settings(max_examples=300, deadline=None)

@@ -134,7 +134,12 @@ class PortfolioActor(Actor):
         u = cfg.shutdown.unwind
         self.unwind = UnwindBook(
             SliceRules(
-                mode=u.mode, depth_fraction=u.depth_fraction, max_participation=u.max_participation
+                mode=u.mode,
+                depth_fraction=u.depth_fraction,
+                max_participation=u.max_participation,
+                adverse_move_bps=u.adverse_move_bps,
+                volatile_multiplier=u.volatile_multiplier,
+                coarse_depth_multiple=u.coarse_depth_multiple,
             ),
             int(u.stop_loss_deadline_s * 1e9),
             cfg.feed.bar_depth_fraction,
@@ -249,7 +254,7 @@ class PortfolioActor(Actor):
             return  # a re-sent fill (reconciliation); already applied
         self.ledger.apply_fill(fill)
         if self.unwind.is_slice(fill.client_order_id):
-            self.unwind.on_fill(fill.client_order_id, fill.quantity, fill.price)
+            self.unwind.on_fill(fill.client_order_id, fill.quantity, fill.price, fill.fee)
         self._send_snapshot(fill.ts, ctx)
 
     def _handle_order_closed(self, msg: OrderClosed, ctx: Context) -> None:
@@ -304,6 +309,8 @@ class PortfolioActor(Actor):
             self._latency_ns = max(self._latency_ns, ctx.now() - decided)
         if self.unwind.is_slice(client_order_id):
             self._slice_closed(client_order_id, res.product, status, ctx)
+        elif res.product in self.unwind.queue:
+            self._unwind_step(res.product, ctx)  # freed: the unwind need not wait for a book
         self._after_txn(ctx)
 
     def _slice_closed(self, client_order_id: str, product: str, status: str, ctx: Context) -> None:
@@ -366,7 +373,8 @@ class PortfolioActor(Actor):
             self._plan_done(ctx)
             self._step_all(ctx)
             return
-        due = self.unwind.due(product, holding, q, ctx.now())
+        volatile = self.params is not None and (product, "VOLATILE") in self.params.regimes
+        due = self.unwind.due(product, holding, q, ctx.now(), volatile=volatile)
         if due is None:
             return
         item, decision = due

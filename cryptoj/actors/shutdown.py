@@ -205,7 +205,7 @@ class ShutdownActor(Actor):
                 UnwindTarget(product=t.product, quantity=t.quantity, priority=t.priority)
                 for t in found
             )
-            deadline = ctx.now() + int(u.deadline_s * S)
+            deadline = ctx.now() + int(u.max_duration_s * S)  # market time in a replay
             old = self.plan
             if old is not None and old.deadline_ns is not None and old.level.rank >= L.REDUCE.rank:
                 deadline = min(deadline, old.deadline_ns)  # an escalation never extends it
@@ -226,6 +226,9 @@ class ShutdownActor(Actor):
             depth_fraction=u.depth_fraction,
             max_participation=u.max_participation,
             max_concurrent=u.max_concurrent,
+            adverse_move_bps=u.adverse_move_bps,
+            volatile_multiplier=u.volatile_multiplier,
+            coarse_depth_multiple=u.coarse_depth_multiple,
         )
         ctx.send(self.portfolio, self.plan)
 

@@ -63,8 +63,12 @@ class UnwindPlan(Message, frozen=True, kw_only=True):
     """Shutdown → Portfolio: the programme in force (immutable; the newest plan replaces all).
 
     ``targets`` are in priority order (first = unwound first). ``flatten_rest``: any other
-    holding is unwound to 0 after them. ``deadline_ns`` (clock time): what is left then goes
-    at market. ``size_multiplier`` scales new entries (the gradual re-entry after recovery).
+    holding is unwound to 0 after them. ``deadline_ns`` (clock time, market time in a replay:
+    the decision plus ``shutdown.unwind.max_duration_s``): slices are paced to end by then and
+    what is left goes at market. ``adverse_move_bps`` and ``volatile_multiplier`` speed the
+    slices up; ``coarse_depth_multiple`` bounds the decision's slice on bars coarser than the
+    deadline (:mod:`cryptoj.unwind.slicing`). ``size_multiplier`` scales new entries (the
+    gradual re-entry after recovery).
     """
 
     plan_id: str
@@ -84,14 +88,18 @@ class UnwindPlan(Message, frozen=True, kw_only=True):
     depth_fraction: float = 0.5
     max_participation: float = 0.1
     max_concurrent: int = 1
+    adverse_move_bps: float = 50.0
+    volatile_multiplier: float = 2.0
+    coarse_depth_multiple: float = 3.0
 
 
 class UnwindSliceReport(Message, frozen=True, kw_only=True):
     """Portfolio → Shutdown: one slice of an unwind ended (its order closed).
 
     ``slippage_bps`` is against the mid when the slice was decided (positive = received less);
-    ``shortfall_bps`` against the mid when the product's unwind started (includes the drift
-    while waiting). ``remaining_*`` is what is left to unwind of the product after it.
+    ``shortfall_bps`` against the mid when the product's unwind started, fees included
+    (implementation shortfall: includes the drift while waiting). ``fee`` is the slice's fees
+    in quote currency. ``remaining_*`` is what is left to unwind of the product after it.
     """
 
     plan_id: str
@@ -110,6 +118,7 @@ class UnwindSliceReport(Message, frozen=True, kw_only=True):
     at_market: bool
     status: str
     started_ns: int
+    fee: Decimal = Decimal(0)
 
 
 class UnwindComplete(Message, frozen=True, kw_only=True):

@@ -6,10 +6,12 @@ Pure bookkeeping; the actor does the I/O (check-and-reserve, journal, send). Per
    (:meth:`~cryptoj.unwind.queue.UnwindQueue.active`), with no slice in flight, on a quote no
    earlier slice used, while the position is above the target; its size from
    :func:`~cryptoj.unwind.slicing.next_slice` against the quote's bid size (the visible
-   depth) and the recent volume.
+   depth), the recent volume, the market time between the product's books (the pace to the
+   deadline), the move against the unwind since it started and the volatility regime.
 2. :meth:`UnwindBook.sent` / :meth:`UnwindBook.on_fill` / :meth:`UnwindBook.on_close` — the
    slice's order, its fills, and the :class:`~cryptoj.models.unwind.UnwindSliceReport` when
-   it closes (fill, slippage against the arrival mid, remaining exposure).
+   it closes (fill, fees, slippage against the arrival mid, implementation shortfall against
+   the mid when the product's unwind started, remaining exposure).
 3. :meth:`UnwindBook.settle` — drop an item whose target is reached;
    :meth:`UnwindBook.completed_plan` — a plan whose items are all done, reported once.
 
@@ -26,7 +28,13 @@ from decimal import Decimal
 from cryptoj.models.market import Bar, Quote
 from cryptoj.models.unwind import ResponseLevel, UnwindPlan, UnwindSliceReport
 from cryptoj.unwind.queue import SliceInFlight, UnwindItem, UnwindQueue
-from cryptoj.unwind.slicing import SliceDecision, SliceRules, next_slice, slippage_bps
+from cryptoj.unwind.slicing import (
+    SliceDecision,
+    SliceRules,
+    adverse_move_bps,
+    next_slice,
+    slippage_bps,
+)
 
 ZERO = Decimal(0)
 
@@ -44,6 +52,8 @@ class UnwindBook:
         self.plan: UnwindPlan | None = None
         self.queue = UnwindQueue()
         self.volumes: dict[str, Decimal] = {}
+        self.last_ts: dict[str, int] = {}  # product → timestamp of its latest book
+        self.intervals: dict[str, int] = {}  # product → market time between its last two books
         self._bar_volume: set[str] = set()
         self._by_coid: dict[str, str] = {}
         self._completed: set[str] = set()
@@ -92,6 +102,9 @@ class UnwindBook:
             mode=plan.mode,
             depth_fraction=plan.depth_fraction,
             max_participation=plan.max_participation,
+            adverse_move_bps=plan.adverse_move_bps,
+            volatile_multiplier=plan.volatile_multiplier,
+            coarse_depth_multiple=plan.coarse_depth_multiple,
         )
         items: list[UnwindItem] = []
         if plan.level.rank >= ResponseLevel.REDUCE.rank:
@@ -141,16 +154,24 @@ class UnwindBook:
         self._bar_volume.add(bar.product)
 
     def on_quote(self, q: Quote) -> None:
-        """For a modelled quote (and no bars), infer the bar volume it was modelled from."""
+        """Track the interval between the product's books; for a modelled quote (and no bars),
+        infer the bar volume it was modelled from."""
+        last = self.last_ts.get(q.product)
+        if last is not None and q.ts > last:
+            self.intervals[q.product] = q.ts - last
+        if last is None or q.ts > last:
+            self.last_ts[q.product] = q.ts
         if q.derived and q.product not in self._bar_volume and self.bar_depth_fraction > 0:
             self.volumes[q.product] = q.bid_size / self.bar_depth_fraction
 
     # -- slices ---------------------------------------------------------------------------
 
     def due(
-        self, product: str, holding: Decimal, q: Quote, now_ns: int
+        self, product: str, holding: Decimal, q: Quote, now_ns: int, *, volatile: bool = False
     ) -> tuple[UnwindItem, SliceDecision] | None:
-        """The slice to send now for ``product``, if one is due (module docstring)."""
+        """The slice to send now for ``product``, if one is due (module docstring).
+
+        ``volatile``: the product is in the VOLATILE regime (the slices speed up)."""
         item = self.queue.get(product)
         if item is None or item.inflight is not None or q.ts <= item.last_quote_ts:
             return None
@@ -164,6 +185,10 @@ class UnwindBook:
             rules,
             now_ns=now_ns,
             deadline_ns=item.deadline_ns,
+            interval_ns=self.intervals.get(product),
+            adverse_bps=adverse_move_bps(item.start_mid, q.mid),
+            volatile=volatile,
+            started_ns=item.started_ns,
         )
         return None if decision is None else (item, decision)
 
@@ -184,13 +209,14 @@ class UnwindBook:
         """True for the order of a slice still in flight."""
         return coid in self._by_coid
 
-    def on_fill(self, coid: str, quantity: Decimal, price: Decimal) -> None:
-        """Account a fill of a slice."""
+    def on_fill(self, coid: str, quantity: Decimal, price: Decimal, fee: Decimal = ZERO) -> None:
+        """Account a fill of a slice (``fee`` in quote currency)."""
         product = self._by_coid.get(coid)
         item = self.queue.get(product) if product else None
         if item is not None and item.inflight and item.inflight.client_order_id == coid:
             item.inflight.filled += quantity
             item.inflight.value += quantity * price
+            item.inflight.fee += fee
 
     def on_close(
         self, coid: str, holding: Decimal, mid: Decimal, status: str, now_ns: int
@@ -204,6 +230,8 @@ class UnwindBook:
         avg = s.average_price
         start = item.start_mid if item.start_mid is not None else s.arrival_mid
         remaining = max(ZERO, holding - item.target)
+        # implementation shortfall: the fees lower what the slice realised
+        net = (s.value - s.fee) / s.filled if s.filled > 0 else None
         return UnwindSliceReport(
             ts=now_ns,
             plan_id=item.plan_id,
@@ -216,12 +244,13 @@ class UnwindBook:
             arrival_mid=s.arrival_mid,
             start_mid=start,
             slippage_bps=slippage_bps(s.arrival_mid, avg) if avg is not None else 0.0,
-            shortfall_bps=slippage_bps(start, avg) if avg is not None else 0.0,
+            shortfall_bps=slippage_bps(start, net) if net is not None else 0.0,
             remaining_quantity=remaining,
             remaining_exposure=remaining * mid,
             at_market=s.at_market,
             status=status,
             started_ns=item.started_ns,
+            fee=s.fee,
         )
 
     def settle(self, product: str, holding: Decimal) -> bool:

@@ -32,6 +32,7 @@ class SliceInFlight:
     decided_ns: int
     filled: Decimal = ZERO
     value: Decimal = ZERO  # Σ fill quantity × price
+    fee: Decimal = ZERO  # Σ fill fees, quote currency
 
     @property
     def average_price(self) -> Decimal | None:
