@@ -115,6 +115,7 @@ class _Host(pykka.ThreadingActor):
         self.report_exit = True
         self._reported = False
         self._lock = threading.Lock()
+        self.started = threading.Event()  # set when on_start has returned (or raised)
         rt.refs[name] = (self.actor_ref, self)  # before the thread starts: never a stale ref
 
     def _create_actor_inbox(self) -> queue.Queue[Any]:  # type: ignore[override]
@@ -124,7 +125,10 @@ class _Host(pykka.ThreadingActor):
         return ConflatingInbox(on_drop=self.rt.on_conflated)
 
     def on_start(self) -> None:
-        self.behaviour.on_start(self.ctx)
+        try:
+            self.behaviour.on_start(self.ctx)
+        finally:
+            self.started.set()
 
     def on_stop(self) -> None:
         self.behaviour.on_stop(self.ctx)
@@ -293,11 +297,18 @@ class ThreadedRuntime:
                 self.stats.bump("restarts")
             self.generations[name] = gen
             _Host.start(self, name, reg.factory(), gen)
+            host = self.refs[name][1]  # on_exit needs this lock to remove it: still here
             if name not in self.start_order:
                 self.start_order.append(name)
         self._record(
             "start", reg.parent, name, ChildStarted(ts=self.clock.now(), name=name, generation=gen)
         )
+        if any(r.parent == name for r in self.registry.values()):
+            # A supervisor: its on_start starts (registers) its children. Waiting for it makes
+            # the tree's start order hold across threads, so the feed, started last, never
+            # sends to a consumer that does not exist yet (outside the lock: its on_start
+            # starts children through this method).
+            host.started.wait(ASK_TIMEOUT_S)
         return gen
 
     def start_tree(self) -> None:
