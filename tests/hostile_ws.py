@@ -6,7 +6,8 @@ every subscribe, beats every ``heartbeat_s``, and answers a level2 subscribe wit
 (bid 100 / ask 101) and a ticker subscribe with one ticker per product. On top of that a test
 can push any frame: an enveloped frame with the next sequence number (:meth:`send_frame`) or
 raw bytes as they are (:meth:`send_raw`). ``hold_snapshots`` keeps the answers to level2 and
-ticker subscribes back until :meth:`release` (so a test sees the product stale before it recovers).
+ticker subscribes back, ``hold_acks`` the subscription acknowledgements, until :meth:`release`
+(so a test sees the product stale, or the connection not live, before it recovers).
 
 Framing and the handshake reuse the fake exchange's wire helpers (read-only).
 """
@@ -71,6 +72,7 @@ class HostileServer:
         self.port: int = self.sock.getsockname()[1]
         self.url = f"ws://127.0.0.1:{self.port}"
         self.hold_snapshots = False
+        self.hold_acks = False
         self.connections = 0
         self.subscribes: list[dict[str, Any]] = []
         self._held: list[tuple[str, str]] = []
@@ -105,6 +107,7 @@ class HostileServer:
         """Send the snapshots held back while ``hold_snapshots`` was set, and stop holding."""
         with self._lock:
             self.hold_snapshots = False
+            self.hold_acks = False
         self._out.put(b"RELEASE")
 
     # -- the server -----------------------------------------------------------------------------
@@ -164,6 +167,7 @@ class HostileServer:
                 frame(channel, [{"type": "snapshot", "tickers": [good_ticker(product)]}])
 
         next_beat = 0.0
+        ack_held = False
         while not self._stop.is_set():
             ready, _, _ = select.select([conn], [], [], 0.01)
             if ready:
@@ -190,7 +194,10 @@ class HostileServer:
                         subs[ch] = sorted(set(subs.get(ch, [])) | set(products))
                         if ch == "heartbeats":
                             subs[ch] = ["heartbeats"]
-                        frame("subscriptions", [{"subscriptions": dict(subs)}])
+                        if self.hold_acks:
+                            ack_held = True
+                        else:
+                            frame("subscriptions", [{"subscriptions": dict(subs)}])
                         if ch in ("level2", "ticker", "ticker_batch"):
                             with self._lock:
                                 hold = self.hold_snapshots
@@ -205,6 +212,9 @@ class HostileServer:
                 except queue.Empty:
                     break
                 if item == b"RELEASE":
+                    if ack_held:
+                        ack_held = False
+                        frame("subscriptions", [{"subscriptions": dict(subs)}])
                     with self._lock:
                         held, self._held = self._held, []
                     for ch, p in dict.fromkeys(held):

@@ -10,18 +10,25 @@ bad value reaches the callback, and the product recovers by resync. Every wait i
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 from loguru import logger
 
 from cryptoj.adapters.coinbase import CoinbaseFeed, CoinbaseFeedConfig
+from cryptoj.config import parse_config
+from cryptoj.daemon import Daemon
 from cryptoj.models.market import FeedStatus, Quote, Trade
+from cryptoj.ops.config import OpsConfig
 from tests.hostile_ws import TIMESTAMP, HostileServer, good_ticker
 from tests.test_coinbase_failover import closed_port
 from tests.test_coinbase_fake import Recorder, wait_until
+from tests.test_feed_ops import _samples
+from tests.test_ops import get_json, poll
 
 PRODUCTS = ["BTC-USD", "ETH-USD"]
 DEADLINE_S = 20.0
@@ -33,7 +40,7 @@ def feed_config(server: HostileServer, **kw: Any) -> CoinbaseFeedConfig:
         "ws_urls": (server.url,),
         "rest_url": f"http://127.0.0.1:{closed_port()}",
         "heartbeat_timeout_s": 5.0,
-        "subscribe_ack_timeout_s": 5.0,
+        "subscribe_ack_timeout_s": 60.0,
         "resync_timeout_s": 60.0,
         "book_stale_s": 0.0,
         "ping_interval_s": 0.0,
@@ -285,13 +292,13 @@ def test_a_crashing_connection_thread_is_logged_counted_stale_and_restarted(
             raise RuntimeError("injected fault in the connection thread")
         return real_tick(now)
 
-    server.hold_snapshots = True  # keep the restarted connection stale until released
+    server.hold_snapshots = server.hold_acks = True  # restarting, then stale, until released
     mark = len(rec.events)
     session.tick = tick  # type: ignore[method-assign]
     assert wait_until(lambda: conn.crashes == 1, DEADLINE_S)
     st = feed.status()
     assert st["thread_crashes"] == 1 and conn.is_alive()
-    assert st["state"] in ("restarting", "stale"), st["state"]
+    assert st["state"] == "restarting" and st["restarting"] == ["cb0"], st["state"]
     assert set(st["stale_products"]) == set(PRODUCTS)
     assert any(h["state"] == "crashed" for h in st["history"])
     with rec.lock:
@@ -304,3 +311,101 @@ def test_a_crashing_connection_thread_is_logged_counted_stale_and_restarted(
         lambda: feed.state() == "healthy" and recovered_after(rec, mark, PRODUCTS), DEADLINE_S
     ), feed.status()
     assert conn.lives >= 2 and not conn.restarting
+
+
+def test_daemon_ready_health_status_and_metrics_report_a_hostile_frame_and_a_crash(
+    tmp_path: Path, server: HostileServer
+) -> None:
+    cfg = parse_config(
+        {
+            "feed": {
+                "source": "coinbase",
+                "products": PRODUCTS,
+                "tick_bar_size": 4,
+                "coinbase": {
+                    "ws_urls": [server.url],
+                    "rest_url": f"http://127.0.0.1:{closed_port()}",
+                    "auth": "never",
+                    "heartbeat_timeout_s": 5.0,
+                    "subscribe_ack_timeout_s": 60.0,
+                    "resync_timeout_s": 60.0,
+                    "book_stale_s": 0.0,
+                    "ping_interval_s": 0.0,
+                    "backoff_min_s": 0.05,
+                    "backoff_max_s": 0.2,
+                    "backfill_trades": False,
+                    "rest_poll": False,
+                },
+            },
+            "journal": {"path": str(tmp_path / "journal.sqlite")},
+            "trace": {"enabled": False},
+            "strategy": {"fast_period": 2, "slow_period": 3},
+        }
+    )
+    d = Daemon(cfg, ops=OpsConfig(port=0))
+    result: dict[str, int] = {}
+    thread = threading.Thread(target=lambda: result.setdefault("code", d.run()), daemon=True)
+    thread.start()
+    try:
+        assert d.ready.wait(30), "daemon did not start"
+        assert d.endpoint is not None and d.ctx is not None
+        port = d.endpoint.port
+
+        def ready() -> tuple[int, dict[str, Any]]:
+            code, body = get_json(port, "/ready")
+            return code, body["checks"]["feed"]
+
+        def feed() -> dict[str, Any]:
+            return dict(get_json(port, "/status")[1]["feed"])
+
+        poll(lambda: ready()[1]["ok"], "feed ready")
+
+        # a NaN level2 price: dropped, counted, BTC stale → /ready 503 until the resync
+        server.hold_snapshots = True
+        server.send_frame("l2_data", l2_update("BTC-USD", "bid", "NaN", "1"))
+        code, check = poll(lambda: (r := ready())[0] == 503 and r, "not ready while stale")
+        assert check == {"ok": False, "detail": "stale"}
+        f = feed()
+        assert f["dropped"]["nonfinite_price"] == 1 and f["stale_products"] == ["BTC-USD"]
+        poll(lambda: "stale" in [h["event"] for h in feed()["history"] if h["source"] == "actor"],
+             "the FeedActor saw the stale status (it forwards it to the portfolio)")  # fmt: skip
+        m = _samples(port)
+        lbl = (("feed", "coinbase"), ("reason", "nonfinite_price"))
+        assert m[("cryptoj_feed_frames_dropped_total", lbl)] == 1
+        server.release()
+        poll(lambda: ready()[1]["ok"], "ready again after the resync")
+
+        # a connection thread that raises: /health degraded, /ready 503, restarted
+        live_feed = d.ctx.live_feed
+        assert isinstance(live_feed, CoinbaseFeed)
+        conn = live_feed.connections[0]
+        real_tick = conn.session.tick
+        armed = [True]
+
+        def tick(now: int) -> Any:
+            if armed[0]:
+                armed[0] = False
+                raise RuntimeError("injected fault")
+            return real_tick(now)
+
+        server.hold_snapshots = server.hold_acks = True
+        conn.session.tick = tick  # type: ignore[method-assign]
+        poll(lambda: conn.crashes == 1, "the connection thread crashed")
+        code, check = ready()
+        assert code == 503 and check == {"ok": False, "detail": "restarting"}
+        code, health = get_json(port, "/health")
+        assert code == 200 and health["status"] == "degraded" and health["feed"] == "restarting"
+        assert feed()["thread_crashes"] == 1
+        server.release()
+        poll(lambda: ready()[1]["ok"], "ready again after the restart")
+        code, health = get_json(port, "/health")
+        assert code == 200 and health["feed"] == "healthy"
+        m = _samples(port)
+        assert m[("cryptoj_feed_thread_crashes_total", (("feed", "coinbase"),))] == 1
+        actors = get_json(port, "/status")[1]["actors"]
+        feed_actor = [a for a in actors if a["name"] == "feed"]
+        assert feed_actor and feed_actor[0]["restarts"] == 0
+    finally:
+        d.request_stop("test over")
+        thread.join(30)
+    assert not thread.is_alive() and result.get("code") == 0
