@@ -81,7 +81,10 @@ def run(
         feed = CoinbaseFeed(feed_config(server, **kw), PRODUCTS, rec, seed=1)
         feeds.append(feed)
         feed.start()
-        assert wait_until(lambda: feed.state() == "healthy", DEADLINE_S), feed.status()
+        assert wait_until(
+            lambda: feed.state() == "healthy" and all(c.lives for c in feed.connections),
+            DEADLINE_S,
+        ), feed.status()
         return feed, rec
 
     yield start
@@ -310,7 +313,7 @@ def test_a_crashing_connection_thread_is_logged_counted_stale_and_restarted(
     assert wait_until(
         lambda: feed.state() == "healthy" and recovered_after(rec, mark, PRODUCTS), DEADLINE_S
     ), feed.status()
-    assert conn.lives >= 2 and not conn.restarting
+    assert wait_until(lambda: conn.lives == 2 and not conn.restarting, DEADLINE_S)
 
 
 def test_daemon_ready_health_status_and_metrics_report_a_hostile_frame_and_a_crash(
@@ -409,3 +412,31 @@ def test_daemon_ready_health_status_and_metrics_report_a_hostile_frame_and_a_cra
         d.request_stop("test over")
         thread.join(30)
     assert not thread.is_alive() and result.get("code") == 0
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # intended
+def test_a_connection_thread_that_ends_on_its_own_is_replaced(
+    run: Callable[..., tuple[CoinbaseFeed, Recorder]], server: HostileServer
+) -> None:
+    feed, rec = run()
+    old = feed.connections[0]
+    real_tick = old.session.tick
+    armed = [True]
+
+    def tick(now: int) -> Any:
+        if armed[0]:
+            armed[0] = False
+            raise SystemExit("not an Exception: the guard lets it through")
+        return real_tick(now)
+
+    mark = len(rec.events)
+    old.session.tick = tick  # type: ignore[method-assign]
+    assert wait_until(lambda: feed.connections[0] is not old, DEADLINE_S)
+    old.join(5)
+    assert not old.is_alive()
+    assert wait_until(
+        lambda: feed.state() == "healthy" and recovered_after(rec, mark, PRODUCTS), DEADLINE_S
+    ), feed.status()
+    st = feed.status()
+    assert st["thread_crashes"] == 1 and st["dead_threads"] == []
+    assert any(h["state"] == "crashed" and h["reason"] == "thread ended" for h in st["history"])

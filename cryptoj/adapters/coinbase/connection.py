@@ -140,6 +140,31 @@ class FeedConnection(threading.Thread):
         """Ask the thread to close its connection and end (within about 100 ms)."""
         self._stopping.set()
 
+    def drop_socket(self) -> None:
+        """Shut the socket of the connection being served down (after a crash)."""
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            with contextlib.suppress(Exception):  # a broken socket: nothing left to do
+                ws.shutdown()
+
+    def successor(self) -> FeedConnection:
+        """A new thread for the same session, policy and event list (this one has ended)."""
+        new = FeedConnection(
+            self.session,
+            self.host,
+            self.policy,
+            ca_file=self.ca_file,
+            connect_timeout_s=self.connect_timeout_s,
+            buffer=self.buffer,
+            events=self.events,
+            clock=self.clock,
+            rng=self.rng,
+        )
+        new.window = self.window
+        new.url, new.live_url, new.lives = self.url, self.live_url, self.lives
+        new.crashes = self.crashes
+        return new
+
     @property
     def stopping(self) -> bool:
         """True once :meth:`stop` was called."""
@@ -171,6 +196,10 @@ class FeedConnection(threading.Thread):
                 fut.set_result(fn())
             except Exception as e:
                 fut.set_exception(e)
+        self._flush()
+
+    def flush(self) -> None:
+        """Hand on what the session emitted (only from the thread that owns the session)."""
         self._flush()
 
     def _flush(self) -> None:
@@ -222,10 +251,7 @@ class FeedConnection(threading.Thread):
         self.crashes += 1
         self.session.counts["thread_crashes"] += 1
         self.restarting = True
-        ws, self._ws = self._ws, None
-        if ws is not None:
-            with contextlib.suppress(Exception):  # a broken socket: nothing left to do
-                ws.shutdown()
+        self.drop_socket()
         self.host.crashed(self, error)
         reason = f"connection thread crashed: {_describe(error)}"
         # was_live=True: a crash of this client is not counted against the host's circuit

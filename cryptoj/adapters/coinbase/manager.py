@@ -394,6 +394,7 @@ class CoinbaseFeed:
         interval = self.cfg.rest_poll_interval_s
         next_poll = time.monotonic()
         while not self._stopping.is_set():
+            self._revive()
             with self._lock:
                 jobs, self.backfills = self.backfills, []
             for conn, req in jobs:
@@ -484,6 +485,31 @@ class CoinbaseFeed:
             except TimeoutError:
                 out.append((c.published, False))
         return out
+
+    def _revive(self) -> None:
+        """Replace a connection thread that ended on its own (its guard catches every
+        ``Exception``, so only something like ``SystemExit`` gets here): its products go stale,
+        one error line, and a new thread serves the same session (at the connection-rate
+        limit)."""
+        for i, c in enumerate(self.connections):
+            if self._stopping.is_set() or c.is_alive() or c.stopping or c.gave_up:
+                continue
+            if c.ident is None:  # never started
+                continue
+            c.crashes += 1
+            c.session.counts["thread_crashes"] += 1
+            c.drop_socket()
+            c.session.closed("connection thread ended", self.clock())  # its thread is gone
+            logger.error(
+                "coinbase feed {}: connection thread ended on its own; starting a new one",
+                c.session.name,
+            )
+            self.record(c, "crashed", "thread ended")
+            new = c.successor()
+            new.restarting = True
+            new.flush()  # the stale statuses go out now (neither thread runs)
+            self.connections[i] = new
+            new.start()
 
     def _dead(self) -> list[str]:
         """Connections whose thread ended although nobody stopped it and it did not give up."""
