@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from typing import Any
 
 import hypothesis.strategies as st
 import pytest
@@ -308,3 +309,52 @@ def test_the_feed_actor_drops_a_nan_or_negative_trade_or_quote_and_keeps_going()
         ("strategy", "Bar"),
         ("risk", "Bar"),
     ]
+
+
+HOSTILE_VALUES = st.sampled_from(
+    ["NaN", "sNaN", "-NaN", "Infinity", "-Infinity", "-5", "0", "1e40", "1e-30", "abc", "",
+     "100", "100.5", "101", "99", "0.1", "1E+999999999"]
+) | st.integers(-(2**70), 2**70) | st.floats(allow_nan=True) | st.none()  # fmt: skip
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["l2_data", "market_trades", "ticker", "heartbeats", "subscriptions"]),
+            st.sampled_from(["snapshot", "update", "other"]),
+            st.sampled_from(["BTC-USD", "ETH-USD", "XRP-USD"]),
+            st.sampled_from(["bid", "offer", "ask", "x"]),
+            HOSTILE_VALUES,
+            HOSTILE_VALUES,
+            st.integers(-5, 2**40) | st.sampled_from(["7", None]),
+        ),
+        max_size=30,
+    )
+)
+def test_no_frame_makes_the_session_raise_or_emit_a_bad_value(frames: list[Any]) -> None:
+    for channels in (("level2", "market_trades"), ("ticker", "market_trades")):
+        h = Harness(SessionSettings(channels=channels))
+        h.live()
+        for channel, kind, product, side, a, b, seq in frames:
+            if channel == "l2_data":
+                level = {"side": side, "price_level": a, "new_quantity": b}
+                events: list[Any] = [{"type": kind, "product_id": product, "updates": [level]}]
+            elif channel == "market_trades":
+                t = {"product_id": product, "trade_id": str(seq), "price": a, "size": b,
+                     "time": "2024-10-04T07:13:31.084859Z", "side": side}  # fmt: skip
+                events = [{"type": kind, "trades": [t]}]
+            elif channel == "ticker":
+                tk = {"product_id": product, "best_bid": a, "best_bid_quantity": b,
+                      "best_ask": b, "best_ask_quantity": a}  # fmt: skip
+                events = [{"type": kind, "tickers": [tk]}]
+            else:
+                events = [{"heartbeat_counter": a, "subscriptions": b}]
+            body = {"channel": channel, "sequence_num": seq, "timestamp": a, "events": events}
+            h.s.frame(json.dumps(body).encode(), T0 + 1)
+            h.s.tick(T0 + 2)
+        for e in h.events:
+            if isinstance(e, Quote):
+                assert usable_quote(e), e
+            elif isinstance(e, Trade):
+                assert e.price.is_finite() and e.price > 0, e
+                assert e.quantity.is_finite() and e.quantity >= 0, e

@@ -315,7 +315,9 @@ class FeedSession:
 
     def _error(self, message: str, now: int) -> list[Action]:
         self.counts["errors"] += 1
-        self.log("error", f"{self.name}: error frame from Coinbase: {message!r}")
+        self.rlog(
+            "error-frame", "error", f"{self.name}: error frame from Coinbase: {message!r}", now
+        )
         if not self.live or self.resync_deadline:
             return [Reconnect(f"error frame: {message}")]
         return []
