@@ -20,6 +20,7 @@ import pytest
 from loguru import logger
 
 from cryptoj.adapters.coinbase import CoinbaseFeed, CoinbaseFeedConfig
+from cryptoj.cli import main
 from cryptoj.config import parse_config
 from cryptoj.daemon import Daemon
 from cryptoj.models.market import FeedStatus, Quote, Trade
@@ -317,7 +318,7 @@ def test_a_crashing_connection_thread_is_logged_counted_stale_and_restarted(
 
 
 def test_daemon_ready_health_status_and_metrics_report_a_hostile_frame_and_a_crash(
-    tmp_path: Path, server: HostileServer
+    tmp_path: Path, server: HostileServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cfg = parse_config(
         {
@@ -375,6 +376,10 @@ def test_daemon_ready_health_status_and_metrics_report_a_hostile_frame_and_a_cra
         m = _samples(port)
         lbl = (("feed", "coinbase"), ("reason", "nonfinite_price"))
         assert m[("cryptoj_feed_frames_dropped_total", lbl)] == 1
+        assert main(["status", "--port", str(port)]) == 0
+        text = capsys.readouterr().out
+        assert "dropped at the boundary: nonfinite_price 1" in text, text
+        assert "stale products: BTC-USD" in text
         server.release()
         poll(lambda: ready()[1]["ok"], "ready again after the resync")
 
