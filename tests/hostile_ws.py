@@ -103,6 +103,10 @@ class HostileServer:
         """``data`` as one text frame, exactly as given (no envelope, no sequence number)."""
         self._out.put(b"RAW" + data)
 
+    def disconnect(self) -> None:
+        """Close the current client connection (no close frame: a lost link)."""
+        self._out.put(b"CLOSE")
+
     def release(self) -> None:
         """Send the snapshots held back while ``hold_snapshots`` was set, and stop holding."""
         with self._lock:
@@ -211,6 +215,8 @@ class HostileServer:
                     item = self._out.get_nowait()
                 except queue.Empty:
                     break
+                if item == b"CLOSE":
+                    return
                 if item == b"RELEASE":
                     if ack_held:
                         ack_held = False

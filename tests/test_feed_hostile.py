@@ -445,3 +445,24 @@ def test_a_connection_thread_that_ends_on_its_own_is_replaced(
     st = feed.status()
     assert st["thread_crashes"] == 1 and st["dead_threads"] == []
     assert any(h["state"] == "crashed" and h["reason"] == "thread ended" for h in st["history"])
+
+
+def test_backoff_starts_small_again_once_a_connection_delivered_data(
+    run: Callable[..., tuple[CoinbaseFeed, Recorder]], server: HostileServer
+) -> None:
+    feed, _ = run(backoff_min_s=0.05, backoff_max_s=5.0, backoff_reset_s=600.0)
+    conn = feed.connections[0]
+    for i in range(1, 6):  # a flapping link: lost five times, each time after data flowed
+        server.disconnect()
+        assert wait_until(
+            lambda n=i: conn.lives == n + 1 and feed.state() == "healthy", DEADLINE_S
+        ), feed.status()
+    delays = [
+        float(h["reason"].split("s after")[0])
+        for h in feed.status()["history"]
+        if h["state"] == "backoff"
+    ]
+    print("backoff delays (s):", delays)
+    # without the reset on data they would double: 0.05, 0.1, 0.2, 0.4, 0.8 (± 20 %)
+    assert len(delays) == 5 and max(delays) <= 0.05 * 1.2 + 0.005, delays
+    assert conn.policy.failures == 0  # reset again by the data after the last reconnect
