@@ -14,7 +14,7 @@ from decimal import Decimal
 from itertools import groupby
 
 from cryptoj.actors.base import Actor, Context
-from cryptoj.marketdata.aggregation import TickBarAggregator
+from cryptoj.marketdata.aggregation import TickBarAggregator, usable, usable_quote
 from cryptoj.models.market import Bar, FeedFinished, FeedStatus, MarketEvent, Quote, Trade
 from cryptoj.models.system import Tick
 
@@ -129,6 +129,7 @@ class FeedActor(Actor):
         self.bars = TickBarAggregator(
             tick_bar_size
         )  # derived state: a partial bar is lost on restart
+        self.rejected = 0  # pushed quotes and trades with unusable values (dropped)
 
     def on_start(self, ctx: Context) -> None:
         """Schedule the first poll at the next batch's time (replay mode)."""
@@ -150,11 +151,20 @@ class FeedActor(Actor):
         self._schedule_next(ctx)
 
     def _handle_trade(self, trade: Trade, ctx: Context) -> None:
-        """A trade pushed by a connection (live push path): handled as a batch of one."""
+        """A trade pushed by a connection (live push path): handled as a batch of one.
+
+        The feed validates every value at the boundary; a trade that still has an unusable
+        price or quantity is dropped here (counted), never aggregated."""
+        if not usable(trade):
+            self.rejected += 1
+            return
         self._process((trade,), ctx, quotes_first=True)
 
     def _handle_quote(self, quote: Quote, ctx: Context) -> None:
-        """A quote pushed by a connection (live push path)."""
+        """A quote pushed by a connection (live push path); unusable values: dropped, counted."""
+        if not usable_quote(quote):
+            self.rejected += 1
+            return
         self._process((quote,), ctx)
 
     def _handle_feed_status(self, msg: FeedStatus, ctx: Context) -> None:
@@ -182,6 +192,9 @@ class FeedActor(Actor):
                 if event.product in unquoted:
                     derived.append(self.source.derive_quote(event))
             elif isinstance(event, Trade):
+                if not usable(event):
+                    self.rejected += 1
+                    continue
                 bar = self.bars.add(event)
                 if event.product in unquoted:
                     seen = traded.get(event.product)

@@ -1,11 +1,16 @@
-"""Tick bars: every ``size`` trades of a product become one OHLCV :class:`Bar`. Pure."""
+"""Tick bars: every ``size`` trades of a product become one OHLCV :class:`Bar`. Pure.
+
+A trade whose price is not a finite positive number or whose quantity is not a finite
+non-negative one is left out and counted (``rejected``): the live feed checks every value at
+the boundary already, so this is a second line of defence that keeps the FeedActor up.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from cryptoj.models.market import Bar, Trade
+from cryptoj.models.market import Bar, Quote, Trade
 
 
 @dataclass
@@ -25,9 +30,13 @@ class TickBarAggregator:
 
     size: int
     _open: dict[str, _Building] = field(default_factory=dict)
+    rejected: int = 0  # trades left out: unusable price or quantity
 
     def add(self, t: Trade) -> Bar | None:
-        """Add a trade; return the bar it completes, if any."""
+        """Add a trade; return the bar it completes, if any (None for a rejected trade)."""
+        if not usable(t):
+            self.rejected += 1
+            return None
         b = self._open.get(t.product)
         if b is None:
             b = self._open[t.product] = _Building(
@@ -54,3 +63,20 @@ class TickBarAggregator:
             volume=b.volume,
             interval_s=max(1, (t.ts - b.first_ts) // 1_000_000_000),
         )
+
+
+def usable(t: Trade) -> bool:
+    """A finite positive price and a finite non-negative quantity (NaN, sNaN and infinities
+    are refused without being compared: comparing a signalling NaN raises)."""
+    price, qty = t.price, t.quantity
+    if not isinstance(price, Decimal) or not isinstance(qty, Decimal):
+        return False
+    return price.is_finite() and qty.is_finite() and price > 0 and qty >= 0
+
+
+def usable_quote(q: Quote) -> bool:
+    """Finite positive bid and ask with bid below ask, finite non-negative sizes."""
+    values = (q.bid, q.ask, q.bid_size, q.ask_size)
+    if not all(isinstance(v, Decimal) and v.is_finite() for v in values):
+        return False
+    return q.bid > 0 and q.ask > q.bid and q.bid_size >= 0 and q.ask_size >= 0

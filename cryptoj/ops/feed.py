@@ -23,7 +23,16 @@ from prometheus_client.core import (
 )
 
 #: Every state ``status()["feed"]["state"]`` can take (replay and live).
-FEED_STATES = ("healthy", "stale", "degraded", "connecting", "finished", "stopped", "down")
+FEED_STATES = (
+    "healthy",
+    "stale",
+    "degraded",
+    "connecting",
+    "restarting",
+    "finished",
+    "stopped",
+    "down",
+)
 #: Connection states of a live feed's history (``docs/coinbase-feed.md``).
 CONNECTION_STATES = (
     "connecting",
@@ -35,6 +44,7 @@ CONNECTION_STATES = (
     "circuit_open",
     "degraded",
     "gave_up",
+    "crashed",
     "stopped",
 )
 CIRCUIT_STATES = ("closed", "open", "half_open")
@@ -99,6 +109,9 @@ def live_view(base: dict[str, Any], st: dict[str, Any], actor_alive: bool) -> di
         "missing": st["totals"]["missing"],
         "resyncs": st["resyncs"],
         "stale_products": st["stale_products"],
+        "dropped": st["dropped"],
+        "thread_crashes": st["thread_crashes"],
+        "restarting": st["restarting"],
         "heartbeat_age_s": st["heartbeat_age_s"],
         "latency_s": lag["p50_s"] if lag["p50_s"] is not None else 0.0,
         "latency": st["latency"],
@@ -164,10 +177,20 @@ def live_families(feed: dict[str, Any]) -> Iterator[Metric]:
         ("cryptoj_feed_rest_failures", "Failed REST polls", delivery["rest_failures"]),
         ("cryptoj_feed_trades_backfilled", "Missed trades fetched over REST",
          delivery["backfilled"]),
+        ("cryptoj_feed_thread_crashes", "Connection threads that raised and were restarted",
+         st["thread_crashes"]),
     ):  # fmt: skip
         c = _counter(name, doc, ["feed"])
         c.add_metric(lbl, value)
         yield c
+    dropped = _counter(
+        "cryptoj_feed_frames_dropped",
+        "Frames (or one product's part of one) dropped at the boundary, by reason",
+        ["feed", "reason"],
+    )
+    for reason, n in sorted(st["dropped"].items()):
+        dropped.add_metric([*lbl, reason], n)
+    yield dropped
     for name, doc, value in (
         ("cryptoj_feed_stale_products", "Products currently stale (no new entries)",
          len(feed["stale_products"])),

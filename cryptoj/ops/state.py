@@ -194,7 +194,8 @@ class OpsState:
     def health(self) -> tuple[int, dict[str, Any]]:
         """Liveness: the process answers and its actors are up (or restarting within grace).
 
-        ``degraded`` (still 200) while an actor restarts or the live feed has no websocket host.
+        ``degraded`` (still 200) while an actor restarts, the live feed has no websocket host or
+        one of its connection threads crashed (restarting) or ended (down).
         """
         ops, rt = self.ctx.ops, self.rt
         pings = rt.ping_all(ops.ping_timeout_s)
@@ -216,7 +217,9 @@ class OpsState:
                 degraded.append(name)
         stopping = rt.exit_event.is_set()
         feed = self.feed_state()
-        if feed == "degraded":  # no websocket host: running on REST polling
+        if feed in ("degraded", "restarting", "down"):
+            # degraded: no websocket host (REST polling); restarting: a connection thread
+            # crashed and is being restarted; down: a connection thread ended on its own
             degraded.append("feed")
         status = (
             "stopping" if stopping else "failing" if failing else "degraded" if degraded else "ok"

@@ -219,6 +219,17 @@ def _live_feed(f: dict[str, Any]) -> list[str]:
     )
     if f["stale_products"]:
         lines.append(f"  stale products: {', '.join(f['stale_products'])}")
+    dropped = {k: v for k, v in (f.get("dropped") or {}).items() if v}
+    if dropped:
+        lines.append(
+            "  dropped at the boundary: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(dropped.items()))
+        )
+    if f.get("thread_crashes"):
+        lines.append(
+            f"  connection thread crashes {f['thread_crashes']} (restarted)"
+            + (f", restarting: {', '.join(f['restarting'])}" if f.get("restarting") else "")
+        )
     return lines
 
 

@@ -46,11 +46,14 @@ class CoinbaseFeedConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unkno
     reorder_hold_ms: NonNegFloat = 100.0  # longest a frame is held for reordering
     ping_interval_s: NonNegFloat = 10.0  # websocket ping (round-trip metric); 0 = off
     ping_timeout_s: PositiveFloat = 10.0  # no pong within this → reconnect
+    # -- the boundary: what is dropped --------------------------------------------------------
+    max_frame_bytes: Annotated[int, msgspec.Meta(ge=65_536)] = 8 << 20  # larger: dropped, resync
+    drop_log_interval_s: PositiveFloat = 10.0  # dropped frames, resyncs: 1 line/reason per this
     # -- reconnection and circuit breaker ----------------------------------------------------
     backoff_min_s: PositiveFloat = 0.5  # first reconnect delay
     backoff_max_s: PositiveFloat = 30.0  # cap of the exponential backoff
     backoff_jitter: Annotated[float, msgspec.Meta(ge=0, lt=1)] = 0.2  # ± fraction
-    backoff_reset_s: NonNegFloat = 30.0  # live this long → the next failure starts at min again
+    backoff_reset_s: NonNegFloat = 30.0  # live this long, or data delivered → next failure at min
     max_retries: NonNegInt = 0  # consecutive failed attempts before giving up (0 = never)
     connections_per_second: PositiveFloat = 8.0  # Coinbase: 8 connections/s per IP
     circuit_failures: PositiveInt = 3  # consecutive failures on a host that open its circuit

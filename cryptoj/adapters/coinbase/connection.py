@@ -16,6 +16,7 @@ session's status snapshot, :meth:`FeedConnection.publish`). The last snapshot al
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
@@ -64,6 +65,10 @@ class ConnectionHost(Protocol):
 
     def went_live(self, conn: FeedConnection, url: str) -> None:
         """All subscriptions were acknowledged."""
+        ...
+
+    def crashed(self, conn: FeedConnection, error: BaseException) -> None:
+        """The connection's loop raised: log it with its traceback, record it."""
         ...
 
     def gave_up(self, conn: FeedConnection, reason: str) -> None:
@@ -118,6 +123,10 @@ class FeedConnection(threading.Thread):
         self.url: str | None = None
         self.live_url: str | None = None
         self.lives = 0  # connections that reached live
+        self.crashes = 0  # exceptions that escaped the loop (each one restarted it)
+        self.restarting = False  # crashed, and not live again yet
+        self.gave_up = False
+        self._ws: websocket.WebSocket | None = None
         self._stopping = threading.Event()
         self._clean = True
         self._inbox: deque[tuple[Callable[[], Any], Future[Any]]] = deque()
@@ -130,6 +139,36 @@ class FeedConnection(threading.Thread):
     def stop(self) -> None:
         """Ask the thread to close its connection and end (within about 100 ms)."""
         self._stopping.set()
+
+    def drop_socket(self) -> None:
+        """Shut the socket of the connection being served down (after a crash)."""
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            with contextlib.suppress(Exception):  # a broken socket: nothing left to do
+                ws.shutdown()
+
+    def successor(self) -> FeedConnection:
+        """A new thread for the same session, policy and event list (this one has ended)."""
+        new = FeedConnection(
+            self.session,
+            self.host,
+            self.policy,
+            ca_file=self.ca_file,
+            connect_timeout_s=self.connect_timeout_s,
+            buffer=self.buffer,
+            events=self.events,
+            clock=self.clock,
+            rng=self.rng,
+        )
+        new.window = self.window
+        new.url, new.live_url, new.lives = self.url, self.live_url, self.lives
+        new.crashes = self.crashes
+        return new
+
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`stop` was called."""
+        return self._stopping.is_set()
 
     def call(self, fn: Callable[[], Any]) -> Future[Any]:
         """Run ``fn`` on this thread between two frames; the future holds its result."""
@@ -159,6 +198,10 @@ class FeedConnection(threading.Thread):
                 fut.set_exception(e)
         self._flush()
 
+    def flush(self) -> None:
+        """Hand on what the session emitted (only from the thread that owns the session)."""
+        self._flush()
+
     def _flush(self) -> None:
         """Pass the session's events (one batch per frame) through the quote window on."""
         window = self.window
@@ -177,8 +220,48 @@ class FeedConnection(threading.Thread):
     # -- the thread --------------------------------------------------------------------------
 
     def run(self) -> None:
-        """Connect, serve, back off, repeat until stopped."""
-        name = self.session.name
+        """Connect, serve, back off, repeat until stopped, under a guard: an exception that
+        escapes the loop is logged (with its traceback, through the host), counted, the
+        products go stale, and the loop starts again after the backoff."""
+        while True:
+            try:
+                stopped = self._loop()
+            except Exception as e:
+                stopped = None
+                try:
+                    if not self._crashed(e):
+                        return
+                except Exception as again:  # the recovery itself failed: log, pause, retry
+                    self.host.crashed(self, again)
+                    if self._sleep(self.policy.bound_ns(0)):
+                        stopped = True
+            if stopped is False:
+                self.gave_up = True
+                return
+            if stopped:
+                break
+        self.session.closed("stopped", self.clock())
+        self.publish()
+        self._run_inbox()
+        self.host.record(self, "stopped", self.session.name)
+
+    def _crashed(self, error: Exception) -> bool:
+        """After an exception escaped the loop: close the socket, mark the products stale,
+        back off; False when the connection gives up."""
+        self.crashes += 1
+        self.session.counts["thread_crashes"] += 1
+        self.restarting = True
+        self.drop_socket()
+        self.host.crashed(self, error)
+        reason = f"connection thread crashed: {_describe(error)}"
+        # was_live=True: a crash of this client is not counted against the host's circuit
+        ok = self._after_failure(self.url or "", reason, True)
+        if not ok:
+            self.gave_up = True
+        return ok
+
+    def _loop(self) -> bool:
+        """The connection loop; True when stopped, False when it gave up."""
         while not self._stopping.is_set():
             now = self.clock()
             url, wait = self.host.choose_url(self, now)
@@ -187,7 +270,7 @@ class FeedConnection(threading.Thread):
                 continue
             wait = self.host.rate_wait(now)
             if wait and self._sleep(wait):
-                break
+                return True
             self.url = url
             self.policy.attempt()
             self.host.record(self, "connecting", url)
@@ -197,18 +280,17 @@ class FeedConnection(threading.Thread):
             except Exception as e:
                 reason = _describe(e)
                 if not self._after_failure(url, f"connect failed: {reason}", False):
-                    return
+                    return False
                 continue
+            self._ws = ws
             reason, was_live = self._serve(ws, url)
+            self._ws = None
             self._run_inbox()
             if self._stopping.is_set():
-                break
+                return True
             if not self._after_failure(url, reason, was_live):
-                return
-        self.session.closed("stopped", self.clock())
-        self.publish()
-        self._run_inbox()
-        self.host.record(self, "stopped", name)
+                return False
+        return True
 
     def _connect(self, url: str) -> websocket.WebSocket:
         sslopt: dict[str, Any] = {"ca_certs": self.ca_file} if self.ca_file else {}
@@ -257,6 +339,7 @@ class FeedConnection(threading.Thread):
         now = clock()
         self.host.record(self, "subscribing", url)
         live = False
+        data_seen = False
         reason = self._execute(ws, session.opened(now))
         self._flush()
         if reason:
@@ -281,6 +364,9 @@ class FeedConnection(threading.Thread):
                 actions = session.frame(data, now)
                 if events:
                     self._flush()
+                if not data_seen and session.delivered:
+                    data_seen = True
+                    self.policy.delivered()  # a working link: the next backoff starts small
                 if actions and (reason := self._execute(ws, actions)):
                     return self._close(ws, reason, live, clean=self._clean)
             elif opcode == _PONG:
@@ -299,6 +385,7 @@ class FeedConnection(threading.Thread):
                     return self._close(ws, reason, live, clean=self._clean)
                 if session.live and not live:
                     live = True
+                    self.restarting = False
                     self.lives += 1
                     self.live_url = url
                     self.policy.up(now)

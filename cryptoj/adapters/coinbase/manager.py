@@ -35,7 +35,7 @@ import functools
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
@@ -289,7 +289,7 @@ class CoinbaseFeed:
         now = self.clock()
         name = conn.session.name
         with self._lock:
-            breaker = self.breakers[url]
+            breaker = self.breakers.get(url) or self.breakers[self.cfg.ws_urls[0]]
             was_open = breaker.state == OPEN
             if not was_live:
                 breaker.failure(now, reason)
@@ -328,6 +328,18 @@ class CoinbaseFeed:
             )
         elif conn.lives > 1:
             logger.info("coinbase feed {}: reconnected to {}", conn.session.name, url)
+
+    def crashed(self, conn: FeedConnection, error: BaseException) -> None:
+        """A connection's loop raised: one error line with the traceback (through loguru, not
+        stderr), and the state history. The connection marks its products stale and restarts."""
+        logger.opt(exception=error).error(
+            "coinbase feed {}: connection thread crashed ({} so far), restarting: {}: {}",
+            conn.session.name,
+            conn.crashes,
+            type(error).__name__,
+            error,
+        )
+        self.record(conn, "crashed", f"{type(error).__name__}: {error}"[:200])
 
     def gave_up(self, conn: FeedConnection, reason: str) -> None:
         """The connection stopped retrying: its products stay degraded."""
@@ -382,6 +394,7 @@ class CoinbaseFeed:
         interval = self.cfg.rest_poll_interval_s
         next_poll = time.monotonic()
         while not self._stopping.is_set():
+            self._revive()
             with self._lock:
                 jobs, self.backfills = self.backfills, []
             for conn, req in jobs:
@@ -473,9 +486,46 @@ class CoinbaseFeed:
                 out.append((c.published, False))
         return out
 
+    def _revive(self) -> None:
+        """Replace a connection thread that ended on its own (its guard catches every
+        ``Exception``, so only something like ``SystemExit`` gets here): its products go stale,
+        one error line, and a new thread serves the same session (at the connection-rate
+        limit)."""
+        for i, c in enumerate(self.connections):
+            if self._stopping.is_set() or c.is_alive() or c.stopping or c.gave_up:
+                continue
+            if c.ident is None:  # never started
+                continue
+            c.crashes += 1
+            c.session.counts["thread_crashes"] += 1
+            c.drop_socket()
+            c.session.closed("connection thread ended", self.clock())  # its thread is gone
+            logger.error(
+                "coinbase feed {}: connection thread ended on its own; starting a new one",
+                c.session.name,
+            )
+            self.record(c, "crashed", "thread ended")
+            new = c.successor()
+            new.restarting = True
+            new.flush()  # the stale statuses go out now (neither thread runs)
+            self.connections[i] = new
+            new.start()
+
+    def _dead(self) -> list[str]:
+        """Connections whose thread ended although nobody stopped it and it did not give up."""
+        return [
+            c.session.name
+            for c in self.connections
+            if self.started and not c.is_alive() and not c.stopping and not c.gave_up
+        ]
+
     def _state(self, snaps: Sequence[dict[str, Any]], degraded: bool) -> str:
         if self._stopping.is_set():
             return "stopped"
+        if self._dead():
+            return "down"
+        if any(c.restarting for c in self.connections):
+            return "restarting"
         if degraded:
             return "degraded"
         if any(s["stale"] for s in snaps):
@@ -485,7 +535,9 @@ class CoinbaseFeed:
         return "connecting"
 
     def state(self, timeout_s: float = 0.5) -> str:
-        """``healthy``, ``stale``, ``degraded``, ``connecting`` or ``stopped``."""
+        """``healthy``, ``stale``, ``degraded``, ``connecting``, ``restarting`` (a connection
+        thread crashed and is not live again yet), ``down`` (a connection thread ended on its
+        own) or ``stopped``."""
         with self._lock:
             degraded = bool(self.degraded)
         return self._state([s for s, _ in self._snapshots(timeout_s)], degraded)
@@ -530,6 +582,8 @@ class CoinbaseFeed:
                     "attempts": c.policy.attempts,
                     "consecutive_failures": c.policy.failures,
                     "connections_live": c.lives,
+                    "thread_alive": c.is_alive(),
+                    "thread_crashes": c.crashes,
                     "degraded": name in degraded,
                     "current": current.get(name),
                     "snapshot_current": fresh,
@@ -541,12 +595,18 @@ class CoinbaseFeed:
         return {
             "state": self._state(plain, bool(degraded)),
             "ts": now,
-            "connected": any(s["live"] for s in plain),
+            "connected": any(
+                s["live"] and c.is_alive() for c, s in zip(self.connections, plain, strict=True)
+            ),
             "reconnects": sum(max(0, c.lives - 1) for c in self.connections),
             "messages": totals["frames"],
             "gaps": totals["gaps"],
             "resyncs": totals["resyncs"],
             "stale_products": sorted({p for s in plain for p in s["stale"]}),
+            "dropped": _sum_dicts(s["dropped_by_reason"] for s in plain),
+            "thread_crashes": sum(c.crashes for c in self.connections),
+            "restarting": [c.session.name for c in self.connections if c.restarting],
+            "dead_threads": self._dead(),
             "heartbeat_age_s": max(ages) if ages else None,
             "rest_polling": bool(degraded) and self.cfg.rest_poll,
             "latency": {kind: _worst(conns, kind) for kind in ("rtt", "lag")},
@@ -599,6 +659,14 @@ class CoinbaseFeed:
                 if worst[stat] is not None:
                     out[f"{kind}_{stat[:-2]}_seconds"] = float(worst[stat])
         return out
+
+
+def _sum_dicts(dicts: Iterable[dict[str, Any]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for d in dicts:
+        for k, v in d.items():
+            out[k] = out.get(k, 0) + int(v)
+    return out
 
 
 def _worst(conns: list[dict[str, Any]], kind: str) -> dict[str, float | int | None]:

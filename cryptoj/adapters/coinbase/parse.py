@@ -25,6 +25,7 @@ from cryptoj.adapters.coinbase.schemas import (
     RestTrade,
     TickerItem,
 )
+from cryptoj.adapters.coinbase.validate import pair_problem
 from cryptoj.models.market import Quote, Trade
 
 KNOWN_CHANNELS = frozenset(
@@ -55,6 +56,7 @@ class MalformedFrame:
     problem: str
     channel: str = ""
     sequence_num: int | None = None
+    reason: str = "malformed"  # "undecodable" when the decoder itself failed (see validate)
 
 
 Parsed = DataFrame | LeanDataFrame | ErrorFrame | UnknownFrame | MalformedFrame
@@ -74,19 +76,27 @@ class FrameDecoder:
         self._head = msgspec.json.Decoder(Head)
 
     def decode(self, raw: bytes | str) -> Parsed:
-        """Decode one frame; never raises for bad input (see the module docstring)."""
+        """Decode one frame; never raises for bad input (see the module docstring).
+
+        A failure of the decoder itself (``RecursionError`` on deeply nested JSON, ``MemoryError``,
+        anything else) comes back as a :class:`MalformedFrame` with ``reason="undecodable"``.
+        """
         try:
             return self._data.decode(raw)
         except msgspec.ValidationError as e:
             return self._classify(raw, str(e))
         except msgspec.DecodeError as e:
             return MalformedFrame(f"not JSON: {e}")
+        except Exception as e:  # RecursionError (nesting), MemoryError, ...
+            return MalformedFrame(f"undecodable: {type(e).__name__}", reason="undecodable")
 
     def _classify(self, raw: bytes | str, problem: str) -> Parsed:
         try:
             head = self._head.decode(raw)
         except (msgspec.DecodeError, msgspec.ValidationError) as e:
             return MalformedFrame(f"not a frame object: {e}")
+        except Exception as e:  # RecursionError (nesting), MemoryError, ...
+            return MalformedFrame(f"undecodable: {type(e).__name__}", reason="undecodable")
         if head.type == "error":
             return ErrorFrame(head.message)
         if head.channel and head.channel not in KNOWN_CHANNELS:
@@ -196,6 +206,29 @@ def trade_event(t: MarketTrade | RestTrade, fallback_ts: int) -> Trade:
     )
 
 
+def ticker_problem(item: TickerItem) -> str | None:
+    """Why a ticker's ``best_*`` values are unusable (see :mod:`.validate`), or None.
+
+    Absent or empty fields are not a problem (older tickers lack them: no quote is made); a
+    value that is present must parse and pass the price and size checks.
+    """
+    for price_text, size_text in (
+        (item.best_bid, item.best_bid_quantity),
+        (item.best_ask, item.best_ask_quantity),
+    ):
+        try:
+            price = Decimal(price_text) if price_text else Decimal(1)
+            size = Decimal(size_text) if size_text else Decimal(0)
+        except InvalidOperation:
+            return "malformed"
+        problem = pair_problem(price, size)
+        if problem is not None:
+            return problem
+    if item.best_bid and item.best_ask and Decimal(item.best_bid) >= Decimal(item.best_ask):
+        return "crossed_book"
+    return None
+
+
 def _dec(text: str) -> Decimal | None:
     if not text:
         return None
@@ -207,10 +240,11 @@ def _dec(text: str) -> Decimal | None:
 
 
 def ticker_quote(item: TickerItem, ts: int) -> Quote | None:
-    """The top of book a ticker carries, or None when its ``best_*`` fields are missing."""
+    """The top of book a ticker carries; None when its ``best_*`` fields are missing or
+    unusable (:func:`ticker_problem` says why)."""
     bid, ask = _dec(item.best_bid), _dec(item.best_ask)
     bid_size, ask_size = _dec(item.best_bid_quantity), _dec(item.best_ask_quantity)
-    if bid is None or ask is None or bid_size is None or ask_size is None or bid > ask:
+    if bid is None or ask is None or bid_size is None or ask_size is None or bid >= ask:
         return None
     return Quote(
         ts=ts, product=item.product_id, bid=bid, bid_size=bid_size, ask=ask, ask_size=ask_size
@@ -218,7 +252,8 @@ def ticker_quote(item: TickerItem, ts: int) -> Quote | None:
 
 
 def pricebook_quote(book: RestPricebook, fallback_ts: int) -> Quote | None:
-    """The best bid/ask of a REST pricebook, or None when a side is empty."""
+    """The best bid/ask of a REST pricebook; None when a side is empty, a value fails the
+    checks of :mod:`.validate` or the book is crossed."""
     if not book.bids or not book.asks:
         return None
     try:
@@ -226,6 +261,12 @@ def pricebook_quote(book: RestPricebook, fallback_ts: int) -> Quote | None:
     except ValueError:
         ts = fallback_ts
     bid, ask = book.bids[0], book.asks[0]
+    if (
+        pair_problem(bid.price, bid.size)
+        or pair_problem(ask.price, ask.size)
+        or bid.price >= ask.price
+    ):
+        return None
     return Quote(
         ts=ts,
         product=book.product_id,

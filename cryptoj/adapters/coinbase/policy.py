@@ -3,7 +3,7 @@
 * :class:`ReconnectPolicy`: exponential backoff with jitter (the supervision
   :class:`~cryptoj.supervision.spec.Backoff` formula ``min(cap, min·2^n)·(1 ± jitter)``), a
   maximum number of consecutive failed attempts, and a reset once a connection stayed up for
-  ``reset_after_ns``.
+  ``reset_after_ns`` or delivered market data.
 * :class:`RateLimiter`: a token bucket shared by all connections of one process, so reconnect
   storms stay under Coinbase's connection limit (8 per second per IP; protocol notes §4.1).
 * :class:`StateHistory`: the bounded (state, time, reason) history that the status output and
@@ -46,6 +46,12 @@ class ReconnectPolicy:
     def up(self, now_ns: int) -> None:
         """The connection is live (subscribed)."""
         self._up_since = now_ns
+
+    def delivered(self) -> None:
+        """The connection delivered market data: the next failure starts at the smallest delay
+        again (a link that flaps every few seconds but works in between does not climb to the
+        cap). The shared connection-rate limit still paces every attempt."""
+        self.failures = 0
 
     def down(self, now_ns: int, unit_random: float) -> int | None:
         """The attempt failed or the connection was lost: delay before the next attempt (ns).

@@ -20,6 +20,7 @@ import msgspec
 
 from cryptoj.adapters.coinbase.parse import pricebook_quote, trade_event
 from cryptoj.adapters.coinbase.schemas import RestProductBook, RestTrades
+from cryptoj.adapters.coinbase.validate import pair_problem
 from cryptoj.models.market import Quote, Trade
 
 PREFIX = "/api/v3/brokerage"
@@ -55,6 +56,7 @@ class PublicRestClient:
         self._book = msgspec.json.Decoder(RestProductBook)
         self.calls = 0
         self.failures = 0
+        self.rejected = 0  # trades whose price or size failed the checks of .validate
 
     def _get(self, path: str, params: dict[str, str]) -> bytes:
         self.calls += 1
@@ -82,7 +84,8 @@ class PublicRestClient:
         return body
 
     def market_trades(self, product: str, limit: int = 100) -> list[Trade]:
-        """The ``limit`` most recent trades of ``product``, oldest first."""
+        """The ``limit`` most recent trades of ``product``, oldest first (trades whose price or
+        size fails the checks of :mod:`.validate` are left out and counted in ``rejected``)."""
         body = self._get(f"/market/products/{product}/ticker", {"limit": str(limit)})
         try:
             trades = self._trades.decode(body).trades
@@ -90,7 +93,9 @@ class PublicRestClient:
             self.failures += 1
             raise RestError(f"market trades {product}: unexpected body: {e}") from e
         now = time.time_ns()
-        return sorted((trade_event(t, now) for t in trades), key=lambda t: t.ts)
+        good = [t for t in trades if pair_problem(t.price, t.size) is None]
+        self.rejected += len(trades) - len(good)
+        return sorted((trade_event(t, now) for t in good), key=lambda t: t.ts)
 
     def best_bid_ask(self, product: str) -> Quote | None:
         """The top of ``product``'s book (None when a side is empty)."""

@@ -43,6 +43,7 @@ from cryptoj.adapters.coinbase.parse import (
     UnknownFrame,
     heartbeat_counter,
     rfc3339_ns,
+    ticker_problem,
     ticker_quote,
 )
 from cryptoj.adapters.coinbase.schemas import (
@@ -59,6 +60,12 @@ from cryptoj.adapters.coinbase.schemas import (
 )
 from cryptoj.adapters.coinbase.sequence import Gap, SequenceTracker
 from cryptoj.adapters.coinbase.stats import LatencyStats
+from cryptoj.adapters.coinbase.validate import (
+    DROP_REASONS,
+    RateLimitedLog,
+    levels_problem,
+    pair_problem,
+)
 from cryptoj.models.market import FeedStatus, Quote, Trade
 
 S = 1_000_000_000
@@ -115,6 +122,8 @@ class SessionSettings:
     ping_timeout_ns: int = 10 * S
     backfill: bool = True
     trade_ids_kept: int = 4096
+    max_frame_bytes: int = 8 << 20  # larger frames are dropped undecoded
+    log_interval_ns: int = 10 * S  # dropped frames and resyncs: one log line per reason per this
 
     @classmethod
     def from_config(cls, cfg: CoinbaseFeedConfig) -> SessionSettings:
@@ -130,6 +139,8 @@ class SessionSettings:
             ping_interval_ns=int(cfg.ping_interval_s * S),
             ping_timeout_ns=int(cfg.ping_timeout_s * S),
             backfill=cfg.backfill_trades,
+            max_frame_bytes=cfg.max_frame_bytes,
+            log_interval_ns=int(cfg.drop_log_interval_s * S),
         )
 
 
@@ -182,8 +193,16 @@ class FeedSession:
         self.lag = LatencyStats()
         self.rtt = LatencyStats()
         self.counts: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+        self.dropped: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
+        self.rlog = RateLimitedLog(log, settings.log_interval_ns)
+        self.delivered = False  # data (a snapshot, a ticker, a trade) arrived since opened()
         self.max_recovery_ns = 0
         self._ts_text, self._ts_ns = "", 0
+        # channels whose loss leaves the books or the trades incomplete (a bad one → resync)
+        self._data_channels = frozenset(
+            {"l2_data", "market_trades"}
+            | ({"ticker", "ticker_batch"} if self.ticker_quotes else set())
+        )
         self._dispatch: dict[type, Callable[[object, int, list[Action]], None]] = {
             L2Frame: self._l2,  # type: ignore[dict-item]
             MarketTradesFrame: self._trades,  # type: ignore[dict-item]
@@ -209,6 +228,7 @@ class FeedSession:
         self.last_ping_ns = now
         self.resync_deadline.clear()
         self.awaiting_ack.clear()
+        self.delivered = False
         if self.l2:
             self.needs_snapshot = set(self.products)
             for book in self.books.values():
@@ -245,9 +265,14 @@ class FeedSession:
         counts = self.counts
         counts["frames"] += 1
         counts["bytes"] += len(data)
+        actions: list[Action] = []
+        if len(data) > self.settings.max_frame_bytes:
+            # what it held is unknown: every product may have lost data
+            detail = f"a frame of {len(data):,} bytes (limit {self.settings.max_frame_bytes:,})"
+            self._drop("oversize", self.products, detail, now, actions)
+            return actions
         parsed = self.decoder.decode(data)
         handler = self._dispatch.get(type(parsed))
-        actions: list[Action] = []
         if handler is None:
             if isinstance(parsed, ErrorFrame):
                 return self._error(parsed.message, now)
@@ -256,9 +281,14 @@ class FeedSession:
             else:
                 assert isinstance(parsed, MalformedFrame)
                 counts["malformed"] += 1
-                self.log("warning", f"{self.name}: malformed frame ({parsed.problem[:200]})")
-                if parsed.channel == "l2_data":
-                    self._resync(self.products, "malformed level2 frame", now, actions)
+                lost = parsed.reason == "undecodable" or parsed.channel in self._data_channels
+                self._drop(
+                    parsed.reason,
+                    self.products if lost else (),
+                    f"{parsed.channel or 'unknown'} frame: {parsed.problem[:200]}",
+                    now,
+                    actions,
+                )
             if parsed.sequence_num is not None:  # keep the sequence continuous
                 self._release(self.tracker.push(parsed.sequence_num, None, now), now, actions)
             return actions
@@ -279,14 +309,15 @@ class FeedSession:
                 self.counts["gaps"] += 1
                 self.counts["missing"] += item.missing
                 reason = f"sequence gap: {item.missing} frame(s) lost ({item.first}..{item.last})"
-                self.log("warning", f"{self.name}: {reason}")
                 self._resync(self.products, reason, now, actions)
             elif item is not None:
                 self._dispatch[type(item)](item, now, actions)
 
     def _error(self, message: str, now: int) -> list[Action]:
         self.counts["errors"] += 1
-        self.log("error", f"{self.name}: error frame from Coinbase: {message!r}")
+        self.rlog(
+            "error-frame", "error", f"{self.name}: error frame from Coinbase: {message!r}", now
+        )
         if not self.live or self.resync_deadline:
             return [Reconnect(f"error frame: {message}")]
         return []
@@ -298,6 +329,10 @@ class FeedSession:
             book = self.books.get(p)
             if book is None:
                 self.counts["foreign_products"] += 1
+                continue
+            problem = levels_problem(ev.updates)
+            if problem is not None:
+                self._drop(problem, (p,), f"level2 {ev.type} of {p}", now, actions)
                 continue
             if ev.type == "snapshot":
                 book.clear()
@@ -320,6 +355,9 @@ class FeedSession:
             if top is None:
                 if book.crossed():
                     self.counts["crossed"] += 1
+                    bid, ask = book.best_bid(), book.best_ask()
+                    detail = f"level2 {ev.type} of {p} left bid {bid} >= ask {ask}"
+                    self._drop("crossed_book", (p,), detail, now, actions)
                 continue
             if self.last_top.get(p) != top:
                 self.last_top[p] = top
@@ -343,6 +381,10 @@ class FeedSession:
                 entry = seen.get(p)
                 if entry is None:
                     continue
+                problem = pair_problem(t.price, t.size)
+                if problem is not None:
+                    self._drop(problem, (p,), f"trade {t.trade_id} of {p}", now, actions)
+                    continue
                 ids, order = entry
                 tid = t.trade_id
                 if tid in ids:
@@ -358,6 +400,7 @@ class FeedSession:
                 if ts > last_trade.get(p, 0):
                     last_trade[p] = ts
                 counts["trades"] += 1
+                self.delivered = True
                 emit(
                     Trade(
                         ts=ts,
@@ -394,7 +437,12 @@ class FeedSession:
                 p = item.product_id
                 if p not in self.status:
                     continue
+                problem = ticker_problem(item)
+                if problem is not None:
+                    self._drop(problem, (p,), f"ticker of {p}", now, actions)
+                    continue
                 q = ticker_quote(item, self._ts(frame.timestamp, now))
+                self.resync_deadline.pop(p, None)
                 if self.status[p] != "fresh":
                     self._fresh((p,), now)
                 if q is not None and self.last_top.get(p) != (q.bid, q.bid_size, q.ask, q.ask_size):
@@ -500,12 +548,52 @@ class FeedSession:
 
     # -- stale and fresh ---------------------------------------------------------------------
 
-    def _resync(
-        self, products: tuple[str, ...], reason: str, now: int, actions: list[Action]
+    def _drop(
+        self,
+        reason: str,
+        products: tuple[str, ...],
+        detail: str,
+        now: int,
+        actions: list[Action],
     ) -> None:
+        """Count a dropped frame (or one product's part of it) by ``reason``, log it (rate
+        limited) and resync ``products`` unless a resync of theirs is already under way."""
+        self.dropped[reason] += 1
+        self.counts["dropped"] += 1
+        self.rlog(f"drop:{reason}", "warning", f"{self.name}: dropped {detail} ({reason})", now)
+        if products:
+            self._resync(products, f"dropped frame ({reason})", now, actions, again=False)
+
+    def _resync(
+        self,
+        products: tuple[str, ...],
+        reason: str,
+        now: int,
+        actions: list[Action],
+        *,
+        again: bool = True,
+    ) -> None:
+        """Mark ``products`` stale and resubscribe them for a fresh snapshot.
+
+        ``again=False``: products whose resync is already under way are left to it (a flood of
+        bad frames costs one resubscribe, not one per frame).
+        """
+        if not again:
+            products = tuple(p for p in products if p not in self.resync_deadline)
+            if not products:
+                return
         self._stale(products, reason, now)
         self.counts["resyncs"] += 1
-        channels = [ch for ch in self.settings.channels if ch in ("level2", "market_trades")]
+        self.rlog(
+            f"resync:{reason.split(':', 1)[0]}",
+            "warning",
+            f"{self.name}: resync of {', '.join(products)}: {reason}",
+            now,
+        )
+        resubscribe: tuple[str, ...] = ("level2", "market_trades")
+        if self.ticker_quotes:
+            resubscribe += ("ticker", "ticker_batch")
+        channels = [ch for ch in self.settings.channels if ch in resubscribe]
         for ch in channels:
             actions.append(self._sub("unsubscribe", ch, products))
             actions.append(self._sub("subscribe", ch, products))
@@ -540,6 +628,7 @@ class FeedSession:
         back = tuple(p for p in products if self.status[p] == "stale")
         for p in products:
             self.status[p] = "fresh"
+        self.delivered = True
         if first:
             self.emit(
                 FeedStatus(ts=now, products=first, state="healthy", reason=f"{self.name} live")
@@ -607,6 +696,8 @@ class FeedSession:
             "reordered": self.tracker.reordered,
             "dropped_old": self.tracker.dropped,
             "stale": list(self.stale_products()),
+            "dropped_by_reason": dict(self.dropped),
+            "log_lines_suppressed": sum(self.rlog.suppressed.values()),
             "max_recovery_s": self.max_recovery_ns / S,
             "lag": self.lag.as_dict(),
             "rtt": self.rtt.as_dict(),
@@ -617,5 +708,6 @@ COUNTERS = (
     "frames", "bytes", "unknown", "malformed", "errors", "gaps", "missing", "snapshots",
     "updates_ignored", "unknown_sides", "crossed", "quotes", "trades", "trades_duplicate",
     "backfilled", "heartbeats", "heartbeat_skips", "heartbeat_timeouts", "resyncs",
-    "books_silent", "stale_events", "recoveries", "foreign_products",
+    "books_silent", "stale_events", "recoveries", "foreign_products", "dropped",
+    "thread_crashes",
 )  # fmt: skip
