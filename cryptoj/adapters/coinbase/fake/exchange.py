@@ -27,7 +27,7 @@ import json
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_DOWN, Context, Decimal
 from typing import Any
 
 from cryptoj.adapters.coinbase.fake.order_input import (
@@ -45,6 +45,8 @@ Book = tuple[Sequence[Level], Sequence[Level]]  # (bids best first, asks best fi
 USER_ID = "f4ce0000-0000-4000-8000-000000000001"
 PORTFOLIO_ID = "f4ce0000-0000-4000-8000-000000000002"
 NO_FUNDS = "Insufficient balance in source account"
+Q16 = Decimal("1e-16")  # Coinbase's digits for quote-sized buys' values and fees [REC]
+_FINE = Context(prec=60)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,9 +138,12 @@ class Exchange:
             return plan.body(body)
         o = self._accept(parsed)
         if parsed.kind == "market":
-            fills, book_ran_out = plan
-            for price, size in fills:
-                self._fill(o, price, size, "TAKER")
+            takes, book_ran_out = plan
+            for take in takes:
+                if isinstance(take, QuoteTake):
+                    self._fill(o, take.price, take.size, "TAKER", take.value, take.fee)
+                else:
+                    self._fill(o, take[0], take[1], "TAKER")
             if o.filled_size == 0:
                 self._finish(o, "EXPIRED", "")
             elif book_ran_out:
@@ -159,7 +164,9 @@ class Exchange:
             "order_configuration": {_config_key(o.kind): dict(o.config)},
         }
 
-    def _admit(self, n: NewOrder, book: Book) -> Rejection | tuple[list[Level], bool]:
+    def _admit(
+        self, n: NewOrder, book: Book
+    ) -> Rejection | tuple[Sequence[Level | QuoteTake], bool]:
         spec = self.specs[n.product_id]
         bids, asks = book
         quote_cur, base_cur = spec.quote_currency, spec.base_currency
@@ -168,10 +175,10 @@ class Exchange:
             if n.quote_size is not None:
                 if n.quote_size > self.available(quote_cur):
                     return reject("INSUFFICIENT_FUND", NO_FUNDS, "PREVIEW_INSUFFICIENT_FUND")
-                fills, budget_left = walk_quote(
+                takes, budget_left = walk_quote(
                     levels, n.quote_size, self.taker_fee, spec.base_increment
                 )
-                return fills, not budget_left
+                return takes, not budget_left
             assert n.base_size is not None
             if levels and levels[0][0] * n.base_size < spec.quote_min_size:
                 return reject_preview(
@@ -238,11 +245,22 @@ class Exchange:
         notional = trunc8(price * size)
         return notional + trunc8(notional * rate)
 
-    def _fill(self, o: Order, price: Decimal, size: Decimal, liquidity: str) -> None:
+    def _fill(
+        self,
+        o: Order,
+        price: Decimal,
+        size: Decimal,
+        liquidity: str,
+        value: Decimal | None = None,
+        commission: Decimal | None = None,
+    ) -> None:
+        """Book one fill; ``value`` and ``commission`` are given for quote-sized buys (their
+        16-decimal split of the spend), else ``price × size`` and its fee, each truncated to
+        1e-8."""
         spec = self.specs[o.product_id]
         rate = self.taker_fee if liquidity == "TAKER" else self.maker_fee
-        notional = trunc8(price * size)
-        fee = trunc8(notional * rate)
+        notional = trunc8(price * size) if value is None else value
+        fee = trunc8(notional * rate) if commission is None else commission
         quote, base = spec.quote_currency, spec.base_currency
         if o.side == "BUY":
             self.totals[quote] -= notional + fee
@@ -252,7 +270,7 @@ class Exchange:
             self.totals[quote] += notional - fee
         now = self.clock()
         f = Fill(len(self.fills), self.ids(), o.order_id, o.product_id, o.side, price, size,
-                 notional, fee, liquidity, now)  # fmt: skip
+                 notional, fee, liquidity, now, o.quote_size is not None)  # fmt: skip
         self.fills.append(f)
         o.fills.append(f)
         o.filled_size += size
@@ -427,23 +445,46 @@ def walk_base(levels: Sequence[Level], size: Decimal, increment: Decimal) -> lis
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class QuoteTake:
+    """One fill of a quote-sized market buy: ``value + fee`` is what it spent (exactly)."""
+
+    price: Decimal
+    size: Decimal  # base
+    value: Decimal  # quote, fee excluded (16 decimals)
+    fee: Decimal  # quote (16 decimals)
+
+
+def split_spend(spend: Decimal, rate: Decimal) -> tuple[Decimal, Decimal]:
+    """A quote-sized buy's spend → ``(value, fee)``: value ``spend / (1 + rate)`` truncated to
+    16 decimals, the fee the rest, so ``value + fee == spend`` exactly (the recorded Coinbase
+    order: 6.36 at 0.6 % → 6.3220675944333996 + 0.0379324055666004)."""
+    value = _FINE.divide(spend, 1 + rate).quantize(Q16, ROUND_DOWN, context=_FINE)
+    return value, spend - value
+
+
 def walk_quote(
     levels: Sequence[Level], budget: Decimal, rate: Decimal, increment: Decimal
-) -> tuple[list[Level], bool]:
-    """Spend at most ``budget`` (notional + fee at ``rate``) on the levels, best first.
-
-    Returns the fills and whether the budget (not the book) ended the walk.
+) -> tuple[list[QuoteTake], bool]:
+    """Spend ``budget`` (value + fee at ``rate``) on the levels, best first, as Coinbase does:
+    whole levels (their size floored to ``increment``) while the budget lasts, then the rest of
+    the budget at the next level, its base size ``value / price`` truncated to 16 decimals (not
+    to the base increment). Returns the takes and whether the budget (not the book) ended it.
     """
     left, out = budget, []
     for price, avail in levels:
-        can = floor_to(left / (price * (1 + rate)), increment)
         have = floor_to(avail, increment)
-        take = min(can, have)
-        while take > 0 and Exchange._cost(price, take, rate) > left:  # rounding guard
-            take -= increment
-        if take > 0:
-            out.append((price, take))
-            left -= Exchange._cost(price, take, rate)
-        if take < have:
-            return out, True
+        if have <= 0:
+            continue
+        whole = _FINE.multiply(_FINE.multiply(price, have), 1 + rate)
+        if whole < left:
+            value = _FINE.multiply(price, have)
+            out.append(QuoteTake(price, have, value, whole - value))
+            left -= whole
+            continue
+        value, fee = split_spend(left, rate)
+        size = _FINE.divide(value, price).quantize(Q16, ROUND_DOWN, context=_FINE)
+        if size > 0:
+            out.append(QuoteTake(price, size, value, fee))
+        return out, True
     return out, False

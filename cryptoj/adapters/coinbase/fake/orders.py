@@ -1,15 +1,20 @@
 """Orders and fills of the fake exchange, and their wire shapes (REST Order, Fill, UserOrder).
 
 Money (the execution contract): a fill's notional is ``price × size`` truncated to 1e-8, its
-fee is ``notional × rate`` truncated to 1e-8; an order's ``filled_value`` and ``total_fees`` are
-the sums over its fills, ``average_filled_price = filled_value / filled_size``. A BUY costs
-``notional + fee`` of the quote currency, a SELL yields ``notional - fee``.
+fee is ``notional × rate`` truncated to 1e-8 -- except for quote-sized market buys, which follow
+the recorded Coinbase order (``list_orders_market_buy_quote_size_filled_BTC-USDT.json``): each
+fill's spend is split into ``value = spend / (1 + rate)`` truncated to 16 decimals and
+``fee = spend - value``, the base size is ``value / price`` truncated to 16 decimals, so
+``total_value_after_fees`` is exactly the quote size; their fills report ``size`` in the quote
+currency with ``size_in_quote: true`` (as the recorded fill does). An order's ``filled_value``
+and ``total_fees`` are the sums over its fills, ``average_filled_price = filled_value /
+filled_size``. A BUY costs ``notional + fee`` of the quote currency, a SELL yields
+``notional - fee``.
 
 Shapes follow the recorded REST bodies (``shared/data/coinbase/rest/``) and the protocol notes
 §4.3 for the user channel. Choices where nothing was recorded [INF]: the user channel's
 ``order_type`` is capitalised (``Market``, ``Limit``, ``StopLimit``; real logs show ``Limit``);
-a fill's ``size`` is always in the base currency (``size_in_quote`` false), also for quote-sized
-market buys; a stop-limit order is ``OPEN`` with ``trigger_status`` ``STOP_PENDING`` until the
+a stop-limit order is ``OPEN`` with ``trigger_status`` ``STOP_PENDING`` until the
 last trade price reaches its stop, then ``STOP_TRIGGERED``.
 """
 
@@ -85,6 +90,7 @@ class Fill:
     commission: Decimal
     liquidity: str  # MAKER | TAKER
     time_ns: int
+    size_in_quote: bool = False  # a quote-sized order's fill: ``size`` on the wire is the value
 
     def to_json(self, user_id: str) -> dict[str, Any]:
         """The REST Fill object (``GET /orders/historical/fills``)."""
@@ -96,12 +102,12 @@ class Fill:
             "trade_time": t,
             "trade_type": "FILL",
             "price": fmt(self.price),
-            "size": fmt(self.size),
+            "size": fmt(self.notional if self.size_in_quote else self.size),
             "commission": fmt(self.commission),
             "product_id": self.product_id,
             "sequence_timestamp": t,
             "liquidity_indicator": self.liquidity,
-            "size_in_quote": False,
+            "size_in_quote": self.size_in_quote,
             "user_id": user_id,
             "side": self.side,
             "retail_portfolio_id": "",

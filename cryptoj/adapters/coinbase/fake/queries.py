@@ -9,6 +9,10 @@ Pagination [INF where not recorded]:
   last order returned, the next page starts after it, so orders created meanwhile never shift a
   page; ``has_next`` says whether more match; ``cursor`` is ``""`` on the last page;
 * fills: the same, newest first, but the answer has no ``has_next`` (``cursor`` ``""`` when done);
+* orders: ``order_status`` ``OPEN`` combined with any other status is refused (400
+  ``INVALID_ARGUMENT``, the generic error shape of protocol notes §3.3; Coinbase documents the
+  rule, its exact error text was not recorded [INF]); ``start_date`` / ``end_date`` do not
+  apply to a listing of ``OPEN`` orders (as Coinbase documents);
 * accounts: by currency; ``limit`` (default 49, at most 250), ``cursor`` an offset;
   ``has_next``, ``cursor``, ``size`` (accounts in this page).
 """
@@ -34,6 +38,9 @@ from cryptoj.adapters.coinbase.fake.products import fmt
 
 Query = dict[str, list[str]]
 T = TypeVar("T")
+
+
+OPEN_ALONE = "order_status OPEN cannot be combined with other statuses"
 
 
 class BadRequest(ValueError):
@@ -108,6 +115,8 @@ def list_orders(ex: Exchange, q: Query) -> dict[str, Any]:
     statuses = set(q.get("order_status", []))
     if bad := statuses - STATUSES:
         raise BadRequest(f"order_status {sorted(bad)} not in {sorted(STATUSES)}")
+    if "OPEN" in statuses and len(statuses) > 1:  # Coinbase's documented rule
+        raise BadRequest(OPEN_ALONE)
     types = set(q.get("order_types", []))
     if bad := types - set(ORDER_TYPES.values()):
         raise BadRequest(f"order_types {sorted(bad)} not in {sorted(ORDER_TYPES.values())}")
@@ -115,6 +124,8 @@ def list_orders(ex: Exchange, q: Query) -> dict[str, Any]:
     if side not in (None, "", "BUY", "SELL"):
         raise BadRequest(f"order_side {side!r} is not BUY or SELL")
     start, end = _time(q, "start_date"), _time(q, "end_date")
+    if statuses == {"OPEN"}:  # the date range does not apply to open orders
+        start = end = None
 
     def keep(o: Order) -> bool:
         return (

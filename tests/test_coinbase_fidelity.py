@@ -1,0 +1,277 @@
+"""Coinbase fidelity (issue 16, item 7): the client follows Coinbase's rules, and the fake
+refuses what Coinbase refuses and answers as Coinbase answers.
+
+Pure parts (the order tracker, the journal) run without sockets; the rest drives the real
+client (SDK, JWT, TLS) against the local fake on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterator
+from decimal import Decimal as D
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cryptoj.adapters.coinbase.execution.errors import RetryPolicy
+from cryptoj.adapters.coinbase.execution.orders import OrderTracker, OrderUpdate
+from cryptoj.adapters.coinbase.execution.quantize import OrderSpec
+from cryptoj.adapters.coinbase.execution.venue import CoinbaseVenue, VenueSettings
+from cryptoj.adapters.coinbase.fake import FakeCoinbase
+from cryptoj.adapters.coinbase.fake.auth import ApiKey, generate_api_key
+from cryptoj.adapters.coinbase.jwt_auth import Credentials
+from cryptoj.journal import Journal
+from cryptoj.models.orders import Fill, OrderAccepted, OrderType, Side
+from cryptoj.portfolio.ledger import Ledger
+from cryptoj.venues.base import Resolution, TrackedOrder
+
+PRODUCTS = ["BTC-USD", "ETH-USD"]
+
+# The recorded Coinbase quote-sized market buy
+# (shared/data/coinbase/rest/ccxt_comments/list_orders_market_buy_quote_size_filled_BTC-USDT.json)
+REC_SIZE = D("0.000297920684505")
+REC_VALUE = D("6.3220675944333996")
+REC_FEES = D("0.0379324055666004")
+REC_AFTER_FEES = D("6.36")
+
+
+# -- b. quote-sized buys at Coinbase's exact values (pure) ---------------------------------------
+
+
+def quote_tracker() -> OrderTracker:
+    return OrderTracker(
+        client_order_id="q1",
+        product="BTC-USDT",
+        side=Side.BUY,
+        order_type=OrderType.MARKET,
+        created_ts=1,
+        venue_order_id="813a53c5",
+    )
+
+
+def test_the_recorded_quote_buy_is_booked_at_coinbase_digits() -> None:
+    t = quote_tracker()
+    events = t.apply(
+        OrderUpdate(
+            venue_order_id="813a53c5",
+            client_order_id="q1",
+            status="FILLED",
+            filled_size=REC_SIZE,
+            filled_value=REC_VALUE,
+            total_fees=REC_FEES,
+            average_price=D("21220.6399999973697697"),
+        ),
+        2,
+    )
+    (fill,) = [e for e in events if isinstance(e, Fill)]
+    assert fill.quantity == REC_SIZE and fill.fee == REC_FEES
+    assert fill.notional == REC_VALUE  # not 6.32206759 (truncated to 1e-8)
+    assert fill.cash_delta == -REC_AFTER_FEES  # not -6.3599999955666004
+    ledger = Ledger(cash=D("100"))
+    ledger.apply_fill(fill)
+    assert ledger.cash == D("100") - REC_AFTER_FEES
+
+
+def test_partial_reports_of_a_quote_buy_sum_to_total_value_after_fees() -> None:
+    t = quote_tracker()
+    reports = [  # cumulative, as the user channel sends them (two fills)
+        (D("0.000000220684505"), D("0.0046830664333996"), D("0.0000280983986004")),
+        (REC_SIZE, REC_VALUE, REC_FEES),
+    ]
+    fills = []
+    for i, (size, value, fees) in enumerate(reports):
+        u = OrderUpdate(
+            venue_order_id="813a53c5",
+            client_order_id="q1",
+            status="OPEN" if i == 0 else "FILLED",
+            filled_size=size,
+            filled_value=value,
+            total_fees=fees,
+        )
+        fills += [e for e in t.apply(u, 2 + i) if isinstance(e, Fill)]
+        t.apply(u, 10)  # a repeated report changes nothing
+    assert len(fills) == 2
+    assert sum((f.notional for f in fills), D(0)) == REC_VALUE
+    assert sum((f.cash_delta for f in fills), D(0)) == -REC_AFTER_FEES
+    assert len({f.fill_id for f in fills}) == 2
+
+
+def test_a_base_sized_fill_keeps_no_separate_value() -> None:
+    t = quote_tracker()
+    (fill,) = [
+        e
+        for e in t.apply(
+            OrderUpdate(
+                venue_order_id="813a53c5",
+                client_order_id="q1",
+                status="FILLED",
+                filled_size=D("0.05"),
+                filled_value=D("1234.56789012"),
+                total_fees=D("7.40740734"),
+            ),
+            2,
+        )
+        if isinstance(e, Fill)
+    ]
+    assert fill.value is None and fill.notional == D("1234.56789012")
+
+
+def test_the_journal_keeps_the_exact_value_and_opens_older_journals(tmp_path: Path) -> None:
+    fill = Fill(
+        ts=1,
+        fill_id="813a53c5:0.000297920684505",
+        client_order_id="q1",
+        product="BTC-USDT",
+        side=Side.BUY,
+        quantity=REC_SIZE,
+        price=D("21220.63999999736976967389013834069424"),
+        fee=REC_FEES,
+        liquidity="TAKER",
+        value=REC_VALUE,
+    )
+    path = tmp_path / "j.sqlite"
+    j = Journal(path)
+    assert j.record_fill(fill, REC_SIZE, D("21220.64"), D("100") - REC_AFTER_FEES)
+    (back,) = j.fills()
+    assert back == fill and back.cash_delta == -REC_AFTER_FEES
+    assert j.fill_totals("q1") == (REC_SIZE, REC_VALUE, REC_FEES)
+    j.close()
+    old = tmp_path / "old.sqlite"  # a journal written before fills.value existed
+    import sqlite3
+
+    db = sqlite3.connect(old)
+    db.execute(
+        "CREATE TABLE fills (fill_id TEXT PRIMARY KEY, client_order_id TEXT NOT NULL,"
+        " product TEXT NOT NULL, side TEXT NOT NULL, quantity TEXT NOT NULL, price TEXT NOT NULL,"
+        " fee TEXT NOT NULL, liquidity TEXT NOT NULL, ts INTEGER NOT NULL)"
+    )
+    db.execute("INSERT INTO fills VALUES ('f', 'c', 'BTC-USD', 'BUY', '1', '10.5', '0.1', 'T', 1)")
+    db.commit()
+    db.close()
+    j2 = Journal(old)
+    (legacy,) = j2.fills()
+    assert legacy.value is None and legacy.notional == D("10.5")
+    j2.close()
+
+
+# -- on the fake ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fake_and_key() -> Iterator[tuple[FakeCoinbase, ApiKey]]:
+    key = generate_api_key("Ed25519")
+    fake = FakeCoinbase(
+        products=PRODUCTS,
+        step_s=0.05,
+        heartbeat_s=0.2,
+        jwt_key_name=key.name,
+        jwt_public_key=key.public_pem,
+        balances={"USD": "1000000", "ETH": "100"},
+    ).start()
+    try:
+        yield fake, key
+    finally:
+        fake.stop()
+
+
+class Sleeper:
+    """The injected sleep: waits for nothing."""
+
+    def __call__(self, seconds: float) -> None:
+        pass
+
+
+def make_venue(fake: FakeCoinbase, key: ApiKey, **settings: Any) -> CoinbaseVenue:
+    venue = CoinbaseVenue.connect(
+        fake.rest_url,
+        Credentials(key.name, key.private_pem),
+        ca_file=fake.ca_file,
+        timeout_s=2.0,
+        policy=RetryPolicy(max_attempts=3, backoff_min_s=0.05, backoff_max_s=0.2),
+        settings=VenueSettings(**{"place_attempts": 2, "absent_grace_s": 0.0, **settings}),
+        sleep=Sleeper(),
+        seed=1,
+    )
+    venue.set_listener(lambda _m: None)
+    return venue
+
+
+_IDS = itertools.count(1)
+
+
+def new_id(prefix: str) -> str:
+    return f"fid-{prefix}-{next(_IDS)}-{time.time_ns() % 1_000_000}"
+
+
+def test_find_order_follows_coinbase_status_rules_and_resolve_reaches_absent(
+    fake_and_key: tuple[FakeCoinbase, ApiKey],
+) -> None:
+    fake, key = fake_and_key
+    venue = make_venue(fake, key)
+    client = venue.client
+    with pytest.raises(Exception) as refused:  # the fake refuses what Coinbase refuses
+        client.call(
+            "GET",
+            "/orders/historical/batch",
+            params={"order_status": ["OPEN", "PENDING"], "product_ids": ["BTC-USD"]},
+        )
+    assert "400" in str(refused.value) and "OPEN cannot be combined" in str(refused.value)
+    with pytest.raises(ValueError, match="OPEN cannot be combined"):
+        client.list_orders(statuses=["OPEN", "FILLED"])
+    coid = new_id("absent")
+    venue.track(
+        TrackedOrder(
+            client_order_id=coid,
+            product="BTC-USD",
+            side=Side.BUY,
+            order_type=OrderType.MARKET,
+            created_ts=time.time_ns() - 120 * 1_000_000_000,
+        )
+    )
+    before = fake.state()["counts"].get("rest_list", 0)
+    state, detail = venue.resolve(coid, time.time_ns())
+    assert (state, detail) == (Resolution.ABSENT, "not at Coinbase")
+    assert fake.state()["counts"]["rest_list"] - before == 3  # all since, OPEN, PENDING
+    resting = new_id("open")  # an OPEN order older than start_date is still found
+    spec = OrderSpec(
+        client_order_id=resting,
+        product="BTC-USD",
+        side=Side.BUY,
+        kind="limit",
+        base_size=D("0.01"),
+        limit_price=D("1000"),
+    )
+    assert isinstance(venue.submit_spec(spec, time.time_ns()), OrderAccepted)
+    found = client.find_order(resting, "BTC-USD", time.time_ns() + 3600 * 1_000_000_000)
+    assert found is not None and found.status == "OPEN"
+    assert venue.cancel(resting, time.time_ns())
+
+
+def test_a_quote_sized_buy_on_the_fake_books_total_value_after_fees_exactly(
+    fake_and_key: tuple[FakeCoinbase, ApiKey],
+) -> None:
+    fake, key = fake_and_key
+    venue = make_venue(fake, key)
+    usd_before = venue.balances()["USD"]
+    coid = new_id("quote")
+    spec = OrderSpec(
+        client_order_id=coid, product="BTC-USD", side=Side.BUY, kind="market", quote_size=D("6.36")
+    )
+    assert isinstance(venue.submit_spec(spec, time.time_ns()), OrderAccepted)
+    fills = venue.fills_for(coid)
+    assert fills
+    orders = fake.state()["exchange"]["orders"]
+    venue_order = next(o for o in orders if o["client_order_id"] == coid)
+    assert venue_order["total_value_after_fees"] == "6.36"
+    assert len(D(venue_order["filled_value"]).as_tuple().digits) > 10  # not rounded to 1e-8
+    assert sum((f.cash_delta for f in fills), D(0)) == -D("6.36")
+    assert sum((f.notional for f in fills), D(0)) == D(venue_order["filled_value"])
+    assert venue.balances()["USD"] == usd_before - D("6.36")
+    venue_fills = [
+        f for f in fake.state()["exchange"]["fills"] if f["order_id"] == venue_order["order_id"]
+    ]
+    assert venue_fills and all(f["size_in_quote"] is True for f in venue_fills)
+    assert sum(D(f["size"]) + D(f["commission"]) for f in venue_fills) == D("6.36")
