@@ -275,3 +275,92 @@ def test_a_quote_sized_buy_on_the_fake_books_total_value_after_fees_exactly(
     ]
     assert venue_fills and all(f["size_in_quote"] is True for f in venue_fills)
     assert sum(D(f["size"]) + D(f["commission"]) for f in venue_fills) == D("6.36")
+
+
+# -- c. a stop already crossed -------------------------------------------------------------------
+
+
+def test_the_fake_refuses_a_stop_the_last_trade_has_crossed_with_coinbase_body() -> None:
+    from cryptoj.adapters.coinbase.fake.exchange import Exchange
+    from cryptoj.adapters.coinbase.fake.products import default_specs
+
+    ids = itertools.count()
+    ex = Exchange(
+        default_specs(["BTC-USD"]),
+        {"USD": D("100000"), "BTC": D("10")},
+        clock=lambda: 1,
+        ids=lambda: f"id-{next(ids)}",
+    )
+    book = ([(D("100"), D("1"))], [(D("101"), D("1"))])
+
+    def stop(coid: str, side: str, stop_price: str, direction: str) -> dict[str, Any]:
+        config = {
+            "base_size": "0.5",
+            "limit_price": "50" if side == "SELL" else "150",
+            "stop_price": stop_price,
+            "stop_direction": f"STOP_DIRECTION_STOP_{direction}",
+        }
+        return {
+            "client_order_id": coid,
+            "product_id": "BTC-USD",
+            "side": side,
+            "order_configuration": {"stop_limit_stop_limit_gtc": config},
+        }
+
+    for coid, side, price, direction, reason in (
+        ("s1", "SELL", "105", "DOWN", "PREVIEW_STOP_PRICE_ABOVE_LAST_TRADE_PRICE"),
+        ("s2", "SELL", "100.5", "DOWN", "PREVIEW_STOP_PRICE_ABOVE_LAST_TRADE_PRICE"),  # = last
+        ("b1", "BUY", "95", "UP", "PREVIEW_STOP_PRICE_BELOW_LAST_TRADE_PRICE"),
+    ):
+        body = stop(coid, side, price, direction)
+        r = ex.create(body, lambda _p: book, lambda _p: D("100.5"))
+        assert r["success"] is False and r["order_id"] == ""
+        e = r["error_response"]
+        assert (e["error"], e["preview_failure_reason"]) == (reason, reason)
+        assert e["new_order_failure_reason"] == "UNKNOWN_FAILURE_REASON"
+        assert r["order_configuration"] == body["order_configuration"]
+    assert ex.order_list == []
+    ok = ex.create(stop("s3", "SELL", "90", "DOWN"), lambda _p: book, lambda _p: D("100.5"))
+    assert ok["success"] is True and ex.orders[ok["order_id"]].status == "OPEN"
+
+
+@pytest.mark.parametrize(("side", "direction"), [(Side.SELL, "DOWN"), (Side.BUY, "UP")])
+def test_a_stop_refused_as_already_crossed_goes_out_at_market(
+    fake_and_key: tuple[FakeCoinbase, ApiKey], side: Side, direction: str
+) -> None:
+    from cryptoj.models.orders import SubmitOrder
+
+    fake, key = fake_and_key
+    venue = make_venue(fake, key)
+    usd_before = venue.balances()["USD"]
+    last = fake.api._price("ETH-USD")
+    assert last is not None
+    # a sell stop-loss far above the last trade / a buy stop far below it: both already crossed
+    factor = D(2) if side is Side.SELL else D("0.5")
+    stop_price = (last * factor).quantize(D("0.01"))
+    limit_price = (stop_price * (D("0.9") if side is Side.SELL else D("1.1"))).quantize(D("0.01"))
+    coid = new_id(f"stop-{direction}")
+    order = SubmitOrder(
+        client_order_id=coid,
+        product="ETH-USD",
+        side=side,
+        order_type=OrderType.STOP_LIMIT,
+        quantity=D("0.5"),
+        limit_price=limit_price,
+        stop_price=stop_price,
+    )
+    result = venue.submit(order, time.time_ns())
+    assert isinstance(result, OrderAccepted)
+    at_venue = [o for o in fake.state()["exchange"]["orders"] if o["client_order_id"] == coid]
+    assert len(at_venue) == 1  # the refused stop created nothing; the market order did
+    assert at_venue[0]["order_configuration"] == {"market_market_ioc": {"base_size": "0.5"}}
+    assert at_venue[0]["status"] == "FILLED"
+    view = venue.get_order(coid)
+    assert view is not None and view.filled_quantity == D("0.5")
+    fills = venue.fills_for(coid)
+    assert sum((f.quantity for f in fills), D(0)) == D("0.5") and fills[0].side is side
+    assert venue.balances()["USD"] - usd_before == sum((f.cash_delta for f in fills), D(0))
+    assert venue.counters()["stops_at_market"] == 1
+    notes = venue.take_notes()
+    assert [(k, c) for k, c, _ in notes] == [("stop_sent_at_market", coid)]
+    assert "LAST_TRADE_PRICE" in notes[0][2]

@@ -237,7 +237,7 @@ class RestApi:
         ex = self.fake.exchange
         try:
             if endpoint == "create":
-                return ex.create(body, lambda p: self.fake.sim.top(p, DEEP))
+                return ex.create(body, lambda p: self.fake.sim.top(p, DEEP), self._price)
             if endpoint == "cancel":
                 ids = body.get("order_ids") if isinstance(body, dict) else None
                 if not isinstance(ids, list) or not ids or len(ids) > 100:
