@@ -364,3 +364,52 @@ def test_a_stop_refused_as_already_crossed_goes_out_at_market(
     notes = venue.take_notes()
     assert [(k, c) for k, c, _ in notes] == [("stop_sent_at_market", coid)]
     assert "LAST_TRADE_PRICE" in notes[0][2]
+
+
+# -- d. every JWT form Coinbase accepts ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["ES256", "Ed25519"])
+def test_the_fake_accepts_every_jwt_form_coinbase_accepts_and_still_checks_them(kind: str) -> None:
+    import jwt as pyjwt
+    from cryptography.hazmat.primitives import serialization
+
+    from cryptoj.adapters.coinbase.fake.auth import JwtVerifier
+
+    key = generate_api_key(kind)
+    other = generate_api_key(kind, name=key.name)
+    now = 1_800_000_000
+    v = JwtVerifier(key.name, key.public_pem, clock=lambda: float(now))
+    uri = "GET 127.0.0.1:8443/api/v3/brokerage/accounts"
+
+    def token(signer: ApiKey = key, **claims: Any) -> str:
+        body = {"sub": key.name, "iss": "cdp", "nbf": now, "exp": now + 120, **claims}
+        private = serialization.load_pem_private_key(signer.private_pem.encode(), password=None)
+        return pyjwt.encode(
+            body,
+            private,  # type: ignore[arg-type]
+            algorithm=key.algorithm,
+            headers={"kid": key.name, "nonce": "ab" * 32},
+        )
+
+    def rest(t: str) -> str:
+        return v.verify_rest(f"Bearer {t}", "GET", "127.0.0.1:8443", "/api/v3/brokerage/accounts")
+
+    accepted = {
+        "today's SDK": token(uri=uri),
+        "earlier SDK / ccxt": token(uri=uri, iss="coinbase-cloud", aud=["retail_rest_api_proxy"]),
+        "aud as a string": token(uri=uri, aud="retail_rest_api_proxy"),
+        "uris list": token(uris=["GET 127.0.0.1:8443/api/v3/brokerage/orders", uri]),
+    }
+    for why, t in accepted.items():
+        assert rest(t) == "", why
+    refused = {
+        "bad signature": token(signer=other, uri=uri, aud=["retail_rest_api_proxy"]),
+        "expired": token(uri=uri, iss="coinbase-cloud", nbf=now - 200, exp=now - 80),
+        "uris without this request": token(uris=["GET 127.0.0.1:8443/api/v3/brokerage/orders"]),
+        "unknown issuer": token(uri=uri, iss="someone-else"),
+    }
+    for why, t in refused.items():
+        assert rest(t) != "", why
+    assert v.verify_ws(token(aud=["public_websocket_api"], iss="coinbase-cloud")) == ""
+    assert v.verify_ws(token(signer=other)) != ""

@@ -166,7 +166,7 @@ def test_jwt_is_verified_for_real(
         "wrong key": f"Bearer {token(key, uri, signer=other)}",
         "wrong kid": f"Bearer {token(key, uri, kid='organizations/x/apiKeys/y')}",
         "wrong sub": f"Bearer {token(key, uri, sub='organizations/x/apiKeys/y')}",
-        "wrong iss": f"Bearer {token(key, uri, iss='coinbase-cloud')}",
+        "wrong iss": f"Bearer {token(key, uri, iss='someone-else')}",
         "expired": f"Bearer {token(key, uri, nbf=now - 200, exp=now - 80)}",
         "nbf in the future": f"Bearer {token(key, uri, nbf=now + 60, exp=now + 180)}",
         "wrong path": f"Bearer {token(key, h.uri('GET', '/products'))}",
