@@ -413,3 +413,272 @@ def test_the_fake_accepts_every_jwt_form_coinbase_accepts_and_still_checks_them(
         assert rest(t) != "", why
     assert v.verify_ws(token(aud=["public_websocket_api"], iss="coinbase-cloud")) == ""
     assert v.verify_ws(token(signer=other)) != ""
+
+
+# -- e. the fake's other differences -------------------------------------------------------------
+
+
+def pure_exchange() -> Any:
+    from cryptoj.adapters.coinbase.fake.exchange import Exchange
+    from cryptoj.adapters.coinbase.fake.products import default_specs
+
+    ids = itertools.count()
+    clock = itertools.count(1_700_000_000_000_000_000, 1_000_000_000)  # one second per read
+    return Exchange(
+        default_specs(["BTC-USD"]),
+        {"USD": D("100000"), "BTC": D("10")},
+        clock=lambda: next(clock),
+        ids=lambda: f"id-{next(ids)}",
+    )
+
+
+BOOK = ([(D("100"), D("1")), (D("99"), D("2"))], [(D("101"), D("1")), (D("102"), D("2.5"))])
+
+
+def create(ex: Any, coid: str, side: str, key: str, fields: dict[str, Any]) -> Any:
+    body = {
+        "client_order_id": coid,
+        "product_id": "BTC-USD",
+        "side": side,
+        "order_configuration": {key: fields},
+    }
+    r = ex.create(body, lambda _p: BOOK)
+    return ex.orders.get(r["order_id"]) if r["success"] else r
+
+
+def test_the_fake_accepts_limit_ioc_fok_and_gtd_as_coinbase_does() -> None:
+    ex = pure_exchange()
+    ioc = create(ex, "ioc", "BUY", "sor_limit_ioc", {"base_size": "1.5", "limit_price": "101"})
+    assert (ioc.status, ioc.filled_size) == ("CANCELLED", D("1"))  # took 1 at 101, rest cancelled
+    assert ioc.to_json("u", "p")["time_in_force"] == "IMMEDIATE_OR_CANCEL"
+    assert ioc.to_json("u", "p")["order_configuration"] == {
+        "sor_limit_ioc": {"base_size": "1.5", "limit_price": "101"}
+    }
+    none = create(ex, "ioc0", "BUY", "sor_limit_ioc", {"base_size": "1", "limit_price": "50"})
+    assert (none.status, none.filled_size) == ("EXPIRED", 0)
+    kill = create(ex, "fok0", "BUY", "limit_limit_fok", {"base_size": "2", "limit_price": "101"})
+    assert (kill.status, kill.filled_size, kill.fills) == ("EXPIRED", 0, [])
+    fill = create(ex, "fok1", "BUY", "limit_limit_fok", {"base_size": "2", "limit_price": "102"})
+    assert (fill.status, fill.filled_size) == ("FILLED", D("2"))
+    assert fill.to_json("u", "p")["time_in_force"] == "FILL_OR_KILL"
+    end = "2023-11-14T22:13:40Z"  # 20 s after the clock's start
+    gtd = create(
+        ex,
+        "gtd",
+        "BUY",
+        "limit_limit_gtd",
+        {"base_size": "0.5", "limit_price": "90", "end_time": end, "post_only": True},
+    )
+    assert gtd.status == "OPEN" and gtd.to_json("u", "p")["time_in_force"] == "GOOD_UNTIL_DATE_TIME"
+    assert gtd.config["end_time"] == end and gtd.hold > 0
+    stop_gtd = create(
+        ex,
+        "sgtd",
+        "SELL",
+        "stop_limit_stop_limit_gtd",
+        {
+            "base_size": "0.5",
+            "limit_price": "80",
+            "stop_price": "85",
+            "stop_direction": "STOP_DIRECTION_STOP_DOWN",
+            "end_time": end,
+        },
+    )
+    assert stop_gtd.status == "OPEN"
+    for _ in range(30):  # the clock passes end_time
+        ex.on_market("BTC-USD", BOOK, [D("100")])
+    assert (gtd.status, stop_gtd.status) == ("EXPIRED", "EXPIRED") and gtd.hold == 0
+    late = create(
+        ex,
+        "late",
+        "BUY",
+        "limit_limit_gtd",
+        {"base_size": "1", "limit_price": "90", "end_time": end},
+    )
+    assert late["success"] is False and "end_time" in late["error_response"]["message"]
+    bad = create(ex, "bad", "BUY", "limit_limit_gtd", {"base_size": "1", "limit_price": "90"})
+    assert bad["error_response"]["error"] == "UNSUPPORTED_ORDER_CONFIGURATION"
+    assert ex.invariant_violations() == []
+
+
+def test_the_fake_honours_a_singular_product_id_filter() -> None:
+    from cryptoj.adapters.coinbase.fake import queries
+    from cryptoj.adapters.coinbase.fake.exchange import Exchange
+    from cryptoj.adapters.coinbase.fake.products import default_specs
+
+    ids = itertools.count()
+    ex = Exchange(
+        default_specs(["BTC-USD", "ETH-USD"]),
+        {"USD": D("100000")},
+        clock=lambda: 1,
+        ids=lambda: f"id-{next(ids)}",
+    )
+    for coid, product in (("a", "BTC-USD"), ("b", "ETH-USD")):
+        body = {
+            "client_order_id": coid,
+            "product_id": product,
+            "side": "BUY",
+            "order_configuration": {"market_market_ioc": {"quote_size": "10"}},
+        }
+        assert ex.create(body, lambda _p: BOOK)["success"]
+    listed = queries.list_orders(ex, {"product_id": ["ETH-USD"]})["orders"]
+    assert [o["client_order_id"] for o in listed] == ["b"]
+    fills = queries.list_fills(ex, {"product_id": ["BTC-USD"]})["fills"]
+    assert fills and {f["product_id"] for f in fills} == {"BTC-USD"}
+
+
+@pytest.fixture(scope="module")
+def quick_fake() -> Iterator[tuple[FakeCoinbase, ApiKey]]:
+    """A keyed fake whose ticker_batch comes every 0.5 s (Coinbase: 5 s)."""
+    key = generate_api_key("ES256")
+    fake = FakeCoinbase(
+        products=PRODUCTS,
+        step_s=0.05,
+        heartbeat_s=0.2,
+        ticker_batch_s=0.5,
+        jwt_key_name=key.name,
+        jwt_public_key=key.public_pem,
+    ).start()
+    try:
+        yield fake, key
+    finally:
+        fake.stop()
+
+
+def _numbers(obj: Any) -> Iterator[str]:
+    import re
+
+    if isinstance(obj, dict):
+        for v in obj.values():
+            yield from _numbers(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _numbers(v)
+    elif isinstance(obj, str) and re.fullmatch(r"-?\d+(\.\d+)?", obj):
+        yield obj
+
+
+def test_public_channels_need_no_jwt_and_send_clean_decimals_and_ticker_batches(
+    quick_fake: tuple[FakeCoinbase, ApiKey],
+) -> None:
+    import json
+
+    import websocket
+
+    fake, _ = quick_fake
+    ws = websocket.create_connection(fake.ws_url, sslopt={"ca_certs": fake.ca_file}, timeout=5)
+    try:
+        for channel in ("heartbeats", "level2", "ticker", "ticker_batch", "market_trades"):
+            ws.send(json.dumps({"type": "subscribe", "channel": channel, "product_ids": PRODUCTS}))
+        seen: dict[str, int] = {}
+        order: list[str] = []
+        numbers: list[str] = []
+        for _ in range(2000):  # bounded: about 4 ticker_batch periods of frames
+            msg = json.loads(ws.recv())
+            assert msg.get("type") != "error", msg
+            channel = msg["channel"]
+            seen[channel] = seen.get(channel, 0) + 1
+            order.append(channel)
+            if channel in ("l2_data", "ticker", "ticker_batch", "market_trades"):
+                numbers += list(_numbers(msg["events"]))
+            if seen.get("ticker_batch", 0) >= 4:
+                break
+    finally:
+        ws.close()
+    assert seen["ticker_batch"] >= 4 and seen["l2_data"] > 0 and seen["heartbeats"] > 0
+    batches = [i for i, c in enumerate(order) if c == "ticker_batch"]
+    between = [order[a:b].count("ticker") for a, b in itertools.pairwise(batches[1:])]
+    assert between and min(between) >= 3  # a batch every few steps, not one per ticker
+    assert numbers
+    noisy = [n for n in numbers if "." in n and (len(n.split(".")[1]) > 8 or n.endswith("0"))]
+    assert noisy == []
+    bad = websocket.create_connection(fake.ws_url, sslopt={"ca_certs": fake.ca_file}, timeout=5)
+    try:  # a JWT that is sent is still checked
+        bad.send(json.dumps({"type": "subscribe", "channel": "ticker", "product_ids": PRODUCTS,
+                             "jwt": "not.a.jwt"}))  # fmt: skip
+        assert json.loads(bad.recv()) == {"type": "error", "message": "authentication failure"}
+    finally:
+        bad.close()
+
+
+def test_rest_edges_answer_cleanly_with_rate_limit_headers(
+    quick_fake: tuple[FakeCoinbase, ApiKey],
+) -> None:
+    import http.client
+    import json
+    import ssl
+
+    from coinbase import jwt_generator
+
+    fake, key = quick_fake
+    ctx = ssl.create_default_context(cafile=fake.ca_file)
+    host = f"127.0.0.1:{fake.ports[0]}"
+
+    def call(
+        method: str, path: str, body: bytes = b"", signed: bool = False
+    ) -> tuple[int, dict[str, str], bytes]:
+        conn = http.client.HTTPSConnection("127.0.0.1", fake.ports[0], context=ctx, timeout=5)
+        headers = {"Content-Type": "application/json"}
+        if signed:
+            uri = f"{method} {host}{path.split('?')[0]}"  # as the SDK builds it
+            headers["Authorization"] = (
+                f"Bearer {jwt_generator.build_rest_jwt(uri, key.name, key.private_pem)}"
+            )
+        try:
+            conn.request(method, path, body, headers)
+            r = conn.getresponse()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+        finally:
+            conn.close()
+
+    api = "/api/v3/brokerage"
+    big = json.dumps({"x": "y" * 200_000}).encode()
+    unrouted = [
+        ("POST", f"{api}/no/such/thing"),
+        ("POST", "/elsewhere"),
+        ("GET", f"{api}/orders/historical/a/b"),
+        ("DELETE", f"{api}/orders"),
+    ]
+    for method, path in unrouted:
+        status, _, body = call(method, path, big)
+        assert status == 404 and json.loads(body)["error"] == "NOT_FOUND", (method, path)
+    status, headers, body = call("GET", f"{api}/market/products/BTC-USD/ticker?limit=ten")
+    assert status == 400 and json.loads(body)["error"] == "INVALID_ARGUMENT"
+    assert call("GET", f"{api}/market/product_book?product_id=BTC-USD&limit=x")[0] == 400
+    for private in (
+        "/product_book?product_id=BTC-USD&limit=2",
+        "/best_bid_ask?product_ids=BTC-USD",
+    ):
+        assert call("GET", api + private)[:3:2] == (401, b"Unauthorized")
+        status, _, body = call("GET", api + private, signed=True)
+        assert status == 200 and json.loads(body), private
+    status, headers, _ = call("GET", f"{api}/market/product_book?product_id=BTC-USD&limit=2")
+    assert status == 200 and headers["x-ratelimit-limit"] == "10"
+    assert int(headers["x-ratelimit-reset"]) > time.time() - 5
+    status, headers, _ = call("GET", f"{api}/accounts", signed=True)
+    assert status == 200 and headers["x-ratelimit-limit"] == "30"
+    assert 0 <= int(headers["x-ratelimit-remaining"]) < 30
+
+
+def test_the_command_line_picks_a_free_control_port_and_prints_it(tmp_path: Path) -> None:
+    import json
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    tool = Path(__file__).resolve().parents[1] / "tools" / "fake_coinbase.py"
+    cmd = [sys.executable, str(tool), "--port", "0", "--seconds", "30",
+           "--cert-dir", str(tmp_path / "cert")]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        info = json.loads(proc.stdout.readline())
+        assert info["control_port"] != 8445 and info["control_port"] > 0
+        assert info["control_url"] == f"http://127.0.0.1:{info['control_port']}"
+        with urllib.request.urlopen(f"{info['control_url']}/state", timeout=5) as r:
+            assert "counts" in json.loads(r.read())
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=10)
+    assert proc.returncode == 0

@@ -11,7 +11,10 @@ no threads; the clock and the id factory are injected; the caller serialises cal
   ``FILLED``. Funds are checked against the walk before anything happens.
 * **Limit GTC** first takes the crossing levels as TAKER (a ``post_only`` order that would cross
   is refused instead), then rests; a later step whose book crosses its price fills it as MAKER
-  at its limit price, up to the crossing levels' total size.
+  at its limit price, up to the crossing levels' total size. **GTD** rests the same way until
+  its ``end_time`` (then ``EXPIRED``); **IOC** (``sor_limit_ioc``) takes what crosses and
+  cancels the rest (``EXPIRED`` when nothing filled); **FOK** fills whole from the crossing
+  levels or not at all (``EXPIRED``).
 * **Stop-limit GTC** is refused when the last trade has already crossed its stop
   (:func:`stop_crossed`, as Coinbase refuses it); otherwise it waits until a recorded trade
   prints at or through its stop
@@ -142,6 +145,10 @@ class Exchange:
         parsed = parse_order(body, self.specs)
         if isinstance(parsed, Rejection):
             return parsed.body(body)
+        if parsed.end_ns is not None and parsed.end_ns <= self.clock():
+            return reject("UNSUPPORTED_ORDER_CONFIGURATION", "end_time must be in the future").body(
+                body
+            )
         crossed = stop_crossed(parsed, last_trade_of(parsed.product_id))
         if crossed is not None:
             return crossed.body(body)
@@ -164,8 +171,28 @@ class Exchange:
             else:
                 self._finish(o, "FILLED", "")
         elif parsed.kind == "limit":
-            self._take(o, book)
+            if o.time_in_force == "FOK" and not self._fillable(o, book):
+                self._finish(o, "EXPIRED", "FOK: the book cannot fill the whole size")
+            else:
+                self._take(o, book)
+            if o.time_in_force in ("IOC", "FOK") and o.is_open:
+                status = "CANCELLED" if o.filled_size else "EXPIRED"
+                self._finish(o, status, "IOC remainder cancelled")
         return self.success_body(o)
+
+    def _fillable(self, o: Order, book: Book) -> bool:
+        """Whether the crossing levels hold ``o``'s whole size (fill or kill)."""
+        assert o.limit_price is not None
+        spec = self.specs[o.product_id]
+        bids, asks = book
+        levels = (
+            [lv for lv in asks if lv[0] <= o.limit_price]
+            if o.side == "BUY"
+            else [lv for lv in bids if lv[0] >= o.limit_price]
+        )
+        return sum((s for _, s in walk_base(levels, o.remaining, spec.base_increment)), ZERO) >= (
+            o.remaining
+        )
 
     def success_body(self, o: Order) -> dict[str, Any]:
         """The ``success:true`` body of ``o`` (also what a repeated client_order_id gets)."""
@@ -174,7 +201,7 @@ class Exchange:
             "failure_reason": "UNKNOWN_FAILURE_REASON",
             "order_id": o.order_id,
             "success_response": o.success_response(),
-            "order_configuration": {_config_key(o.kind): dict(o.config)},
+            "order_configuration": {o.config_key: dict(o.config)},
         }
 
     def _admit(
@@ -237,6 +264,9 @@ class Exchange:
             stop_price=n.stop_price,
             stop_direction=n.stop_direction,
             post_only=n.post_only,
+            config_key=n.config_key,
+            time_in_force=n.time_in_force,
+            end_ns=n.end_ns,
         )
         self.orders[o.order_id] = o
         self.order_list.append(o)
@@ -330,7 +360,12 @@ class Exchange:
         return bool(self.open.get(product))
 
     def on_market(self, product: str, book: Book, trade_prices: Sequence[Decimal]) -> None:
-        """A recorded step: trigger stops on its trades, then fill resting orders that cross."""
+        """A recorded step: expire GTD orders whose end time passed, trigger stops on its
+        trades, then fill resting orders that cross."""
+        now = self.clock()
+        for o in list(self.open.get(product, {}).values()):
+            if o.end_ns is not None and now >= o.end_ns:
+                self._finish(o, "EXPIRED", "end_time reached")
         working = sorted(self.open.get(product, {}).values(), key=lambda o: o.seq)
         touched: set[str] = set()
         for price in trade_prices:
@@ -424,12 +459,6 @@ class Exchange:
 
 
 # -- pure helpers ------------------------------------------------------------------------------
-
-
-def _config_key(kind: str) -> str:
-    return {"market": "market_market_ioc", "limit": "limit_limit_gtc"}.get(
-        kind, "stop_limit_stop_limit_gtc"
-    )
 
 
 def stop_crossed(n: NewOrder, last_trade: Decimal | None) -> Rejection | None:

@@ -37,9 +37,10 @@ STATUSES = frozenset(
 ORDER_TYPES = {"market": "MARKET", "limit": "LIMIT", "stop_limit": "STOP_LIMIT"}
 USER_ORDER_TYPES = {"market": "Market", "limit": "Limit", "stop_limit": "StopLimit"}
 TIME_IN_FORCE = {
-    "market": "IMMEDIATE_OR_CANCEL",
-    "limit": "GOOD_UNTIL_CANCELLED",
-    "stop_limit": "GOOD_UNTIL_CANCELLED",
+    "GTC": "GOOD_UNTIL_CANCELLED",
+    "GTD": "GOOD_UNTIL_DATE_TIME",
+    "IOC": "IMMEDIATE_OR_CANCEL",
+    "FOK": "FILL_OR_KILL",
 }
 
 
@@ -132,6 +133,9 @@ class Order:
     stop_price: Decimal | None = None
     stop_direction: str = ""
     post_only: bool = False
+    config_key: str = ""  # the order_configuration key (default: the kind's GTC / IOC one)
+    time_in_force: str = ""  # GTC | GTD | IOC | FOK (default: the kind's)
+    end_ns: int | None = None  # GTD: expires then
     status: str = "PENDING"
     triggered: bool = False
     filled_size: Decimal = ZERO
@@ -142,6 +146,10 @@ class Order:
     last_fill_ns: int = 0
     cancel_reason: str = ""
     fills: list[Fill] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.config_key = self.config_key or _config_key(self.kind)
+        self.time_in_force = self.time_in_force or ("IOC" if self.kind == "market" else "GTC")
 
     @property
     def is_open(self) -> bool:
@@ -197,11 +205,11 @@ class Order:
             "order_id": self.order_id,
             "product_id": self.product_id,
             "user_id": user_id,
-            "order_configuration": {f"{_config_key(self.kind)}": dict(self.config)},
+            "order_configuration": {self.config_key: dict(self.config)},
             "side": self.side,
             "client_order_id": self.client_order_id,
             "status": self.status,
-            "time_in_force": TIME_IN_FORCE[self.kind],
+            "time_in_force": TIME_IN_FORCE[self.time_in_force],
             "created_time": rfc3339(self.created_ns),
             "completion_percentage": fmt(self.completion()),
             "filled_size": fmt(self.filled_size),
@@ -251,7 +259,7 @@ class Order:
             "product_type": "SPOT",
             "order_side": self.side,
             "order_type": USER_ORDER_TYPES[self.kind],
-            "time_in_force": TIME_IN_FORCE[self.kind],
+            "time_in_force": TIME_IN_FORCE[self.time_in_force],
             "creation_time": rfc3339(self.created_ns),
             "avg_price": fmt(self.average_price()),
             "cumulative_quantity": fmt(self.filled_size),

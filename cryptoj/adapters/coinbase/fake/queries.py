@@ -85,6 +85,11 @@ def _time(q: Query, name: str) -> int | None:
         raise BadRequest(f"{name} {raw!r} is not an RFC 3339 time") from None
 
 
+def _products(q: Query) -> set[str]:
+    """The product filter: ``product_ids`` (repeated) and the singular ``product_id``."""
+    return {p for p in q.get("product_ids", []) + q.get("product_id", []) if p}
+
+
 def _page(
     items: Iterable[T],
     keep: Callable[[T], bool],
@@ -111,7 +116,7 @@ def _newest_first(xs: list[T]) -> Iterator[T]:
 def list_orders(ex: Exchange, q: Query) -> dict[str, Any]:
     """``GET /orders/historical/batch``."""
     ids = set(q.get("order_ids", []))
-    products = set(q.get("product_ids", []))
+    products = _products(q)
     statuses = set(q.get("order_status", []))
     if bad := statuses - STATUSES:
         raise BadRequest(f"order_status {sorted(bad)} not in {sorted(STATUSES)}")
@@ -153,7 +158,7 @@ def list_fills(ex: Exchange, q: Query) -> dict[str, Any]:
     """``GET /orders/historical/fills`` (no ``has_next``; ``cursor`` ``""`` when done)."""
     ids = set(q.get("order_ids", []))
     trades = set(q.get("trade_ids", []))
-    products = set(q.get("product_ids", []))
+    products = _products(q)
     start = _time(q, "start_sequence_timestamp")
     end = _time(q, "end_sequence_timestamp")
 

@@ -25,17 +25,41 @@ from typing import Any
 
 from cryptoj.adapters.coinbase.fake.auth import make_verifier
 from cryptoj.adapters.coinbase.fake.control import control_handler
-from cryptoj.adapters.coinbase.fake.products import ProductSpec
+from cryptoj.adapters.coinbase.fake.products import ProductSpec, fmt
 from cryptoj.adapters.coinbase.fake.queries import summary
 from cryptoj.adapters.coinbase.fake.rest_api import RestApi, make_exchange
 from cryptoj.adapters.coinbase.fake.session import Faults, WsSession
 from cryptoj.adapters.coinbase.fake.sim import TS, MarketSim
 from cryptoj.adapters.coinbase.fake.user_channel import UserChannel
-from cryptoj.adapters.coinbase.fake.wire import WS_GUID, make_certificate, read_request, respond
+from cryptoj.adapters.coinbase.fake.wire import (
+    WS_GUID,
+    make_certificate,
+    read_body,
+    read_request,
+    respond,
+)
 from cryptoj.adapters.coinbase.parse import format_rfc3339_ns
 from cryptoj.marketdata import load_events
 
 HISTORY = 50_000  # book versions remembered per product (for digest checks)
+PRIVATE_READS = frozenset({"/product_book", "/best_bid_ask"})  # JWT, unlike /market/...
+
+
+class BadLimit(ValueError):
+    """A ``limit`` query parameter that is not a positive integer (answered 400)."""
+
+
+def _int_limit(q: dict[str, list[str]], default: int) -> int:
+    raw = q.get("limit", [""])[-1]
+    if raw == "":
+        return default
+    try:
+        n = int(raw)
+    except ValueError:
+        raise BadLimit(f"limit {raw!r} is not an integer") from None
+    if n < 1:
+        raise BadLimit(f"limit {n} must be >= 1")
+    return n
 
 
 class FakeCoinbase:
@@ -58,6 +82,7 @@ class FakeCoinbase:
         control_port: int | None = None,
         step_s: float = 0.1,
         heartbeat_s: float = 1.0,
+        ticker_batch_s: float = 5.0,
         subscribe_deadline_s: float = 5.0,
         max_l2_products: int = 16,
         depth: int = 10,
@@ -83,6 +108,10 @@ class FakeCoinbase:
         self.control_port = control_port
         self.step_s = step_s
         self.heartbeat_s = heartbeat_s
+        if ticker_batch_s <= 0:
+            raise ValueError(f"ticker_batch_s must be > 0, not {ticker_batch_s}")
+        self.ticker_batch_s = ticker_batch_s
+        self._next_batch = 0.0  # monotonic time of the next ticker_batch update
         self.subscribe_deadline_s = subscribe_deadline_s
         self.max_l2_products = max_l2_products
         self.counter_string = counter_string
@@ -109,6 +138,8 @@ class FakeCoinbase:
         self.sessions: dict[int, WsSession] = {}
         self.counts: dict[str, int] = {}
         self._counts_lock = threading.Lock()
+        self._rate_public = [0, 0]  # [unix second, requests in it]
+        self._rate_private = [0, 0]
         self.version: dict[str, bytes] = {}
         self.history: dict[str, OrderedDict[str, int]] = {
             p: OrderedDict() for p in self.sim.products
@@ -367,6 +398,9 @@ class FakeCoinbase:
                     ev = b'{"type":"update","trades":[%s]}' % b",".join(reversed(trades))
                     items.append(("market_trades", b"market_trades", ev, False))
                 per_product[p] = items
+            batch_due = time.monotonic() >= self._next_batch
+            if batch_due:
+                self._next_batch = time.monotonic() + self.ticker_batch_s
             for sess in list(self.sessions.values()):
                 batch = [
                     ("l2u" if is_l2 else "data", channel, ts, events, True)
@@ -374,10 +408,21 @@ class FakeCoinbase:
                     for ch, channel, events, is_l2 in items
                     if p in sess.subs[ch]
                 ]
+                if batch_due and sess.subs["ticker_batch"]:
+                    batch.append(("data", b"ticker_batch", ts, self._ticker_batch(sess), True))
                 if batch and not sess.out.offer(("batch", batch), self.max_queue):
                     sess.slow = True
                     self.count("slow_consumers")
         self.count("steps")
+
+    def _ticker_batch(self, sess: WsSession) -> bytes:
+        """The ``ticker_batch`` update of one connection: the last ticker of each of its
+        products (Coinbase sends it every 5 s: ``ticker_batch_s``)."""
+        tickers = b",".join(
+            self.sim.last_ticker[p] for p in sorted(sess.subs["ticker_batch"])
+            if self.sim.last_ticker.get(p)
+        )  # fmt: skip
+        return b'{"type":"update","tickers":[%s]}' % tickers
 
     def snapshot_into(self, sess: WsSession, channel: str, products: list[str]) -> None:
         """Queue the snapshot a new subscription gets (caller holds ``self.lock``)."""
@@ -480,6 +525,63 @@ class FakeCoinbase:
         url = urllib.parse.urlsplit(target)
         q = urllib.parse.parse_qs(url.query)
         path = url.path.removeprefix("/api/v3/brokerage")
+        rate = self.rate_headers(public=True)
+        try:  # read the whole request first: closing with unread bytes resets the connection
+            read_body(sock, headers, early)
+        except (OSError, ValueError) as e:
+            message = json.dumps({"error": "INVALID_ARGUMENT", "message": str(e)}).encode()
+            respond(sock, 400, message, "application/json", rate)
+            return
+        if path in PRIVATE_READS and self.auth is not None:
+            host = headers.get("host") or f"127.0.0.1:{self.ports[0]}"
+            reason = self.auth.verify_rest(headers.get("authorization"), method, host, url.path)
+            if reason:
+                self.count("rest_unauthorized")
+                self.api.auth_failures.append(f"{method} {url.path}: {reason}")
+                respond(sock, 401, b"Unauthorized", "text/plain", rate)
+                return
+        try:
+            body = self._public(method, path, q)
+        except BadLimit as e:
+            message = json.dumps(
+                {"error": "INVALID_ARGUMENT", "code": 3, "message": str(e), "error_details": str(e)}
+            ).encode()
+            respond(sock, 400, message, "application/json", rate)
+            return
+        if body is None:
+            respond(
+                sock,
+                404,
+                b'{"error":"NOT_FOUND","code":5,"message":"not found"}',
+                "application/json",
+                rate,
+            )
+        else:
+            respond(sock, 200, json.dumps(body).encode(), "application/json", rate)
+
+    def rate_headers(self, public: bool) -> dict[str, str]:
+        """``x-ratelimit-*`` headers of one answer: Coinbase's documented limits (30 requests
+        per second per key on private endpoints, 10 per IP on public ones), the requests left
+        in the current second, and the second it resets at (Unix time). Reported, not enforced
+        (the ``rest_429`` fault answers 429)."""
+        now = time.time()
+        second = int(now)
+        limit = 10 if public else 30
+        with self._counts_lock:
+            window = self._rate_public if public else self._rate_private
+            if window[0] != second:
+                window[0], window[1] = second, 0
+            window[1] += 1
+            used = window[1]
+        return {
+            "x-ratelimit-limit": str(limit),
+            "x-ratelimit-remaining": str(max(0, limit - used)),
+            "x-ratelimit-reset": str(second + 1),
+        }
+
+    def _public(self, method: str, path: str, q: dict[str, list[str]]) -> dict[str, Any] | None:
+        """The market-data reads: public ticker and book, the private book and best bid/ask
+        (authenticated by the caller), time. None: not a route (404)."""
         body: Any = None
         parts = path.strip("/").split("/")
         with self.lock:
@@ -492,18 +594,18 @@ class FakeCoinbase:
             ):
                 p = parts[2]
                 if p in self.recent:
-                    limit = int(q.get("limit", ["100"])[0])
+                    limit = _int_limit(q, 100)
                     trades = [json.loads(t) for t in list(self.recent[p])[-limit:]][::-1]
                     bids, asks = self.sim.top(p)
                     body = {
                         "trades": trades,
-                        "best_bid": f"{bids[0][0]:f}" if bids else "",
-                        "best_ask": f"{asks[0][0]:f}" if asks else "",
+                        "best_bid": fmt(bids[0][0]) if bids else "",
+                        "best_ask": fmt(asks[0][0]) if asks else "",
                     }
             elif method == "GET" and path in ("/market/product_book", "/product_book"):
                 p = q.get("product_id", [""])[0]
                 if p in self.recent:
-                    body = {"pricebook": self._pricebook(p, int(q.get("limit", ["1"])[0]))}
+                    body = {"pricebook": self._pricebook(p, _int_limit(q, 1))}
             elif method == "GET" and path == "/best_bid_ask":
                 ps = q.get("product_ids", list(self.sim.products))
                 body = {"pricebooks": [self._pricebook(p, 1) for p in ps if p in self.recent]}
@@ -514,21 +616,13 @@ class FakeCoinbase:
                     "epochSeconds": str(int(now)),
                     "epochMillis": str(int(now * 1000)),
                 }
-        if body is None:
-            respond(
-                sock,
-                404,
-                b'{"error":"NOT_FOUND","code":5,"message":"not found"}',
-                "application/json",
-            )
-        else:
-            respond(sock, 200, json.dumps(body).encode(), "application/json")
+        return body  # type: ignore[no-any-return]
 
     def _pricebook(self, p: str, levels: int) -> dict[str, Any]:
         bids, asks = self.sim.top(p, levels)
         return {
             "product_id": p,
-            "bids": [{"price": f"{pr:f}", "size": f"{sz:f}"} for pr, sz in bids],
-            "asks": [{"price": f"{pr:f}", "size": f"{sz:f}"} for pr, sz in asks],
+            "bids": [{"price": fmt(pr), "size": fmt(sz)} for pr, sz in bids],
+            "asks": [{"price": fmt(pr), "size": fmt(sz)} for pr, sz in asks],
             "time": format_rfc3339_ns(time.time_ns()),
         }
