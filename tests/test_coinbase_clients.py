@@ -1,0 +1,140 @@
+"""Clients written by others against the local fake exchange (HTTPS on 127.0.0.1).
+
+* Coinbase's own ``coinbase-advanced-py`` ``RESTClient`` (typed responses) for every REST
+  endpoint the daemon uses: create (market by base and by quote size, limit GTC post-only,
+  stop-limit GTC), batch cancel, get order, list orders (``OPEN`` alone, and by product since a
+  date), list fills, accounts, product(s), and the public trades and book the feed reads.
+* ccxt's ``coinbase`` class (a second, independent implementation of the JWT and the
+  endpoints): markets, balances, orders and fills. Skipped when ccxt is not installed.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator
+from decimal import Decimal as D
+from typing import Any
+
+import pytest
+from coinbase.rest import RESTClient
+
+from cryptoj.adapters.coinbase.fake import FakeCoinbase
+from cryptoj.adapters.coinbase.fake.auth import ApiKey, generate_api_key
+
+PRODUCTS = ["BTC-USD", "ETH-USD"]
+
+
+@pytest.fixture(scope="module", params=["ES256", "Ed25519"])
+def keyed_fake(request: pytest.FixtureRequest) -> Iterator[tuple[FakeCoinbase, ApiKey]]:
+    key = generate_api_key(request.param)
+    fake = FakeCoinbase(
+        products=PRODUCTS,
+        step_s=0.05,
+        heartbeat_s=0.2,
+        jwt_key_name=key.name,
+        jwt_public_key=key.public_pem,
+        balances={"USD": "100000", "ETH": "50"},
+    ).start()
+    try:
+        yield fake, key
+    finally:
+        fake.stop()
+
+
+def coid() -> str:
+    return f"cli-{secrets.token_hex(6)}"
+
+
+def sdk(fake: FakeCoinbase, key: ApiKey) -> RESTClient:
+    c = RESTClient(
+        api_key=key.name,
+        api_secret=key.private_pem,
+        base_url=f"127.0.0.1:{fake.ports[0]}",
+        timeout=5,
+        rate_limit_headers=True,
+    )
+    c.session.trust_env = False
+    c.session.verify = fake.ca_file
+    return c
+
+
+def test_the_official_rest_client_uses_every_endpoint_the_daemon_uses(
+    keyed_fake: tuple[FakeCoinbase, ApiKey],
+) -> None:
+    fake, key = keyed_fake
+    c = sdk(fake, key)
+    start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
+    product = c.get_product("ETH-USD")
+    assert product.product_id == "ETH-USD" and D(product.base_increment) > 0
+    assert {p.product_id for p in c.get_products().products} >= set(PRODUCTS)
+    trades = c.get_public_market_trades("ETH-USD", limit=5)
+    end = time.monotonic() + 10
+    while not trades.trades and time.monotonic() < end:  # the first recorded trades
+        time.sleep(0.05)
+        trades = c.get_public_market_trades("ETH-USD", limit=5)
+    assert trades.trades and all(D(t.price) > 0 for t in trades.trades)
+    book = c.get_public_product_book("ETH-USD", limit=2).pricebook
+    assert D(book.bids[0].price) < D(book.asks[0].price)
+    assert c.get_product_book("ETH-USD", limit=1).pricebook.product_id == "ETH-USD"  # private
+    assert c.get_best_bid_ask(["ETH-USD"]).pricebooks[0].product_id == "ETH-USD"
+    assert int(c.get_unix_time().epoch_seconds) > 0
+    market = c.market_order_sell(coid(), "ETH-USD", base_size="0.5")
+    assert market.success
+    by_quote = c.market_order_buy(coid(), "ETH-USD", quote_size="25")
+    assert by_quote.success
+    bid = D(book.bids[0].price)
+    resting = c.limit_order_gtc_buy(
+        coid(), "ETH-USD", "0.1", str((bid / 2).quantize(D("0.01"))), post_only=True
+    )
+    assert resting.success
+    stop = c.stop_limit_order_gtc_sell(
+        coid(),
+        "ETH-USD",
+        "0.1",
+        str((bid / 3).quantize(D("0.01"))),
+        str((bid / 2).quantize(D("0.01"))),
+        "STOP_DIRECTION_STOP_DOWN",
+    )
+    assert stop.success
+    ids = [r.success_response["order_id"] for r in (market, by_quote, resting, stop)]
+    o = c.get_order(ids[1]).order
+    assert o.status == "FILLED" and D(o.total_value_after_fees) == D("25") and o.size_in_quote
+    open_now = c.list_orders(order_status=["OPEN"], product_ids=["ETH-USD"]).orders
+    assert {ids[2], ids[3]} <= {x.order_id for x in open_now}
+    since = c.list_orders(product_ids=["ETH-USD"], start_date=start, limit=100).orders
+    assert set(ids) <= {x.order_id for x in since}
+    fills = c.get_fills(order_ids=ids[:2], start_sequence_timestamp=start).fills
+    assert {f["order_id"] for f in fills} == set(ids[:2])
+    cancelled = c.cancel_orders(ids[2:]).results
+    assert [r.success for r in cancelled] == [True, True]
+    accounts = c.get_accounts(limit=250)
+    usd = next(a for a in accounts.accounts if a.currency == "USD")
+    assert D(usd.available_balance["value"]) > 0
+    assert accounts["rate_limit_limit"] == "30"  # the x-ratelimit-* headers, read by the SDK
+    assert int(accounts["rate_limit_remaining"]) >= 0 and accounts["rate_limit_reset"]
+
+
+# -- ccxt ----------------------------------------------------------------------------------------
+
+
+def ccxt_client(fake: FakeCoinbase, key: ApiKey) -> Any:
+    ccxt = pytest.importorskip("ccxt")
+    ex = ccxt.coinbase(
+        {
+            "apiKey": key.name,
+            "secret": key.private_pem,
+            "timeout": 5000,
+            "options": {"fetchMarkets": ["spot"], "createMarketBuyOrderRequiresPrice": False},
+        }
+    )
+    base = f"https://127.0.0.1:{fake.ports[0]}"
+    ex.hostname = f"127.0.0.1:{fake.ports[0]}"  # the JWT's uri host (ccxt signs its hostname)
+    api = ex.urls["api"]
+    for k, v in list(api.items()):
+        if isinstance(v, str) and v.startswith("https://api.coinbase.com"):
+            api[k] = base + v[len("https://api.coinbase.com") :]
+    ex.session.trust_env = False
+    ex.verify = fake.ca_file
+    ex.session.verify = fake.ca_file
+    return ex
