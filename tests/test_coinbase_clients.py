@@ -14,7 +14,6 @@ import secrets
 import time
 from collections.abc import Iterator
 from decimal import Decimal as D
-from typing import Any
 
 import pytest
 from coinbase.rest import RESTClient
@@ -118,23 +117,53 @@ def test_the_official_rest_client_uses_every_endpoint_the_daemon_uses(
 # -- ccxt ----------------------------------------------------------------------------------------
 
 
-def ccxt_client(fake: FakeCoinbase, key: ApiKey) -> Any:
+def ccxt_secret(key: ApiKey) -> str:
+    """The secret as ccxt takes it: the PEM for ES256; base64 of seed + public key (the CDP
+    Ed25519 key format) for Ed25519."""
+    if key.algorithm == "ES256":
+        return key.private_pem
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    private = serialization.load_pem_private_key(key.private_pem.encode(), password=None)
+    assert isinstance(private, ed25519.Ed25519PrivateKey)
+    raw = serialization.Encoding.Raw
+    seed = private.private_bytes(raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
+    public = private.public_key().public_bytes(raw, serialization.PublicFormat.Raw)
+    return base64.b64encode(seed + public).decode()
+
+
+def test_ccxt_trades_against_the_fake(keyed_fake: tuple[FakeCoinbase, ApiKey]) -> None:
     ccxt = pytest.importorskip("ccxt")
-    ex = ccxt.coinbase(
-        {
-            "apiKey": key.name,
-            "secret": key.private_pem,
-            "timeout": 5000,
-            "options": {"fetchMarkets": ["spot"], "createMarketBuyOrderRequiresPrice": False},
-        }
-    )
-    base = f"https://127.0.0.1:{fake.ports[0]}"
-    ex.hostname = f"127.0.0.1:{fake.ports[0]}"  # the JWT's uri host (ccxt signs its hostname)
-    api = ex.urls["api"]
-    for k, v in list(api.items()):
-        if isinstance(v, str) and v.startswith("https://api.coinbase.com"):
-            api[k] = base + v[len("https://api.coinbase.com") :]
+    fake, key = keyed_fake
+    ex = ccxt.coinbase({"apiKey": key.name, "secret": ccxt_secret(key), "timeout": 5000})
+    ex.urls["api"]["rest"] = f"https://127.0.0.1:{fake.ports[0]}"  # ccxt signs this host:port
     ex.session.trust_env = False
-    ex.verify = fake.ca_file
-    ex.session.verify = fake.ca_file
-    return ex
+    ex.validateServerSsl = fake.ca_file  # requests gets verify=<the fake's CA>
+    ex.has["fetchCurrencies"] = False  # the Coinbase App (v2) currency list is not faked
+    failures_before = len(fake.state()["rest"]["auth_failures"])
+    markets = ex.load_markets()
+    assert {"BTC/USD", "ETH/USD"} <= set(markets)
+    assert markets["ETH/USD"]["id"] == "ETH-USD" and markets["ETH/USD"]["active"]
+    balances = fake.state()["exchange"]["balances"]
+    got = ex.fetch_balance({"v3": True})
+    assert got["total"]["USD"] == pytest.approx(float(balances["USD"]["total"]), rel=1e-12)
+    assert got["free"]["ETH"] == pytest.approx(float(balances["ETH"]["available"]), rel=1e-12)
+    bid = ex.fetch_order_book("ETH/USD", 5)["bids"][0][0]
+    resting = ex.create_order("ETH/USD", "limit", "buy", 0.1, round(bid / 2, 2))
+    assert ex.fetch_order(resting["id"], "ETH/USD")["status"] == "open"
+    assert resting["id"] in {o["id"] for o in ex.fetch_open_orders("ETH/USD")}
+    ex.cancel_order(resting["id"], "ETH/USD")
+    assert ex.fetch_order(resting["id"], "ETH/USD")["status"] == "canceled"
+    sold = ex.create_order("ETH/USD", "market", "sell", 0.5)
+    done = ex.fetch_order(sold["id"], "ETH/USD")
+    assert done["status"] == "closed" and done["filled"] == pytest.approx(0.5)
+    trades = [t for t in ex.fetch_my_trades("ETH/USD") if t["order"] == sold["id"]]
+    venue = [f for f in fake.state()["exchange"]["fills"] if f["order_id"] == sold["id"]]
+    assert trades and len(trades) == len(venue)
+    assert sum(t["amount"] for t in trades) == pytest.approx(0.5)
+    fee = sum(float(D(f["commission"])) for f in venue)
+    assert sum(t["fee"]["cost"] for t in trades) == pytest.approx(fee, rel=1e-9)
+    assert len(fake.state()["rest"]["auth_failures"]) == failures_before  # every JWT accepted
