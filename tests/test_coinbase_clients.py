@@ -3,7 +3,9 @@
 * Coinbase's own ``coinbase-advanced-py`` ``RESTClient`` (typed responses) for every REST
   endpoint the daemon uses: create (market by base and by quote size, limit GTC post-only,
   stop-limit GTC), batch cancel, get order, list orders (``OPEN`` alone, and by product since a
-  date), list fills, accounts, product(s), and the public trades and book the feed reads.
+  date), list fills, accounts, product(s), and the public trades and book the feed reads; and
+  its ``WSClient`` for the channels the daemon reads (heartbeats, level2, ticker,
+  market_trades, user).
 * ccxt's ``coinbase`` class (a second, independent implementation of the JWT and the
   endpoints): markets, balances, orders and fills. Skipped when ccxt is not installed.
 """
@@ -14,6 +16,7 @@ import secrets
 import time
 from collections.abc import Iterator
 from decimal import Decimal as D
+from typing import Any
 
 import pytest
 from coinbase.rest import RESTClient
@@ -167,3 +170,49 @@ def test_ccxt_trades_against_the_fake(keyed_fake: tuple[FakeCoinbase, ApiKey]) -
     fee = sum(float(D(f["commission"])) for f in venue)
     assert sum(t["fee"]["cost"] for t in trades) == pytest.approx(fee, rel=1e-9)
     assert len(fake.state()["rest"]["auth_failures"]) == failures_before  # every JWT accepted
+
+
+@pytest.mark.filterwarnings("ignore:ssl.*:DeprecationWarning")  # the SDK's own SSLContext()
+def test_the_official_websocket_client_reads_every_channel_the_daemon_uses(
+    keyed_fake: tuple[FakeCoinbase, ApiKey],
+) -> None:
+    import json
+    import threading
+
+    from coinbase.websocket import WSClient
+
+    fake, key = keyed_fake
+    frames: list[dict[str, Any]] = []
+    lock = threading.Lock()
+
+    def on_message(text: str) -> None:
+        with lock:
+            frames.append(json.loads(text))
+
+    def channels() -> set[str]:
+        with lock:
+            return {f.get("channel", f.get("type", "")) for f in frames}
+
+    wanted = {"heartbeats", "l2_data", "ticker", "market_trades", "user", "subscriptions"}
+    ws = WSClient(
+        api_key=key.name,
+        api_secret=key.private_pem,
+        base_url=fake.ws_url,  # the SDK does not verify the certificate (protocol notes §1)
+        on_message=on_message,
+        retry=False,
+        timeout=5,
+    )
+    ws.open()
+    try:
+        ws.subscribe(["ETH-USD"], ["heartbeats", "level2", "ticker", "market_trades", "user"])
+        sdk(fake, key).market_order_sell(coid(), "ETH-USD", base_size="0.1")  # a user update
+        end = time.monotonic() + 15
+        while not wanted <= channels() and time.monotonic() < end:
+            ws.sleep_with_exception_check(0.05)
+    finally:
+        ws.close()
+    assert wanted <= channels()
+    with lock:
+        assert not [f for f in frames if f.get("type") == "error"]
+        user = [e for f in frames if f.get("channel") == "user" for e in f["events"]]
+    assert any(o["status"] == "FILLED" for e in user for o in e.get("orders", []))
