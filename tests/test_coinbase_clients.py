@@ -193,6 +193,15 @@ def test_the_official_websocket_client_reads_every_channel_the_daemon_uses(
         with lock:
             return {f.get("channel", f.get("type", "")) for f in frames}
 
+    def filled(client_order_id: str) -> bool:
+        with lock:
+            events = [e for f in frames if f.get("channel") == "user" for e in f["events"]]
+        return any(
+            o["client_order_id"] == client_order_id and o["status"] == "FILLED"
+            for e in events
+            for o in e.get("orders", [])
+        )
+
     wanted = {"heartbeats", "l2_data", "ticker", "market_trades", "user", "subscriptions"}
     ws = WSClient(
         api_key=key.name,
@@ -205,14 +214,15 @@ def test_the_official_websocket_client_reads_every_channel_the_daemon_uses(
     ws.open()
     try:
         ws.subscribe(["ETH-USD"], ["heartbeats", "level2", "ticker", "market_trades", "user"])
-        sdk(fake, key).market_order_sell(coid(), "ETH-USD", base_size="0.1")  # a user update
         end = time.monotonic() + 15
-        while not wanted <= channels() and time.monotonic() < end:
+        while "user" not in channels() and time.monotonic() < end:  # subscribed
+            ws.sleep_with_exception_check(0.05)
+        sold = coid()
+        sdk(fake, key).market_order_sell(sold, "ETH-USD", base_size="0.1")  # a user update
+        while not (wanted <= channels() and filled(sold)) and time.monotonic() < end:
             ws.sleep_with_exception_check(0.05)
     finally:
         ws.close()
-    assert wanted <= channels()
+    assert wanted <= channels() and filled(sold)
     with lock:
         assert not [f for f in frames if f.get("type") == "error"]
-        user = [e for f in frames if f.get("channel") == "user" for e in f["events"]]
-    assert any(o["status"] == "FILLED" for e in user for o in e.get("orders", []))
