@@ -32,9 +32,20 @@ import json
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, Context, Decimal
+from decimal import Decimal
 from typing import Any
 
+from cryptoj.adapters.coinbase.fake.matching import (
+    Book,
+    Level,
+    QuoteTake,
+    crossing,
+    hits,
+    split_spend,
+    stop_crossed,
+    walk_base,
+    walk_quote,
+)
 from cryptoj.adapters.coinbase.fake.order_input import (
     NewOrder,
     Rejection,
@@ -45,13 +56,9 @@ from cryptoj.adapters.coinbase.fake.order_input import (
 from cryptoj.adapters.coinbase.fake.orders import ZERO, Fill, Order, floor_to, trunc8
 from cryptoj.adapters.coinbase.fake.products import ProductSpec, fmt
 
-Level = tuple[Decimal, Decimal]  # (price, size)
-Book = tuple[Sequence[Level], Sequence[Level]]  # (bids best first, asks best first)
 USER_ID = "f4ce0000-0000-4000-8000-000000000001"
 PORTFOLIO_ID = "f4ce0000-0000-4000-8000-000000000002"
 NO_FUNDS = "Insufficient balance in source account"
-Q16 = Decimal("1e-16")  # Coinbase's digits for quote-sized buys' values and fees [REC]
-_FINE = Context(prec=60)
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +242,7 @@ class Exchange:
                 return reject("INSUFFICIENT_FUND", NO_FUNDS, "PREVIEW_INSUFFICIENT_FUND")
             return fills, sum((s for _, s in fills), ZERO) < n.base_size
         assert n.base_size is not None and n.limit_price is not None
-        if n.post_only and _crossing(n.side, n.limit_price, bids, asks):
+        if n.post_only and crossing(n.side, n.limit_price, bids, asks):
             return reject(
                 "INVALID_LIMIT_PRICE_POST_ONLY",
                 f"post_only limit price {fmt(n.limit_price)} would cross the book",
@@ -370,7 +377,7 @@ class Exchange:
         touched: set[str] = set()
         for price in trade_prices:
             for o in working:
-                if o.kind == "stop_limit" and not o.triggered and o.is_open and _hits(o, price):
+                if o.kind == "stop_limit" and not o.triggered and o.is_open and hits(o, price):
                     o.triggered = True
                     self._emit(o)
                     self._take(o, book)
@@ -458,95 +465,17 @@ class Exchange:
         return problems
 
 
-# -- pure helpers ------------------------------------------------------------------------------
-
-
-def stop_crossed(n: NewOrder, last_trade: Decimal | None) -> Rejection | None:
-    """Coinbase's refusal of a stop order that would trigger at once: a ``STOP_DOWN`` stop at or
-    above the last trade (``PREVIEW_STOP_PRICE_ABOVE_LAST_TRADE_PRICE``), a ``STOP_UP`` stop at
-    or below it (``..._BELOW_...``); ``success:false`` with the reason in ``error`` and
-    ``preview_failure_reason`` (as clients of the real API read it [ISSUE/INF]; the equal case
-    is our reading)."""
-    if n.kind != "stop_limit" or n.stop_price is None or last_trade is None:
-        return None
-    if n.stop_direction == "STOP_DIRECTION_STOP_DOWN" and n.stop_price >= last_trade:
-        where = "ABOVE"
-    elif n.stop_direction == "STOP_DIRECTION_STOP_UP" and n.stop_price <= last_trade:
-        where = "BELOW"
-    else:
-        return None
-    return reject_preview(
-        f"PREVIEW_STOP_PRICE_{where}_LAST_TRADE_PRICE",
-        f"stop price {fmt(n.stop_price)} is {where.lower()} the last trade price {fmt(last_trade)}",
-    )
-
-
-def _crossing(side: str, limit: Decimal, bids: Sequence[Level], asks: Sequence[Level]) -> bool:
-    if side == "BUY":
-        return bool(asks) and asks[0][0] <= limit
-    return bool(bids) and bids[0][0] >= limit
-
-
-def _hits(o: Order, price: Decimal) -> bool:
-    assert o.stop_price is not None
-    if o.stop_direction == "STOP_DIRECTION_STOP_UP":
-        return price >= o.stop_price
-    return price <= o.stop_price
-
-
-def walk_base(levels: Sequence[Level], size: Decimal, increment: Decimal) -> list[Level]:
-    """Take ``size`` from the levels, best first: ``[(price, size), ...]`` (may fall short)."""
-    left, out = size, []
-    for price, avail in levels:
-        take = min(left, floor_to(avail, increment))
-        if take > 0:
-            out.append((price, take))
-            left -= take
-        if left <= 0:
-            break
-    return out
-
-
-@dataclass(frozen=True, slots=True)
-class QuoteTake:
-    """One fill of a quote-sized market buy: ``value + fee`` is what it spent (exactly)."""
-
-    price: Decimal
-    size: Decimal  # base
-    value: Decimal  # quote, fee excluded (16 decimals)
-    fee: Decimal  # quote (16 decimals)
-
-
-def split_spend(spend: Decimal, rate: Decimal) -> tuple[Decimal, Decimal]:
-    """A quote-sized buy's spend → ``(value, fee)``: value ``spend / (1 + rate)`` truncated to
-    16 decimals, the fee the rest, so ``value + fee == spend`` exactly (the recorded Coinbase
-    order: 6.36 at 0.6 % → 6.3220675944333996 + 0.0379324055666004)."""
-    value = _FINE.divide(spend, 1 + rate).quantize(Q16, ROUND_DOWN, context=_FINE)
-    return value, spend - value
-
-
-def walk_quote(
-    levels: Sequence[Level], budget: Decimal, rate: Decimal, increment: Decimal
-) -> tuple[list[QuoteTake], bool]:
-    """Spend ``budget`` (value + fee at ``rate``) on the levels, best first, as Coinbase does:
-    whole levels (their size floored to ``increment``) while the budget lasts, then the rest of
-    the budget at the next level, its base size ``value / price`` truncated to 16 decimals (not
-    to the base increment). Returns the takes and whether the budget (not the book) ended it.
-    """
-    left, out = budget, []
-    for price, avail in levels:
-        have = floor_to(avail, increment)
-        if have <= 0:
-            continue
-        whole = _FINE.multiply(_FINE.multiply(price, have), 1 + rate)
-        if whole < left:
-            value = _FINE.multiply(price, have)
-            out.append(QuoteTake(price, have, value, whole - value))
-            left -= whole
-            continue
-        value, fee = split_spend(left, rate)
-        size = _FINE.divide(value, price).quantize(Q16, ROUND_DOWN, context=_FINE)
-        if size > 0:
-            out.append(QuoteTake(price, size, value, fee))
-        return out, True
-    return out, False
+__all__ = [
+    "NO_FUNDS",
+    "PORTFOLIO_ID",
+    "USER_ID",
+    "Book",
+    "Exchange",
+    "Level",
+    "QuoteTake",
+    "UserEvent",
+    "split_spend",
+    "stop_crossed",
+    "walk_base",
+    "walk_quote",
+]

@@ -15,7 +15,6 @@ import ssl
 import tempfile
 import threading
 import time
-import urllib.parse
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
@@ -25,7 +24,8 @@ from typing import Any
 
 from cryptoj.adapters.coinbase.fake.auth import make_verifier
 from cryptoj.adapters.coinbase.fake.control import control_handler
-from cryptoj.adapters.coinbase.fake.products import ProductSpec, fmt
+from cryptoj.adapters.coinbase.fake.market_rest import MarketRest, RateWindow
+from cryptoj.adapters.coinbase.fake.products import ProductSpec
 from cryptoj.adapters.coinbase.fake.queries import summary
 from cryptoj.adapters.coinbase.fake.rest_api import RestApi, make_exchange
 from cryptoj.adapters.coinbase.fake.session import Faults, WsSession
@@ -34,7 +34,6 @@ from cryptoj.adapters.coinbase.fake.user_channel import UserChannel
 from cryptoj.adapters.coinbase.fake.wire import (
     WS_GUID,
     make_certificate,
-    read_body,
     read_request,
     respond,
 )
@@ -42,24 +41,6 @@ from cryptoj.adapters.coinbase.parse import format_rfc3339_ns
 from cryptoj.marketdata import load_events
 
 HISTORY = 50_000  # book versions remembered per product (for digest checks)
-PRIVATE_READS = frozenset({"/product_book", "/best_bid_ask"})  # JWT, unlike /market/...
-
-
-class BadLimit(ValueError):
-    """A ``limit`` query parameter that is not a positive integer (answered 400)."""
-
-
-def _int_limit(q: dict[str, list[str]], default: int) -> int:
-    raw = q.get("limit", [""])[-1]
-    if raw == "":
-        return default
-    try:
-        n = int(raw)
-    except ValueError:
-        raise BadLimit(f"limit {raw!r} is not an integer") from None
-    if n < 1:
-        raise BadLimit(f"limit {n} must be >= 1")
-    return n
 
 
 class FakeCoinbase:
@@ -123,6 +104,8 @@ class FakeCoinbase:
             self.sim.products, balances, taker_fee, maker_fee, product_specs
         )
         self.api = RestApi(self)
+        self.market_rest = MarketRest(self)
+        self.rates = RateWindow()
         self.user = UserChannel(self)
         if order_fault_rate:
             self.api.faults.set_random(order_fault_rate, fault_seed, fault_kinds)
@@ -138,8 +121,6 @@ class FakeCoinbase:
         self.sessions: dict[int, WsSession] = {}
         self.counts: dict[str, int] = {}
         self._counts_lock = threading.Lock()
-        self._rate_public = [0, 0]  # [unix second, requests in it]
-        self._rate_private = [0, 0]
         self.version: dict[str, bytes] = {}
         self.history: dict[str, OrderedDict[str, int]] = {
             p: OrderedDict() for p in self.sim.products
@@ -231,6 +212,10 @@ class FakeCoinbase:
         with self._counts_lock:
             self.subscribes.append({"conn": conn_id, **msg})
             del self.subscribes[:-1000]
+
+    def rate_headers(self, public: bool) -> dict[str, str]:
+        """The ``x-ratelimit-*`` headers of one more REST answer (:class:`RateWindow`)."""
+        return self.rates.headers(public)
 
     def jwt_ok(self, token: Any) -> bool:
         """Without a registered key every subscribe passes; with one, the JWT must verify."""
@@ -522,107 +507,4 @@ class FakeCoinbase:
             return
         if self.api.handle(sock, method, target, headers, early):
             return
-        url = urllib.parse.urlsplit(target)
-        q = urllib.parse.parse_qs(url.query)
-        path = url.path.removeprefix("/api/v3/brokerage")
-        rate = self.rate_headers(public=True)
-        try:  # read the whole request first: closing with unread bytes resets the connection
-            read_body(sock, headers, early)
-        except (OSError, ValueError) as e:
-            message = json.dumps({"error": "INVALID_ARGUMENT", "message": str(e)}).encode()
-            respond(sock, 400, message, "application/json", rate)
-            return
-        if path in PRIVATE_READS and self.auth is not None:
-            host = headers.get("host") or f"127.0.0.1:{self.ports[0]}"
-            reason = self.auth.verify_rest(headers.get("authorization"), method, host, url.path)
-            if reason:
-                self.count("rest_unauthorized")
-                self.api.auth_failures.append(f"{method} {url.path}: {reason}")
-                respond(sock, 401, b"Unauthorized", "text/plain", rate)
-                return
-        try:
-            body = self._public(method, path, q)
-        except BadLimit as e:
-            message = json.dumps(
-                {"error": "INVALID_ARGUMENT", "code": 3, "message": str(e), "error_details": str(e)}
-            ).encode()
-            respond(sock, 400, message, "application/json", rate)
-            return
-        if body is None:
-            respond(
-                sock,
-                404,
-                b'{"error":"NOT_FOUND","code":5,"message":"not found"}',
-                "application/json",
-                rate,
-            )
-        else:
-            respond(sock, 200, json.dumps(body).encode(), "application/json", rate)
-
-    def rate_headers(self, public: bool) -> dict[str, str]:
-        """``x-ratelimit-*`` headers of one answer: Coinbase's documented limits (30 requests
-        per second per key on private endpoints, 10 per IP on public ones), the requests left
-        in the current second, and the second it resets at (Unix time). Reported, not enforced
-        (the ``rest_429`` fault answers 429)."""
-        now = time.time()
-        second = int(now)
-        limit = 10 if public else 30
-        with self._counts_lock:
-            window = self._rate_public if public else self._rate_private
-            if window[0] != second:
-                window[0], window[1] = second, 0
-            window[1] += 1
-            used = window[1]
-        return {
-            "x-ratelimit-limit": str(limit),
-            "x-ratelimit-remaining": str(max(0, limit - used)),
-            "x-ratelimit-reset": str(second + 1),
-        }
-
-    def _public(self, method: str, path: str, q: dict[str, list[str]]) -> dict[str, Any] | None:
-        """The market-data reads: public ticker and book, the private book and best bid/ask
-        (authenticated by the caller), time. None: not a route (404)."""
-        body: Any = None
-        parts = path.strip("/").split("/")
-        with self.lock:
-            if (
-                method == "GET"
-                and len(parts) == 4
-                and parts[0] == "market"
-                and parts[1] == "products"
-                and parts[3] == "ticker"
-            ):
-                p = parts[2]
-                if p in self.recent:
-                    limit = _int_limit(q, 100)
-                    trades = [json.loads(t) for t in list(self.recent[p])[-limit:]][::-1]
-                    bids, asks = self.sim.top(p)
-                    body = {
-                        "trades": trades,
-                        "best_bid": fmt(bids[0][0]) if bids else "",
-                        "best_ask": fmt(asks[0][0]) if asks else "",
-                    }
-            elif method == "GET" and path in ("/market/product_book", "/product_book"):
-                p = q.get("product_id", [""])[0]
-                if p in self.recent:
-                    body = {"pricebook": self._pricebook(p, _int_limit(q, 1))}
-            elif method == "GET" and path == "/best_bid_ask":
-                ps = q.get("product_ids", list(self.sim.products))
-                body = {"pricebooks": [self._pricebook(p, 1) for p in ps if p in self.recent]}
-            elif method == "GET" and path == "/time":
-                now = time.time()
-                body = {
-                    "iso": format_rfc3339_ns(int(now * 1e9)),
-                    "epochSeconds": str(int(now)),
-                    "epochMillis": str(int(now * 1000)),
-                }
-        return body  # type: ignore[no-any-return]
-
-    def _pricebook(self, p: str, levels: int) -> dict[str, Any]:
-        bids, asks = self.sim.top(p, levels)
-        return {
-            "product_id": p,
-            "bids": [{"price": fmt(pr), "size": fmt(sz)} for pr, sz in bids],
-            "asks": [{"price": fmt(pr), "size": fmt(sz)} for pr, sz in asks],
-            "time": format_rfc3339_ns(time.time_ns()),
-        }
+        self.market_rest.handle(sock, method, target, headers, early)
