@@ -682,3 +682,45 @@ def test_the_command_line_picks_a_free_control_port_and_prints_it(tmp_path: Path
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=10)
     assert proc.returncode == 0
+
+
+def test_the_execution_actor_sends_a_crossed_stop_loss_at_market_and_journals_why(
+    tmp_path: Path, fake_and_key: tuple[FakeCoinbase, ApiKey]
+) -> None:
+    from cryptoj.actors.execution import ExecutionActor
+    from cryptoj.models.orders import OrderStatus, SubmitOrder
+    from tests.stubs import FakeCtx
+    from tests.test_coinbase_exec_fake import make_venue as make_listening_venue
+
+    fake, key = fake_and_key
+    path = str(tmp_path / "journal.sqlite")
+    j = Journal(path)
+    j.set_meta("starting_cash", "1000000")
+    venue, events, _ = make_listening_venue(fake, key)
+    actor, ctx = ExecutionActor(venue, path), FakeCtx()
+    actor.on_start(ctx)
+    last = fake.api._price("ETH-USD")
+    assert last is not None
+    coid = new_id("stop-loss")
+    stop_price = (last * 2).quantize(D("0.01"))  # a sell stop-loss the price fell through
+    actor.receive(
+        SubmitOrder(
+            client_order_id=coid,
+            product="ETH-USD",
+            side=Side.SELL,
+            order_type=OrderType.STOP_LIMIT,
+            quantity=D("0.2"),
+            limit_price=(stop_price * D("0.95")).quantize(D("0.01")),
+            stop_price=stop_price,
+        ),
+        ctx,
+    )
+    while events.items:  # deliver what the venue pushed, as the runtime would
+        actor.receive(events.items.pop(0), ctx)
+    row = j.order(coid)
+    assert row is not None and row["status"] == OrderStatus.FILLED and row["venue_order_id"]
+    notes = [e["detail"] for e in j.events("stop_sent_at_market")]
+    assert len(notes) == 1 and notes[0].startswith(coid) and "LAST_TRADE_PRICE" in notes[0]
+    fills = [m for m in ctx.to("portfolio") if isinstance(m, Fill)]
+    assert fills and sum({f.fill_id: f.quantity for f in fills}.values()) == D("0.2")
+    j.close()
