@@ -1,7 +1,13 @@
 """The fake exchange's read side: list orders, list fills, accounts, fee summary, soak summary.
 
-Query parameters arrive as ``urllib.parse.parse_qs`` output (lists: ``product_ids`` repeats).
-A bad parameter raises :class:`BadRequest` (the REST layer answers 400 ``INVALID_ARGUMENT``).
+Query parameters arrive as ``urllib.parse.parse_qs`` output (lists: ``product_ids`` repeats;
+the singular ``product_id`` filters too). A bad parameter raises :class:`BadRequest` (the REST
+layer answers 400 ``INVALID_ARGUMENT``).
+
+Filters as Coinbase documents them: ``order_status`` ``OPEN`` combined with any other status is
+refused (400 ``INVALID_ARGUMENT``, the generic error shape of protocol notes §3.3; the exact
+error text was not recorded [INF]); ``start_date`` / ``end_date`` do not apply to a listing of
+``OPEN`` orders.
 
 Pagination [INF where not recorded]:
 
@@ -9,10 +15,6 @@ Pagination [INF where not recorded]:
   last order returned, the next page starts after it, so orders created meanwhile never shift a
   page; ``has_next`` says whether more match; ``cursor`` is ``""`` on the last page;
 * fills: the same, newest first, but the answer has no ``has_next`` (``cursor`` ``""`` when done);
-* orders: ``order_status`` ``OPEN`` combined with any other status is refused (400
-  ``INVALID_ARGUMENT``, the generic error shape of protocol notes §3.3; Coinbase documents the
-  rule, its exact error text was not recorded [INF]); ``start_date`` / ``end_date`` do not
-  apply to a listing of ``OPEN`` orders (as Coinbase documents);
 * accounts: by currency; ``limit`` (default 49, at most 250), ``cursor`` an offset;
   ``has_next``, ``cursor``, ``size`` (accounts in this page).
 """
