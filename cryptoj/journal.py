@@ -25,7 +25,9 @@ written in one SQLite transaction (:meth:`Journal.record_txn`).
 
 Decimals are stored as text, so nothing is rounded by SQLite. A fill and the position change it
 causes are one transaction: after a crash (even ``kill -9``) the books rebuilt from the journal are
-exactly the books that were applied.
+exactly the books that were applied. ``fills.value`` is the venue's exact notional when it is
+finer than 1e-8 (``Fill.value``, e.g. Coinbase's quote-sized buys), NULL otherwise; journals
+written before the column existed get it when opened.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ CREATE TABLE IF NOT EXISTS intents (
 CREATE TABLE IF NOT EXISTS fills (
     fill_id TEXT PRIMARY KEY, client_order_id TEXT NOT NULL, product TEXT NOT NULL,
     side TEXT NOT NULL, quantity TEXT NOT NULL, price TEXT NOT NULL, fee TEXT NOT NULL,
-    liquidity TEXT NOT NULL, ts INTEGER NOT NULL);
+    liquidity TEXT NOT NULL, ts INTEGER NOT NULL, value TEXT);
 CREATE TABLE IF NOT EXISTS position_changes (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, fill_id TEXT NOT NULL, product TEXT NOT NULL,
     quantity TEXT NOT NULL, average_price TEXT NOT NULL, cash TEXT NOT NULL, ts INTEGER NOT NULL);
@@ -80,6 +82,14 @@ CREATE TABLE IF NOT EXISTS rebalance_steps (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, txn_id TEXT NOT NULL, ts INTEGER NOT NULL,
     step TEXT NOT NULL, state TEXT NOT NULL, detail TEXT NOT NULL);
 """
+
+
+def _add_fill_value_column(db: sqlite3.Connection) -> None:
+    """Journals written before ``fills.value`` existed get the column (NULL: the notional is
+    ``quantity × price`` truncated to 1e-8, as it always was for them)."""
+    columns = {r[1] for r in db.execute("PRAGMA table_info(fills)").fetchall()}
+    if "value" not in columns:
+        db.execute("ALTER TABLE fills ADD COLUMN value TEXT")
 
 
 _WRITE_LOCKS: dict[str, threading.RLock] = {}
@@ -117,6 +127,7 @@ class Journal:
         self._wlock = _write_lock(str(path))
         with self._wlock:
             self._db.executescript(_SCHEMA)
+            _add_fill_value_column(self._db)
 
     def close(self) -> None:
         """Close the connection."""
@@ -187,7 +198,8 @@ class Journal:
         written) when the fill id is already journalled (a re-sent fill)."""
         with self.transaction() as db:
             cur = db.execute(
-                "INSERT INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                "INSERT INTO fills (fill_id, client_order_id, product, side, quantity, price,"
+                " fee, liquidity, ts, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (fill_id) DO NOTHING",
                 (
                     fill.fill_id,
@@ -199,6 +211,7 @@ class Journal:
                     str(fill.fee),
                     fill.liquidity,
                     fill.ts,
+                    None if fill.value is None else str(fill.value),
                 ),
             )
             if cur.rowcount != 1:
@@ -225,8 +238,8 @@ class Journal:
             else (" WHERE client_order_id = ?", (client_order_id,))
         )
         rows = self._db.execute(
-            "SELECT fill_id, client_order_id, product, side, quantity, price, fee, liquidity, ts"
-            f" FROM fills{where} ORDER BY rowid",
+            "SELECT fill_id, client_order_id, product, side, quantity, price, fee, liquidity, ts,"
+            f" value FROM fills{where} ORDER BY rowid",
             args,
         ).fetchall()
         return [
@@ -240,6 +253,7 @@ class Journal:
                 fee=Decimal(r[6]),
                 liquidity=r[7],
                 ts=r[8],
+                value=None if r[9] is None else Decimal(r[9]),
             )
             for r in rows
         ]

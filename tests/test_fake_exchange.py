@@ -104,16 +104,49 @@ def test_quote_sized_buy_keeps_the_fee_inside_the_quote_amount() -> None:
     o = ex.orders[r["order_id"]]
     assert o.status == "FILLED" and len(o.fills) == 1
     f = o.fills[0]
-    assert f.size == D("0.49209692")  # floor(50 / (101 × 1.006), 1e-8)
-    assert f.notional == trunc8(D("101") * f.size) and f.commission == trunc8(
-        f.notional * D("0.006")
-    )
-    assert o.value_after_fees() <= D("50")
-    assert D("50") - o.value_after_fees() < D("101") * D("0.00000001") * 2
-    assert ex.totals["USD"] == D("100000") - o.value_after_fees()
+    # Coinbase's split (recorded order): value = 50 / 1.006 truncated to 16 decimals, fee the
+    # rest; the base size value / 101 truncated to 16 decimals, not to the base increment
+    assert f.notional == D("49.7017892644135188") and f.commission == D("0.2982107355864812")
+    assert f.size == D("0.4920969234100348")
+    assert o.value_after_fees() == D("50")  # exactly the quote size
+    assert ex.totals["USD"] == D("100000") - D("50")
+    assert ex.totals["BTC"] == D("10") + f.size
     body = o.to_json("u", "p")
     assert body["size_in_quote"] is True and body["size_inclusive_of_fees"] is True
     assert body["completion_percentage"] == "100"
+    assert (body["filled_value"], body["total_fees"], body["total_value_after_fees"]) == (
+        "49.7017892644135188",
+        "0.2982107355864812",
+        "50",
+    )
+    wire = f.to_json("u")  # a quote-sized order's fill reports its size in the quote currency
+    assert wire["size_in_quote"] is True and wire["size"] == "49.7017892644135188"
+
+
+def test_quote_sized_buy_reproduces_the_recorded_coinbase_split() -> None:
+    # list_orders_market_buy_quote_size_filled_BTC-USDT.json: quote_size 6.36 at a 0.6 % taker
+    # fee → filled_value 6.3220675944333996, total_fees 0.0379324055666004; and the recorded
+    # fill of that order (list_fills_quote_size_buy_BTC-USDT.json): size (quote)
+    # 0.0046830664333996 + commission 0.0000280983986004 = a spend of 0.004711164832
+    from cryptoj.adapters.coinbase.fake.exchange import split_spend
+
+    assert split_spend(D("6.36"), D("0.006")) == (D("6.3220675944333996"), D("0.0379324055666004"))
+    assert split_spend(D("0.004711164832"), D("0.006")) == (
+        D("0.0046830664333996"),
+        D("0.0000280983986004"),
+    )
+
+
+def test_quote_sized_buy_across_levels_spends_exactly_the_quote_size() -> None:
+    ex = make()
+    o = ex.orders[ex.create(order("q2", "BUY", market(quote="200")), books())["order_id"]]
+    assert o.status == "FILLED" and [(f.price, f.liquidity) for f in o.fills] == [
+        (D("101"), "TAKER"),
+        (D("102"), "TAKER"),
+    ]
+    first = o.fills[0]
+    assert (first.size, first.notional, first.commission) == (D("1"), D("101"), D("0.606"))
+    assert o.value_after_fees() == D("200") and ex.totals["USD"] == D("100000") - D("200")
 
 
 def test_ioc_remainder_ends_cancelled_or_expired() -> None:

@@ -1,7 +1,7 @@
 """Local fake Coinbase Advanced Trade on loopback: market-data WSS, public REST, trading REST and
 the user channel, with faults.
 
-    python tools/fake_coinbase.py [--port 8444] [--alt-port 8446] [--control-port 8445]
+    python tools/fake_coinbase.py [--port 8444] [--alt-port 8446] [--control-port 0]
         [--step-s 0.1] [--deep-levels 0] [--every gap:5 --every disconnect:20 ...] [--seconds N]
         [--generate-key Ed25519 --key-out var/fake-key.json | --api-key-name N --api-public-key F]
         [--balance USD=100000 --balance BTC=1] [--taker-fee 0.006 --maker-fee 0.004]
@@ -18,9 +18,13 @@ number, or a string with ``--counter-string``), ``l2_data`` snapshot then update
 protocol notes know how: one channel per subscribe, subscribe within ``--subscribe-deadline-s``
 (5) or be disconnected, ``authentication failure`` for unknown channels (``heartbeat``) and bad
 JWTs, ``too many L2 streams requested in a single session`` above ``--max-l2-products`` (16),
-per-connection ``sequence_num`` from 0. The same port answers the public REST reads the feed
-uses (``/api/v3/brokerage/market/products/{id}/ticker``, ``/market/product_book``,
-``/best_bid_ask``, ``/time``).
+per-connection ``sequence_num`` from 0; public channels need no JWT (one that is sent is
+checked); ``ticker_batch`` updates every 5 s; sizes as clean decimal strings. The same port
+answers the public REST reads the feed uses (``/api/v3/brokerage/market/products/{id}/ticker``,
+``/market/product_book``, ``/time``) and, with a JWT when a key is registered, the private
+``/product_book`` and ``/best_bid_ask``. Every REST answer carries ``x-ratelimit-limit``,
+``-remaining`` and ``-reset`` headers (reported, not enforced). The control port is a free one
+unless ``--control-port`` is given; the first stdout line (JSON) names it (``control_url``).
 
 Trading (``cryptoj/adapters/coinbase/fake/``: ``exchange.py``, ``rest_api.py``,
 ``user_channel.py``): the private REST API (``POST /orders``, ``/orders/batch_cancel``,
@@ -92,7 +96,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--port", type=int, default=8444, help="WSS + REST port (0 = any free port)")
     ap.add_argument("--alt-port", type=int, default=None, help="a second websocket host (failover)")
-    ap.add_argument("--control-port", type=int, default=8445, help="plain-HTTP fault control port")
+    ap.add_argument(
+        "--control-port",
+        type=int,
+        default=0,
+        help="plain-HTTP fault control port (default 0: a free port, printed as control_url)",
+    )
     ap.add_argument("--data", default="coinbase-1m-2018-04")
     ap.add_argument("--products", nargs="*", default=None)
     ap.add_argument(
@@ -199,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         "rest_url": fake.rest_url,
         "ca_file": fake.ca_file,
         "control_url": fake.control_url,
+        "control_port": fake.control_port,
     }
     if args.alt_port is not None:
         info["alt_ws_url"] = fake.alt_ws_url
@@ -206,10 +216,10 @@ def main(argv: list[str] | None = None) -> int:
         info["key_name"] = key_name
     if key_file is not None:
         info["key_file"] = key_file
-    print(json.dumps(info), flush=True)
-    done = threading.Event()
+    done = threading.Event()  # handlers first: a SIGTERM right after the line is orderly
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
+    print(json.dumps(info), flush=True)
     periodic = []
     for spec in args.every:
         kind, _, secs = spec.partition(":")

@@ -147,10 +147,15 @@ class Fill(Message, frozen=True, kw_only=True):
     price: Decimal
     fee: Decimal  # in quote currency
     liquidity: str  # "TAKER" or "MAKER"
+    value: Decimal | None = None  # the venue's exact notional, when finer than CASH_QUANTUM
 
     @property
     def notional(self) -> Decimal:
-        """``quantity × price`` truncated to :data:`CASH_QUANTUM` (what the venue books)."""
+        """What the venue booked for this fill: ``value`` when the venue reported a notional
+        finer than :data:`CASH_QUANTUM` (Coinbase's quote-sized buys carry 16 decimals), else
+        ``quantity × price`` truncated to :data:`CASH_QUANTUM`."""
+        if self.value is not None:
+            return self.value
         return _MONEY.multiply(self.quantity, self.price).quantize(CASH_QUANTUM, context=_MONEY)
 
     @property

@@ -269,7 +269,14 @@ class CoinbaseRestClient:
         limit: int = 100,
         max_pages: int = MAX_PAGES,
     ) -> list[RestOrder]:
-        """``GET /orders/historical/batch``, every page (``has_next`` / ``cursor``)."""
+        """``GET /orders/historical/batch``, every page (``has_next`` / ``cursor``).
+
+        ``OPEN`` must be the only status when given (Coinbase refuses the combination with a
+        400), and ``start_ns`` is not applied by Coinbase to open orders.
+        """
+        statuses = list(statuses)
+        if "OPEN" in statuses and len(statuses) > 1:
+            raise ValueError(f"order_status OPEN cannot be combined with others: {statuses}")
         params: dict[str, Any] = {"limit": limit}
         if product_ids:
             params["product_ids"] = list(product_ids)
@@ -285,12 +292,20 @@ class CoinbaseRestClient:
     def find_order(self, client_order_id: str, product: str, since_ns: int) -> RestOrder | None:
         """The order with ``client_order_id`` created since ``since_ns``, or None.
 
-        Lists the product's orders of every status, then (in case the listing leaves open
-        orders out) the OPEN and PENDING ones.
+        Coinbase's rules for ``order_status`` (list orders): ``OPEN`` cannot be combined with
+        any other status, and ``start_date`` does not apply to open orders. So the lookup is
+        up to three separate listings of the product, stopping at the first hit: every status
+        since ``since_ns`` (no status filter), then ``OPEN`` alone (no ``start_date``), then
+        ``PENDING`` alone (in case the first listing leaves working orders out).
         """
         self.stats["lookups"] += 1
-        for statuses in ((), ("OPEN", "PENDING")):
-            for o in self.list_orders(product_ids=[product], statuses=statuses, start_ns=since_ns):
+        queries: tuple[tuple[tuple[str, ...], int | None], ...] = (
+            ((), since_ns),
+            (("OPEN",), None),
+            (("PENDING",), since_ns),
+        )
+        for statuses, start_ns in queries:
+            for o in self.list_orders(product_ids=[product], statuses=statuses, start_ns=start_ns):
                 if o.client_order_id == client_order_id:
                     return o
         return None

@@ -18,8 +18,12 @@ cryptoj's actors understand, exactly once:
   and the portfolio (which deduplicates by fill id) counts it once.
 * **Exact cash**: ``price = Δvalue / Δquantity`` rounded **up** at 40 significant digits, so that
   ``Fill.notional`` (quantity × price truncated to 1e-8) equals the venue's Δvalue exactly
-  whenever Δvalue is a multiple of 1e-8 (Coinbase's and the fake's notionals are), and
-  ``fee = Δfees``. The sums over the fills then equal the venue's cumulative value and fees.
+  whenever Δvalue is a multiple of 1e-8 (base-sized orders), and ``fee = Δfees``. When Δvalue
+  is finer than 1e-8 (a quote-sized market buy: Coinbase reports ``filled_value`` and
+  ``total_fees`` with 16 decimals, summing to the quote size), the fill carries Δvalue itself
+  as :attr:`~cryptoj.models.orders.Fill.value`, so the books take Coinbase's digits. The sums
+  over the fills then equal the venue's cumulative value and fees, and a quote-sized buy's
+  cash change equals ``total_value_after_fees`` to the last digit.
   A dust fill whose notional truncated to 0 (Δvalue = 0) gets a price below 1e-8 / Δquantity
   (the report's average price when it qualifies), so its notional is 0 too.
 * **States never regress**: PENDING (0) < OPEN (1) < terminal (2); a report of a lower rank
@@ -314,6 +318,8 @@ class OrderTracker:
             fee=df,
             liquidity=self._liquidity(),
         )
+        if fill.notional != dv:  # finer than 1e-8 (quote-sized buys): book Coinbase's digits
+            fill = msgspec.structs.replace(fill, value=dv)
         self.filled_quantity, self.filled_value, self.fees = qty, value, fees
         self.updated_ts = ts
         self.fills.append(fill)

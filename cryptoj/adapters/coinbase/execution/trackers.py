@@ -56,6 +56,7 @@ COUNTERS = (
     "cancels",
     "cancel_failures",
     "auth_failures",
+    "stops_at_market",
 )
 """The venue's own counters (always present, from 0); see :mod:`.venue`."""
 
@@ -173,6 +174,11 @@ class Trackers:
                 self._unknown.discard(client_order_id)
                 self.counts["unknown_outcomes_resolved"] += 1
                 self._notes.append(("outcome_resolved", client_order_id, how))
+
+    def note(self, kind: str, client_order_id: str, detail: str) -> None:
+        """Queue one more note for the journal (e.g. ``stop_sent_at_market``)."""
+        with self.lock:
+            self._notes.append((kind, client_order_id, detail))
 
     def take_notes(self) -> list[tuple[str, str, str]]:
         """The queued ``(kind, client_order_id, detail)`` notes, oldest first (and forget them)."""

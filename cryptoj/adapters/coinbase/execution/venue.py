@@ -16,7 +16,11 @@ Submitting (:meth:`CoinbaseVenue.submit`)
     under the **same** ``client_order_id`` (the journal already holds it):
 
     * ``success: true`` → OrderAccepted; ``success: false`` or HTTP 4xx → OrderRejected with
-      Coinbase's reason;
+      Coinbase's reason -- except a stop-limit refused because the last trade has already
+      crossed its stop (``PREVIEW_STOP_PRICE_{ABOVE,BELOW}_LAST_TRADE_PRICE``): the stop has
+      fired, so it is sent at once as a market IOC of the same base size under the same
+      ``client_order_id`` (counted ``stops_at_market``, journalled as a
+      ``stop_sent_at_market`` event), so a stop-loss exit is not lost;
     * 429 / connect failures are retried inside the client (nothing was processed); if they
       persist and no earlier try may have been processed → OrderRejected ("not sent");
     * after anything that may have been processed (5xx, timeout, dropped connection,
@@ -61,8 +65,9 @@ Counters (:meth:`counters`): ``submits``, ``accepted``, ``rejected``, ``local_re
 ``resends``, ``lookups``, ``reconciles``, ``reconcile_errors``, ``reconcile_diffs``,
 ``untracked``, ``absent``, ``fills``, ``closes``, ``user_updates``, ``user_ignored``
 (duplicate/stale/replayed reports), ``user_unmatched``, ``user_lives``, ``user_gaps``,
-``anomalies``, ``cancels``, ``cancel_failures``, ``auth_failures``, and the REST client's
-``rest_requests``, ``rest_retries``, ``rest_fault_<kind>``, ``rest_throttled``.
+``anomalies``, ``cancels``, ``cancel_failures``, ``auth_failures``, ``stops_at_market``, and
+the REST client's ``rest_requests``, ``rest_retries``, ``rest_fault_<kind>``,
+``rest_throttled``.
 """
 
 from __future__ import annotations
@@ -375,7 +380,7 @@ class CoinbaseVenue:
                 self._counts["submit_unresolved"] += 1
             else:
                 self._results[coid] = result
-            self._after_place(t, spec, result)
+            self._after_place(t, self._specs.get(coid, spec), result)
             return result
 
     def _after_place(
@@ -447,12 +452,34 @@ class CoinbaseVenue:
             if isinstance(out, Accepted):
                 self.trackers.learn_id(t, out.order_id)
                 return self._accepted(t, ts)
+            if spec.kind == "stop_limit" and stop_already_crossed(out.reason):
+                return self._place(t, self._stop_at_market(t, spec, out.reason), ts)
             return self._refuse(coid, spec.product, ts, out.reason)
         reason = last or "outcome unknown"
         logger.warning(
             "coinbase: {} outcome still unknown after {} tries: {}", coid, attempts, reason
         )
         return OrderOutcomeUnknown(ts=ts, client_order_id=coid, product=spec.product, reason=reason)
+
+    def _stop_at_market(self, t: OrderTracker, spec: OrderSpec, reason: str) -> OrderSpec:
+        """Coinbase refused a stop-limit whose stop the last trade has already crossed (nothing
+        was created): the stop has fired, so the order goes out now as a market IOC of the same
+        base size under the same ``client_order_id`` (a stop-loss exit is not lost)."""
+        market = OrderSpec(
+            client_order_id=spec.client_order_id,
+            product=spec.product,
+            side=spec.side,
+            kind="market",
+            base_size=spec.base_size,
+        )
+        self._specs[spec.client_order_id] = market
+        with self.trackers.lock:
+            t.order_type = OrderType.MARKET
+        self._counts["stops_at_market"] += 1
+        detail = f"stop {spec.stop_price} already crossed ({reason}): sent at market"
+        self.trackers.note("stop_sent_at_market", spec.client_order_id, detail)
+        logger.warning("coinbase: {}: {}", spec.client_order_id, detail)
+        return market
 
     def _accepted(self, t: OrderTracker, ts: int) -> OrderAccepted:
         self._counts["accepted"] += 1
@@ -523,7 +550,7 @@ class CoinbaseVenue:
                 if isinstance(result, OrderOutcomeUnknown):
                     return Resolution.UNKNOWN, result.reason
                 self._results[coid] = result
-                self._after_place(t, spec, result)
+                self._after_place(t, self._specs.get(coid, spec), result)
                 return Resolution.FOUND, f"sent again under the same id: {type(result).__name__}"
             if young:
                 return Resolution.UNKNOWN, (
@@ -677,6 +704,18 @@ class CoinbaseVenue:
         return out
 
 
+STOP_CROSSED_REASONS = (
+    "PREVIEW_STOP_PRICE_ABOVE_LAST_TRADE_PRICE",
+    "PREVIEW_STOP_PRICE_BELOW_LAST_TRADE_PRICE",
+)
+
+
+def stop_already_crossed(reason: str) -> bool:
+    """True when Coinbase refused a stop order because the last trade has already crossed its
+    stop (a sell STOP_DOWN at or above the last trade, a buy STOP_UP at or below it)."""
+    return any(r in reason for r in STOP_CROSSED_REASONS)
+
+
 def _safe_jwt(make: Callable[[], str | None], credentials: Credentials) -> Callable[[], str | None]:
     """``make`` whose failures never carry the key (a websocket JWT per subscribe)."""
 
@@ -690,4 +729,11 @@ def _safe_jwt(make: Callable[[], str | None], credentials: Credentials) -> Calla
     return jwt
 
 
-__all__ = ["COUNTERS", "CoinbaseVenue", "VenueSettings", "rest_update"]
+__all__ = [
+    "COUNTERS",
+    "STOP_CROSSED_REASONS",
+    "CoinbaseVenue",
+    "VenueSettings",
+    "rest_update",
+    "stop_already_crossed",
+]

@@ -5,10 +5,14 @@ key (ECDSA P-256 → ES256, or Ed25519 → EdDSA). A REST call is accepted when 
 
 * ``Authorization: Bearer <jwt>``;
 * the header's ``alg`` is the key's algorithm and the signature verifies with the public key;
-* header ``kid`` == claim ``sub`` == the registered key name; ``iss == "cdp"``;
+* header ``kid`` == claim ``sub`` == the registered key name; ``iss`` ``"cdp"`` (the SDK since
+  1.4.1) or ``"coinbase-cloud"`` (earlier SDKs, ccxt), both of which Coinbase accepted;
+* an ``aud`` claim is allowed and not checked (earlier SDKs and ccxt send
+  ``["retail_rest_api_proxy"]``);
 * ``nbf <= now + skew`` and ``exp > now`` (numbers);
-* ``uri == "<METHOD> <host:port><path>"``: the request's method, its ``Host`` header, the path
-  without the query string.
+* ``uri == "<METHOD> <host:port><path>"`` -- or that string among a ``uris`` list (the form
+  Ed25519 tokens may carry): the request's method, its ``Host`` header, the path without the
+  query string.
 
 A websocket subscribe's JWT gets the same checks except that it carries no ``uri``. Every failure
 has a reason (for counters and logs); the client only ever sees ``401 Unauthorized`` or the
@@ -29,6 +33,8 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+ISSUERS = frozenset({"cdp", "coinbase-cloud"})  # today's SDK, earlier SDKs and ccxt
 
 
 @dataclass(frozen=True)
@@ -133,9 +139,12 @@ class JwtVerifier:
         if reason:
             return reason
         expected = f"{method} {host}{path}"
-        if claims.get("uri") != expected:
-            return f"uri claim {claims.get('uri')!r} is not {expected!r}"
-        return ""
+        uris = claims.get("uris")
+        if claims.get("uri") == expected or (isinstance(uris, list) and expected in uris):
+            return ""
+        if "uri" not in claims and isinstance(uris, list):
+            return f"uris claim {uris!r} does not hold {expected!r}"
+        return f"uri claim {claims.get('uri')!r} is not {expected!r}"
 
     def verify_ws(self, token: Any) -> str:
         """``""`` when a websocket subscribe's token is good (no ``uri`` claim), else why not."""
@@ -144,7 +153,7 @@ class JwtVerifier:
         claims, reason = self._claims(token)
         if reason:
             return reason
-        if "uri" in claims:
+        if "uri" in claims or "uris" in claims:
             return "a websocket JWT carries no uri claim"
         return ""
 
@@ -162,14 +171,19 @@ class JwtVerifier:
                 token,
                 self.public_key,
                 algorithms=[self.algorithm],
-                options={"verify_exp": False, "verify_nbf": False, "verify_iat": False},
+                options={
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                    "verify_aud": False,
+                },
             )
         except jwt.PyJWTError as e:
             return {}, f"signature or encoding: {e}"
         if claims.get("sub") != self.key_name:
             return {}, f"sub {claims.get('sub')!r} is not the registered key name"
-        if claims.get("iss") != "cdp":
-            return {}, f"iss {claims.get('iss')!r} is not 'cdp'"
+        if claims.get("iss") not in ISSUERS:
+            return {}, f"iss {claims.get('iss')!r} is not one of {sorted(ISSUERS)}"
         nbf, exp = _number(claims.get("nbf")), _number(claims.get("exp"))
         if nbf is None or exp is None:
             return {}, "nbf and exp must be numbers"

@@ -11,8 +11,13 @@ no threads; the clock and the id factory are injected; the caller serialises cal
   ``FILLED``. Funds are checked against the walk before anything happens.
 * **Limit GTC** first takes the crossing levels as TAKER (a ``post_only`` order that would cross
   is refused instead), then rests; a later step whose book crosses its price fills it as MAKER
-  at its limit price, up to the crossing levels' total size.
-* **Stop-limit GTC** waits until a recorded trade prints at or through its stop
+  at its limit price, up to the crossing levels' total size. **GTD** rests the same way until
+  its ``end_time`` (then ``EXPIRED``); **IOC** (``sor_limit_ioc``) takes what crosses and
+  cancels the rest (``EXPIRED`` when nothing filled); **FOK** fills whole from the crossing
+  levels or not at all (``EXPIRED``).
+* **Stop-limit GTC** is refused when the last trade has already crossed its stop
+  (:func:`stop_crossed`, as Coinbase refuses it); otherwise it waits until a recorded trade
+  prints at or through its stop
   (``STOP_UP``: price >= stop, ``STOP_DOWN``: price <= stop), then behaves as a limit order.
 * Our orders do not consume the recorded book: the next step shows the recorded liquidity again.
 * **Idempotency**: a ``client_order_id`` seen before returns the original order's answer and
@@ -30,6 +35,17 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from cryptoj.adapters.coinbase.fake.matching import (
+    Book,
+    Level,
+    QuoteTake,
+    crossing,
+    hits,
+    split_spend,
+    stop_crossed,
+    walk_base,
+    walk_quote,
+)
 from cryptoj.adapters.coinbase.fake.order_input import (
     NewOrder,
     Rejection,
@@ -40,8 +56,6 @@ from cryptoj.adapters.coinbase.fake.order_input import (
 from cryptoj.adapters.coinbase.fake.orders import ZERO, Fill, Order, floor_to, trunc8
 from cryptoj.adapters.coinbase.fake.products import ProductSpec, fmt
 
-Level = tuple[Decimal, Decimal]  # (price, size)
-Book = tuple[Sequence[Level], Sequence[Level]]  # (bids best first, asks best first)
 USER_ID = "f4ce0000-0000-4000-8000-000000000001"
 PORTFOLIO_ID = "f4ce0000-0000-4000-8000-000000000002"
 NO_FUNDS = "Insufficient balance in source account"
@@ -119,8 +133,16 @@ class Exchange:
 
     # -- create ------------------------------------------------------------------------------
 
-    def create(self, body: Any, book_of: Callable[[str], Book]) -> dict[str, Any]:
-        """``POST /orders``: the HTTP 200 body (``success`` true or false)."""
+    def create(
+        self,
+        body: Any,
+        book_of: Callable[[str], Book],
+        last_trade_of: Callable[[str], Decimal | None] = lambda _p: None,
+    ) -> dict[str, Any]:
+        """``POST /orders``: the HTTP 200 body (``success`` true or false).
+
+        ``last_trade_of`` gives a product's last trade price (None: unknown, no stop check).
+        """
         coid = body.get("client_order_id") if isinstance(body, dict) else None
         if isinstance(coid, str):
             self.create_requests[coid] += 1
@@ -130,15 +152,25 @@ class Exchange:
         parsed = parse_order(body, self.specs)
         if isinstance(parsed, Rejection):
             return parsed.body(body)
+        if parsed.end_ns is not None and parsed.end_ns <= self.clock():
+            return reject("UNSUPPORTED_ORDER_CONFIGURATION", "end_time must be in the future").body(
+                body
+            )
+        crossed = stop_crossed(parsed, last_trade_of(parsed.product_id))
+        if crossed is not None:
+            return crossed.body(body)
         book = book_of(parsed.product_id)
         plan = self._admit(parsed, book)
         if isinstance(plan, Rejection):
             return plan.body(body)
         o = self._accept(parsed)
         if parsed.kind == "market":
-            fills, book_ran_out = plan
-            for price, size in fills:
-                self._fill(o, price, size, "TAKER")
+            takes, book_ran_out = plan
+            for take in takes:
+                if isinstance(take, QuoteTake):
+                    self._fill(o, take.price, take.size, "TAKER", take.value, take.fee)
+                else:
+                    self._fill(o, take[0], take[1], "TAKER")
             if o.filled_size == 0:
                 self._finish(o, "EXPIRED", "")
             elif book_ran_out:
@@ -146,8 +178,28 @@ class Exchange:
             else:
                 self._finish(o, "FILLED", "")
         elif parsed.kind == "limit":
-            self._take(o, book)
+            if o.time_in_force == "FOK" and not self._fillable(o, book):
+                self._finish(o, "EXPIRED", "FOK: the book cannot fill the whole size")
+            else:
+                self._take(o, book)
+            if o.time_in_force in ("IOC", "FOK") and o.is_open:
+                status = "CANCELLED" if o.filled_size else "EXPIRED"
+                self._finish(o, status, "IOC remainder cancelled")
         return self.success_body(o)
+
+    def _fillable(self, o: Order, book: Book) -> bool:
+        """Whether the crossing levels hold ``o``'s whole size (fill or kill)."""
+        assert o.limit_price is not None
+        spec = self.specs[o.product_id]
+        bids, asks = book
+        levels = (
+            [lv for lv in asks if lv[0] <= o.limit_price]
+            if o.side == "BUY"
+            else [lv for lv in bids if lv[0] >= o.limit_price]
+        )
+        return sum((s for _, s in walk_base(levels, o.remaining, spec.base_increment)), ZERO) >= (
+            o.remaining
+        )
 
     def success_body(self, o: Order) -> dict[str, Any]:
         """The ``success:true`` body of ``o`` (also what a repeated client_order_id gets)."""
@@ -156,10 +208,12 @@ class Exchange:
             "failure_reason": "UNKNOWN_FAILURE_REASON",
             "order_id": o.order_id,
             "success_response": o.success_response(),
-            "order_configuration": {_config_key(o.kind): dict(o.config)},
+            "order_configuration": {o.config_key: dict(o.config)},
         }
 
-    def _admit(self, n: NewOrder, book: Book) -> Rejection | tuple[list[Level], bool]:
+    def _admit(
+        self, n: NewOrder, book: Book
+    ) -> Rejection | tuple[Sequence[Level | QuoteTake], bool]:
         spec = self.specs[n.product_id]
         bids, asks = book
         quote_cur, base_cur = spec.quote_currency, spec.base_currency
@@ -168,10 +222,10 @@ class Exchange:
             if n.quote_size is not None:
                 if n.quote_size > self.available(quote_cur):
                     return reject("INSUFFICIENT_FUND", NO_FUNDS, "PREVIEW_INSUFFICIENT_FUND")
-                fills, budget_left = walk_quote(
+                takes, budget_left = walk_quote(
                     levels, n.quote_size, self.taker_fee, spec.base_increment
                 )
-                return fills, not budget_left
+                return takes, not budget_left
             assert n.base_size is not None
             if levels and levels[0][0] * n.base_size < spec.quote_min_size:
                 return reject_preview(
@@ -188,7 +242,7 @@ class Exchange:
                 return reject("INSUFFICIENT_FUND", NO_FUNDS, "PREVIEW_INSUFFICIENT_FUND")
             return fills, sum((s for _, s in fills), ZERO) < n.base_size
         assert n.base_size is not None and n.limit_price is not None
-        if n.post_only and _crossing(n.side, n.limit_price, bids, asks):
+        if n.post_only and crossing(n.side, n.limit_price, bids, asks):
             return reject(
                 "INVALID_LIMIT_PRICE_POST_ONLY",
                 f"post_only limit price {fmt(n.limit_price)} would cross the book",
@@ -217,6 +271,9 @@ class Exchange:
             stop_price=n.stop_price,
             stop_direction=n.stop_direction,
             post_only=n.post_only,
+            config_key=n.config_key,
+            time_in_force=n.time_in_force,
+            end_ns=n.end_ns,
         )
         self.orders[o.order_id] = o
         self.order_list.append(o)
@@ -238,11 +295,22 @@ class Exchange:
         notional = trunc8(price * size)
         return notional + trunc8(notional * rate)
 
-    def _fill(self, o: Order, price: Decimal, size: Decimal, liquidity: str) -> None:
+    def _fill(
+        self,
+        o: Order,
+        price: Decimal,
+        size: Decimal,
+        liquidity: str,
+        value: Decimal | None = None,
+        commission: Decimal | None = None,
+    ) -> None:
+        """Book one fill; ``value`` and ``commission`` are given for quote-sized buys (their
+        16-decimal split of the spend), else ``price × size`` and its fee, each truncated to
+        1e-8."""
         spec = self.specs[o.product_id]
         rate = self.taker_fee if liquidity == "TAKER" else self.maker_fee
-        notional = trunc8(price * size)
-        fee = trunc8(notional * rate)
+        notional = trunc8(price * size) if value is None else value
+        fee = trunc8(notional * rate) if commission is None else commission
         quote, base = spec.quote_currency, spec.base_currency
         if o.side == "BUY":
             self.totals[quote] -= notional + fee
@@ -252,7 +320,7 @@ class Exchange:
             self.totals[quote] += notional - fee
         now = self.clock()
         f = Fill(len(self.fills), self.ids(), o.order_id, o.product_id, o.side, price, size,
-                 notional, fee, liquidity, now)  # fmt: skip
+                 notional, fee, liquidity, now, o.quote_size is not None)  # fmt: skip
         self.fills.append(f)
         o.fills.append(f)
         o.filled_size += size
@@ -299,12 +367,17 @@ class Exchange:
         return bool(self.open.get(product))
 
     def on_market(self, product: str, book: Book, trade_prices: Sequence[Decimal]) -> None:
-        """A recorded step: trigger stops on its trades, then fill resting orders that cross."""
+        """A recorded step: expire GTD orders whose end time passed, trigger stops on its
+        trades, then fill resting orders that cross."""
+        now = self.clock()
+        for o in list(self.open.get(product, {}).values()):
+            if o.end_ns is not None and now >= o.end_ns:
+                self._finish(o, "EXPIRED", "end_time reached")
         working = sorted(self.open.get(product, {}).values(), key=lambda o: o.seq)
         touched: set[str] = set()
         for price in trade_prices:
             for o in working:
-                if o.kind == "stop_limit" and not o.triggered and o.is_open and _hits(o, price):
+                if o.kind == "stop_limit" and not o.triggered and o.is_open and hits(o, price):
                     o.triggered = True
                     self._emit(o)
                     self._take(o, book)
@@ -392,58 +465,17 @@ class Exchange:
         return problems
 
 
-# -- pure helpers ------------------------------------------------------------------------------
-
-
-def _config_key(kind: str) -> str:
-    return {"market": "market_market_ioc", "limit": "limit_limit_gtc"}.get(
-        kind, "stop_limit_stop_limit_gtc"
-    )
-
-
-def _crossing(side: str, limit: Decimal, bids: Sequence[Level], asks: Sequence[Level]) -> bool:
-    if side == "BUY":
-        return bool(asks) and asks[0][0] <= limit
-    return bool(bids) and bids[0][0] >= limit
-
-
-def _hits(o: Order, price: Decimal) -> bool:
-    assert o.stop_price is not None
-    if o.stop_direction == "STOP_DIRECTION_STOP_UP":
-        return price >= o.stop_price
-    return price <= o.stop_price
-
-
-def walk_base(levels: Sequence[Level], size: Decimal, increment: Decimal) -> list[Level]:
-    """Take ``size`` from the levels, best first: ``[(price, size), ...]`` (may fall short)."""
-    left, out = size, []
-    for price, avail in levels:
-        take = min(left, floor_to(avail, increment))
-        if take > 0:
-            out.append((price, take))
-            left -= take
-        if left <= 0:
-            break
-    return out
-
-
-def walk_quote(
-    levels: Sequence[Level], budget: Decimal, rate: Decimal, increment: Decimal
-) -> tuple[list[Level], bool]:
-    """Spend at most ``budget`` (notional + fee at ``rate``) on the levels, best first.
-
-    Returns the fills and whether the budget (not the book) ended the walk.
-    """
-    left, out = budget, []
-    for price, avail in levels:
-        can = floor_to(left / (price * (1 + rate)), increment)
-        have = floor_to(avail, increment)
-        take = min(can, have)
-        while take > 0 and Exchange._cost(price, take, rate) > left:  # rounding guard
-            take -= increment
-        if take > 0:
-            out.append((price, take))
-            left -= Exchange._cost(price, take, rate)
-        if take < have:
-            return out, True
-    return out, False
+__all__ = [
+    "NO_FUNDS",
+    "PORTFOLIO_ID",
+    "USER_ID",
+    "Book",
+    "Exchange",
+    "Level",
+    "QuoteTake",
+    "UserEvent",
+    "split_spend",
+    "stop_crossed",
+    "walk_base",
+    "walk_quote",
+]

@@ -6,8 +6,11 @@ codes, where no real body was recorded, are our best reading of Coinbase's enums
 * no / empty ``client_order_id``: ``INVALID_ARGUMENT`` (*);
 * unknown product: ``INVALID_PRODUCT_ID``; trading disabled or cancel only:
   ``ORDER_ENTRY_DISABLED``; side not BUY / SELL: ``INVALID_SIDE``;
-* configuration missing, unknown, malformed, or ``quote_size`` on a SELL:
-  ``UNSUPPORTED_ORDER_CONFIGURATION``;
+* configuration missing, unknown, malformed, ``quote_size`` on a SELL, or a GTD without an
+  RFC 3339 ``end_time``: ``UNSUPPORTED_ORDER_CONFIGURATION``. Accepted configurations:
+  ``market_market_ioc``, ``limit_limit_gtc``, ``limit_limit_gtd``, ``sor_limit_ioc`` (what the
+  SDK calls limit IOC), ``limit_limit_fok``, ``stop_limit_stop_limit_gtc`` and
+  ``stop_limit_stop_limit_gtd`` (``post_only`` only on the GTC / GTD limits);
 * size not a positive decimal string or off its increment: ``INVALID_SIZE_PRECISION``
   (preview ``PREVIEW_INVALID_SIZE_PRECISION``);
 * price not a positive decimal string: ``INVALID_LIMIT_PRICE``; off the price increment:
@@ -26,16 +29,21 @@ real traces of too-small orders suggest).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from cryptoj.adapters.coinbase.fake.orders import parse_rfc3339
 from cryptoj.adapters.coinbase.fake.products import ProductSpec, fmt
 
-CONFIG_KINDS = {
-    "market_market_ioc": "market",
-    "limit_limit_gtc": "limit",
-    "stop_limit_stop_limit_gtc": "stop_limit",
+CONFIG_KINDS = {  # order_configuration key → (kind, time in force)
+    "market_market_ioc": ("market", "IOC"),
+    "limit_limit_gtc": ("limit", "GTC"),
+    "limit_limit_gtd": ("limit", "GTD"),
+    "sor_limit_ioc": ("limit", "IOC"),
+    "limit_limit_fok": ("limit", "FOK"),
+    "stop_limit_stop_limit_gtc": ("stop_limit", "GTC"),
+    "stop_limit_stop_limit_gtd": ("stop_limit", "GTD"),
 }
 STOP_DIRECTIONS = frozenset({"STOP_DIRECTION_STOP_UP", "STOP_DIRECTION_STOP_DOWN"})
 UNKNOWN = "UNKNOWN_FAILURE_REASON"
@@ -96,6 +104,9 @@ class NewOrder:
     stop_price: Decimal | None
     stop_direction: str
     post_only: bool
+    config_key: str = "market_market_ioc"
+    time_in_force: str = "GTC"  # GTC | GTD | IOC | FOK
+    end_ns: int | None = None  # GTD only
 
 
 def parse_order(body: Any, specs: Mapping[str, ProductSpec]) -> NewOrder | Rejection:
@@ -120,17 +131,43 @@ def parse_order(body: Any, specs: Mapping[str, ProductSpec]) -> NewOrder | Rejec
             "UNSUPPORTED_ORDER_CONFIGURATION", "order_configuration must hold exactly one kind"
         )
     ((key, fields),) = config.items()
-    kind = CONFIG_KINDS.get(key)
-    if kind is None or not isinstance(fields, dict):
+    found = CONFIG_KINDS.get(key)
+    if found is None or not isinstance(fields, dict):
         return reject(
             "UNSUPPORTED_ORDER_CONFIGURATION",
             f"order_configuration {key!r} is not supported (use one of {sorted(CONFIG_KINDS)})",
         )
-    return _fields(coid, spec, side, kind, fields)
+    kind, tif = found
+    end_ns: int | None = None
+    if tif == "GTD":
+        end = fields.get("end_time")
+        try:
+            end_ns = parse_rfc3339(end) if isinstance(end, str) else None
+        except ValueError:
+            end_ns = None
+        if end_ns is None:
+            return reject(
+                "UNSUPPORTED_ORDER_CONFIGURATION", f"{key} needs an RFC 3339 end_time, not {end!r}"
+            )
+    parsed = _fields(
+        coid, spec, side, kind, fields, post_only_allowed=key.startswith("limit_limit_g")
+    )
+    if isinstance(parsed, Rejection):
+        return parsed
+    config = dict(parsed.config)
+    if end_ns is not None:
+        config["end_time"] = fields["end_time"]
+    return replace(parsed, config_key=key, time_in_force=tif, end_ns=end_ns, config=config)
 
 
 def _fields(
-    coid: str, spec: ProductSpec, side: str, kind: str, fields: dict[str, Any]
+    coid: str,
+    spec: ProductSpec,
+    side: str,
+    kind: str,
+    fields: dict[str, Any],
+    *,
+    post_only_allowed: bool,
 ) -> NewOrder | Rejection:
     quote: Decimal | None = None
     base: Decimal | None = None
@@ -204,7 +241,7 @@ def _fields(
                 f"order value {fmt(limit * base)} is below quote_min_size "
                 f"{fmt(spec.quote_min_size)}",
             )
-    if kind == "limit":
+    if kind == "limit" and post_only_allowed:
         po = fields.get("post_only", False)
         if po in ("true", "false"):
             po = po == "true"
@@ -224,7 +261,7 @@ def _fields(
                 "UNSUPPORTED_ORDER_CONFIGURATION",
                 f"stop_direction {direction!r} is not one of {sorted(STOP_DIRECTIONS)}",
             )
-    normal = _normalised(kind, base, quote, limit, stop, direction, post_only)
+    normal = _normalised(kind, base, quote, limit, stop, direction, post_only, post_only_allowed)
     return NewOrder(
         coid, spec.product_id, side, kind, normal, base, quote, limit, stop, direction, post_only
     )
@@ -265,6 +302,7 @@ def _normalised(
     stop: Decimal | None,
     direction: str,
     post_only: bool,
+    post_only_allowed: bool,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if quote is not None:
@@ -277,6 +315,6 @@ def _normalised(
         out["stop_price"] = fmt(stop)
     if kind == "stop_limit":
         out["stop_direction"] = direction
-    if kind == "limit":
+    if kind == "limit" and post_only_allowed:
         out["post_only"] = post_only
     return out

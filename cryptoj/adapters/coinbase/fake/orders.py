@@ -1,15 +1,20 @@
 """Orders and fills of the fake exchange, and their wire shapes (REST Order, Fill, UserOrder).
 
 Money (the execution contract): a fill's notional is ``price × size`` truncated to 1e-8, its
-fee is ``notional × rate`` truncated to 1e-8; an order's ``filled_value`` and ``total_fees`` are
-the sums over its fills, ``average_filled_price = filled_value / filled_size``. A BUY costs
-``notional + fee`` of the quote currency, a SELL yields ``notional - fee``.
+fee is ``notional × rate`` truncated to 1e-8 -- except for quote-sized market buys, which follow
+the recorded Coinbase order (``list_orders_market_buy_quote_size_filled_BTC-USDT.json``): each
+fill's spend is split into ``value = spend / (1 + rate)`` truncated to 16 decimals and
+``fee = spend - value``, the base size is ``value / price`` truncated to 16 decimals, so
+``total_value_after_fees`` is exactly the quote size; their fills report ``size`` in the quote
+currency with ``size_in_quote: true`` (as the recorded fill does). An order's ``filled_value``
+and ``total_fees`` are the sums over its fills, ``average_filled_price = filled_value /
+filled_size``. A BUY costs ``notional + fee`` of the quote currency, a SELL yields
+``notional - fee``.
 
 Shapes follow the recorded REST bodies (``shared/data/coinbase/rest/``) and the protocol notes
 §4.3 for the user channel. Choices where nothing was recorded [INF]: the user channel's
 ``order_type`` is capitalised (``Market``, ``Limit``, ``StopLimit``; real logs show ``Limit``);
-a fill's ``size`` is always in the base currency (``size_in_quote`` false), also for quote-sized
-market buys; a stop-limit order is ``OPEN`` with ``trigger_status`` ``STOP_PENDING`` until the
+a stop-limit order is ``OPEN`` with ``trigger_status`` ``STOP_PENDING`` until the
 last trade price reaches its stop, then ``STOP_TRIGGERED``.
 """
 
@@ -32,9 +37,10 @@ STATUSES = frozenset(
 ORDER_TYPES = {"market": "MARKET", "limit": "LIMIT", "stop_limit": "STOP_LIMIT"}
 USER_ORDER_TYPES = {"market": "Market", "limit": "Limit", "stop_limit": "StopLimit"}
 TIME_IN_FORCE = {
-    "market": "IMMEDIATE_OR_CANCEL",
-    "limit": "GOOD_UNTIL_CANCELLED",
-    "stop_limit": "GOOD_UNTIL_CANCELLED",
+    "GTC": "GOOD_UNTIL_CANCELLED",
+    "GTD": "GOOD_UNTIL_DATE_TIME",
+    "IOC": "IMMEDIATE_OR_CANCEL",
+    "FOK": "FILL_OR_KILL",
 }
 
 
@@ -85,6 +91,7 @@ class Fill:
     commission: Decimal
     liquidity: str  # MAKER | TAKER
     time_ns: int
+    size_in_quote: bool = False  # a quote-sized order's fill: ``size`` on the wire is the value
 
     def to_json(self, user_id: str) -> dict[str, Any]:
         """The REST Fill object (``GET /orders/historical/fills``)."""
@@ -96,12 +103,12 @@ class Fill:
             "trade_time": t,
             "trade_type": "FILL",
             "price": fmt(self.price),
-            "size": fmt(self.size),
+            "size": fmt(self.notional if self.size_in_quote else self.size),
             "commission": fmt(self.commission),
             "product_id": self.product_id,
             "sequence_timestamp": t,
             "liquidity_indicator": self.liquidity,
-            "size_in_quote": False,
+            "size_in_quote": self.size_in_quote,
             "user_id": user_id,
             "side": self.side,
             "retail_portfolio_id": "",
@@ -126,6 +133,9 @@ class Order:
     stop_price: Decimal | None = None
     stop_direction: str = ""
     post_only: bool = False
+    config_key: str = ""  # the order_configuration key (default: the kind's GTC / IOC one)
+    time_in_force: str = ""  # GTC | GTD | IOC | FOK (default: the kind's)
+    end_ns: int | None = None  # GTD: expires then
     status: str = "PENDING"
     triggered: bool = False
     filled_size: Decimal = ZERO
@@ -136,6 +146,10 @@ class Order:
     last_fill_ns: int = 0
     cancel_reason: str = ""
     fills: list[Fill] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.config_key = self.config_key or _config_key(self.kind)
+        self.time_in_force = self.time_in_force or ("IOC" if self.kind == "market" else "GTC")
 
     @property
     def is_open(self) -> bool:
@@ -191,11 +205,11 @@ class Order:
             "order_id": self.order_id,
             "product_id": self.product_id,
             "user_id": user_id,
-            "order_configuration": {f"{_config_key(self.kind)}": dict(self.config)},
+            "order_configuration": {self.config_key: dict(self.config)},
             "side": self.side,
             "client_order_id": self.client_order_id,
             "status": self.status,
-            "time_in_force": TIME_IN_FORCE[self.kind],
+            "time_in_force": TIME_IN_FORCE[self.time_in_force],
             "created_time": rfc3339(self.created_ns),
             "completion_percentage": fmt(self.completion()),
             "filled_size": fmt(self.filled_size),
@@ -245,7 +259,7 @@ class Order:
             "product_type": "SPOT",
             "order_side": self.side,
             "order_type": USER_ORDER_TYPES[self.kind],
-            "time_in_force": TIME_IN_FORCE[self.kind],
+            "time_in_force": TIME_IN_FORCE[self.time_in_force],
             "creation_time": rfc3339(self.created_ns),
             "avg_price": fmt(self.average_price()),
             "cumulative_quantity": fmt(self.filled_size),

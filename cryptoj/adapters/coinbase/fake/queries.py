@@ -1,7 +1,13 @@
 """The fake exchange's read side: list orders, list fills, accounts, fee summary, soak summary.
 
-Query parameters arrive as ``urllib.parse.parse_qs`` output (lists: ``product_ids`` repeats).
-A bad parameter raises :class:`BadRequest` (the REST layer answers 400 ``INVALID_ARGUMENT``).
+Query parameters arrive as ``urllib.parse.parse_qs`` output (lists: ``product_ids`` repeats;
+the singular ``product_id`` filters too). A bad parameter raises :class:`BadRequest` (the REST
+layer answers 400 ``INVALID_ARGUMENT``).
+
+Filters as Coinbase documents them: ``order_status`` ``OPEN`` combined with any other status is
+refused (400 ``INVALID_ARGUMENT``, the generic error shape of protocol notes §3.3; the exact
+error text was not recorded [INF]); ``start_date`` / ``end_date`` do not apply to a listing of
+``OPEN`` orders.
 
 Pagination [INF where not recorded]:
 
@@ -34,6 +40,9 @@ from cryptoj.adapters.coinbase.fake.products import fmt
 
 Query = dict[str, list[str]]
 T = TypeVar("T")
+
+
+OPEN_ALONE = "order_status OPEN cannot be combined with other statuses"
 
 
 class BadRequest(ValueError):
@@ -78,6 +87,11 @@ def _time(q: Query, name: str) -> int | None:
         raise BadRequest(f"{name} {raw!r} is not an RFC 3339 time") from None
 
 
+def _products(q: Query) -> set[str]:
+    """The product filter: ``product_ids`` (repeated) and the singular ``product_id``."""
+    return {p for p in q.get("product_ids", []) + q.get("product_id", []) if p}
+
+
 def _page(
     items: Iterable[T],
     keep: Callable[[T], bool],
@@ -104,10 +118,12 @@ def _newest_first(xs: list[T]) -> Iterator[T]:
 def list_orders(ex: Exchange, q: Query) -> dict[str, Any]:
     """``GET /orders/historical/batch``."""
     ids = set(q.get("order_ids", []))
-    products = set(q.get("product_ids", []))
+    products = _products(q)
     statuses = set(q.get("order_status", []))
     if bad := statuses - STATUSES:
         raise BadRequest(f"order_status {sorted(bad)} not in {sorted(STATUSES)}")
+    if "OPEN" in statuses and len(statuses) > 1:  # Coinbase's documented rule
+        raise BadRequest(OPEN_ALONE)
     types = set(q.get("order_types", []))
     if bad := types - set(ORDER_TYPES.values()):
         raise BadRequest(f"order_types {sorted(bad)} not in {sorted(ORDER_TYPES.values())}")
@@ -115,6 +131,8 @@ def list_orders(ex: Exchange, q: Query) -> dict[str, Any]:
     if side not in (None, "", "BUY", "SELL"):
         raise BadRequest(f"order_side {side!r} is not BUY or SELL")
     start, end = _time(q, "start_date"), _time(q, "end_date")
+    if statuses == {"OPEN"}:  # the date range does not apply to open orders
+        start = end = None
 
     def keep(o: Order) -> bool:
         return (
@@ -142,7 +160,7 @@ def list_fills(ex: Exchange, q: Query) -> dict[str, Any]:
     """``GET /orders/historical/fills`` (no ``has_next``; ``cursor`` ``""`` when done)."""
     ids = set(q.get("order_ids", []))
     trades = set(q.get("trade_ids", []))
-    products = set(q.get("product_ids", []))
+    products = _products(q)
     start = _time(q, "start_sequence_timestamp")
     end = _time(q, "end_sequence_timestamp")
 

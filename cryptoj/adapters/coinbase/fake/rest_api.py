@@ -10,6 +10,8 @@ market-data reads of :mod:`.server`.
 Without a registered API key the private endpoints accept every call (authentication off).
 A bad body or query answers 400 with a JSON ``INVALID_ARGUMENT`` error; an unknown order 404
 with the recorded not-found body; a bad JWT 401 with the plain-text body ``Unauthorized``.
+Every answer carries ``x-ratelimit-limit`` / ``-remaining`` / ``-reset`` headers
+(``FakeCoinbase.rate_headers``).
 """
 
 from __future__ import annotations
@@ -140,6 +142,7 @@ class RestApi:
         endpoint, arg = found
         fake = self.fake
         fake.count(f"rest_{endpoint}")
+        rate = fake.rate_headers(public=endpoint.startswith("public_"))
         try:
             body = read_body(sock, headers, early)
         except (OSError, ValueError) as e:
@@ -148,6 +151,7 @@ class RestApi:
                 400,
                 json.dumps({"error": "INVALID_ARGUMENT", "message": str(e)}).encode(),
                 JSON,
+                rate,
             )
             return True
         if not endpoint.startswith("public_") and fake.auth is not None:
@@ -156,7 +160,7 @@ class RestApi:
             if reason:
                 fake.count("rest_unauthorized")
                 self.auth_failures.append(f"{method} {url.path}: {reason}")
-                respond(sock, 401, b"Unauthorized", "text/plain")
+                respond(sock, 401, b"Unauthorized", "text/plain", rate)
                 return True
         fault, drawn = (
             (None, False) if endpoint.startswith("public_") else self.faults.take(endpoint)
@@ -166,7 +170,7 @@ class RestApi:
             if drawn:
                 fake.count("random_faults_injected")
         query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
-        self._serve(sock, endpoint, arg, query, body, fault)
+        self._serve(sock, endpoint, arg, query, body, fault, rate)
         return True
 
     # -- one call ----------------------------------------------------------------------------
@@ -179,6 +183,7 @@ class RestApi:
         query: queries.Query,
         raw: bytes,
         fault: Fault | None,
+        rate: dict[str, str],
     ) -> None:
         kind = fault.kind if fault else ""
         if fault and kind == "rest_429":
@@ -206,7 +211,7 @@ class RestApi:
         if delay and not late and self.fake.stopping.wait(delay):
             return
         data = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
-        respond(sock, status, data, JSON)
+        respond(sock, status, data, JSON, rate)
 
     def _process(
         self, endpoint: str, arg: str, query: queries.Query, raw: bytes, fault: Fault | None
@@ -237,7 +242,7 @@ class RestApi:
         ex = self.fake.exchange
         try:
             if endpoint == "create":
-                return ex.create(body, lambda p: self.fake.sim.top(p, DEEP))
+                return ex.create(body, lambda p: self.fake.sim.top(p, DEEP), self._price)
             if endpoint == "cancel":
                 ids = body.get("order_ids") if isinstance(body, dict) else None
                 if not isinstance(ids, list) or not ids or len(ids) > 100:

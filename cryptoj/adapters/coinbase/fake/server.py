@@ -15,7 +15,6 @@ import ssl
 import tempfile
 import threading
 import time
-import urllib.parse
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
@@ -25,13 +24,19 @@ from typing import Any
 
 from cryptoj.adapters.coinbase.fake.auth import make_verifier
 from cryptoj.adapters.coinbase.fake.control import control_handler
+from cryptoj.adapters.coinbase.fake.market_rest import MarketRest, RateWindow
 from cryptoj.adapters.coinbase.fake.products import ProductSpec
 from cryptoj.adapters.coinbase.fake.queries import summary
 from cryptoj.adapters.coinbase.fake.rest_api import RestApi, make_exchange
 from cryptoj.adapters.coinbase.fake.session import Faults, WsSession
 from cryptoj.adapters.coinbase.fake.sim import TS, MarketSim
 from cryptoj.adapters.coinbase.fake.user_channel import UserChannel
-from cryptoj.adapters.coinbase.fake.wire import WS_GUID, make_certificate, read_request, respond
+from cryptoj.adapters.coinbase.fake.wire import (
+    WS_GUID,
+    make_certificate,
+    read_request,
+    respond,
+)
 from cryptoj.adapters.coinbase.parse import format_rfc3339_ns
 from cryptoj.marketdata import load_events
 
@@ -58,6 +63,7 @@ class FakeCoinbase:
         control_port: int | None = None,
         step_s: float = 0.1,
         heartbeat_s: float = 1.0,
+        ticker_batch_s: float = 5.0,
         subscribe_deadline_s: float = 5.0,
         max_l2_products: int = 16,
         depth: int = 10,
@@ -83,6 +89,10 @@ class FakeCoinbase:
         self.control_port = control_port
         self.step_s = step_s
         self.heartbeat_s = heartbeat_s
+        if ticker_batch_s <= 0:
+            raise ValueError(f"ticker_batch_s must be > 0, not {ticker_batch_s}")
+        self.ticker_batch_s = ticker_batch_s
+        self._next_batch = 0.0  # monotonic time of the next ticker_batch update
         self.subscribe_deadline_s = subscribe_deadline_s
         self.max_l2_products = max_l2_products
         self.counter_string = counter_string
@@ -94,6 +104,8 @@ class FakeCoinbase:
             self.sim.products, balances, taker_fee, maker_fee, product_specs
         )
         self.api = RestApi(self)
+        self.market_rest = MarketRest(self)
+        self.rates = RateWindow()
         self.user = UserChannel(self)
         if order_fault_rate:
             self.api.faults.set_random(order_fault_rate, fault_seed, fault_kinds)
@@ -200,6 +212,10 @@ class FakeCoinbase:
         with self._counts_lock:
             self.subscribes.append({"conn": conn_id, **msg})
             del self.subscribes[:-1000]
+
+    def rate_headers(self, public: bool) -> dict[str, str]:
+        """The ``x-ratelimit-*`` headers of one more REST answer (:class:`RateWindow`)."""
+        return self.rates.headers(public)
 
     def jwt_ok(self, token: Any) -> bool:
         """Without a registered key every subscribe passes; with one, the JWT must verify."""
@@ -367,6 +383,9 @@ class FakeCoinbase:
                     ev = b'{"type":"update","trades":[%s]}' % b",".join(reversed(trades))
                     items.append(("market_trades", b"market_trades", ev, False))
                 per_product[p] = items
+            batch_due = time.monotonic() >= self._next_batch
+            if batch_due:
+                self._next_batch = time.monotonic() + self.ticker_batch_s
             for sess in list(self.sessions.values()):
                 batch = [
                     ("l2u" if is_l2 else "data", channel, ts, events, True)
@@ -374,10 +393,21 @@ class FakeCoinbase:
                     for ch, channel, events, is_l2 in items
                     if p in sess.subs[ch]
                 ]
+                if batch_due and sess.subs["ticker_batch"]:
+                    batch.append(("data", b"ticker_batch", ts, self._ticker_batch(sess), True))
                 if batch and not sess.out.offer(("batch", batch), self.max_queue):
                     sess.slow = True
                     self.count("slow_consumers")
         self.count("steps")
+
+    def _ticker_batch(self, sess: WsSession) -> bytes:
+        """The ``ticker_batch`` update of one connection: the last ticker of each of its
+        products (Coinbase sends it every 5 s: ``ticker_batch_s``)."""
+        tickers = b",".join(
+            self.sim.last_ticker[p] for p in sorted(sess.subs["ticker_batch"])
+            if self.sim.last_ticker.get(p)
+        )  # fmt: skip
+        return b'{"type":"update","tickers":[%s]}' % tickers
 
     def snapshot_into(self, sess: WsSession, channel: str, products: list[str]) -> None:
         """Queue the snapshot a new subscription gets (caller holds ``self.lock``)."""
@@ -477,58 +507,4 @@ class FakeCoinbase:
             return
         if self.api.handle(sock, method, target, headers, early):
             return
-        url = urllib.parse.urlsplit(target)
-        q = urllib.parse.parse_qs(url.query)
-        path = url.path.removeprefix("/api/v3/brokerage")
-        body: Any = None
-        parts = path.strip("/").split("/")
-        with self.lock:
-            if (
-                method == "GET"
-                and len(parts) == 4
-                and parts[0] == "market"
-                and parts[1] == "products"
-                and parts[3] == "ticker"
-            ):
-                p = parts[2]
-                if p in self.recent:
-                    limit = int(q.get("limit", ["100"])[0])
-                    trades = [json.loads(t) for t in list(self.recent[p])[-limit:]][::-1]
-                    bids, asks = self.sim.top(p)
-                    body = {
-                        "trades": trades,
-                        "best_bid": f"{bids[0][0]:f}" if bids else "",
-                        "best_ask": f"{asks[0][0]:f}" if asks else "",
-                    }
-            elif method == "GET" and path in ("/market/product_book", "/product_book"):
-                p = q.get("product_id", [""])[0]
-                if p in self.recent:
-                    body = {"pricebook": self._pricebook(p, int(q.get("limit", ["1"])[0]))}
-            elif method == "GET" and path == "/best_bid_ask":
-                ps = q.get("product_ids", list(self.sim.products))
-                body = {"pricebooks": [self._pricebook(p, 1) for p in ps if p in self.recent]}
-            elif method == "GET" and path == "/time":
-                now = time.time()
-                body = {
-                    "iso": format_rfc3339_ns(int(now * 1e9)),
-                    "epochSeconds": str(int(now)),
-                    "epochMillis": str(int(now * 1000)),
-                }
-        if body is None:
-            respond(
-                sock,
-                404,
-                b'{"error":"NOT_FOUND","code":5,"message":"not found"}',
-                "application/json",
-            )
-        else:
-            respond(sock, 200, json.dumps(body).encode(), "application/json")
-
-    def _pricebook(self, p: str, levels: int) -> dict[str, Any]:
-        bids, asks = self.sim.top(p, levels)
-        return {
-            "product_id": p,
-            "bids": [{"price": f"{pr:f}", "size": f"{sz:f}"} for pr, sz in bids],
-            "asks": [{"price": f"{pr:f}", "size": f"{sz:f}"} for pr, sz in asks],
-            "time": format_rfc3339_ns(time.time_ns()),
-        }
+        self.market_rest.handle(sock, method, target, headers, early)

@@ -6,7 +6,9 @@ minute, a recorded trade bar (OHLCV) and the recorded top of book (best bid/ask 
 would send. **What is recorded and what is modelled:**
 
 * **recorded**: every top-of-book price and size (level 0 of the book, the ticker's
-  ``best_*``), every bar's open/high/low/close/volume;
+  ``best_*``), every bar's open/high/low/close/volume; sizes and volumes are sent as clean
+  decimal strings (rounded to 1e-8, :func:`clean`), as Coinbase sends them, never with the
+  binary-float noise the recording holds;
 * **modelled (level2 depth)**: below the best bid and above the best ask, ``depth - 1`` levels
   on a fixed price grid of ``grid = max(0.01, mid × spacing_bps / 10,000)`` (rounded to the
   cent, fixed per product from its first mid), the first grid price strictly beyond the touch,
@@ -31,7 +33,7 @@ import statistics
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 
 import msgspec
 
@@ -87,7 +89,15 @@ class ProductStep:
 
 
 def _fmt(d: Decimal) -> str:
-    return f"{d:f}"
+    """Plain notation without trailing zeros (``"7420"``, ``"0.058"``), as Coinbase writes."""
+    return f"{d.normalize():f}" if d else "0"
+
+
+def clean(d: Decimal) -> Decimal:
+    """A recorded size or volume as Coinbase writes it: rounded to 1e-8, no trailing zeros (the
+    recorded data holds binary-float noise such as ``15.163527749999998``)."""
+    q = d.quantize(Q8, ROUND_HALF_EVEN)
+    return q.normalize() if q else Decimal(0)
 
 
 class MarketSim:
@@ -229,7 +239,7 @@ class MarketSim:
     @staticmethod
     def _median_size(p: str, quotes: list[dict[str, Quote]]) -> Decimal:
         sizes = [s for q in quotes if p in q for s in (q[p].bid_size, q[p].ask_size)]
-        return Decimal(statistics.median(sizes)).quantize(Q8) if sizes else Decimal(1)
+        return clean(Decimal(statistics.median(sizes))) if sizes else Decimal(1)
 
     @staticmethod
     def _deep_levels(p: str, quotes: list[dict[str, Quote]], n: int) -> tuple[Side, Side]:
@@ -273,10 +283,10 @@ class MarketSim:
             if b0 - k * grid > 0:
                 bids[(b0 - k * grid).quantize(CENT)] = size
             asks[(a0 + k * grid).quantize(CENT)] = size
-        if q.bid_size > 0:
-            bids[q.bid] = q.bid_size
-        if q.ask_size > 0:
-            asks[q.ask] = q.ask_size
+        if clean(q.bid_size) > 0:
+            bids[q.bid] = clean(q.bid_size)
+        if clean(q.ask_size) > 0:
+            asks[q.ask] = clean(q.ask_size)
         return bids, asks
 
     def _tickers(
@@ -295,7 +305,7 @@ class MarketSim:
             for p, bar in b.items():
                 w = window[p]
                 w.append(bar)
-                volume[p] += bar.volume
+                volume[p] += clean(bar.volume)
                 while lows[p] and lows[p][-1].low >= bar.low:
                     lows[p].pop()
                 lows[p].append(bar)
@@ -304,7 +314,7 @@ class MarketSim:
                 highs[p].append(bar)
                 if len(w) > DAY_BARS:
                     old = w.popleft()
-                    volume[p] -= old.volume
+                    volume[p] -= clean(old.volume)
                     if lows[p][0] is old:
                         lows[p].popleft()
                     if highs[p][0] is old:
@@ -322,16 +332,16 @@ class MarketSim:
                         "type": "ticker",
                         "product_id": p,
                         "price": _fmt(close[p]),
-                        "volume_24_h": _fmt(volume[p]),
+                        "volume_24_h": _fmt(clean(volume[p])),
                         "low_24_h": _fmt(lows[p][0].low),
                         "high_24_h": _fmt(highs[p][0].high),
                         "low_52_w": _fmt(low52[p]),
                         "high_52_w": _fmt(high52[p]),
                         "price_percent_chg_24_h": _fmt(change),
                         "best_bid": _fmt(quote.bid),
-                        "best_bid_quantity": _fmt(quote.bid_size),
+                        "best_bid_quantity": _fmt(clean(quote.bid_size)),
                         "best_ask": _fmt(quote.ask),
-                        "best_ask_quantity": _fmt(quote.ask_size),
+                        "best_ask_quantity": _fmt(clean(quote.ask_size)),
                     }
                 )
             out.append(row)
@@ -346,15 +356,16 @@ class MarketSim:
         for b in bars:
             row: dict[str, tuple[tuple[int, str, str, str], ...]] = {}
             for p, bar in b.items():
-                if bar.volume <= 0:
+                volume = clean(bar.volume)
+                if volume <= 0:
                     continue
                 path = (
                     (bar.open, bar.low, bar.high, bar.close)
                     if bar.close >= bar.open
                     else (bar.open, bar.high, bar.low, bar.close)
                 )
-                quarter = (bar.volume / 4).quantize(Q8, ROUND_DOWN)
-                sizes = [quarter, quarter, quarter, bar.volume - 3 * quarter]
+                quarter = (volume / 4).quantize(Q8, ROUND_DOWN)
+                sizes = [quarter, quarter, quarter, volume - 3 * quarter]
                 prints = []
                 for price, size in zip(path, sizes, strict=True):
                     if size <= 0:
