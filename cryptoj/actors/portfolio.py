@@ -35,6 +35,11 @@ HALTED (the programme's flatten supersedes "no new orders"); nothing trades afte
 ``Halt``. A restarted instance asks the ShutdownActor for the plan in force
 (``PlanRequest``). At most once a second of clock time it sends the ShutdownActor a
 ``MonitorReport`` (equity, positions, risk figures, order errors and latency).
+
+Marks: a market instant's quotes arrive together (``QuoteBatch`` in replay; one ``Quote`` at a
+time live) and are all applied before anything is evaluated, so the snapshot, the monitor
+report, the journal's equity rows and every plan value each product at its latest quote as of
+the same instant.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ from decimal import Decimal
 from cryptoj.actors.base import Actor, Context
 from cryptoj.config import Config
 from cryptoj.journal import Journal
-from cryptoj.models.market import Bar, FeedStatus, Quote
+from cryptoj.models.market import Bar, FeedStatus, Quote, QuoteBatch
 from cryptoj.models.orders import (
     CancelOrder,
     Fill,
@@ -167,17 +172,34 @@ class PortfolioActor(Actor):
     # -- inputs ---------------------------------------------------------------------------
 
     def _handle_quote(self, q: Quote, ctx: Context) -> None:
-        if q.ts // EQUITY_EVERY_NS != self._last_equity_ts // EQUITY_EVERY_NS:
+        self._on_quotes((q,), ctx)
+
+    def _handle_quote_batch(self, batch: QuoteBatch, ctx: Context) -> None:
+        self._on_quotes(batch.quotes, ctx)
+
+    def _on_quotes(self, quotes: tuple[Quote, ...], ctx: Context) -> None:
+        """Apply every quote of one market instant, then evaluate on the complete marks: stop
+        losses, unwind slices, the rebalance of the quoted products, the snapshot for the
+        RiskActor and the MonitorReport. Nothing is valued while only some of an instant's
+        quotes are in (the feed sends a timestamp's quotes as one ``QuoteBatch``)."""
+        ts = quotes[-1].ts
+        if ts // EQUITY_EVERY_NS != self._last_equity_ts // EQUITY_EVERY_NS:
             self._record_equity()
-        self._last_equity_ts = q.ts
-        self.quotes[q.product] = q
-        self.unwind.on_quote(q)
-        self._check_stop_loss(q.product, ctx)
-        self._unwind_step(q.product, ctx)
-        self._after_txn(ctx, trigger=True, only=q.product)
+        self._last_equity_ts = max(ts, self._last_equity_ts)
+        products: list[str] = []
+        for q in quotes:
+            self.quotes[q.product] = q
+            self.unwind.on_quote(q)
+            if q.product not in products:
+                products.append(q.product)
+        for product in products:
+            self._check_stop_loss(product, ctx)
+        for product in products:
+            self._unwind_step(product, ctx)
+        self._after_txn(ctx, trigger=True, only=frozenset(products))
         if ctx.now() - self._last_snapshot_ns >= SNAPSHOT_EVERY_NS:
-            self._send_snapshot(q.ts, ctx)
-            self._send_monitor(q.ts, ctx)
+            self._send_snapshot(ts, ctx)
+            self._send_monitor(ts, ctx)
 
     def _handle_feed_status(self, msg: FeedStatus, ctx: Context) -> None:
         if msg.state in ("stale", "degraded"):
@@ -441,10 +463,10 @@ class PortfolioActor(Actor):
 
     # -- rebalance transactions -----------------------------------------------------------
 
-    def _rebalance(self, ctx: Context, only: str | None = None) -> None:
+    def _rebalance(self, ctx: Context, only: frozenset[str] | None = None) -> None:
         """Plan and start a transaction over the products not already trading (module
-        docstring); ``only``: a quote re-evaluates its own product (the targets do not move
-        with prices, and every product's drift is checked on its own quotes)."""
+        docstring); ``only``: a quote batch re-evaluates its own products (the targets do not
+        move with prices, and every product's drift is checked on its own quotes)."""
         params, desk = self.params, self._desk()
         if params is None or self.halted or params.level == RiskLevel.HALTED:
             return
@@ -455,7 +477,7 @@ class PortfolioActor(Actor):
             p
             for p in usable
             if p in self.targets
-            and (only is None or p == only)
+            and (only is None or p in only)
             and desk.fresh(p)
             and not self.unwind.owns(p)
             and not self.ledger.has_open_order(p)
@@ -491,7 +513,9 @@ class PortfolioActor(Actor):
         if legs:
             desk.begin(legs, params, self.quotes, self.targets, ctx)
 
-    def _after_txn(self, ctx: Context, *, trigger: bool = False, only: str | None = None) -> None:
+    def _after_txn(
+        self, ctx: Context, *, trigger: bool = False, only: frozenset[str] | None = None
+    ) -> None:
         """Compensate what an ended transaction's policy asks for, then plan when this message
         is a trigger (a signal; a quote for its own product) or a transaction was superseded
         (every product). A product trades

@@ -192,6 +192,7 @@ class RecordFilter:
 _SUMMARY_FIELDS: dict[str, tuple[str, ...]] = {
     "Bar": ("product", "close", "volume"),
     "Quote": ("product", "bid", "ask"),
+    "QuoteBatch": ("quotes",),
     "TargetWeight": ("product", "weight", "reason"),
     "SubmitOrder": ("client_order_id", "product", "side", "order_type", "quantity",
                     "limit_price", "reason"),
