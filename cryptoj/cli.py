@@ -346,8 +346,8 @@ def _resume_offline(path: str, by: str, reason: str) -> int:
     from cryptoj.journal import Journal
 
     if not Path(path).is_file():
-        print(f"resume: journal {path} not found", file=sys.stderr)
-        return EXIT_USAGE
+        print(f"resume: nothing recorded: journal {path} not found", file=sys.stderr)
+        return EXIT_ERROR
     journal = Journal(path)
     try:
         _, halted = drawdown_state(journal)

@@ -83,9 +83,9 @@ def _acted_on(batches: list[tuple[MarketEvent, ...]], path: Path) -> list[tuple[
 
     def step() -> None:
         risk = rt.actor("risk")
-        if isinstance(risk, RiskActor) and risk.last_equity is not None:
-            if not seen or seen[-1] != risk.last_equity:
-                seen.append(risk.last_equity)
+        last = risk.last_equity if isinstance(risk, RiskActor) else None
+        if last is not None and (not seen or seen[-1] != last):
+            seen.append(last)
 
     rt = DeterministicRuntime(
         seed=7, start_ns=system.start_ns, registry=system.registry, on_step=step
