@@ -107,3 +107,27 @@ def test_the_resume_command_records_who_in_the_journal_of_a_stopped_daemon(
     again, ctx2 = _risk(path)
     again.receive(_snap(DAY0 + 20 * NS_PER_DAY, 104_000), ctx2)
     assert again.level is RiskLevel.NORMAL and again.levels.hwm == 104_000.0
+
+
+def test_the_risk_audit_counts_the_bar_closing_at_midnight_in_the_day_it_closes(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "audit.sqlite"
+    journal = Journal(path)
+    journal.set_meta("starting_cash", "100000")
+    midnight = DAY0 + NS_PER_DAY  # 2022-01-09 00:00 UTC closes 2022-01-08
+    rows = [(DAY0 + 20 * HOUR, "100000"), (midnight, "97900"), (midnight + 4 * HOUR, "97000")]
+    for ts, equity in rows:
+        journal.record_equity(ts, Decimal(equity), Decimal(equity))
+    journal.record_event(midnight, "risk", "risk_level", "NORMAL -> HALTED: daily loss 2.10%")
+    journal.close()
+    out = subprocess.run(
+        [sys.executable, "tools/risk_audit.py", str(path), "--json"],
+        cwd=REPO, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    audit = json.loads(out.stdout)
+    (day,) = audit["limit_days"]
+    assert (day["day"], day["loss"], day["halted"]) == ("2022-01-08", 0.021, True)
+    assert day["largest_bar_fall"] == 0.021 and day["excess_within_one_bar"]
+    assert audit["days"] == 2 and audit["worst_day_loss"] == 0.021  # 01-09: 0.92 % from 97,900
+    assert audit["max_drawdown"] == 0.03

@@ -15,11 +15,14 @@ portfolio journalled, the risk events) and, with ``--data``, the market data, an
   ``--max-drawdown`` and when the RiskActor journalled its ``drawdown_halt``;
 * **costs**: fees paid, traded notional (turnover) and fees as a fraction of starting cash;
 * **max position weight** (with ``--data``): the largest position value over equity at any
-  market timestamp, positions from the fills stamped at or before it.
+  market timestamp, positions from the fills stamped at or before it;
+* **snapshot marks** (with ``--data`` and ``--trace``): every ``PortfolioSnapshot`` the
+  RiskActor received, its equity against its own cash and positions valued at the data's
+  latest price of each product at the snapshot's time (the share valued at mixed instants).
 
 Usage::
 
-    python tools/risk_audit.py JOURNAL [--data NAME|CSV] [--from D --to D] [--json]
+    python tools/risk_audit.py JOURNAL [--data NAME|CSV [--trace TRACE]] [--from D --to D] [--json]
         [--daily-loss-limit 0.02] [--max-drawdown 0.10]
 """
 
@@ -214,6 +217,57 @@ def with_market(j: dict[str, Any], batches: list[tuple[Any, ...]]) -> dict[str, 
     }
 
 
+def trace_snapshots(path: str) -> list[dict[str, Any]]:
+    """Every PortfolioSnapshot the RiskActor received, from a trace and its rotated files."""
+    files = [Path(path)] + [Path(f"{path}.{n}") for n in range(1, 100)]
+    out: list[tuple[int, dict[str, Any]]] = []
+    for f in files:
+        if not f.is_file():
+            continue
+        with f.open() as fh:
+            for line in fh:
+                if '"PortfolioSnapshot"' not in line:
+                    continue
+                rec = json.loads(line)
+                if rec.get("kind") == "deliver" and rec.get("dst") == "risk":
+                    out.append((int(rec["seq"]), rec["msg"]))
+    return [m for _, m in sorted(out, key=lambda x: x[0])]
+
+
+def snapshot_marks(snaps: list[dict[str, Any]], batches: list[tuple[Any, ...]]) -> dict[str, Any]:
+    """Each snapshot's equity against its own cash and positions valued at the data's latest
+    price of every product at the snapshot's time: how many were valued at mixed instants."""
+    quoted = {e.product for b in batches for e in b if isinstance(e, Quote)}
+    marks: dict[str, Decimal] = {}
+    bi, off, worst = 0, 0, 0.0
+    for snap in snaps:
+        ts = int(snap["ts"])
+        while bi < len(batches) and batches[bi][-1].ts <= ts:
+            for e in batches[bi]:
+                if isinstance(e, Quote):
+                    marks[e.product] = (e.bid + e.ask) / 2
+                elif isinstance(e, Bar) and e.product not in quoted:
+                    marks[e.product] = e.close
+                elif isinstance(e, Trade) and e.product not in quoted:
+                    marks[e.product] = e.price
+            bi += 1
+        value = Decimal(str(snap["cash"])) + sum(
+            (
+                Decimal(str(p["quantity"])) * marks.get(p["product"], Decimal(0))
+                for p in snap.get("positions") or ()
+            ),
+            Decimal(0),
+        )
+        dev = float(abs(Decimal(str(snap["equity"])) - value) / value) if value else 0.0
+        worst = max(worst, dev)
+        off += dev > 0.001
+    return {
+        "snapshots_checked": len(snaps),
+        "snapshots_off_by_over_0.1pct": off,
+        "snapshots_worst_deviation": round(worst, 8),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print the audit of one journal."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
@@ -223,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--to", dest="end", type=dt.date.fromisoformat, default=None)
     ap.add_argument("--daily-loss-limit", type=float, default=0.02)
     ap.add_argument("--max-drawdown", type=float, default=0.10)
+    ap.add_argument(
+        "--trace", default=None, help="the run's trace: check every snapshot the risk actor saw"
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     j = read(args.journal)
@@ -231,7 +288,10 @@ def main(argv: list[str] | None = None) -> int:
     out.update(drawdown(j, args.max_drawdown))
     out.update(daily(j, args.daily_loss_limit))
     if args.data:
-        out.update(with_market(j, load_market_data(args.data, start=args.start, end=args.end)))
+        batches = load_market_data(args.data, start=args.start, end=args.end)
+        out.update(with_market(j, batches))
+        if args.trace:
+            out.update(snapshot_marks(trace_snapshots(args.trace), batches))
     if args.json:
         print(json.dumps(out, sort_keys=True))
         return 0
