@@ -19,8 +19,11 @@ from cryptoj.actors.risk import RiskActor
 from cryptoj.config import Config, RiskConfig, StrategyConfig
 from cryptoj.journal import Journal
 from cryptoj.models.market import Bar, MarketEvent, Quote, QuoteBatch
+from cryptoj.models.orders import OrderType, Side
 from cryptoj.models.system import Tick
+from cryptoj.portfolio.rebalance import LegPlan, fund_buys
 from cryptoj.runtime.assemble import assemble
+from cryptoj.runtime.common import ChaosPlan
 from cryptoj.runtime.deterministic import DeterministicRuntime
 from tests.stubs import FakeCtx, bar, quote
 
@@ -76,9 +79,16 @@ def _batches(seed: int, minutes: int) -> list[tuple[MarketEvent, ...]]:
     return out
 
 
-def _acted_on(batches: list[tuple[MarketEvent, ...]], path: Path) -> list[tuple[int, float]]:
-    """Run the whole system; every (ts, equity) the RiskActor acted on, in order."""
+def _acted_on(
+    batches: list[tuple[MarketEvent, ...]], path: Path, crash_at: int | None = None
+) -> list[tuple[int, float]]:
+    """Run the whole system (the portfolio crashing once at ``crash_at``, when given); every
+    (ts, equity) the RiskActor acted on, in order."""
     system = assemble(CFG, batches, str(path), fresh_journal=True)
+    chaos = None
+    if crash_at is not None:
+        chaos = ChaosPlan()
+        chaos.points["portfolio"] = [(crash_at, "receive")]
     seen: list[tuple[int, float]] = []
 
     def step() -> None:
@@ -88,7 +98,7 @@ def _acted_on(batches: list[tuple[MarketEvent, ...]], path: Path) -> list[tuple[
             seen.append(last)
 
     rt = DeterministicRuntime(
-        seed=7, start_ns=system.start_ns, registry=system.registry, on_step=step
+        seed=7, start_ns=system.start_ns, registry=system.registry, on_step=step, chaos=chaos
     )
     system.venue.set_listener(lambda event: rt.tell("execution", event, sender="venue"))
     rt.start_root("shutdown")
@@ -118,16 +128,18 @@ def _valuations(
 
 
 @settings(
-    max_examples=4,
+    max_examples=6,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
-@given(seed=st.integers(0, 10_000))
-def test_the_risk_actor_acts_on_equity_valued_at_one_instant(seed: int, tmp_path: Path) -> None:
+@given(seed=st.integers(0, 10_000), crash=st.one_of(st.none(), st.integers(20, 200)))
+def test_the_risk_actor_acts_on_equity_valued_at_one_instant(
+    seed: int, crash: int | None, tmp_path: Path
+) -> None:
     batches = _batches(seed, 240)
-    path = tmp_path / f"marks-{seed}.sqlite"
-    acted = _acted_on(batches, path)
+    path = tmp_path / f"marks-{seed}-{crash}.sqlite"
+    acted = _acted_on(batches, path, None if crash is None else T0 + crash * MIN)
     journal = Journal(path)
     try:
         assert journal.fills(), "the run must trade for the property to mean something"
@@ -161,3 +173,22 @@ def test_the_feed_sends_a_timestamps_quotes_as_one_batch_after_its_bars() -> Non
     feed.receive(Tick(kind="poll"), ctx)
     assert ctx.to("portfolio") == [QuoteBatch(ts=T0, quotes=(q1, q2))]
     assert [type(m).__name__ for _, m in ctx.sent[:3]] == ["Bar", "Bar", "QuoteBatch"]
+
+
+def test_funding_a_plan_without_buys_needs_no_cash() -> None:
+    """A plan of sells only, with reservations above cash (available cash < 0), is unchanged
+    (it divided 0 by 0 and crashed the portfolio)."""
+    sell = LegPlan(
+        product="BTC-USD",
+        side=Side.SELL,
+        quantity=Decimal("0.1"),
+        order_type=OrderType.MARKET,
+        limit_price=None,
+        visible=Decimal(5),
+        beyond_depth=False,
+        depth_capped=False,
+        target_weight=0.0,
+        current_weight=0.1,
+        touch=Decimal(7000),
+    )
+    assert fund_buys([sell], Decimal("-12.5"), Decimal("0.006")) == [sell]

@@ -39,7 +39,8 @@ HALTED (the programme's flatten supersedes "no new orders"); nothing trades afte
 Marks: a market instant's quotes arrive together (``QuoteBatch`` in replay; one ``Quote`` at a
 time live) and are all applied before anything is evaluated, so the snapshot, the monitor
 report, the journal's equity rows and every plan value each product at its latest quote as of
-the same instant.
+the same instant. A restarted instance sends and journals no equity until every holding has a
+quote again.
 """
 
 from __future__ import annotations
@@ -197,7 +198,7 @@ class PortfolioActor(Actor):
         for product in products:
             self._unwind_step(product, ctx)
         self._after_txn(ctx, trigger=True, only=frozenset(products))
-        if ctx.now() - self._last_snapshot_ns >= SNAPSHOT_EVERY_NS:
+        if ctx.now() - self._last_snapshot_ns >= SNAPSHOT_EVERY_NS and self.fully_marked():
             self._send_snapshot(ts, ctx)
             self._send_monitor(ts, ctx)
 
@@ -213,6 +214,8 @@ class PortfolioActor(Actor):
         self.unwind.on_bar(bar)
 
     def _send_snapshot(self, ts: int, ctx: Context) -> None:
+        if not self.fully_marked():
+            return  # just (re)started: the first quote batch values every holding
         self._last_snapshot_ns = ctx.now()
         ctx.send(self.risk, self.snapshot(ts))
 
@@ -553,6 +556,11 @@ class PortfolioActor(Actor):
         """Latest mid per product."""
         return {p: q.mid for p, q in self.quotes.items()}
 
+    def fully_marked(self) -> bool:
+        """Every holding has a quote (since this instance started): only then are the equity
+        figures sent or journalled, never with a holding valued at its cost."""
+        return all(p in self.quotes for p, h in self.ledger.holdings.items() if h.quantity)
+
     def equity(self) -> Decimal:
         """Cash plus positions at the latest mids."""
         return self.ledger.equity(self.marks())
@@ -581,7 +589,7 @@ class PortfolioActor(Actor):
     def _record_equity(self) -> None:
         """Journal the equity as of the last quote's timestamp (before the next quote moves
         it): one row per :data:`EQUITY_EVERY_NS` of market time."""
-        if self.quotes and self._last_equity_ts >= 0:
+        if self.quotes and self._last_equity_ts >= 0 and self.fully_marked():
             self._journal().record_equity(self._last_equity_ts, self.equity(), self.ledger.cash)
 
     @property
