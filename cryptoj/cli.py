@@ -123,6 +123,16 @@ def build_parser() -> argparse.ArgumentParser:
             cmd.add_argument(
                 "--stop", action="store_true", help="stop the daemon (exit 0) once flat"
             )
+        if name == "resume":
+            cmd.add_argument(
+                "--by", default=None, help="who resumes (journalled; default: the OS user)"
+            )
+            cmd.add_argument(
+                "--journal",
+                default=None,
+                help="the daemon's journal, written directly when no daemon answers "
+                "(default: journal.path)",
+            )
 
     cc = sub.add_parser("check-config", help="validate a config file")
     cc.add_argument("path", nargs="?", default=DEFAULT_CONFIG)
@@ -289,7 +299,9 @@ def _control(args: argparse.Namespace) -> int:
         print(f"{args.command}: ops token: {e}", file=sys.stderr)
         return EXIT_USAGE
     url = f"{args.url or base_url(cfg.ops, args.port)}/control/{args.command}"
-    body = {"reason": args.reason, "stop": bool(getattr(args, "stop", False))}
+    body: dict[str, Any] = {"reason": args.reason, "stop": bool(getattr(args, "stop", False))}
+    if args.command == "resume":
+        body["by"] = args.by or _os_user()
     req = urllib.request.Request(
         url,
         data=json.dumps(body).encode(),
@@ -308,8 +320,42 @@ def _control(args: argparse.Namespace) -> int:
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
         print(f"{args.command}: no cryptoj daemon answering at {url} ({reason})", file=sys.stderr)
+        if args.command == "resume":
+            return _resume_offline(args.journal or cfg.journal.path, body["by"], args.reason)
         return EXIT_ERROR
     print(f"{args.command}: accepted ({json.dumps(answer, sort_keys=True)})")
+    return EXIT_OK
+
+
+def _os_user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _resume_offline(path: str, by: str, reason: str) -> int:
+    """Record an operator resume in the journal of a daemon that is not running: the restarted
+    daemon's RiskActor then starts without the drawdown halt, its high-water mark from its
+    first equity."""
+    import time
+
+    from cryptoj.actors.risk import drawdown_state, record_resume
+    from cryptoj.journal import Journal
+
+    if not Path(path).is_file():
+        print(f"resume: nothing recorded: journal {path} not found", file=sys.stderr)
+        return EXIT_ERROR
+    journal = Journal(path)
+    try:
+        _, halted = drawdown_state(journal)
+        record_resume(journal, time.time_ns(), by, reason, None, "cli")
+    finally:
+        journal.close()
+    what = "drawdown halt lifted" if halted else "no drawdown halt was in force"
+    print(f"resume: recorded in {path} by {by} ({what}); the daemon starts from it")
     return EXIT_OK
 
 

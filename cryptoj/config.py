@@ -20,6 +20,7 @@ from cryptoj.ops.config import FlagName, FlagValue, OpsConfig, flag_problems
 
 Fraction = Annotated[float, msgspec.Meta(gt=0, le=1)]
 NonNegFraction = Annotated[float, msgspec.Meta(ge=0, le=1)]
+OpenFraction = Annotated[float, msgspec.Meta(gt=0, lt=1)]
 PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
 NonNegInt = Annotated[int, msgspec.Meta(ge=0)]
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
@@ -34,7 +35,8 @@ class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 class RiskConfig(_Section, frozen=True, kw_only=True):
     """Risk limits, all fractions (0.02 = 2 %)."""
 
-    daily_loss_limit: Fraction = 0.02  # of start-of-day (UTC) equity; breach → HALTED
+    daily_loss_limit: Fraction = 0.02  # of the UTC day's reference equity; breach → HALTED
+    max_drawdown: OpenFraction = 0.10  # from the equity high-water mark → HALTED until resume
     position_size_limit: Fraction = 0.10  # largest weight of equity one asset may hold
     stop_loss: Fraction = 0.05  # per position, from its average entry price
     correlation_weight: NonNegFraction = 0.30  # share of the dynamic cut driven by correlation

@@ -12,6 +12,7 @@ from cryptoj.journal import Journal
 from cryptoj.models.market import Bar, MarketEvent, Quote
 from cryptoj.portfolio.audit import txn_problems
 from cryptoj.portfolio.ledger import Ledger
+from cryptoj.risk.levels import utc_day
 from cryptoj.venues.paper import PaperExchange
 
 
@@ -167,7 +168,9 @@ def risk_figures(
 
     * ``max_position_weight``: the largest value of one position over equity at any market
       timestamp (positions from the journal, marked at that timestamp's mid);
-    * ``worst_day_loss``: the largest fall of equity below its UTC start-of-day value;
+    * ``worst_day_loss``: the largest fall of equity below its UTC day's reference equity (the
+      day convention of :mod:`cryptoj.risk.levels`: the last equity at or before 00:00, the
+      day running to the next 00:00 inclusive);
     * ``risk_levels_reached``: every level the RiskActor journalled (NORMAL included);
     * ``benchmark_max_drawdown``: equal-weight buy-and-hold of every product from its first
       mark, over the same data.
@@ -176,7 +179,9 @@ def risk_figures(
     cash, qty = starting_cash, dict[str, Decimal]()
     i = 0
     max_w, max_w_product = 0.0, None
-    day_start: dict[int, float] = {}
+    day: int | None = None
+    day_start = 0.0
+    last_equity: float | None = None
     worst_day = 0.0
     bench_units: dict[str, Decimal] = {}
     bench_peak, bench_dd = 0.0, 0.0
@@ -192,9 +197,12 @@ def risk_figures(
                 w = float(q * marks.get(p, Decimal(0)) / equity)
                 if w > max_w:
                     max_w, max_w_product = w, p
-            day = ts // 86_400_000_000_000
-            start = day_start.setdefault(day, float(equity))
-            worst_day = max(worst_day, (start - float(equity)) / start)
+        if utc_day(ts) != day:
+            day = utc_day(ts)
+            day_start = float(equity) if last_equity is None else last_equity
+        last_equity = float(equity)
+        if day_start > 0:
+            worst_day = max(worst_day, (day_start - float(equity)) / day_start)
         for p in products:
             if p in marks and p not in bench_units:
                 bench_units[p] = starting_cash / len(products) / marks[p]

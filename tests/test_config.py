@@ -23,6 +23,14 @@ def test_risk_defaults_are_the_seed_values_as_fractions() -> None:
     assert (r.correlation_weight, r.volatility_weight, r.min_position_size) == (0.30, 0.40, 0.02)
 
 
+def test_the_drawdown_limit_must_lie_strictly_between_0_and_1() -> None:
+    assert Config().risk.max_drawdown == 0.10
+    for bad in (0, 1, 1.5, "ten"):
+        with pytest.raises(ConfigError) as e:
+            parse_config({"risk": {"max_drawdown": bad}})
+        assert e.value.problems == [f"risk.max_drawdown: expected a number in (0, 1), got {bad!r}"]
+
+
 def test_every_problem_is_reported_with_its_field_path() -> None:
     with pytest.raises(ConfigError) as e:
         parse_config(
@@ -37,7 +45,8 @@ def test_every_problem_is_reported_with_its_field_path() -> None:
         "live_trading_confirmed, logging, mode, ops, paper, portfolio, risk, seed, shutdown, "
         "strategy, supervision, trace)",
         "risk.colour: unknown field (known: caution_drawdown, correlation_grid_s, "
-        "correlation_weight, daily_loss_limit, min_position_size, position_size_limit, stop_loss, "
+        "correlation_weight, daily_loss_limit, max_drawdown, min_position_size, "
+        "position_size_limit, stop_loss, "
         "volatility_halflife_bars, volatility_weight)",
         "risk.daily_loss_limit: expected a number in (0, 1], got 'two'",
         "risk.stop_loss: expected a number in (0, 1], got 5",

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from cryptoj.models.risk import RiskLevel
 from cryptoj.risk.atr import Atr, true_range
 from cryptoj.risk.correlation import EwmaCorrelation
-from cryptoj.risk.levels import NS_PER_DAY, NS_PER_MINUTE, LevelConfig, LevelMachine
+from cryptoj.risk.levels import NS_PER_DAY, NS_PER_MINUTE, LevelConfig, LevelMachine, utc_day
 from cryptoj.risk.regime import Regime, RegimeDetector
 from cryptoj.risk.volatility import (
     EwmaVariance,
@@ -302,13 +302,60 @@ def test_levels_daily_loss_halts_until_the_next_utc_day() -> None:
     m = LevelMachine()
     m.update(DAY0 + 3600 * 10**9, 100_000)
     assert m.update(DAY0 + 2 * 3600 * 10**9, 97_900).level is RiskLevel.HALTED
-    u = m.update(DAY0 + NS_PER_DAY - 1, 101_000)  # recovered, still the same day
+    u = m.update(DAY0 + NS_PER_DAY, 101_000)  # recovered; 00:00 still closes the same day
     assert u.level is RiskLevel.HALTED and "until 00:00 UTC" in u.reason
-    ts = DAY0 + NS_PER_DAY
+    ts = DAY0 + NS_PER_DAY + 1
     assert m.update(ts, 101_000).level is RiskLevel.HALTED  # new day: cool-down starts
     assert m.update(ts + COOL, 101_000).level is RiskLevel.REDUCING
     assert m.update(ts + 2 * COOL, 101_000).level is RiskLevel.CAUTION
     assert m.update(ts + 3 * COOL, 101_000).level is RiskLevel.NORMAL
+
+
+def test_the_bar_that_closes_at_midnight_belongs_to_the_day_it_closes() -> None:
+    assert utc_day(DAY0) == utc_day(DAY0 - 1) == utc_day(DAY0 - NS_PER_DAY + 1)
+    assert utc_day(DAY0 + 1) == utc_day(DAY0) + 1
+    m = LevelMachine()
+    m.update(DAY0 - 4 * 3600 * 10**9, 100_000)  # 20:00: the day's last equity but one
+    # the 20:00-24:00 bar, stamped at its close 00:00, loses 1.8 %: counted in that day
+    u = m.update(DAY0, 98_200)
+    assert u.daily_loss == pytest.approx(0.018) and u.level is RiskLevel.REDUCING
+    # the next day's reference is the equity at 00:00 (the last at or before its start)
+    u = m.update(DAY0 + 4 * 3600 * 10**9, 97_000)
+    assert u.daily_loss == pytest.approx(1 - 97_000 / 98_200)
+    assert u.level is RiskLevel.REDUCING  # 1.22 %: not halted, the fall from 20:00 is in the
+    # previous day; measured from 20:00 it would have been 3 %
+
+
+def test_the_day_reference_is_the_last_equity_before_midnight_even_after_a_gap() -> None:
+    m = LevelMachine()
+    m.update(DAY0 - 3 * 3600 * 10**9, 100_000)
+    u = m.update(DAY0 + 5 * 3600 * 10**9, 97_900)  # first equity of the day, 2.1 % lower
+    assert u.daily_loss == pytest.approx(0.021) and u.level is RiskLevel.HALTED
+
+
+def test_the_drawdown_limit_holds_across_days_and_recoveries_until_resumed() -> None:
+    m = LevelMachine(LevelConfig(max_drawdown=0.10))
+    ts = DAY0 + 1
+    m.update(ts, 100_000)
+    for day in range(1, 7):  # 1.8 % a day: the daily limit never trips, the slide adds up
+        u = m.update(ts + day * NS_PER_DAY, 100_000 * (1 - 0.018 * day))
+    assert u.hwm_drawdown == pytest.approx(0.108) and u.level is RiskLevel.HALTED
+    assert "high-water mark" in u.reason and m.drawdown_halted
+    later = ts + 30 * NS_PER_DAY
+    for k in range(10):  # equity recovers above the mark; days and cool-downs pass
+        u = m.update(later + k * COOL, 105_000)
+    assert u.level is RiskLevel.HALTED and "operator resumes" in u.reason
+    r = m.resume("alice")
+    assert "alice" in r.reason and m.hwm == 105_000 and not m.drawdown_halted
+    t = later + 10 * COOL
+    levels = [m.update(t + k * COOL, 105_000).level for k in range(4)]
+    assert levels == [RiskLevel.HALTED, RiskLevel.REDUCING, RiskLevel.CAUTION, RiskLevel.NORMAL]
+
+
+def test_the_drawdown_limit_is_validated() -> None:
+    for bad in (0.0, 1.0, -0.1):
+        with pytest.raises(ValueError, match="max_drawdown"):
+            LevelConfig(max_drawdown=bad)
 
 
 def test_levels_stale_feed_stop_hits_and_systemic_risk() -> None:
@@ -386,9 +433,9 @@ def test_level_machine_properties(
     since_change: list[tuple[int, RiskLevel]] = []  # (ts, release level)
     halted_day: int | None = None
     for dt_ns, change, stale, new_hits, corr in steps:
-        day_before = ts // NS_PER_DAY
+        day_before = utc_day(ts)
         ts += dt_ns
-        hits = (0 if ts // NS_PER_DAY != day_before else hits) + new_hits
+        hits = (0 if utc_day(ts) != day_before else hits) + new_hits
         equity *= math.exp(change)
         u = m.update(ts, equity, stale, hits, corr)
         # Levels go down one step at a time, and only after the cool-down, during which
@@ -405,8 +452,8 @@ def test_level_machine_properties(
         assert u.release.rank >= u.required.rank
         # HALTED by the daily loss holds for the rest of the UTC day.
         if u.daily_loss >= cfg.daily_loss_limit:
-            halted_day = ts // NS_PER_DAY
-        if halted_day == ts // NS_PER_DAY:
+            halted_day = utc_day(ts)
+        if halted_day == utc_day(ts):
             assert u.level is RiskLevel.HALTED
         assert u.entries_allowed == (u.level.rank <= 1 and not stale)
         if u.level is not level:

@@ -104,7 +104,13 @@ def first_whole_order(records: list[dict[str, Any]]) -> dict[str, Any]:
 FILTERS = {
     "actor": (["--actor", "execution"], lambda r: "execution" in (r["src"], r["dst"])),
     "type": (["--type", "Fill,OrderClosed"], lambda r: r["type"] in ("Fill", "OrderClosed")),
-    "product": (["--product", "eth-usd"], lambda r: r["msg"].get("product") == "ETH-USD"),
+    "product": (
+        ["--product", "eth-usd"],
+        lambda r: (
+            "ETH-USD"
+            in (r["msg"].get("product"), *(q["product"] for q in r["msg"].get("quotes") or ()))
+        ),
+    ),
     "time": (
         ["--since", "2018-04-04T00:48", "--until", "2018-04-04T00:49:00Z"],
         lambda r: parse_time("2018-04-04T00:48") <= r["ts"] <= parse_time("2018-04-04T00:49"),

@@ -480,6 +480,21 @@ def test_a_new_breach_during_the_cool_down_restarts_it(
     assert s.programme.level is L.NORMAL
 
 
+def test_the_drawdown_monitor_keeps_its_peak_through_a_breach_and_a_recovery(
+    tmp_path: Path, venue: PaperExchange
+) -> None:
+    s, ctx = _guardian(tmp_path, venue)
+    s.receive(_book(), ctx)
+    s.receive(_book(T0 + 10 * MIN, equity="91000"), ctx)  # 9 % ≥ 8 %: FLATTEN
+    assert s.programme.level is L.FLATTEN
+    s.receive(_book(T0 + 80 * MIN, equity="91000"), ctx)  # recovered after the cool-down
+    assert s.programme.level is L.NORMAL and s.monitors.peak == D(100000)
+    s.receive(_book(T0 + 90 * MIN, equity="99000"), ctx)
+    s.receive(_book(T0 + 100 * MIN, equity="101000"), ctx)  # a new peak re-arms it
+    s.receive(_book(T0 + 110 * MIN, equity="92900"), ctx)  # 8.02 % below 101,000
+    assert s.programme.level is L.FLATTEN and "peak 101000.00" in s.programme.reason
+
+
 # -- operator commands -------------------------------------------------------------------------
 
 

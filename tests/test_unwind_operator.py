@@ -41,8 +41,14 @@ def test_flatten_hold_and_resume_through_the_control_endpoint(tmp_path: Path) ->
             lambda: any("-> FLATTEN: operator" in d for d in _details(journal, "response_level")),
             "the ShutdownActor to flatten",
         )
-        code, _ = get_json(r.port, "/control/resume", method="POST", body={"reason": "ok"})
-        assert code == 202
+        code, body = get_json(
+            r.port, "/control/resume", method="POST", body={"reason": "ok", "by": "carol"}
+        )
+        assert code == 202 and body["by"] == "carol" and body["risk_resumed"] is True
+        poll(
+            lambda: any('"by": "carol"' in d for d in _details(journal, "risk_resume")),
+            "the RiskActor to journal who resumed",
+        )
         poll(
             lambda: any("FLATTEN -> NORMAL" in d for d in _details(journal, "response_level")),
             "the programme to return to NORMAL",
@@ -76,9 +82,13 @@ def test_the_cli_commands_talk_to_the_daemon_and_flatten_stop_exits_0(
     assert any("exit 0" in d for d in _details(journal, "stopping"))
 
 
-def test_the_cli_says_when_no_daemon_answers(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["resume", "--port", "1", "--timeout", "2"]) == 1
-    assert "no cryptoj daemon answering" in capsys.readouterr().err
+def test_the_cli_says_when_no_daemon_answers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = str(tmp_path / "none.sqlite")
+    assert main(["resume", "--port", "1", "--timeout", "2", "--journal", missing]) == 1
+    err = capsys.readouterr().err
+    assert "no cryptoj daemon answering" in err and "journal" in err and "not found" in err
 
 
 def test_shutdown_command_stops_the_daemon_in_order(tmp_path: Path) -> None:

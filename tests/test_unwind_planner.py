@@ -473,12 +473,18 @@ def _report(equity: str, closed: int = 0, rejected: int = 0, latency_s: float = 
     )
 
 
-def test_the_drawdown_monitor_breaches_once_then_measures_from_the_new_low() -> None:
+def test_the_drawdown_monitor_keeps_its_peak_and_breaches_once_per_peak() -> None:
     m = Monitors(MonitorConfig(max_drawdown=0.10, max_error_rate=0, max_latency_s=0))
     assert m.observe(_report("100")) == []
     (sig,) = m.observe(_report("89"))
     assert (sig.name, sig.kind) == ("drawdown", "breach") and "11.00%" in sig.reason
-    assert m.observe(_report("85")) == []  # 4.5 % below the reset peak of 89
+    assert m.observe(_report("85")) == []  # still judged from 100, but one breach per peak
+    m.reset()  # a recovery keeps the peak
+    assert m.peak == D(100)
+    assert m.observe(_report("95")) == []
+    assert m.observe(_report("101")) == []  # a new peak re-arms the monitor
+    (again,) = m.observe(_report("90"))  # 10.9 % below 101, not measured from the low of 85
+    assert "10.89%" in again.reason and "peak 101.00" in again.reason
 
 
 def test_the_error_rate_monitor_needs_a_full_window() -> None:

@@ -5,6 +5,12 @@ websocket plugs in behind the same actor. The source object lives outside the ac
 network: a restarted FeedActor resumes from where the source is (events while it was down are
 missed, as on a real reconnect). Each batch (all events sharing one timestamp) gets its own
 correlation id, so the trace can follow everything one market update caused.
+
+One set of marks: a batch's quotes reach each quote subscriber as **one** message
+(:class:`~cryptoj.models.market.QuoteBatch`; a single quote as the ``Quote`` itself), so the
+portfolio applies every quote of a timestamp before it values, trades or reports anything on
+it. On the live push path quotes arrive one at a time: each is its own batch, and the
+portfolio values every product at its latest quote on each of them.
 """
 
 from __future__ import annotations
@@ -15,7 +21,15 @@ from itertools import groupby
 
 from cryptoj.actors.base import Actor, Context
 from cryptoj.marketdata.aggregation import TickBarAggregator, usable, usable_quote
-from cryptoj.models.market import Bar, FeedFinished, FeedStatus, MarketEvent, Quote, Trade
+from cryptoj.models.market import (
+    Bar,
+    FeedFinished,
+    FeedStatus,
+    MarketEvent,
+    Quote,
+    QuoteBatch,
+    Trade,
+)
 from cryptoj.models.system import Tick
 
 POLL = Tick(kind="poll")
@@ -175,18 +189,20 @@ class FeedActor(Actor):
     def _process(
         self, batch: tuple[MarketEvent, ...], ctx: Context, *, quotes_first: bool = False
     ) -> None:
-        """Emit one batch. Modelled quotes follow the batch's bars; with ``quotes_first`` (the
-        live push path) they precede them, so an order a bar's signal causes is priced at the
-        quote of the same trade, not at the previous trade's."""
+        """Emit one batch. Its quotes (recorded, then modelled) go out together after the
+        batch's bars; with ``quotes_first`` (the live push path) before them, so an order a
+        bar's signal causes is priced at the quote of the same trade, not at the previous
+        trade's."""
         corr = ctx.new_id("mkt")
         unquoted = self.source.unquoted
+        quotes: list[Quote] = []
         derived: list[Quote] = []
         held: list[Bar] = []
         traded: dict[str, tuple[Trade, Decimal]] = {}
         for event in batch:
             bar: Bar | None = None
             if isinstance(event, Quote):
-                self._emit_quote(event, corr, ctx)
+                quotes.append(event)
             elif isinstance(event, Bar):
                 bar = event
                 if event.product in unquoted:
@@ -207,16 +223,22 @@ class FeedActor(Actor):
                     self._emit_bar(bar, corr, ctx)
         for last, volume in traded.values():
             derived.append(self.source.quote_from_trades(last, volume))
-        for quote in derived:
-            self._emit_quote(quote, corr, ctx)
+        self._emit_quotes((*quotes, *derived), corr, ctx)
         for bar in held:
             self._emit_bar(bar, corr, ctx)
 
-    def _emit_quote(self, quote: Quote, corr: str, ctx: Context) -> None:
+    def _emit_quotes(self, quotes: tuple[Quote, ...], corr: str, ctx: Context) -> None:
+        """The batch's quotes: to the venue one by one, to each subscriber as one message."""
+        if not quotes:
+            return
         if self.quote_sink is not None:
-            self.quote_sink(quote)
+            for quote in quotes:
+                self.quote_sink(quote)
+        msg: Quote | QuoteBatch = (
+            quotes[0] if len(quotes) == 1 else QuoteBatch(ts=quotes[-1].ts, quotes=quotes)
+        )
         for name in self.quote_subscribers:
-            ctx.send(name, quote, correlation_id=corr)
+            ctx.send(name, msg, correlation_id=corr)
 
     def _emit_bar(self, bar: Bar, corr: str, ctx: Context) -> None:
         for name in self.bar_subscribers:

@@ -35,6 +35,12 @@ HALTED (the programme's flatten supersedes "no new orders"); nothing trades afte
 ``Halt``. A restarted instance asks the ShutdownActor for the plan in force
 (``PlanRequest``). At most once a second of clock time it sends the ShutdownActor a
 ``MonitorReport`` (equity, positions, risk figures, order errors and latency).
+
+Marks: a market instant's quotes arrive together (``QuoteBatch`` in replay; one ``Quote`` at a
+time live) and are all applied before anything is evaluated, so the snapshot, the monitor
+report, the journal's equity rows and every plan value each product at its latest quote as of
+the same instant. A restarted instance sends and journals no equity until every holding has a
+quote again.
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ from decimal import Decimal
 from cryptoj.actors.base import Actor, Context
 from cryptoj.config import Config
 from cryptoj.journal import Journal
-from cryptoj.models.market import Bar, FeedStatus, Quote
+from cryptoj.models.market import Bar, FeedStatus, Quote, QuoteBatch
 from cryptoj.models.orders import (
     CancelOrder,
     Fill,
@@ -172,17 +178,34 @@ class PortfolioActor(Actor):
     # -- inputs ---------------------------------------------------------------------------
 
     def _handle_quote(self, q: Quote, ctx: Context) -> None:
-        if q.ts // EQUITY_EVERY_NS != self._last_equity_ts // EQUITY_EVERY_NS:
+        self._on_quotes((q,), ctx)
+
+    def _handle_quote_batch(self, batch: QuoteBatch, ctx: Context) -> None:
+        self._on_quotes(batch.quotes, ctx)
+
+    def _on_quotes(self, quotes: tuple[Quote, ...], ctx: Context) -> None:
+        """Apply every quote of one market instant, then evaluate on the complete marks: stop
+        losses, unwind slices, the rebalance of the quoted products, the snapshot for the
+        RiskActor and the MonitorReport. Nothing is valued while only some of an instant's
+        quotes are in (the feed sends a timestamp's quotes as one ``QuoteBatch``)."""
+        ts = quotes[-1].ts
+        if ts // EQUITY_EVERY_NS != self._last_equity_ts // EQUITY_EVERY_NS:
             self._record_equity()
-        self._last_equity_ts = q.ts
-        self.quotes[q.product] = q
-        self.unwind.on_quote(q)
-        self._check_stop_loss(q.product, ctx)
-        self._unwind_step(q.product, ctx)
-        self._after_txn(ctx, trigger=True, only=q.product)
-        if ctx.now() - self._last_snapshot_ns >= SNAPSHOT_EVERY_NS:
-            self._send_snapshot(q.ts, ctx)
-            self._send_monitor(q.ts, ctx)
+        self._last_equity_ts = max(ts, self._last_equity_ts)
+        products: list[str] = []
+        for q in quotes:
+            self.quotes[q.product] = q
+            self.unwind.on_quote(q)
+            if q.product not in products:
+                products.append(q.product)
+        for product in products:
+            self._check_stop_loss(product, ctx)
+        for product in products:
+            self._unwind_step(product, ctx)
+        self._after_txn(ctx, trigger=True, only=frozenset(products))
+        if ctx.now() - self._last_snapshot_ns >= SNAPSHOT_EVERY_NS and self.fully_marked():
+            self._send_snapshot(ts, ctx)
+            self._send_monitor(ts, ctx)
 
     def _handle_feed_status(self, msg: FeedStatus, ctx: Context) -> None:
         if msg.state in ("stale", "degraded"):
@@ -196,6 +219,8 @@ class PortfolioActor(Actor):
         self.unwind.on_bar(bar)
 
     def _send_snapshot(self, ts: int, ctx: Context) -> None:
+        if not self.fully_marked():
+            return  # just (re)started: the first quote batch values every holding
         self._last_snapshot_ns = ctx.now()
         ctx.send(self.risk, self.snapshot(ts))
 
@@ -449,10 +474,10 @@ class PortfolioActor(Actor):
 
     # -- rebalance transactions -----------------------------------------------------------
 
-    def _rebalance(self, ctx: Context, only: str | None = None) -> None:
+    def _rebalance(self, ctx: Context, only: frozenset[str] | None = None) -> None:
         """Plan and start a transaction over the products not already trading (module
-        docstring); ``only``: a quote re-evaluates its own product (the targets do not move
-        with prices, and every product's drift is checked on its own quotes)."""
+        docstring); ``only``: a quote batch re-evaluates its own products (the targets do not
+        move with prices, and every product's drift is checked on its own quotes)."""
         params, desk = self.params, self._desk()
         if params is None or self.halted or params.level == RiskLevel.HALTED:
             return
@@ -463,7 +488,7 @@ class PortfolioActor(Actor):
             p
             for p in usable
             if p in self.targets
-            and (only is None or p == only)
+            and (only is None or p in only)
             and desk.fresh(p)
             and not self.unwind.owns(p)
             and not self.ledger.has_open_order(p)
@@ -499,7 +524,9 @@ class PortfolioActor(Actor):
         if legs:
             desk.begin(legs, params, self.quotes, self.targets, ctx)
 
-    def _after_txn(self, ctx: Context, *, trigger: bool = False, only: str | None = None) -> None:
+    def _after_txn(
+        self, ctx: Context, *, trigger: bool = False, only: frozenset[str] | None = None
+    ) -> None:
         """Compensate what an ended transaction's policy asks for, then plan when this message
         is a trigger (a signal; a quote for its own product) or a transaction was superseded
         (every product). A product trades
@@ -537,6 +564,11 @@ class PortfolioActor(Actor):
         """Latest mid per product."""
         return {p: q.mid for p, q in self.quotes.items()}
 
+    def fully_marked(self) -> bool:
+        """Every holding has a quote (since this instance started): only then are the equity
+        figures sent or journalled, never with a holding valued at its cost."""
+        return all(p in self.quotes for p, h in self.ledger.holdings.items() if h.quantity)
+
     def equity(self) -> Decimal:
         """Cash plus positions at the latest mids."""
         return self.ledger.equity(self.marks())
@@ -565,7 +597,7 @@ class PortfolioActor(Actor):
     def _record_equity(self) -> None:
         """Journal the equity as of the last quote's timestamp (before the next quote moves
         it): one row per :data:`EQUITY_EVERY_NS` of market time."""
-        if self.quotes and self._last_equity_ts >= 0:
+        if self.quotes and self._last_equity_ts >= 0 and self.fully_marked():
             self._journal().record_equity(self._last_equity_ts, self.equity(), self.ledger.cash)
 
     @property

@@ -14,6 +14,11 @@ publishes versioned limits, and the PortfolioActor applies them atomically when 
   once per grid step, not per bar.
 * Level: :class:`~cryptoj.risk.levels.LevelMachine` (daily loss, drawdown, stop-loss hits,
   stale feed, systemic correlation + drawdown; hysteresis and cool-down; operator override).
+  It acts on the portfolio's snapshots, which value every product at the same instant.
+* Drawdown limit (``risk.max_drawdown``): the equity high-water mark and the halt live in the
+  journal (meta ``risk_hwm``; events ``drawdown_halt`` and ``risk_resume``), so a restart
+  neither resets the mark nor lifts the halt; only a :class:`~cryptoj.models.risk.RiskResume`
+  (``python -m cryptoj resume``) does, and it is journalled with who and when.
 * Also published for the portfolio, the trace and the metrics: regime per product
   (:class:`~cryptoj.risk.regime.RegimeDetector`), volatility per product, average correlation,
   and the pairwise EWMA correlations (``pairs``) the portfolio's optimiser and the wind-down
@@ -21,6 +26,8 @@ publishes versioned limits, and the PortfolioActor applies them atomically when 
 """
 
 from __future__ import annotations
+
+import json
 
 from cryptoj.actors.base import Actor, Context
 from cryptoj.config import RiskConfig
@@ -32,11 +39,12 @@ from cryptoj.models.risk import (
     RiskLevelChanged,
     RiskOverride,
     RiskParameters,
+    RiskResume,
     StopLossTriggered,
 )
 from cryptoj.risk.atr import Atr
 from cryptoj.risk.correlation import EwmaCorrelation
-from cryptoj.risk.levels import NS_PER_DAY, LevelConfig, LevelMachine, LevelUpdate
+from cryptoj.risk.levels import LevelConfig, LevelMachine, LevelUpdate, utc_day
 from cryptoj.risk.limits import EwmaStats, dynamic_cap
 from cryptoj.risk.regime import RegimeDetector
 from cryptoj.risk.sync import GridSampler
@@ -45,6 +53,8 @@ from cryptoj.risk.sync import GridSampler
 PUBLISH_CAP_CHANGE = 0.05
 #: ... or at least this often (clock ns), even when nothing moved.
 PUBLISH_EVERY_NS = 60 * 10**9
+#: Journal meta key of the equity high-water mark (JSON ``{"equity": ..., "ts": ...}``).
+HWM_KEY = "risk_hwm"
 
 
 class RiskActor(Actor):
@@ -84,11 +94,16 @@ class RiskActor(Actor):
         self._dirty: set[str] = set()  # products whose statistics changed since the last refresh
         self._pairs: tuple[tuple[int, int], tuple[tuple[str, str, float], ...]] | None = None
         self._last_publish_ns = 0
+        self._hwm_journalled: float | None = None
         self.journal: Journal | None = None
 
     def on_start(self, ctx: Context) -> None:
-        """Open the journal (for risk events)."""
-        self.journal = Journal(self.journal_path)
+        """Open the journal (for risk events); restore the high-water mark and the drawdown
+        halt from it."""
+        journal = self.journal = Journal(self.journal_path)
+        hwm, halted = drawdown_state(journal)
+        self.levels.restore(hwm, halted)
+        self._hwm_journalled = hwm
 
     def on_stop(self, ctx: Context) -> None:
         """Close the journal."""
@@ -117,17 +132,37 @@ class RiskActor(Actor):
         else:
             self.stale.difference_update(msg.products)
         if self.last_equity is not None:
-            ts, equity = self.last_equity
-            self._apply(self.levels.update(ts, equity, *self._conditions()), ctx)
+            self._update(*self.last_equity, ctx)
 
     # -- portfolio and operator ------------------------------------------------------------
 
     def _handle_portfolio_snapshot(self, snap: PortfolioSnapshot, ctx: Context) -> None:
         self.last_equity = (snap.ts, float(snap.equity))
-        self._apply(self.levels.update(snap.ts, float(snap.equity), *self._conditions()), ctx)
+        self._update(snap.ts, float(snap.equity), ctx)
+
+    def _update(self, ts: int, equity: float, ctx: Context) -> None:
+        """Run the level machine on an equity; journal the high-water mark when it rose and
+        the drawdown halt when it latched."""
+        levels = self.levels
+        was_halted = levels.drawdown_halted
+        u = levels.update(ts, equity, *self._conditions())
+        journal = self._journal()
+        if levels.hwm is not None and levels.hwm != self._hwm_journalled:
+            self._hwm_journalled = levels.hwm
+            journal.set_meta(HWM_KEY, json.dumps({"equity": levels.hwm, "ts": u.ts}))
+        if levels.drawdown_halted and not was_halted:
+            detail = {"equity": equity, "hwm": levels.hwm, "drawdown": round(u.hwm_drawdown, 6)}
+            journal.record_event(u.ts, "risk", "drawdown_halt", json.dumps(detail))
+        self._apply(u, ctx)
+
+    def _handle_risk_resume(self, msg: RiskResume, ctx: Context) -> None:
+        u = self.levels.resume(msg.by)
+        self._hwm_journalled = self.levels.hwm
+        record_resume(self._journal(), ctx.now(), msg.by, msg.reason, self.levels.hwm, "daemon")
+        self._apply(u, ctx)
 
     def _handle_stop_loss_triggered(self, msg: StopLossTriggered, ctx: Context) -> None:
-        day = msg.ts // NS_PER_DAY
+        day = utc_day(msg.ts)
         self.stop_hits = {day: self.stop_hits.get(day, 0) + 1}
 
     def _handle_risk_override(self, msg: RiskOverride, ctx: Context) -> None:
@@ -138,15 +173,14 @@ class RiskActor(Actor):
 
     def _conditions(self) -> tuple[bool, int, float]:
         """(stale feed, stop-loss hits today, average correlation) for the level machine."""
-        day = self.last_equity[0] // NS_PER_DAY if self.last_equity else -1
+        day = utc_day(self.last_equity[0]) if self.last_equity else -1
         return bool(self.stale), self.stop_hits.get(day, 0), self.corr.average_pairwise()
 
     def _apply(self, u: LevelUpdate, ctx: Context) -> None:
         entries_flipped = u.entries_allowed != self.entries_allowed
         self.entries_allowed = u.entries_allowed
         if u.changed:
-            assert self.journal is not None
-            self.journal.record_event(
+            self._journal().record_event(
                 u.ts, "risk", "risk_level", f"{u.previous} -> {u.level}: {u.reason}"
             )
             ctx.send(
@@ -247,3 +281,29 @@ class RiskActor(Actor):
     def level(self) -> RiskLevel:
         """The effective level."""
         return self.levels.level
+
+    def _journal(self) -> Journal:
+        assert self.journal is not None, "RiskActor used before on_start"
+        return self.journal
+
+
+def record_resume(
+    journal: Journal, ts: int, by: str, reason: str, hwm: float | None, source: str
+) -> None:
+    """Journal an operator resume (who, when, why) and the high-water mark it starts from
+    (None: from the next equity the daemon sees)."""
+    detail = {"by": by, "reason": reason, "hwm": hwm, "source": source}
+    journal.record_event(ts, "risk", "risk_resume", json.dumps(detail, sort_keys=True))
+    journal.set_meta(HWM_KEY, "" if hwm is None else json.dumps({"equity": hwm, "ts": ts}))
+
+
+def drawdown_state(journal: Journal) -> tuple[float | None, bool]:
+    """(high-water mark, drawdown halt in force) as the journal keeps them: the halt holds when
+    the last ``drawdown_halt`` event came after the last ``risk_resume``; the mark is the meta
+    ``risk_hwm`` (empty after an operator resume while the daemon was down: it starts again
+    from the next equity)."""
+    halts, resumes = journal.events("drawdown_halt"), journal.events("risk_resume")
+    halted = bool(halts) and (not resumes or halts[-1]["seq"] > resumes[-1]["seq"])
+    raw = journal.get_meta(HWM_KEY)
+    hwm = float(json.loads(raw)["equity"]) if raw else None
+    return hwm, halted

@@ -171,7 +171,7 @@ class ShutdownActor(Actor):
         if t.level is L.NORMAL:
             if t.recovered:
                 self._mark(ctx, "recovered", t.reason)
-            self.monitors.reset(self.report.equity if self.report else None)
+            self.monitors.reset()  # the drawdown peak survives the recovery
             self.ramps += 1
             self.ramp = (self.ramps, 0)
             self._schedule_ramp(ctx)

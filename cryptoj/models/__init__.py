@@ -1,7 +1,15 @@
 """Immutable message types. Prices and quantities on orders are ``Decimal``."""
 
 from cryptoj.models.base import Message
-from cryptoj.models.market import Bar, FeedFinished, FeedStatus, MarketEvent, Quote, Trade
+from cryptoj.models.market import (
+    Bar,
+    FeedFinished,
+    FeedStatus,
+    MarketEvent,
+    Quote,
+    QuoteBatch,
+    Trade,
+)
 from cryptoj.models.orders import (
     CancelAllOrders,
     CancelOrder,
@@ -24,6 +32,7 @@ from cryptoj.models.risk import (
     RiskLevelChanged,
     RiskOverride,
     RiskParameters,
+    RiskResume,
     StopLossTriggered,
 )
 from cryptoj.models.signals import OperatorTarget, TargetWeight
@@ -85,6 +94,7 @@ __all__ = [
     "PortfolioSnapshot",
     "Position",
     "Quote",
+    "QuoteBatch",
     "ReconcileNow",
     "ReconcileVenue",
     "ResponseLevel",
@@ -93,6 +103,7 @@ __all__ = [
     "RiskLevelChanged",
     "RiskOverride",
     "RiskParameters",
+    "RiskResume",
     "ShutdownRequested",
     "Side",
     "StartChild",

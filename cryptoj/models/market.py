@@ -48,6 +48,14 @@ class Trade(Message, frozen=True, kw_only=True):
 MarketEvent = Quote | Bar | Trade
 
 
+class QuoteBatch(Message, frozen=True, kw_only=True):
+    """Every quote of one market timestamp (a replay batch), delivered as one message so the
+    receiver values every product at the same instant before it evaluates anything. ``ts`` is
+    the last quote's time. A batch of one quote is sent as the :class:`Quote` itself."""
+
+    quotes: tuple[Quote, ...]
+
+
 class FeedStatus(Message, frozen=True, kw_only=True):
     """Feed health for the listed products: ``healthy``, ``stale`` or ``recovered``."""
 

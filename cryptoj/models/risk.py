@@ -80,6 +80,14 @@ class StopLossTriggered(Message, frozen=True, kw_only=True):
     product: str
 
 
+class RiskResume(Message, frozen=True, kw_only=True):
+    """Operator → Risk: clear the drawdown halt (``risk.max_drawdown``) and start the
+    high-water mark again from the current equity; ``by`` names the operator (journalled)."""
+
+    by: str
+    reason: str = ""
+
+
 class RiskOverride(Message, frozen=True, kw_only=True):
     """Operator → Risk: force ``level`` until ``until_ns`` (None: until released); level None
     releases the override."""

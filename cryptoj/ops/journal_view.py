@@ -51,17 +51,24 @@ def journal_figures(path: str | Path) -> dict[str, Any]:
         last = db.execute("SELECT ts, equity, cash FROM equity ORDER BY ts DESC LIMIT 1").fetchone()
         day: dict[str, Any] = {}
         if last is not None:
-            day_start = int(last[0]) // NS_PER_DAY * NS_PER_DAY
-            first = db.execute(
-                "SELECT equity FROM equity WHERE ts >= ? ORDER BY ts LIMIT 1", (day_start,)
-            ).fetchone()
+            # the UTC day convention (README "The UTC day"): 00:00 closes the previous day;
+            # the reference is the last equity at or before the day's opening 00:00
+            day_start = (int(last[0]) - 1) // NS_PER_DAY * NS_PER_DAY
+            ref = (
+                db.execute(
+                    "SELECT equity FROM equity WHERE ts <= ? ORDER BY ts DESC LIMIT 1", (day_start,)
+                ).fetchone()
+                or db.execute(
+                    "SELECT equity FROM equity WHERE ts > ? ORDER BY ts LIMIT 1", (day_start,)
+                ).fetchone()
+            )
             peak = db.execute(
-                "SELECT MAX(CAST(equity AS REAL)) FROM equity WHERE ts >= ?", (day_start,)
+                "SELECT MAX(CAST(equity AS REAL)) FROM equity WHERE ts > ?", (day_start,)
             ).fetchone()
-            sod, eq = float(first[0]), float(last[1])
+            sod, eq = float(ref[0]), float(last[1])
             day = {
                 "start_of_day_equity": sod,
-                "peak_equity": float(peak[0]),
+                "peak_equity": max(sod, float(peak[0])),
                 "daily_loss": (sod - eq) / sod if sod > 0 else 0.0,
             }
         events = dict(db.execute("SELECT kind, COUNT(*) FROM events GROUP BY 1").fetchall())

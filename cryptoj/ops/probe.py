@@ -56,7 +56,7 @@ class RiskStatus(Message, frozen=True, kw_only=True):
 
     level: str
     version: int
-    start_of_day_equity: float | None  # first equity of the UTC day (daily loss is against it)
+    start_of_day_equity: float | None  # the UTC day's reference equity (daily loss from it)
     peak_equity: float | None  # the day's peak (intraday drawdown is from it)
     volatility: tuple[tuple[str, float], ...]  # EWMA σ of log returns per bar
     volatility_excess: tuple[tuple[str, float], ...]
@@ -64,6 +64,8 @@ class RiskStatus(Message, frozen=True, kw_only=True):
     average_correlation: float | None
     regimes: tuple[tuple[str, str], ...] = ()  # product → regime, when the actor detects them
     entries_allowed: bool = True  # False: only exposure-reducing orders
+    high_water_mark: float | None = None  # equity high-water mark (risk.max_drawdown from it)
+    drawdown_halted: bool = False  # risk.max_drawdown reached: HALTED until an operator resumes
 
 
 class ActorStatus(Message, frozen=True, kw_only=True):
@@ -125,6 +127,8 @@ def risk_status(actor: Any, now: int) -> RiskStatus:
             (p, str(r.regime)) for p, r in sorted(actor.regimes.items()) if r.regime is not None
         ),
         entries_allowed=bool(actor.entries_allowed),
+        high_water_mark=None if machine.hwm is None else float(machine.hwm),
+        drawdown_halted=bool(machine.drawdown_halted),
     )
 
 

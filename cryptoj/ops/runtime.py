@@ -31,7 +31,7 @@ from pykka import ActorDeadError
 
 from cryptoj.execution.records import parent_of
 from cryptoj.models.base import Message
-from cryptoj.models.market import FeedFinished, FeedStatus, Quote
+from cryptoj.models.market import FeedFinished, FeedStatus, Quote, QuoteBatch
 from cryptoj.models.orders import Fill, OrderClosed, Side, SubmitOrder
 from cryptoj.models.portfolio import PortfolioSnapshot
 from cryptoj.models.risk import RiskLevelChanged, RiskParameters
@@ -89,8 +89,9 @@ class Tap:
             self.messages[actor] = self.messages.get(actor, 0) + 1
             if env.sender == "feed":
                 self.feed_messages += 1
-            if isinstance(msg, Quote):
-                self.mids[msg.product] = msg.mid
+            if isinstance(msg, Quote | QuoteBatch):
+                for q in msg.quotes if isinstance(msg, QuoteBatch) else (msg,):
+                    self.mids[q.product] = q.mid
                 if self.last_market_ts is None or msg.ts > self.last_market_ts:
                     self.last_market_ts = msg.ts
             elif isinstance(msg, SubmitOrder) and actor == "execution":

@@ -22,7 +22,9 @@ process, bound to 127.0.0.1 by default. Every request is checked in this order:
 ``POST /control/flatten``  ``{"reason": "...", "stop": false}`` → 202; the ShutdownActor
                            unwinds every position (held; ``stop``: then exit 0)
 ``POST /control/hold``     ``{"reason": "..."}`` → 202; no new entries, no automatic recovery
-``POST /control/resume``   ``{"reason": "..."}`` → 202; the programme returns to NORMAL
+``POST /control/resume``   ``{"reason": "...", "by": "name"}`` → 202; the programme returns to
+                           NORMAL and the RiskActor lifts a drawdown halt (``risk.max_drawdown``),
+                           journalling ``by`` and the time
 ``POST /control/target``   ``{"product": "BTC-USD", "weight": 0.05, "reason": "..."}`` → 202
                            (``strategy.kind: manual`` only, else 409): the target weight
 ``POST /control/restart``  ``{"actor": "execution", "reason": "..."}`` → 202; its supervisor
@@ -47,6 +49,7 @@ from loguru import logger
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
+from cryptoj.models.risk import RiskResume
 from cryptoj.models.signals import OperatorTarget
 from cryptoj.models.system import RestartChild
 from cryptoj.models.unwind import OperatorCommand
@@ -265,7 +268,8 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/control/shutdown":
             self._shutdown(reason or "control endpoint", who)
         elif command in COMMANDS:
-            self._command(command, reason, who, bool(body.get("stop")))
+            by = str(body.get("by") or "").strip()[:64] or who
+            self._command(command, reason, who, bool(body.get("stop")), by)
         elif path == "/control/target":
             self._target(body, reason, who)
         elif path == "/control/restart":
@@ -282,7 +286,7 @@ class _Handler(BaseHTTPRequestHandler):
         ops.on_shutdown(f"control: {reason}")
         self._json(202, {"accepted": True, "reason": reason})
 
-    def _command(self, command: str, reason: str, who: str, stop: bool) -> None:
+    def _command(self, command: str, reason: str, who: str, stop: bool, by: str) -> None:
         rt = self.server.ops.state.ctx.rt
         if not rt.is_alive("shutdown"):
             self._error(503, "the ShutdownActor is not running")
@@ -296,6 +300,11 @@ class _Handler(BaseHTTPRequestHandler):
         )
         rt.tell("shutdown", msg, sender="ops")
         body: dict[str, Any] = {"accepted": True, "command": command, "reason": reason}
+        if command == "resume":
+            if rt.is_alive("risk"):
+                rt.tell("risk", RiskResume(ts=rt.clock.now(), by=by, reason=reason), sender="ops")
+            body["by"] = by
+            body["risk_resumed"] = rt.is_alive("risk")
         if command == "flatten":
             body["stop"] = msg.stop_after
         self._json(202, body)

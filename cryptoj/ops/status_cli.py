@@ -242,6 +242,11 @@ def _risk(risk: dict[str, Any], portfolio: dict[str, Any] | None) -> list[str]:
         loss = (sod - eq) / sod if sod else None
         dd = (peak - eq) / peak if peak else None
         lines[0] += f" · daily loss {_pct(loss)} · drawdown from day peak {_pct(dd)}"
+        hwm = snap.get("high_water_mark")
+        if hwm:
+            lines[0] += f" · from high-water mark {_pct((hwm - eq) / hwm)}"
+        if snap.get("drawdown_halted"):
+            lines[0] += " (drawdown limit: halted until `cryptoj resume`)"
     if snap is not None:
         avg = snap.get("average_correlation")
         if avg is not None:

@@ -200,7 +200,7 @@ def fund_buys(legs: Sequence[LegPlan], available_cash: Decimal, fee: Decimal) ->
     Buys that shrink to nothing are dropped; sells are unchanged.
     """
     cost = sum((buy_cost(g.quantity, g.price(), fee) for g in legs if g.side == Side.BUY), ZERO)
-    if cost <= available_cash:
+    if cost <= available_cash or cost == 0:  # no buys: nothing to fund (cash may be < 0)
         return list(legs)
     ratio = max(ZERO, available_cash) / cost
     out: list[LegPlan] = []

@@ -1,15 +1,23 @@
 """Graduated risk level NORMAL → CAUTION → REDUCING → HALTED with hysteresis and overrides.
 
 Inputs per :meth:`LevelMachine.update`: ``(ts, equity, stale_feed, stop_loss_hits_today,
-avg_correlation)``. From them, with ``L`` = daily loss against the UTC start-of-day equity
-(the first equity seen that day) and ``D`` = drawdown from the day's peak equity::
+avg_correlation)``. From them, with ``L`` = daily loss against the day's reference equity,
+``D`` = drawdown from the day's peak equity (the reference included) and ``H`` = drawdown
+from the high-water mark (the highest equity ever seen; no new day resets it)::
 
-    L = (E_start − E) / E_start          D = (E_peak − E) / E_peak
+    L = (E_ref − E) / E_ref      D = (E_peak − E) / E_peak      H = (E_hwm − E) / E_hwm
+
+**The UTC day** (:func:`utc_day`): every market move belongs to exactly one day. Day ``d``
+runs from just after 00:00 UTC to the next 00:00 **inclusive** (a bar stamped at its close at
+00:00 closes the previous day); its reference equity ``E_ref`` is the last equity at or before
+its opening 00:00, i.e. the last equity of the previous day (the first equity ever seen for
+the first day).
 
 the *required* level is the highest that any rule asks for (defaults in :class:`LevelConfig`):
 
 ==========  ==================================================================================
 HALTED      L ≥ daily_loss_limit (2 %). Latched: holds for the rest of that UTC day.
+            H ≥ max_drawdown (10 %). Latched until an operator resumes (:meth:`resume`).
 REDUCING    L ≥ reducing_loss_fraction·daily_loss_limit (1.5 %); or D ≥ reducing_drawdown (2 %);
             or stop-loss hits today ≥ reducing_stop_hits (4); or *systemic risk*: average
             pairwise correlation ≥ systemic_correlation (0.90) **and** D ≥ systemic_drawdown (1 %)
@@ -29,7 +37,7 @@ Hysteresis, two kinds:
   below for ``cooldown_ns`` (30 min) the level drops by **one** step and the timer restarts
   for the next step. Any update whose release level is not below the current level resets the
   timer. So REDUCING → NORMAL takes at least two cool-downs.
-* HALTED from the daily loss limit holds until 00:00 UTC; the new day's first update starts
+* HALTED from the daily loss limit holds through 00:00 UTC; the new day's first update starts
   the cool-down, so trading resumes at REDUCING after one cool-down, CAUTION after two and
   NORMAL after three (if conditions stay normal).
 
@@ -38,6 +46,10 @@ while the feed is stale. The consumer must then accept only orders that reduce t
 size of an existing position (as at REDUCING) because prices are not trustworthy for new
 entries; as soon as the feed recovers, entries are allowed again at CAUTION sizes and the
 level cools down as usual.
+
+Drawdown limit: the high-water mark and the latch are the RiskActor's to keep in the journal
+(:meth:`restore` on start); only :meth:`resume` (an operator) clears the latch, and it
+restarts the high-water mark from the current equity (the operator accepts the loss).
 
 Operator override: :meth:`LevelMachine.force` sets the effective level (up or down) until
 :meth:`LevelMachine.release` or until ``until_ns`` is reached; the automatic machine keeps
@@ -67,12 +79,20 @@ NS_PER_MINUTE = 60_000_000_000
 _LEVELS = tuple(RiskLevel)
 
 
+def utc_day(ts: int) -> int:
+    """The UTC day (days since the epoch) a market time belongs to: 00:00 closes the previous
+    day, so day ``d`` is ``(d·24h, (d+1)·24h]``."""
+    return (ts - 1) // NS_PER_DAY
+
+
 @dataclass(frozen=True)
 class LevelConfig:
     """Thresholds of the level machine (fractions; 0.02 = 2 %). Defaults match ``RiskConfig``.
 
     Attributes:
-        daily_loss_limit: loss from the UTC start-of-day equity that HALTs for the day.
+        daily_loss_limit: loss from the day's reference equity that HALTs for the day.
+        max_drawdown: fall from the equity high-water mark that HALTs until an operator
+            resumes.
         reducing_loss_fraction: REDUCING from ``reducing_loss_fraction × daily_loss_limit``.
         caution_drawdown: drawdown from the day's peak that moves to CAUTION.
         reducing_drawdown: drawdown from the day's peak that moves to REDUCING.
@@ -87,6 +107,7 @@ class LevelConfig:
     """
 
     daily_loss_limit: float = 0.02
+    max_drawdown: float = 0.10
     reducing_loss_fraction: float = 0.75
     caution_drawdown: float = 0.01
     reducing_drawdown: float = 0.02
@@ -101,6 +122,8 @@ class LevelConfig:
     def __post_init__(self) -> None:
         if not 0.0 < self.daily_loss_limit <= 1.0:
             raise ValueError("daily_loss_limit must be in (0, 1]")
+        if not 0.0 < self.max_drawdown < 1.0:
+            raise ValueError("max_drawdown must be in (0, 1)")
         if not 0.0 < self.reducing_loss_fraction <= 1.0:
             raise ValueError("reducing_loss_fraction must be in (0, 1]")
         if not 0.0 < self.release_fraction <= 1.0:
@@ -110,9 +133,11 @@ class LevelConfig:
 
     @classmethod
     def from_risk_config(cls, cfg: RiskConfig, **overrides: Any) -> LevelConfig:
-        """Take ``daily_loss_limit`` and ``caution_drawdown`` from a ``RiskConfig``."""
+        """Take ``daily_loss_limit``, ``max_drawdown`` and ``caution_drawdown`` from a
+        ``RiskConfig``."""
         fields: dict[str, Any] = {
             "daily_loss_limit": cfg.daily_loss_limit,
+            "max_drawdown": cfg.max_drawdown,
             "caution_drawdown": cfg.caution_drawdown,
         }
         fields.update(overrides)
@@ -140,6 +165,7 @@ class LevelUpdate:
     daily_loss: float
     drawdown: float
     overridden: bool
+    hwm_drawdown: float = 0.0  # fall from the high-water mark
 
     @property
     def changed(self) -> bool:
@@ -156,6 +182,9 @@ class LevelMachine:
         self.day: int | None = None
         self.start_equity = 0.0
         self.peak_equity = 0.0
+        self.last_equity: float | None = None
+        self.hwm: float | None = None  # the equity high-water mark (the RiskActor journals it)
+        self.drawdown_halted = False  # max_drawdown reached: HALTED until resume()
         self.halted_day: int | None = None
         self.calm_since: int | None = None
         self.last_ts = 0
@@ -221,15 +250,19 @@ class LevelMachine:
         if self.override is not None and self.override[1] is not None and ts >= self.override[1]:
             notes.append(f"override {self.override[0]} expired")
             self.override = None
-        day = ts // NS_PER_DAY
+        day = utc_day(ts)
         if day != self.day:
-            self.day, self.start_equity, self.peak_equity = day, equity, equity
+            ref = equity if self.last_equity is None else self.last_equity
+            self.day, self.start_equity, self.peak_equity = day, ref, ref
+        self.last_equity = equity
         self.peak_equity = max(self.peak_equity, equity)
-        if self.start_equity > 0:
+        self.hwm = equity if self.hwm is None else max(self.hwm, equity)
+        if self.start_equity > 0 and self.hwm > 0:
             loss = (self.start_equity - equity) / self.start_equity
             dd = (self.peak_equity - equity) / self.peak_equity
+            hwm_dd = (self.hwm - equity) / self.hwm
         else:
-            loss = dd = 1.0  # nothing left to lose: treat as the daily limit breached
+            loss = dd = hwm_dd = 1.0  # nothing left to lose: treat as the limits breached
         corr = avg_correlation if math.isfinite(avg_correlation) else 0.0
         hits = stop_loss_hits_today
         required, why = self._required(loss, dd, stale_feed, hits, corr, 1.0)
@@ -242,6 +275,19 @@ class LevelMachine:
                 why = f"daily loss limit hit today, halted until 00:00 UTC; {why}"
             required = release = RiskLevel.HALTED
             why_release = why
+        if hwm_dd >= c.max_drawdown and not self.drawdown_halted:
+            self.drawdown_halted = True
+            required = RiskLevel.HALTED
+            why = (
+                f"drawdown {hwm_dd:.2%} from the high-water mark {self.hwm:.2f} "
+                f">= {c.max_drawdown:.2%}: halted until an operator resumes"
+            )
+        elif self.drawdown_halted:
+            if required is not RiskLevel.HALTED:
+                why = f"drawdown limit reached, halted until an operator resumes; {why}"
+            required = RiskLevel.HALTED
+        if self.drawdown_halted:
+            release, why_release = RiskLevel.HALTED, why
         notes.append(self._step(ts, required, why, release, why_release))
         level = self.level
         if self.override is not None:
@@ -258,6 +304,7 @@ class LevelMachine:
             daily_loss=loss,
             drawdown=dd,
             overridden=self.override is not None,
+            hwm_drawdown=hwm_dd,
         )
         return self._last
 
@@ -285,6 +332,23 @@ class LevelMachine:
         self.auto = lower
         self.calm_since = ts if release.rank < lower.rank else None
         return f"{cur} -> {lower}: recovered after {cool / 60e9:.1f} min cool-down; {why_release}"
+
+    def restore(self, hwm: float | None, drawdown_halted: bool) -> None:
+        """Take the high-water mark and the drawdown latch kept in the journal (on start)."""
+        self.hwm = hwm
+        self.drawdown_halted = drawdown_halted
+
+    def resume(self, by: str) -> LevelUpdate:
+        """Operator resume after the drawdown limit: clear the latch and restart the
+        high-water mark from the last equity seen. The level then steps down through the
+        usual cool-downs (entries come back gradually)."""
+        before = self.level
+        was = self.drawdown_halted
+        self.drawdown_halted = False
+        self.hwm = self.last_equity
+        what = "drawdown halt cleared" if was else "no drawdown halt to clear"
+        mark = "unknown" if self.hwm is None else f"{self.hwm:.2f}"
+        return self._command(before, f"operator resume by {by}: {what}; high-water mark {mark}")
 
     def force(
         self, level: RiskLevel, until_ns: int | None = None, reason: str = "operator"

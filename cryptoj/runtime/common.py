@@ -11,7 +11,7 @@ from typing import Protocol
 
 from cryptoj.actors.base import Actor
 from cryptoj.models.base import Message
-from cryptoj.models.market import Bar, Quote, Trade
+from cryptoj.models.market import Bar, Quote, QuoteBatch, Trade
 from cryptoj.supervision.spec import ChildSpec, SupervisorSpec
 from cryptoj.supervision.supervisor import Supervisor
 from cryptoj.trace.recorder import TraceWriter
@@ -22,12 +22,12 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_EMERGENCY = 3
 
-_MARKET_TYPES = (Quote, Bar, Trade)
+_MARKET_TYPES = (Quote, QuoteBatch, Bar, Trade)
 
 
 def is_market(msg: object) -> bool:
-    """True for market data (a quote, bar or trade): counted so a replay can prove none was
-    dropped (:func:`cryptoj.summary.market_data_problems`)."""
+    """True for market data (a quote, a batch of one instant's quotes, a bar or a trade):
+    counted so a replay can prove none was dropped (:func:`cryptoj.summary.market_data_problems`)."""
     return type(msg) in _MARKET_TYPES
 
 

@@ -182,6 +182,11 @@ class RecordFilter:
             body = rec.payload
             have = {str(body.get("product", "")).upper()}
             have.update(str(p).upper() for p in body.get("products") or ())
+            have.update(
+                str(q.get("product", "")).upper()
+                for q in body.get("quotes") or ()
+                if isinstance(q, dict)
+            )
             if have.isdisjoint(self.products):
                 return False
         return True
@@ -192,6 +197,7 @@ class RecordFilter:
 _SUMMARY_FIELDS: dict[str, tuple[str, ...]] = {
     "Bar": ("product", "close", "volume"),
     "Quote": ("product", "bid", "ask"),
+    "QuoteBatch": (),
     "TargetWeight": ("product", "weight", "reason"),
     "SubmitOrder": ("client_order_id", "product", "side", "order_type", "quantity",
                     "limit_price", "reason"),
@@ -231,6 +237,12 @@ def summarize(rec: Record, width: int | None = None) -> str:
         if isinstance(value, list) and value and isinstance(value[0], dict):
             continue
         parts.append(f"{'caps' if name == 'max_weight' else name}={_fmt(value)}")
+    if rec.type == "QuoteBatch":
+        parts += [
+            f"{q.get('product')}={q.get('bid')}/{q.get('ask')}"
+            for q in body.get("quotes") or ()
+            if isinstance(q, dict)
+        ]
     if rec.note:
         parts.append(f"note={_fmt(rec.note)}")
     text = " ".join(parts)

@@ -1,9 +1,11 @@
 """Monitoring thresholds of the emergency programme, fed by the portfolio's reports. Pure.
 
 * **Equity drawdown** (``max_drawdown``): ``(peak − equity) / peak`` with ``peak`` the highest
-  equity since the monitor was last reset (at start and at every recovery, so a recovered
-  book is not judged against the pre-crash peak). A breach is one-off: the peak is then reset
-  to the current equity, so the next breach needs another full fall.
+  equity the monitor has seen. Neither a breach nor a recovery resets the peak, so falls
+  cannot compound: after a recovery the book is still judged against the pre-crash peak. A
+  breach is one-off **per peak**: it fires when the drawdown first reaches the threshold and
+  fires again only after the equity has made a new peak (the risk level's ``max_drawdown``
+  halt, which waits for an operator, is the backstop against a further slide).
 * **Error rate** (``max_error_rate``): rejected (or lost) orders ÷ orders closed, over the last
   ``error_window`` closed orders; judged once that many have closed; one-off (the window is
   cleared after a breach).
@@ -45,11 +47,11 @@ class Monitors:
 
     cfg: MonitorConfig = field(default_factory=MonitorConfig)
     peak: Decimal | None = None
+    armed: bool = True  # False after a drawdown breach, until a new peak
     outcomes: deque[tuple[int, int]] = field(default_factory=deque)
 
-    def reset(self, equity: Decimal | None = None) -> None:
-        """Forget the peak (start again from ``equity``) and the error window."""
-        self.peak = equity
+    def reset(self) -> None:
+        """Forget the error window (at a recovery). The drawdown peak is kept."""
         self.outcomes.clear()
 
     def observe(self, report: MonitorReport) -> list[Signal]:
@@ -58,9 +60,10 @@ class Monitors:
         cfg = self.cfg
         equity = report.equity
         if equity > 0:
-            self.peak = equity if self.peak is None else max(self.peak, equity)
+            if self.peak is None or equity > self.peak:
+                self.peak, self.armed = equity, True
             dd = float((self.peak - equity) / self.peak) if self.peak > 0 else 0.0
-            if cfg.max_drawdown > 0 and dd >= cfg.max_drawdown:
+            if cfg.max_drawdown > 0 and dd >= cfg.max_drawdown and self.armed:
                 out.append(
                     Signal(
                         "drawdown",
@@ -70,7 +73,7 @@ class Monitors:
                         f"(peak {self.peak:.2f}, now {equity:.2f})",
                     )
                 )
-                self.peak = equity
+                self.armed = False
         if cfg.max_latency_s > 0:
             latency_s = report.latency_ns / 1e9
             slow = latency_s > cfg.max_latency_s
