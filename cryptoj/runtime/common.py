@@ -27,7 +27,8 @@ _MARKET_TYPES = (Quote, QuoteBatch, Bar, Trade)
 
 def is_market(msg: object) -> bool:
     """True for market data (a quote, a batch of one instant's quotes, a bar or a trade):
-    counted so a replay can prove none was dropped (:func:`cryptoj.summary.market_data_problems`)."""
+    counted so a replay can prove none was dropped
+    (:func:`cryptoj.summary.market_data_problems`)."""
     return type(msg) in _MARKET_TYPES
 
 
