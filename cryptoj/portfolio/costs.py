@@ -23,7 +23,8 @@ is further from its target than a round trip costs. (The optimum of Davis and No
 risk aversion and expected returns the daemon does not know; this rule is the break-even of a
 unit quadratic tracking penalty against a proportional cost, stated plainly so an operator
 can widen or narrow it with the multiple.) :mod:`cryptoj.portfolio.rebalance` trades only when
-a position leaves the band, and then back to the band's edge, not to the target.
+a position leaves the band, and then back to the band's edge (half the drift threshold inside
+it), not to the target.
 
 **Turnover budget** (:func:`turnover_left`): ``risk.max_daily_turnover × equity`` of traded
 notional per UTC day; what the day's fills and the open buys' remaining quantities already

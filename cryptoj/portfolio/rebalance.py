@@ -13,11 +13,11 @@ allowed), with equity ``E`` and the position's value ``V = q·mid``:
 * **Cost band** (a view with ``band > 0``, :mod:`cryptoj.portfolio.costs`). Around ``w`` a
   no-trade region ``[w − b, w + b]`` (:func:`band_edges`: not below 0, not above
   ``max(w, cap) + θ``), ``b`` at least ``θ`` and at least the round trip's cost rate. Inside
-  it nothing trades; outside it the leg goes back to the nearest edge (``θ`` past it when the
-  edge is nearer than ``θ``, never past ``w``), not to the target (:func:`band_trade`). A
-  product whose size risk cut (``risk_reduce``: a risk level or an unwind plan lowered the
-  size multiplier) sells to its target as soon as it is ``θ`` above it: costs never hold back
-  a reduction risk asks for. A target of 0 always closes.
+  it nothing trades; outside it the leg goes back to the nearest edge (``θ/2`` inside it,
+  never past ``w``), not to the target (:func:`band_trade`). A product whose size risk cut
+  (``risk_reduce``: a risk level or an unwind plan lowered the size multiplier) sells to its
+  target as soon as it is ``θ`` above it: costs never hold back a reduction risk asks for. A
+  target of 0 always closes.
 * **Side and size.** ``d > 0`` buys ``d / ask`` (sized at the ask, so the new position valued at
   the mid stays within its target), ``d < 0`` sells ``|d| / mid`` (everything when ``w = 0``),
   never more than is available; quantities are floored to the base increment. Buys are dropped
@@ -220,20 +220,19 @@ def band_trade(
 ) -> Decimal:
     """The weight change the cost band asks for (module docstring, *Cost band*); 0 inside it.
 
-    Outside the band the trade goes back to its edge, or ``threshold`` past the edge when the
-    edge is nearer than that (no dust orders), never past the target. With ``risk_reduce`` a
-    position above ``target + threshold`` is sold to the target: a reduction risk demands is
-    not held back by costs.
+    Outside the band the trade goes back to its edge and ``threshold / 2`` beyond it, into the
+    band (so the spread a buy is sized at, the floor to the increment or the next tick do not
+    put it straight back outside), never past the target. With ``risk_reduce`` a position
+    above ``target + threshold`` is sold to the target: a reduction risk demands is not held
+    back by costs.
     """
     if risk_reduce and current > target + threshold:
         return Decimal(repr(target)) - Decimal(repr(current))
     lower, upper = band_edges(target, band, threshold, cap)
     if current < lower:
-        step = max(lower - current, threshold)
-        return Decimal(repr(min(step, target - current)))
+        return Decimal(repr(min(lower - current + threshold / 2, target - current)))
     if current > upper:
-        step = max(current - upper, threshold)
-        return -Decimal(repr(min(step, current - target)))
+        return -Decimal(repr(min(current - upper + threshold / 2, current - target)))
     return ZERO
 
 
