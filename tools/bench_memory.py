@@ -38,7 +38,7 @@ DATA = ROOT / "benchmarks/data/binance_BTCUSDT_trades_20240808T2354_20240809T000
 CONFIG = {
     "paper": {"quote_currency": "USDT", "starting_cash": 100_000, "taker_fee": 0.001},
     "feed": {"tick_bar_size": 100},
-    "strategy": {"fast_period": 10, "slow_period": 20, "band": 0.0},
+    "strategy": {"fast_period": 10, "slow_period": 20, "band": 0.0, "entry_band": 0.0},
     "trace": {"enabled": False},
 }
 PAGE = os.sysconf("SC_PAGE_SIZE")

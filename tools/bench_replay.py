@@ -54,7 +54,13 @@ BENCH_CONFIG = {
         "maker_fee": 0.001,
     },
     "feed": {"tick_bar_size": 100, "window_ms": 1000},
-    "strategy": {"fast_period": 10, "slow_period": 20, "band": 0.0, "target_weight": 0.06},
+    "strategy": {
+        "fast_period": 10,
+        "slow_period": 20,
+        "band": 0.0,
+        "entry_band": 0.0,
+        "target_weight": 0.06,
+    },
     "trace": {"enabled": False},
 }
 
