@@ -155,6 +155,9 @@ def test_cost_aware_planning_never_trades_inside_the_band_and_always_outside(
         assert paid >= lower - 2 * inc or paid >= v.target - 2 * inc
         assert after <= v.target + inc
         assert after <= lower + v.threshold / 2 + inc
+    elif current > v.cap + v.threshold:  # above its risk cap: a reduction, to the target
+        assert leg.side == Side.SELL
+        assert abs(after - v.target) <= inc
     else:
         assert leg.side == Side.SELL
         assert upper + inc >= after >= v.target - inc

@@ -15,9 +15,9 @@ allowed), with equity ``E`` and the position's value ``V = q·mid``:
   ``max(w, cap) + θ``), ``b`` at least ``θ`` and at least the round trip's cost rate. Inside
   it nothing trades; outside it the leg goes back to the nearest edge (``θ/2`` inside it,
   never past ``w``), not to the target (:func:`band_trade`). A product whose size risk cut
-  (``risk_reduce``: a risk level or an unwind plan lowered the size multiplier) sells to its
-  target as soon as it is ``θ`` above it: costs never hold back a reduction risk asks for. A
-  target of 0 always closes.
+  (``risk_reduce``: a risk level or an unwind plan lowered the size multiplier), or that is
+  more than ``θ`` above its cap, sells to its target as soon as it is ``θ`` above it: costs
+  never hold back a reduction risk asks for. A target of 0 always closes.
 * **Side and size.** ``d > 0`` buys ``d / ask`` (sized at the ask, so the new position valued at
   the mid stays within its target), ``d < 0`` sells ``|d| / mid`` (everything when ``w = 0``),
   never more than is available; quantities are floored to the base increment. Buys are dropped
@@ -222,11 +222,12 @@ def band_trade(
 
     Outside the band the trade goes back to its edge and ``threshold / 2`` beyond it, into the
     band (so the spread a buy is sized at, the floor to the increment or the next tick do not
-    put it straight back outside), never past the target. With ``risk_reduce`` a position
-    above ``target + threshold`` is sold to the target: a reduction risk demands is not held
-    back by costs.
+    put it straight back outside), never past the target. With ``risk_reduce``, or above its
+    risk cap by more than ``threshold``, a position above ``target + threshold`` is sold to the
+    target: a reduction risk demands is not held back by costs.
     """
-    if risk_reduce and current > target + threshold:
+    over_cap = current > cap + threshold
+    if (risk_reduce or over_cap) and current > target + threshold:
         return Decimal(repr(target)) - Decimal(repr(current))
     lower, upper = band_edges(target, band, threshold, cap)
     if current < lower:
