@@ -84,7 +84,9 @@ CONFIG = {
         "entry_band": 0.0,
         "target_weight": 0.01,
     },
-    "risk": {"min_position_size": 0.005},
+    # the machinery's latency is measured: no cost band, no turnover budget (as before them)
+    "risk": {"min_position_size": 0.005, "max_daily_turnover": 100},
+    "portfolio": {"cost_band_multiple": 0},
     "trace": {"enabled": False},
 }
 

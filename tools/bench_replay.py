@@ -61,6 +61,9 @@ BENCH_CONFIG = {
         "entry_band": 0.0,
         "target_weight": 0.06,
     },
+    # the machinery is measured: no cost band, no turnover budget (as before them)
+    "risk": {"max_daily_turnover": 100},
+    "portfolio": {"cost_band_multiple": 0},
     "trace": {"enabled": False},
 }
 
