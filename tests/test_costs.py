@@ -7,12 +7,14 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cryptoj.actors.portfolio import PortfolioActor
-from cryptoj.config import ConfigError, parse_config
+from cryptoj.actors.strategy import StrategyActor
+from cryptoj.config import ConfigError, StrategyConfig, parse_config
 from cryptoj.journal import Journal
 from cryptoj.models.market import Quote
 from cryptoj.models.orders import Fill, OrderType, Side, SubmitOrder
@@ -31,7 +33,7 @@ from cryptoj.portfolio.planning import product_band, within_budget
 from cryptoj.portfolio.rebalance import LegRules, ProductView, band_edges, plan_legs
 from cryptoj.strategies.ema_trend import EmaTrend, entry_band, round_trip_cost
 from cryptoj.venues.paper import PaperExchange
-from tests.stubs import FakeCtx, quote, risk_params
+from tests.stubs import FakeCtx, bar, quote, risk_params
 
 D = Decimal
 T0 = 1_522_800_060_000_000_000  # 2018-04-04 00:01 UTC
@@ -334,6 +336,21 @@ def test_a_new_signal_stands_for_the_minimum_holding_time() -> None:
             changes.append((n, ch[0]))
     (entry, exit_) = changes
     assert exit_[0] - entry[0] >= 5 and exit_[1] == 0.0
+
+
+def test_the_strategy_actor_enters_only_past_its_entry_band() -> None:
+    rising = ["100", "100", "100", "101", "103", "106"]  # the EMAs end about 2 % apart
+
+    def targets(cfg: StrategyConfig, entry_band: float | None = None) -> list[float]:
+        s, ctx = StrategyActor(cfg, entry_band=entry_band), FakeCtx()
+        for i, close in enumerate(rising):
+            s.receive(bar(close=close, ts=T0 + i * 60 * 10**9), ctx)
+        return [m.weight for m in ctx.to("portfolio") if isinstance(m, TargetWeight)]
+
+    cfg = StrategyConfig(fast_period=2, slow_period=4, target_weight=0.1, band=0.0)
+    assert targets(cfg)[-1] == 0.1
+    assert targets(cfg, entry_band=0.05) == []  # as the supervision tree resolves it
+    assert targets(msgspec.structs.replace(cfg, entry_band=0.05)) == []  # as configured
 
 
 def test_the_default_entry_band_is_the_round_trip() -> None:

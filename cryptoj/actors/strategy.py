@@ -45,8 +45,11 @@ class StrategyActor(Actor):
         entry_band: float | None = None,
     ) -> None:
         self.cfg = cfg
-        #: the resolved ``strategy.entry_band`` (:func:`~cryptoj.strategies.ema_trend.entry_band`)
-        self.entry_band = cfg.band if entry_band is None else entry_band
+        #: the resolved ``strategy.entry_band`` (:func:`~cryptoj.strategies.ema_trend.entry_band`,
+        #: which the supervision tree passes); without it the configured value, else ``band``
+        if entry_band is None:
+            entry_band = cfg.band if cfg.entry_band is None else max(cfg.band, cfg.entry_band)
+        self.entry_band = entry_band
         self.portfolio = portfolio
         self.journal_path = journal_path
         self.trends: dict[str, EmaTrend] = {}
