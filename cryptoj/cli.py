@@ -389,6 +389,8 @@ def _print_summary(s: dict[str, Any]) -> None:
         f"open orders at end {s['open_orders']}",
         f"equity {s['start_equity']:,.2f} -> {s['final_equity']:,.2f} "
         f"(max drawdown {s['max_drawdown']:.2%})",
+        f"fees {s['fees_paid']:,.2f} ({s['fees_pct']:.2%} of start equity), "
+        f"turnover {s['turnover']:.2f}× start equity",
         f"restarts {s['restarts']}, escalations {s['escalations']}, "
         f"dead letters {s['dead_letters']}",
         f"invariants {'OK' if s['invariants_ok'] else 'BROKEN: ' + problems}",

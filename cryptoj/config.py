@@ -45,6 +45,8 @@ class RiskConfig(_Section, frozen=True, kw_only=True):
     volatility_halflife_bars: PositiveInt = 60  # EWMA half-life of the volatility estimate
     caution_drawdown: Fraction = 0.01  # intraday drawdown that moves NORMAL → CAUTION
     correlation_grid_s: NonNegFloat = 0.0  # correlation's sampling grid, s; 0: the bars' interval
+    #: traded notional per UTC day, a multiple of equity; beyond it only reducing orders go out
+    max_daily_turnover: Annotated[float, msgspec.Meta(gt=0, le=100)] = 0.5
 
 
 class PortfolioConfig(_Section, frozen=True, kw_only=True):
@@ -55,6 +57,7 @@ class PortfolioConfig(_Section, frozen=True, kw_only=True):
     cash_buffer: NonNegFraction = 0.05  # of equity, never allocated
     volatile_scale: NonNegFraction = 1.0  # signal scale of a product in the VOLATILE regime
     drift_threshold: NonNegFraction = 0.005  # of equity: smaller deviations are not traded
+    cost_band_multiple: NonNegFloat = 1.0  # band ≥ this × round-trip cost rate (0: drift only)
     volatile_drift_multiplier: Annotated[float, msgspec.Meta(ge=1)] = 2.0  # band × this, VOLATILE
     max_depth_multiple: NonNegFloat = 5.0  # a leg asks at most this × the visible size (0: no cap)
     limit_bps: NonNegFloat = 0.0  # > 0: legs beyond execution.max_depth_share go as LIMIT, bps
@@ -75,6 +78,10 @@ class StrategyConfig(_Section, frozen=True, kw_only=True):
     slow_period: PositiveInt = 48  # bars
     target_weight: Fraction = 0.10  # of equity, further capped by risk.position_size_limit
     band: NonNegFraction = 0.0005  # EMAs must differ by this fraction to flip the signal
+    #: to enter, the EMAs must differ by at least this fraction (null: the round trip's cost,
+    #: 2 × paper.taker_fee + feed.bar_spread_bps)
+    entry_band: NonNegFraction | None = None
+    min_hold_s: NonNegFloat = 0.0  # market seconds a new signal is kept before it may flip back
 
 
 class PaperConfig(_Section, frozen=True, kw_only=True):

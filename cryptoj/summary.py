@@ -106,17 +106,28 @@ def books_summary(
     as it sees it), not the child orders execution sent for them: those are ``child_orders``
     (and ``split_orders`` parents had them). ``fills`` counts venue fills, children's included
     (the portfolio books each one, under its parent's id).
+
+    Costs: ``fees_paid`` is the sum of every fill's fee; ``turnover`` the traded notional
+    (every fill's quantity × price) over the starting equity; ``fees_pct`` the fees over the
+    starting equity (a fraction, 0.03 = 3 %).
     """
     books: Ledger = rebuild_ledger(journal, starting_cash)
     children = split_children(journal)
     orders = [o for o in journal.orders() if o["client_order_id"] not in children]
     final = books.equity(marks)
     curve = journal.equity_curve()
+    fills = journal.fills()
+    fees = sum((f.fee for f in fills), Decimal(0))
+    traded = sum((f.quantity * f.price for f in fills), Decimal(0))
+    start = starting_cash if starting_cash > 0 else Decimal(1)
     return {
         "orders": len(orders),
         "split_orders": len(split_plans(journal)),
         "child_orders": len(children),
-        "fills": len(journal.fills()),
+        "fills": len(fills),
+        "fees_paid": round(float(fees), 2),
+        "turnover": round(float(traded / start), 4),
+        "fees_pct": round(float(fees / start), 6),
         "rejections": sum(1 for o in orders if o["status"] == "REJECTED"),
         "start_equity": float(starting_cash),
         "final_equity": float(final),

@@ -311,7 +311,7 @@ def live_config(tmp_path: Path, fake: FakeCoinbase, key_file: Path | None, **top
         },
         "journal": {"path": str(tmp_path / "journal.sqlite")},
         "trace": {"enabled": False},
-        "strategy": {"fast_period": 2, "slow_period": 3},
+        "strategy": {"fast_period": 2, "slow_period": 3, "entry_band": 0.0005},
     }
     raw.update(top)
     return parse_config(raw)

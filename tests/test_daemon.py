@@ -18,7 +18,7 @@ def _start(tmp_path: Path, speed: float) -> subprocess.Popen[str]:
     cfg.write_text(
         f"feed:\n  speed: {speed}\njournal:\n  path: {tmp_path / 'journal.sqlite'}\n"
         f"trace:\n  path: {tmp_path / 'trace.jsonl'}\n"
-        "strategy:\n  fast_period: 3\n  slow_period: 8\n"
+        "strategy:\n  fast_period: 3\n  slow_period: 8\n  entry_band: 0.0005\n"
         "ops:\n  port: 0\n"
     )
     return spawn_daemon(cfg)
@@ -88,7 +88,7 @@ def test_the_daemon_trades_on_the_fake_coinbase_feed_and_stops_on_sigterm(tmp_pa
             f"    ca_file: '{fake.ca_file}'\n    auth: never\n"
             f"journal:\n  path: {tmp_path / 'journal.sqlite'}\n"
             f"trace:\n  path: {tmp_path / 'trace.jsonl'}\n"
-            "strategy:\n  fast_period: 2\n  slow_period: 3\nops:\n  port: 0\n"
+            "strategy:\n  fast_period: 2\n  slow_period: 3\n  entry_band: 0.0005\nops:\n  port: 0\n"
         )
         proc = spawn_daemon(cfg)
         _wait_for(proc, "subscribed")

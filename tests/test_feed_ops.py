@@ -58,7 +58,7 @@ def _live_config(tmp_path: Path, fake: FakeCoinbase) -> Any:
             },
             "journal": {"path": str(tmp_path / "journal.sqlite")},
             "trace": {"enabled": False},
-            "strategy": {"fast_period": 2, "slow_period": 3},
+            "strategy": {"fast_period": 2, "slow_period": 3, "entry_band": 0.0005},
         }
     )
 

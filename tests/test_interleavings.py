@@ -70,7 +70,7 @@ PRODUCTS = ("BTC-USD", "ETH-USD", "LTC-USD")
 #: Orders beyond the depth are split into at most five children (one every 2 minutes): every
 #: split path runs, at about the cost of the unsplit replay.
 CFG = Config(
-    strategy=StrategyConfig(fast_period=3, slow_period=8),
+    strategy=StrategyConfig(fast_period=3, slow_period=8, entry_band=0.0005),
     risk=RiskConfig(volatility_halflife_bars=5),
     execution=ExecutionConfig(child_interval_s=120.0),
 )
@@ -78,6 +78,7 @@ CFG_YAML = """\
 strategy:
   fast_period: 3
   slow_period: 8
+  entry_band: 0.0005
 risk:
   volatility_halflife_bars: 5
 execution:
@@ -260,7 +261,7 @@ def test_market_events_are_never_delivered_before_their_timestamp(
 
 SCHED_MINUTES = 20
 SCHED_CFG = Config(
-    strategy=StrategyConfig(fast_period=3, slow_period=8, target_weight=0.3),
+    strategy=StrategyConfig(fast_period=3, slow_period=8, target_weight=0.3, entry_band=0.0005),
     risk=RiskConfig(volatility_halflife_bars=5, position_size_limit=0.5),
     supervision=SupervisionConfig(max_restarts=1000, feed_max_restarts=1000),
 )

@@ -142,7 +142,8 @@ def _config(tmp_path: Path, speed: float, sections: dict[str, Any] | None = None
             "feed": {"speed": speed, "products": ["BTC-USD", "ETH-USD"]},
             "journal": {"path": str(tmp_path / "journal.sqlite")},
             "trace": {"enabled": False},
-            "strategy": {"fast_period": 3, "slow_period": 8},
+            # entry_band as small as the flip band: the daemon trades within minutes
+            "strategy": {"fast_period": 3, "slow_period": 8, "entry_band": 0.0005},
             **(sections or {}),
         }
     )

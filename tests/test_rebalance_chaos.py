@@ -43,8 +43,19 @@ REJECT_RATE = 0.12
 def _cfg(rollback: str) -> Config:
     return parse_config(
         {
-            "strategy": {"fast_period": 3, "slow_period": 8, "target_weight": 0.3},
-            "risk": {"volatility_halflife_bars": 5, "position_size_limit": 0.4},
+            "strategy": {
+                "fast_period": 3,
+                "slow_period": 8,
+                "target_weight": 0.3,
+                "entry_band": 0.0005,
+            },
+            # trades on every cross, without a turnover budget: the transaction paths are the
+            # subject here, not the costs (tests/test_costs.py)
+            "risk": {
+                "volatility_halflife_bars": 5,
+                "position_size_limit": 0.4,
+                "max_daily_turnover": 100,
+            },
             "portfolio": {
                 "limit_bps": 5.0,
                 "max_depth_multiple": 3.0,

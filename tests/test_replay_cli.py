@@ -29,6 +29,9 @@ REQUIRED = {
     "rejections",
     "start_equity",
     "final_equity",
+    "fees_paid",
+    "turnover",
+    "fees_pct",
     "max_drawdown",
     "restarts",
     "dead_letters",
@@ -43,8 +46,10 @@ FAST_CONFIG = """\
 strategy:
   fast_period: 3
   slow_period: 8
+  entry_band: 0.0005
 risk:
   volatility_halflife_bars: 5
+  max_daily_turnover: 5  # the slice flips often: this run must end holding something
 """
 
 
@@ -136,6 +141,16 @@ def assert_equity_matches_journal(summary: dict[str, Any], journal: Path, csv_te
     }
     assert all(q >= 0 for q in positions.values())
     assert cash >= 0
+    db = sqlite3.connect(journal)
+    try:
+        rows = db.execute("SELECT quantity, price, fee FROM fills").fetchall()
+    finally:
+        db.close()
+    fees = sum((Decimal(f) for _, _, f in rows), Decimal(0))
+    traded = sum((Decimal(q) * Decimal(p) for q, p, _ in rows), Decimal(0))
+    assert summary["fees_paid"] == pytest.approx(float(fees), abs=0.005)
+    assert summary["fees_pct"] == pytest.approx(float(fees / start), abs=1e-6)
+    assert summary["turnover"] == pytest.approx(float(traded / start), abs=1e-4)
 
 
 @pytest.fixture(scope="module")

@@ -47,7 +47,8 @@ def _t(*minutes: int) -> pd.DatetimeIndex:
 
 def _config(tmp_path: Path) -> Path:
     cfg = tmp_path / "config.yaml"
-    cfg.write_text("feed:\n  products: [BTC-USD, ETH-USD]\n")
+    # entry_band as small as the flip band: the strategy trades on this one day of minute bars
+    cfg.write_text("feed:\n  products: [BTC-USD, ETH-USD]\nstrategy:\n  entry_band: 0.0005\n")
     return cfg
 
 
@@ -153,6 +154,8 @@ def test_replay_report_writes_index_html_and_charts(
         "excess return over benchmark",
         "max drawdown",
         "fees paid",
+        "fees paid / start equity",
+        "turnover (traded value / start equity)",
         "time at each risk level",
         "invariants ok",
     ):
@@ -160,6 +163,9 @@ def test_replay_report_writes_index_html_and_charts(
     assert f"<td>{summary['final_equity']:,.2f}</td>" in page
     assert "<td>BTC-USD, ETH-USD</td>" in page
     assert f"<th>fills</th><td>{summary['fills']} (" in page
+    assert f"<th>fees paid</th><td>{summary['fees_paid']:,.2f}</td>" in page
+    assert f"<td>{summary['fees_pct']:.2%}</td>" in page
+    assert f"<td>{summary['turnover']:.2f}×</td>" in page
 
 
 def test_report_command_renders_a_journal(

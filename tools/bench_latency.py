@@ -77,8 +77,16 @@ MEASURES = frozenset({"conflation", "checkpointer", "freeze", "journal", "path-j
 CONFIG = {
     "paper": {"quote_currency": "USDT", "starting_cash": 1_000_000, "taker_fee": 0.0},
     "feed": {"tick_bar_size": 1},
-    "strategy": {"fast_period": 2, "slow_period": 3, "band": 0.0, "target_weight": 0.01},
-    "risk": {"min_position_size": 0.005},
+    "strategy": {
+        "fast_period": 2,
+        "slow_period": 3,
+        "band": 0.0,
+        "entry_band": 0.0,
+        "target_weight": 0.01,
+    },
+    # the machinery's latency is measured: no cost band, no turnover budget (as before them)
+    "risk": {"min_position_size": 0.005, "max_daily_turnover": 100},
+    "portfolio": {"cost_band_multiple": 0},
     "trace": {"enabled": False},
 }
 

@@ -38,7 +38,10 @@ DATA = ROOT / "benchmarks/data/binance_BTCUSDT_trades_20240808T2354_20240809T000
 CONFIG = {
     "paper": {"quote_currency": "USDT", "starting_cash": 100_000, "taker_fee": 0.001},
     "feed": {"tick_bar_size": 100},
-    "strategy": {"fast_period": 10, "slow_period": 20, "band": 0.0},
+    "strategy": {"fast_period": 10, "slow_period": 20, "band": 0.0, "entry_band": 0.0},
+    # the machinery is measured: no cost band, no turnover budget (as before them)
+    "risk": {"max_daily_turnover": 100},
+    "portfolio": {"cost_band_multiple": 0},
     "trace": {"enabled": False},
 }
 PAGE = os.sysconf("SC_PAGE_SIZE")

@@ -54,7 +54,16 @@ BENCH_CONFIG = {
         "maker_fee": 0.001,
     },
     "feed": {"tick_bar_size": 100, "window_ms": 1000},
-    "strategy": {"fast_period": 10, "slow_period": 20, "band": 0.0, "target_weight": 0.06},
+    "strategy": {
+        "fast_period": 10,
+        "slow_period": 20,
+        "band": 0.0,
+        "entry_band": 0.0,
+        "target_weight": 0.06,
+    },
+    # the machinery is measured: no cost band, no turnover budget (as before them)
+    "risk": {"max_daily_turnover": 100},
+    "portfolio": {"cost_band_multiple": 0},
     "trace": {"enabled": False},
 }
 

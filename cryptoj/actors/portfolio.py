@@ -12,7 +12,9 @@ message lost in a crashed mailbox cannot leak a reservation.
 
 Rebalancing is transactional (:mod:`cryptoj.portfolio.transaction`): a quote or a signal (or
 the end of a superseded transaction) makes a plan (:mod:`cryptoj.portfolio.planning`: optimiser
-targets, drift bands, legs sized against the visible depth) under the current RiskParameters
+targets, cost bands, legs sized against the visible depth, buys within the day's turnover
+budget: :class:`~cryptoj.portfolio.costs.TurnoverBook`, rebuilt from the journal's fills on
+start) under the current RiskParameters
 version, over the products that have no order in flight, so two open transactions never share
 a product. Every leg's funds are reserved and the plan journalled before anything is sent;
 sells go first, buys when every sell closed. A leg that fails, times out
@@ -69,6 +71,7 @@ from cryptoj.models.signals import TargetWeight
 from cryptoj.models.system import Halt, ReconcileNow, Tick
 from cryptoj.models.unwind import PlanRequest, UnwindComplete, UnwindPlan
 from cryptoj.portfolio.books import books_snapshot, copy_holding, rebuild_ledger
+from cryptoj.portfolio.costs import TurnoverBook, budget_left
 from cryptoj.portfolio.desk import LEG_TIMEOUT, TxnDesk
 from cryptoj.portfolio.ledger import Ledger
 from cryptoj.portfolio.optimizer import Allocation
@@ -137,6 +140,7 @@ class PortfolioActor(Actor):
         self._last_equity_ts = -1
         self._last_snapshot_ns = -SNAPSHOT_EVERY_NS
         self.journal: Journal | None = None
+        self.turnover = TurnoverBook()  # the day's traded notional (rebuilt from the journal)
         u = cfg.shutdown.unwind
         self.unwind = UnwindBook(
             SliceRules(
@@ -162,6 +166,7 @@ class PortfolioActor(Actor):
         if start is None:
             raise RuntimeError(f"journal {self.journal_path} has no starting_cash")
         self.ledger = rebuild_ledger(journal, Decimal(start))
+        self.turnover = TurnoverBook.rebuild(journal.fills())
         self.desk = TxnDesk(
             self.cfg, self.ledger, journal, self.quotes, self._submit, self.execution
         )
@@ -278,6 +283,7 @@ class PortfolioActor(Actor):
         ):
             return  # a re-sent fill (reconciliation); already applied
         self.ledger.apply_fill(fill)
+        self.turnover.add(fill)
         if self.unwind.is_slice(fill.client_order_id):
             self.unwind.on_fill(fill.client_order_id, fill.quantity, fill.price, fill.fee)
         self._send_snapshot(fill.ts, ctx)
@@ -502,9 +508,10 @@ class PortfolioActor(Actor):
         multiplier = self.unwind.size_multiplier
         if not self.unwind.reduce_only:  # the plan's targets replace the level's multiplier
             multiplier *= params.size_multiplier
-        holdings = self.ledger.holdings
+        holdings, equity = self.ledger.holdings, self.equity()
+        now = max(q.ts for q in self.quotes.values())
         inputs = PlanInputs(
-            equity=self.equity(),
+            equity=equity,
             holdings={p: holdings[p].quantity for p in tradable if p in holdings},
             available={p: self.ledger.available(p) for p in tradable if p in holdings},
             available_cash=self.ledger.available_cash(),
@@ -516,6 +523,9 @@ class PortfolioActor(Actor):
             stopped_out=self.stopped_out,
             multiplier=multiplier,
             fee=self.fee,
+            turnover_left=budget_left(
+                self.cfg.risk.max_daily_turnover, self.ledger, self.turnover, equity, now
+            ),
         )
         key = allocation_key(inputs)  # the optimiser runs when its inputs change, not per quote
         if self._allocation is None or self._allocation[0] != key:

@@ -42,8 +42,14 @@ class StrategyActor(Actor):
         portfolio: str = "portfolio",
         *,
         journal_path: str | None = None,
+        entry_band: float | None = None,
     ) -> None:
         self.cfg = cfg
+        #: the resolved ``strategy.entry_band`` (:func:`~cryptoj.strategies.ema_trend.entry_band`,
+        #: which the supervision tree passes); without it the configured value, else ``band``
+        if entry_band is None:
+            entry_band = cfg.band if cfg.entry_band is None else max(cfg.band, cfg.entry_band)
+        self.entry_band = entry_band
         self.portfolio = portfolio
         self.journal_path = journal_path
         self.trends: dict[str, EmaTrend] = {}
@@ -126,9 +132,14 @@ class StrategyActor(Actor):
         trend = self.trends.get(bar.product)
         if trend is None:
             trend = self.trends[bar.product] = EmaTrend(
-                self.cfg.fast_period, self.cfg.slow_period, self.cfg.target_weight, self.cfg.band
+                self.cfg.fast_period,
+                self.cfg.slow_period,
+                self.cfg.target_weight,
+                self.cfg.band,
+                entry_band=self.entry_band,
+                min_hold_ns=int(self.cfg.min_hold_s * 1e9),
             )
-        change = trend.on_close(float(bar.close))
+        change = trend.on_close(float(bar.close), bar.ts)
         if change is not None:
             self.reasons[bar.product] = change[1]
         if trend.weight is None:

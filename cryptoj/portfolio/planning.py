@@ -13,7 +13,14 @@ answer depends on nothing else, so every leg of a plan is sized under the same
    a usable quote (no older than ``quote_max_age_s`` behind the newest quote), not owned by the
    emergency programme's unwind, no order of their own in flight. Products without a signal are
    left alone. Buys are dropped for products that may only reduce.
-3. Buys funded from the available cash (:func:`~cryptoj.portfolio.rebalance.fund_buys`).
+   Each product's band: ``portfolio.drift_threshold`` (regime-adjusted), widened to the cost
+   band (:func:`~cryptoj.portfolio.costs.cost_band`: ``portfolio.cost_band_multiple`` × the
+   round trip's fees, spread and modelled impact of the trade to target) unless the multiple
+   is 0; sells of products whose size risk cut (reduce-only, or a size multiplier below 1)
+   are not held back by it.
+3. Buys dropped once they would take the day's traded notional past the turnover budget
+   (``turnover_left``, :func:`~cryptoj.portfolio.costs.turnover_left`; ``None``: no budget),
+   then funded from the available cash (:func:`~cryptoj.portfolio.rebalance.fund_buys`).
 """
 
 from __future__ import annotations
@@ -24,8 +31,10 @@ from decimal import Decimal
 
 from cryptoj.config import Config
 from cryptoj.models.market import Quote
+from cryptoj.models.orders import Side
 from cryptoj.models.risk import RiskParameters
 from cryptoj.models.signals import TargetWeight
+from cryptoj.portfolio.costs import CostModel, cost_band, round_trip_rate
 from cryptoj.portfolio.optimizer import Allocation, target_weights
 from cryptoj.portfolio.rebalance import (
     LegPlan,
@@ -53,6 +62,7 @@ class PlanInputs:
     stopped_out: Set[str]
     multiplier: float
     fee: Decimal
+    turnover_left: Decimal | None = None  # budget notional left today for buys (None: no budget)
 
 
 @dataclass(frozen=True)
@@ -113,23 +123,69 @@ def plan_transaction(i: PlanInputs, cfg: Config, allocation: Allocation | None =
     computed by :func:`allocate` for inputs of the same :func:`allocation_key`)."""
     allocation = allocation if allocation is not None else allocate(i, cfg)
     pc = cfg.portfolio
-    views = [
-        ProductView(
-            product=name,
-            quantity=i.holdings.get(name, Decimal(0)),
-            available=i.available.get(name, Decimal(0)),
-            quote=i.quotes[name],
-            target=allocation.weights[name],
-            threshold=drift_threshold(
-                pc.drift_threshold, i.params.regime(name), pc.volatile_drift_multiplier
-            ),
-            reduce_only=name in i.reduce_only,
+    model = CostModel.from_config(cfg) if pc.cost_band_multiple > 0 else None
+    views = []
+    for name in sorted(i.targets):
+        if name not in i.tradable or name not in i.quotes:
+            continue
+        quantity = i.holdings.get(name, Decimal(0))
+        threshold = drift_threshold(
+            pc.drift_threshold, i.params.regime(name), pc.volatile_drift_multiplier
         )
-        for name in sorted(i.targets)
-        if name in i.tradable and name in i.quotes
-    ]
-    legs = plan_legs(i.equity, views, leg_rules(cfg))
+        target = allocation.weights[name]
+        band = 0.0
+        if model is not None:
+            band = product_band(i.equity, quantity, i.quotes[name], target, threshold, model, cfg)
+        views.append(
+            ProductView(
+                product=name,
+                quantity=quantity,
+                available=i.available.get(name, Decimal(0)),
+                quote=i.quotes[name],
+                target=target,
+                threshold=threshold,
+                reduce_only=name in i.reduce_only,
+                band=band,
+                cap=i.params.weight_cap(name),
+                risk_reduce=name in i.reduce_only or i.multiplier < 1,
+            )
+        )
+    legs = within_budget(plan_legs(i.equity, views, leg_rules(cfg)), i.turnover_left)
     return Plan(allocation, fund_buys(legs, i.available_cash, i.fee))
+
+
+def product_band(
+    equity: Decimal,
+    quantity: Decimal,
+    quote: Quote,
+    target: float,
+    threshold: float,
+    model: CostModel,
+    cfg: Config,
+) -> float:
+    """The cost band of one product: the round trip priced for the trade to its target."""
+    mid = quote.mid
+    if mid <= 0 or equity <= 0:
+        return threshold
+    size = abs(Decimal(repr(target)) * equity - quantity * mid) / mid
+    return cost_band(
+        threshold, round_trip_rate(quote, size, model), cfg.portfolio.cost_band_multiple
+    )
+
+
+def within_budget(legs: list[LegPlan], left: Decimal | None) -> list[LegPlan]:
+    """``legs`` without the buys that do not fit in ``left`` (sells always stay), in order."""
+    if left is None:
+        return legs
+    out: list[LegPlan] = []
+    for g in legs:
+        if g.side == Side.BUY:
+            notional = g.quantity * g.price()
+            if notional > left:
+                continue
+            left -= notional
+        out.append(g)
+    return out
 
 
 def leg_reason(

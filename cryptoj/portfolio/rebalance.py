@@ -10,6 +10,14 @@ allowed), with equity ``E`` and the position's value ``V = q·mid``:
   :func:`drift_threshold`: ``portfolio.drift_threshold``, times
   ``portfolio.volatile_drift_multiplier`` in the VOLATILE regime (a wider band when prices
   swing, so noise does not trade).
+* **Cost band** (a view with ``band > 0``, :mod:`cryptoj.portfolio.costs`). Around ``w`` a
+  no-trade region ``[w − b, w + b]`` (:func:`band_edges`: not below 0, not above
+  ``max(w, cap) + θ``), ``b`` at least ``θ`` and at least the round trip's cost rate. Inside
+  it nothing trades; outside it the leg goes back to the nearest edge (``θ/2`` inside it,
+  never past ``w``), not to the target (:func:`band_trade`). A product whose size risk cut
+  (``risk_reduce``: a risk level or an unwind plan lowered the size multiplier), or that is
+  more than ``θ`` above its cap, sells to its target as soon as it is ``θ`` above it: costs
+  never hold back a reduction risk asks for. A target of 0 always closes.
 * **Side and size.** ``d > 0`` buys ``d / ask`` (sized at the ask, so the new position valued at
   the mid stays within its target), ``d < 0`` sells ``|d| / mid`` (everything when ``w = 0``),
   never more than is available; quantities are floored to the base increment. Buys are dropped
@@ -84,6 +92,11 @@ class ProductView:
     target: float
     threshold: float
     reduce_only: bool = False
+    #: cost band half-width, fraction of equity (:func:`~cryptoj.portfolio.costs.cost_band`);
+    #: 0: the plain drift rule (trade to the target once ``|d| >= threshold·E``)
+    band: float = 0.0
+    cap: float = 1.0  # the product's weight cap: the band never holds more than cap + threshold
+    risk_reduce: bool = False  # risk cut the size (level, plan): sells go to target, no band
 
 
 @dataclass(frozen=True)
@@ -144,7 +157,11 @@ def _plan_one(equity: Decimal, v: ProductView, rules: LegRules) -> LegPlan | Non
     current = float(value / equity)
     diff = Decimal(repr(v.target)) * equity - value
     closing = v.target == 0 and v.quantity > 0
-    if abs(diff) < Decimal(repr(v.threshold)) * equity and not closing:
+    if v.band > 0 and not closing:
+        diff = band_trade(v.target, current, v.band, v.threshold, v.cap, v.risk_reduce) * equity
+        if diff == 0:
+            return None
+    elif abs(diff) < Decimal(repr(v.threshold)) * equity and not closing:
         return None
     side = Side.BUY if diff > 0 else Side.SELL
     if side == Side.BUY and v.reduce_only:
@@ -187,6 +204,37 @@ def _plan_one(equity: Decimal, v: ProductView, rules: LegRules) -> LegPlan | Non
         current_weight=current,
         touch=touch,
     )
+
+
+def band_edges(target: float, band: float, threshold: float, cap: float) -> tuple[float, float]:
+    """The no-trade region ``[lower, upper]`` of weights around ``target``: ``target ± band``,
+    never below 0 and never above ``max(target, cap) + threshold`` (the band does not let a
+    position grow past its risk cap by more than the drift rule does)."""
+    lower = max(0.0, target - band)
+    upper = min(target + band, max(target, cap) + threshold)
+    return lower, upper
+
+
+def band_trade(
+    target: float, current: float, band: float, threshold: float, cap: float, risk_reduce: bool
+) -> Decimal:
+    """The weight change the cost band asks for (module docstring, *Cost band*); 0 inside it.
+
+    Outside the band the trade goes back to its edge and ``threshold / 2`` beyond it, into the
+    band (so the spread a buy is sized at, the floor to the increment or the next tick do not
+    put it straight back outside), never past the target. With ``risk_reduce``, or above its
+    risk cap by more than ``threshold``, a position above ``target + threshold`` is sold to the
+    target: a reduction risk demands is not held back by costs.
+    """
+    over_cap = current > cap + threshold
+    if (risk_reduce or over_cap) and current > target + threshold:
+        return Decimal(repr(target)) - Decimal(repr(current))
+    lower, upper = band_edges(target, band, threshold, cap)
+    if current < lower:
+        return Decimal(repr(min(lower - current + threshold / 2, target - current)))
+    if current > upper:
+        return -Decimal(repr(min(current - upper + threshold / 2, current - target)))
+    return ZERO
 
 
 def buy_cost(quantity: Decimal, price: Decimal, fee: Decimal) -> Decimal:

@@ -93,14 +93,15 @@ def summary_rows(d: ReportData) -> list[tuple[str, str]]:
         fees = f["fee"].astype(float).sum()
         buys = int((f["side"] == "BUY").sum())
         slip = f["slippage_bps"].dropna()
-        avg_equity = float(eq.mean()) if not eq.empty else 0.0
+        start = d.start_cash
         rows += [
             ("fills", f"{len(f)} ({buys} buys, {len(f) - buys} sells)"),
             ("traded value", _money(float(notional))),
             ("fees paid", _money(float(fees))),
+            ("fees paid / start equity", f"{fees / start:.2%}" if start else "–"),
             (
-                "turnover (traded value / average equity)",
-                f"{notional / avg_equity:.2f}×" if avg_equity else "–",
+                "turnover (traded value / start equity)",
+                f"{notional / start:.2f}×" if start else "–",
             ),
             (
                 "slippage against mid, mean (median)",

@@ -4,11 +4,39 @@ The signal flips only when the EMAs differ by more than ``band`` (a fraction of 
 so noise around the cross does not churn. Until ``slow_period`` bars have been seen, no signal
 is given (warm-up). State is derived only from bars, so a restarted StrategyActor rebuilds it
 from the market data it receives.
+
+Hysteresis against costs (``strategy.entry_band``, ``strategy.min_hold_s``):
+
+* **Entry band.** A position is entered only when the fast EMA is above the slow one by at
+  least ``entry_band``; it is left when the fast EMA falls ``band`` below. The EMA spread is
+  about the return the trend has made over the lag between the two averages; a trend that
+  runs on for as long again earns about that much, so entering below the round trip's cost
+  (:func:`round_trip_cost`: fees both ways and the spread, the default ``entry_band``)
+  expects less than it pays. On 1-minute bars this keeps the strategy out of the noise; on
+  4-hour bars trends clear it easily.
+* **Minimum holding time.** A new signal stands for at least ``min_hold_s`` of market time
+  (bar timestamps) before it may flip back. It delays the strategy's own exits only: stop
+  losses, risk levels and unwinds act on the position regardless.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from cryptoj.config import Config
+
+
+def round_trip_cost(cfg: Config) -> float:
+    """Fees both ways and the modelled spread of ``cfg``'s paper venue and feed, a fraction:
+    ``2 × paper.taker_fee + feed.bar_spread_bps / 10,000``."""
+    return 2 * cfg.paper.taker_fee + cfg.feed.bar_spread_bps / 10_000
+
+
+def entry_band(cfg: Config) -> float:
+    """``strategy.entry_band``, or the round trip's cost when it is null (never below
+    ``strategy.band``)."""
+    band = cfg.strategy.entry_band
+    return max(cfg.strategy.band, round_trip_cost(cfg) if band is None else band)
 
 
 @dataclass
@@ -35,29 +63,36 @@ class EmaTrend:
     slow_period: int
     target_weight: float
     band: float
+    entry_band: float = 0.0  # the spread needed to enter (never below band)
+    min_hold_ns: int = 0  # a new signal stands at least this long (bar time)
     fast: Ema = field(init=False)
     slow: Ema = field(init=False)
     weight: float | None = None
+    changed_ns: int | None = None  # bar time of the last change of the signal
 
     def __post_init__(self) -> None:
         self.fast = Ema(self.fast_period)
         self.slow = Ema(self.slow_period)
 
-    def on_close(self, close: float) -> tuple[float, str] | None:
-        """Feed one bar close; return (new weight, reason) when the target changes."""
+    def on_close(self, close: float, ts: int = 0) -> tuple[float, str] | None:
+        """Feed one bar close (bar time ``ts``, ns); return (new weight, reason) when the
+        target changes."""
         f = self.fast.update(close)
         s = self.slow.update(close)
         if self.slow.count < self.slow_period:
             return None
         spread = (f - s) / s
-        if spread > self.band:
-            want = self.target_weight
-        elif spread < -self.band:
+        holding = self.weight is not None and self.weight > 0
+        if spread < -self.band:
             want = 0.0
+        elif spread > (self.band if holding else max(self.band, self.entry_band)):
+            want = self.target_weight
         else:
             return None
         if want == self.weight:
             return None
-        self.weight = want
+        if self.changed_ns is not None and ts - self.changed_ns < self.min_hold_ns:
+            return None
+        self.weight, self.changed_ns = want, ts
         direction = "above" if want > 0 else "below"
         return want, f"ema{self.fast_period} {f:.6g} {direction} ema{self.slow_period} {s:.6g}"

@@ -30,6 +30,7 @@ from cryptoj.actors.risk import RiskActor
 from cryptoj.actors.strategy import StrategyActor
 from cryptoj.config import Config
 from cryptoj.execution.splitting import SplitPolicy
+from cryptoj.strategies.ema_trend import entry_band
 from cryptoj.supervision.spec import Backoff, ChildSpec, Strategy, SupervisorSpec
 from cryptoj.venues.paper import PaperExchange
 
@@ -69,7 +70,9 @@ def build_tree(cfg: Config, deps: Dependencies) -> SupervisorSpec:
             ),
             ChildSpec(
                 "strategy",
-                lambda: StrategyActor(cfg.strategy, journal_path=deps.journal_path),
+                lambda: StrategyActor(
+                    cfg.strategy, journal_path=deps.journal_path, entry_band=entry_band(cfg)
+                ),
                 stop_timeout_s=stop_s,
             ),
             ChildSpec(
