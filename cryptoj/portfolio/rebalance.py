@@ -197,12 +197,14 @@ def buy_cost(quantity: Decimal, price: Decimal, fee: Decimal) -> Decimal:
 def fund_buys(legs: Sequence[LegPlan], available_cash: Decimal, fee: Decimal) -> list[LegPlan]:
     """The legs with the buys shrunk (in proportion) to what ``available_cash`` covers.
 
-    Buys that shrink to nothing are dropped; sells are unchanged.
+    Buys that shrink to nothing are dropped; sells are unchanged. ``available_cash`` can be
+    negative after a fill cost more than its reservation (see
+    :meth:`~cryptoj.portfolio.ledger.Ledger.overdraft`): then every buy is dropped.
     """
     cost = sum((buy_cost(g.quantity, g.price(), fee) for g in legs if g.side == Side.BUY), ZERO)
-    if cost <= available_cash:
+    if cost <= max(ZERO, available_cash):
         return list(legs)
-    ratio = max(ZERO, available_cash) / cost
+    ratio = max(ZERO, available_cash) / cost  # cost > 0 here: there is at least one buy
     out: list[LegPlan] = []
     for g in legs:
         if g.side == Side.BUY:
