@@ -6,6 +6,10 @@ fees. When the venue's book has moved further before the order fills (under load
 portfolio's conflated quotes lag the venue's), the fill costs more than the reservation, the
 excess comes out of cash other reservations count on, and available cash goes negative. A
 plan with only sells then divided zero buy cost by nothing.
+
+The fix: market buys carry ``max_price``, the price their reservation covers, and the venue fills
+no further (the rest expires); ``fund_buys`` drops buys when available cash is not positive; and
+a fill beyond its reservation (a venue that ignores the cap) is journalled as an ``overdraft``.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
+import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -23,6 +28,7 @@ from cryptoj.models.orders import Fill, OrderClosed, OrderStatus, OrderType, Sid
 from cryptoj.models.signals import TargetWeight
 from cryptoj.portfolio.ledger import Ledger
 from cryptoj.portfolio.rebalance import LegPlan, buy_cost, fund_buys
+from cryptoj.venues.paper import PaperExchange
 from tests.stubs import FakeCtx, quote, risk_params
 
 D = Decimal
@@ -128,3 +134,57 @@ def test_the_portfolio_journals_an_overdraft_and_plans_on_without_crashing(
         TargetWeight(ts=T0, strategy_id="t", product="BTC-USD", weight=0.0, reason="t"), ctx
     )  # a sell-only plan with negative available cash: no 0/0
     p.on_stop(ctx)
+
+
+def test_a_market_buy_carries_the_price_its_reservation_covers_and_never_overdraws(
+    tmp_path: Path,
+) -> None:
+    """The fix: the portfolio's market buys carry ``max_price`` (the reservation's price); a
+    venue whose book has moved beyond it fills what it can within it and expires the rest."""
+    path = str(tmp_path / "journal.sqlite")
+    j = Journal(path)
+    j.set_meta("starting_cash", "100000")
+    j.close()
+    p, ctx = PortfolioActor(Config(), path), FakeCtx()
+    p.on_start(ctx)
+    p.receive(risk_params(), ctx)
+    p.receive(quote(bid="7000", ask="7001", size="100"), ctx)
+    p.receive(TargetWeight(ts=T0, strategy_id="t", product="BTC-USD", weight=0.1, reason="t"), ctx)
+    (order,) = [m for m in ctx.to("execution") if isinstance(m, SubmitOrder)]
+    res = p.ledger.reservations[order.client_order_id]
+    assert order.max_price is not None
+    assert order.quantity * order.max_price * (1 + FEE) <= res.cash  # the cap is the reservation
+    assert order.max_price >= D("7001")  # and leaves the planned headroom above the ask
+    venue = PaperExchange(starting_cash=D(100_000), taker_fee=FEE, maker_fee=D("0.004"))
+    venue.on_quote(quote(bid="7650", ask="7700", size="100"))  # the venue's book moved on
+    events: list[object] = []
+    venue.set_listener(events.append)
+    venue.submit(order, T0)
+    assert venue.all_fills() == ()  # nothing within the cap: expired, no overdraft
+    closed = events[-1]
+    assert isinstance(closed, OrderClosed) and closed.status is OrderStatus.EXPIRED
+    venue.on_quote(quote(bid="7000", ask="7050", size="0.5"))  # part within the cap
+    retry = msgspec.structs.replace(order, client_order_id="retry")
+    venue.submit(retry, T0)
+    fills = venue.all_fills()
+    assert fills and all(f.price <= order.max_price for f in fills)
+    spent = -sum((f.cash_delta for f in fills), D(0))
+    assert spent <= res.cash * sum((f.quantity for f in fills), D(0)) / order.quantity
+    p.on_stop(ctx)
+
+
+def test_the_paper_venue_refuses_a_max_price_on_anything_but_a_market_buy() -> None:
+    venue = PaperExchange(starting_cash=D(100_000), taker_fee=FEE, maker_fee=D("0.004"))
+    venue.on_quote(quote(bid="7000", ask="7001", size="10"))
+    events: list[object] = []
+    venue.set_listener(events.append)
+    sell = SubmitOrder(
+        client_order_id="s",
+        product="BTC-USD",
+        side=Side.SELL,
+        order_type=OrderType.MARKET,
+        quantity=D(1),
+        max_price=D(7000),
+    )
+    rejected = venue.submit(sell, T0)
+    assert "max_price must be a positive price on a MARKET BUY" in rejected.reason  # type: ignore[union-attr]
