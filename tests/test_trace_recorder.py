@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 import threading
+import time
 from decimal import Decimal
 from pathlib import Path
 
 from cryptoj.models.orders import Fill, Side
-from cryptoj.trace.recorder import TraceLine, TraceWriter, encode_message
+from cryptoj.trace.recorder import FLUSH_S, TraceLine, TraceWriter, encode_message
 
 
 def _fill(i: int) -> Fill:
@@ -102,3 +106,37 @@ def test_a_fresh_writer_removes_old_rotations_but_not_other_files(tmp_path: Path
     TraceWriter(tmp_path / "t.jsonl", fresh=True).close()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.jsonl", "t.jsonl.sqlite"]
     assert (tmp_path / "t.jsonl").read_text() == ""
+
+
+def test_a_sigkill_loses_at_most_the_last_flush_interval(tmp_path: Path) -> None:
+    """A child process records 50 lines, then idles (no record triggers a write) until it is
+    killed with SIGKILL: the flusher has written every line to the OS by then."""
+    path = tmp_path / "t.jsonl"
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from tests.test_trace_recorder import _fill\n"
+            "from cryptoj.trace.recorder import TraceWriter\n"
+            f"w = TraceWriter({str(path)!r})\n"
+            "for i in range(50):\n"
+            "    w.record('deliver', i, 'feed', 'portfolio', _fill(i))\n"
+            "print('recorded', flush=True)\n"
+            "time.sleep(120)\n",
+        ],
+        cwd=Path(__file__).resolve().parents[1],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline() == b"recorded\n"
+        deadline = time.monotonic() + 10 * FLUSH_S  # bounded: the flusher runs every FLUSH_S/2
+        while path.read_bytes().count(b"\n") < 50 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    lines = path.read_bytes().splitlines()
+    assert [json.loads(line)["seq"] for line in lines] == list(range(1, 51))

@@ -282,8 +282,17 @@ class PortfolioActor(Actor):
             fill, holding.quantity, holding.average_price, preview.cash
         ):
             return  # a re-sent fill (reconciliation); already applied
+        over = self.ledger.overdraft(fill)
         self.ledger.apply_fill(fill)
         self.turnover.add(fill)
+        if over > 0:
+            self._journal().record_event(
+                ctx.now(),
+                "portfolio",
+                "overdraft",
+                f"{fill.client_order_id}: fill {fill.fill_id} at {fill.price} cost {over} more "
+                f"than its reservation; available cash now {self.ledger.available_cash()}",
+            )
         if self.unwind.is_slice(fill.client_order_id):
             self.unwind.on_fill(fill.client_order_id, fill.quantity, fill.price, fill.fee)
         self._send_snapshot(fill.ts, ctx)

@@ -59,6 +59,10 @@ class SubmitOrder(Message, frozen=True, kw_only=True):
     #: False: the order must go whole, now (unwind slices, stop-loss exits, compensations);
     #: True: the ExecutionActor may split it over time (README "Order splitting").
     split: bool = True
+    #: MARKET BUY only: never fill above this price (the venue walks the book no further and
+    #: the rest expires; on Coinbase a limit IOC at this price). The portfolio sets it to the
+    #: price its cash reservation was funded at, so a fill never costs more than reserved.
+    max_price: Decimal | None = None
 
 
 class CancelOrder(Message, frozen=True, kw_only=True):

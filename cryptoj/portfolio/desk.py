@@ -31,7 +31,7 @@ from cryptoj.models.signals import TargetWeight
 from cryptoj.models.system import Tick
 from cryptoj.portfolio.ledger import Ledger
 from cryptoj.portfolio.planning import leg_reason
-from cryptoj.portfolio.rebalance import LegPlan, buy_cost
+from cryptoj.portfolio.rebalance import LegPlan, buy_cap, buy_cost
 from cryptoj.portfolio.transaction import Effects, Leg, Transaction, TxnState
 
 #: Tick kind prefix of a leg's deadline timer, followed by the leg's client order id.
@@ -256,6 +256,7 @@ class TxnDesk:
             ctx.send(self.execution, CancelOrder(ts=now, client_order_id=g.client_order_id))
         timeout = int(self.cfg.portfolio.leg_timeout_s * 1e9)
         for g in fx.send:
+            market_buy = g.side == Side.BUY and g.order_type == OrderType.MARKET
             order = SubmitOrder(
                 ts=now,
                 client_order_id=g.client_order_id,
@@ -266,6 +267,7 @@ class TxnDesk:
                 limit_price=g.limit_price,
                 reason=g.reason,
                 split=txn.kind != "compensation",  # undoing a failed buy goes whole, now
+                max_price=buy_cap(g.reserved_cash, g.quantity, self.fee) if market_buy else None,
             )
             self.submit(order, ctx)
             ctx.schedule(timeout, Tick(kind=LEG_TIMEOUT + g.client_order_id))

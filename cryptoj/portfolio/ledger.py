@@ -109,6 +109,22 @@ class Ledger:
         """Drop a reservation (order closed, rejected or unknown)."""
         return self.reservations.pop(client_order_id, None)
 
+    def overdraft(self, fill: Fill) -> Decimal:
+        """How much more ``fill`` costs than its share of its order's reservation (0 for a
+        sell, an unreserved order, or a fill within it).
+
+        A buy's reservation covers its quantity at the price the portfolio saw, with headroom
+        and fees (:func:`~cryptoj.portfolio.rebalance.buy_cost`); a venue whose book has moved
+        further (the portfolio's quotes lag the venue's under load, or a split order's later
+        children meet a higher price) fills beyond it, and the excess comes out of cash other
+        reservations count on: available cash can then go negative.
+        """
+        res = self.reservations.get(fill.client_order_id)
+        if res is None or fill.side != Side.BUY or res.quantity <= 0:
+            return ZERO
+        share = res.cash * min(fill.quantity, res.quantity) / res.quantity
+        return max(ZERO, -fill.cash_delta - share)
+
     def apply_fill(self, fill: Fill) -> Holding:
         """Apply a fill to cash and holdings; return the holding after it."""
         h = self.holdings.setdefault(fill.product, Holding())

@@ -242,15 +242,27 @@ def buy_cost(quantity: Decimal, price: Decimal, fee: Decimal) -> Decimal:
     return quantity * price * BUY_HEADROOM * (1 + fee)
 
 
+def buy_cap(reserved_cash: Decimal, quantity: Decimal, fee: Decimal) -> Decimal | None:
+    """The highest price a market buy of ``quantity`` holding ``reserved_cash`` may fill at
+    (``SubmitOrder.max_price``): at it, quantity × price × (1 + fee) is exactly the reservation
+    (rounded down to the price increment), so no fill costs more than was reserved. None when
+    nothing is reserved."""
+    if reserved_cash <= 0 or quantity <= 0:
+        return None
+    return (reserved_cash / (quantity * (1 + fee))).quantize(PRICE_INCREMENT, rounding=ROUND_DOWN)
+
+
 def fund_buys(legs: Sequence[LegPlan], available_cash: Decimal, fee: Decimal) -> list[LegPlan]:
     """The legs with the buys shrunk (in proportion) to what ``available_cash`` covers.
 
-    Buys that shrink to nothing are dropped; sells are unchanged.
+    Buys that shrink to nothing are dropped; sells are unchanged. ``available_cash`` can be
+    negative after a fill cost more than its reservation (see
+    :meth:`~cryptoj.portfolio.ledger.Ledger.overdraft`): then every buy is dropped.
     """
     cost = sum((buy_cost(g.quantity, g.price(), fee) for g in legs if g.side == Side.BUY), ZERO)
-    if cost <= available_cash or cost == 0:  # no buys: nothing to fund (cash may be < 0)
+    if cost <= max(ZERO, available_cash):
         return list(legs)
-    ratio = max(ZERO, available_cash) / cost
+    ratio = max(ZERO, available_cash) / cost  # cost > 0 here: there is at least one buy
     out: list[LegPlan] = []
     for g in legs:
         if g.side == Side.BUY:

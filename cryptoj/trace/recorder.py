@@ -68,10 +68,11 @@ class TraceWriter:
     """Appends trace lines to a size-rotated JSONL file; safe to call from several threads.
 
     Lines are encoded in one msgspec call each into a buffer under a lock (so lines from
-    different threads never interleave or tear) and written out when the buffer exceeds
-    :data:`BUFFER_BYTES`, when the last write is older than :data:`FLUSH_S`, and on ``flush``,
-    rotation and ``close``. A hard kill can lose at most that buffer; the journal, not the
-    trace, is the record the daemon recovers from.
+    different threads never interleave or tear) and written straight to the OS (an unbuffered
+    file) when the buffer exceeds :data:`BUFFER_BYTES`, when the last write is older than
+    :data:`FLUSH_S`, and on ``flush``, rotation and ``close``; a small flusher thread writes out
+    what waits when no record comes, so a ``kill -9`` loses at most the last :data:`FLUSH_S` of
+    the trace. The journal, not the trace, is the record the daemon recovers from.
     """
 
     def __init__(
@@ -93,12 +94,24 @@ class TraceWriter:
         self.max_bytes = max_bytes
         self.max_files = max_files
         self._lock = threading.Lock()
-        self._file = open(self.path, "ab")  # noqa: SIM115 - closed in close()
+        self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 - closed in close()
         self._size = self._file.tell()
         self._buf = bytearray()
         self._last_write = time.monotonic()
         self._seq = 0
         self.records = 0
+        self._closed = threading.Event()
+        self._flusher = threading.Thread(
+            target=self._flush_loop, name=f"trace-flush:{self.path.name}", daemon=True
+        )
+        self._flusher.start()
+
+    def _flush_loop(self) -> None:
+        """Write out buffered lines at least every FLUSH_S while the writer is open."""
+        while not self._closed.wait(FLUSH_S / 2):
+            with self._lock:
+                if self._buf and time.monotonic() - self._last_write >= FLUSH_S / 2:
+                    self._write()
 
     def record(
         self,
@@ -145,9 +158,11 @@ class TraceWriter:
                 self._write()
 
     def _write(self) -> None:
-        if self._buf:
-            self._file.write(self._buf)
-            self._buf.clear()
+        view = memoryview(self._buf)
+        while view:  # an unbuffered write may take part of it
+            view = view[self._file.write(view) or 0 :]
+        view.release()
+        self._buf.clear()
         self._last_write = time.monotonic()
 
     def _rotate(self) -> None:
@@ -160,7 +175,7 @@ class TraceWriter:
             if src.exists():
                 os.replace(src, self.path.with_name(f"{self.path.name}.{i + 1}"))
         os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
-        self._file = open(self.path, "ab")  # noqa: SIM115
+        self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115
         self._size = 0
 
     def flush(self) -> None:
@@ -168,13 +183,14 @@ class TraceWriter:
         with self._lock:
             if not self._file.closed:
                 self._write()
-                self._file.flush()
 
     def close(self) -> None:
-        """Flush and close the file (idempotent)."""
+        """Flush and close the file (idempotent); stops the flusher thread."""
+        self._closed.set()
         with self._lock:
             if not self._file.closed:
                 self._write()
-                self._file.flush()
                 os.fsync(self._file.fileno())
                 self._file.close()
+        if self._flusher is not threading.current_thread():
+            self._flusher.join(timeout=5)

@@ -34,7 +34,8 @@ Matching model
   top, so child orders of a split parent sent between two quotes each get the touch: a replay
   then flatters splitting. Resting orders that are crossed by one quote share that quote's
   size, best limit price first, then oldest first.
-* MARKET orders are immediate-or-cancel and walk the book (see *Slippage model*); the remainder
+* MARKET orders are immediate-or-cancel and walk the book (see *Slippage model*), a BUY with a
+  ``max_price`` no further than that price; the remainder
   that finds no liquidity within ``depth_levels`` levels expires (``OrderClosed`` EXPIRED with
   the filled quantity, FILLED when everything filled).
 * LIMIT orders are good-till-cancelled. ``post_only`` orders that would cross the recorded top
@@ -623,13 +624,23 @@ class PaperExchange:
             crosses = limit >= book.ask if buy else limit <= book.bid
             if order.post_only and crosses:
                 return self._reject(order, ts, "post-only order would cross")
-        elif order.order_type is OrderType.MARKET:
+        cap: Decimal | None = None
+        if order.order_type is OrderType.MARKET:
             if order.post_only:
                 return self._reject(order, ts, "post-only requires a LIMIT order")
-        else:
+            if order.max_price is not None:
+                cap = _decimal(order.max_price)
+                if not buy or cap is None or cap <= 0:
+                    return self._reject(
+                        order,
+                        ts,
+                        f"max_price must be a positive price on a MARKET BUY, got "
+                        f"{order.max_price!r} on a {order.side}",
+                    )
+        elif order.order_type is not OrderType.LIMIT:
             return self._reject(order, ts, f"unsupported order type {order.order_type!r}")
 
-        takes = self._walk(book, order.side, qty, limit)
+        takes = self._walk(book, order.side, qty, limit if limit is not None else cap)
         taken = sum((t.quantity for t in takes), _ZERO)
         rest = qty - taken if limit is not None else _ZERO
         base = order.product.partition("-")[0]
