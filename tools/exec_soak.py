@@ -38,6 +38,9 @@ one JSON object:
 ``child_orders``               child orders journalled (each must be at the venue at most once;
                                a child is not an intent: its fills are booked under its parent)
 ``wall_seconds``               the whole run
+``unknown_at_execution``       intents closed because execution had no record of them (must be 0)
+``start_to_first_order_s``     per (re)start followed by an order: seconds from the process
+                               spawn to the first order the fake received (liveness; target 5)
 ``settled_before_stop``        nothing was open before the final SIGTERM (an order the portfolio
                                decides just then is drained by the orderly stop and audited too)
 plus the faults injected, kills, restarts, exit codes and the journal's open intents.
@@ -73,6 +76,7 @@ sys.path.insert(0, str(ROOT))
 
 from cryptoj.adapters.coinbase.fake.auth import generate_api_key, write_key_file  # noqa: E402
 from cryptoj.adapters.coinbase.fake.server import FakeCoinbase  # noqa: E402
+from cryptoj.adapters.coinbase.parse import rfc3339_ns  # noqa: E402
 from cryptoj.models.orders import Fill, Side  # noqa: E402
 
 PRODUCTS = ("BTC-USD", "ETH-USD", "LTC-USD")
@@ -153,10 +157,12 @@ class DaemonProcess:
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
         self.exit_codes: list[int] = []
+        self.starts_ns: list[int] = []  # wall clock (the fake's clock too) of each spawn
 
     def start(self) -> None:
         """Start and wait until the ops endpoint answers /health (or fail naming why)."""
         self.port = free_port()
+        self.starts_ns.append(time.time_ns())
         out = self.log.open("ab")
         self.proc = subprocess.Popen(
             [*CLI, "--config", str(self.config), "--ops-port", str(self.port)],
@@ -325,6 +331,11 @@ def audit(journal: Path, venue: dict[str, Any]) -> dict[str, Any]:
             for c in unknown
         ),
         "open_intents": int(read_journal(journal, OPEN_INTENTS)[0][0]),
+        "unknown_at_execution": int(
+            read_journal(
+                journal, "SELECT COUNT(*) FROM intents WHERE status = 'UNKNOWN_AT_EXECUTION'"
+            )[0][0]
+        ),
         "open_orders": int(read_journal(journal, OPEN_ORDERS)[0][0]),
         "positions_match": match,
         "split_orders": len(set(parent_of.values())),
@@ -334,6 +345,22 @@ def audit(journal: Path, venue: dict[str, Any]) -> dict[str, Any]:
         "journal_positions": {c: str(q) for c, q in sorted(positions.items()) if q},
         "venue_positions": {c: str(q) for c, q in sorted(balances.items()) if c != "USD" and q},
         "venue_invariant_violations": venue["invariant_violations"],
+    }
+
+
+def first_orders(starts_ns: list[int], orders: list[dict[str, Any]]) -> dict[str, Any]:
+    """Liveness after each (re)start: seconds from the process spawn to the first order the
+    fake received after it, per start that was followed by any order."""
+    created = sorted(rfc3339_ns(o["created_time"]) for o in orders)
+    delays = []
+    for i, start in enumerate(starts_ns):
+        end = starts_ns[i + 1] if i + 1 < len(starts_ns) else None
+        first = next((c for c in created if c >= start), None)
+        if first is not None and (end is None or first < end):
+            delays.append(round((first - start) / 1e9, 2))
+    return {
+        "start_to_first_order_s": delays,
+        "max_start_to_first_order_s": max(delays, default=None),
     }
 
 
@@ -399,6 +426,7 @@ class Soak:
             venue = self.fake.state()
         (self.tmp / "venue.json").write_text(json.dumps(venue, indent=1, default=str))
         result = audit(self.journal, venue["exchange"])
+        result.update(first_orders(daemon.starts_ns, venue["exchange"]["orders"]))
         result.update(
             {
                 "kills": self.kills,

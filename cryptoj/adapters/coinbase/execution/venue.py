@@ -63,7 +63,8 @@ Counters (:meth:`counters`): ``submits``, ``accepted``, ``rejected``, ``local_re
 ``unknown_outcomes`` (orders that had one), ``unknown_outcomes_resolved``,
 ``unknown_outcomes_pending``, ``submit_unresolved`` (submits that returned OrderOutcomeUnknown),
 ``resends``, ``lookups``, ``reconciles``, ``reconcile_errors``, ``reconcile_diffs``,
-``untracked``, ``absent``, ``fills``, ``closes``, ``user_updates``, ``user_ignored``
+``untracked``, ``settled_skipped`` (fills of orders the journal has settled, not looked up
+again), ``absent``, ``fills``, ``closes``, ``user_updates``, ``user_ignored``
 (duplicate/stale/replayed reports), ``user_unmatched``, ``user_lives``, ``user_gaps``,
 ``anomalies``, ``cancels``, ``cancel_failures``, ``auth_failures``, ``stops_at_market``, and
 the REST client's ``rest_requests``, ``rest_retries``, ``rest_fault_<kind>``,
@@ -561,13 +562,18 @@ class CoinbaseVenue:
             self._counts["absent"] += 1
             return Resolution.ABSENT, "not at Coinbase"
 
-    def reconcile(self, ts: int, since_ns: int | None = None) -> ReconcileReport:
+    def reconcile(
+        self,
+        ts: int,
+        since_ns: int | None = None,
+        settled: Callable[[str], bool] | None = None,
+    ) -> ReconcileReport:
         """One pass of :class:`~.reconcile.Reconciler` (see *Reconciling*)."""
         self._counts["reconciles"] += 1
         diffs: list[ReconcileDiff] = []
         with self._op_lock:
             try:
-                self.reconciler.run(diffs, since_ns)
+                self.reconciler.run(diffs, since_ns, settled)
             except AuthenticationFailed as e:
                 self._auth_failed(e)
                 raise
