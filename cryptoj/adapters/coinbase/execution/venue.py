@@ -8,7 +8,8 @@ deterministic ids, states never regress), fed by three sources under one lock: t
 response, the user channel (:mod:`.user_channel`) and REST reads (lookups, reconciliation).
 
 Submitting (:meth:`CoinbaseVenue.submit`)
-    The order becomes an :class:`~.quantize.OrderSpec` (MARKET → market IOC by base size, LIMIT
+    The order becomes an :class:`~.quantize.OrderSpec` (MARKET → market IOC by base size, or a
+    limit IOC at its ``max_price`` when it has one: a buy capped at its reservation; LIMIT
     → limit GTC with ``post_only``, STOP_LIMIT → stop-limit GTC), is quantised to the product's
     rules (fetched once per ``product_ttl_s``) and refused locally if it cannot be sent. Its
     tracker exists **before** the request leaves, so a user-channel OPEN that overtakes the
@@ -322,6 +323,7 @@ class CoinbaseVenue:
             limit_price=order.limit_price,
             stop_price=order.stop_price,
             post_only=order.post_only,
+            max_price=order.max_price,
         )
 
     def submit(
