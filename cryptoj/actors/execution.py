@@ -57,6 +57,7 @@ from cryptoj.execution.records import journal_order
 from cryptoj.execution.splitting import SplitPolicy
 from cryptoj.journal import Journal
 from cryptoj.models.base import Message
+from cryptoj.models.market import FeedStatus
 from cryptoj.models.orders import (
     CancelAllOrders,
     CancelOrder,
@@ -284,6 +285,10 @@ class ExecutionActor(Actor):
                 )
             else:
                 self._reconcile(coid, row["product"], ctx)
+
+    def _handle_feed_status(self, msg: FeedStatus, ctx: Context) -> None:
+        """A stale product's split children wait until its data flows again."""
+        self.split.set_stale(msg.products, msg.state in ("stale", "degraded"))
 
     # -- the orderly stop --------------------------------------------------------------------
 

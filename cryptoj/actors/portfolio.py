@@ -420,6 +420,8 @@ class PortfolioActor(Actor):
         item, decision = due
         if item.urgent and self.params is not None and self.params.level == RiskLevel.HALTED:
             return  # stop-loss exits obey HALTED like every order the portfolio decides
+        if product in self.stale and not decision.at_market:
+            return  # no slice is sized on a stale book; the deadline's market sweep still goes
         what = item.note or f"unwind ({item.trigger}; {item.plan_id})"
         reason = f"{what}: slice {item.slices + 1}, {decision.why}"
         plan = PlannedOrder(Side.SELL, decision.quantity, 0.0)
