@@ -106,8 +106,9 @@ def free_port() -> int:
 def soak_config(tmp: Path, fake: FakeCoinbase, key_file: Path) -> dict[str, Any]:
     """The daemon's config: live against the fake, manual targets, risk out of the way.
 
-    The risk and emergency limits are loosened on purpose (fees of random churn and injected
-    rejections would otherwise halt trading): this soak tests execution, not risk.
+    The risk and emergency limits, the turnover budget and the cost band are loosened on
+    purpose (fees of random churn and injected rejections would otherwise halt trading, and
+    small target changes would not trade): this soak tests execution, not risk or costs.
     """
     return {
         "mode": "live",
@@ -137,7 +138,14 @@ def soak_config(tmp: Path, fake: FakeCoinbase, key_file: Path) -> dict[str, Any]
         },
         "strategy": {"kind": "manual"},
         "execution": {"child_interval_s": 0.5, "max_duration_s": 4.0},
-        "risk": {"daily_loss_limit": 0.5, "caution_drawdown": 0.5, "stop_loss": 0.5},
+        "risk": {
+            "daily_loss_limit": 0.5,
+            "caution_drawdown": 0.5,
+            "stop_loss": 0.5,
+            "max_drawdown": 0.9,
+            "max_daily_turnover": 100.0,  # the soak churns on purpose
+        },
+        "portfolio": {"cost_band_multiple": 0.0},  # every target change must trade
         "shutdown": {
             "monitor": {"max_drawdown": 0.0, "max_error_rate": 0.0},
             "stop_wait_s": 20.0,  # the final SIGTERM books what is in flight (faults slow it)
