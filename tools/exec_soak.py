@@ -38,7 +38,8 @@ one JSON object:
 ``child_orders``               child orders journalled (each must be at the venue at most once;
                                a child is not an intent: its fills are booked under its parent)
 ``wall_seconds``               the whole run
-``unknown_at_execution``       intents closed because execution had no record of them (must be 0)
+``not_sent``                   intents whose order never reached the ExecutionActor's journal (lost
+                               to a SIGKILL in between): certainly never sent, closed NOT_SENT
 ``start_to_first_order_s``     per (re)start followed by an order: seconds from the process
                                spawn to the first order the fake received (liveness; target 5)
 ``settled_before_stop``        nothing was open before the final SIGTERM (an order the portfolio
@@ -339,10 +340,8 @@ def audit(journal: Path, venue: dict[str, Any]) -> dict[str, Any]:
             for c in unknown
         ),
         "open_intents": int(read_journal(journal, OPEN_INTENTS)[0][0]),
-        "unknown_at_execution": int(
-            read_journal(
-                journal, "SELECT COUNT(*) FROM intents WHERE status = 'UNKNOWN_AT_EXECUTION'"
-            )[0][0]
+        "not_sent": int(
+            read_journal(journal, "SELECT COUNT(*) FROM intents WHERE status = 'NOT_SENT'")[0][0]
         ),
         "open_orders": int(read_journal(journal, OPEN_ORDERS)[0][0]),
         "positions_match": match,
