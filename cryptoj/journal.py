@@ -81,6 +81,7 @@ CREATE TABLE IF NOT EXISTS rebalance_legs (
 CREATE TABLE IF NOT EXISTS rebalance_steps (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, txn_id TEXT NOT NULL, ts INTEGER NOT NULL,
     step TEXT NOT NULL, state TEXT NOT NULL, detail TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS orders_by_venue_order_id ON orders (venue_order_id);
 """
 
 
@@ -343,6 +344,11 @@ class Journal:
     def order(self, client_order_id: str) -> dict[str, Any] | None:
         """One order row, or None."""
         rows = self._rows("SELECT * FROM orders WHERE client_order_id = ?", (client_order_id,))
+        return rows[0] if rows else None
+
+    def order_by_venue_id(self, venue_order_id: str) -> dict[str, Any] | None:
+        """The order row the venue knows as ``venue_order_id``, or None."""
+        rows = self._rows("SELECT * FROM orders WHERE venue_order_id = ?", (venue_order_id,))
         return rows[0] if rows else None
 
     def orders(self, *, open_only: bool = False) -> list[dict[str, Any]]:

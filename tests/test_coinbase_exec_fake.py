@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import pytest
 from loguru import logger
 
@@ -216,6 +217,29 @@ def test_market_order_fills_and_the_books_match_the_venue(
     books.check()
     assert venue.submit(market(c_m1), 2) == result  # idempotent: nothing is sent again
     assert summary(fake)["create_requests_per_client_order_id"][c_m1] == 1
+
+
+def test_a_capped_market_buy_fills_no_higher_than_its_max_price(
+    fake: FakeCoinbase, key: ApiKey
+) -> None:
+    """``SubmitOrder.max_price`` goes to Coinbase as a limit IOC: far above the ask it fills
+    like a market order, below the ask it takes nothing and closes."""
+    venue, _, _ = make_venue(fake, key)
+    high, low = new_id("cap-hi"), new_id("cap-lo")
+    accepted = venue.submit(msgspec.structs.replace(market(high), max_price=Decimal(10**7)), 1)
+    assert isinstance(accepted, OrderAccepted)
+    assert wait_until(lambda: (v := venue.get_order(high)) is not None and v.status.terminal)
+    view = venue.get_order(high)
+    assert view is not None and view.status is OrderStatus.FILLED
+    assert view.filled_quantity == Decimal("0.05")
+    venue.submit(msgspec.structs.replace(market(low), max_price=Decimal("100")), 2)
+    assert wait_until(lambda: (v := venue.get_order(low)) is not None and v.status.terminal)
+    view = venue.get_order(low)
+    assert view is not None and view.filled_quantity == 0 and venue.fills_for(low) == ()
+    orders = {o["client_order_id"]: o for o in summary(fake)["orders"]}
+    assert view.status is OrderStatus.EXPIRED  # the IOC's untaken rest
+    config = orders[low]["order_configuration"]
+    assert config == {"sor_limit_ioc": {"base_size": "0.05", "limit_price": "100"}}
 
 
 def test_limit_order_rests_and_is_cancelled_and_stop_limit_and_quote_buy_are_accepted(

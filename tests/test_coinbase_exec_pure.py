@@ -380,6 +380,23 @@ def test_a_market_order_is_checked_against_the_quote_minimum_with_a_reference_pr
         quantize(small, BTC, reference_price=Decimal("5000"))
 
 
+def test_a_capped_market_buy_goes_as_a_limit_ioc_at_its_max_price_rounded_down() -> None:
+    capped = spec(kind="market", limit_price=None, max_price=Decimal("7140.987654"))
+    q = quantize(capped, BTC)
+    assert q.max_price == Decimal("7140.98")  # never pay more than asked
+    assert order_body(q)["order_configuration"] == {
+        "sor_limit_ioc": {"base_size": "0.12345678", "limit_price": "7140.98"}
+    }
+    plain_market = quantize(spec(kind="market", limit_price=None), BTC)
+    assert order_body(plain_market)["order_configuration"] == {
+        "market_market_ioc": {"base_size": "0.12345678"}
+    }
+    with pytest.raises(QuantizeError, match="applies to a BUY only"):
+        quantize(spec(kind="market", limit_price=None, side=Side.SELL, max_price=Decimal(1)), BTC)
+    with pytest.raises(QuantizeError, match="only market BUY orders take a max price"):
+        quantize(spec(max_price=Decimal(7000)), BTC)
+
+
 @given(
     x=st.decimals(min_value=Decimal("0.00000001"), max_value=Decimal("1e6"), places=10),
     inc=st.sampled_from([Decimal("0.00000001"), Decimal("0.01"), Decimal("0.5"), Decimal("25")]),

@@ -27,7 +27,7 @@ from cryptoj.execution.records import (
 from cryptoj.execution.splitting import ProductRules, SplitPolicy
 from cryptoj.journal import Journal
 from cryptoj.models.base import Message
-from cryptoj.models.market import Quote
+from cryptoj.models.market import FeedStatus, Quote
 from cryptoj.models.orders import (
     CancelOrder,
     Fill,
@@ -200,6 +200,24 @@ def test_a_large_order_is_split_over_virtual_time_within_the_depth_cap(tmp_path:
         D(3),
     )
     assert [e["kind"] for e in j.events()] == [PLAN_EVENT]
+    j.close()
+
+
+def test_no_child_goes_out_while_the_products_feed_is_stale(tmp_path: Path) -> None:
+    """Stale means stale for split children too: after the first child the feed goes stale,
+    the slots at 30 s and 60 s send nothing, and children resume once it recovers."""
+    venue = paper("2")
+    stale = FeedStatus(products=("BTC-USD",), state="stale", reason="no data")
+    fresh = FeedStatus(products=("BTC-USD",), state="recovered")
+    _, _, j = run(
+        tmp_path,
+        venue,
+        [(0, send(order("3"))), (10 * S, send(stale)), (80 * S, send(fresh))],
+    )
+    rows = children(j)
+    times = [int(str(r["created_ts"])) - T0 for r in rows]
+    assert times[0] == 0 and all(t >= 80 * S for t in times[1:])  # nothing at 30 s or 60 s
+    assert len(rows) >= 2 and all(r["status"] == "FILLED" for r in rows)
     j.close()
 
 

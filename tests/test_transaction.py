@@ -72,7 +72,7 @@ def test_a_failed_buy_cancels_the_other_outstanding_buys_and_waits_for_them() ->
     t = _txn(sells=0, buys=3, policy="compensate")
     assert _ids(t.start().send) == ["o1", "o2", "o3"]
     t.on_close("o1", "FILLED", D(1))
-    fx = t.on_close("o2", "UNKNOWN_AT_EXECUTION", D(0))
+    fx = t.on_close("o2", "NOT_SENT", D(0))
     assert t.state == TxnState.ROLLING_BACK and _ids(fx.cancel) == ["o3"] and not fx.done
     fx = t.on_close("o3", "CANCELLED", D("0.25"))
     assert fx.done and t.state == TxnState.ROLLED_BACK

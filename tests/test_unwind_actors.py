@@ -234,7 +234,8 @@ def test_immediate_mode_sells_everything_at_once(
 
 
 def test_no_entries_refuses_buys_and_re_entry_scales_them(tmp_path: Path) -> None:
-    p = PortfolioActor(Config(), _journal(tmp_path))
+    # no cost band: the buy goes to the scaled target itself, not to the band's edge
+    p = PortfolioActor(parse_config({"portfolio": {"cost_band_multiple": 0}}), _journal(tmp_path))
     ctx = FakeCtx(time_ns=T0)
     p.on_start(ctx)
     p.receive(risk_params(), ctx)
@@ -271,6 +272,22 @@ def test_a_stop_loss_joins_the_queue_ahead_of_the_plan(tmp_path: Path) -> None:
     p.receive(quote(bid="6500", ask="6501", size="4", ts=T0), ctx)  # 7 % below entry
     btc = _orders(ctx)[-1]
     assert btc.product == "BTC-USD" and btc.reason.startswith("stop loss")
+
+
+def test_no_slice_is_sized_on_a_stale_book_until_the_feed_recovers(
+    holder: tuple[PortfolioActor, FakeCtx],
+) -> None:
+    p, ctx = holder
+    p.receive(FeedStatus(ts=T0, products=("BTC-USD",), state="stale", reason="no data"), ctx)
+    p.receive(_plan(), ctx)
+    ctx.time_ns = T0 + MIN
+    p.receive(quote(bid="6990", ask="6991", size="4", ts=ctx.time_ns), ctx)
+    assert _orders(ctx) == []  # stale: no slice, whatever quote arrives
+    p.receive(FeedStatus(ts=ctx.time_ns, products=("BTC-USD",), state="recovered"), ctx)
+    ctx.time_ns = T0 + 2 * MIN
+    p.receive(quote(bid="6990", ask="6991", size="4", ts=ctx.time_ns), ctx)
+    (first,) = _orders(ctx)
+    assert first.side == Side.SELL and first.quantity > 0
 
 
 def test_plan_slices_sell_at_risk_halted_but_nothing_trades_after_a_halt(

@@ -38,6 +38,10 @@ one JSON object:
 ``child_orders``               child orders journalled (each must be at the venue at most once;
                                a child is not an intent: its fills are booked under its parent)
 ``wall_seconds``               the whole run
+``not_sent``                   intents whose order never reached the ExecutionActor's journal (lost
+                               to a SIGKILL in between): certainly never sent, closed NOT_SENT
+``start_to_first_order_s``     per (re)start followed by an order: seconds from the process
+                               spawn to the first order the fake received (liveness; target 5)
 ``settled_before_stop``        nothing was open before the final SIGTERM (an order the portfolio
                                decides just then is drained by the orderly stop and audited too)
 plus the faults injected, kills, restarts, exit codes and the journal's open intents.
@@ -73,6 +77,7 @@ sys.path.insert(0, str(ROOT))
 
 from cryptoj.adapters.coinbase.fake.auth import generate_api_key, write_key_file  # noqa: E402
 from cryptoj.adapters.coinbase.fake.server import FakeCoinbase  # noqa: E402
+from cryptoj.adapters.coinbase.parse import rfc3339_ns  # noqa: E402
 from cryptoj.models.orders import Fill, Side  # noqa: E402
 
 PRODUCTS = ("BTC-USD", "ETH-USD", "LTC-USD")
@@ -102,8 +107,9 @@ def free_port() -> int:
 def soak_config(tmp: Path, fake: FakeCoinbase, key_file: Path) -> dict[str, Any]:
     """The daemon's config: live against the fake, manual targets, risk out of the way.
 
-    The risk and emergency limits are loosened on purpose (fees of random churn and injected
-    rejections would otherwise halt trading): this soak tests execution, not risk.
+    The risk and emergency limits, the turnover budget and the cost band are loosened on
+    purpose (fees of random churn and injected rejections would otherwise halt trading, and
+    small target changes would not trade): this soak tests execution, not risk or costs.
     """
     return {
         "mode": "live",
@@ -133,7 +139,14 @@ def soak_config(tmp: Path, fake: FakeCoinbase, key_file: Path) -> dict[str, Any]
         },
         "strategy": {"kind": "manual"},
         "execution": {"child_interval_s": 0.5, "max_duration_s": 4.0},
-        "risk": {"daily_loss_limit": 0.5, "caution_drawdown": 0.5, "stop_loss": 0.5},
+        "risk": {
+            "daily_loss_limit": 0.5,
+            "caution_drawdown": 0.5,
+            "stop_loss": 0.5,
+            "max_drawdown": 0.9,
+            "max_daily_turnover": 100.0,  # the soak churns on purpose
+        },
+        "portfolio": {"cost_band_multiple": 0.0},  # every target change must trade
         "shutdown": {
             "monitor": {"max_drawdown": 0.0, "max_error_rate": 0.0},
             "stop_wait_s": 20.0,  # the final SIGTERM books what is in flight (faults slow it)
@@ -153,10 +166,12 @@ class DaemonProcess:
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
         self.exit_codes: list[int] = []
+        self.starts_ns: list[int] = []  # wall clock (the fake's clock too) of each spawn
 
     def start(self) -> None:
         """Start and wait until the ops endpoint answers /health (or fail naming why)."""
         self.port = free_port()
+        self.starts_ns.append(time.time_ns())
         out = self.log.open("ab")
         self.proc = subprocess.Popen(
             [*CLI, "--config", str(self.config), "--ops-port", str(self.port)],
@@ -325,6 +340,9 @@ def audit(journal: Path, venue: dict[str, Any]) -> dict[str, Any]:
             for c in unknown
         ),
         "open_intents": int(read_journal(journal, OPEN_INTENTS)[0][0]),
+        "not_sent": int(
+            read_journal(journal, "SELECT COUNT(*) FROM intents WHERE status = 'NOT_SENT'")[0][0]
+        ),
         "open_orders": int(read_journal(journal, OPEN_ORDERS)[0][0]),
         "positions_match": match,
         "split_orders": len(set(parent_of.values())),
@@ -334,6 +352,22 @@ def audit(journal: Path, venue: dict[str, Any]) -> dict[str, Any]:
         "journal_positions": {c: str(q) for c, q in sorted(positions.items()) if q},
         "venue_positions": {c: str(q) for c, q in sorted(balances.items()) if c != "USD" and q},
         "venue_invariant_violations": venue["invariant_violations"],
+    }
+
+
+def first_orders(starts_ns: list[int], orders: list[dict[str, Any]]) -> dict[str, Any]:
+    """Liveness after each (re)start: seconds from the process spawn to the first order the
+    fake received after it, per start that was followed by any order."""
+    created = sorted(rfc3339_ns(o["created_time"]) for o in orders)
+    delays = []
+    for i, start in enumerate(starts_ns):
+        end = starts_ns[i + 1] if i + 1 < len(starts_ns) else None
+        first = next((c for c in created if c >= start), None)
+        if first is not None and (end is None or first < end):
+            delays.append(round((first - start) / 1e9, 2))
+    return {
+        "start_to_first_order_s": delays,
+        "max_start_to_first_order_s": max(delays, default=None),
     }
 
 
@@ -399,6 +433,7 @@ class Soak:
             venue = self.fake.state()
         (self.tmp / "venue.json").write_text(json.dumps(venue, indent=1, default=str))
         result = audit(self.journal, venue["exchange"])
+        result.update(first_orders(daemon.starts_ns, venue["exchange"]["orders"]))
         result.update(
             {
                 "kills": self.kills,

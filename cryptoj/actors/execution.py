@@ -48,6 +48,7 @@ Timers carry a token of this actor incarnation, so a restart never doubles them.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from cryptoj.actors.base import Actor, Context
@@ -56,6 +57,7 @@ from cryptoj.execution.records import journal_order
 from cryptoj.execution.splitting import SplitPolicy
 from cryptoj.journal import Journal
 from cryptoj.models.base import Message
+from cryptoj.models.market import FeedStatus
 from cryptoj.models.orders import (
     CancelAllOrders,
     CancelOrder,
@@ -284,6 +286,10 @@ class ExecutionActor(Actor):
             else:
                 self._reconcile(coid, row["product"], ctx)
 
+    def _handle_feed_status(self, msg: FeedStatus, ctx: Context) -> None:
+        """A stale product's split children wait until its data flows again."""
+        self.split.set_stale(msg.products, msg.state in ("stale", "degraded"))
+
     # -- the orderly stop --------------------------------------------------------------------
 
     def _handle_drain_orders(self, msg: DrainOrders, ctx: Context) -> None:
@@ -387,7 +393,7 @@ class ExecutionActor(Actor):
         for row in self._open_rows():
             if row["status"] == OrderStatus.PENDING:
                 self._reconcile(row["client_order_id"], row["product"], ctx)
-        report = self.remote.reconcile(ctx.now(), since_ns)
+        report = self.remote.reconcile(ctx.now(), since_ns, self._settled)
         for d in report.diffs:
             detail = f"{why}: {d.kind} {d.client_order_id or '-'} {d.venue_order_id} {d.detail}"
             self._event(ctx, "reconcile", detail.strip())
@@ -395,6 +401,16 @@ class ExecutionActor(Actor):
                 self._adopt(d.client_order_id, ctx)
         if report.error:
             self._event(ctx, "reconcile_failed", f"{why}: {report.error}")
+
+    def _settled(self, venue_order_id: str) -> bool:
+        """True when the journal has the venue's order as terminal with every fill booked (a
+        split child's under its parent): reconciliation need not look it up again."""
+        row = self._j().order_by_venue_id(venue_order_id)
+        if row is None or not OrderStatus(row["status"]).terminal:
+            return False
+        coid = row["client_order_id"]
+        qty, _, _ = self.split.booked(coid) or self._j().fill_totals(coid)
+        return qty == Decimal(row["filled_quantity"])
 
     def _adopt(self, coid: str, ctx: Context) -> None:
         """The venue has an order the journal knows but nobody tracks: the venue wins."""

@@ -131,14 +131,19 @@ class FeedActor(Actor):
         bar_subscribers: tuple[str, ...] = ("strategy", "risk"),
         quote_subscribers: tuple[str, ...] = ("portfolio",),
         finished_to: str = "shutdown",
+        status_subscribers: tuple[str, ...] = ("shutdown", "execution"),
         tick_bar_size: int = 100,
         poll: bool = True,
     ) -> None:
+        """``status_subscribers``: besides the bar and quote subscribers, who hears the feed's
+        health (the guardian; execution, whose split children wait while a product is stale).
+        """
         self.source = source
         self.quote_sink = quote_sink
         self.bar_subscribers = bar_subscribers
         self.quote_subscribers = quote_subscribers
         self.finished_to = finished_to
+        self.status_subscribers = status_subscribers
         self.poll = poll  # False: events are pushed by a connection (live), not replayed
         self.bars = TickBarAggregator(
             tick_bar_size
@@ -182,8 +187,10 @@ class FeedActor(Actor):
         self._process((quote,), ctx)
 
     def _handle_feed_status(self, msg: FeedStatus, ctx: Context) -> None:
-        """Connection health (stale / recovered / degraded) to every consumer and the guardian."""
-        for name in dict.fromkeys((*self.bar_subscribers, *self.quote_subscribers, "shutdown")):
+        """Connection health (stale / recovered / degraded) to every consumer, the guardian and
+        execution."""
+        subscribers = (*self.bar_subscribers, *self.quote_subscribers, *self.status_subscribers)
+        for name in dict.fromkeys(subscribers):
             ctx.send(name, msg)
 
     def _process(

@@ -93,8 +93,12 @@ __all__ = ["PortfolioActor", "rebuild_ledger"]
 
 RECONCILE = Tick(kind="reconcile")
 UNWIND_DEADLINE = Tick(kind="unwind_deadline")
+#: The close status of an intent the ExecutionActor has no record of: its SubmitOrder was lost
+#: (to a kill or an execution restart) before execution journalled it, so, journal first, it
+#: was certainly never sent; its reservation is released and the next plan decides again.
+NOT_SENT = "NOT_SENT"
 #: Order outcomes the error-rate monitor counts as errors.
-ERROR_STATUSES = frozenset({"REJECTED", "UNKNOWN_AT_EXECUTION"})
+ERROR_STATUSES = frozenset({"REJECTED", NOT_SENT})
 #: Snapshots go to the RiskActor after every fill and otherwise at most this often (clock ns).
 SNAPSHOT_EVERY_NS = 1_000_000_000
 #: The equity is journalled at most once per this much market time (the last quote's timestamp
@@ -305,7 +309,7 @@ class PortfolioActor(Actor):
 
     def _handle_order_status_report(self, msg: OrderStatusReport, ctx: Context) -> None:
         if not msg.known:
-            self._close(msg.client_order_id, "UNKNOWN_AT_EXECUTION", msg.ts, ctx)
+            self._close(msg.client_order_id, NOT_SENT, msg.ts, ctx)
         elif msg.status is not None and msg.status.terminal:
             self._close(msg.client_order_id, str(msg.status), msg.ts, ctx)
         else:  # still working: a leg we asked to cancel is asked again (the first request may
@@ -420,6 +424,8 @@ class PortfolioActor(Actor):
         item, decision = due
         if item.urgent and self.params is not None and self.params.level == RiskLevel.HALTED:
             return  # stop-loss exits obey HALTED like every order the portfolio decides
+        if product in self.stale and not decision.at_market:
+            return  # no slice is sized on a stale book; the deadline's market sweep still goes
         what = item.note or f"unwind ({item.trigger}; {item.plan_id})"
         reason = f"{what}: slice {item.slices + 1}, {decision.why}"
         plan = PlannedOrder(Side.SELL, decision.quantity, 0.0)

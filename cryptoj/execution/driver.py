@@ -135,6 +135,7 @@ class SplitDriver:
         """``policy`` None: no new order is split (journalled parents are still finished)."""
         self.venue = venue
         self._quotes = venue if isinstance(venue, QuotingVenue) else None
+        self._stale: set[str] = set()  # products whose feed is stale (FeedStatus)
         self._rules_of = venue if isinstance(venue, RulesVenue) else None
         self.portfolio = portfolio
         self.send_child = send_child
@@ -178,8 +179,19 @@ class SplitDriver:
         """True for a split parent (never at the venue), working or finished."""
         return client_order_id in self.plans
 
+    def set_stale(self, products: tuple[str, ...], stale: bool) -> None:
+        """The feed says these products are stale (or fresh again): while stale, no child of
+        theirs goes out (their book is unknown); a parent's deadline still ends it."""
+        if stale:
+            self._stale.update(products)
+        else:
+            self._stale.difference_update(products)
+
     def books(self, product: str, side: Side) -> BookView | None:
-        """The touch an order on ``side`` takes from, from the venue's last quote."""
+        """The touch an order on ``side`` takes from, from the venue's last quote (None while
+        the product's feed is stale: the splitter then waits)."""
+        if product in self._stale:
+            return None
         quote = self._quotes.last_quote(product) if self._quotes is not None else None
         return book_view(quote, side)
 

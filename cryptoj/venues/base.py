@@ -143,7 +143,15 @@ class ReconcilingVenue(Protocol):
         """``(kind, client_order_id, detail)`` notes to journal as events, oldest first."""
         ...
 
-    def reconcile(self, ts: int, since_ns: int | None = None) -> ReconcileReport:
+    def reconcile(
+        self,
+        ts: int,
+        since_ns: int | None = None,
+        settled: Callable[[str], bool] | None = None,
+    ) -> ReconcileReport:
         """Fetch open orders and the fills since the last seen one (or ``since_ns``), apply the
-        differences (the venue wins; events go through the listener) and report them."""
+        differences (the venue wins; events go through the listener) and report them.
+
+        ``settled(venue_order_id)`` is True for an order nobody tracks that the journal has as
+        terminal with every fill booked: its fills are not followed up (no lookup)."""
         ...

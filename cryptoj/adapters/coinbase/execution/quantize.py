@@ -10,7 +10,8 @@ never a round trip:
 
 * base sizes and quote sizes are rounded **down** (never trade more than asked);
 * limit prices are rounded to the passive side: a BUY **down**, a SELL **up** (never pay more,
-  never sell for less than asked);
+  never sell for less than asked); so is a market BUY's ``max_price`` (down), which sends it as
+  a limit IOC (``sor_limit_ioc``) at that price;
 * stop prices are rounded so the stop triggers no later than asked: ``STOP_DOWN`` **up**,
   ``STOP_UP`` **down**;
 * after rounding: size ≥ ``base_min_size`` and ≤ ``base_max_size``; quote size (market BUY by
@@ -82,6 +83,9 @@ class OrderSpec(msgspec.Struct, frozen=True, kw_only=True):
     stop_price: Decimal | None = None
     stop_direction: StopDirection | None = None  # default: SELL → STOP_DOWN, BUY → STOP_UP
     post_only: bool = False
+    #: market BUY by base size only: the highest price it may fill at; sent as a limit IOC at
+    #: it (``sor_limit_ioc``), so a moved book cannot make it cost more than was reserved
+    max_price: Decimal | None = None
 
 
 def plain(x: Decimal) -> str:
@@ -195,7 +199,16 @@ def quantize(
         size = _base(spec, rules)
         if reference_price is not None and reference_price > 0:
             _notional(spec, rules, size, reference_price)
-        return msgspec.structs.replace(spec, base_size=size)
+        if spec.max_price is None:
+            return msgspec.structs.replace(spec, base_size=size)
+        if spec.side is not Side.BUY:
+            raise QuantizeError("a market order's max price applies to a BUY only")
+        cap = floor_to(_positive("max price", spec.max_price), rules.price_increment)
+        if cap <= 0:
+            raise QuantizeError(f"{spec.product}: max price {plain(spec.max_price)} rounds to 0")
+        return msgspec.structs.replace(spec, base_size=size, max_price=cap)
+    if spec.max_price is not None:
+        raise QuantizeError("only market BUY orders take a max price (a limit has its own)")
     if spec.quote_size is not None:
         raise QuantizeError("only market BUY orders can be sized in quote currency")
     size = _base(spec, rules)
@@ -232,6 +245,13 @@ def order_configuration(spec: OrderSpec) -> dict[str, Any]:
         if spec.quote_size is not None:
             return {"market_market_ioc": {"quote_size": plain(spec.quote_size)}}
         assert spec.base_size is not None
+        if spec.max_price is not None:  # a market buy that fills no higher: limit IOC
+            return {
+                "sor_limit_ioc": {
+                    "base_size": plain(spec.base_size),
+                    "limit_price": plain(spec.max_price),
+                }
+            }
         return {"market_market_ioc": {"base_size": plain(spec.base_size)}}
     assert spec.base_size is not None and spec.limit_price is not None
     if spec.kind == "limit":

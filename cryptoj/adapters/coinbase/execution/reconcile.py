@@ -6,7 +6,9 @@ an interval (the ExecutionActor decides when). One pass:
 1. lists every OPEN order at Coinbase and applies each to its tracker;
 2. lists the fills since the last ``sequence_timestamp`` seen (the first pass starts at the time
    the actor gives: the oldest open journalled order or the newest journalled fill), and re-reads
-   every order those fills belong to unless step 1 already refreshed it or it is terminal;
+   every order those fills belong to unless step 1 already refreshed it, it is terminal, or
+   nobody tracks it and the journal has it settled (terminal with every fill booked: the
+   actor's ``settled`` check), so a restart does not look up orders it finished long ago;
 3. re-reads every accepted tracked order that is still not terminal and was not refreshed by
    1 or 2 (it closed without a fill while nobody listened, e.g. cancelled or expired);
 4. PENDING orders whose create outcome is unknown are left to ``CoinbaseVenue.resolve``.
@@ -92,7 +94,12 @@ class Reconciler:
         self._cursor_ns = -1
         self._reported: set[str] = set()
 
-    def run(self, diffs: list[ReconcileDiff], since_ns: int | None = None) -> None:
+    def run(
+        self,
+        diffs: list[ReconcileDiff],
+        since_ns: int | None = None,
+        settled: Callable[[str], bool] | None = None,
+    ) -> None:
         """One pass; differences are appended to ``diffs`` as they are found (so a pass that
         fails half way still reports what it applied). Raises the client's errors."""
         refreshed: set[str] = set()
@@ -101,6 +108,9 @@ class Reconciler:
         for vid in self._filled_order_ids(since_ns):
             t = self.trackers.for_venue_id(vid)
             if t is not None and (t.client_order_id in refreshed or t.terminal):
+                continue
+            if t is None and settled is not None and settled(vid):
+                self.trackers.counts["settled_skipped"] += 1
                 continue
             found = self.client.get_order(vid)
             if found is not None:

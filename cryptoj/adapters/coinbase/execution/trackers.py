@@ -45,6 +45,7 @@ COUNTERS = (
     "reconcile_errors",
     "reconcile_diffs",
     "untracked",
+    "settled_skipped",
     "absent",
     "fills",
     "closes",

@@ -8,7 +8,8 @@ deterministic ids, states never regress), fed by three sources under one lock: t
 response, the user channel (:mod:`.user_channel`) and REST reads (lookups, reconciliation).
 
 Submitting (:meth:`CoinbaseVenue.submit`)
-    The order becomes an :class:`~.quantize.OrderSpec` (MARKET → market IOC by base size, LIMIT
+    The order becomes an :class:`~.quantize.OrderSpec` (MARKET → market IOC by base size, or a
+    limit IOC at its ``max_price`` when it has one: a buy capped at its reservation; LIMIT
     → limit GTC with ``post_only``, STOP_LIMIT → stop-limit GTC), is quantised to the product's
     rules (fetched once per ``product_ttl_s``) and refused locally if it cannot be sent. Its
     tracker exists **before** the request leaves, so a user-channel OPEN that overtakes the
@@ -63,7 +64,8 @@ Counters (:meth:`counters`): ``submits``, ``accepted``, ``rejected``, ``local_re
 ``unknown_outcomes`` (orders that had one), ``unknown_outcomes_resolved``,
 ``unknown_outcomes_pending``, ``submit_unresolved`` (submits that returned OrderOutcomeUnknown),
 ``resends``, ``lookups``, ``reconciles``, ``reconcile_errors``, ``reconcile_diffs``,
-``untracked``, ``absent``, ``fills``, ``closes``, ``user_updates``, ``user_ignored``
+``untracked``, ``settled_skipped`` (fills of orders the journal has settled, not looked up
+again), ``absent``, ``fills``, ``closes``, ``user_updates``, ``user_ignored``
 (duplicate/stale/replayed reports), ``user_unmatched``, ``user_lives``, ``user_gaps``,
 ``anomalies``, ``cancels``, ``cancel_failures``, ``auth_failures``, ``stops_at_market``, and
 the REST client's ``rest_requests``, ``rest_retries``, ``rest_fault_<kind>``,
@@ -321,6 +323,7 @@ class CoinbaseVenue:
             limit_price=order.limit_price,
             stop_price=order.stop_price,
             post_only=order.post_only,
+            max_price=order.max_price,
         )
 
     def submit(
@@ -561,13 +564,18 @@ class CoinbaseVenue:
             self._counts["absent"] += 1
             return Resolution.ABSENT, "not at Coinbase"
 
-    def reconcile(self, ts: int, since_ns: int | None = None) -> ReconcileReport:
+    def reconcile(
+        self,
+        ts: int,
+        since_ns: int | None = None,
+        settled: Callable[[str], bool] | None = None,
+    ) -> ReconcileReport:
         """One pass of :class:`~.reconcile.Reconciler` (see *Reconciling*)."""
         self._counts["reconciles"] += 1
         diffs: list[ReconcileDiff] = []
         with self._op_lock:
             try:
-                self.reconciler.run(diffs, since_ns)
+                self.reconciler.run(diffs, since_ns, settled)
             except AuthenticationFailed as e:
                 self._auth_failed(e)
                 raise
