@@ -180,9 +180,9 @@ class RiskActor(Actor):
         entries_flipped = u.entries_allowed != self.entries_allowed
         self.entries_allowed = u.entries_allowed
         if u.changed:
-            self._journal().record_event(
-                u.ts, "risk", "risk_level", f"{u.previous} -> {u.level}: {u.reason}"
-            )
+            change = f"{u.previous} -> {u.level}: "
+            detail = change + u.reason.removeprefix(change)  # the reason may name it already
+            self._journal().record_event(u.ts, "risk", "risk_level", detail)
             ctx.send(
                 self.shutdown,
                 RiskLevelChanged(ts=u.ts, previous=u.previous, level=u.level, reason=u.reason),
