@@ -29,6 +29,7 @@ from prometheus_client import CollectorRegistry
 
 from cryptoj.adapters.coinbase import CoinbaseFeed, CredentialsError, build_feed
 from cryptoj.config import Config
+from cryptoj.marketdata.recording import FeedRecorder
 from cryptoj.marketdata.ticks import load_market_data
 from cryptoj.models.system import ShutdownRequested
 from cryptoj.ops.config import (
@@ -110,6 +111,7 @@ class Daemon:
         self.rt: OpsRuntime | None = None
         self.ctx: OpsContext | None = None
         self.endpoint: OpsEndpoint | None = None
+        self.recorder: FeedRecorder | None = None  # feed.record: the live feed's recorder
         self._stop = threading.Event()
         self._reasons: list[str] = []
 
@@ -268,17 +270,35 @@ class Daemon:
         finally:
             if feed is not None:
                 feed.stop()
+            if self.recorder is not None:
+                self.recorder.stop()
+                logger.info("feed recorder: {}", self.recorder.stats())
 
     def _start_coinbase_feed(self) -> CoinbaseFeed | None:
         """Connect the live Coinbase feed; its events go to the FeedActor's mailbox."""
         rt, cfg = self.rt, self.cfg
         assert rt is not None
+
+        def deliver(event: Any) -> None:
+            rt.tell("feed", event, sender="coinbase")
+
+        if cfg.feed.record:  # feed.record: a copy of each event to the recorder's queue
+            recorder = self.recorder = FeedRecorder(
+                cfg.feed.catalog,
+                queue_size=cfg.feed.record_queue,
+                l2_interval_s=cfg.feed.record_l2_interval_s,
+            ).start()
+
+            def deliver_and_record(event: Any) -> None:
+                rt.tell("feed", event, sender="coinbase")
+                recorder.offer(event)
+
         try:
             feed = build_feed(
                 cfg.feed.coinbase,
                 cfg.coinbase,
                 cfg.feed.products,
-                lambda event: rt.tell("feed", event, sender="coinbase"),
+                deliver_and_record if cfg.feed.record else deliver,
                 seed=cfg.seed,
             )
         except CredentialsError as e:
