@@ -168,17 +168,30 @@ def trade_pages(n: int) -> int:
     return pages + (1 if left >= 0 else 0)
 
 
+def candle(**over: Any) -> dict[str, Any]:
+    """A valid candle at 60 s with some fields replaced."""
+    return {
+        "start": "60",
+        "low": "1",
+        "high": "2",
+        "open": "1",
+        "close": "1.5",
+        "volume": "1",
+    } | over
+
+
 @pytest.mark.parametrize(
     ("row", "problem"),
     [
-        ({"start": "60", "low": "2", "high": "1", "open": "1.5", "close": "1.5", "volume": "1"}, "inconsistent"),
-        ({"start": "60", "low": "1", "high": "2", "open": "NaN", "close": "1.5", "volume": "1"}, "finite price"),
-        ({"start": "60", "low": "1", "high": "2", "open": "1", "close": "1.5", "volume": "-1"}, "quantity >= 0"),
-        ({"start": "61", "low": "1", "high": "2", "open": "1", "close": "1.5", "volume": "1"}, "misaligned"),
-        ({"start": "1e3", "low": "1", "high": "2", "open": "1", "close": "1.5", "volume": "1"}, "Unix seconds"),
-        ({"start": "60", "low": 1, "high": "2", "open": "1", "close": "1.5", "volume": "1"}, "decimal string"),
+        (candle(low="2", high="1"), "inconsistent"),
+        (candle(open="NaN"), "finite price"),
+        (candle(volume="-1"), "quantity >= 0"),
+        (candle(start="61"), "misaligned"),
+        (candle(start="1e3"), "Unix seconds"),
+        (candle(low=1), "decimal string"),
+        (candle(start="600000"), "outside"),
     ],
-)  # fmt: skip
+)
 def test_a_malformed_candle_is_an_error_naming_the_request(
     row: dict[str, Any], problem: str
 ) -> None:
