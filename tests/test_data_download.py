@@ -297,3 +297,38 @@ def test_a_catalog_replay_equals_the_same_bars_as_a_csv(
     assert [(s.name, s.rows, s.days) for s in sets] == [
         ("catalog:BTC-USD,ETH-USD/1m", sum(1 for _ in lines[1:]), 2)
     ]
+
+
+def test_the_fake_serves_candles_with_coinbase_limits(fake: FakeCoinbase) -> None:
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    ctx = ssl.create_default_context(cafile=fake.ca_file)
+    base = f"{fake.rest_url}/api/v3/brokerage/market/products"
+
+    def get(path: str) -> tuple[int, Any]:
+        try:
+            with urllib.request.urlopen(f"{base}/{path}", context=ctx, timeout=10) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    start = 1522800000  # 2018-04-04 00:00 UTC
+    status, body = get(
+        f"BTC-USD/candles?start={start}&end={start + 350 * 60}&granularity=ONE_MINUTE"
+    )
+    opens = [int(c["start"]) for c in body["candles"]]
+    assert status == 200 and opens == sorted(opens, reverse=True)  # newest first
+    assert start <= min(opens) and max(opens) < start + 350 * 60 and len(opens) <= 350
+    status, body = get(
+        f"BTC-USD/candles?start={start}&end={start + 351 * 60}&granularity=ONE_MINUTE"
+    )
+    assert status == 400 and body["error"] == "INVALID_ARGUMENT"
+    status, body = get(f"BTC-USD/candles?start={start}&end={start + 600}&granularity=TEN_MINUTE")
+    assert status == 400 and "granularity" in body["message"]
+    status, body = get(f"DOGE-USD/candles?start={start}&end={start + 600}&granularity=ONE_MINUTE")
+    assert status == 404
+    status, body = get(f"BTC-USD/ticker?start={start}&end={start + 3600}&limit=10")
+    times = [t["time"] for t in body["trades"]]
+    assert status == 200 and len(times) == 10 and times == sorted(times, reverse=True)

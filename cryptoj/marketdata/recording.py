@@ -19,7 +19,8 @@ Prices and sizes are stored as the decimal strings of the events (exact); ``seq`
 in which the feed delivered the events (the replay keeps it within one timestamp).
 
 ``replay --data recorded:YYYY-MM-DD`` (:func:`load_recorded_events`) feeds the day's quotes and
-trades, in their recorded order and with their recorded timestamps, through the same actors.
+trades, one at a time in their recorded order and with their recorded timestamps, through the
+same actors.
 """
 
 from __future__ import annotations
@@ -32,10 +33,10 @@ import threading
 import time
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
-from itertools import groupby
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from loguru import logger
 
 from cryptoj.marketdata.loader import Batch, DataError
@@ -328,7 +329,9 @@ def _dec(label: str, row: int, column: str, text: str, price: bool) -> Decimal:
 def load_recorded_events(
     name: str, root: str | os.PathLike[str], *, products: Sequence[str] | None = None
 ) -> list[Batch]:
-    """The quotes and trades of ``recorded:YYYY-MM-DD`` as batches of one timestamp each."""
+    """The quotes and trades of ``recorded:YYYY-MM-DD``, one event per batch, in the order the
+    feed delivered them (an event stamped before the one delivered ahead of it gets that one's
+    time, so the replay clock never goes back)."""
     day = name.removeprefix("recorded:")
     folder = Path(root) / RECORDED / day
     if not folder.is_dir():
@@ -376,5 +379,14 @@ def load_recorded_events(
             )
     if not events:
         raise DataError(name, f"no quotes or trades recorded in {folder}")
-    events.sort(key=lambda x: (x[0], x[1]))  # time, then the order the feed delivered them
-    return [tuple(e for _, _, e in group) for _, group in groupby(events, key=lambda x: x[0])]
+    # the order the feed delivered them, each its own step (as the live push path hands them
+    # to the FeedActor one at a time); time never goes back
+    events.sort(key=lambda x: x[1])
+    batches: list[Batch] = []
+    last = 0
+    for ts, _, event in events:
+        if ts < last:  # another connection's event stamped earlier: keep time monotonic
+            event = msgspec.structs.replace(event, ts=last)
+        last = event.ts
+        batches.append((event,))
+    return batches
