@@ -28,6 +28,7 @@ from loguru import logger
 from prometheus_client import CollectorRegistry
 
 from cryptoj.adapters.coinbase import CoinbaseFeed, CredentialsError, build_feed
+from cryptoj.adapters.coinbase.book_sampler import BookSampler
 from cryptoj.config import Config
 from cryptoj.marketdata.recording import FeedRecorder
 from cryptoj.marketdata.ticks import load_market_data
@@ -112,6 +113,7 @@ class Daemon:
         self.ctx: OpsContext | None = None
         self.endpoint: OpsEndpoint | None = None
         self.recorder: FeedRecorder | None = None  # feed.record: the live feed's recorder
+        self.book_sampler: BookSampler | None = None  # feed.record: its book snapshots
         self._stop = threading.Event()
         self._reasons: list[str] = []
 
@@ -268,6 +270,8 @@ class Daemon:
         try:
             self._serve()
         finally:
+            if self.book_sampler is not None:
+                self.book_sampler.stop()
             if feed is not None:
                 feed.stop()
             if self.recorder is not None:
@@ -306,6 +310,13 @@ class Daemon:
             rt.request_stop(EXIT_USAGE, f"coinbase credentials: {e}")
             return None
         feed.start()
+        if self.recorder is not None:  # level2 book snapshots at a bounded rate
+            self.book_sampler = BookSampler(
+                feed,
+                self.recorder.offer_book,
+                interval_s=cfg.feed.record_l2_interval_s,
+                depth=cfg.feed.record_l2_depth,
+            ).start()
         if self.ctx is not None:
             self.ctx.live_feed = feed  # /status, /health, /ready and /metrics read its status()
         return feed

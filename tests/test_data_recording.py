@@ -12,8 +12,10 @@ import json
 import sqlite3
 import threading
 from decimal import Decimal
+from itertools import pairwise
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from cryptoj.adapters.coinbase.fake import FakeCoinbase
@@ -88,6 +90,8 @@ def test_a_recorded_live_run_replays_to_the_same_orders(
                     "source": "coinbase",
                     "catalog": str(catalog),
                     "record": True,
+                    "record_l2_interval_s": 0.2,
+                    "record_l2_depth": 3,
                     "coinbase": {
                         "ws_urls": [fake.ws_url],
                         "rest_url": fake.rest_url,
@@ -115,6 +119,20 @@ def test_a_recorded_live_run_replays_to_the_same_orders(
     stats = daemon.recorder.stats()
     assert stats["dropped"] == 0 and stats["errors"] == 0 and stats["written"] > 0
     (day, rows), *_ = list_recorded(catalog)
+    books = pq.read_table(sorted((catalog / "recorded" / day).glob("book-*.parquet"))).to_pydict()
+    snapshots: dict[tuple[str, int], list[tuple[str, Decimal]]] = {}
+    for ts, product, side, price in zip(
+        books["ts"], books["product"], books["side"], books["price"], strict=True
+    ):
+        snapshots.setdefault((product, ts), []).append((side, Decimal(price)))
+    assert {p for p, _ in snapshots} == {"BTC-USD", "ETH-USD"}
+    for levels in snapshots.values():  # the top 3 levels a side, bids below asks
+        bids = [p for side, p in levels if side == "bid"]
+        asks = [p for side, p in levels if side == "ask"]
+        assert len(bids) == len(asks) == 3 and max(bids) < min(asks)
+    for product in ("BTC-USD", "ETH-USD"):  # at most one snapshot per product per 0.2 s
+        times = sorted(ts for p, ts in snapshots if p == product)
+        assert all(b - a >= 200_000_000 for a, b in pairwise(times))
     config = tmp_path / "replay.yaml"
     config.write_text(json.dumps({"feed": settings, "strategy": strategy}))
     journal = tmp_path / "replay.sqlite"
