@@ -145,7 +145,11 @@ class Daemon:
         batches = (
             []
             if live
-            else load_market_data(cfg.feed.data, products=list(cfg.feed.products) or None)
+            else load_market_data(
+                cfg.feed.data,
+                products=list(cfg.feed.products) or None,
+                catalog=cfg.feed.catalog,
+            )
         )
         system = self.system = assemble(
             cfg,

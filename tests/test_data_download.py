@@ -231,10 +231,19 @@ def test_cli_downloads_lists_and_replays_the_catalog(
     assert main(["data", "download", "--products", "XRP-USD", *span, *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "XRP-USD" in err[0] and "404" in err[0]
+    # a range with no data: one line, exit 2 (and the empty days are indexed, with their gaps)
+    empty = ["--from", "2019-01-01", "--to", "2019-01-01"]
+    assert main(["data", "download", "--products", "BTC-USD", *empty, *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no data" in err[0]
+    assert Catalog(cat).entries()["BTC-USD/candles-1m/2019-01-01"].gaps == (
+        (1546300800, 1546300800 + 86_400 - 60),
+    )
     assert main(["replay", "--list-data", "--catalog", cat]) == 0
     listed = capsys.readouterr().out
     assert "coinbase-1m-2018-04" in listed
-    assert "catalog:BTC-USD,ETH-USD/1m\tBTC-USD,ETH-USD\t1m\t2018-04-04 .. 2018-04-05" in listed
+    set_line = "catalog:BTC-USD,ETH-USD/1m\tBTC-USD,ETH-USD\t1m\t2018-04-04 .. 2019-01-01\t"
+    assert f"{set_line}3 day(s), 4896 rows, gaps {864 + 1440}" in listed  # the empty day: gaps
     journal = str(tmp_path / "j.sqlite")
     run = ["replay", "--catalog", cat, "--journal", journal, "--trace", "", "--json"]
     assert (

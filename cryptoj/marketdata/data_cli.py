@@ -62,6 +62,13 @@ def run_data_command(args: argparse.Namespace) -> int:
     except (DownloadError, DataError, ValueError, OSError) as e:
         print(f"data download: {e}", file=sys.stderr)
         return EXIT_ERROR
+    if stats.days_fetched and not stats.rows:
+        print(
+            f"data download: no data: the exchange has nothing for {', '.join(plan.products)} "
+            f"from {plan.start} to {plan.end} (the empty days are recorded as gaps)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     print(
         f"data download: {stats.days_fetched} day(s) fetched, {stats.days_skipped} already "
         f"stored; {stats.rows} rows, {stats.gaps} missing candle(s) recorded as gaps; "
