@@ -18,6 +18,7 @@ from cryptoj.adapters.coinbase.fake import FakeCoinbase
 from cryptoj.cli import main
 from cryptoj.marketdata import load_events
 from cryptoj.marketdata.catalog import Catalog, list_sets, load_catalog_events
+from cryptoj.marketdata.catalog_fast import fast_candle_events
 from cryptoj.marketdata.download import (
     DownloadError,
     Plan,
@@ -26,6 +27,7 @@ from cryptoj.marketdata.download import (
     gaps_of,
     parse_candles,
 )
+from cryptoj.marketdata.loader import DataError
 from cryptoj.models.market import Bar
 
 DAYS = (dt.date(2018, 4, 4), dt.date(2018, 4, 5))
@@ -293,6 +295,9 @@ def test_a_catalog_replay_equals_the_same_bars_as_a_csv(
             lines.append(",".join(str(c) for c in cells))
     csv.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
     assert load_catalog_events("catalog:BTC-USD,ETH-USD/1m", cat) == load_events(csv)
+    entries = sorted(Catalog(cat).entries().values(), key=lambda e: e.key)
+    tables = [(e.product, e.day, Catalog(cat).read_table(e)) for e in entries]
+    assert fast_candle_events(tables, 60, None, None) == load_events(csv)  # the columnar path
     summaries = []
     for data in ("catalog:BTC-USD,ETH-USD/1m", str(csv)):
         journal = str(tmp_path / f"j{len(summaries)}.sqlite")
@@ -341,3 +346,55 @@ def test_the_fake_serves_candles_with_coinbase_limits(fake: FakeCoinbase) -> Non
     status, body = get(f"BTC-USD/ticker?start={start}&end={start + 3600}&limit=10")
     times = [t["time"] for t in body["trades"]]
     assert status == 200 and len(times) == 10 and times == sorted(times, reverse=True)
+
+
+T0 = 1522800000  # 2018-04-04 00:00 UTC
+
+
+def day_columns(**over: list[Any]) -> dict[str, list[Any]]:
+    """Three 1-minute BTC-USD candles of 2018-04-04 with some columns replaced."""
+    cols: dict[str, list[Any]] = {
+        "product": ["BTC-USD"] * 3,
+        "open_time_ms": [(T0 + 60 * i) * 1000 for i in range(3)],
+        "open": ["10", "11", "12"],
+        "high": ["11", "12.5", "13"],
+        "low": ["9.5", "10", "11"],
+        "close": ["11", "12", "12.5"],
+        "volume": ["1", "0", "2.50000001"],
+    }
+    return cols | over
+
+
+@pytest.mark.parametrize(
+    ("over", "problem"),
+    [
+        ({}, None),
+        ({"open_time_ms": [(T0 + 60 * i) * 1000 + 7 for i in range(3)]}, None),  # misaligned: ok
+        ({"open": ["10", "11", " 12"]}, None),  # the loader strips blanks: so does the result
+        ({"high": ["11", "9", "13"]}, "inconsistent bar"),
+        ({"volume": ["1", "-1", "2"]}, "volume: expected a quantity >= 0"),
+        ({"close": ["11", "NaN", "12"]}, "close: expected a finite number"),
+        ({"open_time_ms": [T0 * 1000, T0 * 1000, (T0 + 120) * 1000]}, "duplicate row"),
+    ],
+)
+def test_the_columnar_read_equals_the_loader_or_defers_to_it(
+    tmp_path: Path, over: dict[str, list[Any]], problem: str | None
+) -> None:
+    cat = Catalog(tmp_path)
+    cols = day_columns(**over)
+    cat.write_day("BTC-USD", "candles-1m", DAYS[0], cols, [], "test")
+    csv = tmp_path / "same.csv"
+    header = ",".join(cols)
+    rows = [",".join(map(str, r)) for r in zip(*cols.values(), strict=True)]
+    csv.write_text("\n".join([header, *rows]))
+    entry = cat.entries()["BTC-USD/candles-1m/2018-04-04"]
+    fast = fast_candle_events([("BTC-USD", entry.day, cat.read_table(entry))], 60, None, None)
+    if problem is None:
+        expected = load_events(csv, interval_s=60)
+        assert load_catalog_events("catalog:BTC-USD/1m", tmp_path) == expected
+        assert fast == (expected if not over else None)  # only clean files take the fast path
+    else:
+        assert fast is None
+        with pytest.raises(DataError, match=problem) as e:
+            load_catalog_events("catalog:BTC-USD/1m", tmp_path)
+        assert e.value.path == str(tmp_path / str(entry.file)) and e.value.line in (2, 3, 4)

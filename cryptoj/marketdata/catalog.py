@@ -14,8 +14,10 @@ next run fetches that day again (and nothing that is indexed). Nothing is filled
 lists its **gaps** (``[first missing open, last missing open]`` in Unix seconds, for candles)
 and a day with no data at all has ``rows: 0`` and no file.
 
-Reading (``catalog:BTC-USD,ETH-USD/1m``) goes through :func:`~.loader.load_field_rows`: the
-same validation and bar-close stamping as the long CSV format.
+Reading (``catalog:BTC-USD,ETH-USD/1m``) gives what :func:`~.loader.load_field_rows` gives for
+the same rows (the long CSV format's validation and bar-close stamping): a columnar check of
+whole files (:mod:`.catalog_fast`) builds the events directly when every row is certainly
+valid, and otherwise the loader reads the files row by row and names the first bad one.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cryptoj.marketdata.catalog_fast import fast_candle_events
 from cryptoj.marketdata.loader import Batch, DataError, load_field_rows
 
 RESOLUTIONS: dict[str, int] = {
@@ -191,20 +194,25 @@ class Catalog:
             key=lambda e: (e.day, e.product),
         )
 
-    def read_columns(self, entry: DayEntry, names: Sequence[str]) -> dict[str, list[Any]]:
-        """The named columns of a stored day as Python lists; DataError for a bad file."""
+    def read_table(self, entry: DayEntry) -> Any:
+        """A stored candle day as an Arrow table; DataError for a missing or bad file."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        if entry.file is None:
-            return {n: [] for n in names}
-        path = self.root / entry.file
+        path = self.root / str(entry.file)
         try:
-            table = pq.read_table(path, columns=list(names))
+            table = pq.read_table(path, columns=list(CANDLE_COLUMNS))
         except (OSError, pa.ArrowException) as e:
             raise DataError(str(path), f"cannot read the Parquet file: {e}") from e
         if table.num_rows != entry.rows:
             raise DataError(str(path), f"has {table.num_rows} rows, the index says {entry.rows}")
+        return table
+
+    def read_columns(self, entry: DayEntry, names: Sequence[str]) -> dict[str, list[Any]]:
+        """The named columns of a stored day as Python lists; DataError for a bad file."""
+        if entry.file is None:
+            return {n: [] for n in names}
+        table = self.read_table(entry)
         return {n: table.column(n).to_pylist() for n in names}
 
 
@@ -275,12 +283,17 @@ def load_catalog_events(
             f"no {resolution} candles stored for {', '.join(missing)} in {span} "
             f"(download them with: cryptoj data download --catalog {catalog.root})",
         )
+    interval_s = RESOLUTIONS[resolution]
+    tables = [(e.product, e.day, catalog.read_table(e)) for e in days if e.rows]
+    fast = fast_candle_events(tables, interval_s, start, end)
+    if fast is not None:
+        return fast
     return load_field_rows(
         _candle_files(catalog, days),
         label,
         start=start,
         end=end,
-        interval_s=RESOLUTIONS[resolution],
+        interval_s=interval_s,
     )
 
 
