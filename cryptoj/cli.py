@@ -116,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rep.add_argument("--config", default=None, help=f"config file (default: {DEFAULT_CONFIG})")
     rep.add_argument("--title", default=None, help="page title")
+    rep.add_argument(
+        "--catalog", default=None, metavar="DIR", help="local catalog (default: feed.catalog)"
+    )
 
     for name, text in (
         ("shutdown", "stop the running daemon in order (exit code 0)"),
@@ -291,6 +294,7 @@ def _replay(args: argparse.Namespace) -> int:
                 products=list(cfg.feed.products) or None,
                 title=f"cryptoj replay of {opts.data} (seed {opts.seed})",
                 extra=_report_rows(summary),
+                catalog=opts.catalog,
             )
         except (ReportError, DataError) as e:
             print(f"replay: report: {e}", file=sys.stderr)
@@ -419,6 +423,7 @@ def _report(args: argparse.Namespace) -> int:
             data=data,
             products=list(cfg.feed.products) or None,
             title=args.title,
+            catalog=args.catalog or cfg.feed.catalog,
         )
     except (ReportError, DataError) as e:
         print(f"report: {e}", file=sys.stderr)

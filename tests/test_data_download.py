@@ -248,22 +248,13 @@ def test_cli_downloads_lists_and_replays_the_catalog(
     assert f"{set_line}3 day(s), 4896 rows, gaps {864 + 1440}" in listed  # the empty day: gaps
     journal = str(tmp_path / "j.sqlite")
     run = ["replay", "--catalog", cat, "--journal", journal, "--trace", "", "--json"]
-    assert (
-        main(
-            [
-                *run,
-                "--data",
-                "catalog:BTC-USD,ETH-USD/1m",
-                "--from",
-                "2018-04-05",
-                "--to",
-                "2018-04-05",
-            ]
-        )
-        == 0
-    )
+    one_day = ["--from", "2018-04-05", "--to", "2018-04-05"]
+    report = tmp_path / "report"
+    data = ["--data", "catalog:BTC-USD,ETH-USD/1m"]
+    assert main([*run, *data, *one_day, "--report", str(report)]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["invariants_ok"] and summary["events"] > 0
+    assert summary["report"] == str(report / "index.html") and (report / "index.html").is_file()
     # a range with no data, and a corrupt Parquet file: one line, exit 2
     assert (
         main([*run, "--data", "catalog:BTC-USD/1m", "--from", "2019-01-01", "--to", "2019-01-02"])
