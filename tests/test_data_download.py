@@ -78,7 +78,7 @@ def test_download_survives_429s_and_stores_the_recorded_bars(
     assert fake.counts["public_429_injected"] - before == 2
     assert stats.rate_limited == 2 and stats.retries == 2
     assert waits == [3.0, 3.0]  # Retry-After honoured (above the 1 s, 2 s backoff)
-    # 1,440 minutes a day, 350 per request: 5 pages per product and day, plus the 2 retried
+    # 1,440 minutes a day, 300 per request: 5 pages per product and day, plus the 2 retried
     assert stats.requests == 2 * 2 * 5 + 2
     bars = recorded_bars(PRODUCTS)
     rows = stored_rows(tmp_path)
@@ -145,7 +145,7 @@ def test_coarse_granularities_are_fetched_several_days_per_request(
     waits: list[float] = []
     plan = Plan(("LTC-USD",), ("ONE_HOUR", "ONE_DAY"), True, *DAYS)
     stats = download(plan, Catalog(tmp_path), client(fake, waits))
-    # one request per granularity (2 days fit in 350 candles); trades: 4 prints a bar, paged
+    # one request per granularity (2 days fit in 300 candles); trades: 4 prints a bar, paged
     entries = Catalog(tmp_path).entries()
     assert {e.kind for e in entries.values()} == {"candles-1h", "candles-1d", "trades"}
     day = entries["LTC-USD/candles-1d/2018-04-04"]

@@ -96,11 +96,19 @@ class Catalog:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
+        self._index: dict[str, DayEntry] | None = None  # read once, then kept with each write
 
     # -- index --
 
     def entries(self) -> dict[str, DayEntry]:
-        """Every indexed day, by ``product/kind/day``; DataError when the index is unusable."""
+        """Every indexed day, by ``product/kind/day``; DataError when the index is unusable.
+
+        The index is read once per :class:`Catalog` object (one writer at a time)."""
+        if self._index is None:
+            self._index = self._read_index()
+        return dict(self._index)
+
+    def _read_index(self) -> dict[str, DayEntry]:
         path = self.root / INDEX
         if not path.is_file():
             return {}
@@ -170,6 +178,7 @@ class Catalog:
         entries = self.entries()
         entries[entry.key] = entry
         self._write_index(entries)
+        self._index = entries
         return entry
 
     # -- reading --

@@ -6,8 +6,9 @@ Public endpoints (no API key): ``GET /api/v3/brokerage/market/products/{id}/cand
 * **by UTC day**: a day is stored (and indexed) only once all of it is fetched, so an
   interrupted download loses at most the day it was on, and a rerun fetches only the days the
   index does not have;
-* **candles** are paged by time, at most :data:`MAX_CANDLES` buckets per request (Coinbase
-  answers newest first); days with 350 or fewer buckets are fetched several to a request;
+* **candles** are paged by time, :data:`CANDLES_PER_REQUEST` (300) buckets per request
+  (Coinbase allows about 350 and answers newest first); days with fewer buckets are fetched
+  several to a request;
 * **trades** are paged backwards from the day's end, 1,000 per request, each next request
   ending at the oldest trade seen (trade ids de-duplicate the overlap);
 * at most ``rate`` requests per second (Coinbase allows 10 per second per IP on public
@@ -47,7 +48,10 @@ from cryptoj.marketdata.catalog import (
 
 PUBLIC_URL = "https://api.coinbase.com"
 PREFIX = "/api/v3/brokerage/market/products"
-MAX_CANDLES = 350
+CANDLES_PER_REQUEST = 300
+"""Buckets asked for per candles request. Coinbase answers at most about 350 (a range holding
+more is refused); 300 stays inside that whether the range's end counts or not (clients report
+both a 300 and a 350 limit over time)."""
 MAX_TRADES = 1000
 GRANULARITY_SECONDS = {g: RESOLUTIONS[r] for g, r in GRANULARITY_RESOLUTION.items()}
 _ZERO = Decimal(0)
@@ -334,9 +338,9 @@ def _planned_requests(g: str, missing: list[dt.date]) -> int:
     if g == "trades":
         return len(missing)
     per_day = DAY_S // GRANULARITY_SECONDS[g]
-    if per_day > MAX_CANDLES:
-        return len(missing) * math.ceil(per_day / MAX_CANDLES)
-    return math.ceil(len(missing) / (MAX_CANDLES // per_day)) if missing else 0
+    if per_day > CANDLES_PER_REQUEST:
+        return len(missing) * math.ceil(per_day / CANDLES_PER_REQUEST)
+    return math.ceil(len(missing) / (CANDLES_PER_REQUEST // per_day)) if missing else 0
 
 
 def _chunks(days: list[dt.date], size: int) -> list[list[dt.date]]:
@@ -362,13 +366,13 @@ def _candles(
     interval = GRANULARITY_SECONDS[g]
     kind = candle_kind(GRANULARITY_RESOLUTION[g])
     per_day = DAY_S // interval
-    days_per_request = max(1, MAX_CANDLES // per_day)
+    days_per_request = max(1, CANDLES_PER_REQUEST // per_day)
     path = f"{PREFIX}/{urllib.parse.quote(product)}/candles"
     for chunk in _chunks(missing, days_per_request):
         lo, hi = day_start_s(chunk[0]), day_start_s(chunk[-1]) + DAY_S
         got: dict[int, tuple[str, str, str, str, str]] = {}
-        for page_start in range(lo, hi, MAX_CANDLES * interval):
-            page_end = min(hi, page_start + MAX_CANDLES * interval)
+        for page_start in range(lo, hi, CANDLES_PER_REQUEST * interval):
+            page_end = min(hi, page_start + CANDLES_PER_REQUEST * interval)
             params = {"start": str(page_start), "end": str(page_end), "granularity": g}
             what = f"GET {path}?{urllib.parse.urlencode(params)}"
             got.update(
