@@ -389,3 +389,41 @@ def test_the_columnar_read_equals_the_loader_or_defers_to_it(
         with pytest.raises(DataError, match=problem) as e:
             load_catalog_events("catalog:BTC-USD/1m", tmp_path)
         assert e.value.path == str(tmp_path / str(entry.file)) and e.value.line in (2, 3, 4)
+
+
+def test_a_killed_download_process_resumes_fetching_only_what_is_missing(
+    fake: FakeCoinbase, tmp_path: Path
+) -> None:
+    """The real command in a subprocess, SIGKILLed once a day is stored, then run again."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cat = tmp_path / "cat"
+    cmd = [sys.executable, "-m", "cryptoj", "data", "download", "--products", *PRODUCTS]
+    cmd += ["--from", "2018-04-04", "--to", "2018-04-05", "--catalog", str(cat), "--quiet"]
+    cmd += ["--rest-url", fake.rest_url, "--ca-file", fake.ca_file]
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(root))
+    proc = subprocess.Popen([*cmd, "--rate", "4"], env=env, cwd=root)  # 20 requests: ~5 s
+    try:
+        deadline = time.monotonic() + 60
+        while not (cat / "index.json").exists() and time.monotonic() < deadline:
+            assert proc.poll() is None, "the download ended before it could be killed"
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    stored = len(Catalog(cat).entries())
+    assert 1 <= stored < 4
+    done = subprocess.run(
+        [*cmd, "--rate", "1000"], env=env, cwd=root, timeout=120, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    missing = 4 - stored  # only the missing days are fetched, 5 requests each
+    assert f"{missing} day(s) fetched, {stored} already stored" in done.stdout
+    assert f"; {missing * 5} requests (0 rate-limited" in done.stdout
+    assert len(Catalog(cat).entries()) == 4
+    assert stored_rows(cat).keys() == recorded_bars(PRODUCTS).keys()  # no duplicates
