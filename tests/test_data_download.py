@@ -246,6 +246,8 @@ def test_cli_downloads_lists_and_replays_the_catalog(
     assert "coinbase-1m-2018-04" in listed
     set_line = "catalog:BTC-USD,ETH-USD/1m\tBTC-USD,ETH-USD\t1m\t2018-04-04 .. 2019-01-01\t"
     assert f"{set_line}3 day(s), 4896 rows, gaps {864 + 1440}" in listed  # the empty day: gaps
+    assert main(["data", "list", "--catalog", cat]) == 0
+    assert capsys.readouterr().out.startswith(set_line)
     journal = str(tmp_path / "j.sqlite")
     run = ["replay", "--catalog", cat, "--journal", journal, "--trace", "", "--json"]
     one_day = ["--from", "2018-04-05", "--to", "2018-04-05"]
