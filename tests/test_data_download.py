@@ -233,6 +233,14 @@ def test_cli_downloads_lists_and_replays_the_catalog(
     assert main(["data", "download", "--products", "XRP-USD", *span, *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "XRP-USD" in err[0] and "404" in err[0]
+    # a certificate the client does not trust fails at once (no retries), a missing CA file is
+    # bad usage
+    untrusted = ["--products", "BTC-USD", *span, "--rest-url", fake.rest_url, "--catalog", cat]
+    assert main(["data", "download", *untrusted]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "CERTIFICATE_VERIFY_FAILED" in err[0] and "--ca-file" in err[0]
+    assert main(["data", "download", *untrusted, "--ca-file", str(tmp_path / "no.pem")]) == 2
+    assert "no such file" in capsys.readouterr().err
     # a range with no data: one line, exit 2 (and the empty days are indexed, with their gaps)
     empty = ["--from", "2019-01-01", "--to", "2019-01-01"]
     assert main(["data", "download", "--products", "BTC-USD", *empty, *args]) == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from cryptoj.marketdata.catalog import GRANULARITY_RESOLUTION, Catalog, list_sets
 from cryptoj.marketdata.download import (
@@ -43,6 +44,9 @@ def run_data_command(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if args.start > args.end:
         print(f"data download: --from {args.start} is after --to {args.end}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.ca_file and not Path(args.ca_file).is_file():
+        print(f"data download: --ca-file {args.ca_file}: no such file", file=sys.stderr)
         return EXIT_USAGE
     plan = Plan(
         products=tuple(args.products),

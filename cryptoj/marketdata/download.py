@@ -134,6 +134,8 @@ class PublicClient:
                 problem = f"HTTP {e.code}: {detail}"
             except (urllib.error.URLError, OSError) as e:
                 problem = f"{getattr(e, 'reason', e)}"
+                if isinstance(getattr(e, "reason", e), ssl.SSLCertVerificationError):
+                    raise DownloadError(f"{what}: TLS: {problem} (see --ca-file)") from None
             if attempt == self.retries:
                 raise DownloadError(f"{what}: gave up after {attempt + 1} attempts: {problem}")
             self.stats.retries += 1
