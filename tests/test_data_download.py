@@ -235,7 +235,8 @@ def test_cli_downloads_lists_and_replays_the_catalog(
     assert len(err) == 1 and "XRP-USD" in err[0] and "404" in err[0]
     # a certificate the client does not trust fails at once (no retries), a missing CA file is
     # bad usage
-    untrusted = ["--products", "BTC-USD", *span, "--rest-url", fake.rest_url, "--catalog", cat]
+    fresh = str(tmp_path / "fresh")
+    untrusted = ["--products", "BTC-USD", *span, "--rest-url", fake.rest_url, "--catalog", fresh]
     assert main(["data", "download", *untrusted]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "CERTIFICATE_VERIFY_FAILED" in err[0] and "--ca-file" in err[0]
