@@ -417,6 +417,8 @@ def _trades_day(
         page = parse_trades(what, client.get(path, params), product)
         fresh = [t for t in page if t[0] not in seen]
         for t in page:
+            if (lo + DAY_S) * 10**9 <= t[1] < (lo + DAY_S + 1) * 10**9:
+                continue  # in the end second (an inclusive end): the next day's
             if not lo * 10**9 <= t[1] < (lo + DAY_S) * 10**9:
                 raise DownloadError(f"{what}: trade {t[0]} at {t[1]} ns is outside the day")
             seen[t[0]] = t
