@@ -57,7 +57,17 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument(
         "--data", default=None, help="bundled set name or CSV path (default: feed.data)"
     )
-    rp.add_argument("--list-data", action="store_true", help="list the bundled data sets and exit")
+    rp.add_argument(
+        "--list-data",
+        action="store_true",
+        help="list the bundled data sets and the catalog's sets, and exit",
+    )
+    rp.add_argument(
+        "--catalog",
+        default=None,
+        metavar="DIR",
+        help="local market-data catalog for catalog:/recorded: data (default: feed.catalog)",
+    )
     rp.add_argument("--from", dest="start", type=_date, help="first UTC day (YYYY-MM-DD)")
     rp.add_argument("--to", dest="end", type=_date, help="last UTC day, inclusive (YYYY-MM-DD)")
     rp.add_argument("--config", default=None, help="config file (default: built-in defaults)")
@@ -106,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rep.add_argument("--config", default=None, help=f"config file (default: {DEFAULT_CONFIG})")
     rep.add_argument("--title", default=None, help="page title")
+    rep.add_argument(
+        "--catalog", default=None, metavar="DIR", help="local catalog (default: feed.catalog)"
+    )
 
     for name, text in (
         ("shutdown", "stop the running daemon in order (exit code 0)"),
@@ -134,6 +147,35 @@ def build_parser() -> argparse.ArgumentParser:
                 "(default: journal.path)",
             )
 
+    data = sub.add_parser("data", help="download market data into the local catalog")
+    data_sub = data.add_subparsers(dest="data_command")
+    dl = data_sub.add_parser(
+        "download", help="Coinbase public candles and trades into the catalog (no API key)"
+    )
+    dl.add_argument("--products", nargs="+", required=True, help="e.g. BTC-USD ETH-USD")
+    dl.add_argument(
+        "--granularity",
+        nargs="*",
+        default=None,
+        metavar="NAME",
+        help="candle granularities, Coinbase's names: ONE_MINUTE FIVE_MINUTE FIFTEEN_MINUTE "
+        "THIRTY_MINUTE ONE_HOUR TWO_HOUR SIX_HOUR ONE_DAY (default ONE_MINUTE unless --trades)",
+    )
+    dl.add_argument("--trades", action="store_true", help="also download market trades")
+    dl.add_argument("--from", dest="start", type=_date, required=True, help="first UTC day")
+    dl.add_argument("--to", dest="end", type=_date, required=True, help="last UTC day, inclusive")
+    dl.add_argument("--catalog", default="data", metavar="DIR", help="catalog (default: data/)")
+    dl.add_argument(
+        "--rest-url", default=None, metavar="URL", help="API base (default: api.coinbase.com)"
+    )
+    dl.add_argument("--ca-file", default=None, metavar="PATH", help="CA bundle to trust")
+    dl.add_argument(
+        "--rate", type=float, default=8.0, help="requests per second at most (default 8)"
+    )
+    dl.add_argument("--quiet", action="store_true", help="no progress bar")
+    dls = data_sub.add_parser("list", help="list the catalog's sets")
+    dls.add_argument("--catalog", default="data", metavar="DIR", help="catalog (default: data/)")
+
     cc = sub.add_parser("check-config", help="validate a config file")
     cc.add_argument("path", nargs="?", default=DEFAULT_CONFIG)
 
@@ -159,6 +201,10 @@ def main(argv: list[str] | None = None) -> int:
             return _check_config(args.path)
         if args.command == "replay":
             return _replay(args)
+        if args.command == "data":
+            from cryptoj.marketdata.data_cli import run_data_command
+
+            return run_data_command(args)
         if args.command == "run":
             from cryptoj.daemon import run_daemon
 
@@ -213,6 +259,9 @@ def _replay(args: argparse.Namespace) -> int:
                 f"{info.name}\t{','.join(info.instruments)}\t{info.resolution}\t"
                 f"{info.start} .. {info.end}"
             )
+        from cryptoj.marketdata.data_cli import print_catalog_sets
+
+        print_catalog_sets(args.catalog or _load(args.config).feed.catalog)
         return EXIT_OK
     cfg = _load(args.config)
     opts = ReplayOptions(
@@ -227,6 +276,7 @@ def _replay(args: argparse.Namespace) -> int:
         chaos_storm=args.chaos_storm,
         progress=sys.stderr.isatty() and not args.json,
         unwind=args.unwind,
+        catalog=args.catalog or cfg.feed.catalog,
     )
     try:
         summary, code = run_replay(cfg, opts)
@@ -244,6 +294,7 @@ def _replay(args: argparse.Namespace) -> int:
                 products=list(cfg.feed.products) or None,
                 title=f"cryptoj replay of {opts.data} (seed {opts.seed})",
                 extra=_report_rows(summary),
+                catalog=opts.catalog,
             )
         except (ReportError, DataError) as e:
             print(f"replay: report: {e}", file=sys.stderr)
@@ -372,6 +423,7 @@ def _report(args: argparse.Namespace) -> int:
             data=data,
             products=list(cfg.feed.products) or None,
             title=args.title,
+            catalog=args.catalog or cfg.feed.catalog,
         )
     except (ReportError, DataError) as e:
         print(f"report: {e}", file=sys.stderr)

@@ -107,6 +107,11 @@ class FeedConfig(_Section, frozen=True, kw_only=True):
     bar_depth_fraction: Fraction = 0.05  # bar-only data: modelled top-of-book size, of bar volume
     tick_bar_size: PositiveInt = 100  # trade-tick data: trades per bar handed to the strategy
     window_ms: NonNegInt = 0  # replay: emit events in windows of this length (0 = per timestamp)
+    catalog: str = "data"  # local market-data catalog (data download, catalog:/recorded: data)
+    record: bool = False  # write the received feed into the catalog (recorded/<day>/)
+    record_l2_interval_s: PositiveFloat = 1.0  # recording: one book snapshot per product per this
+    record_l2_depth: PositiveInt = 10  # recording: levels per side in each book snapshot
+    record_queue: PositiveInt = 100_000  # recording: queue bound (events beyond are dropped)
     coinbase: CoinbaseFeedConfig = CoinbaseFeedConfig()  # source: coinbase (docs/coinbase-feed.md)
 
 

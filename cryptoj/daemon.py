@@ -28,7 +28,9 @@ from loguru import logger
 from prometheus_client import CollectorRegistry
 
 from cryptoj.adapters.coinbase import CoinbaseFeed, CredentialsError, build_feed
+from cryptoj.adapters.coinbase.book_sampler import BookSampler
 from cryptoj.config import Config
+from cryptoj.marketdata.recording import FeedRecorder
 from cryptoj.marketdata.ticks import load_market_data
 from cryptoj.models.system import ShutdownRequested
 from cryptoj.ops.config import (
@@ -110,6 +112,8 @@ class Daemon:
         self.rt: OpsRuntime | None = None
         self.ctx: OpsContext | None = None
         self.endpoint: OpsEndpoint | None = None
+        self.recorder: FeedRecorder | None = None  # feed.record: the live feed's recorder
+        self.book_sampler: BookSampler | None = None  # feed.record: its book snapshots
         self._stop = threading.Event()
         self._reasons: list[str] = []
 
@@ -141,7 +145,11 @@ class Daemon:
         batches = (
             []
             if live
-            else load_market_data(cfg.feed.data, products=list(cfg.feed.products) or None)
+            else load_market_data(
+                cfg.feed.data,
+                products=list(cfg.feed.products) or None,
+                catalog=cfg.feed.catalog,
+            )
         )
         system = self.system = assemble(
             cfg,
@@ -266,19 +274,39 @@ class Daemon:
         try:
             self._serve()
         finally:
+            if self.book_sampler is not None:
+                self.book_sampler.stop()
             if feed is not None:
                 feed.stop()
+            if self.recorder is not None:
+                self.recorder.stop()
+                logger.info("feed recorder: {}", self.recorder.stats())
 
     def _start_coinbase_feed(self) -> CoinbaseFeed | None:
         """Connect the live Coinbase feed; its events go to the FeedActor's mailbox."""
         rt, cfg = self.rt, self.cfg
         assert rt is not None
+
+        def deliver(event: Any) -> None:
+            rt.tell("feed", event, sender="coinbase")
+
+        if cfg.feed.record:  # feed.record: a copy of each event to the recorder's queue
+            recorder = self.recorder = FeedRecorder(
+                cfg.feed.catalog,
+                queue_size=cfg.feed.record_queue,
+                l2_interval_s=cfg.feed.record_l2_interval_s,
+            ).start()
+
+            def deliver_and_record(event: Any) -> None:
+                rt.tell("feed", event, sender="coinbase")
+                recorder.offer(event)
+
         try:
             feed = build_feed(
                 cfg.feed.coinbase,
                 cfg.coinbase,
                 cfg.feed.products,
-                lambda event: rt.tell("feed", event, sender="coinbase"),
+                deliver_and_record if cfg.feed.record else deliver,
                 seed=cfg.seed,
             )
         except CredentialsError as e:
@@ -286,6 +314,13 @@ class Daemon:
             rt.request_stop(EXIT_USAGE, f"coinbase credentials: {e}")
             return None
         feed.start()
+        if self.recorder is not None:  # level2 book snapshots at a bounded rate
+            self.book_sampler = BookSampler(
+                feed,
+                self.recorder.offer_book,
+                interval_s=cfg.feed.record_l2_interval_s,
+                depth=cfg.feed.record_l2_depth,
+            ).start()
         if self.ctx is not None:
             self.ctx.live_feed = feed  # /status, /health, /ready and /metrics read its status()
         return feed

@@ -49,6 +49,7 @@ class ReplayOptions:
     # False: a threaded replay runs as the live daemon does (quotes conflated, timers not held
     # for the actors): not a risk-valid replay, and its summary says so. For measurements.
     risk_valid: bool = True
+    catalog: str = "data"  # the local catalog, for catalog:… and recorded:… data
 
 
 def with_unwind_mode(cfg: Config, mode: str | None) -> Config:
@@ -74,7 +75,9 @@ def run_replay(cfg: Config, opts: ReplayOptions) -> tuple[dict[str, Any], int]:
     """Run one replay; return the summary and the process exit code."""
     cfg = with_unwind_mode(cfg, opts.unwind)
     products = list(cfg.feed.products) or None
-    batches = load_market_data(opts.data, products=products, start=opts.start, end=opts.end)
+    batches = load_market_data(
+        opts.data, products=products, start=opts.start, end=opts.end, catalog=opts.catalog
+    )
     system = assemble(
         cfg,
         batches,

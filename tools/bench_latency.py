@@ -24,6 +24,10 @@ recovery would be impossible): ``--without journal`` makes every journal write a
 ``--without path-journal`` only the two on the measured path (the portfolio's record of the
 transaction and its intent, the execution's record of the order).
 
+``--record`` also hands every pushed tick to a :class:`~cryptoj.marketdata.recording.FeedRecorder`
+right after the push, as the daemon's feed callback does with ``feed.record: true`` (its writer
+thread writes Parquet into the temporary directory); the output's ``record`` holds its counters.
+
 The floor: the same number of handoffs through plain ``queue.Queue`` threads that do no work,
 paced the same way, in the same process, alternating with the actor system in slices so both
 see the same machine load. Prints p50/p99/max in µs for both and ``ratio_p99`` (actors /
@@ -56,6 +60,7 @@ sys.path.insert(0, str(ROOT))
 from cryptoj.actors.base import Context  # noqa: E402
 from cryptoj.actors.feed import FeedActor  # noqa: E402
 from cryptoj.config import parse_config  # noqa: E402
+from cryptoj.marketdata.recording import FeedRecorder  # noqa: E402
 from cryptoj.marketdata.ticks import load_trade_ticks  # noqa: E402
 from cryptoj.models.base import Message  # noqa: E402
 from cryptoj.models.market import Trade  # noqa: E402
@@ -159,8 +164,12 @@ class _StampedFeed(FeedActor):
 class ActorChain:
     """The real actor system in the threaded runtime, fed by pushed ticks."""
 
-    def __init__(self, workdir: Path, without: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self, workdir: Path, without: frozenset[str] = frozenset(), record: bool = False
+    ) -> None:
         cfg = parse_config(CONFIG)
+        # --record: every pushed tick also goes to a feed recorder, as with feed.record: true
+        self.recorder = FeedRecorder(workdir / "catalog").start() if record else None
         self.ticks = [t for b in load_trade_ticks(DATA) for t in b if isinstance(t, Trade)]
         system = assemble(
             cfg,
@@ -218,10 +227,14 @@ class ActorChain:
         corr = f"tick-{n}"
         self.pushed[corr] = time.perf_counter_ns()
         self.rt.send("connection", "feed", msg, corr)
+        if self.recorder is not None:
+            self.recorder.offer(msg)
 
     def close(self) -> None:
         self.rt.quiesce(["feed", "strategy", "portfolio", "execution"])
         self.rt.shutdown()
+        if self.recorder is not None:
+            self.recorder.stop()
 
 
 class QueueChain:
@@ -284,6 +297,11 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated measures to switch off: conflation, checkpointer, freeze; "
         "diagnostics: journal (every journal write a no-op), path-journal (the two on the path)",
     )
+    ap.add_argument(
+        "--record",
+        action="store_true",
+        help="record every pushed tick with the feed recorder (as feed.record: true does)",
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     without = frozenset(w for w in args.without.split(",") if w)
@@ -297,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     floor = QueueChain()
     cpu = 0.0
     with tempfile.TemporaryDirectory() as tmp:
-        actors = ActorChain(Path(tmp), without)
+        actors = ActorChain(Path(tmp), without, record=args.record)
         per_slice = args.seconds / args.slices
         actors.sent += _pace(args.rate, min(2.0, per_slice), actors.push)  # warm-up, discarded
         actors.rt.quiesce(["feed", "strategy", "portfolio", "execution"])
@@ -332,6 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_us_per_tick": round(cpu / pushed * 1e6, 1) if pushed else None,
         "conflated": conflated,
         "without": sorted(without),
+        "record": actors.recorder.stats() if actors.recorder is not None else None,
         "load_avg": round(os.getloadavg()[0], 2),
     }
     if args.json:

@@ -21,7 +21,10 @@ JWTs, ``too many L2 streams requested in a single session`` above ``--max-l2-pro
 per-connection ``sequence_num`` from 0; public channels need no JWT (one that is sent is
 checked); ``ticker_batch`` updates every 5 s; sizes as clean decimal strings. The same port
 answers the public REST reads the feed uses (``/api/v3/brokerage/market/products/{id}/ticker``,
-``/market/product_book``, ``/time``) and, with a JWT when a key is registered, the private
+``/market/product_book``, ``/time``), the history calls ``cryptoj data download`` makes
+(``/market/products/{id}/candles`` from the recorded bars, at most 350 a call, newest first,
+every granularity; ``ticker`` with ``start``/``end``: modelled trades; see
+``cryptoj/adapters/coinbase/fake/history.py``) and, with a JWT when a key is registered, the private
 ``/product_book`` and ``/best_bid_ask``. Every REST answer carries ``x-ratelimit-limit``,
 ``-remaining`` and ``-reset`` headers (reported, not enforced). The control port is a free one
 unless ``--control-port`` is given; the first stdout line (JSON) names it (``control_url``).
@@ -50,6 +53,9 @@ body ``{"kind": ..., ...}``; ``GET /state`` returns counters):
 ``outage`` seconds=S listener=0|1  refuse websocket upgrades (HTTP 503) on a port for S seconds
 ``rest_outage`` seconds=S    REST answers 503 with an HTML body for S seconds
 ``rest_429`` body=html|json  the next private call gets 429 with x-ratelimit-* and Retry-After
+``public_429`` retry_after=S body=json|html  the next history call (candles, ticker with
+                             start/end) gets 429 with Retry-After (``count=N``: the next N)
+``public_5xx`` status=503|500|502|504  the next history call gets that status (``count=N``)
 ``rest_5xx`` status=503|500 commit=false|true  503/500 (after processing the call when commit)
 ``rest_delay`` seconds=S commit=before|after  answer S seconds late (processed before/after)
 ``order_reject`` reason=R    a create answers success:false (INSUFFICIENT_FUND), creates nothing

@@ -8,6 +8,11 @@ licences and the CSV format in ``bundled/PROVENANCE.md``):
 * ``coinbase-4h-2016-2025``: 4-hour candles for BTC-USD and ETH-USD, 2016-05-18 → 2025-10-28,
   every stress period since (ta4j, MIT).
 
+The local catalog (:mod:`.catalog`: Parquet by product, kind and day) is filled by
+``cryptoj data download`` (:mod:`.download`, Coinbase's public candles and trades) and by the
+live-feed recorder (:mod:`.recording`, ``feed.record``); ``replay`` reads it as
+``catalog:BTC-USD,ETH-USD/1m`` or ``recorded:YYYY-MM-DD``.
+
 :func:`load_events` turns a set, or a user CSV in the same long format, into time-ordered batches
 of :class:`~cryptoj.models.market.Bar` and :class:`~cryptoj.models.market.Quote`;
 :func:`load_market_data` also accepts a trade-tick CSV (see :mod:`cryptoj.marketdata.ticks`)::

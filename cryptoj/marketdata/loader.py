@@ -24,7 +24,7 @@ import gzip
 import io
 import os
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from decimal import Decimal, InvalidOperation
 from importlib import resources
 from itertools import groupby, pairwise
@@ -158,6 +158,38 @@ def load_events(
         raise DataError(str(path), "not a regular file" if path.exists() else "no such file")
     with path.open("rb") as raw:
         return _load(raw, str(path), wanted, start, end, interval_s)
+
+
+def load_field_rows(
+    files: Iterable[tuple[str, Sequence[str], Iterable[Sequence[str]]]],
+    label: str,
+    *,
+    products: Sequence[str] | None = None,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    interval_s: int,
+) -> list[Batch]:
+    """Like :func:`load_events`, for rows that come as text fields from another store (the
+    local catalog's Parquet files): each file is ``(file label, header, rows)`` with the long
+    CSV's column names; every row gets the same validation as a CSV line (its number is the
+    row's position + 1, as if the header were line 1), and the same bar-close stamping.
+    ``label`` names the whole set in errors that are not about one row."""
+    wanted = _check_arguments(products, start, end, interval_s)
+    rows: list[_Row] = []
+    seen: dict[tuple[str, int], str] = {}
+    for file_label, header, fields in files:
+        names = [name.strip() for name in header]
+        index = _column_index(names, file_label)
+        for number, row_fields in enumerate(fields, start=2):
+            row = _parse_row(list(row_fields), len(names), index, file_label, number)
+            first = seen.setdefault((row.product, row.open_ms), f"{file_label}:{number}")
+            if first != f"{file_label}:{number}":
+                problem = f"duplicate row for {row.product} at open_time_ms={row.open_ms}"
+                raise DataError(file_label, f"{problem} (first at {first})", number)
+            rows.append(row)
+    _check_no_overlap(rows, interval_s, label)
+    selected = _select(rows, label, wanted, start, end)
+    return _batches(selected, interval_s)
 
 
 def _check_arguments(

@@ -109,8 +109,18 @@ def load_market_data(
     products: list[str] | None = None,
     start: dt.date | None = None,
     end: dt.date | None = None,
+    catalog: str = "data",
 ) -> list[Batch]:
-    """Bars/quotes (a bundled set or long CSV) or trade ticks (a tick CSV), as batches."""
+    """Bars/quotes (a bundled set or long CSV), trade ticks (a tick CSV), or a set of the local
+    catalog (``catalog:BTC-USD,ETH-USD/1m``, ``recorded:YYYY-MM-DD``), as batches."""
+    if source.startswith("catalog:"):
+        from cryptoj.marketdata.catalog import load_catalog_events
+
+        return load_catalog_events(source, catalog, products=products, start=start, end=end)
+    if source.startswith("recorded:"):
+        from cryptoj.marketdata.recording import load_recorded_events
+
+        return load_recorded_events(source, catalog, products=products)
     path = Path(source)
     if not (path.is_file() and is_tick_file(path)):
         return load_events(source, products=products, start=start, end=end)

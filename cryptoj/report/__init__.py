@@ -24,16 +24,18 @@ def write_report(
     products: Sequence[str] | None = None,
     title: str | None = None,
     extra: dict[str, Any] | None = None,
+    catalog: str = "data",
 ) -> Path:
     """Write the report of ``journal`` into ``out``; return the path of ``index.html``.
 
     ``data`` is the market data set name or CSV path (default: the journal's ``meta.data``);
-    ``extra`` adds rows to the summary table (the replay adds its own summary).
+    ``extra`` adds rows to the summary table (the replay adds its own summary); ``catalog`` is
+    the local catalog for ``catalog:`` / ``recorded:`` data.
     """
     from cryptoj.report.charts import render_charts
     from cryptoj.report.html import write_html
 
-    d = load_report_data(journal, data, products=products, extra=extra)
+    d = load_report_data(journal, data, products=products, extra=extra, catalog=catalog)
     out_dir = Path(out)
     charts = render_charts(d, out_dir)
     return write_html(d, charts, out_dir, title or f"cryptoj report: {Path(journal).name}")

@@ -116,7 +116,11 @@ def read_journal(path: str | Path) -> dict[str, Any]:
 
 
 def load_prices(
-    data: str, products: Sequence[str] | None, start_ns: int | None, end_ns: int | None
+    data: str,
+    products: Sequence[str] | None,
+    start_ns: int | None,
+    end_ns: int | None,
+    catalog: str = "data",
 ) -> pd.DataFrame:
     """Price per product and timestamp over [start, end]: the mid where the data has quotes,
     else the bar close, else the last trade price (tick data)."""
@@ -129,6 +133,7 @@ def load_prices(
         products=list(products) if products else None,
         start=None if start_ns is None else day(start_ns) - dt.timedelta(days=1),
         end=None if end_ns is None else day(end_ns),
+        catalog=catalog,
     )
     rows: dict[int, tuple[list[int], list[str], list[float]]] = {
         0: ([], [], []),
@@ -246,8 +251,10 @@ def load_report_data(
     *,
     products: Sequence[str] | None = None,
     extra: dict[str, Any] | None = None,
+    catalog: str = "data",
 ) -> ReportData:
-    """Everything the report shows. ``data``: the market data set (default: ``meta.data``)."""
+    """Everything the report shows. ``data``: the market data set (default: ``meta.data``);
+    ``catalog``: the local catalog for ``catalog:`` / ``recorded:`` sets."""
     tables = read_journal(journal)
     meta = tables["meta"]
     data = data or meta.get("data")
@@ -261,7 +268,7 @@ def load_report_data(
         products = [p for p in str(meta["products"]).split(",") if p]
     start_ns = int(eq_rows["ts"].min()) if not eq_rows.empty else None
     end_ns = int(eq_rows["ts"].max()) if not eq_rows.empty else None
-    prices = load_prices(data, products, start_ns, end_ns)
+    prices = load_prices(data, products, start_ns, end_ns, catalog)
     equity = pd.Series(
         eq_rows["equity"].astype(float).to_numpy(),
         index=_times(eq_rows["ts"].to_numpy()),

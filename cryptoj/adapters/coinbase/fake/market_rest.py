@@ -1,6 +1,8 @@
 """The fake exchange's market-data REST reads and the rate-limit headers of every answer.
 
-Public (no JWT): ``GET /market/products/{id}/ticker``, ``GET /market/product_book``, ``GET /time``.
+Public (no JWT): ``GET /market/products/{id}/ticker``, ``GET /market/product_book``, ``GET /time``,
+and the history calls of :mod:`.history` (``/market/products/{id}/candles``, ``ticker`` with a
+time range).
 Private (a JWT when the fake has a key, as on Coinbase): ``GET /product_book``,
 ``GET /best_bid_ask``. The whole request is read before answering (closing a socket with unread
 bytes would reset the connection); an unknown path answers a clean 404, a ``limit`` that is not
@@ -16,7 +18,9 @@ import time
 import urllib.parse
 from typing import TYPE_CHECKING, Any
 
+from cryptoj.adapters.coinbase.fake.history import HistoryError
 from cryptoj.adapters.coinbase.fake.products import fmt
+from cryptoj.adapters.coinbase.fake.rest_api import RATE_HTML, RATE_JSON
 from cryptoj.adapters.coinbase.fake.wire import read_body, respond
 from cryptoj.adapters.coinbase.parse import format_rfc3339_ns
 
@@ -106,6 +110,8 @@ class MarketRest:
                 fake.api.auth_failures.append(f"{method} {url.path}: {reason}")
                 respond(sock, 401, b"Unauthorized", "text/plain", rate)
                 return
+        if self._history(sock, method, path, q, rate):
+            return
         try:
             body = self._read(method, path, q)
         except BadLimit as e:
@@ -121,6 +127,54 @@ class MarketRest:
             respond(sock, 404, b'{"error":"NOT_FOUND","code":5,"message":"not found"}', JSON, rate)
         else:
             respond(sock, 200, json.dumps(body).encode(), JSON, rate)
+
+    def _history(
+        self,
+        sock: ssl.SSLSocket,
+        method: str,
+        path: str,
+        q: dict[str, list[str]],
+        rate: dict[str, str],
+    ) -> bool:
+        """Answer a candles call or a ticker call with a time range (:mod:`.history`); False
+        when the call is not one of those."""
+        parts = path.strip("/").split("/")
+        if method != "GET" or len(parts) != 4 or parts[:2] != ["market", "products"]:
+            return False
+        timed = "start" in q or "end" in q
+        if parts[3] != "candles" and not (parts[3] == "ticker" and timed):
+            return False
+        fake = self.fake
+        fake.count(f"public_{parts[3]}")
+        fault = fake.market_history.take_fault()
+        if fault is not None:
+            kind, params = fault
+            fake.count(f"{kind}_injected")
+            if kind == "public_429":
+                retry = int(params.get("retry_after", 1))
+                headers = {**rate, "x-ratelimit-remaining": "0", "Retry-After": str(retry)}
+                if params.get("body", "json") == "html":
+                    respond(sock, 429, RATE_HTML, "text/html", headers)
+                else:
+                    respond(sock, 429, RATE_JSON, JSON, headers)
+            else:
+                status = int(params.get("status", 503))
+                page = f"<html><body><h1>Coinbase</h1><p>{status} error</p></body></html>"
+                respond(sock, status, page.encode(), "text/html", rate)
+            return True
+        try:
+            history = fake.market_history
+            if parts[3] == "candles":
+                body = history.candles(parts[2], q)
+            else:
+                body = history.trades(parts[2], q)
+        except HistoryError as e:
+            code = {400: ("INVALID_ARGUMENT", 3), 404: ("NOT_FOUND", 5)}[e.status]
+            error = {"error": code[0], "code": code[1], "message": str(e), "error_details": str(e)}
+            respond(sock, e.status, json.dumps(error).encode(), JSON, rate)
+            return True
+        respond(sock, 200, json.dumps(body).encode(), JSON, rate)
+        return True
 
     def _read(self, method: str, path: str, q: dict[str, list[str]]) -> dict[str, Any] | None:
         fake = self.fake

@@ -24,6 +24,7 @@ from typing import Any
 
 from cryptoj.adapters.coinbase.fake.auth import make_verifier
 from cryptoj.adapters.coinbase.fake.control import control_handler
+from cryptoj.adapters.coinbase.fake.history import MarketHistory
 from cryptoj.adapters.coinbase.fake.market_rest import MarketRest, RateWindow
 from cryptoj.adapters.coinbase.fake.products import ProductSpec
 from cryptoj.adapters.coinbase.fake.queries import summary
@@ -82,9 +83,9 @@ class FakeCoinbase:
         fault_seed: int | None = None,
         fault_kinds: Sequence[str] | None = None,
     ) -> None:
-        self.sim = MarketSim(
-            load_events(data, products=products), depth=depth, deep_levels=deep_levels
-        )
+        events = load_events(data, products=products)
+        self.sim = MarketSim(events, depth=depth, deep_levels=deep_levels)
+        self.market_history = MarketHistory(events)  # candles and trades by time range
         self.ports = [port] + ([alt_port] if alt_port is not None else [])
         self.control_port = control_port
         self.step_s = step_s
@@ -274,6 +275,8 @@ class FakeCoinbase:
     def inject(self, kind: str, **kw: Any) -> dict[str, Any]:
         """Inject one fault (see the module docstring); returns what was done."""
         trading = self.api.inject(kind, kw)  # rest_*, order_*, user_* (rest_api.py)
+        if trading is None:
+            trading = self.market_history.inject(kind, kw)  # public_429, public_5xx (history.py)
         if trading is not None:
             self.count(f"{kind}_faults")
             return trading
