@@ -15,9 +15,9 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from cryptoj.config import Config, ConfigError, load_config
+from cryptoj.config import Config, ConfigError, load_config, path_problems
 from cryptoj.marketdata.loader import DataError
 from cryptoj.runtime.assemble import LiveTradingUnavailable
 from cryptoj.runtime.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE
@@ -32,11 +32,37 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port in 0..65535 (0 = any), got {value}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line on stderr (exit code 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``PROG: MESSAGE`` and exit 2 (the usage is in ``--help``)."""
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    p = argparse.ArgumentParser(
-        prog="cryptoj", description=__doc__.splitlines()[0] if __doc__ else None
-    )
+    p = _Parser(prog="cryptoj", description=__doc__.splitlines()[0] if __doc__ else None)
     sub = p.add_subparsers(dest="command")
 
     run = sub.add_parser("run", help="start the daemon (the default command)")
@@ -50,7 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="trade live on Coinbase (also needs mode: live and live_trading_confirmed: true)",
     )
     run.add_argument(
-        "--ops-port", type=int, default=None, help="ops endpoint port (overrides ops.port; 0 = any)"
+        "--ops-port",
+        type=_port,
+        default=None,
+        help="ops endpoint port (overrides ops.port; 0 = any)",
     )
 
     rp = sub.add_parser("replay", help="run the full actor system over recorded data")
@@ -71,7 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument(
         "--seed", type=int, default=None, help="scheduler and id seed (default: config seed)"
     )
-    rp.add_argument("--chaos", type=int, default=0, metavar="N", help="inject N actor crashes")
+    rp.add_argument(
+        "--chaos",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="inject N actor crashes (deterministic runtime only)",
+    )
     rp.add_argument(
         "--chaos-storm",
         action="store_true",
@@ -163,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
             from cryptoj.daemon import run_daemon
 
             cfg = _load(args.config, default_if_missing=True)
+            problems = path_problems(cfg)
+            if problems:
+                raise ConfigError(args.config or DEFAULT_CONFIG, problems)
             return int(
                 run_daemon(cfg, log_json=args.log_json, ops_port=args.ops_port, live=args.live)
             )
@@ -195,9 +233,13 @@ def _check_config(path: str) -> int:
     try:
         cfg = load_config(path)
     except ConfigError as e:
-        for problem in e.problems:
+        problems = e.problems
+    else:
+        problems = path_problems(cfg)
+    if problems:
+        for problem in problems:
             print(problem)
-        print(f"{path}: {len(e.problems)} problem(s)", file=sys.stderr)
+        print(f"{path}: {len(problems)} problem(s)", file=sys.stderr)
         return EXIT_USAGE
     print(f"{path}: OK (mode {cfg.mode}, {len(cfg.feed.products) or 'all'} products)")
     return EXIT_OK
@@ -205,6 +247,7 @@ def _check_config(path: str) -> int:
 
 def _replay(args: argparse.Namespace) -> int:
     from cryptoj.marketdata.loader import list_datasets
+    from cryptoj.paths import writable_file_problem
     from cryptoj.replay import ReplayOptions, run_replay
 
     if args.list_data:
@@ -215,6 +258,14 @@ def _replay(args: argparse.Namespace) -> int:
             )
         return EXIT_OK
     cfg = _load(args.config)
+    if args.runtime == "threaded" and (args.chaos or args.chaos_storm):
+        print("replay: --chaos and --chaos-storm need --runtime deterministic", file=sys.stderr)
+        return EXIT_USAGE
+    for what, path in (("--journal", args.journal), ("--trace", args.trace)):
+        problem = writable_file_problem(path, what) if path else None
+        if problem is not None:
+            print(f"replay: {problem}", file=sys.stderr)
+            return EXIT_USAGE
     opts = ReplayOptions(
         data=args.data or cfg.feed.data,
         start=args.start,
@@ -232,6 +283,9 @@ def _replay(args: argparse.Namespace) -> int:
         summary, code = run_replay(cfg, opts)
     except (DataError, ValueError) as e:
         print(f"replay: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as e:  # journal or trace: the checks above cannot foresee everything
+        print(f"replay: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
         return EXIT_USAGE
     if args.report:
         from cryptoj.report import ReportError, write_report

@@ -175,8 +175,8 @@ class OrderOutcome:
 def order_outcomes(nodes: Iterable[FollowNode]) -> list[OrderOutcome]:
     """One outcome per client order in ``nodes``: fills counted once per ``fill_id``."""
     outcomes: dict[str, OrderOutcome] = {}
-    fill_ids: set[str] = set()
-    for node in nodes:
+    fill_ids: set[tuple[str, str]] = set()  # (order, fill id): a split order's fill reaches
+    for node in nodes:  # execution under the child's id and the portfolio under the parent's
         rec, body = node.record, node.record.payload
         if node.role == "risk":
             continue
@@ -184,8 +184,8 @@ def order_outcomes(nodes: Iterable[FollowNode]) -> list[OrderOutcome]:
             oc = outcomes.setdefault(coid, OrderOutcome(coid))
             if rec.type == "SubmitOrder" and oc.submit is None:
                 oc.submit = rec
-            elif rec.type == "Fill" and body.get("fill_id") not in fill_ids:
-                fill_ids.add(str(body.get("fill_id")))
+            elif rec.type == "Fill" and (coid, str(body.get("fill_id"))) not in fill_ids:
+                fill_ids.add((coid, str(body.get("fill_id"))))
                 oc.fills.append(rec)
                 try:
                     qty, price = Decimal(body["quantity"]), Decimal(body["price"])
