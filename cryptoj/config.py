@@ -175,6 +175,7 @@ class LoggingConfig(_Section, frozen=True, kw_only=True):
     level: Literal["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json: bool = False  # JSON lines instead of human-readable lines
     file: str | None = None  # also log to this file (rotated at 10 MB, 5 kept)
+    heartbeat_s: NonNegFloat = 60.0  # daemon: one state line every this many seconds (0 = off)
 
 
 ResponseName = Literal["normal", "no_entries", "cancel_orders", "reduce", "flatten", "stop"]
