@@ -11,9 +11,11 @@ Exit codes: 0 success; 1 unexpected error (for the emergency commands: no daemon
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -248,6 +250,7 @@ def _check_config(path: str) -> int:
 def _replay(args: argparse.Namespace) -> int:
     from cryptoj.marketdata.loader import list_datasets
     from cryptoj.paths import writable_file_problem
+    from cryptoj.progress import wanted
     from cryptoj.replay import ReplayOptions, run_replay
 
     if args.list_data:
@@ -276,7 +279,7 @@ def _replay(args: argparse.Namespace) -> int:
         seed=cfg.seed if args.seed is None else args.seed,
         chaos=args.chaos,
         chaos_storm=args.chaos_storm,
-        progress=sys.stderr.isatty() and not args.json,
+        progress=wanted(args.json),
         unwind=args.unwind,
     )
     try:
@@ -291,14 +294,16 @@ def _replay(args: argparse.Namespace) -> int:
         from cryptoj.report import ReportError, write_report
 
         try:
-            index = write_report(
-                opts.journal,
-                args.report,
-                data=opts.data,
-                products=list(cfg.feed.products) or None,
-                title=f"cryptoj replay of {opts.data} (seed {opts.seed})",
-                extra=_report_rows(summary),
-            )
+            with _report_progress(opts.progress) as progress:
+                index = write_report(
+                    opts.journal,
+                    args.report,
+                    data=opts.data,
+                    products=list(cfg.feed.products) or None,
+                    title=f"cryptoj replay of {opts.data} (seed {opts.seed})",
+                    extra=_report_rows(summary),
+                    progress=progress,
+                )
         except (ReportError, DataError) as e:
             print(f"replay: report: {e}", file=sys.stderr)
             return EXIT_USAGE
@@ -413,20 +418,46 @@ def _resume_offline(path: str, by: str, reason: str) -> int:
     return EXIT_OK
 
 
+@contextlib.contextmanager
+def _report_progress(show: bool) -> Iterator[Callable[[int, int, str], None] | None]:
+    """A progress bar for ``write_report`` (terminals only; None otherwise)."""
+    if not show:
+        yield None
+        return
+    from cryptoj.progress import Bar
+
+    bar: Bar | None = None
+
+    def progress(done: int, total: int, what: str) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = Bar("report", total).__enter__()
+        bar.update(done, what)
+
+    try:
+        yield progress
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+
+
 def _report(args: argparse.Namespace) -> int:
+    from cryptoj.progress import wanted
     from cryptoj.report import ReportError, write_report
     from cryptoj.report.data import journal_meta
 
     cfg = _load(args.config, default_if_missing=True)
     try:
         data = args.data or journal_meta(args.journal).get("data") or cfg.feed.data
-        index = write_report(
-            args.journal,
-            args.out,
-            data=data,
-            products=list(cfg.feed.products) or None,
-            title=args.title,
-        )
+        with _report_progress(wanted(json_output=False)) as progress:
+            index = write_report(
+                args.journal,
+                args.out,
+                data=data,
+                products=list(cfg.feed.products) or None,
+                title=args.title,
+                progress=progress,
+            )
     except (ReportError, DataError) as e:
         print(f"report: {e}", file=sys.stderr)
         return EXIT_USAGE

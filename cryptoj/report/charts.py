@@ -204,13 +204,18 @@ CHARTS: tuple[tuple[str, str, Callable[[ReportData, Path], Path]], ...] = (
 )
 
 
-def render_charts(d: ReportData, out: Path) -> list[tuple[str, str]]:
-    """Write every chart into ``out``; return (file name, title) pairs."""
+def render_charts(
+    d: ReportData, out: Path, on_chart: Callable[[int, str], None] | None = None
+) -> list[tuple[str, str]]:
+    """Write every chart into ``out``; return (file name, title) pairs. ``on_chart(n, name)``
+    is called after the n-th chart (progress)."""
     out.mkdir(parents=True, exist_ok=True)
     done = []
     for name, title, fn in CHARTS:
         fn(d, out / name)
         done.append((name, title))
+        if on_chart is not None:
+            on_chart(len(done), name)
     return done
 
 
