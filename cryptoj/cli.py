@@ -465,6 +465,15 @@ def _report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _rotated_note(files: list[str]) -> str:
+    """`` (+N rotated files: …; `trace` commands read them all)`` when the trace rotated."""
+    older = files[:-1]
+    if not older:
+        return ""
+    names = ", ".join(older) if len(older) <= 2 else f"{older[0]} … {older[-1]}"
+    return f" (+{len(older)} rotated file(s): {names}; the trace commands read them all)"
+
+
 def _print_summary(s: dict[str, Any]) -> None:
     problems = "; ".join(s["invariant_problems"])
     lines = [
@@ -480,7 +489,7 @@ def _print_summary(s: dict[str, Any]) -> None:
         f"dead letters {s['dead_letters']}",
         f"invariants {'OK' if s['invariants_ok'] else 'BROKEN: ' + problems}",
         f"exit: {s['exit_code']} ({s['exit_reason']})",
-        f"journal {s['journal']}, trace {s['trace']}",
+        f"journal {s['journal']}, trace {s['trace']}" + _rotated_note(s.get("trace_files", [])),
     ]
     if s.get("report"):
         lines.append(f"report {s['report']}")

@@ -31,6 +31,7 @@ from cryptoj.summary import (
 )
 from cryptoj.supervision.tree import WORKERS
 from cryptoj.trace.recorder import TraceWriter
+from cryptoj.trace.records import rotated_files
 from cryptoj.unwind.report import unwind_figures
 
 
@@ -127,6 +128,9 @@ def run_replay(cfg: Config, opts: ReplayOptions) -> tuple[dict[str, Any], int]:
     summary["data"] = opts.data
     summary["journal"] = opts.journal
     summary["trace"] = opts.trace if trace is not None else None
+    summary["trace_files"] = (
+        [str(f) for f in rotated_files(opts.trace)] if trace is not None and opts.trace else []
+    )
     summary["unwind_mode"] = cfg.shutdown.unwind.mode
     return summary, outcome.exit_code
 

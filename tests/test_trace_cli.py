@@ -532,3 +532,21 @@ def test_follow_summaries_agree_with_the_journal(traces: dict[str, Path], capsys
         assert len(summaries) == 1, out
         name, quantity, count = summaries[0]
         assert (name, Decimal(quantity), int(count)) == (coid, filled, n), out
+
+
+def test_a_rotated_replay_trace_is_read_whole_and_named_in_the_summary(
+    tmp_path: Path, capsys: Any
+) -> None:
+    from cryptoj.config import parse_config
+
+    cfg = parse_config({"trace": {"max_bytes": 2_000_000, "max_files": 20}})
+    trace = tmp_path / "t.jsonl"
+    opts = ReplayOptions(data=DATA, journal=str(tmp_path / "j.sqlite"), trace=str(trace))
+    summary, code = run_replay(cfg, opts)
+    assert code == 0
+    assert len(summary["trace_files"]) > 2 and summary["trace_files"][-1] == str(trace)
+    assert summary["trace_files"][0].endswith(f".{len(summary['trace_files']) - 1}")
+    code, out, _ = run(capsys, "stats", trace, "--json")
+    assert code == 0 and json.loads(out)["records"] == summary["trace_records"]
+    code, out, _ = run(capsys, "stats", trace, "--json", "--current-only")
+    assert json.loads(out)["records"] < summary["trace_records"]

@@ -260,16 +260,22 @@ def _emit(recs: Iterable[Record], args: argparse.Namespace, out: TextIO) -> int:
     return n
 
 
-def cmd_show(args: argparse.Namespace, report: CorruptReporter) -> int:
-    """``show``: the matching records, streamed."""
-    flt, out = _filter(args), sys.stdout
+def check_types(args: argparse.Namespace) -> bool:
+    """False (after one line on stderr naming the known types) when a ``--type`` is unknown."""
     unknown = unknown_types(_split(args.type))
     if unknown:
         print(
-            f"trace show: unknown message type(s) {', '.join(unknown)}; "
+            f"trace {args.command}: unknown message type(s) {', '.join(unknown)}; "
             f"known: {', '.join(known_types())}",
             file=sys.stderr,
         )
+    return not unknown
+
+
+def cmd_show(args: argparse.Namespace, report: CorruptReporter) -> int:
+    """``show``: the matching records, streamed."""
+    flt, out = _filter(args), sys.stdout
+    if not check_types(args):
         return EXIT_USAGE
     recs = _records(args, report, args.file)
     if not args.json:
@@ -383,6 +389,8 @@ def cmd_tail(
 ) -> int:
     """``tail``: print matching records as they are appended, until ``--max-seconds`` or Ctrl-C."""
     flt, out = _filter(args), sys.stdout
+    if not check_types(args):
+        return EXIT_USAGE
     reader = TailReader(args.file, from_start=args.from_start, on_corrupt=report)
     deadline = None if args.max_seconds is None else time.monotonic() + args.max_seconds
     if not args.json:
