@@ -300,8 +300,10 @@ class Daemon:
         assert rt is not None
         live = self.cfg.feed.source == "coinbase"
         view = rt.tap.view()
+        counts = dict(rt.narrator.counts) if rt.narrator is not None else None
+        speed = self.cfg.feed.speed
         logger.info(
-            heartbeat_line(view, feed_state=feed_state(view, live), speed=self.cfg.feed.speed)
+            heartbeat_line(view, feed_state=feed_state(view, live), speed=speed, counts=counts)
         )
 
     def _start_coinbase_feed(self) -> CoinbaseFeed | None:

@@ -67,6 +67,7 @@ def test_an_order_its_fills_and_its_close_are_one_line_each_at_the_acting_actor(
     n.observe("portfolio", env(fill(1, "1", "100"), "execution"))
     n.observe("execution", env(fill(1, "1", "100"), "venue"))  # the venue's copy: silent
     n.observe("portfolio", env(fill(2, "1", "102"), "execution"))
+    n.observe("portfolio", env(fill(2, "1", "102"), "execution"))  # delivered again: once
     closed = OrderClosed(
         ts=TS,
         client_order_id="cj-1",
@@ -82,6 +83,7 @@ def test_an_order_its_fills_and_its_close_are_one_line_each_at_the_acting_actor(
         "filled cj-1: BUY 1 BTC-USD @ 102, fee 0.1",
         "order closed cj-1: FILLED, filled 2 BTC-USD in 2 fill(s), avg price 101",
     ]
+    assert n.counts == {"sent": 1, "fills": 2, "rejected": 0}
 
 
 def test_bursts_are_rate_limited_and_the_next_line_says_how_many_were_left_out() -> None:
@@ -143,6 +145,10 @@ def test_the_heartbeat_names_equity_positions_risk_and_feed() -> None:
     assert line == (
         "heartbeat: equity 100,500.50 (cash 90,000.00); positions BTC-USD 1.5, 1 open order(s); "
         "risk NORMAL; feed replaying; market 2018-04-04 00:01 60x"
+    )
+    counts = {"sent": 3, "fills": 7, "rejected": 1}
+    assert heartbeat_line(view, feed_state="finished", speed=0, counts=counts).endswith(
+        "market 2018-04-04 00:01 max speed; since start: 3 orders sent, 7 fills, 1 rejected"
     )
     assert feed_state({"feed_finished": True}, live=False) == "finished"
     assert "equity -" in heartbeat_line({}, feed_state="connecting", speed=1)

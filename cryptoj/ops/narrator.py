@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -33,7 +34,7 @@ from cryptoj.runtime.common import Envelope
 
 Say = Callable[[str, str], None]  # (level, line): e.g. loguru's logger.log
 _REASON_WIDTH = 90
-_MAX_OPEN = 10_000  # orders whose fills are being summed (oldest forgotten beyond)
+_MAX_OPEN = 10_000  # orders being summed, fill ids remembered (the oldest forgotten beyond)
 
 
 def _short(text: str, width: int = _REASON_WIDTH) -> str:
@@ -105,6 +106,8 @@ class Narrator:
         self._lock = threading.Lock()
         self._feed_state: str | None = None
         self._orders: dict[str, tuple[int, Decimal, Decimal]] = {}  # fills, qty, notional
+        self._fill_ids: OrderedDict[str, None] = OrderedDict()  # fills already narrated
+        # decisions seen since the start (each key is counted by one actor's thread only)
         self.counts: dict[str, int] = {"sent": 0, "fills": 0, "rejected": 0}
 
     def _emit(self, kind: str, level: str, line: str, *, limited: bool = False) -> None:
@@ -132,8 +135,12 @@ class Narrator:
                 limited=True,
             )
         elif isinstance(msg, Fill) and actor == "portfolio":
-            self.counts["fills"] += 1
             with self._lock:
+                if msg.fill_id in self._fill_ids:
+                    return  # a fill delivered again (the portfolio books it once, too)
+                self._fill_ids[msg.fill_id] = None
+                while len(self._fill_ids) > _MAX_OPEN:
+                    self._fill_ids.popitem(last=False)
                 n, qty, notional = self._orders.get(
                     msg.client_order_id, (0, Decimal(0), Decimal(0))
                 )
@@ -144,6 +151,7 @@ class Narrator:
                 )
                 while len(self._orders) > _MAX_OPEN:
                     self._orders.pop(next(iter(self._orders)))
+            self.counts["fills"] += 1
             self._emit(
                 "fill",
                 "INFO",
@@ -156,7 +164,7 @@ class Narrator:
                 n, qty, notional = self._orders.pop(
                     msg.client_order_id, (0, Decimal(0), Decimal(0))
                 )
-            fills = f" in {n} fill(s), avg price {_num(notional / qty)}" if qty else ""
+            fills = f" in {n} fill(s), avg price {notional / qty:.10g}" if qty else ""
             self._emit(
                 "closed",
                 "INFO",
@@ -226,8 +234,15 @@ def log_line(level: str, line: str) -> None:
     logger.log(level, line)
 
 
-def heartbeat_line(view: dict[str, Any], *, feed_state: str, speed: float) -> str:
-    """One line of state from the tap's :meth:`~cryptoj.ops.runtime.Tap.view`."""
+def heartbeat_line(
+    view: dict[str, Any],
+    *,
+    feed_state: str,
+    speed: float,
+    counts: dict[str, int] | None = None,
+) -> str:
+    """One line of state from the tap's :meth:`~cryptoj.ops.runtime.Tap.view`; ``counts``
+    (the narrator's) adds the orders sent, fills and rejections since the start."""
     snap: PortfolioSnapshot | None = view.get("portfolio")
     risk: RiskParameters | None = view.get("risk")
     if snap is None:
@@ -243,9 +258,15 @@ def heartbeat_line(view: dict[str, Any], *, feed_state: str, speed: float) -> st
             held += f", {snap.open_orders} open order(s)"
     level = f"risk {risk.level}" if risk is not None else "risk -"
     pace = "" if speed == 1 else (" max speed" if speed == 0 else f" {speed:g}x")
+    tally = (
+        f"; since start: {counts['sent']} orders sent, {counts['fills']} fills, "
+        f"{counts['rejected']} rejected"
+        if counts is not None
+        else ""
+    )
     return (
         f"heartbeat: {money}; {held}; {level}; feed {feed_state}; "
-        f"market {market_time(view.get('last_market_ts'))}{pace}"
+        f"market {market_time(view.get('last_market_ts'))}{pace}{tally}"
     )
 
 
