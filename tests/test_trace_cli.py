@@ -524,6 +524,7 @@ def test_follow_summaries_agree_with_the_journal(traces: dict[str, Path], capsys
     ).fetchall()
     db.close()
     assert rows and any(n > 1 for _, n, _ in rows), "expected a split order in the replay"
+    split = 0
     for coid, n, quantities in rows:
         code, out, _ = run(capsys, "follow", trace, coid)
         assert code == 0
@@ -532,6 +533,13 @@ def test_follow_summaries_agree_with_the_journal(traces: dict[str, Path], capsys
         assert len(summaries) == 1, out
         name, quantity, count = summaries[0]
         assert (name, Decimal(quantity), int(count)) == (coid, filled, n), out
+        children = re.search(
+            r"child orders: \d+ .*, (\d+) venue fill\(s\), filled (\S+)$", out, re.M
+        )
+        if children:  # a split order: its children's venue fills are the parent's fills
+            split += 1
+            assert (int(children.group(1)), Decimal(children.group(2))) == (n, filled), out
+    assert split > 0
 
 
 def test_a_rotated_replay_trace_is_read_whole_and_named_in_the_summary(
