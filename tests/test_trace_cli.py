@@ -558,3 +558,8 @@ def test_a_rotated_replay_trace_is_read_whole_and_named_in_the_summary(
     assert code == 0 and json.loads(out)["records"] == summary["trace_records"]
     code, out, _ = run(capsys, "stats", trace, "--json", "--current-only")
     assert json.loads(out)["records"] < summary["trace_records"]
+    rotated = len(summary["trace_files"]) - 1
+    out = run(capsys, "stats", trace)[1]
+    assert out.startswith(f"{trace} and its {rotated} rotated file(s): ")
+    out = run(capsys, "stats", trace, "--current-only")[1]
+    assert out.startswith(f"{trace} only ({rotated} older rotated file(s) not read")

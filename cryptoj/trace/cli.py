@@ -476,8 +476,18 @@ def cmd_stats(args: argparse.Namespace, report: CorruptReporter) -> int:
     if args.json:
         print(json.dumps(s))
     else:
-        print("\n".join(stats_lines(s, args.file)))
+        print("\n".join(stats_lines(s, read_what(args.file, args.all_rotated))))
     return EXIT_OK
+
+
+def read_what(path: str, all_rotated: bool) -> str:
+    """``path``, naming the rotated files read with it, or the ones left unread."""
+    older = rotated_files(path)[:-1]
+    if not older:
+        return path
+    if all_rotated:
+        return f"{path} and its {len(older)} rotated file(s)"
+    return f"{path} only ({len(older)} older rotated file(s) not read: drop --current-only)"
 
 
 # --- diff ------------------------------------------------------------------------------------
