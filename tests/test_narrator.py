@@ -165,3 +165,38 @@ def test_the_pace_estimate() -> None:
         "2.0 h",
         "3.0 days",
     ]
+
+
+def test_an_unwind_is_said_plan_slices_and_end() -> None:
+    from cryptoj.models.unwind import (
+        ResponseLevel,
+        UnwindComplete,
+        UnwindPlan,
+        UnwindSliceReport,
+        UnwindTarget,
+    )
+
+    n, said = narrator()
+    plan = UnwindPlan(
+        ts=TS,
+        plan_id="u1",
+        level=ResponseLevel.FLATTEN,
+        trigger="drawdown",
+        reason="drawdown 9% > 8%",
+        targets=(UnwindTarget(product="BTC-USD", quantity=Decimal(0), priority=1.0),),
+    )
+    n.observe("portfolio", env(plan, "shutdown"))
+    report = UnwindSliceReport(
+        ts=TS, plan_id="u1", trigger="drawdown", product="BTC-USD", client_order_id="cj-9",
+        quantity=Decimal("0.5"), filled=Decimal("0.5"), average_price=Decimal(7000),
+        arrival_mid=Decimal(7001), start_mid=Decimal(7002), slippage_bps=1.4, shortfall_bps=2.9,
+        remaining_quantity=Decimal("1.5"), remaining_exposure=Decimal(10500), at_market=False,
+        status="FILLED", started_ns=TS,
+    )  # fmt: skip
+    n.observe("shutdown", env(report, "portfolio"))
+    n.observe("shutdown", env(UnwindComplete(ts=TS, plan_id="u1", slices=4), "portfolio"))
+    assert [line for _, line in said] == [
+        "unwind u1: level FLATTEN (drawdown), 1 target(s), mode gradual: drawdown 9% > 8%",
+        "unwind slice cj-9: BTC-USD FILLED, filled 0.5 of 0.5, remaining 1.5",
+        "unwind u1 complete: 4 slices",
+    ]
