@@ -6,7 +6,15 @@ from decimal import Decimal
 
 from cryptoj.models.base import Message
 from cryptoj.models.market import FeedFinished
-from cryptoj.models.orders import Fill, OrderClosed, OrderRejected, Side, SubmitOrder
+from cryptoj.models.orders import (
+    Fill,
+    OrderClosed,
+    OrderRejected,
+    OrderStatus,
+    OrderType,
+    Side,
+    SubmitOrder,
+)
 from cryptoj.models.portfolio import PortfolioSnapshot, Position
 from cryptoj.models.risk import RiskLevel, RiskLevelChanged
 from cryptoj.ops.narrator import Narrator, duration, feed_state, heartbeat_line, pace_line
@@ -58,7 +66,7 @@ def test_an_order_its_fills_and_its_close_are_one_line_each_at_the_acting_actor(
         client_order_id="cj-1",
         product="BTC-USD",
         side=Side.BUY,
-        order_type="MARKET",
+        order_type=OrderType.MARKET,
         quantity=Decimal("2"),
         reason="target 0.1",
     )
@@ -72,7 +80,7 @@ def test_an_order_its_fills_and_its_close_are_one_line_each_at_the_acting_actor(
         ts=TS,
         client_order_id="cj-1",
         product="BTC-USD",
-        status="FILLED",
+        status=OrderStatus.FILLED,
         filled_quantity=Decimal("2"),
     )
     n.observe("portfolio", env(closed, "execution"))
