@@ -11,13 +11,15 @@ Exit codes: 0 success; 1 unexpected error (for the emergency commands: no daemon
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from cryptoj.config import Config, ConfigError, load_config
+from cryptoj.config import Config, ConfigError, load_config, path_problems
 from cryptoj.marketdata.loader import DataError
 from cryptoj.runtime.assemble import LiveTradingUnavailable
 from cryptoj.runtime.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE
@@ -32,11 +34,37 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port in 0..65535 (0 = any), got {value}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line on stderr (exit code 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``PROG: MESSAGE`` and exit 2 (the usage is in ``--help``)."""
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    p = argparse.ArgumentParser(
-        prog="cryptoj", description=__doc__.splitlines()[0] if __doc__ else None
-    )
+    p = _Parser(prog="cryptoj", description=__doc__.splitlines()[0] if __doc__ else None)
     sub = p.add_subparsers(dest="command")
 
     run = sub.add_parser("run", help="start the daemon (the default command)")
@@ -50,7 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="trade live on Coinbase (also needs mode: live and live_trading_confirmed: true)",
     )
     run.add_argument(
-        "--ops-port", type=int, default=None, help="ops endpoint port (overrides ops.port; 0 = any)"
+        "--ops-port",
+        type=_port,
+        default=None,
+        help="ops endpoint port (overrides ops.port; 0 = any)",
     )
 
     rp = sub.add_parser("replay", help="run the full actor system over recorded data")
@@ -81,7 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument(
         "--seed", type=int, default=None, help="scheduler and id seed (default: config seed)"
     )
-    rp.add_argument("--chaos", type=int, default=0, metavar="N", help="inject N actor crashes")
+    rp.add_argument(
+        "--chaos",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="inject N actor crashes (deterministic runtime only)",
+    )
     rp.add_argument(
         "--chaos-storm",
         action="store_true",
@@ -209,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
             from cryptoj.daemon import run_daemon
 
             cfg = _load(args.config, default_if_missing=True)
+            problems = path_problems(cfg)
+            if problems:
+                raise ConfigError(args.config or DEFAULT_CONFIG, problems)
             return int(
                 run_daemon(cfg, log_json=args.log_json, ops_port=args.ops_port, live=args.live)
             )
@@ -241,9 +281,13 @@ def _check_config(path: str) -> int:
     try:
         cfg = load_config(path)
     except ConfigError as e:
-        for problem in e.problems:
+        problems = e.problems
+    else:
+        problems = path_problems(cfg)
+    if problems:
+        for problem in problems:
             print(problem)
-        print(f"{path}: {len(e.problems)} problem(s)", file=sys.stderr)
+        print(f"{path}: {len(problems)} problem(s)", file=sys.stderr)
         return EXIT_USAGE
     print(f"{path}: OK (mode {cfg.mode}, {len(cfg.feed.products) or 'all'} products)")
     return EXIT_OK
@@ -251,6 +295,8 @@ def _check_config(path: str) -> int:
 
 def _replay(args: argparse.Namespace) -> int:
     from cryptoj.marketdata.loader import list_datasets
+    from cryptoj.paths import writable_file_problem
+    from cryptoj.progress import wanted
     from cryptoj.replay import ReplayOptions, run_replay
 
     if args.list_data:
@@ -264,6 +310,14 @@ def _replay(args: argparse.Namespace) -> int:
         print_catalog_sets(args.catalog or _load(args.config).feed.catalog)
         return EXIT_OK
     cfg = _load(args.config)
+    if args.runtime == "threaded" and (args.chaos or args.chaos_storm):
+        print("replay: --chaos and --chaos-storm need --runtime deterministic", file=sys.stderr)
+        return EXIT_USAGE
+    for what, path in (("--journal", args.journal), ("--trace", args.trace)):
+        problem = writable_file_problem(path, what) if path else None
+        if problem is not None:
+            print(f"replay: {problem}", file=sys.stderr)
+            return EXIT_USAGE
     opts = ReplayOptions(
         data=args.data or cfg.feed.data,
         start=args.start,
@@ -274,7 +328,7 @@ def _replay(args: argparse.Namespace) -> int:
         seed=cfg.seed if args.seed is None else args.seed,
         chaos=args.chaos,
         chaos_storm=args.chaos_storm,
-        progress=sys.stderr.isatty() and not args.json,
+        progress=wanted(args.json),
         unwind=args.unwind,
         catalog=args.catalog or cfg.feed.catalog,
     )
@@ -283,19 +337,24 @@ def _replay(args: argparse.Namespace) -> int:
     except (DataError, ValueError) as e:
         print(f"replay: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as e:  # journal or trace: the checks above cannot foresee everything
+        print(f"replay: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        return EXIT_USAGE
     if args.report:
         from cryptoj.report import ReportError, write_report
 
         try:
-            index = write_report(
-                opts.journal,
-                args.report,
-                data=opts.data,
-                products=list(cfg.feed.products) or None,
-                title=f"cryptoj replay of {opts.data} (seed {opts.seed})",
-                extra=_report_rows(summary),
-                catalog=opts.catalog,
-            )
+            with _report_progress(opts.progress) as progress:
+                index = write_report(
+                    opts.journal,
+                    args.report,
+                    data=opts.data,
+                    products=list(cfg.feed.products) or None,
+                    title=f"cryptoj replay of {opts.data} (seed {opts.seed})",
+                    extra=_report_rows(summary),
+                    catalog=opts.catalog,
+                    progress=progress,
+                )
         except (ReportError, DataError) as e:
             print(f"replay: report: {e}", file=sys.stderr)
             return EXIT_USAGE
@@ -410,26 +469,61 @@ def _resume_offline(path: str, by: str, reason: str) -> int:
     return EXIT_OK
 
 
+@contextlib.contextmanager
+def _report_progress(show: bool) -> Iterator[Callable[[int, int, str], None] | None]:
+    """A progress bar for ``write_report`` (terminals only; None otherwise)."""
+    if not show:
+        yield None
+        return
+    from cryptoj.progress import Bar
+
+    bar: Bar | None = None
+
+    def progress(done: int, total: int, what: str) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = Bar("report", total).__enter__()
+        bar.update(done, what)
+
+    try:
+        yield progress
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+
+
 def _report(args: argparse.Namespace) -> int:
+    from cryptoj.progress import wanted
     from cryptoj.report import ReportError, write_report
     from cryptoj.report.data import journal_meta
 
     cfg = _load(args.config, default_if_missing=True)
     try:
         data = args.data or journal_meta(args.journal).get("data") or cfg.feed.data
-        index = write_report(
-            args.journal,
-            args.out,
-            data=data,
-            products=list(cfg.feed.products) or None,
-            title=args.title,
-            catalog=args.catalog or cfg.feed.catalog,
-        )
+        with _report_progress(wanted(json_output=False)) as progress:
+            index = write_report(
+                args.journal,
+                args.out,
+                data=data,
+                products=list(cfg.feed.products) or None,
+                title=args.title,
+                catalog=args.catalog or cfg.feed.catalog,
+                progress=progress,
+            )
     except (ReportError, DataError) as e:
         print(f"report: {e}", file=sys.stderr)
         return EXIT_USAGE
     print(f"report written: {index}")
     return EXIT_OK
+
+
+def _rotated_note(files: list[str]) -> str:
+    """`` (+N rotated files: …; `trace` commands read them all)`` when the trace rotated."""
+    older = files[:-1]
+    if not older:
+        return ""
+    names = ", ".join(older) if len(older) <= 2 else f"{older[0]} … {older[-1]}"
+    return f" (+{len(older)} rotated file(s): {names}; the trace commands read them all)"
 
 
 def _print_summary(s: dict[str, Any]) -> None:
@@ -447,7 +541,7 @@ def _print_summary(s: dict[str, Any]) -> None:
         f"dead letters {s['dead_letters']}",
         f"invariants {'OK' if s['invariants_ok'] else 'BROKEN: ' + problems}",
         f"exit: {s['exit_code']} ({s['exit_reason']})",
-        f"journal {s['journal']}, trace {s['trace']}",
+        f"journal {s['journal']}, trace {s['trace']}" + _rotated_note(s.get("trace_files", [])),
     ]
     if s.get("report"):
         lines.append(f"report {s['report']}")

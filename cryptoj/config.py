@@ -17,6 +17,7 @@ import yaml
 
 from cryptoj.adapters.coinbase.config import CoinbaseFeedConfig
 from cryptoj.ops.config import FlagName, FlagValue, OpsConfig, flag_problems
+from cryptoj.paths import writable_file_problem
 
 Fraction = Annotated[float, msgspec.Meta(gt=0, le=1)]
 NonNegFraction = Annotated[float, msgspec.Meta(ge=0, le=1)]
@@ -179,6 +180,7 @@ class LoggingConfig(_Section, frozen=True, kw_only=True):
     level: Literal["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json: bool = False  # JSON lines instead of human-readable lines
     file: str | None = None  # also log to this file (rotated at 10 MB, 5 kept)
+    heartbeat_s: NonNegFloat = 60.0  # daemon: one state line every this many seconds (0 = off)
 
 
 ResponseName = Literal["normal", "no_entries", "cancel_orders", "reduce", "flatten", "stop"]
@@ -302,8 +304,27 @@ def load_config(path: str | Path | None = None) -> Config:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise ConfigError(str(p), [f"not valid YAML: {e}".replace("\n", " ")]) from e
+        raise ConfigError(str(p), [yaml_problem(e)]) from e
     return parse_config(raw if raw is not None else {}, str(p))
+
+
+def yaml_problem(e: yaml.YAMLError) -> str:
+    """One line for a YAML syntax error: where (line, column) and what."""
+    mark = getattr(e, "problem_mark", None)
+    what = getattr(e, "problem", None) or str(e).splitlines()[0]
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    context = getattr(e, "context", None)
+    return f"not valid YAML{where}: {what}" + (f" ({context})" if context else "")
+
+
+def path_problems(cfg: Config) -> list[str]:
+    """The files the daemon writes that it could not write (``check-config`` and ``run``)."""
+    checks = [("journal.path", cfg.journal.path)]
+    if cfg.trace.enabled:
+        checks.append(("trace.path", cfg.trace.path))
+    if cfg.logging.file:
+        checks.append(("logging.file", cfg.logging.file))
+    return [p for what, path in checks if (p := writable_file_problem(path, what)) is not None]
 
 
 def parse_config(raw: Any, source: str = "<config>") -> Config:
@@ -447,4 +468,12 @@ def redacted(cfg: Config) -> dict[str, Any]:
     return data
 
 
-__all__ = ["Config", "ConfigError", "describe", "load_config", "parse_config", "validate"]
+__all__ = [
+    "Config",
+    "ConfigError",
+    "describe",
+    "load_config",
+    "parse_config",
+    "path_problems",
+    "validate",
+]

@@ -42,6 +42,14 @@ from cryptoj.ops.config import (
 )
 from cryptoj.ops.flags import FlagStore
 from cryptoj.ops.metrics import build_registry
+from cryptoj.ops.narrator import (
+    Narrator,
+    feed_state,
+    heartbeat_line,
+    log_line,
+    market_time,
+    pace_line,
+)
 from cryptoj.ops.runtime import OpsRuntime
 from cryptoj.ops.server import OpsEndpoint
 from cryptoj.ops.state import ErrorLog, OpsContext, OpsState
@@ -161,7 +169,9 @@ class Daemon:
             data_name=cfg.feed.data,
             live=self.live,
             environ=self.environ,
+            resume=not live,
         )
+        self._say_pace()  # before any actor runs: the end of the data may come at once
         trace = (
             TraceWriter(
                 cfg.trace.path, max_bytes=cfg.trace.max_bytes, max_files=cfg.trace.max_files
@@ -181,6 +191,7 @@ class Daemon:
             run_tag=run_tag,
             journal_path=system.journal_path,  # its WAL is checkpointed off the actors' threads
         )
+        rt.narrator = Narrator(log_line)
         system.venue.set_listener(lambda event: rt.tell("execution", event, sender="venue"))
         flags = FlagStore(
             flag_values,
@@ -282,6 +293,32 @@ class Daemon:
                 self.recorder.stop()
                 logger.info("feed recorder: {}", self.recorder.stats())
 
+    def _say_pace(self) -> None:
+        """Where a paper replay resumes and how long the paced replay will take."""
+        system, cfg = self.system, self.cfg
+        if system is None or cfg.feed.source == "coinbase":
+            return
+        if system.resumed_after_ns is not None:
+            logger.info(
+                "resuming after the journal's last market time {} UTC: {} timestamps already "
+                "traded are not replayed",
+                market_time(system.resumed_after_ns),
+                system.skipped_batches,
+            )
+        src = system.source
+        logger.info(pace_line(src.first_ts, src.last_ts, len(src.batches), cfg.feed.speed))
+
+    def _heartbeat(self) -> None:
+        rt = self.rt
+        assert rt is not None
+        live = self.cfg.feed.source == "coinbase"
+        view = rt.tap.view()
+        counts = dict(rt.narrator.counts) if rt.narrator is not None else None
+        speed = self.cfg.feed.speed
+        logger.info(
+            heartbeat_line(view, feed_state=feed_state(view, live), speed=speed, counts=counts)
+        )
+
     def _start_coinbase_feed(self) -> CoinbaseFeed | None:
         """Connect the live Coinbase feed; its events go to the FeedActor's mailbox."""
         rt, cfg = self.rt, self.cfg
@@ -329,7 +366,12 @@ class Daemon:
         """Wait for the end of the run, or turn a signal into an orderly stop."""
         rt = self.rt
         assert rt is not None
+        every = self.cfg.logging.heartbeat_s
+        next_beat = time.monotonic() + every
         while not rt.exit_event.wait(0.2):
+            if every > 0 and time.monotonic() >= next_beat:
+                next_beat = time.monotonic() + every
+                self._heartbeat()
             if self._stop.is_set():
                 reason = self._reasons[0]
                 logger.info("received {}: stopping", reason)

@@ -291,6 +291,15 @@ class Journal:
         row = self._db.execute("SELECT MAX(ts) FROM fills").fetchone()
         return None if row is None or row[0] is None else int(row[0])
 
+    def last_market_ts(self) -> int | None:
+        """The newest market time the journal saw (equity marks and fills), or None: where a
+        restarted paper daemon resumes its replay."""
+        row = self._db.execute(
+            "SELECT MAX(ts) FROM (SELECT MAX(ts) AS ts FROM equity UNION ALL "
+            "SELECT MAX(ts) FROM fills)"
+        ).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
     def record_equity(self, ts: int, equity: Decimal, cash: Decimal) -> None:
         """Journal the marked equity at ``ts`` (one row per market timestamp)."""
         self._write("INSERT OR REPLACE INTO equity VALUES (?, ?, ?)", (ts, str(equity), str(cash)))

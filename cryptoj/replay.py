@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import msgspec
+from rich.console import Console
 
 from cryptoj.actors.portfolio import PortfolioActor
 from cryptoj.config import Config
 from cryptoj.journal import Journal
 from cryptoj.marketdata.ticks import load_market_data
+from cryptoj.progress import Bar, day
 from cryptoj.runtime.assemble import System, assemble
 from cryptoj.runtime.common import EXIT_ERROR, ChaosPlan, RuntimeStats
 from cryptoj.runtime.deterministic import DeterministicRuntime
@@ -28,6 +31,7 @@ from cryptoj.summary import (
 )
 from cryptoj.supervision.tree import WORKERS
 from cryptoj.trace.recorder import TraceWriter
+from cryptoj.trace.records import rotated_files
 from cryptoj.unwind.report import unwind_figures
 
 
@@ -75,9 +79,10 @@ def run_replay(cfg: Config, opts: ReplayOptions) -> tuple[dict[str, Any], int]:
     """Run one replay; return the summary and the process exit code."""
     cfg = with_unwind_mode(cfg, opts.unwind)
     products = list(cfg.feed.products) or None
-    batches = load_market_data(
-        opts.data, products=products, start=opts.start, end=opts.end, catalog=opts.catalog
-    )
+    with _loading(opts.data, opts.progress):
+        batches = load_market_data(
+            opts.data, products=products, start=opts.start, end=opts.end, catalog=opts.catalog
+        )
     system = assemble(
         cfg,
         batches,
@@ -107,7 +112,12 @@ def run_replay(cfg: Config, opts: ReplayOptions) -> tuple[dict[str, Any], int]:
     try:
         if opts.runtime == "threaded":
             outcome = _run_threaded(
-                system, trace=trace, seed=opts.seed, speed=0.0, valid=opts.risk_valid
+                system,
+                trace=trace,
+                seed=opts.seed,
+                speed=0.0,
+                valid=opts.risk_valid,
+                progress=opts.progress,
             )
         else:
             outcome = _run_deterministic(system, trace, opts.seed, chaos, opts.progress)
@@ -121,6 +131,9 @@ def run_replay(cfg: Config, opts: ReplayOptions) -> tuple[dict[str, Any], int]:
     summary["data"] = opts.data
     summary["journal"] = opts.journal
     summary["trace"] = opts.trace if trace is not None else None
+    summary["trace_files"] = (
+        [str(f) for f in rotated_files(opts.trace)] if trace is not None and opts.trace else []
+    )
     summary["unwind_mode"] = cfg.shutdown.unwind.mode
     return summary, outcome.exit_code
 
@@ -140,9 +153,8 @@ def _run_deterministic(
     system.venue.set_listener(lambda event: rt.tell("execution", event, sender="venue"))
     rt.start_root("shutdown")
     rt.start_root("root")
-    rt.run()
-    if show:
-        show.done()
+    with show or contextlib.nullcontext():
+        rt.run()
     portfolio = rt.actor("portfolio")
     rt.stop_all()
     exit_code = rt.exit_code if rt.exit_code is not None else EXIT_ERROR
@@ -155,7 +167,13 @@ def _run_deterministic(
 
 
 def _run_threaded(
-    system: System, *, trace: TraceWriter | None, seed: int, speed: float, valid: bool = True
+    system: System,
+    *,
+    trace: TraceWriter | None,
+    seed: int,
+    speed: float,
+    valid: bool = True,
+    progress: bool = False,
 ) -> RunOutcome:
     # A risk-valid replay: every quote and bar handled (no conflation), and market time held
     # until everything an instant caused has been handled (lockstep).
@@ -168,7 +186,17 @@ def _run_threaded(
         lockstep=valid,
     )
     system.venue.set_listener(lambda event: rt.tell("execution", event, sender="venue"))
-    run_until_stopped(rt, rt.exit_event.wait, quiesce=list(WORKERS))
+    show = _Progress(system) if progress else None
+
+    def wait() -> None:
+        if show is None:
+            rt.exit_event.wait()
+            return
+        with show:
+            while not rt.exit_event.wait(0.125):
+                show.update()
+
+    run_until_stopped(rt, wait, quiesce=list(WORKERS))
     portfolio = rt.last_behaviours.get("portfolio")
     code = rt.exit_code if rt.exit_code is not None else EXIT_ERROR
     return RunOutcome(
@@ -177,22 +205,42 @@ def _run_threaded(
 
 
 class _Progress:
-    """A one-line progress display on stderr (terminals only)."""
+    """The replay's progress bar (terminals only): timestamps replayed, market day reached."""
 
     def __init__(self, system: System) -> None:
         self.source = system.source
-        self.total = len(system.source.batches)
+        self.bar = Bar("replay", len(system.source.batches))
         self.steps = 0
 
-    def tick(self) -> None:
-        self.steps += 1
-        if self.steps % 5000 == 0:
-            pct = 100 * self.source.cursor / max(1, self.total)
-            sys.stderr.write(f"\rreplay: {pct:5.1f}% of {self.total} timestamps")
-            sys.stderr.flush()
+    def __enter__(self) -> _Progress:
+        self.bar.__enter__()
+        return self
 
-    def done(self) -> None:
-        sys.stderr.write(f"\rreplay: 100.0% of {self.total} timestamps\n")
+    def __exit__(self, *exc: object) -> None:
+        self.update()
+        self.bar.__exit__(None, None, None)
+
+    def tick(self) -> None:
+        """One runtime step (called very often: redraws every 2,000th)."""
+        self.steps += 1
+        if self.steps % 2000 == 0:
+            self.update()
+
+    def update(self) -> None:
+        """Show where the source's cursor is."""
+        cursor = self.source.cursor
+        last = self.source.batches[cursor - 1][-1].ts if cursor else None
+        self.bar.update(cursor, day(last))
+
+
+@contextlib.contextmanager
+def _loading(data: str, progress: bool) -> Iterator[None]:
+    """A spinner while the market data loads (terminals only)."""
+    if not progress:
+        yield
+        return
+    with Console(stderr=True).status(f"loading {data} …"):
+        yield
 
 
 def _summarise(

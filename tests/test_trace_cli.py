@@ -159,16 +159,36 @@ def test_show_prints_an_aligned_table_with_payload_summaries(
     assert f"product={order['msg']['product']}" in lines[1]
 
 
-def test_show_all_rotated_reads_the_rotated_files_oldest_first(tmp_path: Path, capsys: Any) -> None:
+def test_show_reads_the_rotated_files_oldest_first_by_default(tmp_path: Path, capsys: Any) -> None:
     writer = TraceWriter(tmp_path / "t.jsonl", max_bytes=600, max_files=50)
-    for _ in range(40):
-        writer.record("deliver", 1, "a", "b", Tick(kind="poll"), msg_id="m1", corr="m1")
+    for i in range(40):
+        writer.record("deliver", 1, "a", "b", Tick(kind="poll"), msg_id=f"m{i + 1}", corr="m1")
     writer.close()
     assert (tmp_path / "t.jsonl.3").exists()
-    _, current, _ = run(capsys, "show", tmp_path / "t.jsonl", "--json")
-    _, everything, _ = run(capsys, "show", tmp_path / "t.jsonl", "--json", "--all-rotated")
+    _, current, _ = run(capsys, "show", tmp_path / "t.jsonl", "--json", "--current-only")
+    _, everything, _ = run(capsys, "show", tmp_path / "t.jsonl", "--json")
+    _, explicit, _ = run(capsys, "show", tmp_path / "t.jsonl", "--json", "--all-rotated")
     assert [r["seq"] for r in json_lines(everything)] == list(range(1, 41))
+    assert explicit == everything
     assert len(json_lines(current)) < 40
+    code, _, err = run(capsys, "follow", tmp_path / "t.jsonl", "m1", "--current-only")
+    assert code == 2
+    assert "no message id or client order id 'm1'" in err
+    assert "older rotated files exist" in err and "t.jsonl.1" in err
+    code, _, err = run(capsys, "follow", tmp_path / "t.jsonl", "m99")
+    assert code == 2 and "rotated file(s)" in err and len(err.strip().splitlines()) == 1
+    assert run(capsys, "follow", tmp_path / "t.jsonl", "m1")[0] == 0
+
+
+def test_show_refuses_an_unknown_type_naming_the_known_ones(tmp_path: Path, capsys: Any) -> None:
+    writer = TraceWriter(tmp_path / "t.jsonl")
+    writer.record("deliver", 1, "a", "b", Tick(kind="poll"), msg_id="m1", corr="m1")
+    writer.close()
+    code, out, err = run(capsys, "show", tmp_path / "t.jsonl", "--type", "NoSuchType")
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1
+    assert "NoSuchType" in err and "SubmitOrder" in err and "Fill" in err
+    assert run(capsys, "show", tmp_path / "t.jsonl", "--type", "tick")[0] == 0
 
 
 # --- follow ----------------------------------------------------------------------------------
@@ -486,3 +506,60 @@ def test_tools_trace_py_and_python_m_cryptoj_trace_print_the_same(traces: dict[s
     assert tool.returncode == module.returncode == 0, tool.stderr + module.stderr
     assert tool.stdout == module.stdout
     assert len(tool.stdout.splitlines()) == 4 and "SubmitOrder" in tool.stdout
+
+
+def test_follow_summaries_agree_with_the_journal(traces: dict[str, Path], capsys: Any) -> None:
+    """For every decided order of a replay, ``follow``'s closing line gives the journal's
+    fill count and filled quantity (split orders included: their fills reach the portfolio
+    under the parent's id), and names no unrelated order."""
+    import re
+    import sqlite3
+    from decimal import Decimal
+
+    trace = traces["seed7"]
+    db = sqlite3.connect(trace.parent / "seed7-journal.sqlite")
+    rows = db.execute(
+        "SELECT client_order_id, count(*), group_concat(quantity, ' ') FROM fills "
+        "GROUP BY client_order_id"
+    ).fetchall()
+    db.close()
+    assert rows and any(n > 1 for _, n, _ in rows), "expected a split order in the replay"
+    split = 0
+    for coid, n, quantities in rows:
+        code, out, _ = run(capsys, "follow", trace, coid)
+        assert code == 0
+        filled = sum((Decimal(q) for q in quantities.split()), Decimal(0))
+        summaries = re.findall(r"^order (\S+): .* filled (\S+) in (\d+) fill", out, re.M)
+        assert len(summaries) == 1, out
+        name, quantity, count = summaries[0]
+        assert (name, Decimal(quantity), int(count)) == (coid, filled, n), out
+        children = re.search(
+            r"child orders: \d+ .*, (\d+) venue fill\(s\), filled (\S+)$", out, re.M
+        )
+        if children:  # a split order: its children's venue fills are the parent's fills
+            split += 1
+            assert (int(children.group(1)), Decimal(children.group(2))) == (n, filled), out
+    assert split > 0
+
+
+def test_a_rotated_replay_trace_is_read_whole_and_named_in_the_summary(
+    tmp_path: Path, capsys: Any
+) -> None:
+    from cryptoj.config import parse_config
+
+    cfg = parse_config({"trace": {"max_bytes": 2_000_000, "max_files": 20}})
+    trace = tmp_path / "t.jsonl"
+    opts = ReplayOptions(data=DATA, journal=str(tmp_path / "j.sqlite"), trace=str(trace))
+    summary, code = run_replay(cfg, opts)
+    assert code == 0
+    assert len(summary["trace_files"]) > 2 and summary["trace_files"][-1] == str(trace)
+    assert summary["trace_files"][0].endswith(f".{len(summary['trace_files']) - 1}")
+    code, out, _ = run(capsys, "stats", trace, "--json")
+    assert code == 0 and json.loads(out)["records"] == summary["trace_records"]
+    code, out, _ = run(capsys, "stats", trace, "--json", "--current-only")
+    assert json.loads(out)["records"] < summary["trace_records"]
+    rotated = len(summary["trace_files"]) - 1
+    out = run(capsys, "stats", trace)[1]
+    assert out.startswith(f"{trace} and its {rotated} rotated file(s): ")
+    out = run(capsys, "stats", trace, "--current-only")[1]
+    assert out.startswith(f"{trace} only ({rotated} older rotated file(s) not read")

@@ -225,6 +225,8 @@ def _load(
     interval_s: int | None,
 ) -> list[Batch]:
     data = raw.read()
+    if label.endswith(".gz") and data[:2] != b"\x1f\x8b":
+        raise DataError(label, "named .gz but not a gzip file (no gzip header)")
     try:
         if data[:2] == b"\x1f\x8b":
             data = gzip.decompress(data)

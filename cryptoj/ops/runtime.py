@@ -36,6 +36,7 @@ from cryptoj.models.orders import Fill, OrderClosed, Side, SubmitOrder
 from cryptoj.models.portfolio import PortfolioSnapshot
 from cryptoj.models.risk import RiskLevelChanged, RiskParameters
 from cryptoj.models.system import Ping
+from cryptoj.ops.narrator import Narrator
 from cryptoj.ops.probe import StatusRequest, answer
 from cryptoj.runtime.common import Envelope
 from cryptoj.runtime.threaded import ThreadedRuntime, _Host
@@ -187,6 +188,7 @@ class OpsRuntime(ThreadedRuntime):
         self.errors: deque[dict[str, Any]] = deque(maxlen=50)
         self.down_since: dict[str, float] = {}
         self.on_started: Callable[[str], Message | None] | None = None
+        self.narrator: Narrator | None = None  # the daemon's log lines per decision
         self._probes: dict[str, _Slot] = {}
         self._probe_ids = itertools.count(1)
         self._ops_lock = threading.Lock()
@@ -203,6 +205,8 @@ class OpsRuntime(ThreadedRuntime):
             )
         if name == "feed":
             self.tap.feed_event("connected" if gen == 1 else "reconnected", f"generation {gen}")
+        if self.narrator is not None:
+            self.narrator.lifecycle(name, "start", gen)
         if self.on_started is not None and gen > 1:
             msg = self.on_started(name)
             if msg is not None and self.handles(name, msg):
@@ -228,6 +232,8 @@ class OpsRuntime(ThreadedRuntime):
                 )
         if name == "feed":
             self.tap.feed_event("disconnected", reason)
+        if abnormal and self.narrator is not None:
+            self.narrator.lifecycle(name, "crash", host.generation, reason)
         super().on_exit(host, abnormal, reason)
 
     def history(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, float]]:
@@ -247,6 +253,8 @@ class OpsRuntime(ThreadedRuntime):
             super().deliver(host, env)
         finally:
             self.tap.observe(host.cell_name, env, time.perf_counter_ns() - start)
+            if self.narrator is not None:
+                self.narrator.observe(host.cell_name, env)
 
     def _answer(self, host: _Host, request: StatusRequest) -> None:
         with self._ops_lock:

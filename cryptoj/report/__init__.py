@@ -9,7 +9,7 @@ See :mod:`cryptoj.report.data` for how each figure is computed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,20 +25,32 @@ def write_report(
     title: str | None = None,
     extra: dict[str, Any] | None = None,
     catalog: str = "data",
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> Path:
     """Write the report of ``journal`` into ``out``; return the path of ``index.html``.
 
     ``data`` is the market data set name or CSV path (default: the journal's ``meta.data``);
     ``extra`` adds rows to the summary table (the replay adds its own summary); ``catalog`` is
-    the local catalog for ``catalog:`` / ``recorded:`` data.
+    the local catalog for ``catalog:`` / ``recorded:`` data; ``progress(done, total, what)`` is
+    called after each step (loading, each chart, the page).
     """
-    from cryptoj.report.charts import render_charts
+    from cryptoj.report.charts import CHARTS, render_charts
     from cryptoj.report.html import write_html
 
+    total = len(CHARTS) + 2
+
+    def step(done: int, what: str) -> None:
+        if progress is not None:
+            progress(done, total, what)
+
+    step(0, "loading the journal and prices")
     d = load_report_data(journal, data, products=products, extra=extra, catalog=catalog)
+    step(1, "charts")
     out_dir = Path(out)
-    charts = render_charts(d, out_dir)
-    return write_html(d, charts, out_dir, title or f"cryptoj report: {Path(journal).name}")
+    charts = render_charts(d, out_dir, on_chart=lambda i, name: step(1 + i, name))
+    index = write_html(d, charts, out_dir, title or f"cryptoj report: {Path(journal).name}")
+    step(total, "written")
+    return index
 
 
 __all__ = ["ReportData", "ReportError", "load_report_data", "write_report"]

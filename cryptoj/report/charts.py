@@ -22,6 +22,7 @@ from cryptoj.report.data import LEVELS, ReportData, drawdown
 
 WIDTH, DPI = 11.0, 100
 MAX_POINTS = 4000  # per line; longer series are thinned for drawing (the table is exact)
+LOG_RATIO = 10.0  # equity axis on a log scale when max ÷ min of the curves exceeds this
 FrameT = TypeVar("FrameT", pd.Series, pd.DataFrame)
 LEVEL_COLOURS = ("#2e7d32", "#f9a825", "#ef6c00", "#c62828")
 
@@ -81,9 +82,21 @@ def _changes(levels: pd.Series) -> pd.Series:
 _money = FuncFormatter(lambda x, _: f"{x:,.0f}")
 
 
+def wide_range(*series: pd.Series) -> bool:
+    """True when the positive values span more than :data:`LOG_RATIO` (max ÷ min): drawn
+    on a log scale, a 2× strategy stays visible beside a 300× benchmark."""
+    parts = [s for s in series if not s.empty]
+    if not parts:
+        return False
+    values = pd.concat(parts)
+    values = values[values > 0]
+    return bool(not values.empty and values.max() / values.min() > LOG_RATIO)
+
+
 def equity_chart(d: ReportData, path: Path) -> Path:
-    """Equity against the equal-weight buy-and-hold benchmark."""
+    """Equity against the equal-weight buy-and-hold benchmark (log scale when wide)."""
     fig, (ax,) = _figure(4.2)
+    log = False
     if d.equity.empty:
         _empty(ax, "no equity recorded in the journal")
     else:
@@ -98,10 +111,14 @@ def equity_chart(d: ReportData, path: Path) -> Path:
                 linestyle="--",
             )
         ax.axhline(d.start_cash, color="#bdbdbd", linewidth=0.8)
+        log = wide_range(eq, bench)
+        if log:
+            ax.set_yscale("log")
         ax.yaxis.set_major_formatter(_money)
-        ax.set_ylabel("equity (quote currency)")
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.set_ylabel("equity (quote currency" + (", log scale)" if log else ")"))
         ax.legend(loc="best")
-    ax.set_title("Equity curve against the benchmark")
+    ax.set_title("Equity curve against the benchmark" + (" (log scale)" if log else ""))
     return _save(fig, path)
 
 
@@ -165,29 +182,62 @@ def risk_chart(d: ReportData, path: Path) -> Path:
     return _save(fig, path)
 
 
+def trades(fills: pd.DataFrame) -> pd.DataFrame:
+    """One row per decided order: its first fill's time, side, product and average price
+    (the fills of a split order's children count for their parent)."""
+    parent = fills["client_order_id"].astype(str).str.replace(r"-c\d+$", "", regex=True)
+    qty = fills["quantity"].astype(float)
+    frame = pd.DataFrame(
+        {
+            "order": parent,
+            "time": fills["time"],
+            "side": fills["side"],
+            "product": fills["product"],
+            "qty": qty,
+            "value": qty * fills["price"].astype(float),
+        }
+    )
+    g = frame.groupby("order", sort=False)
+    out = g.agg(
+        time=("time", "min"),
+        side=("side", "first"),
+        product=("product", "first"),
+        qty=("qty", "sum"),
+        value=("value", "sum"),
+    )
+    out["price"] = out["value"] / out["qty"]
+    return out.sort_values("time")
+
+
 def trades_chart(d: ReportData, path: Path) -> Path:
-    """Each product's price with the fills marked (▲ buy, ▼ sell)."""
+    """Each product's price with its trades marked (▲ buy, ▼ sell; one marker per decided
+    order at its average price), drawn under the price line so the line stays readable."""
     products = d.products or ["-"]
     fig, axes = _figure(2.6 * len(products) + 0.6, rows=len(products))
+    marked = trades(d.fills) if not d.fills.empty else None
     for ax, product in zip(axes, products, strict=True):
         if product not in d.prices:
             _empty(ax, "no prices")
             continue
         px = _thin(d.prices[product].dropna())
-        ax.plot(px.index, px.to_numpy(), color="#455a64", linewidth=0.9, label=product)
-        if not d.fills.empty:
-            mine = d.fills[d.fills["product"] == product]
+        ax.plot(px.index, px.to_numpy(), color="#263238", linewidth=0.9, label=product, zorder=3)
+        if marked is not None:
+            mine = marked[marked["product"] == product]
+            size = 30 if len(mine) <= 100 else 14 if len(mine) <= 600 else 6
             for side, marker, colour in (("BUY", "^", "#2e7d32"), ("SELL", "v", "#c62828")):
                 f = mine[mine["side"] == side]
                 if not f.empty:
                     ax.scatter(
                         f["time"],
-                        f["price"].astype(float),
+                        f["price"],
                         marker=marker,
-                        color=colour,
-                        s=36,
-                        zorder=3,
-                        label=f"{side.lower()} ({len(f)})",
+                        facecolors="none",
+                        edgecolors=colour,
+                        linewidths=1.0,
+                        alpha=0.8,
+                        s=size,
+                        zorder=2,
+                        label=f"{side.lower()} ({len(f)} orders)",
                     )
         ax.yaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:,.2f}"))
         ax.set_title(f"{product}: price and trades", loc="left")
@@ -204,14 +254,19 @@ CHARTS: tuple[tuple[str, str, Callable[[ReportData, Path], Path]], ...] = (
 )
 
 
-def render_charts(d: ReportData, out: Path) -> list[tuple[str, str]]:
-    """Write every chart into ``out``; return (file name, title) pairs."""
+def render_charts(
+    d: ReportData, out: Path, on_chart: Callable[[int, str], None] | None = None
+) -> list[tuple[str, str]]:
+    """Write every chart into ``out``; return (file name, title) pairs. ``on_chart(n, name)``
+    is called after the n-th chart (progress)."""
     out.mkdir(parents=True, exist_ok=True)
     done = []
     for name, title, fn in CHARTS:
         fn(d, out / name)
         done.append((name, title))
+        if on_chart is not None:
+            on_chart(len(done), name)
     return done
 
 
-__all__ = ["CHARTS", "render_charts"]
+__all__ = ["CHARTS", "render_charts", "trades", "wide_range"]

@@ -11,9 +11,11 @@ import numpy as np
 import pandas as pd
 
 from cryptoj.report.data import LEVELS, ReportData, drawdown
+from cryptoj.report.tables import PRODUCT_HEAD, event_counts, order_counts, product_rows, short
 
-MAX_EVENT_ROWS = 200
+MAX_EVENT_ROWS = 15  # the last rows shown; every row is in events.csv
 MAX_FILL_ROWS = 200
+EVENTS_CSV = "events.csv"
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2em auto;
@@ -23,6 +25,7 @@ h1{font-size:1.6em;margin-bottom:.2em}h2{margin-top:1.8em;border-bottom:1px soli
 td,th{padding:.25em .8em;border-bottom:1px solid #eee;text-align:left;vertical-align:top}
 td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#fafafa}
 img{max-width:100%;height:auto;border:1px solid #eee;margin:.4em 0}
+td{overflow-wrap:anywhere}
 .good{color:#2e7d32}.bad{color:#c62828}figure{margin:0 0 1.2em}figcaption{color:#555}
 """
 
@@ -77,16 +80,16 @@ def summary_rows(d: ReportData) -> list[tuple[str, str]]:
             ]
     else:
         rows.append(("equity", "no equity recorded in the journal"))
-    o = d.orders
-    counts = o["status"].value_counts().to_dict() if not o.empty else {}
+    decided, counts, children = order_counts(d.orders)
     rows.append(
         (
-            "orders",
-            f"{len(o)} (" + ", ".join(f"{k.lower()} {v}" for k, v in sorted(counts.items())) + ")"
-            if len(o)
+            "decided orders (by the portfolio; a split order counts once)",
+            f"{decided} (" + ", ".join(f"{k.lower()} {v}" for k, v in counts.items()) + ")"
+            if decided
             else "0",
         )
     )
+    rows.append(("child orders (the slices split orders sent to the venue)", str(children)))
     f = d.fills
     if not f.empty:
         notional = (f["quantity"].astype(float) * f["price"].astype(float)).sum()
@@ -157,14 +160,9 @@ def render_html(d: ReportData, charts: list[tuple[str, str]], title: str) -> str
         f"<figcaption>{html.escape(cap)}</figcaption></figure>"
         for name, cap in charts
     )
-    ev = d.events.tail(MAX_EVENT_ROWS) if not d.events.empty else d.events
-    events = (
-        _table(
-            ["time (market clock, UTC)", "actor", "kind", "detail"],
-            [[_ns(r.ts), r.actor, r.kind, r.detail] for r in ev.itertuples()],
-        )
-        if not ev.empty
-        else "<p>none</p>"
+    events = _events_html(d)
+    products = _table(
+        PRODUCT_HEAD, product_rows(d.products, d.orders, d.fills), numeric=frozenset(range(1, 10))
     )
     f = d.fills.head(MAX_FILL_ROWS) if not d.fills.empty else d.fills
     fills = (
@@ -205,6 +203,10 @@ def render_html(d: ReportData, charts: list[tuple[str, str]], title: str) -> str
 data, without fees.</p>
 <h2>Charts</h2>
 {figures}
+<h2>Per product</h2>
+{products}
+<p class="sub">Decided orders are the portfolio's decisions; a split order sends child orders
+(<code>&lt;order&gt;-c1</code>, …) to the venue, each filled on its own.</p>
 <h2>Journal events</h2>
 {events}
 <h2>Fills{more}</h2>
@@ -213,8 +215,29 @@ data, without fees.</p>
 """
 
 
+def _events_html(d: ReportData) -> str:
+    ev = d.events
+    if ev.empty:
+        return "<p>none</p>"
+    counts = _table(
+        ["kind", "count", "first (UTC)", "last (UTC)"], event_counts(ev), frozenset({1})
+    )
+    last = ev.tail(MAX_EVENT_ROWS)
+    rows = _table(
+        ["time (market clock, UTC)", "actor", "kind", "detail"],
+        [[_ns(r.ts), r.actor, r.kind, short(r.detail)] for r in last.itertuples()],
+    )
+    return (
+        f"{counts}<p>The last {len(last)} of {len(ev)} events (details shortened; every event "
+        f'in full: <a href="{EVENTS_CSV}">{EVENTS_CSV}</a>):</p>{rows}'
+    )
+
+
 def write_html(d: ReportData, charts: list[tuple[str, str]], out: Path, title: str) -> Path:
-    """Write ``out/index.html``."""
+    """Write ``out/index.html`` and ``out/events.csv`` (every journal event)."""
+    columns = ["seq", "ts", "actor", "kind", "detail"]
+    events = d.events[columns] if not d.events.empty else pd.DataFrame(columns=columns)
+    events.to_csv(out / EVENTS_CSV, index=False)
     path = out / "index.html"
     path.write_text(render_html(d, charts, title), encoding="utf-8")
     return path

@@ -42,10 +42,15 @@ class System:
     source: ReplaySource
     journal_path: str
     registry: dict[str, Registered]
+    resumed_after_ns: int | None = None  # resume: the journal's last market time
+    skipped_batches: int = 0  # resume: batches at or before it, not replayed again
 
     @property
     def start_ns(self) -> int:
-        """Time of the first market event."""
+        """Time of the first market event (after a resume with nothing left: the journal's
+        last market time)."""
+        if not self.source.batches and self.resumed_after_ns is not None:
+            return self.resumed_after_ns
         return self.source.first_ts
 
     @property
@@ -109,6 +114,7 @@ def assemble(
     data_name: str = "",
     live: bool = False,
     environ: Mapping[str, str] | None = None,
+    resume: bool = False,
 ) -> System:
     """Build the venue, the source and the registry; prepare the journal.
 
@@ -118,6 +124,8 @@ def assemble(
     data set or file) is journalled in ``meta`` with the products, so ``cryptoj report JOURNAL``
     finds the prices without ``--data``. ``live`` is the command line's ``--live`` (see the
     module docstring); ``environ`` replaces ``os.environ`` for the credentials (tests).
+    ``resume`` (the paper daemon) skips the batches at or before the journal's last market
+    time, so a restart continues the market clock instead of trading the same bars again.
     """
     venue: PaperExchange | CoinbaseVenue
     balances: dict[str, Decimal] = {}
@@ -152,7 +160,12 @@ def assemble(
         journal.set_meta("products", ",".join(cfg.feed.products))
     if isinstance(venue, PaperExchange):
         venue.restore(journal.fills())
+    resumed_after = journal.last_market_ts() if resume and not fresh_journal else None
     journal.close()
+    skipped = 0
+    if resumed_after is not None:
+        kept = [b for b in batches if b[-1].ts > resumed_after]
+        skipped, batches = len(batches) - len(kept), kept
     source = ReplaySource(
         batches,
         bar_spread_bps=cfg.feed.bar_spread_bps,
@@ -166,4 +179,4 @@ def assemble(
         "main",
         lambda: ShutdownActor(venue, str(path), stop_on_feed_end=stop_on_feed_end, cfg=cfg),
     )
-    return System(cfg, venue, source, str(path), registry)
+    return System(cfg, venue, source, str(path), registry, resumed_after, skipped)

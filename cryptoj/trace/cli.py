@@ -13,16 +13,18 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
+from decimal import Decimal
 from typing import Any, TextIO
 
 from cryptoj.trace.diff import TraceDiff, diff_traces, differing_fields
-from cryptoj.trace.follow import FollowNode, TraceIndex, order_outcomes
+from cryptoj.trace.follow import FollowNode, OrderOutcome, TraceIndex, order_outcomes
 from cryptoj.trace.records import (
     Record,
     RecordFilter,
     format_time,
     iter_records,
     parse_time,
+    rotated_files,
     summarize,
 )
 from cryptoj.trace.stats import TraceStats
@@ -83,6 +85,61 @@ def _add_filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wide", action="store_true", help="do not cut payload summaries")
 
 
+def _add_rotation(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "--all-rotated",
+        dest="all_rotated",
+        action="store_true",
+        default=True,
+        help="read the rotated files FILE.N … FILE.1 first, newest last (the default)",
+    )
+    g.add_argument(
+        "--current-only",
+        dest="all_rotated",
+        action="store_false",
+        help="read FILE only, not its rotated predecessors",
+    )
+
+
+def not_found(ident: str, path: str, all_rotated: bool) -> str:
+    """The line for an id that is not in what was read, naming the files and older ones."""
+    older = rotated_files(path)[:-1]
+    if all_rotated:
+        where = f"{path} and its {len(older)} rotated file(s)" if older else path
+        return f"no message id or client order id {ident!r} in {where}"
+    hint = (
+        f"; older rotated files exist ({', '.join(str(o) for o in older)}): "
+        "drop --current-only to read them"
+        if older
+        else ""
+    )
+    return f"no message id or client order id {ident!r} in {path}{hint}"
+
+
+def known_types() -> list[str]:
+    """The message type names a trace can hold (every :class:`Message` subclass)."""
+    import cryptoj.models
+    import cryptoj.ops.flags
+    import cryptoj.ops.probe  # noqa: F401
+    from cryptoj.models.base import Message
+
+    names: set[str] = set()
+    todo = [Message]
+    while todo:
+        cls = todo.pop()
+        for sub in cls.__subclasses__():
+            names.add(sub.__name__)
+            todo.append(sub)
+    return sorted(names)
+
+
+def unknown_types(types: Iterable[str]) -> list[str]:
+    """The ``--type`` values that name no message type (case is ignored)."""
+    known = {t.lower() for t in known_types()}
+    return [t for t in types if t.lower() not in known]
+
+
 def _filter(args: argparse.Namespace) -> RecordFilter:
     return RecordFilter(
         actors=_split(args.actor),
@@ -109,14 +166,14 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("file")
     _add_filters(show)
     show.add_argument("--limit", type=int, metavar="N", help="stop after N matching records")
-    show.add_argument("--all-rotated", action="store_true", help="read FILE.N … FILE.1 first")
+    _add_rotation(show)
     show.set_defaults(func=cmd_show)
 
     follow = sub.add_parser("follow", help="the causal chain of a message or client order id")
     follow.add_argument("file")
     follow.add_argument("id", help="client order id (cj-s7-000049) or message id (m674)")
     follow.add_argument("--json", action="store_true", help="tree nodes as JSON lines")
-    follow.add_argument("--all-rotated", action="store_true", help="read FILE.N … FILE.1 first")
+    _add_rotation(follow)
     follow.set_defaults(func=cmd_follow)
 
     tail = sub.add_parser("tail", help="print records as they are appended (like tail -f)")
@@ -130,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     stats = sub.add_parser("stats", help="counts, timings, restarts, exits and dead letters")
     stats.add_argument("file")
     stats.add_argument("--json", action="store_true", help="print one JSON object")
-    stats.add_argument("--all-rotated", action="store_true", help="read FILE.N … FILE.1 first")
+    _add_rotation(stats)
     stats.set_defaults(func=cmd_stats)
 
     diff = sub.add_parser("diff", help="where two traces diverge (exit 1 if they do)")
@@ -203,9 +260,23 @@ def _emit(recs: Iterable[Record], args: argparse.Namespace, out: TextIO) -> int:
     return n
 
 
+def check_types(args: argparse.Namespace) -> bool:
+    """False (after one line on stderr naming the known types) when a ``--type`` is unknown."""
+    unknown = unknown_types(_split(args.type))
+    if unknown:
+        print(
+            f"trace {args.command}: unknown message type(s) {', '.join(unknown)}; "
+            f"known: {', '.join(known_types())}",
+            file=sys.stderr,
+        )
+    return not unknown
+
+
 def cmd_show(args: argparse.Namespace, report: CorruptReporter) -> int:
     """``show``: the matching records, streamed."""
     flt, out = _filter(args), sys.stdout
+    if not check_types(args):
+        return EXIT_USAGE
     recs = _records(args, report, args.file)
     if not args.json:
         out.write(header() + "\n")
@@ -219,8 +290,12 @@ def cmd_show(args: argparse.Namespace, report: CorruptReporter) -> int:
 # --- follow ----------------------------------------------------------------------------------
 
 
-def follow_lines(nodes: list[FollowNode], index: TraceIndex) -> list[str]:
-    """The text form of a followed tree plus one summary per client order."""
+def follow_lines(nodes: list[FollowNode], index: TraceIndex, focus: str | None = None) -> list[str]:
+    """The text form of a followed tree plus one summary per client order.
+
+    With ``focus`` naming a client order, the summaries are that order's (its fills as the
+    portfolio and the journal see them) and one line for its child orders; other orders the
+    chain names are left out."""
     lines: list[str] = []
     mentions_started = False
     for node in nodes:
@@ -236,31 +311,47 @@ def follow_lines(nodes: list[FollowNode], index: TraceIndex) -> list[str]:
             f"{rec.seq:>7}  {format_time(rec.ts)}  {branch}{rec.src} → {rec.dst}  "
             f"{rec.type} {rec.id}  {tag}{dead}{summarize(rec)}".rstrip()
         )
-    for oc in order_outcomes(nodes):
-        body = oc.submit.payload if oc.submit else {}
-        what = " ".join(
-            str(body[k]) for k in ("side", "order_type", "quantity", "product") if body.get(k)
+    outcomes = order_outcomes(nodes)
+    children = []
+    if focus is not None and any(oc.client_order_id == focus for oc in outcomes):
+        children = [oc for oc in outcomes if oc.client_order_id.startswith(focus + "-c")]
+        outcomes = [oc for oc in outcomes if oc.client_order_id == focus]
+    for oc in outcomes:
+        lines += _outcome_lines(oc, index)
+    if children:
+        filled = sum((c.filled for c in children), Decimal(0))
+        lines.append(
+            f"  child orders: {len(children)} ({children[0].client_order_id} … "
+            f"{children[-1].client_order_id}), {sum(len(c.fills) for c in children)} venue "
+            f"fill(s), filled {filled}"
         )
-        avg = oc.average_price
-        fills = f"{len(oc.fills)} fill(s)" + (
-            f", avg price {avg:.8g}, fees {oc.fees}" if avg is not None else ""
+    return lines
+
+
+def _outcome_lines(oc: OrderOutcome, index: TraceIndex) -> list[str]:
+    body = oc.submit.payload if oc.submit else {}
+    what = " ".join(
+        str(body[k]) for k in ("side", "order_type", "quantity", "product") if body.get(k)
+    )
+    avg = oc.average_price
+    fills = f"{len(oc.fills)} fill(s)" + (
+        f", avg price {avg:.8g}, fees {oc.fees}" if avg is not None else ""
+    )
+    lines = [
+        "",
+        f"order {oc.client_order_id}: {what or '?'} → {oc.status}, filled {oc.filled} in {fills}",
+    ]
+    if body.get("reason"):
+        lines.append(f"  reason: {body['reason']}")
+    snap = index.risk_snapshot(oc.submit) if oc.submit else None
+    if oc.submit and snap:
+        warn = index.restarted_between(snap, oc.submit)
+        lines.append(
+            f"  risk in effect: {summarize(snap)} (RiskParameters {snap.id}, seq {snap.seq})"
+            + (" — portfolio restarted since; it may not have held these" if warn else "")
         )
-        lines += [
-            "",
-            f"order {oc.client_order_id}: {what or '?'} → {oc.status}, "
-            f"filled {oc.filled} in {fills}",
-        ]
-        if body.get("reason"):
-            lines.append(f"  reason: {body['reason']}")
-        snap = index.risk_snapshot(oc.submit) if oc.submit else None
-        if oc.submit and snap:
-            warn = index.restarted_between(snap, oc.submit)
-            lines.append(
-                f"  risk in effect: {summarize(snap)} (RiskParameters {snap.id}, seq {snap.seq})"
-                + (" — portfolio restarted since; it may not have held these" if warn else "")
-            )
-        elif oc.submit:
-            lines.append("  risk in effect: none delivered to portfolio before this decision")
+    elif oc.submit:
+        lines.append("  risk in effect: none delivered to portfolio before this decision")
     return lines
 
 
@@ -270,10 +361,7 @@ def cmd_follow(args: argparse.Namespace, report: CorruptReporter) -> int:
     try:
         nodes = index.follow(args.id)
     except KeyError:
-        print(
-            f"trace follow: no message id or client order id {args.id!r} in {args.file}",
-            file=sys.stderr,
-        )
+        print(f"trace follow: {not_found(args.id, args.file, args.all_rotated)}", file=sys.stderr)
         return EXIT_USAGE
     out = sys.stdout
     if args.json:
@@ -287,7 +375,7 @@ def cmd_follow(args: argparse.Namespace, report: CorruptReporter) -> int:
         f"{args.id}: {target.type} {target.id} (seq {target.seq}{run}) in {args.file}, "
         f"{len(nodes)} records\n"
     )
-    out.write("\n".join(follow_lines(nodes, index)) + "\n")
+    out.write("\n".join(follow_lines(nodes, index, focus=args.id)) + "\n")
     return EXIT_OK
 
 
@@ -301,6 +389,8 @@ def cmd_tail(
 ) -> int:
     """``tail``: print matching records as they are appended, until ``--max-seconds`` or Ctrl-C."""
     flt, out = _filter(args), sys.stdout
+    if not check_types(args):
+        return EXIT_USAGE
     reader = TailReader(args.file, from_start=args.from_start, on_corrupt=report)
     deadline = None if args.max_seconds is None else time.monotonic() + args.max_seconds
     if not args.json:
@@ -386,8 +476,18 @@ def cmd_stats(args: argparse.Namespace, report: CorruptReporter) -> int:
     if args.json:
         print(json.dumps(s))
     else:
-        print("\n".join(stats_lines(s, args.file)))
+        print("\n".join(stats_lines(s, read_what(args.file, args.all_rotated))))
     return EXIT_OK
+
+
+def read_what(path: str, all_rotated: bool) -> str:
+    """``path``, naming the rotated files read with it, or the ones left unread."""
+    older = rotated_files(path)[:-1]
+    if not older:
+        return path
+    if all_rotated:
+        return f"{path} and its {len(older)} rotated file(s)"
+    return f"{path} only ({len(older)} older rotated file(s) not read: drop --current-only)"
 
 
 # --- diff ------------------------------------------------------------------------------------

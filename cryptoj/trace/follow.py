@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import bisect
 import gc
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 from cryptoj.trace.records import Record, order_ids
+
+_CHILD = re.compile(r"^(.+)-c\d+$")
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class TraceIndex:
         self.by_id: dict[tuple[int, str], Record] = {}
         self.children: defaultdict[tuple[int, str], list[Record]] = defaultdict(list)
         self.by_order: defaultdict[tuple[int, str], list[Record]] = defaultdict(list)
+        self.child_orders: defaultdict[tuple[int, str], dict[str, None]] = defaultdict(dict)
         self.risk_positions: list[int] = []
         self.portfolio_starts: list[int] = []
         self.runs = 0
@@ -58,6 +62,9 @@ class TraceIndex:
                 self.children[(rec.run, rec.cause)].append(rec)
             for coid in order_ids(rec):
                 self.by_order[(rec.run, coid)].append(rec)
+                child = _CHILD.match(coid)
+                if child:  # a split order's child: ``<parent>-c<n>``
+                    self.child_orders[(rec.run, child.group(1))][coid] = None
             if rec.dst == "portfolio":
                 if rec.kind == "deliver" and rec.type == "RiskParameters":
                     self.risk_positions.append(rec.pos)
@@ -125,8 +132,8 @@ class TraceIndex:
 
     def follow(self, ident: str) -> list[FollowNode]:
         """The causal tree around ``ident``: root … target, what the target caused, then records
-        naming the same client order ids (and what they caused), each SubmitOrder preceded by
-        its risk snapshot. Raises ``KeyError`` for an unknown id."""
+        naming the same client order ids or their child orders (and what they caused), each
+        SubmitOrder preceded by its risk snapshot. Raises ``KeyError`` for an unknown id."""
         target = self.resolve(ident)
         if target is None:
             raise KeyError(ident)
@@ -138,6 +145,8 @@ class TraceIndex:
         seen = {r.pos for r in chain}
         nodes += self.descendants(target, len(chain) - 1, seen)
         coids = dict.fromkeys(c for n in nodes for c in order_ids(n.record))
+        for coid in list(coids):  # a split order's children reach the venue without a message
+            coids.update(self.child_orders.get((target.run, coid), {}))
         for coid in coids:
             for rec in self.by_order.get((target.run, coid), []):
                 if rec.pos not in seen:
@@ -175,8 +184,8 @@ class OrderOutcome:
 def order_outcomes(nodes: Iterable[FollowNode]) -> list[OrderOutcome]:
     """One outcome per client order in ``nodes``: fills counted once per ``fill_id``."""
     outcomes: dict[str, OrderOutcome] = {}
-    fill_ids: set[str] = set()
-    for node in nodes:
+    fill_ids: set[tuple[str, str]] = set()  # (order, fill id): a split order's fill reaches
+    for node in nodes:  # execution under the child's id and the portfolio under the parent's
         rec, body = node.record, node.record.payload
         if node.role == "risk":
             continue
@@ -184,8 +193,8 @@ def order_outcomes(nodes: Iterable[FollowNode]) -> list[OrderOutcome]:
             oc = outcomes.setdefault(coid, OrderOutcome(coid))
             if rec.type == "SubmitOrder" and oc.submit is None:
                 oc.submit = rec
-            elif rec.type == "Fill" and body.get("fill_id") not in fill_ids:
-                fill_ids.add(str(body.get("fill_id")))
+            elif rec.type == "Fill" and (coid, str(body.get("fill_id"))) not in fill_ids:
+                fill_ids.add((coid, str(body.get("fill_id"))))
                 oc.fills.append(rec)
                 try:
                     qty, price = Decimal(body["quantity"]), Decimal(body["price"])
