@@ -7,6 +7,10 @@ escalation; 0 after ``POST /control/shutdown``) or for a signal, which it turns 
 nothing is left behind. If the actors do not finish within the grace period the shutdown
 proceeds anyway.
 
+Every long-lived thread runs under a guard (:mod:`cryptoj.supervision.guard`: logged, counted,
+reported, restarted with backoff), and while the daemon runs ``threading.excepthook`` sends an
+exception that escapes any thread to loguru and the crash counters instead of stderr.
+
 The operations endpoint (:mod:`cryptoj.ops`: health, readiness, metrics, status, flags,
 control) is bound before any actor starts, so a port in use ends the start with exit code 2,
 and serves on a daemon thread once the supervision tree is up.
@@ -46,6 +50,7 @@ from cryptoj.ops.state import ErrorLog, OpsContext, OpsState
 from cryptoj.runtime.assemble import System, assemble
 from cryptoj.runtime.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE
 from cryptoj.runtime.threaded import ScaledClock, run_until_stopped
+from cryptoj.supervision.guard import excepthook
 from cryptoj.trace.recorder import TraceWriter
 
 GRACE_S = 3.0
@@ -225,9 +230,13 @@ class Daemon:
             return EXIT_USAGE
         flags.journal_loaded()
         sink = logger.add(errors.sink, level="WARNING", format="{message}")
+        previous_hook = threading.excepthook
+        # an exception that escapes any thread goes to loguru and the crash counters
+        threading.excepthook = excepthook
         try:
             run_until_stopped(rt, self._wait)
         finally:
+            threading.excepthook = previous_hook
             venue_stop = getattr(system.venue, "stop", None)
             if venue_stop is not None:
                 venue_stop()  # the Coinbase user channel (idempotent)

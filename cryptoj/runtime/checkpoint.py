@@ -23,7 +23,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from loguru import logger
+from cryptoj.supervision.guard import ThreadGuard
 
 
 class WalCheckpointer:
@@ -39,8 +39,12 @@ class WalCheckpointer:
         # frames in the WAL at the last checkpoint: about those written since the one before
         self.last_frames = 0
         self._stop = threading.Event()
+        self.guard = ThreadGuard("cryptoj-wal-checkpoint", "journal")
         self._thread = threading.Thread(
-            target=self._run, name="cryptoj-wal-checkpoint", daemon=True
+            target=self.guard.run,
+            args=(self._run, self._stop),
+            name="cryptoj-wal-checkpoint",
+            daemon=True,
         )
 
     def start(self) -> WalCheckpointer:
@@ -55,23 +59,26 @@ class WalCheckpointer:
             self._thread.join(timeout_s)
 
     def _run(self) -> None:
-        try:
-            db = sqlite3.connect(self.path, isolation_level=None, timeout=0.0)
-        except sqlite3.Error as e:
-            logger.warning("journal checkpointer: cannot open {}: {}", self.path, e)
-            return
+        """Open a connection of its own and checkpoint until stopped (under the guard: a
+        connection that cannot be opened, or any other error, is logged and retried after a
+        backoff)."""
+        db = sqlite3.connect(self.path, isolation_level=None, timeout=0.0)
         try:
             while not self._stop.wait(self.interval_s):
-                try:
-                    row = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                except sqlite3.Error:
-                    continue  # busy or locked: the next round tries again
-                self.checkpoints += 1
-                if row is not None:  # (busy, frames in the WAL, frames checkpointed)
-                    self.busy += int(row[0])
-                    self.last_frames = int(row[1])
+                self._checkpoint(db)
+                self.guard.beat()
         finally:
             db.close()
+
+    def _checkpoint(self, db: sqlite3.Connection) -> None:
+        try:
+            row = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.OperationalError:
+            return  # busy or locked: the next round tries again
+        self.checkpoints += 1
+        if row is not None:  # (busy, frames in the WAL, frames checkpointed)
+            self.busy += int(row[0])
+            self.last_frames = int(row[1])
 
 
 __all__ = ["WalCheckpointer"]

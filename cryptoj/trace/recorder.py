@@ -33,6 +33,7 @@ from typing import Any
 import msgspec
 
 from cryptoj.models.base import Message
+from cryptoj.supervision.guard import ThreadGuard
 
 
 class TraceLine(msgspec.Struct, omit_defaults=True, gc=False):
@@ -101,17 +102,27 @@ class TraceWriter:
         self._seq = 0
         self.records = 0
         self._closed = threading.Event()
+        self.guard = ThreadGuard("trace-flush", "trace")
         self._flusher = threading.Thread(
-            target=self._flush_loop, name=f"trace-flush:{self.path.name}", daemon=True
+            target=self.guard.run,
+            args=(self._flush_loop, self._closed),
+            name=f"trace-flush:{self.path.name}",
+            daemon=True,
         )
         self._flusher.start()
 
     def _flush_loop(self) -> None:
-        """Write out buffered lines at least every FLUSH_S while the writer is open."""
+        """Write out buffered lines at least every FLUSH_S while the writer is open (under a
+        guard: an error is logged and counted, and the loop restarts after a backoff)."""
         while not self._closed.wait(FLUSH_S / 2):
-            with self._lock:
-                if self._buf and time.monotonic() - self._last_write >= FLUSH_S / 2:
-                    self._write()
+            self._flush_due()
+            self.guard.beat()
+
+    def _flush_due(self) -> None:
+        """Write the buffer out if nothing was written for ``FLUSH_S / 2``."""
+        with self._lock:
+            if self._buf and time.monotonic() - self._last_write >= FLUSH_S / 2:
+                self._write()
 
     def record(
         self,

@@ -55,6 +55,7 @@ from cryptoj.adapters.coinbase.session import (
     SessionSettings,
 )
 from cryptoj.models.market import FeedStatus, Trade
+from cryptoj.supervision.guard import BOARD, UNHEALTHY, ThreadGuard
 from cryptoj.supervision.spec import Backoff
 
 S = 1_000_000_000
@@ -149,11 +150,23 @@ class CoinbaseFeed:
                     rng=random.Random(self.rng.random()),
                 )
             )
+        # the REST and delivery workers run under guards (a crash is logged, counted, makes
+        # the feed ``restarting`` and the loop restarts after a backoff)
+        self.guards = {
+            "rest": ThreadGuard("coinbase-rest", "feed"),
+            "delivery": ThreadGuard("coinbase-delivery", "feed"),
+        }
         self._delivery = threading.Thread(
-            target=self._deliver, name="coinbase-delivery", daemon=True
+            target=self.guards["delivery"].run,
+            args=(self._deliver, self._stopping),
+            name="coinbase-delivery",
+            daemon=True,
         )
         self._rest_thread = threading.Thread(
-            target=self._rest_loop, name="coinbase-rest", daemon=True
+            target=self.guards["rest"].run,
+            args=(self._rest_loop, self._stopping),
+            name="coinbase-rest",
+            daemon=True,
         )
         self.started = False
 
@@ -240,21 +253,10 @@ class CoinbaseFeed:
             )
 
     def _deliver(self) -> None:
-        while True:
-            with self._cond:
-                while not len(self.outbox) and not self._stopping.is_set():
-                    self._idle = True
-                    self._cond.wait(0.5)
-                    self._idle = False
-                if self._stopping.is_set():
-                    # stopping: what is still pending is not delivered (the actors stop too)
-                    self.counts["undelivered_at_stop"] = len(self.outbox)
-                    return
-                if self._batch_s and len(self.outbox) < 256:
-                    # let a batch build up: fewer thread switches (the GIL hand-offs between
-                    # the receiving and the delivering thread dominate otherwise)
-                    self._cond.wait(self._batch_s)
-                events = self.outbox.take()
+        """The delivery thread (``delivery: thread``; idle otherwise): batches to the callback."""
+        beat = self.guards["delivery"].beat
+        while (events := self._next_batch()) is not None:
+            beat()
             for i, e in enumerate(events):
                 if self._stopping.is_set():
                     self.counts["undelivered_at_stop"] = len(events) - i
@@ -264,6 +266,25 @@ class CoinbaseFeed:
                 except Exception:
                     self._callback_failed(e)
                 self.counts["delivered"] += 1
+
+    def _next_batch(self) -> list[FeedEvent] | None:
+        """The waiting events ([] after 0.5 s without any); None when stopping."""
+        with self._cond:
+            if not len(self.outbox) and not self._stopping.is_set():
+                self._idle = True
+                self._cond.wait(0.5)
+                self._idle = False
+            if self._stopping.is_set():
+                # stopping: what is still pending is not delivered (the actors stop too)
+                self.counts["undelivered_at_stop"] = len(self.outbox)
+                return None
+            if not len(self.outbox):
+                return []
+            if self._batch_s and len(self.outbox) < 256:
+                # let a batch build up: fewer thread switches (the GIL hand-offs between
+                # the receiving and the delivering thread dominate otherwise)
+                self._cond.wait(self._batch_s)
+            return self.outbox.take()
 
     # -- ConnectionHost ----------------------------------------------------------------------
 
@@ -331,7 +352,9 @@ class CoinbaseFeed:
 
     def crashed(self, conn: FeedConnection, error: BaseException) -> None:
         """A connection's loop raised: one error line with the traceback (through loguru, not
-        stderr), and the state history. The connection marks its products stale and restarts."""
+        stderr), the process-wide thread-crash counter and the state history. The connection
+        marks its products stale and restarts."""
+        BOARD.count(conn.name)
         logger.opt(exception=error).error(
             "coinbase feed {}: connection thread crashed ({} so far), restarting: {}: {}",
             conn.session.name,
@@ -393,8 +416,10 @@ class CoinbaseFeed:
     def _rest_loop(self) -> None:
         interval = self.cfg.rest_poll_interval_s
         next_poll = time.monotonic()
+        beat = self.guards["rest"].beat
         while not self._stopping.is_set():
             self._revive()
+            beat()
             with self._lock:
                 jobs, self.backfills = self.backfills, []
             for conn, req in jobs:
@@ -498,6 +523,7 @@ class CoinbaseFeed:
                 continue
             c.crashes += 1
             c.session.counts["thread_crashes"] += 1
+            BOARD.count(c.name)
             c.drop_socket()
             c.session.closed("connection thread ended", self.clock())  # its thread is gone
             logger.error(
@@ -519,12 +545,16 @@ class CoinbaseFeed:
             if self.started and not c.is_alive() and not c.stopping and not c.gave_up
         ]
 
+    def _workers_restarting(self) -> list[str]:
+        """The REST and delivery workers that crashed and are not running again yet."""
+        return [g.name for g in self.guards.values() if g.effective_state() in UNHEALTHY]
+
     def _state(self, snaps: Sequence[dict[str, Any]], degraded: bool) -> str:
         if self._stopping.is_set():
             return "stopped"
         if self._dead():
             return "down"
-        if any(c.restarting for c in self.connections):
+        if any(c.restarting for c in self.connections) or self._workers_restarting():
             return "restarting"
         if degraded:
             return "degraded"
@@ -605,7 +635,9 @@ class CoinbaseFeed:
             "stale_products": sorted({p for s in plain for p in s["stale"]}),
             "dropped": _sum_dicts(s["dropped_by_reason"] for s in plain),
             "thread_crashes": sum(c.crashes for c in self.connections),
-            "restarting": [c.session.name for c in self.connections if c.restarting],
+            "restarting": [c.session.name for c in self.connections if c.restarting]
+            + self._workers_restarting(),
+            "workers": {g.name: g.describe() for g in self.guards.values()},
             "dead_threads": self._dead(),
             "heartbeat_age_s": max(ages) if ages else None,
             "rest_polling": bool(degraded) and self.cfg.rest_poll,
