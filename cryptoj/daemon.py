@@ -18,6 +18,7 @@ and serves on a daemon thread once the supervision tree is up.
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import sys
@@ -50,7 +51,7 @@ from cryptoj.ops.state import ErrorLog, OpsContext, OpsState
 from cryptoj.runtime.assemble import System, assemble
 from cryptoj.runtime.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE
 from cryptoj.runtime.threaded import ScaledClock, run_until_stopped
-from cryptoj.supervision.guard import excepthook
+from cryptoj.supervision.guard import BOARD, ThreadBoard, excepthook
 from cryptoj.trace.recorder import TraceWriter
 
 GRACE_S = 3.0
@@ -115,6 +116,7 @@ class Daemon:
         self.rt: OpsRuntime | None = None
         self.ctx: OpsContext | None = None
         self.endpoint: OpsEndpoint | None = None
+        self.threads = BOARD  # replaced by this run's own board in run()
         self._stop = threading.Event()
         self._reasons: list[str] = []
 
@@ -159,9 +161,14 @@ class Daemon:
             live=self.live,
             environ=self.environ,
         )
+        # this run's daemon threads (several daemons may run in one process, as in the tests)
+        board = self.threads = ThreadBoard()
         trace = (
             TraceWriter(
-                cfg.trace.path, max_bytes=cfg.trace.max_bytes, max_files=cfg.trace.max_files
+                cfg.trace.path,
+                max_bytes=cfg.trace.max_bytes,
+                max_files=cfg.trace.max_files,
+                board=board,
             )
             if cfg.trace.enabled
             else None
@@ -177,6 +184,7 @@ class Daemon:
             trace=trace,
             run_tag=run_tag,
             journal_path=system.journal_path,  # its WAL is checkpointed off the actors' threads
+            threads=board,
         )
         system.venue.set_listener(lambda event: rt.tell("execution", event, sender="venue"))
         flags = FlagStore(
@@ -198,7 +206,11 @@ class Daemon:
             strategy_kind=cfg.strategy.kind,
             products=tuple(cfg.feed.products),
             errors=errors,
+            threads=board,
         )
+        user_channel = getattr(system.venue, "user_channel", None)
+        if user_channel is not None:  # the Coinbase venue's user channel reports here too
+            user_channel.guard.board = board
         state = OpsState(self.ctx)
         try:
             self.endpoint = (
@@ -212,6 +224,7 @@ class Daemon:
                     on_shutdown=lambda reason: rt.tell(
                         "shutdown", ShutdownRequested(ts=rt.clock.now(), reason=reason)
                     ),
+                    board=board,
                 )
                 if ops.enabled
                 else None
@@ -232,7 +245,7 @@ class Daemon:
         sink = logger.add(errors.sink, level="WARNING", format="{message}")
         previous_hook = threading.excepthook
         # an exception that escapes any thread goes to loguru and the crash counters
-        threading.excepthook = excepthook
+        threading.excepthook = functools.partial(excepthook, board=board)
         try:
             run_until_stopped(rt, self._wait)
         finally:
@@ -289,6 +302,7 @@ class Daemon:
                 cfg.feed.products,
                 lambda event: rt.tell("feed", event, sender="coinbase"),
                 seed=cfg.seed,
+                board=self.threads,
             )
         except CredentialsError as e:
             logger.error("coinbase credentials: {}", e)

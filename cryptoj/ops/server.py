@@ -55,7 +55,7 @@ from cryptoj.models.system import RestartChild
 from cryptoj.models.unwind import OperatorCommand
 from cryptoj.ops.config import FlagError, is_loopback
 from cryptoj.ops.state import OpsState
-from cryptoj.supervision.guard import ThreadGuard
+from cryptoj.supervision.guard import ThreadBoard, ThreadGuard
 from cryptoj.supervision.supervisor import Supervisor
 
 MAX_BODY = 64 * 1024
@@ -100,6 +100,7 @@ class OpsEndpoint:
         token: str | None = None,
         control_remote: bool = False,
         on_shutdown: Callable[[str], object] | None = None,
+        board: ThreadBoard | None = None,
     ) -> None:
         self.state = state
         self.registry = registry
@@ -113,7 +114,7 @@ class OpsEndpoint:
         self.httpd.ops = self
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
-        self.guard = ThreadGuard("cryptoj-ops", "ops")
+        self.guard = ThreadGuard("cryptoj-ops", "ops", board=board)
 
     @property
     def port(self) -> int:

@@ -23,13 +23,15 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from cryptoj.supervision.guard import ThreadGuard
+from cryptoj.supervision.guard import ThreadBoard, ThreadGuard
 
 
 class WalCheckpointer:
     """A daemon thread checkpointing one SQLite database's WAL every ``interval_s``."""
 
-    def __init__(self, path: str | Path, interval_s: float = 0.1) -> None:
+    def __init__(
+        self, path: str | Path, interval_s: float = 0.1, *, board: ThreadBoard | None = None
+    ) -> None:
         if interval_s <= 0:
             raise ValueError(f"interval_s: expected > 0, got {interval_s}")
         self.path = str(path)
@@ -39,7 +41,7 @@ class WalCheckpointer:
         # frames in the WAL at the last checkpoint: about those written since the one before
         self.last_frames = 0
         self._stop = threading.Event()
-        self.guard = ThreadGuard("cryptoj-wal-checkpoint", "journal")
+        self.guard = ThreadGuard("cryptoj-wal-checkpoint", "journal", board=board)
         self._thread = threading.Thread(
             target=self.guard.run,
             args=(self._run, self._stop),

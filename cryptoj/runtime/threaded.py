@@ -58,7 +58,7 @@ from cryptoj.runtime.common import (
     trace_event,
 )
 from cryptoj.runtime.mailbox import ConflatingInbox
-from cryptoj.supervision.guard import ThreadGuard
+from cryptoj.supervision.guard import BOARD, ThreadBoard, ThreadGuard
 from cryptoj.supervision.supervisor import RestartIntensityExceeded
 from cryptoj.trace.recorder import TraceWriter
 
@@ -212,7 +212,9 @@ class _TimerThread(threading.Thread):
         self.stopped = False
         self._stop_event = threading.Event()
         self._firing: tuple[str, Envelope] | None = None
-        self.guard = ThreadGuard("cryptoj-timers", "runtime", on_crash=self._crashed)
+        self.guard = ThreadGuard(
+            "cryptoj-timers", "runtime", board=rt.threads, on_crash=self._crashed
+        )
 
     def add(self, due: int, owner: str, generation: int, env: Envelope) -> None:
         with self.cond:
@@ -280,12 +282,15 @@ class ThreadedRuntime:
         conflate_quotes: bool = True,
         journal_path: str | None = None,
         lockstep: bool = False,
+        threads: ThreadBoard | None = None,
     ) -> None:
         """``conflate_quotes``: mailboxes keep only the newest waiting quote per product and
         sender (:mod:`cryptoj.runtime.mailbox`). ``journal_path``: checkpoint that journal's
         WAL on a thread of its own while the tree runs (:mod:`cryptoj.runtime.checkpoint`).
         ``lockstep``: timers fire only when no message is in flight (replays; see the module
-        docstring)."""
+        docstring). ``threads``: where the timer and checkpointer threads are reported (the
+        process-wide board by default)."""
+        self.threads = threads if threads is not None else BOARD
         self.seed = seed
         self.conflate_quotes = conflate_quotes
         self.lockstep = lockstep
@@ -342,7 +347,7 @@ class ThreadedRuntime:
         (``gc.freeze``, undone by :meth:`shutdown`), so a full collection scans only what was
         allocated since instead of pausing every actor thread for tens of milliseconds."""
         if self.journal_path is not None and self.checkpointer is None:
-            self.checkpointer = WalCheckpointer(self.journal_path).start()
+            self.checkpointer = WalCheckpointer(self.journal_path, board=self.threads).start()
         self.start("shutdown")
         self.start("root")
         gc.collect()

@@ -33,7 +33,7 @@ from typing import Any
 import msgspec
 
 from cryptoj.models.base import Message
-from cryptoj.supervision.guard import ThreadGuard
+from cryptoj.supervision.guard import ThreadBoard, ThreadGuard
 
 
 class TraceLine(msgspec.Struct, omit_defaults=True, gc=False):
@@ -83,8 +83,10 @@ class TraceWriter:
         max_bytes: int = 50_000_000,
         max_files: int = 5,
         fresh: bool = False,
+        board: ThreadBoard | None = None,
     ) -> None:
-        """Open ``path`` for appending; ``fresh`` first deletes it and its rotated files."""
+        """Open ``path`` for appending; ``fresh`` first deletes it and its rotated files;
+        ``board``: where the flusher thread is reported (the process-wide one by default)."""
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if fresh:
@@ -102,7 +104,7 @@ class TraceWriter:
         self._seq = 0
         self.records = 0
         self._closed = threading.Event()
-        self.guard = ThreadGuard("trace-flush", "trace")
+        self.guard = ThreadGuard("trace-flush", "trace", board=board)
         self._flusher = threading.Thread(
             target=self.guard.run,
             args=(self._flush_loop, self._closed),

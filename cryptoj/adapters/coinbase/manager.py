@@ -55,7 +55,7 @@ from cryptoj.adapters.coinbase.session import (
     SessionSettings,
 )
 from cryptoj.models.market import FeedStatus, Trade
-from cryptoj.supervision.guard import BOARD, UNHEALTHY, ThreadGuard
+from cryptoj.supervision.guard import BOARD, UNHEALTHY, ThreadBoard, ThreadGuard
 from cryptoj.supervision.spec import Backoff
 
 S = 1_000_000_000
@@ -74,6 +74,7 @@ class CoinbaseFeed:
         clock: Callable[[], int] = time.time_ns,
         seed: int | None = None,
         rest: PublicRestClient | None = None,
+        board: ThreadBoard | None = None,
     ) -> None:
         if not products:
             raise ValueError("CoinbaseFeed: no products to subscribe to")
@@ -81,6 +82,7 @@ class CoinbaseFeed:
         self.on_event = on_event
         self.clock = clock
         self.rng = random.Random(seed)
+        self.board = board if board is not None else BOARD  # thread crashes are counted here
         self.settings = SessionSettings.from_config(cfg)
         self.rest = rest or PublicRestClient(
             cfg.rest_url, ca_file=cfg.ca_file, timeout_s=cfg.rest_timeout_s
@@ -153,8 +155,8 @@ class CoinbaseFeed:
         # the REST and delivery workers run under guards (a crash is logged, counted, makes
         # the feed ``restarting`` and the loop restarts after a backoff)
         self.guards = {
-            "rest": ThreadGuard("coinbase-rest", "feed"),
-            "delivery": ThreadGuard("coinbase-delivery", "feed"),
+            "rest": ThreadGuard("coinbase-rest", "feed", board=board),
+            "delivery": ThreadGuard("coinbase-delivery", "feed", board=board),
         }
         self._delivery = threading.Thread(
             target=self.guards["delivery"].run,
@@ -354,7 +356,7 @@ class CoinbaseFeed:
         """A connection's loop raised: one error line with the traceback (through loguru, not
         stderr), the process-wide thread-crash counter and the state history. The connection
         marks its products stale and restarts."""
-        BOARD.count(conn.name)
+        self.board.count(conn.name)
         logger.opt(exception=error).error(
             "coinbase feed {}: connection thread crashed ({} so far), restarting: {}: {}",
             conn.session.name,
@@ -523,7 +525,7 @@ class CoinbaseFeed:
                 continue
             c.crashes += 1
             c.session.counts["thread_crashes"] += 1
-            BOARD.count(c.name)
+            self.board.count(c.name)
             c.drop_socket()
             c.session.closed("connection thread ended", self.clock())  # its thread is gone
             logger.error(
