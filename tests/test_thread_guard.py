@@ -201,6 +201,30 @@ def test_the_user_channel_logs_its_life_without_any_token(fake_key: Any) -> None
     assert key.name not in text and "PRIVATE KEY" not in text
 
 
+def test_a_flood_of_gaps_or_bad_frames_leaves_one_line_per_interval_and_no_token() -> None:
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(str(m)), level="INFO", format="{message}")
+    uc = UserChannel(
+        "wss://someone:secret@127.0.0.1:1/ws",
+        lambda: None,
+        on_updates=lambda updates: None,
+        on_live=lambda n: None,
+        on_gap=lambda: None,
+        guard=ThreadGuard("coinbase-user", "venue", board=ThreadBoard()),
+    )
+    uc._gap_log.every_s = uc._bad_log.every_s = float("inf")  # the whole flood in one interval
+    try:
+        for i in range(10_000):
+            uc._gap(i, i + 2)
+            uc._bad_frame("error frame: eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4In0.c2ln")
+    finally:
+        logger.remove(sink)
+    assert len([x for x in lines if "sequence gap" in x]) == 1
+    assert len([x for x in lines if "unreadable frame" in x]) == 1
+    assert "eyJ" not in "".join(lines) and "<token>" in "".join(lines)
+    assert uc._where == "wss://127.0.0.1:1/ws"  # no user information in what is logged
+
+
 # -- the watchdog: every guarded thread of the real daemon ---------------------------------------
 
 
