@@ -116,7 +116,6 @@ def test_the_backoff_starts_within_a_heartbeat_and_grows_to_its_bound() -> None:
         ThreadGuard("t", "c", min_delay_s=0)
 
 
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_a_loop_ended_by_system_exit_is_dead_and_stays_on_the_board(errors: list[Any]) -> None:
     board = ThreadBoard()
     guard = ThreadGuard("t-dead", "unit", board=board)

@@ -165,7 +165,7 @@ class ThreadGuard:
                 self.component,
                 self.last_error,
             )
-            raise
+            return  # logged and counted here: not again by the excepthook
         self._set("stopped")
         self.board.remove(self)
 
