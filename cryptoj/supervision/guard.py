@@ -19,9 +19,11 @@ the thread ``running`` again (one INFO line). A loop that returns ends the threa
 (``stopped``, taken off the board). Anything that is not an ``Exception`` (``SystemExit``) marks
 it ``dead`` and stays on the board, so ``/health`` fails.
 
-The process-wide :data:`BOARD` is what the daemon reports; a component takes another board for
-tests. :func:`excepthook` is the daemon's ``threading.excepthook``: an exception that escapes
-any thread (guarded or not) goes to loguru and the counters instead of stderr.
+Each daemon run reports on a board of its own (handed to every component that starts a thread;
+several daemons can run in one process, as in the tests); a component given none uses the
+process-wide :data:`BOARD`. :func:`excepthook` is the daemon's ``threading.excepthook``: an
+exception that escapes any thread (guarded or not) goes to loguru and the counters instead of
+stderr.
 """
 
 from __future__ import annotations
