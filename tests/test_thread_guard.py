@@ -249,10 +249,10 @@ TARGETS = (
 )
 
 
-def unhealthy_over_http(port: int, name: str) -> bool:
+def unhealthy_over_http(port: int, name: str, state: str = "restarting") -> bool:
     code, health = get_json(port, "/health")
     bad = {t["name"]: t for t in health["threads"]["unhealthy"]}
-    if name not in bad or code != 200 or health["status"] == "ok":
+    if name not in bad or bad[name]["state"] != state or code != 200 or health["status"] == "ok":
         return False
     code, ready = get_json(port, "/ready")
     check = ready["checks"]["threads"]
@@ -342,6 +342,31 @@ def test_every_guarded_daemon_thread_is_reported_and_restarted_when_it_dies(
         states = {t["name"]: t for t in status["threads"]}
         assert all(states[n]["state"] == "running" and states[n]["restarts"] >= 1 for n in names)
         assert status["thread_crashes"]["watchdog-raw"] == 1
+        # a thread that blocks (no crash) reads as stalled once it has not beaten for its
+        # stall_after_s (30 s in the daemon; 0.3 s here), and as running at its next beat
+        assert d.rt is not None and d.rt.checkpointer is not None
+        checkpointer = d.rt.checkpointer
+        checkpointer.guard.stall_after_s = 0.3
+        release = threading.Event()
+        real = checkpointer._checkpoint
+
+        def blocked(db: Any) -> None:
+            release.wait(20)
+            real(db)
+
+        checkpointer._checkpoint = blocked  # type: ignore[method-assign]
+        t0 = time.monotonic()
+        try:
+            wait_for(
+                lambda: unhealthy_over_http(port, "cryptoj-wal-checkpoint", "stalled"),
+                "the blocked checkpointer stalled in /health and /ready",
+            )
+            t_stalled = time.monotonic() - t0
+        finally:
+            checkpointer._checkpoint = real  # type: ignore[method-assign]
+            release.set()
+        wait_for(lambda: listed()["cryptoj-wal-checkpoint"]["state"] == "running", "unblocked")
+        figures.append(f"cryptoj-wal-checkpoint blocked: stalled in /health after {t_stalled:.3f}s")
         # the daemon kept trading: the user channel is live again and the feed delivers
         assert d.system is not None and isinstance(d.system.venue, CoinbaseVenue)
         uc = d.system.venue.user_channel

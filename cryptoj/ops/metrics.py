@@ -80,7 +80,7 @@ class DaemonCollector(Collector):
             crashes.add_metric([name], float(n))
         up = _gauge(
             "cryptoj_thread_up",
-            "1 while a guarded thread runs; 0 while it restarts after a crash or is dead",
+            "1 while a guarded thread runs; 0 while it restarts after a crash, is stalled or dead",
             ["thread", "component"],
         )
         for t in threads:

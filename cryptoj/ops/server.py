@@ -114,7 +114,7 @@ class OpsEndpoint:
         self.httpd.ops = self
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
-        self.guard = ThreadGuard("cryptoj-ops", "ops", board=board)
+        self.guard = ThreadGuard("cryptoj-ops", "ops", board=board, stall_after_s=30.0)
 
     @property
     def port(self) -> int:

@@ -25,6 +25,8 @@ from pathlib import Path
 
 from cryptoj.supervision.guard import ThreadBoard, ThreadGuard
 
+STALL_S = 30.0  # no checkpoint call for this long: reported stalled
+
 
 class WalCheckpointer:
     """A daemon thread checkpointing one SQLite database's WAL every ``interval_s``."""
@@ -41,7 +43,9 @@ class WalCheckpointer:
         # frames in the WAL at the last checkpoint: about those written since the one before
         self.last_frames = 0
         self._stop = threading.Event()
-        self.guard = ThreadGuard("cryptoj-wal-checkpoint", "journal", board=board)
+        self.guard = ThreadGuard(
+            "cryptoj-wal-checkpoint", "journal", board=board, stall_after_s=STALL_S
+        )
         self._thread = threading.Thread(
             target=self.guard.run,
             args=(self._run, self._stop),

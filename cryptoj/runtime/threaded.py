@@ -65,6 +65,7 @@ from cryptoj.trace.recorder import TraceWriter
 ASK_TIMEOUT_S = 10.0
 #: A lockstep timer wait with no delivery for this long gives up (see ThreadedRuntime.wait_idle).
 LOCKSTEP_STALL_S = 30.0
+STALL_S = 30.0  # the timer thread is reported stalled after this long without progress
 
 
 class ScaledClock:
@@ -213,7 +214,11 @@ class _TimerThread(threading.Thread):
         self._stop_event = threading.Event()
         self._firing: tuple[str, Envelope] | None = None
         self.guard = ThreadGuard(
-            "cryptoj-timers", "runtime", board=rt.threads, on_crash=self._crashed
+            "cryptoj-timers",
+            "runtime",
+            board=rt.threads,
+            on_crash=self._crashed,
+            stall_after_s=None if rt.lockstep else STALL_S,  # lockstep: waits for the actors
         )
 
     def add(self, due: int, owner: str, generation: int, env: Envelope) -> None:

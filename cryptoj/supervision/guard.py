@@ -15,7 +15,9 @@ guard, in this order:
    again.
 
 The loop calls :meth:`ThreadGuard.beat` once per iteration; the first beat after a restart marks
-the thread ``running`` again (one INFO line). A loop that returns ends the thread normally
+the thread ``running`` again (one INFO line). With ``stall_after_s``, a thread that has not
+beaten for that long (blocked, not crashed) reads as ``stalled`` (one WARNING line when a
+reader first sees it) until its next beat. A loop that returns ends the thread normally
 (``stopped``, taken off the board). Anything that is not an ``Exception`` (``SystemExit``) marks
 it ``dead`` and stays on the board, so ``/health`` fails.
 
@@ -37,9 +39,9 @@ from typing import Any
 
 from loguru import logger
 
-#: Thread states; ``restarting`` and ``dead`` are unhealthy.
-STATES = ("starting", "running", "restarting", "stopped", "dead")
-UNHEALTHY = ("restarting", "dead")
+#: Thread states; ``restarting``, ``stalled`` and ``dead`` are unhealthy.
+STATES = ("starting", "running", "restarting", "stalled", "stopped", "dead")
+UNHEALTHY = ("restarting", "stalled", "dead")
 _ANON = re.compile(r"^Thread-\d+")
 
 
@@ -108,6 +110,7 @@ class ThreadGuard:
         jitter: float = 0.2,
         on_crash: Callable[[BaseException], object] | None = None,
         rng: random.Random | None = None,
+        stall_after_s: float | None = None,
     ) -> None:
         if not 0 < min_delay_s <= max_delay_s:
             raise ValueError(
@@ -124,6 +127,8 @@ class ThreadGuard:
         self.reset_after_s = reset_after_s
         self.jitter = jitter
         self.on_crash = on_crash
+        self.stall_after_s = stall_after_s
+        self._stall_logged = False
         self.rng = rng or random.Random()
         self.state = "starting"
         self.crashes = 0  # crashes of this guard's thread
@@ -174,6 +179,7 @@ class ThreadGuard:
     def beat(self) -> None:
         """One healthy iteration of the loop (marks the thread ``running`` after a restart)."""
         self.last_beat = time.monotonic()
+        self._stall_logged = False
         if self.state != "running":
             recovered = self.state == "restarting"
             self._set("running")
@@ -226,11 +232,25 @@ class ThreadGuard:
     # -- the reading side ------------------------------------------------------------------------
 
     def effective_state(self) -> str:
-        """The state, ``dead`` when the thread ended without saying so."""
-        t = self.thread
-        if self.state not in ("stopped", "dead") and t is not None and not t.is_alive():
+        """The state; ``dead`` when the thread ended without saying so, ``stalled`` when it
+        runs but has not beaten for ``stall_after_s``."""
+        t, state = self.thread, self.state
+        if state not in ("stopped", "dead") and t is not None and not t.is_alive():
             return "dead"
-        return self.state
+        if self.stall_after_s is not None and state in ("starting", "running"):
+            last = self.last_beat if self.last_beat is not None else self.since
+            quiet = time.monotonic() - last
+            if quiet > self.stall_after_s:
+                if not self._stall_logged:
+                    self._stall_logged = True
+                    logger.warning(
+                        "thread {} ({}) stalled: no progress for {:.1f}s",
+                        self.name,
+                        self.component,
+                        quiet,
+                    )
+                return "stalled"
+        return state
 
     def describe(self) -> dict[str, Any]:
         """Plain data for ``/status``."""

@@ -104,7 +104,7 @@ class TraceWriter:
         self._seq = 0
         self.records = 0
         self._closed = threading.Event()
-        self.guard = ThreadGuard("trace-flush", "trace", board=board)
+        self.guard = ThreadGuard("trace-flush", "trace", board=board, stall_after_s=30.0)
         self._flusher = threading.Thread(
             target=self.guard.run,
             args=(self._flush_loop, self._closed),

@@ -55,10 +55,11 @@ from cryptoj.adapters.coinbase.session import (
     SessionSettings,
 )
 from cryptoj.models.market import FeedStatus, Trade
-from cryptoj.supervision.guard import BOARD, UNHEALTHY, ThreadBoard, ThreadGuard
+from cryptoj.supervision.guard import BOARD, ThreadBoard, ThreadGuard
 from cryptoj.supervision.spec import Backoff
 
 S = 1_000_000_000
+STALL_S = 30.0  # a worker that has not made progress for this long is reported stalled
 
 
 class CoinbaseFeed:
@@ -155,8 +156,16 @@ class CoinbaseFeed:
         # the REST and delivery workers run under guards (a crash is logged, counted, makes
         # the feed ``restarting`` and the loop restarts after a backoff)
         self.guards = {
-            "rest": ThreadGuard("coinbase-rest", "feed", board=board),
-            "delivery": ThreadGuard("coinbase-delivery", "feed", board=board),
+            # a REST call may take rest_timeout_s: stalled only well past that
+            "rest": ThreadGuard(
+                "coinbase-rest",
+                "feed",
+                board=board,
+                stall_after_s=max(STALL_S, 3 * cfg.rest_timeout_s),
+            ),
+            "delivery": ThreadGuard(
+                "coinbase-delivery", "feed", board=board, stall_after_s=STALL_S
+            ),
         }
         self._delivery = threading.Thread(
             target=self.guards["delivery"].run,
@@ -439,6 +448,7 @@ class CoinbaseFeed:
     def _run_backfill(self, conn: FeedConnection, req: Backfill) -> None:
         trades: list[Trade] = []
         for product, since in req.since:
+            self.guards["rest"].beat()  # progress: one REST call per product
             try:
                 trades += [
                     t
@@ -467,6 +477,7 @@ class CoinbaseFeed:
             p for c in self.connections if c.session.name in names for p in c.session.products
         ]
         for p in products:
+            self.guards["rest"].beat()
             try:
                 q = self.rest.best_bid_ask(p)
             except RestError as e:
@@ -549,7 +560,9 @@ class CoinbaseFeed:
 
     def _workers_restarting(self) -> list[str]:
         """The REST and delivery workers that crashed and are not running again yet."""
-        return [g.name for g in self.guards.values() if g.effective_state() in UNHEALTHY]
+        return [
+            g.name for g in self.guards.values() if g.effective_state() in ("restarting", "dead")
+        ]
 
     def _state(self, snaps: Sequence[dict[str, Any]], degraded: bool) -> str:
         if self._stopping.is_set():

@@ -201,7 +201,10 @@ class UserChannel(threading.Thread):
         self.backoff = backoff or Backoff(500_000_000, 30_000_000_000, 0.2, 60_000_000_000)
         self.clock = clock
         self.rng = rng or random.Random()
-        self.guard = guard or ThreadGuard("coinbase-user", "venue")
+        # a connect may take connect_timeout_s; the reconnect wait beats every second
+        self.guard = guard or ThreadGuard(
+            "coinbase-user", "venue", stall_after_s=max(30.0, 3 * connect_timeout_s)
+        )
         self.guard.on_crash = self._crashed
         self._stopping = threading.Event()
         self._ws: websocket.WebSocket | None = None
@@ -311,7 +314,9 @@ class UserChannel(threading.Thread):
                 self.failures,
                 delay_ns / 1e9,
             )
-        self._stopping.wait(delay_ns / 1e9)
+        end = time.monotonic() + delay_ns / 1e9
+        while (left := end - time.monotonic()) > 0 and not self._stopping.wait(min(left, 1.0)):
+            self.guard.beat()
 
     def _serve(self, ws: websocket.WebSocket) -> str:
         session, beat = self.session, self.guard.beat
