@@ -76,12 +76,15 @@ def setup_logging(cfg: Config, log_json: bool) -> None:
     """
     logger.remove()
     serialize = log_json or cfg.logging.json
-    logger.add(sys.stderr, level=cfg.logging.level, serialize=serialize)
+    # diagnose=False: tracebacks (thread guards log every crash with one) show the frames but
+    # not the values of their variables, which may hold a token or a key
+    logger.add(sys.stderr, level=cfg.logging.level, serialize=serialize, diagnose=False)
     if cfg.logging.file:
         logger.add(
             cfg.logging.file,
             level=cfg.logging.level,
             serialize=serialize,
+            diagnose=False,
             rotation=int(getattr(cfg.logging, "max_bytes", LOG_MAX_BYTES)),
             retention=int(getattr(cfg.logging, "max_files", LOG_MAX_FILES)),
         )

@@ -157,7 +157,12 @@ def test_the_excepthook_sends_an_uncaught_exception_to_loguru_and_the_counter(
 def test_the_user_channel_logs_its_life_without_any_token(fake_key: Any) -> None:  # noqa: F811
     fake, key = fake_key
     lines: list[str] = []
-    sink = logger.add(lambda m: lines.append(str(m)), level="INFO", format="{level} {message}")
+    sink = logger.add(  # with the tracebacks, as the daemon's sinks (setup_logging) write them
+        lambda m: lines.append(str(m)),
+        level="INFO",
+        format="{level} {message}\n{exception}",
+        diagnose=False,
+    )
     make = ws_jwt_factory(Credentials(key.name, key.private_pem))
     tokens: list[str] = []
 
@@ -195,6 +200,7 @@ def test_the_user_channel_logs_its_life_without_any_token(fake_key: Any) -> None
     assert "coinbase user channel: subscribed, live" in text
     assert "resubscribed after a reconnect" in text
     assert "thread coinbase-user (venue) crashed" in text
+    assert "injected fault in the user channel" in text and "Traceback" in text
     assert "coinbase user channel: stopped" in text
     assert tokens and not any(token in text for token in tokens)
     assert key.name not in text and "PRIVATE KEY" not in text

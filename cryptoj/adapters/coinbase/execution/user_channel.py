@@ -320,8 +320,11 @@ class UserChannel(threading.Thread):
 
     def _serve(self, ws: websocket.WebSocket) -> str:
         session, beat = self.session, self.guard.beat
-        for text in session.opened(self.clock()):
-            ws.send(text)
+        try:
+            for text in session.opened(self.clock()):
+                ws.send(text)
+        except (OSError, websocket.WebSocketException) as e:
+            return f"subscribe failed: {_describe(e)}"
         ws.settimeout(0.2)
         while not self._stopping.is_set():
             try:
