@@ -43,6 +43,12 @@ from loguru import logger
 STATES = ("starting", "running", "restarting", "stalled", "stopped", "dead")
 UNHEALTHY = ("restarting", "stalled", "dead")
 _ANON = re.compile(r"^Thread-\d+")
+_TOKEN = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]*")
+
+
+def clean_text(text: str, limit: int = 300) -> str:
+    """Text fit for a log line or ``/status``: bounded, anything shaped like a JWT replaced."""
+    return _TOKEN.sub("<token>", text)[:limit]
 
 
 def thread_label(name: str) -> str:
@@ -164,7 +170,7 @@ class ThreadGuard:
                 break
         except BaseException as e:  # SystemExit and the like: the thread ends for good
             self._set("dead")
-            self.last_error = _describe(e)
+            self.last_error = clean_text(_describe(e))
             self.board.count(self.name)
             logger.opt(exception=e).critical(
                 "thread {} ({}) ended by {}: not restarted",
@@ -200,7 +206,7 @@ class ThreadGuard:
         self.streak += 1
         self.crashes += 1
         self.last_crash = now
-        self.last_error = _describe(error)[:300]
+        self.last_error = clean_text(_describe(error))
         total = self.board.count(self.name)
         delay = self.delay_s(self.streak - 1, self.rng.random())
         logger.opt(exception=error).error(
@@ -292,6 +298,7 @@ __all__ = [
     "UNHEALTHY",
     "ThreadBoard",
     "ThreadGuard",
+    "clean_text",
     "excepthook",
     "thread_label",
 ]

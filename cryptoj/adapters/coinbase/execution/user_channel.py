@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import json
 import random
-import re
 import threading
 import time
 import urllib.parse
@@ -43,7 +42,7 @@ from cryptoj.adapters.coinbase.execution.schemas import (
     dec,
     reason_text,
 )
-from cryptoj.supervision.guard import ThreadGuard
+from cryptoj.supervision.guard import ThreadGuard, clean_text
 from cryptoj.supervision.spec import Backoff
 
 _TEXT = (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY)
@@ -404,12 +403,9 @@ class _Throttle:
         return n
 
 
-_TOKEN = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]*")
-
-
 def _clean(text: str) -> str:
     """A reason fit for the log: bounded, with anything shaped like a token taken out."""
-    return _TOKEN.sub("<token>", text)[:300]
+    return clean_text(text)
 
 
 def _safe_url(url: str) -> str:
