@@ -7,6 +7,10 @@ escalation; 0 after ``POST /control/shutdown``) or for a signal, which it turns 
 nothing is left behind. If the actors do not finish within the grace period the shutdown
 proceeds anyway.
 
+Every long-lived thread runs under a guard (:mod:`cryptoj.supervision.guard`: logged, counted,
+reported, restarted with backoff), and while the daemon runs ``threading.excepthook`` sends an
+exception that escapes any thread to loguru and the crash counters instead of stderr.
+
 The operations endpoint (:mod:`cryptoj.ops`: health, readiness, metrics, status, flags,
 control) is bound before any actor starts, so a port in use ends the start with exit code 2,
 and serves on a daemon thread once the supervision tree is up.
@@ -14,6 +18,7 @@ and serves on a daemon thread once the supervision tree is up.
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import sys
@@ -56,6 +61,7 @@ from cryptoj.ops.state import ErrorLog, OpsContext, OpsState
 from cryptoj.runtime.assemble import System, assemble
 from cryptoj.runtime.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE
 from cryptoj.runtime.threaded import ScaledClock, run_until_stopped
+from cryptoj.supervision.guard import BOARD, ThreadBoard, excepthook
 from cryptoj.trace.recorder import TraceWriter
 
 GRACE_S = 3.0
@@ -80,12 +86,15 @@ def setup_logging(cfg: Config, log_json: bool) -> None:
     """
     logger.remove()
     serialize = log_json or cfg.logging.json
-    logger.add(sys.stderr, level=cfg.logging.level, serialize=serialize)
+    # diagnose=False: tracebacks (thread guards log every crash with one) show the frames but
+    # not the values of their variables, which may hold a token or a key
+    logger.add(sys.stderr, level=cfg.logging.level, serialize=serialize, diagnose=False)
     if cfg.logging.file:
         logger.add(
             cfg.logging.file,
             level=cfg.logging.level,
             serialize=serialize,
+            diagnose=False,
             rotation=int(getattr(cfg.logging, "max_bytes", LOG_MAX_BYTES)),
             retention=int(getattr(cfg.logging, "max_files", LOG_MAX_FILES)),
         )
@@ -122,6 +131,7 @@ class Daemon:
         self.endpoint: OpsEndpoint | None = None
         self.recorder: FeedRecorder | None = None  # feed.record: the live feed's recorder
         self.book_sampler: BookSampler | None = None  # feed.record: its book snapshots
+        self.threads = BOARD  # replaced by this run's own board in run()
         self._stop = threading.Event()
         self._reasons: list[str] = []
 
@@ -171,10 +181,15 @@ class Daemon:
             environ=self.environ,
             resume=not live,
         )
+        # this run's daemon threads (several daemons may run in one process, as in the tests)
+        board = self.threads = ThreadBoard()
         self._say_pace()  # before any actor runs: the end of the data may come at once
         trace = (
             TraceWriter(
-                cfg.trace.path, max_bytes=cfg.trace.max_bytes, max_files=cfg.trace.max_files
+                cfg.trace.path,
+                max_bytes=cfg.trace.max_bytes,
+                max_files=cfg.trace.max_files,
+                board=board,
             )
             if cfg.trace.enabled
             else None
@@ -190,6 +205,7 @@ class Daemon:
             trace=trace,
             run_tag=run_tag,
             journal_path=system.journal_path,  # its WAL is checkpointed off the actors' threads
+            threads=board,
         )
         rt.narrator = Narrator(log_line)
         system.venue.set_listener(lambda event: rt.tell("execution", event, sender="venue"))
@@ -212,7 +228,11 @@ class Daemon:
             strategy_kind=cfg.strategy.kind,
             products=tuple(cfg.feed.products),
             errors=errors,
+            threads=board,
         )
+        user_channel = getattr(system.venue, "user_channel", None)
+        if user_channel is not None:  # the Coinbase venue's user channel reports here too
+            user_channel.guard.board = board
         state = OpsState(self.ctx)
         try:
             self.endpoint = (
@@ -226,6 +246,7 @@ class Daemon:
                     on_shutdown=lambda reason: rt.tell(
                         "shutdown", ShutdownRequested(ts=rt.clock.now(), reason=reason)
                     ),
+                    board=board,
                 )
                 if ops.enabled
                 else None
@@ -244,9 +265,13 @@ class Daemon:
             return EXIT_USAGE
         flags.journal_loaded()
         sink = logger.add(errors.sink, level="WARNING", format="{message}")
+        previous_hook = threading.excepthook
+        # an exception that escapes any thread goes to loguru and the crash counters
+        threading.excepthook = functools.partial(excepthook, board=board)
         try:
             run_until_stopped(rt, self._wait)
         finally:
+            threading.excepthook = previous_hook
             venue_stop = getattr(system.venue, "stop", None)
             if venue_stop is not None:
                 venue_stop()  # the Coinbase user channel (idempotent)
@@ -345,6 +370,7 @@ class Daemon:
                 cfg.feed.products,
                 deliver_and_record if cfg.feed.record else deliver,
                 seed=cfg.seed,
+                board=self.threads,
             )
         except CredentialsError as e:
             logger.error("coinbase credentials: {}", e)

@@ -22,6 +22,7 @@ from cryptoj.ops.config import risk_rank
 from cryptoj.ops.feed import FEED_STATES, live_families
 from cryptoj.ops.probe import PortfolioStatus, RiskStatus
 from cryptoj.ops.state import OpsState
+from cryptoj.supervision.guard import UNHEALTHY
 
 RISK_LEVELS = ("NORMAL", "CAUTION", "REDUCING", "HALTED")
 ORDER_OUTCOMES = journal_view.TERMINAL
@@ -64,6 +65,27 @@ class DaemonCollector(Collector):
             yield from self._journal(fig)
         yield from self._flags()
         yield from self._venue()
+        yield from self._threads()
+
+    def _threads(self) -> Iterator[Metric]:
+        board = self.state.ctx.threads
+        crashes = _counter(
+            "cryptoj_thread_crashes",
+            "Exceptions that escaped a daemon thread's loop (guarded threads were restarted)",
+            ["thread"],
+        )
+        threads = board.threads()
+        counts = {t["name"]: 0 for t in threads} | board.crashes()  # 0 for the listed ones
+        for name, n in sorted(counts.items()):
+            crashes.add_metric([name], float(n))
+        up = _gauge(
+            "cryptoj_thread_up",
+            "1 while a guarded thread runs; 0 while it restarts after a crash, is stalled or dead",
+            ["thread", "component"],
+        )
+        for t in threads:
+            up.add_metric([t["name"], t["component"]], 0 if t["state"] in UNHEALTHY else 1)
+        yield from (crashes, up)
 
     def _venue(self) -> Iterator[Metric]:
         counters = self.state.venue_counters()

@@ -55,6 +55,7 @@ from cryptoj.models.system import RestartChild
 from cryptoj.models.unwind import OperatorCommand
 from cryptoj.ops.config import FlagError, is_loopback
 from cryptoj.ops.state import OpsState
+from cryptoj.supervision.guard import ThreadBoard, ThreadGuard
 from cryptoj.supervision.supervisor import Supervisor
 
 MAX_BODY = 64 * 1024
@@ -74,6 +75,13 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     ops: OpsEndpoint
 
+    timeout = 0.2  # handle_request waits this long for a request (the loop's poll interval)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A request's handler raised: log it through loguru (not stderr) and count it."""
+        self.ops.guard.board.count("cryptoj-ops-request")
+        logger.opt(exception=True).error("ops endpoint: a request from {} failed", client_address)
+
 
 class _Server6(_Server):
     address_family = socket.AF_INET6
@@ -92,6 +100,7 @@ class OpsEndpoint:
         token: str | None = None,
         control_remote: bool = False,
         on_shutdown: Callable[[str], object] | None = None,
+        board: ThreadBoard | None = None,
     ) -> None:
         self.state = state
         self.registry = registry
@@ -104,6 +113,8 @@ class OpsEndpoint:
         self.httpd = cls((host.strip("[]"), port), _Handler)  # binds now: fails early
         self.httpd.ops = self
         self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self.guard = ThreadGuard("cryptoj-ops", "ops", board=board, stall_after_s=30.0)
 
     @property
     def port(self) -> int:
@@ -117,17 +128,27 @@ class OpsEndpoint:
         return f"http://{host}:{self.port}"
 
     def start(self) -> None:
-        """Serve on a daemon thread."""
+        """Serve on a daemon thread, under a guard: if the server loop raises, it is logged,
+        counted and restarted after a backoff (requests wait in the listen queue meanwhile)."""
         self._thread = threading.Thread(
-            target=self.httpd.serve_forever, name="cryptoj-ops", kwargs={"poll_interval": 0.2}
+            target=self.guard.run,
+            args=(self._serve, self._stopping),
+            name="cryptoj-ops",
+            daemon=True,
         )
-        self._thread.daemon = True
         self._thread.start()
+
+    def _serve(self) -> None:
+        """Accept requests (each on a thread of its own) until stopped; one beat per poll."""
+        httpd, beat = self.httpd, self.guard.beat
+        while not self._stopping.is_set():
+            httpd.handle_request()  # waits up to httpd.timeout for one request
+            beat()
 
     def close(self) -> None:
         """Stop serving and release the socket."""
+        self._stopping.set()
         if self._thread is not None:
-            self.httpd.shutdown()
             self._thread.join(timeout=5)
         self.httpd.server_close()
 

@@ -25,6 +25,7 @@ from cryptoj.ops.feed import LiveFeed, live_view
 from cryptoj.ops.flags import FlagStore
 from cryptoj.ops.probe import PortfolioStatus, RiskStatus
 from cryptoj.ops.runtime import OpsRuntime
+from cryptoj.supervision.guard import BOARD, ThreadBoard
 
 GUARDIANS = ("shutdown", "root")
 
@@ -83,6 +84,9 @@ class OpsContext:
     venue_probe: Callable[[Any], tuple[bool, str]] = venue_check
     #: A live feed's own status (set by the daemon once the feed is built; None for replay).
     live_feed: LiveFeed | None = None
+    #: The guarded threads (timers, checkpointer, ops server, trace, user channel, feed
+    #: workers; :mod:`cryptoj.supervision.guard`), read on every request.
+    threads: ThreadBoard = field(default_factory=lambda: BOARD)
 
 
 class OpsState:
@@ -195,7 +199,9 @@ class OpsState:
         """Liveness: the process answers and its actors are up (or restarting within grace).
 
         ``degraded`` (still 200) while an actor restarts, the live feed has no websocket host or
-        one of its connection threads crashed (restarting) or ended (down).
+        one of its connection threads crashed (restarting) or ended (down), or a guarded thread
+        crashed and waits to restart; ``failing`` (503) when a guarded thread is dead (ended by
+        something its guard does not restart).
         """
         ops, rt = self.ctx.ops, self.rt
         pings = rt.ping_all(ops.ping_timeout_s)
@@ -221,6 +227,9 @@ class OpsState:
             # degraded: no websocket host (REST polling); restarting: a connection thread
             # crashed and is being restarted; down: a connection thread ended on its own
             degraded.append("feed")
+        threads = self.ctx.threads.unhealthy()
+        for t in threads:
+            (failing if t["state"] == "dead" else degraded).append(f"thread {t['name']}")
         status = (
             "stopping" if stopping else "failing" if failing else "degraded" if degraded else "ok"
         )
@@ -230,19 +239,31 @@ class OpsState:
             "uptime_s": round(time.time() - rt.started_wall, 3),
             "actors": actors,
             "feed": feed,
+            "threads": {"ok": not threads, "unhealthy": [_thread_brief(t) for t in threads]},
         }
         if stopping:
             body["exit"] = {"code": rt.exit_code, "reason": rt.exit_reason}
         return (200 if status in ("ok", "degraded") else 503), body
 
     def ready(self) -> tuple[int, dict[str, Any]]:
-        """Readiness: feed healthy, venue reachable, journal writable, risk level acceptable."""
+        """Readiness: feed healthy, venue reachable, journal writable, risk level acceptable,
+        every guarded thread running."""
         ops = self.ctx.ops
         code, health = self.health()
         checks: dict[str, dict[str, Any]] = {}
         checks["actors"] = {"ok": code == 200, "detail": health["status"]}
         feed = self.feed()
         checks["feed"] = {"ok": feed["state"] == "healthy", "detail": feed["state"]}
+        bad = health["threads"]["unhealthy"]
+        checks["threads"] = {
+            "ok": not bad,
+            "detail": "; ".join(
+                f"{t['name']} ({t['component']}) {t['state']} after {t['crashes']} crash(es): "
+                f"{t['last_error']}"
+                for t in bad
+            )
+            or f"{len(self.ctx.threads.threads())} guarded thread(s) running",
+        }
         ok, detail = self.ctx.venue_probe(self.ctx.venue)
         checks["venue"] = {"ok": ok, "detail": detail}
         ok, detail = journal_view.journal_writable(self.ctx.journal_path, ops.min_free_mb)
@@ -336,8 +357,15 @@ class OpsState:
             "venue": {"counters": self.venue_counters()},
             "journal": figures,
             "flags": ctx.flags.describe(),
+            "threads": ctx.threads.threads(),
+            "thread_crashes": ctx.threads.crashes(),
             "errors": errors,
         }
+
+
+def _thread_brief(t: dict[str, Any]) -> dict[str, Any]:
+    keys = ("name", "component", "state", "crashes", "last_error")
+    return {k: t[k] for k in keys}
 
 
 __all__ = ["ErrorLog", "OpsContext", "OpsState", "venue_check"]

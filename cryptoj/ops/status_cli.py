@@ -142,6 +142,17 @@ def _tree(actors: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _threads(threads: list[dict[str, Any]]) -> list[str]:
+    """One line per guarded daemon thread (state, crashes, last error)."""
+    out = ["threads" if threads else "threads: none listed"]
+    for t in threads:
+        line = f"  {t['name']:<24} {t['component']:<8} {t['state']}"
+        if t["crashes"]:
+            line += f" · {t['crashes']} crash(es), last {t['last_error']}"
+        out.append(line)
+    return out
+
+
 def render(d: dict[str, Any]) -> str:
     """The human-readable status."""
     health, ready = d.get("health", {}), d.get("ready", {})
@@ -161,6 +172,7 @@ def render(d: dict[str, Any]) -> str:
         "",
         "actors",
         *_tree(d["actors"]),
+        *_threads(d.get("threads") or []),
         "",
     ]
     f = d["feed"]

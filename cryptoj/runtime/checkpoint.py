@@ -23,13 +23,17 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from loguru import logger
+from cryptoj.supervision.guard import ThreadBoard, ThreadGuard
+
+STALL_S = 30.0  # no checkpoint call for this long: reported stalled
 
 
 class WalCheckpointer:
     """A daemon thread checkpointing one SQLite database's WAL every ``interval_s``."""
 
-    def __init__(self, path: str | Path, interval_s: float = 0.1) -> None:
+    def __init__(
+        self, path: str | Path, interval_s: float = 0.1, *, board: ThreadBoard | None = None
+    ) -> None:
         if interval_s <= 0:
             raise ValueError(f"interval_s: expected > 0, got {interval_s}")
         self.path = str(path)
@@ -39,8 +43,14 @@ class WalCheckpointer:
         # frames in the WAL at the last checkpoint: about those written since the one before
         self.last_frames = 0
         self._stop = threading.Event()
+        self.guard = ThreadGuard(
+            "cryptoj-wal-checkpoint", "journal", board=board, stall_after_s=STALL_S
+        )
         self._thread = threading.Thread(
-            target=self._run, name="cryptoj-wal-checkpoint", daemon=True
+            target=self.guard.run,
+            args=(self._run, self._stop),
+            name="cryptoj-wal-checkpoint",
+            daemon=True,
         )
 
     def start(self) -> WalCheckpointer:
@@ -55,23 +65,26 @@ class WalCheckpointer:
             self._thread.join(timeout_s)
 
     def _run(self) -> None:
-        try:
-            db = sqlite3.connect(self.path, isolation_level=None, timeout=0.0)
-        except sqlite3.Error as e:
-            logger.warning("journal checkpointer: cannot open {}: {}", self.path, e)
-            return
+        """Open a connection of its own and checkpoint until stopped (under the guard: a
+        connection that cannot be opened, or any other error, is logged and retried after a
+        backoff)."""
+        db = sqlite3.connect(self.path, isolation_level=None, timeout=0.0)
         try:
             while not self._stop.wait(self.interval_s):
-                try:
-                    row = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                except sqlite3.Error:
-                    continue  # busy or locked: the next round tries again
-                self.checkpoints += 1
-                if row is not None:  # (busy, frames in the WAL, frames checkpointed)
-                    self.busy += int(row[0])
-                    self.last_frames = int(row[1])
+                self._checkpoint(db)
+                self.guard.beat()
         finally:
             db.close()
+
+    def _checkpoint(self, db: sqlite3.Connection) -> None:
+        try:
+            row = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.OperationalError:
+            return  # busy or locked: the next round tries again
+        self.checkpoints += 1
+        if row is not None:  # (busy, frames in the WAL, frames checkpointed)
+            self.busy += int(row[0])
+            self.last_frames = int(row[1])
 
 
 __all__ = ["WalCheckpointer"]

@@ -58,12 +58,14 @@ from cryptoj.runtime.common import (
     trace_event,
 )
 from cryptoj.runtime.mailbox import ConflatingInbox
+from cryptoj.supervision.guard import BOARD, ThreadBoard, ThreadGuard
 from cryptoj.supervision.supervisor import RestartIntensityExceeded
 from cryptoj.trace.recorder import TraceWriter
 
 ASK_TIMEOUT_S = 10.0
 #: A lockstep timer wait with no delivery for this long gives up (see ThreadedRuntime.wait_idle).
 LOCKSTEP_STALL_S = 30.0
+STALL_S = 30.0  # the timer thread is reported stalled after this long without progress
 
 
 class ScaledClock:
@@ -195,7 +197,12 @@ class _Host(pykka.ThreadingActor):
 
 
 class _TimerThread(threading.Thread):
-    """Fires scheduled messages on the injected clock."""
+    """Fires scheduled messages on the injected clock, under a
+    :class:`~cryptoj.supervision.guard.ThreadGuard`: if its loop raises, the crash is logged
+    and counted, the timer being fired is dead-lettered, and the loop restarts (the other
+    timers stay in the heap)."""
+
+    IDLE_S = 0.5  # the loop wakes at least this often (a beat for the guard)
 
     def __init__(self, rt: ThreadedRuntime) -> None:
         super().__init__(name="cryptoj-timers", daemon=True)
@@ -204,6 +211,15 @@ class _TimerThread(threading.Thread):
         self.heap: list[tuple[int, int, str, int, Envelope]] = []
         self.seq = 0
         self.stopped = False
+        self._stop_event = threading.Event()
+        self._firing: tuple[str, Envelope] | None = None
+        self.guard = ThreadGuard(
+            "cryptoj-timers",
+            "runtime",
+            board=rt.threads,
+            on_crash=self._crashed,
+            stall_after_s=None if rt.lockstep else STALL_S,  # lockstep: waits for the actors
+        )
 
     def add(self, due: int, owner: str, generation: int, env: Envelope) -> None:
         with self.cond:
@@ -212,32 +228,48 @@ class _TimerThread(threading.Thread):
             self.cond.notify()
 
     def run(self) -> None:
-        clock = self.rt.clock
+        self.guard.run(self._loop, self._stop_event)
+
+    def _wait_s(self) -> float:
+        """Wall seconds until the next timer is due (``IDLE_S`` with none); under ``cond``."""
+        return self.rt.clock.wall_delay_s(self.heap[0][0]) if self.heap else self.IDLE_S
+
+    def _loop(self) -> None:
+        clock, beat = self.rt.clock, self.guard.beat
         while True:
             with self.cond:
-                while not self.stopped and (
-                    not self.heap or clock.wall_delay_s(self.heap[0][0]) > 0
-                ):
-                    timeout = clock.wall_delay_s(self.heap[0][0]) if self.heap else None
-                    self.cond.wait(timeout)
+                while not self.stopped and (wait := self._wait_s()) > 0:
+                    self.cond.wait(min(wait, self.IDLE_S))
+                    beat()
                 if self.stopped:
                     return
+            beat()
             if self.rt.lockstep and not self.rt.wait_idle():
                 return
             with self.cond:
-                if not self.heap or clock.wall_delay_s(self.heap[0][0]) > 0:
+                if not self.heap or self._wait_s() > 0:
                     continue
                 due, _, owner, generation, env = heapq.heappop(self.heap)
+            self._firing = (owner, env)
             clock.advance_to(due)
             if self.rt.generations.get(owner) != generation:
                 # Timers die with the instance that set them (a restart sets its own).
                 self.rt.dead_letter("timer", owner, env, "timer owner restarted")
-                continue
-            self.rt.post(owner, env)
+            else:
+                self.rt.post(owner, env)
+            self._firing = None
+
+    def _crashed(self, error: BaseException) -> None:
+        """The loop raised: the timer it was firing is a dead letter (it may be the cause)."""
+        firing, self._firing = self._firing, None
+        if firing is not None:
+            owner, env = firing
+            self.rt.dead_letter("timer", owner, env, f"timer thread crashed: {error!r}"[:200])
 
     def stop(self) -> None:
         with self.cond:
             self.stopped = True
+            self._stop_event.set()
             self.cond.notify()
 
 
@@ -255,12 +287,15 @@ class ThreadedRuntime:
         conflate_quotes: bool = True,
         journal_path: str | None = None,
         lockstep: bool = False,
+        threads: ThreadBoard | None = None,
     ) -> None:
         """``conflate_quotes``: mailboxes keep only the newest waiting quote per product and
         sender (:mod:`cryptoj.runtime.mailbox`). ``journal_path``: checkpoint that journal's
         WAL on a thread of its own while the tree runs (:mod:`cryptoj.runtime.checkpoint`).
         ``lockstep``: timers fire only when no message is in flight (replays; see the module
-        docstring)."""
+        docstring). ``threads``: where the timer and checkpointer threads are reported (the
+        process-wide board by default)."""
+        self.threads = threads if threads is not None else BOARD
         self.seed = seed
         self.conflate_quotes = conflate_quotes
         self.lockstep = lockstep
@@ -317,7 +352,7 @@ class ThreadedRuntime:
         (``gc.freeze``, undone by :meth:`shutdown`), so a full collection scans only what was
         allocated since instead of pausing every actor thread for tens of milliseconds."""
         if self.journal_path is not None and self.checkpointer is None:
-            self.checkpointer = WalCheckpointer(self.journal_path).start()
+            self.checkpointer = WalCheckpointer(self.journal_path, board=self.threads).start()
         self.start("shutdown")
         self.start("root")
         gc.collect()

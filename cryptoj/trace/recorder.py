@@ -33,6 +33,7 @@ from typing import Any
 import msgspec
 
 from cryptoj.models.base import Message
+from cryptoj.supervision.guard import ThreadBoard, ThreadGuard
 
 
 class TraceLine(msgspec.Struct, omit_defaults=True, gc=False):
@@ -82,8 +83,10 @@ class TraceWriter:
         max_bytes: int = 50_000_000,
         max_files: int = 5,
         fresh: bool = False,
+        board: ThreadBoard | None = None,
     ) -> None:
-        """Open ``path`` for appending; ``fresh`` first deletes it and its rotated files."""
+        """Open ``path`` for appending; ``fresh`` first deletes it and its rotated files;
+        ``board``: where the flusher thread is reported (the process-wide one by default)."""
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if fresh:
@@ -101,17 +104,27 @@ class TraceWriter:
         self._seq = 0
         self.records = 0
         self._closed = threading.Event()
+        self.guard = ThreadGuard("trace-flush", "trace", board=board, stall_after_s=30.0)
         self._flusher = threading.Thread(
-            target=self._flush_loop, name=f"trace-flush:{self.path.name}", daemon=True
+            target=self.guard.run,
+            args=(self._flush_loop, self._closed),
+            name=f"trace-flush:{self.path.name}",
+            daemon=True,
         )
         self._flusher.start()
 
     def _flush_loop(self) -> None:
-        """Write out buffered lines at least every FLUSH_S while the writer is open."""
+        """Write out buffered lines at least every FLUSH_S while the writer is open (under a
+        guard: an error is logged and counted, and the loop restarts after a backoff)."""
         while not self._closed.wait(FLUSH_S / 2):
-            with self._lock:
-                if self._buf and time.monotonic() - self._last_write >= FLUSH_S / 2:
-                    self._write()
+            self._flush_due()
+            self.guard.beat()
+
+    def _flush_due(self) -> None:
+        """Write the buffer out if nothing was written for ``FLUSH_S / 2``."""
+        with self._lock:
+            if self._buf and time.monotonic() - self._last_write >= FLUSH_S / 2:
+                self._write()
 
     def record(
         self,

@@ -35,6 +35,7 @@ from cryptoj.adapters.coinbase.config import CoinbaseFeedConfig
 from cryptoj.adapters.coinbase.conflate import FeedEvent
 from cryptoj.adapters.coinbase.jwt_auth import CredentialsError, load_credentials, ws_jwt_factory
 from cryptoj.adapters.coinbase.manager import CoinbaseFeed
+from cryptoj.supervision.guard import ThreadBoard
 
 if TYPE_CHECKING:  # cryptoj.config imports this package's config module: no cycle at run time
     from cryptoj.config import CoinbaseConfig
@@ -48,11 +49,13 @@ def build_feed(
     *,
     clock: Callable[[], int] = time.time_ns,
     seed: int | None = None,
+    board: ThreadBoard | None = None,
 ) -> CoinbaseFeed:
     """A ready-to-start feed; raises :class:`CredentialsError` when configured keys are unusable.
 
     With ``feed.auth == "auto"`` the keys named by ``credentials`` are used when present (a fresh
-    JWT per subscribe); without keys the public channels are used unauthenticated.
+    JWT per subscribe); without keys the public channels are used unauthenticated. ``board``:
+    where the feed's worker threads are reported (the process-wide one by default).
     """
     creds = (
         load_credentials(
@@ -64,7 +67,7 @@ def build_feed(
         else None
     )
     jwt = ws_jwt_factory(creds)
-    return CoinbaseFeed(feed, products, on_event, jwt=jwt, clock=clock, seed=seed)
+    return CoinbaseFeed(feed, products, on_event, jwt=jwt, clock=clock, seed=seed, board=board)
 
 
 __all__ = [

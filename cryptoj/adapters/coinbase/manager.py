@@ -55,9 +55,11 @@ from cryptoj.adapters.coinbase.session import (
     SessionSettings,
 )
 from cryptoj.models.market import FeedStatus, Trade
+from cryptoj.supervision.guard import BOARD, ThreadBoard, ThreadGuard
 from cryptoj.supervision.spec import Backoff
 
 S = 1_000_000_000
+STALL_S = 30.0  # a worker that has not made progress for this long is reported stalled
 
 
 class CoinbaseFeed:
@@ -73,6 +75,7 @@ class CoinbaseFeed:
         clock: Callable[[], int] = time.time_ns,
         seed: int | None = None,
         rest: PublicRestClient | None = None,
+        board: ThreadBoard | None = None,
     ) -> None:
         if not products:
             raise ValueError("CoinbaseFeed: no products to subscribe to")
@@ -80,6 +83,7 @@ class CoinbaseFeed:
         self.on_event = on_event
         self.clock = clock
         self.rng = random.Random(seed)
+        self.board = board if board is not None else BOARD  # thread crashes are counted here
         self.settings = SessionSettings.from_config(cfg)
         self.rest = rest or PublicRestClient(
             cfg.rest_url, ca_file=cfg.ca_file, timeout_s=cfg.rest_timeout_s
@@ -149,11 +153,31 @@ class CoinbaseFeed:
                     rng=random.Random(self.rng.random()),
                 )
             )
+        # the REST and delivery workers run under guards (a crash is logged, counted, makes
+        # the feed ``restarting`` and the loop restarts after a backoff)
+        self.guards = {
+            # a REST call may take rest_timeout_s: stalled only well past that
+            "rest": ThreadGuard(
+                "coinbase-rest",
+                "feed",
+                board=board,
+                stall_after_s=max(STALL_S, 3 * cfg.rest_timeout_s),
+            ),
+            "delivery": ThreadGuard(
+                "coinbase-delivery", "feed", board=board, stall_after_s=STALL_S
+            ),
+        }
         self._delivery = threading.Thread(
-            target=self._deliver, name="coinbase-delivery", daemon=True
+            target=self.guards["delivery"].run,
+            args=(self._deliver, self._stopping),
+            name="coinbase-delivery",
+            daemon=True,
         )
         self._rest_thread = threading.Thread(
-            target=self._rest_loop, name="coinbase-rest", daemon=True
+            target=self.guards["rest"].run,
+            args=(self._rest_loop, self._stopping),
+            name="coinbase-rest",
+            daemon=True,
         )
         self.started = False
 
@@ -240,21 +264,10 @@ class CoinbaseFeed:
             )
 
     def _deliver(self) -> None:
-        while True:
-            with self._cond:
-                while not len(self.outbox) and not self._stopping.is_set():
-                    self._idle = True
-                    self._cond.wait(0.5)
-                    self._idle = False
-                if self._stopping.is_set():
-                    # stopping: what is still pending is not delivered (the actors stop too)
-                    self.counts["undelivered_at_stop"] = len(self.outbox)
-                    return
-                if self._batch_s and len(self.outbox) < 256:
-                    # let a batch build up: fewer thread switches (the GIL hand-offs between
-                    # the receiving and the delivering thread dominate otherwise)
-                    self._cond.wait(self._batch_s)
-                events = self.outbox.take()
+        """The delivery thread (``delivery: thread``; idle otherwise): batches to the callback."""
+        beat = self.guards["delivery"].beat
+        while (events := self._next_batch()) is not None:
+            beat()
             for i, e in enumerate(events):
                 if self._stopping.is_set():
                     self.counts["undelivered_at_stop"] = len(events) - i
@@ -264,6 +277,25 @@ class CoinbaseFeed:
                 except Exception:
                     self._callback_failed(e)
                 self.counts["delivered"] += 1
+
+    def _next_batch(self) -> list[FeedEvent] | None:
+        """The waiting events ([] after 0.5 s without any); None when stopping."""
+        with self._cond:
+            if not len(self.outbox) and not self._stopping.is_set():
+                self._idle = True
+                self._cond.wait(0.5)
+                self._idle = False
+            if self._stopping.is_set():
+                # stopping: what is still pending is not delivered (the actors stop too)
+                self.counts["undelivered_at_stop"] = len(self.outbox)
+                return None
+            if not len(self.outbox):
+                return []
+            if self._batch_s and len(self.outbox) < 256:
+                # let a batch build up: fewer thread switches (the GIL hand-offs between
+                # the receiving and the delivering thread dominate otherwise)
+                self._cond.wait(self._batch_s)
+            return self.outbox.take()
 
     # -- ConnectionHost ----------------------------------------------------------------------
 
@@ -331,7 +363,9 @@ class CoinbaseFeed:
 
     def crashed(self, conn: FeedConnection, error: BaseException) -> None:
         """A connection's loop raised: one error line with the traceback (through loguru, not
-        stderr), and the state history. The connection marks its products stale and restarts."""
+        stderr), the process-wide thread-crash counter and the state history. The connection
+        marks its products stale and restarts."""
+        self.board.count(conn.name)
         logger.opt(exception=error).error(
             "coinbase feed {}: connection thread crashed ({} so far), restarting: {}: {}",
             conn.session.name,
@@ -393,8 +427,10 @@ class CoinbaseFeed:
     def _rest_loop(self) -> None:
         interval = self.cfg.rest_poll_interval_s
         next_poll = time.monotonic()
+        beat = self.guards["rest"].beat
         while not self._stopping.is_set():
             self._revive()
+            beat()
             with self._lock:
                 jobs, self.backfills = self.backfills, []
             for conn, req in jobs:
@@ -412,6 +448,7 @@ class CoinbaseFeed:
     def _run_backfill(self, conn: FeedConnection, req: Backfill) -> None:
         trades: list[Trade] = []
         for product, since in req.since:
+            self.guards["rest"].beat()  # progress: one REST call per product
             try:
                 trades += [
                     t
@@ -440,6 +477,7 @@ class CoinbaseFeed:
             p for c in self.connections if c.session.name in names for p in c.session.products
         ]
         for p in products:
+            self.guards["rest"].beat()
             try:
                 q = self.rest.best_bid_ask(p)
             except RestError as e:
@@ -498,6 +536,7 @@ class CoinbaseFeed:
                 continue
             c.crashes += 1
             c.session.counts["thread_crashes"] += 1
+            self.board.count(c.name)
             c.drop_socket()
             c.session.closed("connection thread ended", self.clock())  # its thread is gone
             logger.error(
@@ -519,12 +558,18 @@ class CoinbaseFeed:
             if self.started and not c.is_alive() and not c.stopping and not c.gave_up
         ]
 
+    def _workers_restarting(self) -> list[str]:
+        """The REST and delivery workers that crashed and are not running again yet."""
+        return [
+            g.name for g in self.guards.values() if g.effective_state() in ("restarting", "dead")
+        ]
+
     def _state(self, snaps: Sequence[dict[str, Any]], degraded: bool) -> str:
         if self._stopping.is_set():
             return "stopped"
         if self._dead():
             return "down"
-        if any(c.restarting for c in self.connections):
+        if any(c.restarting for c in self.connections) or self._workers_restarting():
             return "restarting"
         if degraded:
             return "degraded"
@@ -605,7 +650,9 @@ class CoinbaseFeed:
             "stale_products": sorted({p for s in plain for p in s["stale"]}),
             "dropped": _sum_dicts(s["dropped_by_reason"] for s in plain),
             "thread_crashes": sum(c.crashes for c in self.connections),
-            "restarting": [c.session.name for c in self.connections if c.restarting],
+            "restarting": [c.session.name for c in self.connections if c.restarting]
+            + self._workers_restarting(),
+            "workers": {g.name: g.describe() for g in self.guards.values()},
             "dead_threads": self._dead(),
             "heartbeat_age_s": max(ages) if ages else None,
             "rest_polling": bool(degraded) and self.cfg.rest_poll,

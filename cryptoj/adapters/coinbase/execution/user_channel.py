@@ -24,12 +24,14 @@ import json
 import random
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 import websocket
+from loguru import logger
 
 from cryptoj.adapters.coinbase.execution.orders import OrderUpdate
 from cryptoj.adapters.coinbase.execution.schemas import (
@@ -40,6 +42,7 @@ from cryptoj.adapters.coinbase.execution.schemas import (
     dec,
     reason_text,
 )
+from cryptoj.supervision.guard import ThreadGuard, clean_text
 from cryptoj.supervision.spec import Backoff
 
 _TEXT = (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY)
@@ -158,7 +161,17 @@ class UserSession:
 
 
 class UserChannel(threading.Thread):
-    """The user-channel connection thread (see the module docstring)."""
+    """The user-channel connection thread (see the module docstring).
+
+    Its loop runs under a :class:`~cryptoj.supervision.guard.ThreadGuard`: an exception that
+    escapes it (a failing callback, a token that cannot be made) is logged with its traceback,
+    counted, marks the thread ``restarting`` (``/health``, ``/ready``) and the loop reconnects
+    after a backoff. Every connect, disconnect, subscription (and resubscription after a
+    reconnect) and sequence gap leaves one log line (gaps and unreadable frames at most one
+    line per ``LOG_EVERY_S`` with the count in between); never a token or key.
+    """
+
+    LOG_EVERY_S = 10.0
 
     def __init__(
         self,
@@ -174,6 +187,7 @@ class UserChannel(threading.Thread):
         backoff: Backoff | None = None,
         clock: Callable[[], int] = time.time_ns,
         rng: random.Random | None = None,
+        guard: ThreadGuard | None = None,
     ) -> None:
         super().__init__(name="coinbase-user", daemon=True)
         self.url = url
@@ -186,6 +200,11 @@ class UserChannel(threading.Thread):
         self.backoff = backoff or Backoff(500_000_000, 30_000_000_000, 0.2, 60_000_000_000)
         self.clock = clock
         self.rng = rng or random.Random()
+        # a connect may take connect_timeout_s; the reconnect wait beats every second
+        self.guard = guard or ThreadGuard(
+            "coinbase-user", "venue", stall_after_s=max(30.0, 3 * connect_timeout_s)
+        )
+        self.guard.on_crash = self._crashed
         self._stopping = threading.Event()
         self._ws: websocket.WebSocket | None = None
         self.connects = 0  # connection attempts
@@ -194,6 +213,9 @@ class UserChannel(threading.Thread):
         self.last_reason = ""
         self.live_since_ns: int | None = None
         self.down_since_ns: int | None = None
+        self._where = _safe_url(url)
+        self._gap_log = _Throttle(self.LOG_EVERY_S)
+        self._bad_log = _Throttle(self.LOG_EVERY_S)
 
     @property
     def is_live(self) -> bool:
@@ -211,26 +233,47 @@ class UserChannel(threading.Thread):
             self.join(timeout_s)
 
     def run(self) -> None:
-        """Connect, serve, back off, repeat until stopped."""
+        """The guarded loop (see the class docstring)."""
         self.down_since_ns = self.clock()
+        self.guard.run(self._loop, self._stopping)
+        logger.info("coinbase user channel: stopped")
+
+    def _loop(self) -> None:
+        """Connect, serve, back off, repeat until stopped."""
         while not self._stopping.is_set():
             self.connects += 1
             try:
                 ws = self._connect()
             except Exception as e:
+                self.guard.beat()  # the loop works; the venue does not answer
                 self._down(f"connect failed: {_describe(e)}")
                 continue
             self._ws = ws
+            logger.info(
+                "coinbase user channel: connected to {} (attempt {}), subscribing",
+                self._where,
+                self.connects,
+            )
             try:
                 reason = self._serve(ws)
-            except Exception as e:  # a bug in a callback must not end the channel for good
-                reason = f"session error: {_describe(e)}"
-            self._ws = None
-            with contextlib.suppress(Exception):  # closing a broken socket
-                ws.shutdown()
+            finally:
+                self._ws = None
+                with contextlib.suppress(Exception):  # closing a broken socket
+                    ws.shutdown()
             if self._stopping.is_set():
                 break
             self._down(reason)
+
+    def _crashed(self, error: BaseException) -> None:
+        """After the guard logged a crash: the channel is down (the guard restarts it)."""
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            with contextlib.suppress(Exception):
+                ws.shutdown()
+        self.last_reason = _clean(f"thread crashed: {_describe(error)}")
+        self.live_since_ns = None
+        if self.down_since_ns is None:
+            self.down_since_ns = self.clock()
 
     def _connect(self) -> websocket.WebSocket:
         sslopt: dict[str, Any] = {"ca_certs": self.ca_file} if self.ca_file else {}
@@ -243,20 +286,44 @@ class UserChannel(threading.Thread):
         )
 
     def _down(self, reason: str) -> None:
+        reason = _clean(reason)
         self.last_reason = reason
-        if self.live_since_ns is not None:
+        was_live = self.live_since_ns
+        if was_live is not None:
             self.failures = 0
         self.live_since_ns = None
+        now = self.clock()
         if self.down_since_ns is None:
-            self.down_since_ns = self.clock()
+            self.down_since_ns = now
         delay_ns = self.backoff.delay_ns(self.failures, self.rng.random())
         self.failures += 1
-        self._stopping.wait(delay_ns / 1e9)
+        if was_live is not None:
+            logger.warning(
+                "coinbase user channel: disconnected after {:.1f}s live: {}; reconnecting in "
+                "{:.2f}s",
+                (now - was_live) / 1e9,
+                reason,
+                delay_ns / 1e9,
+            )
+        else:  # the backoff spaces these lines out (at most one per 30 s after a while)
+            logger.warning(
+                "coinbase user channel: {} ({}, attempt {}); retrying in {:.2f}s",
+                reason,
+                self._where,
+                self.failures,
+                delay_ns / 1e9,
+            )
+        end = time.monotonic() + delay_ns / 1e9
+        while (left := end - time.monotonic()) > 0 and not self._stopping.wait(min(left, 1.0)):
+            self.guard.beat()
 
     def _serve(self, ws: websocket.WebSocket) -> str:
-        session = self.session
-        for text in session.opened(self.clock()):
-            ws.send(text)
+        session, beat = self.session, self.guard.beat
+        try:
+            for text in session.opened(self.clock()):
+                ws.send(text)
+        except (OSError, websocket.WebSocketException) as e:
+            return f"subscribe failed: {_describe(e)}"
         ws.settimeout(0.2)
         while not self._stopping.is_set():
             try:
@@ -267,9 +334,12 @@ class UserChannel(threading.Thread):
                 return f"connection lost: {_describe(e)}"
             now = self.clock()
             if opcode in _TEXT:
+                before, bad = session.last_seq, session.bad_frames
                 result = session.frame(frame.data, now)
                 if result.error.startswith("error frame"):
                     return result.error
+                if session.bad_frames > bad:
+                    self._bad_frame(result.error or "an event that does not parse")
                 if result.updates:
                     self.on_updates(result.updates)
                 if result.went_live:
@@ -277,15 +347,74 @@ class UserChannel(threading.Thread):
                     self.failures = 0
                     self.live_since_ns = now
                     self.down_since_ns = None
+                    if self.lives == 1:
+                        logger.info("coinbase user channel: subscribed, live")
+                    else:
+                        logger.info(
+                            "coinbase user channel: resubscribed after a reconnect (connection "
+                            "{}); reconciling orders over REST",
+                            self.lives,
+                        )
                     self.on_live(self.lives)
                 if result.gap:
+                    self._gap(before, session.last_seq)
                     self.on_gap()
             elif opcode == _CLOSE:
                 return "closed by the server"
             reason = session.tick(now)
             if reason:
                 return reason
+            beat()
         return "stopped"
+
+    def _gap(self, before: int | None, after: int | None) -> None:
+        if (n := self._gap_log.due(time.monotonic())) is not None:
+            logger.warning(
+                "coinbase user channel: sequence gap ({} -> {}), reconciling orders over REST "
+                "({} gap(s) since the last line)",
+                before,
+                after,
+                n,
+            )
+
+    def _bad_frame(self, error: str) -> None:
+        if (n := self._bad_log.due(time.monotonic())) is not None:
+            logger.warning(
+                "coinbase user channel: dropped {} ({} unreadable frame(s) since the last line)",
+                _clean(error),
+                n,
+            )
+
+
+class _Throttle:
+    """At most one log line per ``every_s``: :meth:`due` counts an occurrence and returns how
+    many there were since the last line when a line is due now, else None."""
+
+    def __init__(self, every_s: float) -> None:
+        self.every_s = every_s
+        self.last: float | None = None
+        self.pending = 0
+
+    def due(self, now: float) -> int | None:
+        self.pending += 1
+        if self.last is not None and now - self.last < self.every_s:
+            return None
+        n, self.pending, self.last = self.pending, 0, now
+        return n
+
+
+def _clean(text: str) -> str:
+    """A reason fit for the log: bounded, with anything shaped like a token taken out."""
+    return clean_text(text)
+
+
+def _safe_url(url: str) -> str:
+    """The URL without any user information."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def _describe(e: BaseException) -> str:
