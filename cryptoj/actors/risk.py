@@ -70,8 +70,11 @@ class RiskActor(Actor):
         cooldown_ns: int = 30 * 60 * 10**9,
         portfolio: str = "portfolio",
         shutdown: str = "shutdown",
+        also_to: tuple[str, ...] = (),
     ) -> None:
+        """``also_to``: further receivers of every RiskParameters (a strategy's risk view)."""
         self.cfg = cfg
+        self.also_to = also_to
         self.journal_path = journal_path
         self.portfolio = portfolio
         self.shutdown = shutdown
@@ -202,29 +205,28 @@ class RiskActor(Actor):
         self._last_caps, self._last_publish_ns = dict(caps), ctx.now()
         self.version += 1
         level = self.levels.level
-        ctx.send(
-            self.portfolio,
-            RiskParameters(
-                ts=ctx.now(),
-                version=self.version,
-                level=level,
-                max_weight=caps,
-                stop_loss=self.cfg.stop_loss,
-                min_position_size=self.cfg.min_position_size,
-                size_multiplier=self.levels.config.size_multiplier(level),
-                reason=reason,
-                entries_allowed=self.entries_allowed,
-                avg_correlation=round(self.corr.average_pairwise(), 6),
-                regimes=tuple(
-                    (p, str(self.regimes[p].regime))
-                    for p in products
-                    if p in self.regimes and self.regimes[p].regime is not None
-                ),
-                volatility=tuple((p, round(self.stats.vol(p), 8)) for p in products),
-                correlation=tuple((p, round(self.corr.of(p), 6)) for p in products),
-                pairs=self._pair_list(products),
+        params = RiskParameters(
+            ts=ctx.now(),
+            version=self.version,
+            level=level,
+            max_weight=caps,
+            stop_loss=self.cfg.stop_loss,
+            min_position_size=self.cfg.min_position_size,
+            size_multiplier=self.levels.config.size_multiplier(level),
+            reason=reason,
+            entries_allowed=self.entries_allowed,
+            avg_correlation=round(self.corr.average_pairwise(), 6),
+            regimes=tuple(
+                (p, str(self.regimes[p].regime))
+                for p in products
+                if p in self.regimes and self.regimes[p].regime is not None
             ),
+            volatility=tuple((p, round(self.stats.vol(p), 8)) for p in products),
+            correlation=tuple((p, round(self.corr.of(p), 6)) for p in products),
+            pairs=self._pair_list(products),
         )
+        for name in (self.portfolio, *self.also_to):
+            ctx.send(name, params)
 
     def _cap(self, product: str) -> float:
         return dynamic_cap(

@@ -22,6 +22,7 @@ from cryptoj.config import Config
 from cryptoj.journal import Journal
 from cryptoj.marketdata.loader import Batch
 from cryptoj.runtime.common import Registered, flatten_tree
+from cryptoj.strategies.history import MarketHistory
 from cryptoj.supervision.tree import Dependencies, build_tree
 from cryptoj.venues.paper import PaperExchange
 
@@ -109,6 +110,7 @@ def assemble(
     data_name: str = "",
     live: bool = False,
     environ: Mapping[str, str] | None = None,
+    history: MarketHistory | None = None,
 ) -> System:
     """Build the venue, the source and the registry; prepare the journal.
 
@@ -118,6 +120,7 @@ def assemble(
     data set or file) is journalled in ``meta`` with the products, so ``cryptoj report JOURNAL``
     finds the prices without ``--data``. ``live`` is the command line's ``--live`` (see the
     module docstring); ``environ`` replaces ``os.environ`` for the credentials (tests).
+    ``history``: market events the strategies warm up on (a replay's preceding data).
     """
     venue: PaperExchange | CoinbaseVenue
     balances: dict[str, Decimal] = {}
@@ -159,7 +162,7 @@ def assemble(
         bar_depth_fraction=cfg.feed.bar_depth_fraction,
         window_ns=cfg.feed.window_ms * 1_000_000,
     )
-    deps = Dependencies(venue=venue, source=source, journal_path=str(path))
+    deps = Dependencies(venue=venue, source=source, journal_path=str(path), history=history)
     registry = flatten_tree(build_tree(cfg, deps), parent="shutdown")
     registry["shutdown"] = Registered(
         "shutdown",
