@@ -69,7 +69,7 @@ class StrategyActor(Actor):
         self.seed = seed
         self.portfolio = portfolio
         self.journal_path = journal_path
-        self.host = StrategyHost([])
+        self.host = StrategyHost(spec.make(seed) for spec in self.specs)
         self.stale: set[str] = set()
         self.manual: dict[str, tuple[float, str]] = {}  # product → (weight, reason)
         self._bars = 0
