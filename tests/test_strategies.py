@@ -269,3 +269,80 @@ def test_a_restarted_strategy_actor_decides_exactly_as_an_uninterrupted_one(
     tail = [d for d in whole if isinstance(d["ts"], int) and d["ts"] > after]
     assert tail and [d for d in restarted if isinstance(d["ts"], int) and d["ts"] > after] == tail
     assert len(restarted) >= len(whole)  # the restart re-stated the targets in force
+
+
+def test_a_replay_from_a_later_day_warms_up_on_the_data_before_it(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from cryptoj.replay import ReplayOptions, run_replay
+
+    opts = ReplayOptions(
+        data="coinbase-4h-2016-2025",
+        start=dt.date(2020, 1, 1),
+        end=dt.date(2020, 1, 31),
+        journal=str(tmp_path / "j.sqlite"),
+        trace=str(tmp_path / "t.jsonl"),
+    )
+    summary, code = run_replay(Config(), opts)
+    assert code == 0 and summary["invariants_ok"] is True
+    first = next(
+        json.loads(line)
+        for line in (tmp_path / "t.jsonl").read_text().splitlines()
+        if '"type":"TargetWeight"' in line
+    )
+    start_ns = int(dt.datetime(2020, 1, 1, tzinfo=dt.UTC).timestamp()) * 10**9
+    # stated at the start, from the EMAs of the years before (cold, it would wait 48 bars)
+    assert first["msg"]["ts"] <= start_ns  # decided on a bar of the data before the run
+    assert first["ts"] <= start_ns + 4 * 3600 * 10**9  # delivered at the run's first instant
+
+
+def test_new_strategy_writes_a_skeleton_whose_test_passes(tmp_path: Path) -> None:
+    from cryptoj.cli import main
+
+    assert main(["new-strategy", "breakout_x", "--dir", str(tmp_path)]) == 0
+    assert main(["new-strategy", "breakout_x", "--dir", str(tmp_path)]) == 2  # not overwritten
+    assert main(["new-strategy", "not-a-name", "--dir", str(tmp_path)]) == 2
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import test_breakout_x  # type: ignore[import-not-found]
+
+        test_breakout_x.test_holds_above_the_average_and_leaves_below()
+        assert resolve("breakout_x:BreakoutX").__name__ == "BreakoutX"
+    finally:
+        sys.path.remove(str(tmp_path))
+
+
+class Watcher(Strategy):  # type: ignore[type-arg]
+    """Subscribes to fills and risk; records what its context shows."""
+
+    subscribes = frozenset({"bars", "fills", "risk"})
+
+    def on_fill(self, fill: object) -> None:
+        self.seen = (self.ctx.position("BTC-USD"), self.ctx.regime("BTC-USD"))
+
+
+def test_fills_and_risk_reach_a_strategy_that_subscribed_to_them() -> None:
+    from cryptoj.actors.strategy import StrategyActor
+    from cryptoj.models.orders import Fill, Side
+    from cryptoj.strategies.api import NoParams
+    from tests.stubs import FakeCtx, risk_params
+
+    actor = StrategyActor(StrategyConfig(), strategies=[_spec(Watcher, NoParams(), "w")])
+    ctx = FakeCtx()
+    actor.on_start(ctx)
+    params = msgspec.structs.replace(risk_params(), regimes=(("BTC-USD", "CALM"),))
+    actor.receive(params, ctx)
+    fill = Fill(
+        ts=T0,
+        fill_id="f1",
+        client_order_id="cj-1",
+        product="BTC-USD",
+        side=Side.BUY,
+        quantity=Decimal("0.5"),
+        price=Decimal(7000),
+        fee=Decimal(1),
+        liquidity="TAKER",
+    )
+    actor.receive(fill, ctx)
+    watcher = actor.host.slots[0].strategy
+    assert isinstance(watcher, Watcher) and watcher.seen == (Decimal("0.5"), "CALM")
