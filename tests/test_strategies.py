@@ -166,7 +166,8 @@ def test_mean_reversion_buys_a_sharp_drop_and_leaves_on_the_recovery() -> None:
 
 def test_vol_target_holds_more_of_a_calm_product_than_of_a_wild_one() -> None:
     ctx = StrategyContext("vol", seed=7, history_bars=VolTarget.history_bars)
-    s = VolTarget(VolTargetParams(target_vol=0.5, lookback=50, max_weight=0.5), ctx)
+    params = VolTargetParams(target_vol=0.5, lookback=50, max_weight=0.5, trend_filter=False)
+    s = VolTarget(params, ctx)
     weights: dict[str, float] = {}
     for p, vol in (("BTC-USD", 0.0005), ("ETH-USD", 0.005)):
         for i, c in enumerate(walk(60, 5, vol=vol)):
@@ -177,6 +178,14 @@ def test_vol_target_holds_more_of_a_calm_product_than_of_a_wild_one() -> None:
     assert weights["BTC-USD"] == 0.5  # capped at max_weight
     per_year = (365 * 24 * 60) ** 0.5  # 1-minute bars
     assert weights["ETH-USD"] == pytest.approx(0.5 / (0.005 * per_year), rel=0.3)  # σ ≈ 3.6
+    ctx = StrategyContext("vol", seed=7, history_bars=VolTarget.history_bars)
+    s = VolTarget(msgspec.structs.replace(params, trend_filter=True), ctx)
+    falling = [100 * (1 - 0.001 * i) for i in range(60)]
+    got = []
+    for i, c in enumerate(falling):
+        ctx._on_bar(bar(i, c))
+        got += [t.weight for t in targets_of(s.on_bar(bar(i, c)))]
+    assert got == [0.0]  # below its level of lookback bars ago: nothing held
 
 
 def test_the_loader_names_every_problem_on_its_own_line() -> None:
@@ -192,7 +201,7 @@ def test_the_loader_names_every_problem_on_its_own_line() -> None:
     problems = strategy_problems(cfg)
     assert problems[0] == (
         "strategies[0].params.colour: unknown field (known: lookback, max_weight, "
-        "rebalance_band, target_vol)"
+        "rebalance_band, target_vol, trend_filter)"
     )
     assert "strategies[0].params.lookback: expected a whole number in [2, 1000], got 1" in problems
     assert any(

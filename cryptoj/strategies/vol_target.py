@@ -2,8 +2,11 @@
 
 From the last ``lookback`` bars' log returns, the product's annualised volatility ``σ``
 (``interval_s`` of the bars gives the bars per year); its target weight is
-``min(max_weight, target_vol / σ)``: more of a calm product, less of a wild one. A new target
-is given only when it moved more than ``rebalance_band`` from the last one, so noise in the
+``min(max_weight, target_vol / σ)``: more of a calm product, less of a wild one. With
+``trend_filter`` (the default) it holds nothing while the close is below the close
+``lookback`` bars ago: an always-invested allocator would never let a stop-loss re-arm (the
+portfolio re-arms a product's stop when its target goes to 0). A new target is given only when
+it moved more than ``rebalance_band`` from the last one (or to or from 0), so noise in the
 estimate does not trade. The risk caps still apply on top (the portfolio's optimiser and
 ``risk.position_size_limit``).
 """
@@ -29,6 +32,7 @@ class VolTargetParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     lookback: Annotated[int, msgspec.Meta(ge=2, le=1000)] = 240  # bars
     max_weight: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.10
     rebalance_band: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.02  # absolute weight
+    trend_filter: bool = True  # hold nothing while the close is below the close lookback ago
 
 
 class VolTarget(Strategy[VolTargetParams]):
@@ -61,8 +65,13 @@ class VolTarget(Strategy[VolTargetParams]):
         vol = math.sqrt(var * SECONDS_PER_YEAR / max(1, bar.interval_s))
         want = p.max_weight if vol <= 0 else min(p.max_weight, p.target_vol / vol)
         want = round(want, 4)
+        falling = p.trend_filter and bars[-1].close < bars[0].close
+        if falling:
+            want = 0.0
         last = self.weights.get(bar.product)
-        if last is not None and abs(want - last) <= p.rebalance_band:
+        moved = last is None or (want == 0) != (last == 0) or abs(want - last) > p.rebalance_band
+        if not moved:
             return None
         self.weights[bar.product] = want
-        return Target(bar.product, want, f"vol {vol:.1%} → weight {want:.4f}")
+        why = "close below its level of lookback bars ago" if falling else f"vol {vol:.1%}"
+        return Target(bar.product, want, f"{why} → weight {want:.4f}")
