@@ -426,6 +426,8 @@ def _print_summary(s: dict[str, Any]) -> None:
         f"{s['events']} events in {s['wall_seconds']}s ({s['events_per_second']}/s)",
         f"orders {s['orders']}, fills {s['fills']}, rejections {s['rejections']}, "
         f"open orders at end {s['open_orders']}",
+        "orders by strategy: "
+        + (", ".join(f"{k} {v}" for k, v in s.get("orders_by_strategy", {}).items()) or "none"),
         f"equity {s['start_equity']:,.2f} -> {s['final_equity']:,.2f} "
         f"(max drawdown {s['max_drawdown']:.2%})",
         f"fees {s['fees_paid']:,.2f} ({s['fees_pct']:.2%} of start equity), "
