@@ -355,3 +355,55 @@ def test_fills_and_risk_reach_a_strategy_that_subscribed_to_them() -> None:
     actor.receive(fill, ctx)
     watcher = actor.host.slots[0].strategy
     assert isinstance(watcher, Watcher) and watcher.seen == (Decimal("0.5"), "CALM")
+
+
+class TradeCounter(Strategy):  # type: ignore[type-arg]
+    """Holds 0.1 of a product after its third trade."""
+
+    subscribes = frozenset({"trades"})
+
+    def on_trade(self, trade: object) -> Target | None:
+        self.n = getattr(self, "n", 0) + 1
+        return Target("BTC-USD", 0.1, "three trades") if self.n == 3 else None
+
+
+def test_trades_reach_a_strategy_that_subscribed_to_them_through_the_feed() -> None:
+    from cryptoj.actors.feed import POLL, FeedActor, ReplaySource
+    from cryptoj.actors.strategy import StrategyActor
+    from cryptoj.models.market import Trade
+    from cryptoj.models.signals import TargetWeight
+    from cryptoj.strategies.api import NoParams
+    from tests.stubs import FakeCtx
+
+    trades = [
+        Trade(
+            ts=T0 + i,
+            product="BTC-USD",
+            price=Decimal(100),
+            quantity=Decimal(1),
+            taker_side="BUY",
+            trade_id=str(i),
+        )
+        for i in range(3)
+    ]
+    history = MarketHistory({"bars", "trades"})
+    feed = FeedActor(
+        ReplaySource([(t,) for t in trades]), trade_subscribers=("strategy",), history=history
+    )
+    fctx = FakeCtx()
+    for _ in trades:
+        feed.receive(POLL, fctx)
+    sent = fctx.to("strategy")
+    assert [type(m).__name__ for m in sent] == ["Trade"] * 3
+    actor = StrategyActor(StrategyConfig(), strategies=[_spec(TradeCounter, NoParams(), "tc")])
+    sctx = FakeCtx()
+    for m in sent:
+        actor.receive(m, sctx)
+    [target] = sctx.to("portfolio")
+    assert isinstance(target, TargetWeight) and target.strategy_id == "tc:BTC-USD"
+    restarted = StrategyActor(
+        StrategyConfig(), strategies=[_spec(TradeCounter, NoParams(), "tc")], history=history
+    )
+    rctx = FakeCtx()
+    restarted.on_start(rctx)  # warmed up on the three recorded trades: states the target
+    assert rctx.to("portfolio") == [target]

@@ -28,7 +28,7 @@ from cryptoj.actors.feed import FeedActor, ReplaySource
 from cryptoj.actors.portfolio import PortfolioActor
 from cryptoj.actors.risk import RiskActor
 from cryptoj.actors.strategy import StrategyActor
-from cryptoj.config import Config
+from cryptoj.config import Config, configured_strategies
 from cryptoj.execution.splitting import SplitPolicy
 from cryptoj.strategies.ema_trend import entry_band
 from cryptoj.strategies.history import MarketHistory
@@ -87,7 +87,7 @@ def build_tree(cfg: Config, deps: Dependencies) -> SupervisorSpec:
             ChildSpec(
                 "strategy",
                 lambda: StrategyActor(
-                    cfg.strategy,
+                    configured_strategies(cfg)[0][1],  # kind manual: the operator's targets
                     journal_path=deps.journal_path,
                     entry_band=entry_band(cfg),
                     strategies=specs,
