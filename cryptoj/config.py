@@ -47,6 +47,9 @@ class RiskConfig(_Section, frozen=True, kw_only=True):
     correlation_grid_s: NonNegFloat = 0.0  # correlation's sampling grid, s; 0: the bars' interval
     #: traded notional per UTC day, a multiple of equity; beyond it only reducing orders go out
     max_daily_turnover: Annotated[float, msgspec.Meta(gt=0, le=100)] = 0.5
+    #: the volatility the caps use: EWMA, or the HAR-RV forecast (EWMA until it has history)
+    volatility_model: Literal["ewma", "har"] = "ewma"
+    har_period_s: PositiveFloat = 86_400.0  # har: the realised-variance period, seconds
 
 
 class PortfolioConfig(_Section, frozen=True, kw_only=True):
