@@ -175,9 +175,11 @@ def test_the_daemon_runs_a_user_strategy_in_paper_mode(tmp_path: Path) -> None:
     deadline = time.monotonic() + 60
     try:
         while time.monotonic() < deadline and not reasons:
-            if db.exists():
-                with sqlite3.connect(db) as c:
+            try:
+                with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as c:
                     reasons = [r[0] for r in c.execute("SELECT reason FROM intents")]
+            except sqlite3.OperationalError:
+                pass  # the daemon has not created the journal (or its tables) yet
             time.sleep(0.2)  # polling interval of this test only
     finally:
         proc.send_signal(signal.SIGTERM)
