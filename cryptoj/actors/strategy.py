@@ -63,6 +63,8 @@ class StrategyActor(Actor):
         ``history``: what the warm-up replays (None: no warm-up)."""
         self.cfg = cfg
         if strategies is None:
+            if cfg.kind not in ("ema_trend", "manual"):
+                raise ValueError(f"strategy kind {cfg.kind!r}: pass the loaded strategies=")
             strategies = [] if cfg.kind == "manual" else [_ema_spec(cfg, entry_band)]
         self.specs = list(strategies)
         self.history = history

@@ -21,7 +21,7 @@ Warm-up: :meth:`StrategyHost.warm_up` replays recorded events through the same h
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -166,12 +166,14 @@ class StrategyHost:
         last = self.covered.get((kind, product))
         return last is not None and ts <= last
 
-    def _event(self, product: str, ts: int, kind: str, call: object) -> list[Decision]:
+    def _event(
+        self, product: str, ts: int, kind: str, call: Callable[[Strategy[Any]], Output]
+    ) -> list[Decision]:
         changed: set[str] = set()
         for slot in self.slots:
             if slot.follows(product, kind):
                 slot.ctx._set_now(ts)
-                changed |= self._apply(slot, call(slot.strategy))  # type: ignore[operator]
+                changed |= self._apply(slot, call(slot.strategy))
         return self._decisions(changed, ts)
 
     def _apply(self, slot: Slot, out: Output) -> set[str]:
