@@ -216,6 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
     cc = sub.add_parser("check-config", help="validate a config file")
     cc.add_argument("path", nargs="?", default=DEFAULT_CONFIG)
 
+    ns = sub.add_parser(
+        "new-strategy", help="write a strategy skeleton NAME.py and its test (README strategies)"
+    )
+    ns.add_argument("name", help="module name of the new strategy (a Python identifier)")
+    ns.add_argument("--dir", default=".", help="where to write the files (default: here)")
+
     tr = sub.add_parser(
         "trace", help="inspect a message trace (see 'cryptoj trace --help')", add_help=False
     )
@@ -236,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "check-config":
             return _check_config(args.path)
+        if args.command == "new-strategy":
+            return _new_strategy(args.name, args.dir)
         if args.command == "replay":
             return _replay(args)
         if args.command == "data":
@@ -270,16 +278,47 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _load(path: str | None, *, default_if_missing: bool = False) -> Config:
-    if path is None:
-        if default_if_missing and Path(DEFAULT_CONFIG).is_file():
-            return load_config(DEFAULT_CONFIG)
-        return load_config(None)
-    return load_config(path)
+    if path is None and default_if_missing and Path(DEFAULT_CONFIG).is_file():
+        path = DEFAULT_CONFIG
+    return _with_strategies(load_config(path), path or "<defaults>")
+
+
+def _with_strategies(cfg: Config, source: str) -> Config:
+    """``cfg`` when every configured strategy loads with valid parameters, else ConfigError."""
+    from cryptoj.strategies.loader import strategy_problems
+
+    problems = strategy_problems(cfg)
+    if problems:
+        raise ConfigError(source, problems)
+    return cfg
+
+
+def _new_strategy(name: str, directory: str) -> int:
+    from cryptoj.strategies.skeleton import SkeletonError, write_skeleton
+
+    try:
+        written = write_skeleton(name, Path(directory))
+    except SkeletonError as e:
+        print(f"new-strategy: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    for path in written:
+        print(f"wrote {path}")
+    print(
+        f'next: python -m pytest {written[1]} -q; then set strategy.kind: "{name}:'
+        f'{_class_name(name)}" in your config and run python -m cryptoj replay'
+    )
+    return EXIT_OK
+
+
+def _class_name(module: str) -> str:
+    from cryptoj.strategies.skeleton import class_name
+
+    return class_name(module)
 
 
 def _check_config(path: str) -> int:
     try:
-        cfg = load_config(path)
+        cfg = _with_strategies(load_config(path), path)
     except ConfigError as e:
         problems = e.problems
     else:
@@ -533,6 +572,8 @@ def _print_summary(s: dict[str, Any]) -> None:
         f"{s['events']} events in {s['wall_seconds']}s ({s['events_per_second']}/s)",
         f"orders {s['orders']}, fills {s['fills']}, rejections {s['rejections']}, "
         f"open orders at end {s['open_orders']}",
+        "orders by strategy: "
+        + (", ".join(f"{k} {v}" for k, v in s.get("orders_by_strategy", {}).items()) or "none"),
         f"equity {s['start_equity']:,.2f} -> {s['final_equity']:,.2f} "
         f"(max drawdown {s['max_drawdown']:.2%})",
         f"fees {s['fees_paid']:,.2f} ({s['fees_pct']:.2%} of start equity), "

@@ -48,6 +48,9 @@ class RiskConfig(_Section, frozen=True, kw_only=True):
     correlation_grid_s: NonNegFloat = 0.0  # correlation's sampling grid, s; 0: the bars' interval
     #: traded notional per UTC day, a multiple of equity; beyond it only reducing orders go out
     max_daily_turnover: Annotated[float, msgspec.Meta(gt=0, le=100)] = 0.5
+    #: the volatility the caps use: EWMA, or the HAR-RV forecast (EWMA until it has history)
+    volatility_model: Literal["ewma", "har"] = "ewma"
+    har_period_s: PositiveFloat = 86_400.0  # har: the realised-variance period, seconds
 
 
 class PortfolioConfig(_Section, frozen=True, kw_only=True):
@@ -67,14 +70,25 @@ class PortfolioConfig(_Section, frozen=True, kw_only=True):
     rollback: Literal["keep", "compensate"] = "keep"  # what a failed transaction does with buys
 
 
-class StrategyConfig(_Section, frozen=True, kw_only=True):
-    """The EMA-trend strategy: hold ``target_weight`` of a product while fast EMA > slow EMA.
+StrategyName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{1,40}$")]
 
-    ``kind: manual`` runs no strategy: the operator sets each product's target weight through
-    ``POST /control/target`` (the other fields are then unused).
+
+class StrategyConfig(_Section, frozen=True, kw_only=True):
+    """One strategy (README "Writing a strategy").
+
+    ``kind``: a bundled strategy (``ema_trend``, ``mean_reversion``, ``vol_target``),
+    ``manual`` (no strategy: the operator sets each product's target weight through
+    ``POST /control/target``), ``"package.module:ClassName"`` (importable from the working
+    directory or an installed package) or the name of a ``cryptoj.strategies`` entry point.
+    ``params`` are validated by the strategy's own schema; the EMA trend also reads the
+    fields below (``params`` override them).
     """
 
-    kind: Literal["ema_trend", "manual"] = "ema_trend"
+    kind: Annotated[str, msgspec.Meta(min_length=1)] = "ema_trend"
+    name: StrategyName | None = None  # in traces and orders' reasons; null: from the kind
+    weight: Fraction = 1.0  # capital share: its targets are fractions of this share
+    products: tuple[Product, ...] = ()  # products it receives events of (empty: every one)
+    params: dict[str, Any] = msgspec.field(default_factory=dict)  # the strategy's parameters
     fast_period: PositiveInt = 12  # bars
     slow_period: PositiveInt = 48  # bars
     target_weight: Fraction = 0.10  # of equity, further capped by risk.position_size_limit
@@ -270,6 +284,8 @@ class Config(_Section, frozen=True, kw_only=True):
     risk: RiskConfig = RiskConfig()
     portfolio: PortfolioConfig = PortfolioConfig()
     strategy: StrategyConfig = StrategyConfig()
+    #: several strategies at once, each with its capital share; when given, replaces strategy
+    strategies: tuple[StrategyConfig, ...] = ()
     paper: PaperConfig = PaperConfig()
     feed: FeedConfig = FeedConfig()
     journal: JournalConfig = JournalConfig()
@@ -337,13 +353,44 @@ def parse_config(raw: Any, source: str = "<config>") -> Config:
     return msgspec.convert(raw, Config)
 
 
-def _cross_checks(cfg: Config) -> list[str]:
+def configured_strategies(cfg: Config) -> list[tuple[str, StrategyConfig]]:
+    """(config path, section) of every strategy to run: ``strategies``, else ``strategy``."""
+    if cfg.strategies:
+        return [(f"strategies[{i}]", s) for i, s in enumerate(cfg.strategies)]
+    return [("strategy", cfg.strategy)]
+
+
+def strategy_name(s: StrategyConfig) -> str:
+    """The strategy's name: ``name``, else the class of a ``module:Class`` kind, else kind."""
+    if s.name:
+        return s.name
+    return s.kind.rsplit(":", 1)[-1] if ":" in s.kind else s.kind
+
+
+def _strategy_checks(cfg: Config) -> list[str]:
     out = []
-    if cfg.strategy.fast_period >= cfg.strategy.slow_period:
-        out.append(
-            f"strategy.fast_period: expected less than strategy.slow_period "
-            f"({cfg.strategy.slow_period}), got {cfg.strategy.fast_period}"
-        )
+    listed = configured_strategies(cfg)
+    names: set[str] = set()
+    for where, s in listed:
+        if s.kind == "ema_trend" and s.fast_period >= s.slow_period:
+            out.append(
+                f"{where}.fast_period: expected less than {where}.slow_period "
+                f"({s.slow_period}), got {s.fast_period}"
+            )
+        if s.kind == "manual" and len(listed) > 1:
+            out.append(f"{where}.kind: 'manual' runs alone, not in a list of strategies")
+        name = strategy_name(s)
+        if name in names:
+            out.append(f"{where}.name: {name!r} is already used by another strategy")
+        names.add(name)
+    total = sum(s.weight for _, s in listed)
+    if total > 1 + 1e-9:
+        out.append(f"strategies: the weights (capital shares) add up to {total:g}, expected <= 1")
+    return out
+
+
+def _cross_checks(cfg: Config) -> list[str]:
+    out = _strategy_checks(cfg)
     if cfg.mode == "live" and not cfg.live_trading_confirmed:
         out.append("mode: 'live' also needs live_trading_confirmed: true (paper is the default)")
     if cfg.feed.source == "coinbase" and not cfg.feed.products:
@@ -395,6 +442,10 @@ def validate(raw: Any, struct_type: type[msgspec.Struct], prefix: str) -> list[s
             continue
         if struct_type is Config and name == "flags":
             problems.extend(flag_problems(raw[name]))
+            continue
+        if struct_type is Config and name == "strategies" and isinstance(raw[name], list):
+            for i, item in enumerate(raw[name]):
+                problems.extend(validate(item, StrategyConfig, f"{path}[{i}]"))
             continue
         ftype = field.type
         if isinstance(ftype, msgspec.inspect.StructType):
@@ -471,9 +522,11 @@ def redacted(cfg: Config) -> dict[str, Any]:
 __all__ = [
     "Config",
     "ConfigError",
+    "configured_strategies",
     "describe",
     "load_config",
     "parse_config",
     "path_problems",
+    "strategy_name",
     "validate",
 ]

@@ -16,12 +16,15 @@ from rich.console import Console
 from cryptoj.actors.portfolio import PortfolioActor
 from cryptoj.config import Config
 from cryptoj.journal import Journal
+from cryptoj.marketdata.loader import DataError
 from cryptoj.marketdata.ticks import load_market_data
 from cryptoj.progress import Bar, day
 from cryptoj.runtime.assemble import System, assemble
 from cryptoj.runtime.common import EXIT_ERROR, ChaosPlan, RuntimeStats
 from cryptoj.runtime.deterministic import DeterministicRuntime
 from cryptoj.runtime.threaded import ScaledClock, ThreadedRuntime, run_until_stopped
+from cryptoj.strategies.history import MarketHistory
+from cryptoj.strategies.loader import history_kinds, load_strategies
 from cryptoj.summary import (
     books_summary,
     check_invariants,
@@ -75,6 +78,23 @@ class RunOutcome:
     portfolio: PortfolioActor | None
 
 
+def preceding_history(
+    cfg: Config, data: str, products: list[str] | None, start: dt.date | None
+) -> MarketHistory | None:
+    """The strategies' warm-up history for a replay from ``start``: the data set's events
+    before that day (as many as :class:`MarketHistory` keeps); None without ``--from`` or
+    when nothing precedes it."""
+    if start is None:
+        return None
+    history = MarketHistory(history_kinds(load_strategies(cfg)))
+    try:
+        before = load_market_data(data, products=products, end=start - dt.timedelta(days=1))
+    except DataError:
+        return None
+    history.extend(e for batch in before for e in batch)
+    return history
+
+
 def run_replay(cfg: Config, opts: ReplayOptions) -> tuple[dict[str, Any], int]:
     """Run one replay; return the summary and the process exit code."""
     cfg = with_unwind_mode(cfg, opts.unwind)
@@ -90,6 +110,7 @@ def run_replay(cfg: Config, opts: ReplayOptions) -> tuple[dict[str, Any], int]:
         fresh_journal=True,
         run_tag=f"s{opts.seed}",
         data_name=opts.data,
+        history=preceding_history(cfg, opts.data, products, opts.start),
     )
     trace = (
         TraceWriter(

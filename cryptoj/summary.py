@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -97,6 +99,24 @@ def max_drawdown(curve: list[tuple[int, Decimal]]) -> float:
     return worst
 
 
+_STRATEGY_REASON = re.compile(r"^target [0-9.]+ \(([A-Za-z0-9_.-]+):")
+
+
+def order_strategy(reason: str) -> str:
+    """Which strategy caused an order, from its reason: the name in the rebalance reason's
+    ``<name>:<product>`` (``operator`` for manual targets); ``compensation`` for a rolled-back
+    transaction's repair; ``risk`` for what risk decided (stop losses, unwind slices)."""
+    m = _STRATEGY_REASON.match(reason)
+    if m:
+        return m.group(1)
+    return "compensation" if reason.startswith("target ") else "risk"
+
+
+def orders_by_strategy(reasons: Iterable[str]) -> dict[str, int]:
+    """Orders per :func:`order_strategy`, by name."""
+    return dict(sorted(Counter(order_strategy(r) for r in reasons).items()))
+
+
 def books_summary(
     journal: Journal, starting_cash: Decimal, marks: dict[str, Decimal]
 ) -> dict[str, Any]:
@@ -105,7 +125,8 @@ def books_summary(
     ``orders`` and ``rejections`` count the orders the portfolio decided (a split parent once,
     as it sees it), not the child orders execution sent for them: those are ``child_orders``
     (and ``split_orders`` parents had them). ``fills`` counts venue fills, children's included
-    (the portfolio books each one, under its parent's id).
+    (the portfolio books each one, under its parent's id). ``orders_by_strategy`` splits
+    ``orders`` by the strategy that caused each (:func:`order_strategy`).
 
     Costs: ``fees_paid`` is the sum of every fill's fee; ``turnover`` the traded notional
     (every fill's quantity × price) over the starting equity; ``fees_pct`` the fees over the
@@ -129,6 +150,7 @@ def books_summary(
         "turnover": round(float(traded / start), 4),
         "fees_pct": round(float(fees / start), 6),
         "rejections": sum(1 for o in orders if o["status"] == "REJECTED"),
+        "orders_by_strategy": orders_by_strategy(o["reason"] for o in orders),
         "start_equity": float(starting_cash),
         "final_equity": float(final),
         "final_cash": float(books.cash),

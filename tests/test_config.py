@@ -43,11 +43,11 @@ def test_every_problem_is_reported_with_its_field_path() -> None:
     assert e.value.problems == [
         "bogus: unknown field (known: coinbase, execution, feed, flags, journal, "
         "live_trading_confirmed, logging, mode, ops, paper, portfolio, risk, seed, shutdown, "
-        "strategy, supervision, trace)",
+        "strategies, strategy, supervision, trace)",
         "risk.colour: unknown field (known: caution_drawdown, correlation_grid_s, "
-        "correlation_weight, daily_loss_limit, max_daily_turnover, max_drawdown, "
+        "correlation_weight, daily_loss_limit, har_period_s, max_daily_turnover, max_drawdown, "
         "min_position_size, position_size_limit, stop_loss, "
-        "volatility_halflife_bars, volatility_weight)",
+        "volatility_halflife_bars, volatility_model, volatility_weight)",
         "risk.daily_loss_limit: expected a number in (0, 1], got 'two'",
         "risk.stop_loss: expected a number in (0, 1], got 5",
         "feed.speed: expected a number >= 0, got -1",

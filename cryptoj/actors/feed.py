@@ -31,6 +31,7 @@ from cryptoj.models.market import (
     Trade,
 )
 from cryptoj.models.system import Tick
+from cryptoj.strategies.history import MarketHistory
 
 POLL = Tick(kind="poll")
 _Q8 = Decimal("0.00000001")
@@ -134,11 +135,16 @@ class FeedActor(Actor):
         status_subscribers: tuple[str, ...] = ("shutdown", "execution"),
         tick_bar_size: int = 100,
         poll: bool = True,
+        trade_subscribers: tuple[str, ...] = (),
+        history: MarketHistory | None = None,
     ) -> None:
         """``status_subscribers``: besides the bar and quote subscribers, who hears the feed's
-        health (the guardian; execution, whose split children wait while a product is stale).
-        """
+        health (the guardian; execution, whose split children wait while a product is stale);
+        ``history``: where emitted events are recorded for the strategies' warm-up;
+        ``trade_subscribers``: who gets every trade (besides the bars made of them)."""
         self.source = source
+        self.trade_subscribers = trade_subscribers
+        self.history = history
         self.quote_sink = quote_sink
         self.bar_subscribers = bar_subscribers
         self.quote_subscribers = quote_subscribers
@@ -218,6 +224,7 @@ class FeedActor(Actor):
                 if not usable(event):
                     self.rejected += 1
                     continue
+                self._emit_trade(event, corr, ctx)
                 bar = self.bars.add(event)
                 if event.product in unquoted:
                     seen = traded.get(event.product)
@@ -241,12 +248,23 @@ class FeedActor(Actor):
         if self.quote_sink is not None:
             for quote in quotes:
                 self.quote_sink(quote)
+        if self.history is not None:
+            for quote in quotes:
+                self.history.record(quote)
         msg: Quote | QuoteBatch = (
             quotes[0] if len(quotes) == 1 else QuoteBatch(ts=quotes[-1].ts, quotes=quotes)
         )
         for name in self.quote_subscribers:
             ctx.send(name, msg, correlation_id=corr)
 
+    def _emit_trade(self, trade: Trade, corr: str, ctx: Context) -> None:
+        if self.history is not None:
+            self.history.record(trade)
+        for name in self.trade_subscribers:
+            ctx.send(name, trade, correlation_id=corr)
+
     def _emit_bar(self, bar: Bar, corr: str, ctx: Context) -> None:
+        if self.history is not None:
+            self.history.record(bar)
         for name in self.bar_subscribers:
             ctx.send(name, bar, correlation_id=corr)

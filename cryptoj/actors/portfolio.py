@@ -122,8 +122,11 @@ class PortfolioActor(Actor):
         risk: str = "risk",
         shutdown: str = "shutdown",
         reconcile_every_ns: int = 60 * 10**9,
+        fills_to: str | None = None,
     ) -> None:
+        """``fills_to``: an actor that gets every new fill (the strategies' own fills)."""
         self.cfg = cfg
+        self.fills_to = fills_to
         self.journal_path = journal_path
         self.execution = execution
         self.risk = risk
@@ -299,6 +302,8 @@ class PortfolioActor(Actor):
             )
         if self.unwind.is_slice(fill.client_order_id):
             self.unwind.on_fill(fill.client_order_id, fill.quantity, fill.price, fill.fee)
+        if self.fills_to is not None:
+            ctx.send(self.fills_to, fill)
         self._send_snapshot(fill.ts, ctx)
 
     def _handle_order_closed(self, msg: OrderClosed, ctx: Context) -> None:

@@ -6,7 +6,8 @@ follows. It never approves or denies single orders against a copy of the portfol
 publishes versioned limits, and the PortfolioActor applies them atomically when it decides
 (check-and-reserve lives with the state).
 
-* Caps per product: :func:`cryptoj.risk.limits.dynamic_cap` from the EWMA volatility excess and
+* Caps per product: :func:`cryptoj.risk.limits.dynamic_cap` from the volatility excess (EWMA, or
+  the HAR-RV forecast with ``risk.volatility_model: har``: :mod:`cryptoj.risk.har_stats`) and
   the average EWMA correlation (:class:`~cryptoj.risk.correlation.EwmaCorrelation`). The
   correlation sees returns aligned on a common clock (:class:`~cryptoj.risk.sync.GridSampler`,
   step ``risk.correlation_grid_s`` or the bars' interval), so bars stamped with each product's
@@ -44,6 +45,7 @@ from cryptoj.models.risk import (
 )
 from cryptoj.risk.atr import Atr
 from cryptoj.risk.correlation import EwmaCorrelation
+from cryptoj.risk.har_stats import HarStats
 from cryptoj.risk.levels import LevelConfig, LevelMachine, LevelUpdate, utc_day
 from cryptoj.risk.limits import EwmaStats, dynamic_cap
 from cryptoj.risk.regime import RegimeDetector
@@ -70,12 +72,19 @@ class RiskActor(Actor):
         cooldown_ns: int = 30 * 60 * 10**9,
         portfolio: str = "portfolio",
         shutdown: str = "shutdown",
+        also_to: tuple[str, ...] = (),
     ) -> None:
+        """``also_to``: further receivers of every RiskParameters (a strategy's risk view)."""
         self.cfg = cfg
+        self.also_to = also_to
         self.journal_path = journal_path
         self.portfolio = portfolio
         self.shutdown = shutdown
-        self.stats = EwmaStats(cfg.volatility_halflife_bars)
+        self.stats = (
+            HarStats(cfg.volatility_halflife_bars, period_s=cfg.har_period_s)
+            if cfg.volatility_model == "har"
+            else EwmaStats(cfg.volatility_halflife_bars)
+        )
         self.corr = EwmaCorrelation(halflife=cfg.volatility_halflife_bars)
         self.grid = GridSampler(round(cfg.correlation_grid_s * 10**9))
         self.levels = LevelMachine(LevelConfig.from_risk_config(cfg, cooldown_ns=cooldown_ns))
@@ -121,6 +130,8 @@ class RiskActor(Actor):
             self._publish(ctx, "new bar batch")
         self.batch_ts = bar.ts
         self.closes[bar.product] = close
+        if isinstance(self.stats, HarStats):
+            self.stats.set_interval(bar.interval_s)
         self.stats.on_close(bar.product, close)
         self._dirty.add(bar.product)
         self.atr.setdefault(bar.product, Atr()).update(float(bar.high), float(bar.low), close)
@@ -202,29 +213,28 @@ class RiskActor(Actor):
         self._last_caps, self._last_publish_ns = dict(caps), ctx.now()
         self.version += 1
         level = self.levels.level
-        ctx.send(
-            self.portfolio,
-            RiskParameters(
-                ts=ctx.now(),
-                version=self.version,
-                level=level,
-                max_weight=caps,
-                stop_loss=self.cfg.stop_loss,
-                min_position_size=self.cfg.min_position_size,
-                size_multiplier=self.levels.config.size_multiplier(level),
-                reason=reason,
-                entries_allowed=self.entries_allowed,
-                avg_correlation=round(self.corr.average_pairwise(), 6),
-                regimes=tuple(
-                    (p, str(self.regimes[p].regime))
-                    for p in products
-                    if p in self.regimes and self.regimes[p].regime is not None
-                ),
-                volatility=tuple((p, round(self.stats.vol(p), 8)) for p in products),
-                correlation=tuple((p, round(self.corr.of(p), 6)) for p in products),
-                pairs=self._pair_list(products),
+        params = RiskParameters(
+            ts=ctx.now(),
+            version=self.version,
+            level=level,
+            max_weight=caps,
+            stop_loss=self.cfg.stop_loss,
+            min_position_size=self.cfg.min_position_size,
+            size_multiplier=self.levels.config.size_multiplier(level),
+            reason=reason,
+            entries_allowed=self.entries_allowed,
+            avg_correlation=round(self.corr.average_pairwise(), 6),
+            regimes=tuple(
+                (p, str(self.regimes[p].regime))
+                for p in products
+                if p in self.regimes and self.regimes[p].regime is not None
             ),
+            volatility=tuple((p, round(self.stats.vol(p), 8)) for p in products),
+            correlation=tuple((p, round(self.corr.of(p), 6)) for p in products),
+            pairs=self._pair_list(products),
         )
+        for name in (self.portfolio, *self.also_to):
+            ctx.send(name, params)
 
     def _cap(self, product: str) -> float:
         return dynamic_cap(

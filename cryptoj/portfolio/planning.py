@@ -196,8 +196,11 @@ def leg_reason(
     seq: int,
     count: int,
 ) -> str:
-    """The order's reason: the target, the signal's reason, the risk version and the leg."""
-    why = target.reason if target is not None else "compensation"
+    """The order's reason: the target, the strategy that set it (``strategy_id``) and its
+    reason, the risk version and the leg."""
+    why = "compensation"
+    if target is not None:
+        why = f"{target.strategy_id}: {target.reason}" if target.reason else target.strategy_id
     depth = (
         f"; beyond depth: {leg.depth_multiple:.2f}× visible {leg.visible:.8f}"
         f"{', capped' if leg.depth_capped else ''}"

@@ -22,6 +22,7 @@ from cryptoj.config import Config
 from cryptoj.journal import Journal
 from cryptoj.marketdata.loader import Batch
 from cryptoj.runtime.common import Registered, flatten_tree
+from cryptoj.strategies.history import MarketHistory
 from cryptoj.supervision.tree import Dependencies, build_tree
 from cryptoj.venues.paper import PaperExchange
 
@@ -115,6 +116,7 @@ def assemble(
     live: bool = False,
     environ: Mapping[str, str] | None = None,
     resume: bool = False,
+    history: MarketHistory | None = None,
 ) -> System:
     """Build the venue, the source and the registry; prepare the journal.
 
@@ -126,6 +128,7 @@ def assemble(
     module docstring); ``environ`` replaces ``os.environ`` for the credentials (tests).
     ``resume`` (the paper daemon) skips the batches at or before the journal's last market
     time, so a restart continues the market clock instead of trading the same bars again.
+    ``history``: market events the strategies warm up on (a replay's preceding data).
     """
     venue: PaperExchange | CoinbaseVenue
     balances: dict[str, Decimal] = {}
@@ -172,7 +175,7 @@ def assemble(
         bar_depth_fraction=cfg.feed.bar_depth_fraction,
         window_ns=cfg.feed.window_ms * 1_000_000,
     )
-    deps = Dependencies(venue=venue, source=source, journal_path=str(path))
+    deps = Dependencies(venue=venue, source=source, journal_path=str(path), history=history)
     registry = flatten_tree(build_tree(cfg, deps), parent="shutdown")
     registry["shutdown"] = Registered(
         "shutdown",

@@ -22,8 +22,13 @@ Hysteresis against costs (``strategy.entry_band``, ``strategy.min_hold_s``):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Annotated
+
+import msgspec
 
 from cryptoj.config import Config
+from cryptoj.models.market import Bar
+from cryptoj.strategies.api import Output, Strategy, StrategyContext, Target
 
 
 def round_trip_cost(cfg: Config) -> float:
@@ -96,3 +101,53 @@ class EmaTrend:
         self.weight, self.changed_ns = want, ts
         direction = "above" if want > 0 else "below"
         return want, f"ema{self.fast_period} {f:.6g} {direction} ema{self.slow_period} {s:.6g}"
+
+
+class EmaTrendParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Parameters of :class:`EmaTrendStrategy` (the ``strategy:`` fields of the same names)."""
+
+    fast_period: Annotated[int, msgspec.Meta(gt=0)] = 12  # bars
+    slow_period: Annotated[int, msgspec.Meta(gt=0)] = 48  # bars
+    target_weight: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.10
+    band: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.0005
+    entry_band: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None  # null: band
+    min_hold_s: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+
+    def __post_init__(self) -> None:
+        if self.fast_period >= self.slow_period:
+            raise ValueError(
+                f"fast_period ({self.fast_period}) must be less than slow_period "
+                f"({self.slow_period})"
+            )
+
+
+class EmaTrendStrategy(Strategy[EmaTrendParams]):
+    """The EMA trend on the strategy API: one :class:`EmaTrend` per product, fed bar closes.
+
+    Its EMAs remember every bar, so it warms up on the whole history (``warmup_bars = None``)."""
+
+    Params = EmaTrendParams
+    subscribes = frozenset({"bars"})
+    warmup_bars = None
+
+    def __init__(self, params: EmaTrendParams, ctx: StrategyContext) -> None:
+        super().__init__(params, ctx)
+        self.trends: dict[str, EmaTrend] = {}
+
+    def on_bar(self, bar: Bar) -> Output:
+        """Feed the close; a :class:`Target` when the product's signal changes."""
+        p = self.params
+        trend = self.trends.get(bar.product)
+        if trend is None:
+            trend = self.trends[bar.product] = EmaTrend(
+                p.fast_period,
+                p.slow_period,
+                p.target_weight,
+                p.band,
+                entry_band=p.band if p.entry_band is None else max(p.band, p.entry_band),
+                min_hold_ns=int(p.min_hold_s * 1e9),
+            )
+        change = trend.on_close(float(bar.close), bar.ts)
+        if change is None:
+            return None
+        return Target(bar.product, change[0], change[1])

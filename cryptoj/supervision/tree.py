@@ -28,9 +28,11 @@ from cryptoj.actors.feed import FeedActor, ReplaySource
 from cryptoj.actors.portfolio import PortfolioActor
 from cryptoj.actors.risk import RiskActor
 from cryptoj.actors.strategy import StrategyActor
-from cryptoj.config import Config
+from cryptoj.config import Config, configured_strategies
 from cryptoj.execution.splitting import SplitPolicy
 from cryptoj.strategies.ema_trend import entry_band
+from cryptoj.strategies.history import MarketHistory
+from cryptoj.strategies.loader import history_kinds, load_strategies
 from cryptoj.supervision.spec import Backoff, ChildSpec, Strategy, SupervisorSpec
 from cryptoj.venues.paper import PaperExchange
 
@@ -50,12 +52,18 @@ class Dependencies:
     venue: PaperExchange | CoinbaseVenue
     source: ReplaySource
     journal_path: str
+    #: the market events kept for the strategies' warm-up (None: the tree makes one)
+    history: MarketHistory | None = None
 
 
 def build_tree(cfg: Config, deps: Dependencies) -> SupervisorSpec:
     """The root supervisor spec of the daemon."""
     sup = cfg.supervision
     stop_s = sup.stop_timeout_s
+    specs = load_strategies(cfg)  # ConfigError when a strategy cannot load (exit 2)
+    wants = {kind for spec in specs for kind in spec.cls.subscribes}
+    history = deps.history if deps.history is not None else MarketHistory(history_kinds(specs))
+    strategy_quotes = ("strategy",) if "quotes" in wants else ()
     trading = SupervisorSpec(
         name="trading",
         strategy=Strategy.REST_FOR_ONE,
@@ -63,15 +71,28 @@ def build_tree(cfg: Config, deps: Dependencies) -> SupervisorSpec:
         period_ns=int(sup.period_s * S),
         children=(
             ChildSpec(
-                "portfolio", lambda: PortfolioActor(cfg, deps.journal_path), stop_timeout_s=stop_s
+                "portfolio",
+                lambda: PortfolioActor(
+                    cfg, deps.journal_path, fills_to="strategy" if "fills" in wants else None
+                ),
+                stop_timeout_s=stop_s,
             ),
             ChildSpec(
-                "risk", lambda: RiskActor(cfg.risk, deps.journal_path), stop_timeout_s=stop_s
+                "risk",
+                lambda: RiskActor(
+                    cfg.risk, deps.journal_path, also_to=("strategy",) if "risk" in wants else ()
+                ),
+                stop_timeout_s=stop_s,
             ),
             ChildSpec(
                 "strategy",
                 lambda: StrategyActor(
-                    cfg.strategy, journal_path=deps.journal_path, entry_band=entry_band(cfg)
+                    configured_strategies(cfg)[0][1],  # kind manual: the operator's targets
+                    journal_path=deps.journal_path,
+                    entry_band=entry_band(cfg),
+                    strategies=specs,
+                    history=history,
+                    seed=cfg.seed,
                 ),
                 stop_timeout_s=stop_s,
             ),
@@ -96,8 +117,11 @@ def build_tree(cfg: Config, deps: Dependencies) -> SupervisorSpec:
                     deps.source,
                     quote_sink=deps.venue.on_quote,
                     bar_subscribers=("strategy", "risk", "portfolio"),
+                    quote_subscribers=("portfolio", *strategy_quotes),
+                    trade_subscribers=("strategy",) if "trades" in wants else (),
                     tick_bar_size=cfg.feed.tick_bar_size,
                     poll=cfg.feed.source == "replay",
+                    history=history,
                 ),
                 stop_timeout_s=stop_s,
                 backoff=Backoff(

@@ -198,7 +198,7 @@ _SUMMARY_FIELDS: dict[str, tuple[str, ...]] = {
     "Bar": ("product", "close", "volume"),
     "Quote": ("product", "bid", "ask"),
     "QuoteBatch": (),
-    "TargetWeight": ("product", "weight", "reason"),
+    "TargetWeight": ("strategy_id", "product", "weight", "reason"),
     "SubmitOrder": ("client_order_id", "product", "side", "order_type", "quantity",
                     "limit_price", "reason"),
     "Fill": ("client_order_id", "product", "side", "quantity", "price", "fee", "liquidity"),
