@@ -212,6 +212,13 @@ class DaemonProcess:
         self.exit_codes.append(self.proc.wait(30))
         self.proc = None
 
+    def kill_if_running(self) -> None:
+        """SIGKILL the child if it still runs (the soak ends with an error)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(30)
+        self.proc = None
+
     def stop(self) -> int:
         """SIGTERM and wait for an orderly exit; its exit code."""
         assert self.proc is not None
@@ -400,36 +407,41 @@ class Soak:
             cfg = self.tmp / "soak.yaml"
             cfg.write_text(yaml.safe_dump(soak_config(self.tmp, self.fake, self.key_file)))
             daemon = DaemonProcess(cfg, self.log)
-            daemon.start()
-            n = self.args.orders
-            kill_at = sorted(self.rng.sample(range(n // 10, n), self.args.kill9)) if n > 10 else []
-            restart_at = {
-                n * (i + 1) // (self.args.restarts + 1): ("execution", "portfolio")[i % 2]
-                for i in range(self.args.restarts)
-            }
-            deadline = t0 + self.args.timeout_s
-            stalled = 0
-            while (done := count_intents(self.journal)) < n and time.monotonic() < deadline:
-                if kill_at and done >= kill_at[0]:
-                    kill_at.pop(0)
-                    daemon.kill9()
-                    self.kills += 1
-                    daemon.start()
-                for at in [a for a in restart_at if done >= a]:
-                    actor = restart_at.pop(at)
-                    code, _ = daemon.call(
-                        "POST", "/control/restart", {"actor": actor, "reason": "soak"}
-                    )
-                    self.restarts += code == 202
-                if self.rng.random() < 0.05:
-                    kind = self.rng.choice(("user_disconnect", "user_replay"))
-                    self.fake.inject(kind)
-                    self.user_faults += 1
-                stalled = 0 if self._new_target(daemon, done) else stalled + 1
-                if stalled > 20:
-                    raise RuntimeError(f"no new intent after 20 target changes; see {self.log}")
-            settled = self._settle()
-            code = daemon.stop()
+            try:
+                daemon.start()
+                n = self.args.orders
+                kill_at = (
+                    sorted(self.rng.sample(range(n // 10, n), self.args.kill9)) if n > 10 else []
+                )
+                restart_at = {
+                    n * (i + 1) // (self.args.restarts + 1): ("execution", "portfolio")[i % 2]
+                    for i in range(self.args.restarts)
+                }
+                deadline = t0 + self.args.timeout_s
+                stalled = 0
+                while (done := count_intents(self.journal)) < n and time.monotonic() < deadline:
+                    if kill_at and done >= kill_at[0]:
+                        kill_at.pop(0)
+                        daemon.kill9()
+                        self.kills += 1
+                        daemon.start()
+                    for at in [a for a in restart_at if done >= a]:
+                        actor = restart_at.pop(at)
+                        code, _ = daemon.call(
+                            "POST", "/control/restart", {"actor": actor, "reason": "soak"}
+                        )
+                        self.restarts += code == 202
+                    if self.rng.random() < 0.05:
+                        kind = self.rng.choice(("user_disconnect", "user_replay"))
+                        self.fake.inject(kind)
+                        self.user_faults += 1
+                    stalled = 0 if self._new_target(daemon, done) else stalled + 1
+                    if stalled > 20:
+                        raise RuntimeError(f"no new intent after 20 target changes; see {self.log}")
+                settled = self._settle()
+                code = daemon.stop()
+            finally:
+                daemon.kill_if_running()  # an error above must not leave the daemon behind
             venue = self.fake.state()
         (self.tmp / "venue.json").write_text(json.dumps(venue, indent=1, default=str))
         result = audit(self.journal, venue["exchange"])
