@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
+from cryptoj.adapters.coinbase.fake import FakeCoinbase
+from cryptoj.adapters.coinbase.fake.auth import ApiKey, generate_api_key
 from cryptoj.models.base import Message
 from cryptoj.models.market import Bar, Quote
 from cryptoj.models.risk import RiskLevel, RiskParameters
@@ -101,3 +103,20 @@ def spawn_daemon(config: Path, *args: str) -> subprocess.Popen[str]:
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def start_keyed_fake(
+    kind: str = "Ed25519", balances: dict[str, str] | None = None
+) -> tuple[FakeCoinbase, ApiKey]:
+    """A started fake Coinbase (BTC-USD, ETH-USD, fast steps) that accepts one new API key of
+    ``kind``; the caller stops the fake."""
+    key = generate_api_key(kind)
+    fake = FakeCoinbase(
+        products=["BTC-USD", "ETH-USD"],
+        step_s=0.05,
+        heartbeat_s=0.2,
+        jwt_key_name=key.name,
+        jwt_public_key=key.public_pem,
+        balances=balances or {"USD": "1000000", "ETH": "100"},
+    ).start()
+    return fake, key

@@ -22,22 +22,15 @@ import pytest
 from coinbase.rest import RESTClient
 
 from cryptoj.adapters.coinbase.fake import FakeCoinbase
-from cryptoj.adapters.coinbase.fake.auth import ApiKey, generate_api_key
+from cryptoj.adapters.coinbase.fake.auth import ApiKey
+from tests.stubs import start_keyed_fake
 
 PRODUCTS = ["BTC-USD", "ETH-USD"]
 
 
 @pytest.fixture(scope="module", params=["ES256", "Ed25519"])
 def keyed_fake(request: pytest.FixtureRequest) -> Iterator[tuple[FakeCoinbase, ApiKey]]:
-    key = generate_api_key(request.param)
-    fake = FakeCoinbase(
-        products=PRODUCTS,
-        step_s=0.05,
-        heartbeat_s=0.2,
-        jwt_key_name=key.name,
-        jwt_public_key=key.public_pem,
-        balances={"USD": "100000", "ETH": "50"},
-    ).start()
+    fake, key = start_keyed_fake(request.param, {"USD": "100000", "ETH": "50"})
     try:
         yield fake, key
     finally:

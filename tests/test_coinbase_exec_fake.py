@@ -44,6 +44,7 @@ from cryptoj.models.orders import (
     Side,
     SubmitOrder,
 )
+from tests.stubs import start_keyed_fake
 
 PRODUCTS = ["BTC-USD", "ETH-USD"]
 
@@ -86,16 +87,7 @@ def fakes() -> Iterator[dict[str, tuple[FakeCoinbase, ApiKey]]]:
     out: dict[str, tuple[FakeCoinbase, ApiKey]] = {}
     try:
         for kind in ("ES256", "Ed25519"):
-            key = generate_api_key(kind)
-            fake = FakeCoinbase(
-                products=PRODUCTS,
-                step_s=0.05,
-                heartbeat_s=0.2,
-                jwt_key_name=key.name,
-                jwt_public_key=key.public_pem,
-                balances={"USD": "1000000", "ETH": "100"},
-            ).start()
-            out[kind] = (fake, key)
+            out[kind] = start_keyed_fake(kind)
         yield out
     finally:
         for fake, _ in out.values():

@@ -27,6 +27,7 @@ from cryptoj.journal import Journal
 from cryptoj.models.orders import Fill, OrderAccepted, OrderType, Side
 from cryptoj.portfolio.ledger import Ledger
 from cryptoj.venues.base import Resolution, TrackedOrder
+from tests.stubs import start_keyed_fake
 
 PRODUCTS = ["BTC-USD", "ETH-USD"]
 
@@ -162,15 +163,7 @@ def test_the_journal_keeps_the_exact_value_and_opens_older_journals(tmp_path: Pa
 
 @pytest.fixture(scope="module")
 def fake_and_key() -> Iterator[tuple[FakeCoinbase, ApiKey]]:
-    key = generate_api_key("Ed25519")
-    fake = FakeCoinbase(
-        products=PRODUCTS,
-        step_s=0.05,
-        heartbeat_s=0.2,
-        jwt_key_name=key.name,
-        jwt_public_key=key.public_pem,
-        balances={"USD": "1000000", "ETH": "100"},
-    ).start()
+    fake, key = start_keyed_fake("Ed25519")
     try:
         yield fake, key
     finally:

@@ -100,9 +100,9 @@ def test_fund_buys_never_divides_by_nothing_and_never_spends_what_is_not_there(
     assert spent <= max(D(0), available)
 
 
-def test_the_portfolio_journals_an_overdraft_and_plans_on_without_crashing(
-    tmp_path: Path,
-) -> None:
+def _portfolio_buying_btc(tmp_path: Path) -> tuple[PortfolioActor, FakeCtx, SubmitOrder]:
+    """A portfolio with 100,000 USD, a BTC quote at 7,000 / 7,001 and a 10 % BTC target: the
+    market buy it sent."""
     path = str(tmp_path / "journal.sqlite")
     j = Journal(path)
     j.set_meta("starting_cash", "100000")
@@ -113,6 +113,13 @@ def test_the_portfolio_journals_an_overdraft_and_plans_on_without_crashing(
     p.receive(quote(bid="7000", ask="7001", size="100"), ctx)
     p.receive(TargetWeight(ts=T0, strategy_id="t", product="BTC-USD", weight=0.1, reason="t"), ctx)
     (order,) = [m for m in ctx.to("execution") if isinstance(m, SubmitOrder)]
+    return p, ctx, order
+
+
+def test_the_portfolio_journals_an_overdraft_and_plans_on_without_crashing(
+    tmp_path: Path,
+) -> None:
+    p, ctx, order = _portfolio_buying_btc(tmp_path)
     p.ledger.reservations["other"] = p.ledger.reservations[order.client_order_id].__class__(
         "other", "ETH-USD", Side.BUY, D(1), p.ledger.available_cash(), D(0)
     )  # another buy holds the rest of the cash
@@ -141,16 +148,7 @@ def test_a_market_buy_carries_the_price_its_reservation_covers_and_never_overdra
 ) -> None:
     """The fix: the portfolio's market buys carry ``max_price`` (the reservation's price); a
     venue whose book has moved beyond it fills what it can within it and expires the rest."""
-    path = str(tmp_path / "journal.sqlite")
-    j = Journal(path)
-    j.set_meta("starting_cash", "100000")
-    j.close()
-    p, ctx = PortfolioActor(Config(), path), FakeCtx()
-    p.on_start(ctx)
-    p.receive(risk_params(), ctx)
-    p.receive(quote(bid="7000", ask="7001", size="100"), ctx)
-    p.receive(TargetWeight(ts=T0, strategy_id="t", product="BTC-USD", weight=0.1, reason="t"), ctx)
-    (order,) = [m for m in ctx.to("execution") if isinstance(m, SubmitOrder)]
+    p, ctx, order = _portfolio_buying_btc(tmp_path)
     res = p.ledger.reservations[order.client_order_id]
     assert order.max_price is not None
     assert order.quantity * order.max_price * (1 + FEE) <= res.cash  # the cap is the reservation
