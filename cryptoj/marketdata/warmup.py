@@ -1,0 +1,293 @@
+"""The live daemon's strategy warm-up: the bars just before now, loaded before the actors start.
+
+A replay warms its strategies up on the data before ``--from``; a live daemon (``feed.source:
+coinbase``) has no such data, so at its start :func:`load_warmup` fetches, per product, the
+bars its strategies declare (``history_bars`` / ``warmup_bars``; ``feed.warmup_max_bars`` for
+one that warms up on its whole history), newest last, from the first source that has them:
+
+1. **recorded trades** in the catalog (``recorded/<day>/``, written by ``feed.record``) of
+   today and yesterday (UTC), aggregated into ``feed.tick_bar_size``-trade bars exactly as the
+   live feed makes them, when the newest is at most :data:`STALE_AFTER_S` old;
+2. **downloaded 1-minute candles** in the catalog (``data download``), same freshness rule;
+3. **Coinbase's public 1-minute candles** over REST (``feed.coinbase.rest_url`` and
+   ``ca_file``), the complete minutes before now.
+
+The live feed hands the strategies tick bars (a fixed number of trades each), which have no
+fixed length; candles are the venue's only history of bars, and one minute is their finest
+resolution, so sources 2 and 3 are an approximation of the live bars (documented in the
+README's strategy guide). Source 1 is the live feed's own bars (minus the trades missed while
+the daemon was down).
+
+I/O happens here, outside the actors, in a worker thread the daemon waits for at most
+``feed.warmup_timeout_s``; a failure or a timeout leaves the strategies cold (the daemon logs
+one line and counts it in ``/status``). Nothing is filled in or invented.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from cryptoj.config import Config
+from cryptoj.marketdata.aggregation import TickBarAggregator
+from cryptoj.marketdata.catalog import Catalog, load_catalog_events
+from cryptoj.marketdata.download import (
+    CANDLES_PER_REQUEST,
+    PREFIX,
+    DownloadError,
+    PublicClient,
+    UnknownProduct,
+    parse_candles,
+)
+from cryptoj.marketdata.loader import DataError
+from cryptoj.marketdata.recording import RECORDED, load_recorded_events
+from cryptoj.models.market import Bar, Trade
+from cryptoj.strategies.loader import StrategySpec
+
+#: Local data whose newest bar is older than this (seconds before now) is not used.
+STALE_AFTER_S = 300
+#: The candles' resolution (Coinbase's finest): ``ONE_MINUTE``.
+CANDLE_S = 60
+GRANULARITY = "ONE_MINUTE"
+S = 1_000_000_000
+
+
+@dataclass
+class WarmupReport:
+    """What the warm-up loaded: per product its bars and their source; the error if any."""
+
+    needed: int = 0  # bars per product the strategies declared
+    bars: dict[str, int] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)  # recorded | catalog | coinbase
+    error: str | None = None
+    took_s: float = 0.0
+
+    @property
+    def state(self) -> str:
+        """``off`` (nothing to load), ``warm``, ``partial`` or ``cold``."""
+        if self.needed == 0:
+            return "off"
+        if self.error is None and self.bars and all(n > 0 for n in self.bars.values()):
+            return "warm"
+        return "partial" if any(self.bars.values()) else "cold"
+
+    def status(self) -> dict[str, Any]:
+        """The ``warmup`` section of ``/status``."""
+        return {
+            "state": self.state,
+            "needed_bars": self.needed,
+            "bars": dict(self.bars),
+            "sources": dict(self.sources),
+            "failures": 0 if self.error is None else 1,
+            "error": self.error,
+            "took_s": round(self.took_s, 3),
+        }
+
+    def line(self) -> str:
+        """One log line saying what was loaded (or why not)."""
+        got = ", ".join(
+            f"{p} {n} from {self.sources.get(p, '-')}" for p, n in sorted(self.bars.items())
+        )
+        if self.error is not None:
+            return (
+                f"strategy warm-up failed: {self.error}; continuing "
+                f"{'with ' + got if any(self.bars.values()) else 'cold'}"
+            )
+        wanted = f"{self.needed} bars per product wanted"
+        return f"strategy warm-up: {wanted}; {got} ({self.took_s:.1f} s)"
+
+
+def bars_needed(specs: Sequence[StrategySpec], max_bars: int) -> int:
+    """Bars per product the strategies declare (``max_bars`` for a whole-history warm-up)."""
+    needed = 0
+    for spec in specs:
+        cls = spec.cls
+        if "bars" not in cls.subscribes:
+            continue
+        warm = max_bars if cls.warmup_bars is None else cls.warmup_bars
+        needed = max(needed, cls.history_bars, warm)
+    return needed
+
+
+def warmup_products(cfg: Config, specs: Sequence[StrategySpec]) -> list[str]:
+    """The feed's products some bar-subscribed strategy follows."""
+    out = []
+    for product in cfg.feed.products:
+        for spec in specs:
+            if "bars" in spec.cls.subscribes and (not spec.products or product in spec.products):
+                out.append(product)
+                break
+    return out
+
+
+def load_warmup(
+    cfg: Config,
+    specs: Sequence[StrategySpec],
+    *,
+    now_s: float | None = None,
+    timeout_s: float | None = None,
+) -> tuple[list[Bar], WarmupReport]:
+    """The warm-up bars (time order, every product) and the report; never raises.
+
+    Runs the loading in a worker thread and waits at most ``timeout_s`` (default
+    ``feed.warmup_timeout_s``; 0: nothing is loaded)."""
+    report = WarmupReport(needed=bars_needed(specs, cfg.feed.warmup_max_bars))
+    products = warmup_products(cfg, specs)
+    timeout = cfg.feed.warmup_timeout_s if timeout_s is None else timeout_s
+    if report.needed == 0 or not products:
+        report.needed = 0
+        return [], report
+    if timeout <= 0:
+        report.error = "feed.warmup_timeout_s is 0"
+        return [], report
+    now = time.time() if now_s is None else now_s
+    t0 = time.monotonic()
+    result: dict[str, Any] = {}
+    worker = threading.Thread(
+        target=_collect,
+        args=(cfg, products, report.needed, now, timeout, result),
+        name="strategy-warmup",
+        daemon=True,  # abandoned after the timeout; it only fills its own dict
+    )
+    worker.start()
+    worker.join(timeout)
+    report.took_s = time.monotonic() - t0
+    if worker.is_alive():
+        report.error = f"timed out after {timeout:g} s (feed.warmup_timeout_s)"
+        report.bars = dict.fromkeys(products, 0)
+        return [], report
+    per_product: dict[str, tuple[str, list[Bar]]] = result.get("bars", {})
+    report.error = result.get("error")
+    for product in products:
+        source, bars = per_product.get(product, ("-", []))
+        report.bars[product] = len(bars)
+        report.sources[product] = source
+    events = [b for _, bars in per_product.values() for b in bars]
+    events.sort(key=lambda b: (b.ts, b.product))
+    return events, report
+
+
+def _collect(
+    cfg: Config,
+    products: list[str],
+    needed: int,
+    now: float,
+    timeout: float,
+    out: dict[str, Any],
+) -> None:
+    """The worker: local sources first, then REST for the products still missing."""
+    bars: dict[str, tuple[str, list[Bar]]] = {}
+    out["bars"] = bars
+    fresh_ns = int((now - STALE_AFTER_S) * S)
+    errors: list[str] = []
+    try:
+        local = _recorded_bars(cfg, products, now)
+        for product, got in local.items():
+            if len(got) >= needed and got[-1].ts >= fresh_ns:
+                bars[product] = ("recorded", got[-needed:])
+        for product in products:
+            if product in bars:
+                continue
+            got = _catalog_bars(cfg.feed.catalog, product, needed, now)
+            if len(got) >= needed and got[-1].ts >= fresh_ns:
+                bars[product] = ("catalog", got[-needed:])
+    except (DataError, OSError, ValueError) as e:  # a bad local file: try the venue
+        errors.append(f"local catalog {cfg.feed.catalog}: {e}")
+    feed = cfg.feed.coinbase
+    client = PublicClient(
+        feed.rest_url, ca_file=feed.ca_file, retries=1, timeout=max(0.5, min(5.0, timeout))
+    )
+    for product in products:
+        if product in bars:
+            continue
+        try:
+            bars[product] = ("coinbase", rest_candles(client.get, product, needed, now))
+        except UnknownProduct as e:  # this product only: the others may still load
+            errors.append(f"{product}: {e}")
+        except (DownloadError, OSError, ValueError) as e:  # the venue is failing: stop asking
+            errors.append(f"{product}: {e}")
+            break
+    if errors:
+        out["error"] = "; ".join(errors)
+
+
+def _recorded_bars(cfg: Config, products: list[str], now: float) -> dict[str, list[Bar]]:
+    """Tick bars of the trades recorded today and yesterday (as the live feed makes them)."""
+    root = Path(cfg.feed.catalog)
+    today = dt.datetime.fromtimestamp(now, dt.UTC).date()
+    trades: list[Trade] = []
+    for day in (today - dt.timedelta(days=1), today):
+        if not (root / RECORDED / day.isoformat()).is_dir():
+            continue
+        try:
+            batches = load_recorded_events(f"recorded:{day}", root, products=products)
+        except DataError as e:
+            if "no quotes or trades recorded" in str(e):
+                continue
+            raise
+        trades += [e for b in batches for e in b if isinstance(e, Trade)]
+    agg = TickBarAggregator(cfg.feed.tick_bar_size)
+    out: dict[str, list[Bar]] = {}
+    for trade in trades:
+        if trade.ts > now * S:
+            break
+        bar = agg.add(trade)
+        if bar is not None:
+            out.setdefault(bar.product, []).append(bar)
+    return out
+
+
+def _catalog_bars(root: str, product: str, needed: int, now: float) -> list[Bar]:
+    """Downloaded 1-minute candles of the days covering the ``needed`` minutes before now."""
+    if not Path(root).is_dir():
+        return []
+    today = dt.datetime.fromtimestamp(now, dt.UTC).date()
+    first = today - dt.timedelta(days=math.ceil(needed * CANDLE_S / 86_400))
+    if not Catalog(root).candle_days([product], "1m", first, today):
+        return []
+    try:
+        batches = load_catalog_events(
+            f"catalog:{product}/1m", root, products=[product], start=first, end=today
+        )
+    except DataError as e:
+        if "no 1m candles stored" in str(e):
+            return []
+        raise
+    return [e for b in batches for e in b if isinstance(e, Bar) and e.ts <= now * S]
+
+
+def rest_candles(
+    get: Callable[[str, dict[str, str]], dict[str, Any]], product: str, needed: int, now: float
+) -> list[Bar]:
+    """The ``needed`` complete 1-minute candles before ``now`` (oldest first; buckets the venue
+    has no candle for are missing, as on Coinbase) as bars stamped at their close."""
+    end = int(now) // CANDLE_S * CANDLE_S
+    start = end - needed * CANDLE_S
+    path = f"{PREFIX}/{urllib.parse.quote(product)}/candles"
+    got: dict[int, tuple[str, str, str, str, str]] = {}
+    for lo in range(start, end, CANDLES_PER_REQUEST * CANDLE_S):
+        hi = min(end, lo + CANDLES_PER_REQUEST * CANDLE_S)
+        params = {"start": str(lo), "end": str(hi), "granularity": GRANULARITY}
+        what = f"GET {path}?{urllib.parse.urlencode(params)}"
+        got.update(parse_candles(what, get(path, params), lo, hi, CANDLE_S))
+    return [
+        Bar(
+            ts=(t + CANDLE_S) * S,
+            product=product,
+            open=Decimal(o),
+            high=Decimal(h),
+            low=Decimal(lo_),
+            close=Decimal(c),
+            volume=Decimal(v),
+            interval_s=CANDLE_S,
+        )
+        for t, (o, h, lo_, c, v) in sorted(got.items())
+    ]
