@@ -301,9 +301,9 @@ class Daemon:
         bounded by ``feed.warmup_timeout_s``); a failure is one log line, the run goes on."""
         bars, report = load_warmup(self.cfg, specs)
         history.extend(bars)
-        if report.state == "off":
+        if report.needed == 0:
             return report
-        if report.error is not None:
+        if report.state not in ("warm", "off"):
             logger.warning(report.line())
         else:
             logger.info(report.line())

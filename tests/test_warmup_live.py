@@ -14,11 +14,12 @@ import json
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from loguru import logger
 
@@ -28,12 +29,12 @@ from cryptoj.config import Config, parse_config
 from cryptoj.daemon import Daemon
 from cryptoj.marketdata.catalog import Catalog
 from cryptoj.marketdata.loader import get_dataset
-from cryptoj.marketdata.warmup import bars_needed, load_warmup
+from cryptoj.marketdata.warmup import _recorded_bars, bars_needed, load_warmup
 from cryptoj.models.market import Bar
 from cryptoj.ops.config import OpsConfig
 from cryptoj.strategies.host import StrategyHost
 from cryptoj.strategies.loader import load_strategies
-from tests.test_ops import get_json
+from tests.test_ops import get_json, poll
 
 PRODUCTS = ["BTC-USD", "ETH-USD"]
 BUNDLED = Path(cryptoj.marketdata.__file__).parent / "bundled"
@@ -121,8 +122,11 @@ def _config(tmp_path: Path, fake: FakeCoinbase, kind: str, **feed: Any) -> Confi
     )
 
 
-def _run(cfg: Config) -> tuple[Daemon, dict[str, Any], list[str]]:
-    """Start the daemon, read ``/status`` once it serves, stop it; its warnings too."""
+def _run(
+    cfg: Config, until: Callable[[], bool] | None = None
+) -> tuple[Daemon, dict[str, Any], list[str]]:
+    """Start the daemon, read ``/status`` once it serves (and ``until`` holds), stop it; its
+    warnings too."""
     warnings: list[str] = []
     sink = logger.add(lambda m: warnings.append(str(m)), level="WARNING", format="{message}")
     d = Daemon(cfg, ops=OpsConfig(port=0))
@@ -132,6 +136,8 @@ def _run(cfg: Config) -> tuple[Daemon, dict[str, Any], list[str]]:
     try:
         assert d.ready.wait(20), "daemon did not start"
         assert d.endpoint is not None
+        if until is not None:
+            poll(until, "the daemon's live bars")
         code, status = get_json(d.endpoint.port, "/status")
         assert code == 200
     finally:
@@ -281,3 +287,36 @@ def test_bars_needed_follows_the_declarations(tmp_path: Path, fake: FakeCoinbase
     cfg = _config(tmp_path, fake, "manual")
     bars, report = load_warmup(cfg, load_strategies(cfg))
     assert bars == [] and report.state == "off"
+
+
+def test_a_restarted_daemon_warms_up_on_the_bars_its_recorded_feed_made(
+    tmp_path: Path, fake: FakeCoinbase, strategy_module: str
+) -> None:
+    """``feed.record``: the next start rebuilds, from the recorded trades, the very tick bars
+    the live feed handed the strategies (the trades are the fake's, recorded off the wire)."""
+    cfg = _config(tmp_path, fake, strategy_module, record=True, warmup_timeout_s=0)
+    cfg = msgspec.structs.replace(cfg, feed=msgspec.structs.replace(cfg.feed, tick_bar_size=4))
+    trace = tmp_path / "trace.jsonl"
+
+    def live_bars() -> dict[str, list[dict[str, Any]]]:
+        out: dict[str, list[dict[str, Any]]] = {}
+        for line in trace.read_text().splitlines() if trace.exists() else []:
+            rec = json.loads(line)
+            if rec.get("type") == "Bar" and rec.get("dst") == "strategy":
+                out.setdefault(rec["msg"]["product"], []).append(rec["msg"])
+        return out
+
+    def enough() -> bool:
+        got = live_bars()
+        return all(len(got.get(p, [])) > WINDOW for p in PRODUCTS)
+
+    _run(cfg, until=enough)
+    emitted = live_bars()
+    bars, report = load_warmup(cfg, load_strategies(cfg), timeout_s=10)
+    assert report.error is None and report.sources == dict.fromkeys(PRODUCTS, "recorded")
+    rebuilt = _recorded_bars(cfg, PRODUCTS, time.time())
+    for product in PRODUCTS:
+        mine = [(b.ts, str(b.open), str(b.close), str(b.volume)) for b in rebuilt[product]]
+        seen = [(m["ts"], m["open"], m["close"], m["volume"]) for m in emitted[product]]
+        assert mine[: len(seen)] == seen  # the recorder may hold trades the feed had no time for
+        assert [b for b in bars if b.product == product] == rebuilt[product][-WINDOW:]

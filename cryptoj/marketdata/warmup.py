@@ -48,7 +48,7 @@ from cryptoj.marketdata.download import (
     parse_candles,
 )
 from cryptoj.marketdata.loader import DataError
-from cryptoj.marketdata.recording import RECORDED, load_recorded_events
+from cryptoj.marketdata.recording import RECORDED
 from cryptoj.models.market import Bar, Trade
 from cryptoj.strategies.loader import StrategySpec
 
@@ -57,6 +57,8 @@ STALE_AFTER_S = 300
 #: The candles' resolution (Coinbase's finest): ``ONE_MINUTE``.
 CANDLE_S = 60
 GRANULARITY = "ONE_MINUTE"
+#: Columns of a recorded trades file used here (``recorded/<day>/trades-NNNNNN.parquet``).
+TRADE_COLUMNS = ("ts", "product", "trade_id", "price", "quantity", "taker_side")
 S = 1_000_000_000
 
 
@@ -65,6 +67,7 @@ class WarmupReport:
     """What the warm-up loaded: per product its bars and their source; the error if any."""
 
     needed: int = 0  # bars per product the strategies declared
+    disabled: bool = False  # feed.warmup_timeout_s: 0
     bars: dict[str, int] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)  # recorded | catalog | coinbase
     error: str | None = None
@@ -73,7 +76,7 @@ class WarmupReport:
     @property
     def state(self) -> str:
         """``off`` (nothing to load), ``warm``, ``partial`` or ``cold``."""
-        if self.needed == 0:
+        if self.needed == 0 or self.disabled:
             return "off"
         if self.error is None and self.bars and all(n > 0 for n in self.bars.values()):
             return "warm"
@@ -93,6 +96,8 @@ class WarmupReport:
 
     def line(self) -> str:
         """One log line saying what was loaded (or why not)."""
+        if self.disabled:
+            return "strategy warm-up off (feed.warmup_timeout_s: 0): the strategies start cold"
         got = ", ".join(
             f"{p} {n} from {self.sources.get(p, '-')}" for p, n in sorted(self.bars.items())
         )
@@ -146,7 +151,7 @@ def load_warmup(
         report.needed = 0
         return [], report
     if timeout <= 0:
-        report.error = "feed.warmup_timeout_s is 0"
+        report.disabled = True
         return [], report
     now = time.time() if now_s is None else now_s
     t0 = time.monotonic()
@@ -199,7 +204,7 @@ def _collect(
             got = _catalog_bars(cfg.feed.catalog, product, needed, now)
             if len(got) >= needed and got[-1].ts >= fresh_ns:
                 bars[product] = ("catalog", got[-needed:])
-    except (DataError, OSError, ValueError) as e:  # a bad local file: try the venue
+    except (DataError, OSError, ValueError, ArithmeticError) as e:  # bad local file: REST
         errors.append(f"local catalog {cfg.feed.catalog}: {e}")
     feed = cfg.feed.coinbase
     client = PublicClient(
@@ -220,28 +225,34 @@ def _collect(
 
 
 def _recorded_bars(cfg: Config, products: list[str], now: float) -> dict[str, list[Bar]]:
-    """Tick bars of the trades recorded today and yesterday (as the live feed makes them)."""
-    root = Path(cfg.feed.catalog)
+    """Tick bars of the trades recorded yesterday and today, as the live feed made them: each
+    trade at its own time, in arrival order (files in their numbering, rows in file order)."""
+    import pyarrow.parquet as pq
+
+    root = Path(cfg.feed.catalog) / RECORDED
     today = dt.datetime.fromtimestamp(now, dt.UTC).date()
-    trades: list[Trade] = []
-    for day in (today - dt.timedelta(days=1), today):
-        if not (root / RECORDED / day.isoformat()).is_dir():
-            continue
-        try:
-            batches = load_recorded_events(f"recorded:{day}", root, products=products)
-        except DataError as e:
-            if "no quotes or trades recorded" in str(e):
-                continue
-            raise
-        trades += [e for b in batches for e in b if isinstance(e, Trade)]
+    wanted = set(products)
     agg = TickBarAggregator(cfg.feed.tick_bar_size)
     out: dict[str, list[Bar]] = {}
-    for trade in trades:
-        if trade.ts > now * S:
-            break
-        bar = agg.add(trade)
-        if bar is not None:
-            out.setdefault(bar.product, []).append(bar)
+    for day in (today - dt.timedelta(days=1), today):
+        for path in sorted((root / day.isoformat()).glob("trades-*.parquet")):
+            cols = pq.read_table(path, columns=list(TRADE_COLUMNS)).to_pydict()
+            for ts, product, trade_id, price, quantity, side in zip(
+                *(cols[c] for c in TRADE_COLUMNS), strict=True
+            ):
+                if product not in wanted or ts > now * S:
+                    continue
+                trade = Trade(
+                    ts=ts,
+                    product=product,
+                    price=Decimal(price),
+                    quantity=Decimal(quantity),
+                    taker_side=side,
+                    trade_id=trade_id,
+                )
+                bar = agg.add(trade)  # an unusable value is left out, as the feed does
+                if bar is not None:
+                    out.setdefault(product, []).append(bar)
     return out
 
 
