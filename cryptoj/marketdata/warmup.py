@@ -194,7 +194,7 @@ def _collect(
     fresh_ns = int((now - STALE_AFTER_S) * S)
     errors: list[str] = []
     try:
-        local = _recorded_bars(cfg, products, now)
+        local = _recorded_bars(cfg, products, now, needed)
         for product, got in local.items():
             if len(got) >= needed and got[-1].ts >= fresh_ns:
                 bars[product] = ("recorded", got[-needed:])
@@ -224,35 +224,55 @@ def _collect(
         out["error"] = "; ".join(errors)
 
 
-def _recorded_bars(cfg: Config, products: list[str], now: float) -> dict[str, list[Bar]]:
+def _recorded_bars(
+    cfg: Config, products: list[str], now: float, needed: int | None = None
+) -> dict[str, list[Bar]]:
     """Tick bars of the trades recorded yesterday and today, as the live feed made them: each
-    trade at its own time, in arrival order (files in their numbering, rows in file order)."""
+    trade at its own time, in arrival order (files in their numbering, rows in file order),
+    cut into ``tick_bar_size`` trades from each product's first. With ``needed``, only the
+    trades of the last ``needed`` complete bars are decoded (a recorded day can hold millions);
+    the cut stays aligned unless a recorded trade had an unusable value (the feed drops those)."""
     import pyarrow.parquet as pq
 
     root = Path(cfg.feed.catalog) / RECORDED
     today = dt.datetime.fromtimestamp(now, dt.UTC).date()
     wanted = set(products)
-    agg = TickBarAggregator(cfg.feed.tick_bar_size)
-    out: dict[str, list[Bar]] = {}
+    size = cfg.feed.tick_bar_size
+    columns: list[dict[str, list[Any]]] = []
+    counts: dict[str, int] = {}
     for day in (today - dt.timedelta(days=1), today):
         for path in sorted((root / day.isoformat()).glob("trades-*.parquet")):
             cols = pq.read_table(path, columns=list(TRADE_COLUMNS)).to_pydict()
-            for ts, product, trade_id, price, quantity, side in zip(
-                *(cols[c] for c in TRADE_COLUMNS), strict=True
-            ):
-                if product not in wanted or ts > now * S:
-                    continue
-                trade = Trade(
-                    ts=ts,
-                    product=product,
-                    price=Decimal(price),
-                    quantity=Decimal(quantity),
-                    taker_side=side,
-                    trade_id=trade_id,
-                )
-                bar = agg.add(trade)  # an unusable value is left out, as the feed does
-                if bar is not None:
-                    out.setdefault(product, []).append(bar)
+            columns.append(cols)
+            for product, ts in zip(cols["product"], cols["ts"], strict=True):
+                if product in wanted and ts <= now * S:
+                    counts[product] = counts.get(product, 0) + 1
+    skip = {
+        p: 0 if needed is None else max(0, n // size - needed) * size for p, n in counts.items()
+    }
+    seen: dict[str, int] = {}
+    agg = TickBarAggregator(size)
+    out: dict[str, list[Bar]] = {}
+    for cols in columns:
+        for ts, product, trade_id, price, quantity, side in zip(
+            *(cols[c] for c in TRADE_COLUMNS), strict=True
+        ):
+            if product not in wanted or ts > now * S:
+                continue
+            i = seen[product] = seen.get(product, 0) + 1
+            if i <= skip[product]:
+                continue
+            trade = Trade(
+                ts=ts,
+                product=product,
+                price=Decimal(price),
+                quantity=Decimal(quantity),
+                taker_side=side,
+                trade_id=trade_id,
+            )
+            bar = agg.add(trade)  # an unusable value is left out, as the feed does
+            if bar is not None:
+                out.setdefault(product, []).append(bar)
     return out
 
 
