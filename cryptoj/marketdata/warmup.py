@@ -157,7 +157,7 @@ def load_warmup(
     t0 = time.monotonic()
     result: dict[str, Any] = {}
     worker = threading.Thread(
-        target=_collect,
+        target=_collect_safely,
         args=(cfg, products, report.needed, now, timeout, result),
         name="strategy-warmup",
         daemon=True,  # abandoned after the timeout; it only fills its own dict
@@ -178,6 +178,21 @@ def load_warmup(
     events = [b for _, bars in per_product.values() for b in bars]
     events.sort(key=lambda b: (b.ts, b.product))
     return events, report
+
+
+def _collect_safely(
+    cfg: Config,
+    products: list[str],
+    needed: int,
+    now: float,
+    timeout: float,
+    out: dict[str, Any],
+) -> None:
+    """:func:`_collect`; anything unexpected it raises becomes the report's error."""
+    try:
+        _collect(cfg, products, needed, now, timeout, out)
+    except Exception as e:  # a warm-up problem must never stop the start
+        out["error"] = f"{type(e).__name__}: {e}"
 
 
 def _collect(
