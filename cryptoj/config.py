@@ -127,6 +127,8 @@ class FeedConfig(_Section, frozen=True, kw_only=True):
     record_l2_interval_s: PositiveFloat = 1.0  # recording: one book snapshot per product per this
     record_l2_depth: PositiveInt = 10  # recording: levels per side in each book snapshot
     record_queue: PositiveInt = 100_000  # recording: queue bound (events beyond are dropped)
+    warmup_timeout_s: NonNegFloat = 10.0  # live: time to load the strategies' history (0 = cold)
+    warmup_max_bars: NonNegInt = 300  # live: bars per product for a strategy warming on all history
     coinbase: CoinbaseFeedConfig = CoinbaseFeedConfig()  # source: coinbase (docs/coinbase-feed.md)
 
 

@@ -37,6 +37,7 @@ from cryptoj.adapters.coinbase.book_sampler import BookSampler
 from cryptoj.config import Config
 from cryptoj.marketdata.recording import FeedRecorder
 from cryptoj.marketdata.ticks import load_market_data
+from cryptoj.marketdata.warmup import WarmupReport, load_warmup
 from cryptoj.models.system import ShutdownRequested
 from cryptoj.ops.config import (
     FlagError,
@@ -61,6 +62,8 @@ from cryptoj.ops.state import ErrorLog, OpsContext, OpsState
 from cryptoj.runtime.assemble import System, assemble
 from cryptoj.runtime.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE
 from cryptoj.runtime.threaded import ScaledClock, run_until_stopped
+from cryptoj.strategies.history import MarketHistory
+from cryptoj.strategies.loader import StrategySpec, history_kinds, load_strategies
 from cryptoj.supervision.guard import BOARD, ThreadBoard, excepthook
 from cryptoj.trace.recorder import TraceWriter
 
@@ -132,6 +135,7 @@ class Daemon:
         self.recorder: FeedRecorder | None = None  # feed.record: the live feed's recorder
         self.book_sampler: BookSampler | None = None  # feed.record: its book snapshots
         self.threads = BOARD  # replaced by this run's own board in run()
+        self.warmup: WarmupReport | None = None  # live: what the strategies warmed up on
         self._stop = threading.Event()
         self._reasons: list[str] = []
 
@@ -169,6 +173,9 @@ class Daemon:
                 catalog=cfg.feed.catalog,
             )
         )
+        # live: the strategies' warm-up history, filled below before any actor starts
+        specs = load_strategies(cfg) if live else []
+        history = MarketHistory(history_kinds(specs)) if live else None
         system = self.system = assemble(
             cfg,
             batches,
@@ -180,7 +187,10 @@ class Daemon:
             live=self.live,
             environ=self.environ,
             resume=not live,
+            history=history,
         )
+        if history is not None:
+            self.warmup = self._warm_up(specs, history)
         # this run's daemon threads (several daemons may run in one process, as in the tests)
         board = self.threads = ThreadBoard()
         self._say_pace()  # before any actor runs: the end of the data may come at once
@@ -229,6 +239,7 @@ class Daemon:
             products=tuple(cfg.feed.products),
             errors=errors,
             threads=board,
+            warmup=None if self.warmup is None else self.warmup.status(),
         )
         user_channel = getattr(system.venue, "user_channel", None)
         if user_channel is not None:  # the Coinbase venue's user channel reports here too
@@ -284,6 +295,19 @@ class Daemon:
         code = rt.exit_code if rt.exit_code is not None else (EXIT_OK if signalled else EXIT_ERROR)
         logger.info("cryptoj stopped: exit code {} ({})", code, rt.exit_reason or "signal")
         return code
+
+    def _warm_up(self, specs: list[StrategySpec], history: MarketHistory) -> WarmupReport:
+        """Load the bars the strategies declare into ``history`` (before the tree starts;
+        bounded by ``feed.warmup_timeout_s``); a failure is one log line, the run goes on."""
+        bars, report = load_warmup(self.cfg, specs)
+        history.extend(bars)
+        if report.needed == 0:
+            return report
+        if report.state not in ("warm", "off"):
+            logger.warning(report.line())
+        else:
+            logger.info(report.line())
+        return report
 
     def _wait(self) -> None:
         rt, cfg = self.rt, self.cfg

@@ -87,6 +87,8 @@ class OpsContext:
     #: The guarded threads (timers, checkpointer, ops server, trace, user channel, feed
     #: workers; :mod:`cryptoj.supervision.guard`), read on every request.
     threads: ThreadBoard = field(default_factory=lambda: BOARD)
+    #: A live daemon's strategy warm-up (:meth:`~cryptoj.marketdata.warmup.WarmupReport.status`).
+    warmup: dict[str, Any] | None = None
 
 
 class OpsState:
@@ -346,6 +348,7 @@ class OpsState:
             },
             "actors": self.actor_tree(),
             "feed": self.feed(),
+            "warmup": ctx.warmup,
             "risk": {
                 "level": level,
                 "snapshot": None if risk is None else msgspec.to_builtins(risk),

@@ -3,7 +3,8 @@
 The FeedActor records every bar (and, when a strategy subscribed to them, every quote and
 trade) here before sending it. The object lives outside the actors, like the market-data
 source: a restarted StrategyActor reads it to warm its strategies up to where they were. A
-replay started with ``--from`` seeds it with the data preceding that day.
+replay started with ``--from`` seeds it with the data preceding that day; a live daemon with the
+bars just before its start (:mod:`cryptoj.marketdata.warmup`).
 
 Bounded: at most ``max_bars`` bars per product (and ``max_events`` quotes and trades per
 product); the count of bars ever recorded is kept, so the StrategyActor's re-statement cadence
