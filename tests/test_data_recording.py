@@ -73,6 +73,21 @@ def test_recorder_rotates_by_day_counts_drops_and_reads_back_exactly(tmp_path: P
         load_recorded_events("recorded:2023-11-16", tmp_path)
 
 
+def test_two_runs_recording_the_same_day_replay_one_after_the_other(tmp_path: Path) -> None:
+    """A restarted daemon appends to the day's folder: its arrivals sort after the first
+    run's (the arrival number does not restart at 1 in each run)."""
+    first = [quote(DAY1, "37000.5"), trade(DAY1 + 1, 1), quote(DAY1 + 2, "37001")]
+    second = [trade(DAY1 + 3, 2), quote(DAY1 + 4, "37002"), trade(DAY1 + 5, 3)]
+    for events in (first, second):
+        rec = FeedRecorder(tmp_path, flush_rows=1, flush_s=60.0).start()
+        for e in events:
+            rec.offer(e)
+        rec.stop()
+    assert load_recorded_events("recorded:2023-11-14", tmp_path) == [
+        (e,) for e in [*first, *second]
+    ]
+
+
 def test_a_recorded_live_run_replays_to_the_same_orders(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -70,7 +70,9 @@ class FeedRecorder:
         self.flush_s = flush_s
         self.l2_interval_ns = int(l2_interval_s * 1e9)
         self._last_book: dict[str, int] = {}
-        self._arrivals = itertools.count(1)  # next() is atomic: the seq column
+        # the seq column: next() is atomic; it starts at the wall clock's ns so a later run's
+        # arrivals sort after an earlier run's in the same day's folder
+        self._arrivals = itertools.count(time.time_ns())
         self.offered = 0
         self.dropped = 0
         self.written = 0
