@@ -1,10 +1,11 @@
-"""The live dashboard at ``/``: its equity series, its HTTP rules, and the page in Chromium.
+"""The live dashboard at ``/``: its equity curve, its HTTP rules, and the page in Chromium.
 
 The browser test runs a real daemon (threaded runtime, paper venue, bundled data, an ops token)
 in a thread of this process and drives a real headless Chromium through the DevTools protocol
-(websocket-client): the operator pastes the token, the page shows the daemon's equity, and a
-click on Hold moves the emergency programme to NO_ENTRIES (read back from ``/status``). It is
-skipped where Chromium is not installed (Debian: ``apt-get install -y chromium``).
+(websocket-client): the operator pastes the token, the page shows the daemon's equity, a click
+on Hold moves the emergency programme to NO_ENTRIES (read back from ``/status``) and Flatten
+needs a second click. It is skipped where Chromium is not installed (Debian:
+``apt-get install -y chromium``).
 """
 
 from __future__ import annotations
@@ -25,65 +26,85 @@ from typing import Any
 
 import pytest
 import websocket
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cryptoj.journal import Journal
 from cryptoj.ops import dashboard, journal_view
 from cryptoj.ops.config import OpsConfig
+from cryptoj.ops.curve import EquityCurve
 from tests.test_ops import TOKEN, get_json, poll, request, running
 
 S = 1_000_000_000
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-# -- the equity series --------------------------------------------------------------------------
+# -- the equity curve --------------------------------------------------------------------------
 
 
-def _journal(tmp_path: Path, marks: list[tuple[int, float]]) -> Path:
-    """A journal holding these (ts, equity) marks."""
+def _expected(marks: list[tuple[int, float]], span: int) -> list[list[Any]]:
+    """The curve's points computed the plain way: spans of ``span`` ns from the first mark."""
+    out: dict[int, list[Any]] = {}
+    peak = float("-inf")
+    for ts, e in marks:
+        peak = max(peak, e)
+        dd = 1.0 - e / peak if peak > 0 else 0.0
+        k = (ts - marks[0][0]) // span
+        low, worst = (min(out[k][4], e), max(out[k][5], dd)) if k in out else (e, dd)
+        out[k] = [ts, e, peak, dd, low, worst]
+    return list(out.values())
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    steps=st.lists(st.integers(1, 40), min_size=1, max_size=300),
+    values=st.lists(st.floats(50.0, 150.0), min_size=300, max_size=300),
+    max_points=st.integers(2, 40),
+    cut=st.integers(0, 300),
+)
+def test_the_curve_is_bounded_exact_and_incremental(
+    steps: list[int], values: list[float], max_points: int, cut: int
+) -> None:
+    ts = [sum(steps[: i + 1]) * S for i in range(len(steps))]
+    marks = list(zip(ts, values, strict=False))
+    whole = EquityCurve(max_points)
+    assert whole.extend(marks) == len(marks)
+    parts = EquityCurve(max_points)  # the endpoint reads the journal a few marks at a time
+    parts.extend(marks[:cut])
+    parts.extend(marks[max(0, cut - 3) :])  # marks already seen are ignored
+    snap = whole.snapshot()
+    assert parts.snapshot() == snap
+    span = snap["span_ns"]
+    assert len(snap["points"]) <= max_points
+    if span > S:  # widened only as far as needed
+        assert len(_expected(marks, span // 2)) > max_points
+    assert snap["points"] == _expected(marks, span)
+    assert snap["marks"] == len(marks) and (snap["first"], snap["last"]) == (ts[0], ts[-1])
+    assert snap["max_drawdown"] == max(p[5] for p in snap["points"])
+
+
+def test_a_trough_survives_thinning_and_bad_sizes_are_refused(tmp_path: Path) -> None:
+    marks = [(i * S, 100.0 + (i % 7)) for i in range(1, 1001)]
+    marks[500] = (501 * S, 50.0)
     path = tmp_path / "j.sqlite"
     j = Journal(path)
     for ts, equity in marks:
         j.record_equity(ts, Decimal(str(equity)), Decimal("0"))
     j.close()
-    return path
+    assert journal_view.equity_marks(path) == marks
+    assert journal_view.equity_marks(path, 998 * S) == marks[-2:]
+    curve = EquityCurve(20)
+    curve.extend(journal_view.equity_marks(path))
+    snap = curve.snapshot()
+    assert len(snap["points"]) <= 20 and snap["span_ns"] == 64 * S
+    assert min(p[4] for p in snap["points"]) == 50.0
+    assert snap["max_drawdown"] == pytest.approx(1 - 50.0 / 106.0)
+    assert EquityCurve().snapshot()["points"] == []
+    with pytest.raises(ValueError, match="max_points: expected at least 2, got 1"):
+        EquityCurve(1)
 
 
-def test_equity_series_keeps_every_mark_when_there_are_few(tmp_path: Path) -> None:
-    path = _journal(tmp_path, [(1 * S, 100.0), (2 * S, 110.0), (3 * S, 99.0), (4 * S, 104.5)])
-    series = journal_view.equity_series(path, 10)
-    assert series["marks"] == 4 and series["first"] == 1 * S and series["last"] == 4 * S
-    assert [p[:4] for p in series["points"]] == [
-        [1 * S, 100.0, 100.0, 0.0],
-        [2 * S, 110.0, 110.0, 0.0],
-        [3 * S, 99.0, 110.0, pytest.approx(0.1)],
-        [4 * S, 104.5, 110.0, pytest.approx(0.05)],
-    ]
-    assert series["max_drawdown"] == pytest.approx(0.1)
-
-
-def test_thinning_never_hides_a_trough(tmp_path: Path) -> None:
-    # 1000 marks around 100 with one deep dip at mark 501; 20 points
-    marks = [(i * S, 100.0 + (i % 7)) for i in range(1000)]
-    marks[501] = (501 * S, 50.0)
-    series = journal_view.equity_series(_journal(tmp_path, marks), 20)
-    points = series["points"]
-    assert len(points) == 20 and series["marks"] == 1000
-    assert [p[0] for p in points] == [(50 * k + 49) * S for k in range(20)]  # each span's last
-    assert min(p[4] for p in points) == 50.0  # the lowest mark of its span survives
-    assert series["max_drawdown"] == pytest.approx(1 - 50.0 / 106.0)
-    assert max(p[5] for p in points) == pytest.approx(series["max_drawdown"])
-    empty = tmp_path / "empty.sqlite"
-    Journal(empty).close()
-    assert journal_view.equity_series(empty)["points"] == []
-    with pytest.raises(ValueError, match="max_points: expected at least 1, got 0"):
-        journal_view.equity_series(empty, 0)
-
-
-def test_query_and_origin_helpers() -> None:
-    assert dashboard.points_param("points=50") == 50
-    assert dashboard.points_param("x=1&points=99999") == dashboard.MAX_POINTS
-    assert dashboard.points_param("points=abc") == dashboard.DEFAULT_POINTS
-    assert dashboard.points_param("") == dashboard.DEFAULT_POINTS
+def test_same_origin() -> None:
     assert dashboard.same_origin("http://127.0.0.1:9325", "127.0.0.1:9325")
     assert dashboard.same_origin("http://LOCALHOST:80", "localhost:80")
     assert not dashboard.same_origin("http://127.0.0.1:9326", "127.0.0.1:9325")
@@ -112,8 +133,9 @@ def test_the_page_needs_no_token_but_its_data_and_buttons_do(
         assert '<script src="/dashboard.js"' in page and "<script>" not in page
         for path in ("/dashboard/equity", "/dashboard/control"):
             assert request(r.port, path)[0] == 401, path
-        code, series = get_json(r.port, "/dashboard/equity?points=50", headers=AUTH)
-        assert code == 200 and set(series) == {"points", "marks", "max_drawdown", "first", "last"}
+        code, series = get_json(r.port, "/dashboard/equity", headers=AUTH)
+        assert code == 200
+        assert set(series) == {"points", "marks", "max_drawdown", "first", "last", "span_ns"}
         code, info = get_json(r.port, "/dashboard/control", headers=AUTH)
         assert code == 200
         assert info == {
@@ -304,6 +326,14 @@ def test_the_dashboard_in_headless_chromium_shows_equity_and_holds(
         poll(lambda: text("programme-level") == "NO_ENTRIES", "the page to show the hold")
         assert text("control-result").startswith("hold: accepted")
         poll(lambda: "NORMAL -> NO_ENTRIES" in text("programme-history"), "the history row")
+
+        # Flatten takes a second click: the first only arms the button
+        page.click("btn-flatten")
+        assert text("btn-flatten") == "Confirm flatten"
+        assert status()["programme"]["level"] == "NO_ENTRIES"
+        page.click("btn-flatten")
+        poll(lambda: status()["programme"]["level"] == "FLATTEN", "the flatten in /status")
+        poll(lambda: text("programme-level") == "FLATTEN", "the page to show the flatten")
 
         shot = b64decode(page.call("Page.captureScreenshot", format="png")["data"])
         assert shot.startswith(b"\x89PNG")

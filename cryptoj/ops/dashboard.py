@@ -36,9 +36,8 @@ ASSET_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 
-#: Points of the equity chart unless the page asks for another number (bounded either way).
-DEFAULT_POINTS = 600
-MAX_POINTS = 2000
+#: Points of the equity chart at most (:class:`~cryptoj.ops.curve.EquityCurve`).
+CHART_POINTS = 600
 
 
 @cache
@@ -57,18 +56,6 @@ def same_origin(origin: str, host: str | None) -> bool:
     if not host:
         return False
     return origin.strip().lower() == f"http://{host.strip().lower()}"
-
-
-def points_param(query: str) -> int:
-    """The ``points`` query parameter of ``/dashboard/equity``, clamped to 10..MAX_POINTS."""
-    for part in query.split("&"):
-        key, _, value = part.partition("=")
-        if key == "points":
-            try:
-                return min(MAX_POINTS, max(10, int(value)))
-            except ValueError:
-                return DEFAULT_POINTS
-    return DEFAULT_POINTS
 
 
 def control_info(
@@ -94,10 +81,8 @@ def control_info(
 __all__ = [
     "ASSETS",
     "ASSET_HEADERS",
-    "DEFAULT_POINTS",
-    "MAX_POINTS",
+    "CHART_POINTS",
     "asset",
     "control_info",
-    "points_param",
     "same_origin",
 ]

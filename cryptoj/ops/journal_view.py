@@ -124,51 +124,15 @@ def recent_orders(path: str | Path, limit: int = 20) -> list[dict[str, Any]]:
         return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
 
 
-#: One pass over the equity marks: the running peak per row, the drawdown from it, and per
-#: bucket of ``:width`` ns the last mark, the lowest mark and the deepest drawdown.
-_EQUITY_BUCKETS = """
-WITH marks AS (
-    SELECT ts, CAST(equity AS REAL) AS e,
-           MAX(CAST(equity AS REAL)) OVER (ORDER BY ts ROWS UNBOUNDED PRECEDING) AS peak
-    FROM equity),
-rows AS (
-    SELECT ts, e, peak, (ts - :t0) / :width AS bucket,
-           CASE WHEN peak > 0 THEN 1.0 - e / peak ELSE 0.0 END AS dd
-    FROM marks),
-ranked AS (
-    SELECT ts, e, peak, dd,
-           MIN(e) OVER (PARTITION BY bucket) AS low,
-           MAX(dd) OVER (PARTITION BY bucket) AS worst,
-           ROW_NUMBER() OVER (PARTITION BY bucket ORDER BY ts DESC) AS rn
-    FROM rows)
-SELECT ts, e, peak, dd, low, worst FROM ranked WHERE rn = 1 ORDER BY ts
-"""
-
-
-def equity_series(path: str | Path, max_points: int = 600) -> dict[str, Any]:
-    """The journal's equity marks for a chart: at most ``max_points`` points, oldest first.
-
-    The marks are grouped into ``max_points`` equal spans of market time; each point is the
-    span's last mark ``[ts, equity, peak, drawdown, lowest equity, deepest drawdown]`` with
-    ``peak`` the running maximum over every mark so far and ``drawdown`` = 1 − equity / peak,
-    so thinning never hides a trough. ``max_drawdown`` is over every mark.
-    """
-    if max_points < 1:
-        raise ValueError(f"max_points: expected at least 1, got {max_points}")
+def equity_marks(path: str | Path, after: int | None = None) -> list[tuple[int, float]]:
+    """The journal's equity marks (market time, equity), oldest first; only those after
+    ``after`` when given (the primary key makes that a range read)."""
     with read_only(path) as db:
-        count, t0, t1 = db.execute("SELECT COUNT(*), MIN(ts), MAX(ts) FROM equity").fetchone()
-        if not count:
-            return {"points": [], "marks": 0, "max_drawdown": 0.0, "first": None, "last": None}
-        width = max(1, -(-(int(t1) - int(t0) + 1) // max_points))  # ceiling division
-        rows = db.execute(_EQUITY_BUCKETS, {"t0": int(t0), "width": width}).fetchall()
-    points = [[int(ts), e, peak, dd, low, worst] for ts, e, peak, dd, low, worst in rows]
-    return {
-        "points": points,
-        "marks": int(count),
-        "max_drawdown": max(p[5] for p in points),
-        "first": int(t0),
-        "last": int(t1),
-    }
+        rows = db.execute(
+            "SELECT ts, CAST(equity AS REAL) FROM equity WHERE ts > ? ORDER BY ts",
+            (-(2**63) if after is None else after,),
+        ).fetchall()
+    return [(int(ts), float(e)) for ts, e in rows]
 
 
 def journal_writable(path: str | Path, min_free_mb: float) -> tuple[bool, str]:
@@ -199,7 +163,7 @@ def journal_writable(path: str | Path, min_free_mb: float) -> tuple[bool, str]:
 
 
 __all__ = [
-    "equity_series",
+    "equity_marks",
     "journal_figures",
     "journal_writable",
     "open_orders",

@@ -22,7 +22,7 @@ pastes into it with each request (:mod:`cryptoj.ops.dashboard`).
 ``GET /status``            the snapshot behind ``cryptoj status`` (JSON)
 ``GET /flags``             feature flags: value, config value, last change
 ``GET /``                  the live dashboard (HTML; ``/dashboard.css``, ``/dashboard.js``)
-``GET /dashboard/equity``  the equity and drawdown series for its chart (``?points=600``)
+``GET /dashboard/equity``  the equity and drawdown curve for its chart (at most 600 points)
 ``GET /dashboard/control`` whether this client may use the emergency buttons, and why not
 ``POST /control/flags``    ``{"flags": {"name": value}, "reason": "..."}`` → 200 / 400
 ``POST /control/shutdown`` ``{"reason": "..."}`` → 202; the daemon stops in order, exit 0
@@ -63,6 +63,7 @@ from cryptoj.models.system import RestartChild
 from cryptoj.models.unwind import OperatorCommand
 from cryptoj.ops import dashboard, journal_view
 from cryptoj.ops.config import FlagError, is_loopback
+from cryptoj.ops.curve import EquityCurve
 from cryptoj.ops.state import OpsState
 from cryptoj.supervision.guard import ThreadBoard, ThreadGuard
 from cryptoj.supervision.supervisor import Supervisor
@@ -124,6 +125,21 @@ class OpsEndpoint:
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self.guard = ThreadGuard("cryptoj-ops", "ops", board=board, stall_after_s=30.0)
+        # the dashboard's equity curve, read from the journal incrementally (new marks only)
+        self.curve = EquityCurve(dashboard.CHART_POINTS)
+        self._curve_lock = threading.Lock()
+
+    def equity_curve(self) -> dict[str, Any]:
+        """The equity curve with the marks journalled since the last call folded in.
+
+        Within one daemon process marks are only appended (market time never goes back), so
+        reading those after the last one seen is enough. ``sqlite3.Error`` when the journal
+        cannot be read.
+        """
+        with self._curve_lock:
+            path = self.state.ctx.journal_path
+            self.curve.extend(journal_view.equity_marks(path, self.curve.last))
+            return self.curve.snapshot()
 
     @property
     def port(self) -> int:
@@ -256,7 +272,7 @@ class _Handler(BaseHTTPRequestHandler):
     # -- routes ------------------------------------------------------------------------------
 
     def do_GET(self) -> None:
-        path, _, query = self.path.partition("?")
+        path = self.path.split("?", 1)[0]
         page = dashboard.asset(path)
         if page is not None:
             if self._allowed(token=False):
@@ -278,7 +294,7 @@ class _Handler(BaseHTTPRequestHandler):
             elif path == "/flags":
                 self._json(200, state.ctx.flags.describe())
             elif path == "/dashboard/equity":
-                self._equity(dashboard.points_param(query))
+                self._equity()
             elif path == "/dashboard/control":
                 ops = self.server.ops
                 info = dashboard.control_info(
@@ -296,9 +312,9 @@ class _Handler(BaseHTTPRequestHandler):
             logger.exception("ops endpoint {} failed", path)
             self._error(500, f"{type(e).__name__}: {e}")
 
-    def _equity(self, points: int) -> None:
+    def _equity(self) -> None:
         try:
-            series = journal_view.equity_series(self.server.ops.state.ctx.journal_path, points)
+            series = self.server.ops.equity_curve()
         except sqlite3.Error as e:
             self._error(503, f"the journal cannot be read: {e}")
             return
