@@ -38,7 +38,9 @@
 
   function pct(x, places) {
     const n = Number(x);
-    return isFinite(n) ? (n * 100).toFixed(places === undefined ? 2 : places) + "%" : "–";
+    if (!isFinite(n)) return "–";
+    const text = Math.abs(n * 100).toFixed(places === undefined ? 2 : places);
+    return (n < 0 && Number(text) !== 0 ? "−" : "") + text + "%";
   }
 
   function marketTime(ns, withSeconds) {
@@ -135,7 +137,7 @@
         : "This daemon needs its ops token (kept in this tab only):"
     );
     setText("conn", "token needed", "conn bad");
-    setControls(null);
+    setControls(null, "control needs the ops token: paste it above");
   }
 
   // -- one refresh --------------------------------------------------------------------------
@@ -425,7 +427,7 @@
 
     // drawdown panel (worst drawdown of each span, downward from 0)
     root.append(svg("text", { x: L - 6, y: ddTop + 4, "text-anchor": "end" }, "0%"));
-    root.append(svg("text", { x: L - 6, y: ddTop + DD_H + 4, "text-anchor": "end" }, "−" + pct(maxDD, 1)));
+    root.append(svg("text", { x: L - 6, y: ddTop + DD_H + 4, "text-anchor": "end" }, pct(-maxDD, 1)));
     root.append(svg("line", { class: "axis", x1: L, x2: W - R, y1: ddTop, y2: ddTop }));
     root.append(svg("line", { class: "grid", x1: L, x2: W - R, y1: ddTop + DD_H, y2: ddTop + DD_H }));
     const area =
@@ -453,11 +455,11 @@
 
   // -- emergency buttons ------------------------------------------------------------------
 
-  function setControls(info) {
+  function setControls(info, why) {
     const ok = Boolean(info && info.allowed);
     for (const b of document.querySelectorAll("button.cmd")) b.disabled = !ok;
     if (!info) {
-      setText("control-note", "control unavailable: no answer from the daemon", "muted");
+      setText("control-note", why || "control unavailable: no answer from the daemon", "muted");
     } else if (!info.allowed) {
       setText("control-note", "control refused: " + info.detail, "muted neg");
     } else {
@@ -524,7 +526,9 @@
     for (const b of document.querySelectorAll("button.cmd")) {
       b.addEventListener("click", () => command(b.dataset.command));
     }
-    window.addEventListener("resize", () => drawChart(lastSeries));
+    window.addEventListener("resize", () => {
+      if (lastSeries !== null) drawChart(lastSeries);
+    });
     refresh();
   });
 })();
