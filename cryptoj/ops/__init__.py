@@ -1,4 +1,4 @@
-"""Operations: health, readiness, metrics, status, feature flags and control over HTTP.
+"""Operations: health, readiness, metrics, status, feature flags, control and a dashboard.
 
 The daemon (:mod:`cryptoj.daemon`) wires these together; ``docs/operations.md`` is the
 operator's guide.
@@ -14,6 +14,8 @@ module                 what it holds
 ``state``              /health, /ready and /status from all of the above
 ``metrics``            the Prometheus collector (one registry per daemon)
 ``server``             the HTTP endpoint (token, Host and control checks)
+``dashboard``          the live dashboard at ``/`` (files in ``static/``) and its helpers
+``curve``              the dashboard's equity curve: journal marks in, bounded points out
 ``status_cli``         ``cryptoj status``
 =====================  ===========================================================================
 

@@ -111,6 +111,30 @@ def recent_events(
     return rows[::-1]
 
 
+def recent_orders(path: str | Path, limit: int = 20) -> list[dict[str, Any]]:
+    """The orders changed last (any status, child orders included), newest first."""
+    with read_only(path) as db:
+        cur = db.execute(
+            "SELECT client_order_id, product, side, order_type, quantity, limit_price, status,"
+            " filled_quantity, created_ts, updated_ts, reason FROM orders"
+            " ORDER BY updated_ts DESC, client_order_id DESC LIMIT ?",
+            (limit,),
+        )
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+
+def equity_marks(path: str | Path, after: int | None = None) -> list[tuple[int, float]]:
+    """The journal's equity marks (market time, equity), oldest first; only those after
+    ``after`` when given (the primary key makes that a range read)."""
+    with read_only(path) as db:
+        rows = db.execute(
+            "SELECT ts, CAST(equity AS REAL) FROM equity WHERE ts > ? ORDER BY ts",
+            (-(2**63) if after is None else after,),
+        ).fetchall()
+    return [(int(ts), float(e)) for ts, e in rows]
+
+
 def journal_writable(path: str | Path, min_free_mb: float) -> tuple[bool, str]:
     """Can the actors write the journal now? (file and folder writable, disk space, write lock)."""
     p = Path(path)
@@ -138,4 +162,12 @@ def journal_writable(path: str | Path, min_free_mb: float) -> tuple[bool, str]:
     return True, f"writable, {free_mb:.0f} MB free"
 
 
-__all__ = ["journal_figures", "journal_writable", "open_orders", "read_only", "recent_events"]
+__all__ = [
+    "equity_marks",
+    "journal_figures",
+    "journal_writable",
+    "open_orders",
+    "read_only",
+    "recent_events",
+    "recent_orders",
+]

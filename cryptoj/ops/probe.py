@@ -68,6 +68,19 @@ class RiskStatus(Message, frozen=True, kw_only=True):
     drawdown_halted: bool = False  # risk.max_drawdown reached: HALTED until an operator resumes
 
 
+class ProgrammeStatus(Message, frozen=True, kw_only=True):
+    """The ShutdownActor's emergency programme: its response level and why."""
+
+    level: str  # NORMAL, NO_ENTRIES, CANCEL_ORDERS, REDUCE, FLATTEN or STOP
+    trigger: str  # what raised it (operator, drawdown, risk_halted, ...); "" at NORMAL
+    reason: str
+    held: bool  # waits for the operator's resume
+    conditions: tuple[str, ...]  # the conditions still active
+    blocked_by: str  # why it has not recovered yet
+    recoveries: int
+    stopping: bool
+
+
 class ActorStatus(Message, frozen=True, kw_only=True):
     """Any other actor: a few named figures as text."""
 
@@ -132,12 +145,32 @@ def risk_status(actor: Any, now: int) -> RiskStatus:
     )
 
 
+def programme_status(actor: Any, now: int) -> ProgrammeStatus:
+    """Snapshot of the :class:`~cryptoj.actors.shutdown.ShutdownActor`'s programme."""
+    prog = actor.programme
+    return ProgrammeStatus(
+        ts=now,
+        level=str(prog.level),
+        trigger=str(prog.trigger),
+        reason=str(prog.reason),
+        held=bool(prog.held),
+        conditions=tuple(sorted(prog.conditions)),
+        blocked_by=str(prog.blocked_by),
+        recoveries=int(prog.recoveries),
+        stopping=bool(actor.stopping),
+    )
+
+
 def generic_status(actor: Any, now: int) -> ActorStatus:
     """The kind of any actor (supervisors, feed, execution, strategy, shutdown)."""
     return ActorStatus(ts=now, kind=str(getattr(actor, "kind", type(actor).__name__)))
 
 
-EXTRACTORS: dict[str, Extractor] = {"portfolio": portfolio_status, "risk": risk_status}
+EXTRACTORS: dict[str, Extractor] = {
+    "portfolio": portfolio_status,
+    "risk": risk_status,
+    "shutdown": programme_status,
+}
 
 
 def answer(actor: Any, request: StatusRequest, ctx: Any, now: int) -> Message:
@@ -156,6 +189,7 @@ __all__ = [
     "ActorStatus",
     "PortfolioStatus",
     "PositionStatus",
+    "ProgrammeStatus",
     "RiskStatus",
     "StatusRequest",
     "answer",

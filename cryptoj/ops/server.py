@@ -8,8 +8,12 @@ process, bound to 127.0.0.1 by default. Every request is checked in this order:
 2. **Token** (when one is configured; required for a non-loopback bind):
    ``Authorization: Bearer <token>``, compared in constant time → 401.
 3. **Control** (``POST /control/*``): only from a loopback client unless
-   ``ops.control_remote``; ``Content-Type: application/json``; no ``Origin`` header (a browser
-   sent it) → 403 / 415.
+   ``ops.control_remote``; ``Content-Type: application/json``; a browser's request (``Origin``
+   header) only from a page of this endpoint's own origin, i.e. the dashboard → 403 / 415.
+
+The dashboard's static files (``/``, ``/dashboard.css``, ``/dashboard.js``) hold no data and no
+secret: they need no token (the Host check applies); the page sends the token the operator
+pastes into it with each request (:mod:`cryptoj.ops.dashboard`).
 
 =========================  ===============================================================
 ``GET /health``            liveness: 200 ``ok``/``degraded``, 503 ``failing``/``stopping``
@@ -17,6 +21,9 @@ process, bound to 127.0.0.1 by default. Every request is checked in this order:
 ``GET /metrics``           Prometheus text format (OpenMetrics when the Accept header asks)
 ``GET /status``            the snapshot behind ``cryptoj status`` (JSON)
 ``GET /flags``             feature flags: value, config value, last change
+``GET /``                  the live dashboard (HTML; ``/dashboard.css``, ``/dashboard.js``)
+``GET /dashboard/equity``  the equity and drawdown curve for its chart (at most 600 points)
+``GET /dashboard/control`` whether this client may use the emergency buttons, and why not
 ``POST /control/flags``    ``{"flags": {"name": value}, "reason": "..."}`` → 200 / 400
 ``POST /control/shutdown`` ``{"reason": "..."}`` → 202; the daemon stops in order, exit 0
 ``POST /control/flatten``  ``{"reason": "...", "stop": false}`` → 202; the ShutdownActor
@@ -40,6 +47,7 @@ from __future__ import annotations
 import hmac
 import json
 import socket
+import sqlite3
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -53,7 +61,9 @@ from cryptoj.models.risk import RiskResume
 from cryptoj.models.signals import OperatorTarget
 from cryptoj.models.system import RestartChild
 from cryptoj.models.unwind import OperatorCommand
+from cryptoj.ops import dashboard, journal_view
 from cryptoj.ops.config import FlagError, is_loopback
+from cryptoj.ops.curve import EquityCurve
 from cryptoj.ops.state import OpsState
 from cryptoj.supervision.guard import ThreadBoard, ThreadGuard
 from cryptoj.supervision.supervisor import Supervisor
@@ -115,6 +125,21 @@ class OpsEndpoint:
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self.guard = ThreadGuard("cryptoj-ops", "ops", board=board, stall_after_s=30.0)
+        # the dashboard's equity curve, read from the journal incrementally (new marks only)
+        self.curve = EquityCurve(dashboard.CHART_POINTS)
+        self._curve_lock = threading.Lock()
+
+    def equity_curve(self) -> dict[str, Any]:
+        """The equity curve with the marks journalled since the last call folded in.
+
+        Within one daemon process marks are only appended (market time never goes back), so
+        reading those after the last one seen is enough. ``sqlite3.Error`` when the journal
+        cannot be read.
+        """
+        with self._curve_lock:
+            path = self.state.ctx.journal_path
+            self.curve.extend(journal_view.equity_marks(path, self.curve.last))
+            return self.curve.snapshot()
 
     @property
     def port(self) -> int:
@@ -187,7 +212,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- checks ------------------------------------------------------------------------------
 
-    def _allowed(self) -> bool:
+    def _allowed(self, *, token: bool = True) -> bool:
+        """Host check; then, unless ``token`` is False (the dashboard's static files), the
+        bearer token."""
         ops = self.server.ops
         if ops.loopback_bind:
             host = (self.headers.get("Host") or "").strip()
@@ -195,7 +222,7 @@ class _Handler(BaseHTTPRequestHandler):
             if not is_loopback(name.strip("[]")):
                 self._error(403, "Host header must name a loopback address")
                 return False
-        if ops.token is not None:
+        if token and ops.token is not None:
             auth = self.headers.get("Authorization") or ""
             scheme, _, given = auth.partition(" ")
             if scheme.lower() != "bearer" or not hmac.compare_digest(
@@ -210,8 +237,12 @@ class _Handler(BaseHTTPRequestHandler):
         if not ops.control_remote and not client_is_local(self.client_address[0]):
             self._error(403, "control is only accepted from loopback (ops.control_remote)")
             return False
-        if self.headers.get("Origin") is not None:
-            self._error(403, "control requests from a browser are refused")
+        origin = self.headers.get("Origin")
+        if origin is not None and not dashboard.same_origin(origin, self.headers.get("Host")):
+            self._error(403, "control requests from another web page are refused")
+            return False
+        if (self.headers.get("Sec-Fetch-Site") or "same-origin") != "same-origin":
+            self._error(403, "control requests from another web site are refused")
             return False
         ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         if ctype != JSON:
@@ -241,10 +272,15 @@ class _Handler(BaseHTTPRequestHandler):
     # -- routes ------------------------------------------------------------------------------
 
     def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        page = dashboard.asset(path)
+        if page is not None:
+            if self._allowed(token=False):
+                self._send(200, page[0], page[1], dashboard.ASSET_HEADERS)
+            return
         if not self._allowed():
             return
         state = self.server.ops.state
-        path = self.path.split("?", 1)[0]
         try:
             if path == "/health":
                 self._json(*state.health())
@@ -257,6 +293,17 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(200, state.status())
             elif path == "/flags":
                 self._json(200, state.ctx.flags.describe())
+            elif path == "/dashboard/equity":
+                self._equity()
+            elif path == "/dashboard/control":
+                ops = self.server.ops
+                info = dashboard.control_info(
+                    token=ops.token is not None,
+                    control_remote=ops.control_remote,
+                    client_local=client_is_local(self.client_address[0]),
+                    shutdown_alive=state.ctx.rt.is_alive("shutdown"),
+                )
+                self._json(200, info)
             elif path.startswith("/control/"):
                 self._error(405, "use POST", {"Allow": "POST"})
             else:
@@ -264,6 +311,14 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as e:  # never kill the server thread; say what failed
             logger.exception("ops endpoint {} failed", path)
             self._error(500, f"{type(e).__name__}: {e}")
+
+    def _equity(self) -> None:
+        try:
+            series = self.server.ops.equity_curve()
+        except sqlite3.Error as e:
+            self._error(503, f"the journal cannot be read: {e}")
+            return
+        self._json(200, series)
 
     def do_HEAD(self) -> None:
         self.do_GET()

@@ -23,7 +23,7 @@ from cryptoj.ops import journal_view
 from cryptoj.ops.config import OpsConfig, risk_rank
 from cryptoj.ops.feed import LiveFeed, live_view
 from cryptoj.ops.flags import FlagStore
-from cryptoj.ops.probe import PortfolioStatus, RiskStatus
+from cryptoj.ops.probe import PortfolioStatus, ProgrammeStatus, RiskStatus
 from cryptoj.ops.runtime import OpsRuntime
 from cryptoj.supervision.guard import BOARD, ThreadBoard
 
@@ -115,6 +115,11 @@ class OpsState:
         """The RiskActor's snapshot (None when it does not answer in time)."""
         reply = self.rt.probe("risk", self.ctx.ops.ask_timeout_s)
         return reply if isinstance(reply, RiskStatus) else None
+
+    def programme(self) -> ProgrammeStatus | None:
+        """The ShutdownActor's programme (None when it does not answer in time)."""
+        reply = self.rt.probe("shutdown", self.ctx.ops.ask_timeout_s)
+        return reply if isinstance(reply, ProgrammeStatus) else None
 
     def risk_view(self) -> tuple[RiskStatus | None, bool]:
         """The RiskActor's snapshot and True; or, when it does not answer, what the last
@@ -325,8 +330,12 @@ class OpsState:
             risk_events = journal_view.recent_events(
                 ctx.journal_path, ("risk_level", "risk_halted", "emergency"), 10
             )
+            programme_events = journal_view.recent_events(ctx.journal_path, ("response_level",), 10)
+            changed = journal_view.recent_orders(ctx.journal_path, 10)
         except sqlite3.Error as e:
             figures, orders, risk_events = {"error": str(e)}, [], []
+            programme_events, changed = [], []
+        programme = self.programme()
         _, runtime_errors, _ = rt.history()
         errors = sorted(runtime_errors + ctx.errors.items(), key=lambda e: e["wall"])[-20:]
         stats = rt.stats
@@ -355,8 +364,14 @@ class OpsState:
                 "source": "risk actor" if answered else "last RiskParameters",
                 "recent_events": risk_events,
             },
+            "programme": {
+                "snapshot": None if programme is None else msgspec.to_builtins(programme),
+                "level": None if programme is None else programme.level,
+                "recent_events": programme_events,
+            },
             "portfolio": None if portfolio is None else msgspec.to_builtins(portfolio),
             "open_orders": orders,
+            "recent_orders": changed,
             "venue": {"counters": self.venue_counters()},
             "journal": figures,
             "flags": ctx.flags.describe(),
