@@ -296,18 +296,33 @@ def test_quick_start_is_ci_contract() -> None:
         assert step in ci, step
 
 
+def _anchors(path: Path) -> set[str]:
+    """GitHub's anchors of the headings of ``path``."""
+    out = set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#") and " " in line:
+            title = line.split(" ", 1)[1].strip().lower()
+            out.add(re.sub(r"[^\w\- ]", "", title).replace(" ", "-"))
+    return out
+
+
 def test_relative_links_resolve() -> None:
-    """Links between the documents point at files that exist."""
+    """Links between the documents point at files (and headings) that exist."""
     # docs/research.md is written on the research branch; its README pointer is expected.
     pending = {ROOT / "docs" / "research.md"}
     missing = []
     for path in DOCS:
-        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", path.read_text(encoding="utf-8")):
+        text = path.read_text(encoding="utf-8")
+        for target, anchor in re.findall(r"\]\(([^)#\s]*)(?:#([^)\s]*))?\)", text):
             if "://" in target or target.startswith("mailto:"):
                 continue
-            dest = (path.parent / target).resolve()
-            if not dest.exists() and dest not in pending:
+            dest = (path.parent / target).resolve() if target else path
+            if dest in pending:
+                continue
+            if not dest.exists():
                 missing.append(f"{path.relative_to(ROOT)} → {target}")
+            elif anchor and dest.suffix == ".md" and anchor not in _anchors(dest):
+                missing.append(f"{path.relative_to(ROOT)} → {target}#{anchor}")
     assert not missing, missing
 
 
