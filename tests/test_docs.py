@@ -339,6 +339,23 @@ def test_configuration_reference_is_generated() -> None:
     )
 
 
+def test_runner_reports_exit_codes_and_output(tmp_path: Path) -> None:
+    """The runner runs a document's commands in one session, in order, honouring not-run."""
+    doc = tmp_path / "doc.md"
+    doc.write_text(
+        '```console\n$ X=41; echo "x $((X + 1))"\nx 42\n$ false\n```\n\n'
+        "<!-- not-run: a command this test must never run -->\n```bash\nexit 7\n```\n\n"
+        '```bash\necho "still $X on 9325" \\\n  && true\n```\n',
+        encoding="utf-8",
+    )
+    work = tmp_path / "work"
+    work.mkdir()
+    results = run_document(doc, work, {9325: 1234})
+    assert [(c.line, rc) for c, rc, _ in results] == [(2, 0), (4, 1), (13, 0)]
+    assert output_problem(results[0][0].expected, results[0][2]) is None
+    assert results[2][2].strip() == "still 41 on 1234"
+
+
 def test_output_matching() -> None:
     """The quoted-output rule itself: order, ``...`` wildcards and gaps, spaces."""
     out = "a 1  b\nnoise\nc 2.5s x\nd\n"
