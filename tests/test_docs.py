@@ -16,7 +16,9 @@ Each document runs as one bash session, in order, in a scratch directory holding
 ``config.yaml`` and ``examples/`` and links to ``tools/`` and ``benchmarks/``, with this
 checkout first on ``PYTHONPATH``. The well-known ports the docs name (the ops endpoint 9325,
 the fake exchange's 8444-8447) are replaced by free ones, in the commands and in the copied
-configs, so a daemon the docs start never collides with one already running.
+configs, so a daemon the docs start never collides with one already running. Where ``curl`` or
+``sqlite3``'s command line is missing, a small stand-in covering the forms the docs use is put on
+``PATH`` (``CRYPTOJ_DOCS_SHIMS=1`` forces the stand-ins, to test them).
 """
 
 from __future__ import annotations
@@ -168,19 +170,49 @@ def _workdir(base: Path, ports: dict[int, int]) -> Path:
             (base / "examples" / f.name).write_text(_remap(f.read_text(), ports))
     for name in ("tools", "benchmarks"):
         (base / name).symlink_to(ROOT / name)
-    if shutil.which("sqlite3") is None:  # the docs query journals with sqlite3's command line
-        shim = base / ".bin" / "sqlite3"
-        shim.parent.mkdir()
-        shim.write_text(SQLITE3_SHIM.format(python=sys.executable))
-        shim.chmod(0o755)
+    (base / ".bin").mkdir()
+    for tool, shim_text in (("sqlite3", SQLITE3_SHIM), ("curl", CURL_SHIM)):
+        if shutil.which(tool) is None or os.environ.get("CRYPTOJ_DOCS_SHIMS"):
+            shim = base / ".bin" / tool
+            shim.write_text(shim_text.replace("PYTHON", sys.executable))
+            shim.chmod(0o755)
     return base
 
 
-SQLITE3_SHIM = """#!{python}
-# stands in for sqlite3's command line where it is not installed: sqlite3 DB "SQL", rows as a|b
+# Stand-ins for the two command-line tools the docs use, where the machine lacks them (the
+# forms the docs use only): sqlite3 DB "SQL" (rows as a|b) and curl -s/-f/-X/-H/-d URL.
+SQLITE3_SHIM = """#!PYTHON
 import sqlite3, sys
 for row in sqlite3.connect(sys.argv[1]).execute(sys.argv[2]):
     print("|".join("" if v is None else str(v) for v in row))
+"""
+CURL_SHIM = """#!PYTHON
+import sys, urllib.error, urllib.request
+args, method, headers, data, url, fail = sys.argv[1:], None, {}, None, None, False
+while args:
+    a = args.pop(0)
+    if a == "-X":
+        method = args.pop(0)
+    elif a == "-H":
+        k, v = args.pop(0).split(":", 1)
+        headers[k.strip()] = v.strip()
+    elif a == "-d":
+        data = args.pop(0).encode()
+        headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
+    elif a.startswith("-"):
+        fail = fail or "f" in a
+    else:
+        url = a if "://" in a else "http://" + a
+req = urllib.request.Request(url, data=data, headers=headers, method=method)
+try:
+    with urllib.request.urlopen(req, timeout=10) as r:
+        sys.stdout.write(r.read().decode())
+except urllib.error.HTTPError as e:
+    if fail:
+        sys.exit(22)
+    sys.stdout.write(e.read().decode())
+except OSError:
+    sys.exit(7)
 """
 
 
