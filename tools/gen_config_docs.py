@@ -213,6 +213,27 @@ def _docstring(cls: type) -> str:
     )
 
 
+#: where each section's behaviour is explained (added under the section's docstring)
+SEE_ALSO = {
+    "risk": "[risk](risk.md)",
+    "portfolio": "[portfolio](portfolio.md)",
+    "strategy": "[strategies](strategies.md)",
+    "paper": "[the paper venue](user-guide.md#the-paper-venue)",
+    "feed": "[market data](market-data.md); with `source: coinbase`, "
+    "[the Coinbase feed](coinbase-feed.md) and `examples/fake-exchange.yaml`",
+    "feed.coinbase": "[the Coinbase feed](coinbase-feed.md)",
+    "journal": "[the journal](user-guide.md#the-journal-and-recovering-after-a-crash)",
+    "trace": "[message trace](user-guide.md#message-trace)",
+    "supervision": "[the supervision tree](internals.md#the-supervision-tree)",
+    "shutdown": "[the emergency programme](operations.md#emergency-programme-graduated-response"
+    "-gradual-unwinding-automatic-recovery)",
+    "execution": "[order splitting](portfolio.md#order-splitting)",
+    "coinbase": "[live trading](live-trading.md) and `examples/fake-exchange-live.yaml`",
+    "logging": "[operations](operations.md#at-a-glance)",
+    "ops": "[operations](operations.md)",
+}
+
+
 def section(prefix: str, cls: type, out: list[str], from_yaml: dict[str, str]) -> None:
     """Append the table of ``cls`` (and its sub-sections after it)."""
     info = mi.type_info(cls)
@@ -222,6 +243,8 @@ def section(prefix: str, cls: type, out: list[str], from_yaml: dict[str, str]) -
     doc = _docstring(cls)
     if doc:
         out += [doc, ""]
+    if prefix in SEE_ALSO:
+        out += [f"See {SEE_ALSO[prefix]}.", ""]
     out += ["| field | type | default | meaning |", "| --- | --- | --- | --- |"]
     subs: list[tuple[str, type]] = []
     for f in info.fields:  # type: ignore[attr-defined]
