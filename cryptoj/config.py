@@ -54,8 +54,7 @@ class RiskConfig(_Section, frozen=True, kw_only=True):
 
 
 class PortfolioConfig(_Section, frozen=True, kw_only=True):
-    """Target weights and transactional rebalancing (README "Portfolio: target weights and
-    rebalancing transactions")."""
+    """Target weights and transactional rebalancing (docs/portfolio.md)."""
 
     weighting: Literal["risk_parity", "inverse_vol", "signal"] = "risk_parity"
     cash_buffer: NonNegFraction = 0.05  # of equity, never allocated
@@ -74,7 +73,7 @@ StrategyName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{1,40}$")]
 
 
 class StrategyConfig(_Section, frozen=True, kw_only=True):
-    """One strategy (README "Writing a strategy").
+    """One strategy (docs/strategies.md).
 
     ``kind``: a bundled strategy (``ema_trend``, ``mean_reversion``, ``vol_target``),
     ``manual`` (no strategy: the operator sets each product's target weight through
@@ -166,7 +165,7 @@ WssUrl = Annotated[str, msgspec.Meta(pattern=r"^wss://[^/\s]+(/\S*)?$")]
 
 class CoinbaseConfig(_Section, frozen=True, kw_only=True):
     """Coinbase credentials (by reference only: never put a secret in this file) and the
-    execution client used with ``mode: live`` (README "Live trading on Coinbase")."""
+    execution client used with ``mode: live`` (docs/live-trading.md)."""
 
     api_key_env: str = "COINBASE_API_KEY"  # name of the env var holding the key name
     api_secret_env: str = "COINBASE_API_SECRET"  # name of the env var holding the private key
@@ -267,7 +266,7 @@ class ShutdownConfig(_Section, frozen=True, kw_only=True):
 
 
 class ExecutionConfig(_Section, frozen=True, kw_only=True):
-    """Order splitting in the ExecutionActor: TWAP with a depth limit (README "Order splitting")."""
+    """Order splitting in the ExecutionActor: TWAP with a depth limit (docs/portfolio.md#order-splitting)."""
 
     split_enabled: bool = True  # false: every order goes to the venue whole
     max_depth_share: Fraction = 0.25  # a child takes at most this share of the visible top size
