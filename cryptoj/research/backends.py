@@ -8,6 +8,7 @@ object (``ray.put``) that each Ray actor receives when it starts.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -135,10 +136,8 @@ class RayBackend:
 
     def close(self) -> None:
         """Stop the actors, and the local cluster if this backend started it."""
-        try:
+        with contextlib.suppress(self._ray.exceptions.RayError):  # a dead actor's folder stays
             self._ray.get([a.cleanup.remote() for a in self._actors], timeout=30)
-        except self._ray.exceptions.RayError:
-            pass  # a dead actor's folder is left in the temp dir
         for a in self._actors:
             self._ray.kill(a)
         if self._started:

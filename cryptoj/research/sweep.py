@@ -1,24 +1,26 @@
 """The sweep driver: one optuna study per walk-forward fold, stored in SQLite, run in batches.
 
 Determinism. Trials are proposed in batches of ``batch`` (a sweep setting, not the number of
-workers): a batch is asked for, all its trials run, and their results are told to the study in
-trial order before the next batch is asked for. Each proposal uses a sampler seeded by the
-sweep's seed and the trial's number. So the proposals depend only on the seed and the results
+workers): a batch is proposed, all its trials run, and their results are told to the study in
+trial order before the next batch is proposed. Each proposal is drawn by a sampler seeded by
+the sweep's seed and the trial's number from the finished trials only (grid search: the grid,
+shuffled by the seed, point by point). So the proposals depend only on the seed and the results
 before them, never on how many workers there are, which backend ran them or which finished
 first; and a replay is deterministic, so a rerun with the same seed gives the same table.
 
-Resuming. The study is in ``OUT/study.sqlite``. Rerunning the same sweep continues it: trials
-already told are kept (never run again), trials that were asked for but never finished (the
-sweep was killed) are run with the parameters they were given, and the batch they were part of
-is completed first, so a killed and resumed sweep ends with the same trials as one that was not
-interrupted. (The one exception: a kill in the few milliseconds between asking for a trial and
-storing its last parameter; that trial's missing parameters are drawn afresh.)
+Resuming. The study is in ``OUT/study.sqlite``. A proposal is stored whole, in one write
+(an enqueued trial with fixed parameters), then taken. Rerunning the same sweep continues it:
+trials already told are kept (never run again), trials proposed but never finished (the sweep
+was killed) are run with their stored parameters, and the batch they were part of is completed
+first, so a killed and resumed sweep ends with the same trials as one that was not interrupted.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
+import random
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,7 +41,7 @@ from cryptoj.research.space import (
     grid_size,
     grid_values,
 )
-from cryptoj.research.trial import Payload, Result, Task
+from cryptoj.research.trial import Payload, Result, Task, open_offset
 from cryptoj.research.windows import Fold, make_folds
 
 
@@ -88,6 +90,7 @@ class SweepOutcome:
     finished: bool
     base: dict[str, Any]
     seed: int  # of the replays (and the sampler)
+    ran: int = 0  # replays run by this call (a resumed sweep runs only what is missing)
 
 
 def objective_value(spec: SweepSpec, figures: dict[str, Any]) -> float:
@@ -120,8 +123,9 @@ def run_sweep(
     data = spec.data or cfg.feed.data
     products = list(cfg.feed.products) or None
     batches = load_market_data(data, products=products, start=spec.start, end=spec.end)
-    first = spec.start or _utc_date(batches[0][0].ts)
-    last = spec.end or _utc_date(batches[-1][-1].ts)
+    offset = open_offset(batches)
+    first = spec.start or _utc_date(batches[0][0].ts - offset)
+    last = spec.end or _utc_date(batches[-1][-1].ts - offset)
     try:
         folds = make_folds(first, last, spec.walk_forward)
     except ValueError as e:
@@ -150,7 +154,9 @@ def run_sweep(
             finished = runner.run_tests(studies, folds)
     finally:
         runner.close()
-    return _collect(spec, data, folds, studies, finished, base, seed)
+    outcome = _collect(spec, data, folds, studies, finished, base, seed)
+    outcome.ran = runner.ran
+    return outcome
 
 
 def _utc_date(ts: int) -> dt.date:
@@ -184,6 +190,7 @@ class _Runner:
         self.log = log
         self.backend: Backend | None = None
         self.ran = 0
+        self._grid_points: list[dict[str, Any]] | None = None
 
     def _backend(self) -> Backend:
         if self.backend is None:
@@ -194,18 +201,35 @@ class _Runner:
         if self.backend is not None:
             self.backend.close()
 
-    def _sampler(self, number: int) -> Any:
+    def _propose(self, study: Any, number: int) -> dict[str, Any]:
+        """Trial ``number``'s parameters. Grid: the ``number``-th point of the grid shuffled
+        by the seed. TPE: drawn by a sampler seeded by the seed and ``number``, from the
+        finished trials only, on an in-memory copy of the study (so the draw can be stored in
+        one write, and a killed sweep cannot leave a trial with half its parameters)."""
         import optuna
 
-        seed = (self.seed * 1_000_003 + number) % 2**32
         if self.spec.search == "grid":
-            space = {n: grid_values(p, self.spec.grid_points) for n, p in self.spec.params.items()}
-            return _grid_sampler(space, seed=seed)
-        return optuna.samplers.TPESampler(seed=seed)
+            return self._grid()[number]
+        seed = (self.seed * 1_000_003 + number) % 2**32
+        copy = optuna.create_study(
+            direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed)
+        )
+        copy.add_trials([t for t in study.get_trials(deepcopy=False) if t.state.is_finished()])
+        return self._suggest(copy.ask())
+
+    def _grid(self) -> list[dict[str, Any]]:
+        if self._grid_points is None:
+            names = sorted(self.spec.params)
+            values = [grid_values(self.spec.params[n], self.spec.grid_points) for n in names]
+            points = [dict(zip(names, combo, strict=True)) for combo in itertools.product(*values)]
+            random.Random(self.seed).shuffle(points)
+            self._grid_points = points
+        return self._grid_points
 
     def _suggest(self, trial: Any) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for name, p in self.spec.params.items():
+        # in name order: the draws do not depend on the order the file lists them in
+        for name, p in sorted(self.spec.params.items()):
             if p.choices is not None:
                 out[name] = trial.suggest_categorical(name, p.choices)
             elif p.is_int:
@@ -225,14 +249,15 @@ class _Runner:
 
         batch = self.spec.batch
         while True:
+            for _ in [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.WAITING]:
+                self._suggest(study.ask())  # proposed, then the sweep was killed
             trials = study.get_trials(deepcopy=False)
             n = len(trials)
             if n < budget and (n % batch or all(t.state != TrialState.RUNNING for t in trials)):
                 # ask for the next batch, or for the rest of one whose asking was interrupted
                 target = min(budget, (n // batch + 1) * batch)
-                while len(study.get_trials(deepcopy=False)) < target:
-                    number = len(study.get_trials(deepcopy=False))
-                    study.sampler = self._sampler(number)
+                while (number := len(study.get_trials(deepcopy=False))) < target:
+                    study.enqueue_trial(self._propose(study, number))
                     self._suggest(study.ask())
             running = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
             if not running:
@@ -241,8 +266,7 @@ class _Runner:
                 return False
             trials = []
             for ft in running:
-                trial = optuna.trial.Trial(study, ft._trial_id)
-                study.sampler = self._sampler(ft.number)
+                trial = optuna.trial.Trial(study, ft._trial_id)  # its parameters are fixed
                 trials.append((trial, self._suggest(trial)))
             tasks = [
                 Task(fold.index, t.number, "train", params, fold.train_start, fold.train_end)
@@ -329,23 +353,6 @@ class _Runner:
         if done >= budget:
             sys.stderr.write("\n")
         sys.stderr.flush()
-
-
-def _grid_class() -> Any:
-    import optuna
-
-    class Grid(optuna.samplers.GridSampler):
-        """The grid sampler without its stop at the grid's end (the budget ends the study;
-        ``Study.stop`` only works inside ``optimize``)."""
-
-        def after_trial(self, *args: Any, **kwargs: Any) -> None:
-            return None
-
-    return Grid
-
-
-def _grid_sampler(space: dict[str, list[Any]], seed: int) -> Any:
-    return _grid_class()(space, seed=seed)
 
 
 def select_best(spec: SweepSpec, trials: list[Any]) -> Any:

@@ -22,6 +22,7 @@ from typing import Any
 from cryptoj.config import ConfigError, parse_config
 from cryptoj.journal import Journal
 from cryptoj.marketdata.ticks import Batch
+from cryptoj.models.market import Bar
 from cryptoj.research.metrics import (
     annualisation,
     calmar,
@@ -75,10 +76,18 @@ def day_ns(day: dt.date) -> int:
     return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp()) * 10**9
 
 
+def open_offset(batches: list[Batch]) -> int:
+    """ns from a batch's open to its stamp: the bar interval for bar data, 0 for ticks."""
+    return next((e.interval_s * 10**9 for b in batches for e in b if isinstance(e, Bar)), 0)
+
+
 def slice_days(batches: list[Batch], start: dt.date, end: dt.date) -> list[Batch]:
-    """The batches from 00:00 UTC of ``start`` to the end of ``end``."""
+    """The batches of the days ``start``..``end``, as ``replay --from --to`` loads them: bar
+    data by the bars' open times (a batch is stamped with its bars' close), trade ticks by
+    their own times."""
+    offset = open_offset(batches)
     lo, hi = day_ns(start), day_ns(end) + DAY_NS
-    return [b for b in batches if lo <= b[0].ts < hi]
+    return [b for b in batches if lo <= b[0].ts - offset < hi]
 
 
 def run_trial(payload: Payload, task: Task, workdir: Path) -> Result:
