@@ -319,6 +319,11 @@ def _sweep(args: argparse.Namespace) -> int:
     except SweepError as e:
         print(f"sweep: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except ModuleNotFoundError as e:
+        if e.name not in ("optuna", "ray"):
+            raise
+        print(f"sweep: needs {e.name}: pip install -e '.[research]'", file=sys.stderr)
+        return EXIT_USAGE
     write_trials(outcome, out)
     best = write_best(outcome, out)
     index = write_report(outcome, out, title=f"cryptoj sweep: {args.space}")
