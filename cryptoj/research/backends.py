@@ -44,9 +44,10 @@ def default_jobs() -> int:
 class PoolBackend:
     """A pool of ``jobs`` worker processes (spawned: they import this code afresh)."""
 
-    def __init__(self, payload: Payload, jobs: int) -> None:
+    def __init__(self, payload: Payload, jobs: int, root: Path | None = None) -> None:
         self.payload = payload
         self.workers = jobs
+        self.root = str(root) if root is not None else None
         self._pool = self._start()
 
     def _start(self) -> ProcessPoolExecutor:
@@ -54,7 +55,7 @@ class PoolBackend:
             max_workers=self.workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=init_worker,
-            initargs=(self.payload,),
+            initargs=(self.payload, self.root),
         )
 
     def run(self, tasks: list[Task]) -> list[Result]:
@@ -80,7 +81,8 @@ class PoolBackend:
 
 
 class RayBackend:
-    """``jobs`` Ray actors (default: one per CPU of the cluster), each holding the payload.
+    """``jobs`` Ray actors (default and at most: one per CPU of the cluster), each holding the
+    payload.
 
     ``address``: ``auto`` joins the cluster this machine belongs to (``RAY_ADDRESS`` or a
     running ``ray start``) or, when there is none, starts a local one; ``local`` always starts
@@ -116,7 +118,7 @@ class RayBackend:
             else:
                 ray.init(address=address, **kwargs)
         cpus = int(ray.cluster_resources().get("CPU", 1))
-        self.workers = max(1, jobs or cpus)
+        self.workers = max(1, min(jobs or cpus, cpus))  # an actor holds a CPU: no more
         ref = ray.put(payload)
         actor = ray.remote(num_cpus=1)(_RayWorker)
         self._actors: list[Any] = [actor.remote(ref) for _ in range(self.workers)]
@@ -164,10 +166,12 @@ class _RayWorker:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def make_backend(payload: Payload, jobs: int | None, ray: str | None) -> Backend:
-    """The pool (``ray`` None) or the Ray backend."""
+def make_backend(
+    payload: Payload, jobs: int | None, ray: str | None, root: Path | None = None
+) -> Backend:
+    """The pool (``ray`` None; its workers' journals in ``root``) or the Ray backend."""
     if ray is None:
-        return PoolBackend(payload, jobs or default_jobs())
+        return PoolBackend(payload, jobs or default_jobs(), root)
     return RayBackend(payload, ray, jobs)
 
 

@@ -21,6 +21,7 @@ import datetime as dt
 import itertools
 import math
 import random
+import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -194,7 +195,10 @@ class _Runner:
 
     def _backend(self) -> Backend:
         if self.backend is None:
-            self.backend = make_backend(self.payload, self.opts.jobs, self.opts.ray)
+            work = self.opts.out / "work"  # the pool workers' journals (a kill leaves them)
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir(parents=True)
+            self.backend = make_backend(self.payload, self.opts.jobs, self.opts.ray, work)
         return self.backend
 
     def close(self) -> None:

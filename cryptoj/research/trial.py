@@ -155,13 +155,14 @@ def _run(payload: Payload, task: Task, journal: Path, t0: float) -> Result:
 _WORKER: dict[str, Any] = {}
 
 
-def init_worker(payload: Payload) -> None:
-    """Pool initializer: keep the payload and make this worker's journal folder."""
-    _WORKER["payload"] = payload
-    _WORKER["dir"] = Path(tempfile.mkdtemp(prefix="cryptoj-sweep-"))
-    import atexit
+def init_worker(payload: Payload, root: str | None = None) -> None:
+    """Pool initializer: keep the payload and make this worker's journal folder (in ``root``,
+    default the system's temporary folder), removed when the worker exits."""
+    from multiprocessing.util import Finalize
 
-    atexit.register(shutil.rmtree, _WORKER["dir"], True)
+    _WORKER["payload"] = payload
+    _WORKER["dir"] = Path(tempfile.mkdtemp(prefix="cryptoj-sweep-", dir=root))
+    Finalize(None, shutil.rmtree, args=(_WORKER["dir"], True), exitpriority=10)
 
 
 def worker_run(task: Task) -> Result:
