@@ -27,13 +27,15 @@ border:1px solid #eee}.bad{color:#c62828}
 """
 
 
-def _fmt(x: Any, pct: bool = False) -> str:
+def _fmt(x: Any, pct: bool = False, signed: bool = True) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "–"
     if isinstance(x, float):
         if math.isinf(x):
             return "∞" if x > 0 else "−∞"
-        return f"{x:+.2%}" if pct else f"{x:.4g}"
+        if pct:
+            return f"{x:+.2%}" if signed else f"{x:.2%}"
+        return f"{x:.4g}"
     return str(x)
 
 
@@ -235,8 +237,8 @@ def fold_table(outcome: SweepOutcome) -> str:
             oos,
             _fmt(f.train.get("total_return"), True),
             _fmt(f.test.get("total_return"), True),
-            _fmt(f.train.get("max_drawdown"), True),
-            _fmt(f.test.get("max_drawdown"), True),
+            _fmt(f.train.get("max_drawdown"), True, signed=False),
+            _fmt(f.test.get("max_drawdown"), True, signed=False),
             _fmt(f.pbo),
             _fmt(f.dsr),
         ]
