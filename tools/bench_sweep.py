@@ -40,10 +40,14 @@ def _tasks(n: int, start: dt.date, end: dt.date, offset: int = 0) -> list[Task]:
     ]
 
 
-def _measure(backend: Backend, n: int, start: dt.date, end: dt.date) -> tuple[float, float]:
-    """(seconds for n trials, trials per minute), after one warm-up trial per worker."""
+def _warm(backend: Backend, start: dt.date, end: dt.date) -> None:
+    """One trial per worker: the workers start and get the data."""
     warm = backend.run(_tasks(backend.workers, start, end, offset=1000))
     assert all(r.ok for r in warm), [r.error for r in warm if not r.ok]
+
+
+def _measure(backend: Backend, n: int, start: dt.date, end: dt.date) -> tuple[float, float]:
+    """(seconds for n trials, trials per minute) on started workers."""
     t0 = time.perf_counter()
     results = backend.run(_tasks(n, start, end))
     elapsed = time.perf_counter() - t0
@@ -77,6 +81,7 @@ def main() -> int:
             else RayBackend(payload, "local", jobs, num_cpus=args.jobs)
         )
         try:
+            _warm(backend, start, end)
             setup = time.perf_counter() - t0
             elapsed, rate = _measure(backend, args.trials, start, end)
         finally:
@@ -84,7 +89,7 @@ def main() -> int:
         rates[(kind, jobs)] = (elapsed, rate)
         print(
             f"{kind:4} {jobs} worker(s): {rate:7.1f} trials/min ({elapsed:.2f} s for "
-            f"{args.trials}; start-up {setup:.2f} s)"
+            f"{args.trials}; start-up and one warm-up trial per worker {setup:.2f} s)"
         )
     for kind in ("pool", "ray"):
         if (kind, 1) in rates and (kind, args.jobs) in rates and args.jobs > 1:
