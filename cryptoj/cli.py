@@ -319,6 +319,9 @@ def _sweep(args: argparse.Namespace) -> int:
     except SweepError as e:
         print(f"sweep: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"sweep: interrupted; rerun the same command to continue ({out})", file=sys.stderr)
+        return EXIT_ERROR
     except ModuleNotFoundError as e:
         if e.name not in ("optuna", "ray"):
             raise
