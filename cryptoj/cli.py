@@ -1,4 +1,4 @@
-"""The command line: run, replay, status, report, check-config, trace and emergency commands.
+"""The command line: run, replay, sweep, status, report, check-config, trace and emergency commands.
 
 ``run`` is the default. The emergency commands (shutdown, flatten, hold, resume) are sent to
 the running daemon's control endpoint on loopback.
@@ -221,6 +221,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ns.add_argument("name", help="module name of the new strategy (a Python identifier)")
     ns.add_argument("--dir", default=".", help="where to write the files (default: here)")
+    sw = sub.add_parser(
+        "sweep", help='search parameters over replays, walk-forward (README "Parameter sweeps")'
+    )
+    sw.add_argument("space", help="sweep file (YAML; see examples/sweep.yaml)")
+    sw.add_argument("--trials", type=int, default=None, help="trials per train window")
+    sw.add_argument("--jobs", type=int, default=None, help="workers (default: all cores)")
+    sw.add_argument("--seed", type=int, default=None, help="sampler and replay seed")
+    sw.add_argument("--out", default="var/sweep", help="output folder (default: var/sweep)")
+    sw.add_argument(
+        "--ray",
+        default=None,
+        metavar="auto|ADDRESS",
+        help="run the trials on a Ray cluster (auto: the running one, else a local one)",
+    )
+    sw.add_argument(
+        "--fresh", action="store_true", help="discard the stored study in --out and start over"
+    )
 
     tr = sub.add_parser(
         "trace", help="inspect a message trace (see 'cryptoj trace --help')", add_help=False
@@ -260,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
             return int(
                 run_daemon(cfg, log_json=args.log_json, ops_port=args.ops_port, live=args.live)
             )
+        if args.command == "sweep":
+            return _sweep(args)
         if args.command == "status":
             return _status(args)
         if args.command == "report":
@@ -420,6 +439,58 @@ def _report_rows(s: dict[str, Any]) -> dict[str, Any]:
         "exit_reason",
     )
     return {k: s[k] for k in keys if k in s}
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from cryptoj.research.output import write_best, write_trials
+    from cryptoj.research.report import write_report
+    from cryptoj.research.space import load_spec
+    from cryptoj.research.sweep import SweepError, SweepOptions, run_sweep
+
+    if (args.trials is not None and args.trials < 1) or (args.jobs is not None and args.jobs < 1):
+        print("sweep: --trials and --jobs must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    spec = load_spec(args.space)
+    out = Path(args.out)
+    if args.fresh:
+        (out / "study.sqlite").unlink(missing_ok=True)
+    opts = SweepOptions(
+        out=out,
+        trials=args.trials,
+        jobs=args.jobs,
+        seed=args.seed,
+        ray=args.ray,
+        progress=sys.stderr.isatty(),
+    )
+    try:
+        outcome = run_sweep(spec, opts)
+    except SweepError as e:
+        print(f"sweep: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"sweep: interrupted; rerun the same command to continue ({out})", file=sys.stderr)
+        return EXIT_ERROR
+    except ModuleNotFoundError as e:
+        if e.name not in ("optuna", "ray"):
+            raise
+        print(f"sweep: needs {e.name}: pip install -e '.[research]'", file=sys.stderr)
+        return EXIT_USAGE
+    write_trials(outcome, out)
+    best = write_best(outcome, out)
+    index = write_report(outcome, out, title=f"cryptoj sweep: {args.space}")
+    metric = spec.objective.metric
+    for f in outcome.folds:
+        oos = f"{f.test['objective']:.4g}" if f.test else (f.test_error or "-")
+        is_ = f"{f.train['objective']:.4g}" if f.train else "-"
+        print(
+            f"fold {f.fold.index}: {f.fold.label()}: {f.complete} complete, {f.failed} failed; "
+            f"chosen #{f.best_number} {metric} in-sample {is_}, out-of-sample {oos}"
+        )
+    failed = sum(f.failed for f in outcome.folds)
+    print(f"trials {out / 'trials.csv'} ({len(outcome.rows)} rows, {failed} failed)")
+    print(f"best config {best}" if best else "best config: none (no feasible trial)")
+    print(f"report {index}")
+    return EXIT_OK if outcome.finished else EXIT_ERROR
 
 
 def _status(args: argparse.Namespace) -> int:

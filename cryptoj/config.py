@@ -266,7 +266,8 @@ class ShutdownConfig(_Section, frozen=True, kw_only=True):
 
 
 class ExecutionConfig(_Section, frozen=True, kw_only=True):
-    """Order splitting in the ExecutionActor: TWAP with a depth limit (docs/portfolio.md#order-splitting)."""
+    """Order splitting in the ExecutionActor: TWAP with a depth limit
+    (docs/portfolio.md#order-splitting)."""
 
     split_enabled: bool = True  # false: every order goes to the venue whole
     max_depth_share: Fraction = 0.25  # a child takes at most this share of the visible top size

@@ -17,7 +17,7 @@ from cryptoj.actors.portfolio import PortfolioActor
 from cryptoj.config import Config
 from cryptoj.journal import Journal
 from cryptoj.marketdata.loader import DataError
-from cryptoj.marketdata.ticks import load_market_data
+from cryptoj.marketdata.ticks import Batch, load_market_data
 from cryptoj.progress import Bar, day
 from cryptoj.runtime.assemble import System, assemble
 from cryptoj.runtime.common import EXIT_ERROR, ChaosPlan, RuntimeStats
@@ -95,14 +95,20 @@ def preceding_history(
     return history
 
 
-def run_replay(cfg: Config, opts: ReplayOptions) -> tuple[dict[str, Any], int]:
-    """Run one replay; return the summary and the process exit code."""
+def run_replay(
+    cfg: Config, opts: ReplayOptions, batches: list[Batch] | None = None
+) -> tuple[dict[str, Any], int]:
+    """Run one replay; return the summary and the process exit code.
+
+    ``batches``: market data already loaded (and cut to ``opts.start``..``opts.end``), as a
+    parameter sweep's workers hold it; by default it is loaded from ``opts.data``."""
     cfg = with_unwind_mode(cfg, opts.unwind)
     products = list(cfg.feed.products) or None
-    with _loading(opts.data, opts.progress):
-        batches = load_market_data(
-            opts.data, products=products, start=opts.start, end=opts.end, catalog=opts.catalog
-        )
+    if batches is None:
+        with _loading(opts.data, opts.progress):
+            batches = load_market_data(
+                opts.data, products=products, start=opts.start, end=opts.end, catalog=opts.catalog
+            )
     system = assemble(
         cfg,
         batches,

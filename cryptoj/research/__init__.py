@@ -1,0 +1,1 @@
+"""Parameter sweeps over deterministic replays, walk-forward validated (docs/research.md)."""
