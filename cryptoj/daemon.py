@@ -216,6 +216,7 @@ class Daemon:
             run_tag=run_tag,
             journal_path=system.journal_path,  # its WAL is checkpointed off the actors' threads
             threads=board,
+            conflate_quotes=cfg.feed.conflate_mailboxes,
         )
         rt.narrator = Narrator(log_line)
         system.venue.set_listener(lambda event: rt.tell("execution", event, sender="venue"))
