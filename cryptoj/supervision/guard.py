@@ -170,7 +170,7 @@ class ThreadGuard:
                 break
         except BaseException as e:  # SystemExit and the like: the thread ends for good
             self._set("dead")
-            self.last_error = clean_text(_describe(e))
+            self.last_error = clean_text(describe_error(e))
             self.board.count(self.name)
             logger.opt(exception=e).critical(
                 "thread {} ({}) ended by {}: not restarted",
@@ -206,7 +206,7 @@ class ThreadGuard:
         self.streak += 1
         self.crashes += 1
         self.last_crash = now
-        self.last_error = clean_text(_describe(error))
+        self.last_error = clean_text(describe_error(error))
         total = self.board.count(self.name)
         delay = self.delay_s(self.streak - 1, self.rng.random())
         logger.opt(exception=error).error(
@@ -287,7 +287,9 @@ def excepthook(args: threading.ExceptHookArgs, board: ThreadBoard | None = None)
     )
 
 
-def _describe(e: BaseException) -> str:
+def describe_error(e: BaseException) -> str:
+    """``e`` as one line that names its type (``"ValueError: bad"``; the message alone when it
+    already names it)."""
     text = str(e).strip() or type(e).__name__
     return text if type(e).__name__ in text else f"{type(e).__name__}: {text}"
 
@@ -299,6 +301,7 @@ __all__ = [
     "ThreadBoard",
     "ThreadGuard",
     "clean_text",
+    "describe_error",
     "excepthook",
     "thread_label",
 ]

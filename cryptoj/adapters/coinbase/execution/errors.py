@@ -46,6 +46,8 @@ from typing import Any
 
 import requests
 
+from cryptoj.supervision.guard import describe_error
+
 BODY_EXCERPT = 200
 _BEARER = re.compile(r"(?i)bearer\s+[A-Za-z0-9._~+/=-]+")
 _PEM = re.compile(r"-----BEGIN [A-Z0-9 ]+-----.*?(-----END [A-Z0-9 ]+-----|$)", re.S)
@@ -212,13 +214,13 @@ def classify(exc: BaseException, *, secrets: Iterable[str] = (), now_s: float = 
             return Fault(FaultKind.NOT_FOUND, status, msg(where))
         return Fault(FaultKind.BAD_REQUEST, status, msg(where))
     if isinstance(exc, requests.exceptions.ConnectTimeout | requests.exceptions.SSLError):
-        return Fault(FaultKind.NOT_SENT, 0, msg(_describe(exc)))
+        return Fault(FaultKind.NOT_SENT, 0, msg(describe_error(exc)))
     if isinstance(exc, requests.exceptions.ProxyError | requests.exceptions.InvalidURL):
-        return Fault(FaultKind.NOT_SENT, 0, msg(_describe(exc)))
+        return Fault(FaultKind.NOT_SENT, 0, msg(describe_error(exc)))
     if isinstance(exc, requests.exceptions.ReadTimeout | requests.exceptions.Timeout):
-        return Fault(FaultKind.NO_RESPONSE, 0, msg(_describe(exc)))
+        return Fault(FaultKind.NO_RESPONSE, 0, msg(describe_error(exc)))
     if isinstance(exc, requests.exceptions.ConnectionError):
-        text = _describe(exc)
+        text = describe_error(exc)
         never_connected = any(
             marker in text
             for marker in (
@@ -234,13 +236,15 @@ def classify(exc: BaseException, *, secrets: Iterable[str] = (), now_s: float = 
         exc,
         requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError,
     ):
-        return Fault(FaultKind.NO_RESPONSE, 0, msg(_describe(exc)))
+        return Fault(FaultKind.NO_RESPONSE, 0, msg(describe_error(exc)))
     if isinstance(exc, ValueError | TypeError | KeyError):  # JSON / shape errors on a 2xx body
-        return Fault(FaultKind.BAD_BODY, 200, msg(f"unexpected response body: {_describe(exc)}"))
+        return Fault(
+            FaultKind.BAD_BODY, 200, msg(f"unexpected response body: {describe_error(exc)}")
+        )
     if isinstance(exc, OSError):
-        return Fault(FaultKind.NO_RESPONSE, 0, msg(_describe(exc)))
+        return Fault(FaultKind.NO_RESPONSE, 0, msg(describe_error(exc)))
     # The SDK raises a bare Exception when the key cannot sign a JWT.
-    return Fault(FaultKind.CREDENTIALS, 0, msg(f"cannot sign the request: {_describe(exc)}"))
+    return Fault(FaultKind.CREDENTIALS, 0, msg(f"cannot sign the request: {describe_error(exc)}"))
 
 
 @dataclass(frozen=True)
@@ -315,11 +319,6 @@ def decide(
     if fault.retry_after_s is not None:
         wait = max(wait, min(fault.retry_after_s, policy.max_wait_s))
     return Retry(wait, f"{kind}: retry ({text})")
-
-
-def _describe(e: BaseException) -> str:
-    text = str(e).strip() or type(e).__name__
-    return text if type(e).__name__ in text else f"{type(e).__name__}: {text}"
 
 
 __all__ = [
