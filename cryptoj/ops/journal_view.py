@@ -85,15 +85,13 @@ def journal_figures(path: str | Path) -> dict[str, Any]:
 
 def open_orders(path: str | Path, limit: int = 100) -> list[dict[str, Any]]:
     """Non-terminal orders of the ExecutionActor, oldest first."""
-    with read_only(path) as db:
-        cur = db.execute(
-            "SELECT client_order_id, product, side, order_type, quantity, limit_price, status,"
-            " filled_quantity, created_ts, reason FROM orders WHERE status IN ('PENDING', 'OPEN')"
-            " ORDER BY created_ts, client_order_id LIMIT ?",
-            (limit,),
-        )
-        cols = [d[0] for d in cur.description]
-        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+    return _dicts(
+        path,
+        "SELECT client_order_id, product, side, order_type, quantity, limit_price, status,"
+        " filled_quantity, created_ts, reason FROM orders WHERE status IN ('PENDING', 'OPEN')"
+        " ORDER BY created_ts, client_order_id LIMIT ?",
+        (limit,),
+    )
 
 
 def recent_events(
@@ -101,25 +99,29 @@ def recent_events(
 ) -> list[dict[str, Any]]:
     """The newest journalled events (of ``kinds`` when given), oldest first."""
     where = f" WHERE kind IN ({','.join('?' * len(kinds))})" if kinds else ""
-    with read_only(path) as db:
-        cur = db.execute(
-            f"SELECT seq, ts, actor, kind, detail FROM events{where} ORDER BY seq DESC LIMIT ?",
-            (*kinds, limit),
-        )
-        cols = [d[0] for d in cur.description]
-        rows = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+    rows = _dicts(
+        path,
+        f"SELECT seq, ts, actor, kind, detail FROM events{where} ORDER BY seq DESC LIMIT ?",
+        (*kinds, limit),
+    )
     return rows[::-1]
 
 
 def recent_orders(path: str | Path, limit: int = 20) -> list[dict[str, Any]]:
     """The orders changed last (any status, child orders included), newest first."""
+    return _dicts(
+        path,
+        "SELECT client_order_id, product, side, order_type, quantity, limit_price, status,"
+        " filled_quantity, created_ts, updated_ts, reason FROM orders"
+        " ORDER BY updated_ts DESC, client_order_id DESC LIMIT ?",
+        (limit,),
+    )
+
+
+def _dicts(path: str | Path, sql: str, args: tuple[Any, ...]) -> list[dict[str, Any]]:
+    """The rows of one read-only query, each as a dict by column name."""
     with read_only(path) as db:
-        cur = db.execute(
-            "SELECT client_order_id, product, side, order_type, quantity, limit_price, status,"
-            " filled_quantity, created_ts, updated_ts, reason FROM orders"
-            " ORDER BY updated_ts DESC, client_order_id DESC LIMIT ?",
-            (limit,),
-        )
+        cur = db.execute(sql, args)
         cols = [d[0] for d in cur.description]
         return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
 
