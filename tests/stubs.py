@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -120,3 +121,21 @@ def start_keyed_fake(
         balances=balances or {"USD": "1000000", "ETH": "100"},
     ).start()
     return fake, key
+
+
+def chromium_command(profile: Path, window: str, *args: str) -> list[str]:
+    """A headless Chromium command line: no sandbox, GPU, first-run or background traffic,
+    its own profile directory, a window of ``window`` ("W,H"), then ``args``."""
+    return [
+        str(shutil.which("chromium")),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        f"--window-size={window}",
+        *args,
+    ]

@@ -33,6 +33,7 @@ from cryptoj.journal import Journal
 from cryptoj.ops import dashboard, journal_view
 from cryptoj.ops.config import OpsConfig
 from cryptoj.ops.curve import EquityCurve
+from tests.stubs import chromium_command
 from tests.test_ops import TOKEN, get_json, poll, request, running
 
 S = 1_000_000_000
@@ -222,21 +223,13 @@ class DevTools:
 def chromium(tmp_path: Path) -> Iterator[DevTools]:
     """A headless Chromium with remote debugging on a free loopback port, and its page."""
     profile = tmp_path / "profile"
-    cmd = [
-        str(shutil.which("chromium")),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
+    cmd = chromium_command(
+        profile,
+        "1400,1500",
         "--remote-debugging-address=127.0.0.1",
         "--remote-debugging-port=0",
-        f"--user-data-dir={profile}",
-        "--window-size=1400,1500",
         "about:blank",
-    ]
+    )
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     tools: DevTools | None = None
     try:

@@ -33,6 +33,7 @@ from cryptoj.report.data import (
     load_report_data,
     slippage_bps,
 )
+from tests.stubs import chromium_command
 from tests.test_ops import running
 
 DAY = ["--from", "2018-04-04", "--to", "2018-04-04"]
@@ -261,21 +262,13 @@ def test_the_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     ]
     assert main(args) == 0
     shot = tmp_path / "screenshot.png"
-    cmd = [
-        str(shutil.which("chromium")),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        "--window-size=1200,1600",
+    cmd = chromium_command(
+        tmp_path / "profile",
+        "1200,1600",
         "--hide-scrollbars",
         f"--screenshot={shot}",
         (out / "index.html").resolve().as_uri(),
-    ]
+    )
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert shot.is_file() and shot.read_bytes().startswith(PNG_SIGNATURE)
