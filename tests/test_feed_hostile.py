@@ -181,6 +181,21 @@ def hostile_round(
     }
 
 
+def raise_once_in_tick(session: Any, error: BaseException) -> None:
+    """Make the next ``session.tick`` (run on the connection's own thread) raise ``error``;
+    later ticks run as before."""
+    real_tick = session.tick
+    armed = [True]
+
+    def tick(now: int) -> Any:
+        if armed[0]:
+            armed[0] = False
+            raise error
+        return real_tick(now)
+
+    session.tick = tick
+
+
 def test_level2_and_trade_values_are_checked_dropped_counted_and_resynced(
     run: Callable[..., tuple[CoinbaseFeed, Recorder]],
     server: HostileServer,
@@ -287,18 +302,9 @@ def test_a_crashing_connection_thread_is_logged_counted_stale_and_restarted(
     feed, rec = run()
     conn = feed.connections[0]
     session = conn.session
-    real_tick = session.tick
-    armed = [True]
-
-    def tick(now: int) -> Any:
-        if armed[0]:
-            armed[0] = False
-            raise RuntimeError("injected fault in the connection thread")
-        return real_tick(now)
-
     server.hold_snapshots = server.hold_acks = True  # restarting, then stale, until released
     mark = len(rec.events)
-    session.tick = tick  # type: ignore[method-assign]
+    raise_once_in_tick(session, RuntimeError("injected fault in the connection thread"))
     assert wait_until(lambda: conn.crashes == 1, DEADLINE_S)
     st = feed.status()
     assert st["thread_crashes"] == 1 and conn.is_alive()
@@ -387,17 +393,8 @@ def test_daemon_ready_health_status_and_metrics_report_a_hostile_frame_and_a_cra
         live_feed = d.ctx.live_feed
         assert isinstance(live_feed, CoinbaseFeed)
         conn = live_feed.connections[0]
-        real_tick = conn.session.tick
-        armed = [True]
-
-        def tick(now: int) -> Any:
-            if armed[0]:
-                armed[0] = False
-                raise RuntimeError("injected fault")
-            return real_tick(now)
-
         server.hold_snapshots = server.hold_acks = True
-        conn.session.tick = tick  # type: ignore[method-assign]
+        raise_once_in_tick(conn.session, RuntimeError("injected fault"))
         poll(lambda: conn.crashes == 1, "the connection thread crashed")
         code, check = ready()
         assert code == 503 and check == {"ok": False, "detail": "restarting"}
@@ -425,17 +422,8 @@ def test_a_connection_thread_that_ends_on_its_own_is_replaced(
 ) -> None:
     feed, rec = run()
     old = feed.connections[0]
-    real_tick = old.session.tick
-    armed = [True]
-
-    def tick(now: int) -> Any:
-        if armed[0]:
-            armed[0] = False
-            raise SystemExit("not an Exception: the guard lets it through")
-        return real_tick(now)
-
     mark = len(rec.events)
-    old.session.tick = tick  # type: ignore[method-assign]
+    raise_once_in_tick(old.session, SystemExit("not an Exception: the guard lets it through"))
     assert wait_until(lambda: feed.connections[0] is not old, DEADLINE_S)
     old.join(5)
     assert not old.is_alive()
