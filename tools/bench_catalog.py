@@ -1,7 +1,7 @@
 """How long reading a year of one product's minute bars from the local catalog takes.
 
     python tools/bench_catalog.py --json                         # a SYNTHETIC year (labelled)
-    python tools/bench_catalog.py --csv /work/wt/ftx-btc-1m.csv.gz --json   # recorded bars
+    python tools/bench_catalog.py --csv ftx-btc-1m.csv.gz --json  # recorded bars (converted)
 
 No year of recorded 1-minute bars is available offline (the longest recorded series here is a
 month), so the default input is a **synthetic** year: 525,600 bars of product ``SYN-USD``
