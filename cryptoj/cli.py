@@ -509,7 +509,7 @@ def _control(args: argparse.Namespace) -> int:
     import urllib.error
     import urllib.request
 
-    from cryptoj.ops.config import resolve_token
+    from cryptoj.config.ops import resolve_token
     from cryptoj.ops.status_cli import base_url
 
     cfg = _load(args.config, default_if_missing=True)

@@ -35,17 +35,17 @@ from prometheus_client import CollectorRegistry
 from cryptoj.adapters.coinbase import CoinbaseFeed, CredentialsError, build_feed
 from cryptoj.adapters.coinbase.book_sampler import BookSampler
 from cryptoj.config import Config
-from cryptoj.marketdata.recording import FeedRecorder
-from cryptoj.marketdata.ticks import load_market_data
-from cryptoj.marketdata.warmup import WarmupReport, load_warmup
-from cryptoj.models.system import ShutdownRequested
-from cryptoj.ops.config import (
+from cryptoj.config.ops import (
     FlagError,
     OpsConfig,
     ops_problems,
     parse_flags,
     resolve_token,
 )
+from cryptoj.marketdata.recording import FeedRecorder
+from cryptoj.marketdata.ticks import load_market_data
+from cryptoj.marketdata.warmup import WarmupReport, load_warmup
+from cryptoj.models.system import ShutdownRequested
 from cryptoj.ops.flags import FlagStore
 from cryptoj.ops.metrics import build_registry
 from cryptoj.ops.narrator import (

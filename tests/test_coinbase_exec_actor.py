@@ -22,6 +22,7 @@ from cryptoj.adapters.coinbase.execution.venue import CoinbaseVenue
 from cryptoj.adapters.coinbase.fake import FakeCoinbase
 from cryptoj.adapters.coinbase.fake.auth import ApiKey, generate_api_key, write_key_file
 from cryptoj.config import Config, parse_config
+from cryptoj.config.ops import OpsConfig
 from cryptoj.daemon import Daemon
 from cryptoj.execution.driver import SPLIT_TIMER as SPLIT
 from cryptoj.execution.splitting import SplitPolicy
@@ -38,7 +39,6 @@ from cryptoj.models.orders import (
     SubmitOrder,
 )
 from cryptoj.models.system import DrainOrders, OrdersDrained, Tick
-from cryptoj.ops.config import OpsConfig
 from cryptoj.ops.metrics import parse_families
 from cryptoj.runtime.assemble import LiveTradingUnavailable, assemble
 from tests.stubs import FakeCtx

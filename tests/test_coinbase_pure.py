@@ -12,7 +12,6 @@ import yaml
 from cryptoj.adapters.coinbase.book import OrderBook, book_digest
 from cryptoj.adapters.coinbase.buffer import RawFrameBuffer, read_frames, segments
 from cryptoj.adapters.coinbase.circuit import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
-from cryptoj.adapters.coinbase.config import CoinbaseFeedConfig, level2_shards
 from cryptoj.adapters.coinbase.conflate import Conflator, QuoteWindow
 from cryptoj.adapters.coinbase.fake.sim import MarketSim, clean
 from cryptoj.adapters.coinbase.policy import RateLimiter, ReconnectPolicy, StateHistory
@@ -20,6 +19,7 @@ from cryptoj.adapters.coinbase.schemas import L2Update
 from cryptoj.adapters.coinbase.sequence import Gap, SequenceTracker
 from cryptoj.adapters.coinbase.stats import LatencyStats
 from cryptoj.config import Config, validate
+from cryptoj.config.coinbase import CoinbaseFeedConfig, level2_shards
 from cryptoj.marketdata import load_events
 from cryptoj.models.market import Bar, FeedStatus, Quote, Trade
 from cryptoj.supervision.spec import Backoff

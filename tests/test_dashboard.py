@@ -29,9 +29,9 @@ import websocket
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cryptoj.config.ops import OpsConfig
 from cryptoj.journal import Journal
 from cryptoj.ops import dashboard, journal_view
-from cryptoj.ops.config import OpsConfig
 from cryptoj.ops.curve import EquityCurve
 from tests.stubs import chromium_command
 from tests.test_ops import TOKEN, get_json, poll, request, running

@@ -21,11 +21,11 @@ import pytest
 from cryptoj.adapters.coinbase.fake import FakeCoinbase
 from cryptoj.cli import main
 from cryptoj.config import parse_config
+from cryptoj.config.ops import OpsConfig
 from cryptoj.daemon import Daemon
 from cryptoj.marketdata.loader import DataError
 from cryptoj.marketdata.recording import FeedRecorder, list_recorded, load_recorded_events
 from cryptoj.models.market import FeedStatus, Quote, Trade
-from cryptoj.ops.config import OpsConfig
 from tests.test_ops import poll
 
 DAY1 = 1_700_000_000 * 10**9  # 2023-11-14 22:13:20 UTC

@@ -22,9 +22,9 @@ from loguru import logger
 from cryptoj.adapters.coinbase import CoinbaseFeed, CoinbaseFeedConfig
 from cryptoj.cli import main
 from cryptoj.config import parse_config
+from cryptoj.config.ops import OpsConfig
 from cryptoj.daemon import Daemon
 from cryptoj.models.market import FeedStatus, Quote, Trade
-from cryptoj.ops.config import OpsConfig
 from tests.hostile_ws import TIMESTAMP, HostileServer, good_ticker
 from tests.test_coinbase_failover import closed_port
 from tests.test_coinbase_fake import Recorder, wait_until

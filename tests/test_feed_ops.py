@@ -20,8 +20,8 @@ import pytest
 from cryptoj.adapters.coinbase.fake import FakeCoinbase
 from cryptoj.cli import main
 from cryptoj.config import parse_config
+from cryptoj.config.ops import OpsConfig
 from cryptoj.daemon import Daemon
-from cryptoj.ops.config import OpsConfig
 from cryptoj.ops.metrics import parse_families
 from tests.stubs import spawn_daemon
 from tests.test_coinbase_failover import closed_port

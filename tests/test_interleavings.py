@@ -37,7 +37,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from cryptoj.actors.base import Actor, Context
 from cryptoj.actors.portfolio import PortfolioActor
 from cryptoj.config import (
     Config,
@@ -47,6 +46,7 @@ from cryptoj.config import (
     SupervisionConfig,
     load_config,
 )
+from cryptoj.contract import Actor, Context
 from cryptoj.journal import Journal
 from cryptoj.marketdata.loader import LONG_CSV_COLUMNS, get_dataset, load_events
 from cryptoj.models.base import Message

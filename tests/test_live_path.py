@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pykka
 
-from cryptoj.actors.base import Actor, Context
 from cryptoj.actors.feed import FeedActor, ReplaySource
+from cryptoj.contract import Actor, Context
 from cryptoj.journal import Journal
 from cryptoj.models.base import Message
 from cryptoj.models.market import Bar, Quote, Trade

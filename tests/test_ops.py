@@ -29,12 +29,9 @@ import msgspec
 import pytest
 from prometheus_client import CollectorRegistry
 
-from cryptoj.actors.base import Actor, Context
 from cryptoj.cli import main
 from cryptoj.config import parse_config
-from cryptoj.daemon import Daemon
-from cryptoj.models.orders import Fill, OrderClosed, OrderStatus, OrderType, Side, SubmitOrder
-from cryptoj.ops.config import (
+from cryptoj.config.ops import (
     FlagError,
     OpsConfig,
     is_loopback,
@@ -42,6 +39,9 @@ from cryptoj.ops.config import (
     parse_flags,
     resolve_token,
 )
+from cryptoj.contract import Actor, Context
+from cryptoj.daemon import Daemon
+from cryptoj.models.orders import Fill, OrderClosed, OrderStatus, OrderType, Side, SubmitOrder
 from cryptoj.ops.flags import FlagsChanged, FlagStore
 from cryptoj.ops.metrics import parse_families
 from cryptoj.ops.probe import ActorStatus, StatusRequest

@@ -12,8 +12,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from cryptoj.actors.base import Actor, Context
 from cryptoj.config import Config
+from cryptoj.contract import Actor, Context
 from cryptoj.models.market import Bar, Quote
 from cryptoj.models.system import Tick
 from cryptoj.replay import ReplayOptions, run_replay

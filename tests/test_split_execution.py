@@ -10,8 +10,8 @@ from pathlib import Path
 
 import msgspec
 
-from cryptoj.actors.base import Actor, Context
 from cryptoj.actors.execution import ExecutionActor
+from cryptoj.contract import Actor, Context
 from cryptoj.execution.driver import SPLIT_TIMER as SPLIT
 from cryptoj.execution.plan import SplitPlan, child_id
 from cryptoj.execution.records import (

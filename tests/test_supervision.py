@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cryptoj.actors.base import Actor, Context
+from cryptoj.contract import Actor, Context
 from cryptoj.models.base import Message
 from cryptoj.models.system import ChildExited, RestartChild
 from cryptoj.runtime.common import Registered, flatten_tree

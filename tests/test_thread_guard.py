@@ -24,8 +24,8 @@ from cryptoj.adapters.coinbase.execution.user_channel import UserChannel
 from cryptoj.adapters.coinbase.execution.venue import CoinbaseVenue
 from cryptoj.adapters.coinbase.fake.auth import write_key_file
 from cryptoj.adapters.coinbase.jwt_auth import Credentials, ws_jwt_factory
+from cryptoj.config.ops import OpsConfig
 from cryptoj.daemon import Daemon
-from cryptoj.ops.config import OpsConfig
 from cryptoj.ops.metrics import parse_families
 from cryptoj.supervision.guard import ThreadBoard, ThreadGuard, excepthook
 from tests.test_coinbase_exec_actor import fake_key, live_config  # noqa: F401 - a fixture

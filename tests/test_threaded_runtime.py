@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from cryptoj.actors.base import Actor, Context
+from cryptoj.contract import Actor, Context
 from cryptoj.models.base import Message
 from cryptoj.models.system import ChildExited
 from cryptoj.runtime.common import Registered

@@ -26,12 +26,12 @@ from loguru import logger
 import cryptoj.marketdata
 from cryptoj.adapters.coinbase.fake import FakeCoinbase
 from cryptoj.config import Config, parse_config
+from cryptoj.config.ops import OpsConfig
 from cryptoj.daemon import Daemon
 from cryptoj.marketdata.catalog import Catalog
 from cryptoj.marketdata.loader import get_dataset
 from cryptoj.marketdata.warmup import _recorded_bars, bars_needed, load_warmup
 from cryptoj.models.market import Bar
-from cryptoj.ops.config import OpsConfig
 from cryptoj.strategies.host import StrategyHost
 from cryptoj.strategies.loader import load_strategies
 from tests.test_ops import get_json, poll

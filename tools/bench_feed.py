@@ -38,7 +38,7 @@ import websocket
 from loguru import logger
 
 from cryptoj.adapters.coinbase import CoinbaseFeed, CoinbaseFeedConfig
-from cryptoj.adapters.coinbase.config import Channel
+from cryptoj.config.coinbase import Channel
 
 PRODUCTS = ["BTC-USD", "ETH-USD", "LTC-USD"]
 CHANNELS: tuple[Channel, ...] = ("level2", "ticker", "market_trades")

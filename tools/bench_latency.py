@@ -57,9 +57,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cryptoj.actors.base import Context  # noqa: E402
 from cryptoj.actors.feed import FeedActor  # noqa: E402
 from cryptoj.config import parse_config  # noqa: E402
+from cryptoj.contract import Context  # noqa: E402
 from cryptoj.marketdata.recording import FeedRecorder  # noqa: E402
 from cryptoj.marketdata.ticks import load_trade_ticks  # noqa: E402
 from cryptoj.models.base import Message  # noqa: E402

@@ -51,7 +51,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from cryptoj.actors.base import Actor, Context
+from cryptoj.contract import Actor, Context
 from cryptoj.execution.driver import SPLIT_TIMER, SplitDriver
 from cryptoj.execution.records import journal_order
 from cryptoj.execution.splitting import SplitPolicy

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from itertools import groupby
 
-from cryptoj.actors.base import Actor, Context
+from cryptoj.contract import Actor, Context
 from cryptoj.marketdata.aggregation import TickBarAggregator, usable, usable_quote
 from cryptoj.models.market import (
     Bar,

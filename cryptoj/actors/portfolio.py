@@ -50,8 +50,8 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
-from cryptoj.actors.base import Actor, Context
 from cryptoj.config import Config
+from cryptoj.contract import Actor, Context
 from cryptoj.journal import Journal
 from cryptoj.models.market import Bar, FeedStatus, Quote, QuoteBatch
 from cryptoj.models.orders import (

@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import json
 
-from cryptoj.actors.base import Actor, Context
 from cryptoj.config import RiskConfig
+from cryptoj.contract import Actor, Context
 from cryptoj.journal import Journal
 from cryptoj.models.market import Bar, FeedStatus
 from cryptoj.models.portfolio import PortfolioSnapshot

@@ -23,8 +23,8 @@ from decimal import Decimal
 
 from loguru import logger
 
-from cryptoj.actors.base import Actor, Context
 from cryptoj.config import StrategyConfig
+from cryptoj.contract import Actor, Context
 from cryptoj.journal import Journal
 from cryptoj.models.market import Bar, FeedStatus, Quote, QuoteBatch, Trade
 from cryptoj.models.orders import Fill

@@ -40,7 +40,7 @@ from typing import Protocol, runtime_checkable
 
 import msgspec
 
-from cryptoj.actors.base import Context
+from cryptoj.contract import Context
 from cryptoj.execution.parent import Actions, ParentOrder
 from cryptoj.execution.plan import child_id
 from cryptoj.execution.records import (

@@ -20,5 +20,5 @@ module                 what it holds
 =====================  ===========================================================================
 
 Importing this package imports nothing else, so :mod:`cryptoj.config` can use
-:mod:`cryptoj.ops.config` without pulling in the HTTP server or prometheus.
+:mod:`cryptoj.config.ops` without pulling in the HTTP server or prometheus.
 """

@@ -23,9 +23,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cryptoj.config.ops import FlagError, FlagValue, check_value, parse_flags
 from cryptoj.journal import Journal
 from cryptoj.models.base import Message
-from cryptoj.ops.config import FlagError, FlagValue, check_value, parse_flags
 
 
 class FlagsChanged(Message, frozen=True, kw_only=True):

@@ -17,8 +17,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from cryptoj.config.ops import risk_rank
 from cryptoj.ops import journal_view
-from cryptoj.ops.config import risk_rank
 from cryptoj.ops.feed import FEED_STATES, live_families
 from cryptoj.ops.probe import PortfolioStatus, RiskStatus
 from cryptoj.ops.state import OpsState

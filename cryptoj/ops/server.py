@@ -57,12 +57,12 @@ from loguru import logger
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
+from cryptoj.config.ops import FlagError, is_loopback
 from cryptoj.models.risk import RiskResume
 from cryptoj.models.signals import OperatorTarget
 from cryptoj.models.system import RestartChild
 from cryptoj.models.unwind import OperatorCommand
 from cryptoj.ops import dashboard, journal_view
-from cryptoj.ops.config import FlagError, is_loopback
 from cryptoj.ops.curve import EquityCurve
 from cryptoj.ops.state import OpsState
 from cryptoj.supervision.guard import ThreadBoard, ThreadGuard

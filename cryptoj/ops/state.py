@@ -19,8 +19,8 @@ from typing import Any
 
 import msgspec
 
+from cryptoj.config.ops import OpsConfig, risk_rank
 from cryptoj.ops import journal_view
-from cryptoj.ops.config import OpsConfig, risk_rank
 from cryptoj.ops.feed import LiveFeed, live_view
 from cryptoj.ops.flags import FlagStore
 from cryptoj.ops.probe import PortfolioStatus, ProgrammeStatus, RiskStatus

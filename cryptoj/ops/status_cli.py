@@ -17,7 +17,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from cryptoj.ops.config import OpsConfig, resolve_token
+from cryptoj.config.ops import OpsConfig, resolve_token
 
 EXIT_OK, EXIT_DOWN, EXIT_USAGE = 0, 1, 2
 

@@ -20,8 +20,8 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 
-from cryptoj.actors.base import Context
 from cryptoj.config import Config
+from cryptoj.contract import Context
 from cryptoj.execution.splitting import beyond_depth
 from cryptoj.journal import Journal
 from cryptoj.models.market import Quote

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from cryptoj.actors.base import Actor
+from cryptoj.contract import Actor
 from cryptoj.models.base import Message
 from cryptoj.models.market import Bar, Quote, QuoteBatch, Trade
 from cryptoj.supervision.spec import ChildSpec, SupervisorSpec
@@ -63,7 +63,7 @@ class RuntimeOps(Protocol):
 
 
 class ActorContext:
-    """The :class:`~cryptoj.actors.base.SupervisorContext` both runtimes give their actors."""
+    """The :class:`~cryptoj.contract.SupervisorContext` both runtimes give their actors."""
 
     __slots__ = ("_name", "_rng", "_rt")
 

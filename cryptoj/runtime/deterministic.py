@@ -15,7 +15,7 @@ import random
 from collections import deque
 from collections.abc import Callable
 
-from cryptoj.actors.base import Actor
+from cryptoj.contract import Actor
 from cryptoj.models.base import Message
 from cryptoj.models.system import ChildExited, ChildStarted
 from cryptoj.runtime.common import (

@@ -44,7 +44,7 @@ from typing import Any
 import pykka
 from pykka import ActorDeadError, ActorRef
 
-from cryptoj.actors.base import Actor
+from cryptoj.contract import Actor
 from cryptoj.models.base import Message
 from cryptoj.models.system import ChildExited, ChildStarted, Ping
 from cryptoj.runtime.checkpoint import WalCheckpointer

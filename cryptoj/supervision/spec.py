@@ -6,7 +6,7 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from cryptoj.actors.base import Actor
+from cryptoj.contract import Actor
 
 
 class Restart(enum.StrEnum):

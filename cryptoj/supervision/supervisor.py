@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import cast
 
-from cryptoj.actors.base import Actor, Context, SupervisorContext
+from cryptoj.contract import Actor, Context, SupervisorContext
 from cryptoj.models.system import ChildExited, RestartChild, StartChild
 from cryptoj.supervision.intensity import RestartIntensity
 from cryptoj.supervision.spec import ChildSpec, Restart, Strategy, SupervisorSpec

@@ -31,10 +31,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from cryptoj.adapters.coinbase.config import CoinbaseFeedConfig
 from cryptoj.adapters.coinbase.conflate import FeedEvent
 from cryptoj.adapters.coinbase.jwt_auth import CredentialsError, load_credentials, ws_jwt_factory
 from cryptoj.adapters.coinbase.manager import CoinbaseFeed
+from cryptoj.config.coinbase import CoinbaseFeedConfig
 from cryptoj.supervision.guard import ThreadBoard
 
 if TYPE_CHECKING:  # cryptoj.config imports this package's config module: no cycle at run time

@@ -43,7 +43,6 @@ from loguru import logger
 
 from cryptoj.adapters.coinbase.buffer import RawFrameBuffer
 from cryptoj.adapters.coinbase.circuit import OPEN, CircuitBreaker
-from cryptoj.adapters.coinbase.config import CoinbaseFeedConfig, level2_shards
 from cryptoj.adapters.coinbase.conflate import Conflator, FeedEvent
 from cryptoj.adapters.coinbase.connection import FeedConnection
 from cryptoj.adapters.coinbase.policy import RateLimiter, ReconnectPolicy, StateHistory
@@ -54,6 +53,7 @@ from cryptoj.adapters.coinbase.session import (
     FeedSession,
     SessionSettings,
 )
+from cryptoj.config.coinbase import CoinbaseFeedConfig, level2_shards
 from cryptoj.models.market import FeedStatus, Trade
 from cryptoj.supervision.guard import BOARD, ThreadBoard, ThreadGuard
 from cryptoj.supervision.spec import Backoff

@@ -35,7 +35,6 @@ from typing import Any, cast
 import msgspec
 
 from cryptoj.adapters.coinbase.book import OrderBook
-from cryptoj.adapters.coinbase.config import CoinbaseFeedConfig
 from cryptoj.adapters.coinbase.parse import (
     ErrorFrame,
     FrameDecoder,
@@ -66,6 +65,7 @@ from cryptoj.adapters.coinbase.validate import (
     levels_problem,
     pair_problem,
 )
+from cryptoj.config.coinbase import CoinbaseFeedConfig
 from cryptoj.models.market import FeedStatus, Quote, Trade
 
 S = 1_000_000_000

@@ -15,8 +15,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 import yaml
 
-from cryptoj.adapters.coinbase.config import CoinbaseFeedConfig
-from cryptoj.ops.config import FlagName, FlagValue, OpsConfig, flag_problems
+from cryptoj.config.coinbase import CoinbaseFeedConfig
+from cryptoj.config.ops import FlagName, FlagValue, OpsConfig, flag_problems
 from cryptoj.paths import writable_file_problem
 
 Fraction = Annotated[float, msgspec.Meta(gt=0, le=1)]
