@@ -79,29 +79,41 @@ class RunOutcome:
 
 
 def preceding_history(
-    cfg: Config, data: str, products: list[str] | None, start: dt.date | None
+    cfg: Config,
+    data: str,
+    products: list[str] | None,
+    start: dt.date | None,
+    before: list[Batch] | None = None,
 ) -> MarketHistory | None:
     """The strategies' warm-up history for a replay from ``start``: the data set's events
     before that day (as many as :class:`MarketHistory` keeps); None without ``--from`` or
-    when nothing precedes it."""
+    when nothing precedes it. ``before``: those events already in memory (a sweep's workers
+    hold them), instead of reading the data set again."""
     if start is None:
         return None
-    history = MarketHistory(history_kinds(load_strategies(cfg)))
-    try:
-        before = load_market_data(data, products=products, end=start - dt.timedelta(days=1))
-    except DataError:
+    if before is None:
+        try:
+            before = load_market_data(data, products=products, end=start - dt.timedelta(days=1))
+        except DataError:
+            return None
+    if not before:
         return None
+    history = MarketHistory(history_kinds(load_strategies(cfg)))
     history.extend(e for batch in before for e in batch)
     return history
 
 
 def run_replay(
-    cfg: Config, opts: ReplayOptions, batches: list[Batch] | None = None
+    cfg: Config,
+    opts: ReplayOptions,
+    batches: list[Batch] | None = None,
+    before: list[Batch] | None = None,
 ) -> tuple[dict[str, Any], int]:
     """Run one replay; return the summary and the process exit code.
 
     ``batches``: market data already loaded (and cut to ``opts.start``..``opts.end``), as a
-    parameter sweep's workers hold it; by default it is loaded from ``opts.data``."""
+    parameter sweep's workers hold it; by default it is loaded from ``opts.data``. ``before``:
+    likewise the data preceding ``opts.start`` (the strategies' warm-up)."""
     cfg = with_unwind_mode(cfg, opts.unwind)
     products = list(cfg.feed.products) or None
     if batches is None:
@@ -116,7 +128,7 @@ def run_replay(
         fresh_journal=True,
         run_tag=f"s{opts.seed}",
         data_name=opts.data,
-        history=preceding_history(cfg, opts.data, products, opts.start),
+        history=preceding_history(cfg, opts.data, products, opts.start, before),
     )
     trace = (
         TraceWriter(

@@ -34,7 +34,7 @@ from cryptoj.research.space import (
     parse_spec,
 )
 from cryptoj.research.sweep import SweepOptions, SweepOutcome, run_sweep
-from cryptoj.research.trial import Payload, Task, run_trial
+from cryptoj.research.trial import Payload, Task, load_payload_data, preceding, run_trial
 from cryptoj.research.windows import make_folds
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,10 +136,13 @@ def test_walk_forward_windows_roll_by_the_test_length() -> None:
 
 def test_a_trial_is_the_replay_of_its_window(tmp_path: Path) -> None:
     """A trial on preloaded data gives the same figures as ``replay --from --to``."""
-    batches = load_market_data(DATA, start=dt.date(2020, 1, 1), end=dt.date(2020, 4, 30))
+    before, batches = load_payload_data(DATA, None, dt.date(2020, 1, 1), dt.date(2020, 4, 30))
     params = {"strategy.fast_period": 8, "strategy.slow_period": 40}
-    payload = Payload(DATA, batches, {}, 5, 86400.0)
+    payload = Payload(DATA, batches, before, {}, 5, 86400.0)
     task = Task(0, 0, "train", params, dt.date(2020, 2, 1), dt.date(2020, 3, 15))
+    # its warm-up comes from memory, and is what ``replay --from`` reads from the data set
+    warm = load_market_data(DATA, end=task.start - dt.timedelta(days=1))
+    assert preceding(payload, task.start) == warm
     res = run_trial(payload, task, tmp_path)
     assert res.ok, res.error
     cfg = parse_config({"strategy": {"fast_period": 8, "slow_period": 40}})
@@ -162,7 +165,7 @@ def test_a_trial_is_the_replay_of_its_window(tmp_path: Path) -> None:
 
 def test_failures_come_back_with_their_error(tmp_path: Path) -> None:
     batches = load_market_data(DATA, start=dt.date(2020, 1, 1), end=dt.date(2020, 1, 31))
-    payload = Payload(DATA, batches, {}, 5, 86400.0)
+    payload = Payload(DATA, batches, [], {}, 5, 86400.0)
     bad = Task(
         0,
         1,

@@ -21,9 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cryptoj.marketdata.ticks import load_market_data
 from cryptoj.research.backends import Backend, PoolBackend, RayBackend, default_jobs
-from cryptoj.research.trial import Payload, Task
+from cryptoj.research.trial import Payload, Task, load_payload_data
 
 
 def _tasks(n: int, start: dt.date, end: dt.date, offset: int = 0) -> list[Task]:
@@ -66,8 +65,8 @@ def main() -> int:
     ap.add_argument("--no-ray", action="store_true", help="skip the Ray backend")
     args = ap.parse_args()
     start, end = dt.date.fromisoformat(args.start), dt.date.fromisoformat(args.end)
-    batches = load_market_data(args.data, start=start, end=end)
-    payload = Payload(args.data, batches, {}, 7, 86400.0)
+    before, batches = load_payload_data(args.data, None, start, end)
+    payload = Payload(args.data, batches, before, {}, 7, 86400.0)
     print(f"{args.trials} trials of {args.data} {start}..{end}; load average {os.getloadavg()}")
     rates: dict[tuple[str, int], tuple[float, float]] = {}
     backends = [("pool", 1), ("pool", args.jobs)]

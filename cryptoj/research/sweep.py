@@ -31,7 +31,6 @@ from typing import Any
 import numpy as np
 
 from cryptoj.config import ConfigError, parse_config
-from cryptoj.marketdata.ticks import load_market_data
 from cryptoj.research.backends import Backend, make_backend
 from cryptoj.research.metrics import deflated_sharpe, pbo_cscv, sharpe, simple_returns
 from cryptoj.research.space import (
@@ -42,7 +41,7 @@ from cryptoj.research.space import (
     grid_size,
     grid_values,
 )
-from cryptoj.research.trial import Payload, Result, Task, open_offset
+from cryptoj.research.trial import Payload, Result, Task, load_payload_data, open_offset
 from cryptoj.research.windows import Fold, make_folds
 
 
@@ -123,7 +122,7 @@ def run_sweep(
     cfg = parse_config(base, "sweep base config")
     data = spec.data or cfg.feed.data
     products = list(cfg.feed.products) or None
-    batches = load_market_data(data, products=products, start=spec.start, end=spec.end)
+    before, batches = load_payload_data(data, products, spec.start, spec.end)
     offset = open_offset(batches)
     first = spec.start or _utc_date(batches[0][0].ts - offset)
     last = spec.end or _utc_date(batches[-1][-1].ts - offset)
@@ -133,7 +132,7 @@ def run_sweep(
         raise SweepError(str(e)) from None
     opts.out.mkdir(parents=True, exist_ok=True)
     storage = f"sqlite:///{(opts.out / 'study.sqlite').resolve()}"
-    payload = Payload(data, batches, base, seed, spec.objective.period_h * 3600)
+    payload = Payload(data, batches, before, base, seed, spec.objective.period_h * 3600)
     runner = _Runner(spec, opts, payload, seed, log)
     try:
         studies = []

@@ -21,7 +21,8 @@ from typing import Any
 
 from cryptoj.config import ConfigError, parse_config
 from cryptoj.journal import Journal
-from cryptoj.marketdata.ticks import Batch
+from cryptoj.marketdata.loader import DataError
+from cryptoj.marketdata.ticks import Batch, load_market_data
 from cryptoj.models.market import Bar
 from cryptoj.research.metrics import (
     annualisation,
@@ -42,6 +43,7 @@ class Payload:
 
     data: str
     batches: list[Batch]
+    before: list[Batch]  # the data set's batches before ``batches``: the strategies' warm-up
     base: dict[str, Any]
     seed: int
     period_s: float
@@ -79,6 +81,27 @@ def day_ns(day: dt.date) -> int:
 def open_offset(batches: list[Batch]) -> int:
     """ns from a batch's open to its stamp: the bar interval for bar data, 0 for ticks."""
     return next((e.interval_s * 10**9 for b in batches for e in b if isinstance(e, Bar)), 0)
+
+
+def load_payload_data(
+    data: str, products: list[str] | None, start: dt.date | None, end: dt.date | None
+) -> tuple[list[Batch], list[Batch]]:
+    """The batches of ``start``..``end`` and, with a ``start``, the batches before it (every
+    trial's warm-up comes from memory, not from reading the data set again per trial)."""
+    batches = load_market_data(data, products=products, start=start, end=end)
+    before: list[Batch] = []
+    if start is not None:
+        try:
+            before = load_market_data(data, products=products, end=start - dt.timedelta(days=1))
+        except DataError:
+            before = []  # nothing precedes the sweep's first day
+    return before, batches
+
+
+def preceding(payload: Payload, start: dt.date) -> list[Batch]:
+    """The batches before the day ``start``: what ``replay --from start`` warms up on."""
+    cut = day_ns(start) + open_offset(payload.batches)
+    return payload.before + [b for b in payload.batches if b[0].ts < cut]
 
 
 def slice_days(batches: list[Batch], start: dt.date, end: dt.date) -> list[Batch]:
@@ -122,7 +145,7 @@ def _run(payload: Payload, task: Task, journal: Path, t0: float) -> Result:
         trace=None,
         seed=payload.seed,
     )
-    summary, code = run_replay(cfg, opts, batches=batches)
+    summary, code = run_replay(cfg, opts, batches=batches, before=preceding(payload, task.start))
     j = Journal(str(journal))
     try:
         curve = [(ts, float(eq)) for ts, eq in j.equity_curve()]
