@@ -40,6 +40,7 @@ from cryptoj.adapters.coinbase.fake.wire import (
     read_request,
 )
 from cryptoj.adapters.coinbase.parse import format_rfc3339_ns
+from tests.test_coinbase_failover import closed_port
 
 TIMESTAMP = "2024-10-04T07:04:40.812675707Z"
 
@@ -56,6 +57,27 @@ def snapshot_levels(bid: str = "100", ask: str = "101") -> list[dict[str, str]]:
         {"side": "bid", "event_time": TIMESTAMP, "price_level": "99", "new_quantity": "2"},
         {"side": "offer", "event_time": TIMESTAMP, "price_level": ask, "new_quantity": "3"},
     ]
+
+
+def feed_settings(server: HostileServer, **overrides: Any) -> dict[str, Any]:
+    """The Coinbase feed settings (``feed.coinbase``) of a client of ``server``: no REST (a
+    closed port), and watchdogs that never fire during a test (the server holds snapshots on
+    purpose); ``overrides`` replace or add fields."""
+    settings: dict[str, Any] = {
+        "ws_urls": [server.url],
+        "rest_url": f"http://127.0.0.1:{closed_port()}",
+        "heartbeat_timeout_s": 5.0,
+        "subscribe_ack_timeout_s": 60.0,
+        "resync_timeout_s": 60.0,
+        "book_stale_s": 0.0,
+        "ping_interval_s": 0.0,
+        "backoff_min_s": 0.05,
+        "backoff_max_s": 0.2,
+        "backfill_trades": False,
+        "rest_poll": False,
+    }
+    settings.update(overrides)
+    return settings
 
 
 def good_ticker(product: str) -> dict[str, str]:

@@ -12,7 +12,6 @@ reports each stale period and the counters what was dropped.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,15 +19,12 @@ from typing import Any
 
 import pytest
 
-from cryptoj.config import parse_config
-from cryptoj.config.ops import OpsConfig
 from cryptoj.daemon import Daemon
 from cryptoj.journal import Journal
 from cryptoj.portfolio.data_age import Decision, decision_ages, stale_decisions
-from tests.hostile_ws import HostileServer, good_ticker, now_text
-from tests.test_coinbase_failover import closed_port
+from tests.hostile_ws import HostileServer, feed_settings, good_ticker, now_text
 from tests.test_coinbase_fake import wait_until
-from tests.test_ops import get_json, poll, request
+from tests.test_ops import get_json, poll, request, running
 
 PRODUCTS = ["BTC-USD", "ETH-USD"]
 STALE_S = 1.0  # the stale threshold: heartbeat silence → stale; older quotes are not traded
@@ -172,56 +168,33 @@ class Live:
 def live(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[Live, HostileServer]]:
     """The daemon on the hostile server; ``request.param``: the feed's channels."""
     server = HostileServer(market_s=0.05).start()
-    journal = tmp_path / "journal.sqlite"
-    cfg = parse_config(
-        {
-            "feed": {
-                "source": "coinbase",
-                "products": PRODUCTS,
-                "tick_bar_size": 4,
-                "coinbase": {
-                    "ws_urls": [server.url],
-                    "rest_url": f"http://127.0.0.1:{closed_port()}",
-                    "auth": "never",
-                    "channels": list(request.param),
-                    "heartbeat_timeout_s": STALE_S,
-                    "subscribe_ack_timeout_s": 60.0,
-                    "resync_timeout_s": 60.0,
-                    "book_stale_s": 0.0,
-                    "ping_interval_s": 0.0,
-                    "backoff_min_s": 0.05,
-                    "backoff_max_s": 0.2,
-                    "backfill_trades": False,
-                    "rest_poll": False,
-                    "drop_log_interval_s": 600.0,
-                },
-            },
-            "journal": {"path": str(journal)},
-            "trace": {"enabled": False},
-            "strategy": {"kind": "manual"},
-            "paper": {"starting_cash": 100.0},
-            # the operator's weight as it is (no cost band, no minimum size to fall under)
-            "portfolio": {
-                "weighting": "signal",
-                "quote_max_age_s": STALE_S,
-                "cost_band_multiple": 0.0,
-            },
-            "risk": {"min_position_size": 0.0},
-            "shutdown": {"triggers": {"feed_stale": "normal"}},
-        }
-    )
-    d = Daemon(cfg, ops=OpsConfig(port=0))
-    result: dict[str, int] = {}
-    thread = threading.Thread(target=lambda: result.setdefault("code", d.run()), daemon=True)
-    thread.start()
+    feed = {
+        "source": "coinbase",
+        "products": PRODUCTS,
+        "tick_bar_size": 4,
+        "coinbase": feed_settings(
+            server,
+            auth="never",
+            channels=list(request.param),
+            heartbeat_timeout_s=STALE_S,
+            drop_log_interval_s=600.0,
+        ),
+    }
+    sections = {
+        "feed": feed,
+        "strategy": {"kind": "manual"},
+        "paper": {"starting_cash": 100.0},
+        # the operator's weight as it is (no cost band, no minimum size to fall under)
+        "portfolio": {"weighting": "signal", "quote_max_age_s": STALE_S, "cost_band_multiple": 0.0},
+        "risk": {"min_position_size": 0.0},
+        "shutdown": {"triggers": {"feed_stale": "normal"}},
+    }
     try:
-        assert d.ready.wait(30), "daemon did not start"
-        yield Live(d, journal), server
+        with running(tmp_path, sections=sections) as r:
+            yield Live(r.daemon, tmp_path / "journal.sqlite"), server
+        assert r.result.get("code") == 0
     finally:
-        d.request_stop("test over")
-        thread.join(30)
         server.stop()
-    assert not thread.is_alive() and result.get("code") == 0
 
 
 def settled(lv: Live) -> bool:

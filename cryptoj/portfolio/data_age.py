@@ -6,11 +6,11 @@ transaction (:meth:`~cryptoj.portfolio.desk.TxnDesk.begin`), stamped with the de
 sized on (``quote_ts``). The age of that data at the decision is the difference.
 
 :func:`decision_ages` lists them; :func:`stale_decisions` names every decision whose data was
-older than a threshold (empty when none was): live, the portfolio refuses to plan on a quote
-older than ``portfolio.quote_max_age_s`` by its clock, and a product the feed reports stale is
-not bought, so with that threshold the list must be empty. A plan whose step carries no
-``quote_ts`` (a journal written before it was recorded) is a problem too: its data age cannot
-be shown.
+older than a threshold (empty when none was): live, the portfolio plans on no quote older
+than ``portfolio.quote_max_age_s`` by its clock, nor on a product the feed reports stale or a
+quote from before its stale period, so with that threshold the list must be empty. A plan
+whose step carries no ``quote_ts`` (a journal written before it was recorded) is a problem
+too: its data age cannot be shown.
 
 Unwind and stop-loss slices are exits, not plans: they are sized on the product's latest quote,
 never on a stale book except the market sweep at the programme's deadline
@@ -41,7 +41,8 @@ class Decision:
 
 
 def decision_ages(journal: Journal) -> list[Decision]:
-    """Every planned leg's product with its decision time and data timestamp, oldest first."""
+    """Every planned leg's product with its decision time and data timestamp, in journal
+    order."""
     out: list[Decision] = []
     for step in journal.txn_steps():
         if step["step"] != "planned":
