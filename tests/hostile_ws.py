@@ -3,7 +3,11 @@ port 0).
 
 It speaks just enough of the protocol for the real feed client to go live: it acknowledges
 every subscribe, beats every ``heartbeat_s``, and answers a level2 subscribe with a snapshot
-(bid 100 / ask 101) and a ticker subscribe with one ticker per product. On top of that a test
+(bid 100 / ask 101) and a ticker subscribe with one ticker per product. Frames are stamped with
+the current time, as Coinbase stamps them. With ``market_s > 0`` a market keeps moving: every
+``market_s`` each product's best bid size changes (a level2 update, or a ticker without
+level2: a new quote) and one trade prints (so bars form); the market pauses while snapshots
+are held (a ticker would recover a stale product as a snapshot does). On top of that a test
 can push any frame: an enveloped frame with the next sequence number (:meth:`send_frame`) or
 raw bytes as they are (:meth:`send_raw`). ``hold_snapshots`` keeps the answers to level2 and
 ticker subscribes back, ``hold_acks`` the subscription acknowledgements, until :meth:`release`
@@ -35,8 +39,15 @@ from cryptoj.adapters.coinbase.fake.wire import (
     encode_frame,
     read_request,
 )
+from cryptoj.adapters.coinbase.parse import format_rfc3339_ns
+from tests.test_coinbase_failover import closed_port
 
 TIMESTAMP = "2024-10-04T07:04:40.812675707Z"
+
+
+def now_text() -> str:
+    """The current time as Coinbase writes timestamps."""
+    return format_rfc3339_ns(time.time_ns())
 
 
 def snapshot_levels(bid: str = "100", ask: str = "101") -> list[dict[str, str]]:
@@ -46,6 +57,27 @@ def snapshot_levels(bid: str = "100", ask: str = "101") -> list[dict[str, str]]:
         {"side": "bid", "event_time": TIMESTAMP, "price_level": "99", "new_quantity": "2"},
         {"side": "offer", "event_time": TIMESTAMP, "price_level": ask, "new_quantity": "3"},
     ]
+
+
+def feed_settings(server: HostileServer, **overrides: Any) -> dict[str, Any]:
+    """The Coinbase feed settings (``feed.coinbase``) of a client of ``server``: no REST (a
+    closed port), and watchdogs that never fire during a test (the server holds snapshots on
+    purpose); ``overrides`` replace or add fields."""
+    settings: dict[str, Any] = {
+        "ws_urls": [server.url],
+        "rest_url": f"http://127.0.0.1:{closed_port()}",
+        "heartbeat_timeout_s": 5.0,
+        "subscribe_ack_timeout_s": 60.0,
+        "resync_timeout_s": 60.0,
+        "book_stale_s": 0.0,
+        "ping_interval_s": 0.0,
+        "backoff_min_s": 0.05,
+        "backoff_max_s": 0.2,
+        "backfill_trades": False,
+        "rest_poll": False,
+    }
+    settings.update(overrides)
+    return settings
 
 
 def good_ticker(product: str) -> dict[str, str]:
@@ -63,8 +95,9 @@ def good_ticker(product: str) -> dict[str, str]:
 class HostileServer:
     """See the module docstring. One client connection at a time is served."""
 
-    def __init__(self, *, heartbeat_s: float = 0.05) -> None:
+    def __init__(self, *, heartbeat_s: float = 0.05, market_s: float = 0.0) -> None:
         self.heartbeat_s = heartbeat_s
+        self.market_s = market_s
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -156,7 +189,7 @@ class HostileServer:
             body = {
                 "channel": channel,
                 "client_id": "",
-                "timestamp": TIMESTAMP,
+                "timestamp": now_text(),
                 "sequence_num": seq[0],
                 "events": events,
             }
@@ -170,8 +203,28 @@ class HostileServer:
             else:
                 frame(channel, [{"type": "snapshot", "tickers": [good_ticker(product)]}])
 
-        next_beat = 0.0
+        next_beat = next_tick = 0.0
+        ticks = [0]
         ack_held = False
+
+        def market_tick() -> None:
+            """Each level2 (else ticker) product: a new best bid size, and one trade."""
+            ticks[0] += 1
+            size = f"1.{ticks[0] % 9 + 1}"
+            for p in subs.get("level2", []):
+                bid = {"side": "bid", "event_time": now_text(), "price_level": "100",
+                       "new_quantity": size}  # fmt: skip
+                frame("l2_data", [{"type": "update", "product_id": p, "updates": [bid]}])
+            quoted = subs.get("level2") or subs.get("ticker", [])
+            if "level2" not in subs and quoted:
+                items = [{**good_ticker(p), "best_bid_quantity": size} for p in quoted]
+                frame("ticker", [{"type": "update", "tickers": items}])
+            for p in quoted:
+                if "market_trades" in subs:
+                    t = {"product_id": p, "trade_id": f"m{ticks[0]}-{p}", "price": "100.5",
+                         "size": "0.01", "time": now_text(), "side": "BUY"}  # fmt: skip
+                    frame("market_trades", [{"type": "update", "trades": [t]}])
+
         while not self._stop.is_set():
             ready, _, _ = select.select([conn], [], [], 0.01)
             if ready:
@@ -231,6 +284,9 @@ class HostileServer:
                     body = json.loads(item)
                     frame(body["channel"], body["events"])
             now = time.monotonic()
+            if self.market_s > 0 and now >= next_tick and not self.hold_snapshots:
+                next_tick = now + self.market_s
+                market_tick()
             if now >= next_beat and "heartbeats" in subs:
                 next_beat = now + self.heartbeat_s
                 beats[0] += 1

@@ -25,8 +25,7 @@ from cryptoj.config import parse_config
 from cryptoj.config.ops import OpsConfig
 from cryptoj.daemon import Daemon
 from cryptoj.models.market import FeedStatus, Quote, Trade
-from tests.hostile_ws import TIMESTAMP, HostileServer, good_ticker
-from tests.test_coinbase_failover import closed_port
+from tests.hostile_ws import TIMESTAMP, HostileServer, feed_settings, good_ticker
 from tests.test_coinbase_fake import Recorder, wait_until
 from tests.test_feed_ops import _samples
 from tests.test_ops import get_json, poll
@@ -36,24 +35,9 @@ DEADLINE_S = 20.0
 
 
 def feed_config(server: HostileServer, **kw: Any) -> CoinbaseFeedConfig:
-    """Watchdogs that never fire during a test (the server holds snapshots on purpose)."""
-    base: dict[str, Any] = {
-        "ws_urls": (server.url,),
-        "rest_url": f"http://127.0.0.1:{closed_port()}",
-        "heartbeat_timeout_s": 5.0,
-        "subscribe_ack_timeout_s": 60.0,
-        "resync_timeout_s": 60.0,
-        "book_stale_s": 0.0,
-        "ping_interval_s": 0.0,
-        "backoff_min_s": 0.05,
-        "backoff_max_s": 0.2,
-        "conflate_ms": 0.0,
-        "backfill_trades": False,
-        "rest_poll": False,
-        "drop_log_interval_s": 600.0,
-    }
-    base.update(kw)
-    return CoinbaseFeedConfig(**base)
+    """The feed of ``server`` (:func:`~tests.hostile_ws.feed_settings`), unconflated."""
+    settings = feed_settings(server, conflate_ms=0.0, drop_log_interval_s=600.0, **kw)
+    return CoinbaseFeedConfig(**{**settings, "ws_urls": tuple(settings["ws_urls"])})
 
 
 @pytest.fixture
@@ -332,20 +316,7 @@ def test_daemon_ready_health_status_and_metrics_report_a_hostile_frame_and_a_cra
                 "source": "coinbase",
                 "products": PRODUCTS,
                 "tick_bar_size": 4,
-                "coinbase": {
-                    "ws_urls": [server.url],
-                    "rest_url": f"http://127.0.0.1:{closed_port()}",
-                    "auth": "never",
-                    "heartbeat_timeout_s": 5.0,
-                    "subscribe_ack_timeout_s": 60.0,
-                    "resync_timeout_s": 60.0,
-                    "book_stale_s": 0.0,
-                    "ping_interval_s": 0.0,
-                    "backoff_min_s": 0.05,
-                    "backoff_max_s": 0.2,
-                    "backfill_trades": False,
-                    "rest_poll": False,
-                },
+                "coinbase": feed_settings(server, auth="never"),
             },
             "journal": {"path": str(tmp_path / "journal.sqlite")},
             "trace": {"enabled": False},

@@ -139,6 +139,9 @@ class PortfolioActor(Actor):
         self.params: RiskParameters | None = None
         self.stopped_out: set[str] = set()
         self.stale: set[str] = set()  # products whose feed is stale: no exposure-increasing orders
+        #: product → timestamp of the quote it had when its feed went stale: that quote is from
+        #: before the outage and is never traded on, even after the recovery (see ``_usable``)
+        self.outdated: dict[str, int] = {}
         self.halted = False
         self.orders_sent = 0
         self.desk: TxnDesk | None = None
@@ -207,6 +210,8 @@ class PortfolioActor(Actor):
         products: list[str] = []
         for q in quotes:
             self.quotes[q.product] = q
+            if q.ts > self.outdated.get(q.product, q.ts):
+                del self.outdated[q.product]  # data from after the outage
             self.unwind.on_quote(q)
             if q.product not in products:
                 products.append(q.product)
@@ -222,6 +227,9 @@ class PortfolioActor(Actor):
     def _handle_feed_status(self, msg: FeedStatus, ctx: Context) -> None:
         if msg.state in ("stale", "degraded"):
             self.stale.update(msg.products)
+            for p in msg.products:
+                if p in self.quotes:
+                    self.outdated[p] = max(self.outdated.get(p, 0), self.quotes[p].ts)
             self._desk().abort_buys(set(msg.products), f"feed {msg.state}", ctx)
         else:
             self.stale.difference_update(msg.products)
@@ -509,7 +517,7 @@ class PortfolioActor(Actor):
             return
         if not self.targets or not self.quotes:
             return
-        usable = usable_quotes(self.quotes, int(self.cfg.portfolio.quote_max_age_s * 1e9))
+        usable = self._usable(ctx)
         tradable = {
             p
             for p in usable
@@ -568,15 +576,21 @@ class PortfolioActor(Actor):
             plans, skipped = desk.compensation_legs(
                 items,
                 self.quotes,
-                lambda p: self.halted or self.unwind.owns(p) or self.ledger.has_open_order(p),
+                lambda p: (
+                    self.halted
+                    or self.unwind.owns(p)
+                    or self.ledger.has_open_order(p)
+                    or p not in self._usable(ctx)
+                ),
             )
             if skipped or self.params is None:
                 self._journal().record_event(
                     ctx.now(),
                     "portfolio",
                     "compensation_skipped",
-                    f"{parent}: {', '.join(skipped or [p for p, _ in items])} (no quote, risk "
-                    "view or position; halted, unwinding or trading): the next plan realigns",
+                    f"{parent}: {', '.join(skipped or [p for p, _ in items])} (no current quote, "
+                    "risk view or position; halted, unwinding or trading): the next plan "
+                    "realigns",
                 )
             if plans and self.params is not None:
                 desk.begin(
@@ -587,6 +601,21 @@ class PortfolioActor(Actor):
             self._rebalance(ctx)
         elif trigger:
             self._rebalance(ctx, only)
+
+    # -- market data age ------------------------------------------------------------------
+
+    def _usable(self, ctx: Context) -> set[str]:
+        """Products whose quote is current enough to decide an order on: at most
+        ``portfolio.quote_max_age_s`` behind the newest quote and, on a live feed, behind this
+        actor's clock (a frozen feed ages every quote), and not a quote from before a stale
+        period (``outdated``: after a resync only the new book's quotes count). In a replay
+        the data's own time is the clock (a bar's quote is as old as its bar), so the clock
+        rule applies live only. ``cryptoj.portfolio.data_age`` audits the journalled decisions
+        against the same age."""
+        live = self.cfg.feed.source == "coinbase"
+        max_age = int(self.cfg.portfolio.quote_max_age_s * 1e9)
+        usable = usable_quotes(self.quotes, max_age, ctx.now() if live else None)
+        return usable - self.outdated.keys()
 
     # -- views ----------------------------------------------------------------------------
 

@@ -139,11 +139,17 @@ class StrategyActor(Actor):
                 )
 
     def _handle_feed_status(self, msg: FeedStatus, ctx: Context) -> None:
-        """Stale products get no new targets until they recover (no entries on stale data)."""
+        """Stale products get no new targets until they recover (no entries on stale data);
+        in manual mode a recovered product's operator target is stated again at once (one set
+        while it was stale would otherwise wait for the periodic restatement)."""
         if msg.state in ("stale", "degraded"):
             self.stale.update(msg.products)
-        else:
-            self.stale.difference_update(msg.products)
+            return
+        back = self.stale & set(msg.products)
+        self.stale.difference_update(msg.products)
+        if self.cfg.kind == "manual":
+            for product in sorted(back):
+                self._state_manual(ctx, only=product)
 
     def _start_strategies(self, ctx: Context) -> None:
         self.host = StrategyHost(spec.make(self.seed) for spec in self.specs)

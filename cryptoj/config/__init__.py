@@ -65,7 +65,7 @@ class PortfolioConfig(_Section, frozen=True, kw_only=True):
     max_depth_multiple: NonNegFloat = 5.0  # a leg asks at most this × the visible size (0: no cap)
     limit_bps: NonNegFloat = 0.0  # > 0: legs beyond execution.max_depth_share go as LIMIT, bps
     leg_timeout_s: PositiveFloat = 900.0  # open longer → cancelled (> execution.max_duration_s)
-    quote_max_age_s: PositiveFloat = 30.0  # quotes older than the newest by more are not traded
+    quote_max_age_s: PositiveFloat = 30.0  # older than the newest quote or the clock: not traded
     rollback: Literal["keep", "compensate"] = "keep"  # what a failed transaction does with buys
 
 

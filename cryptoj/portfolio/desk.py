@@ -166,6 +166,8 @@ class TxnDesk:
             "level": str(params.level),
             "equity": str(equity),
             "targets": {p.product: round(p.target_weight, 6) for p, _ in kept},
+            # the market data each leg was sized on (cryptoj.portfolio.data_age audits it)
+            "quote_ts": {p.product: quotes[p.product].ts for p, _ in kept},
             "legs": [
                 [g.client_order_id, g.product, str(g.side), str(g.quantity), str(g.order_type)]
                 for g in txn.legs

@@ -10,7 +10,8 @@ answer depends on nothing else, so every leg of a plan is sized under the same
    and ``portfolio.volatile_scale`` for products in the VOLATILE regime. A product whose stop
    loss fired has signal 0 until its signal resets.
 2. Legs (:func:`~cryptoj.portfolio.rebalance.plan_legs`) for the products that may trade now:
-   a usable quote (no older than ``quote_max_age_s`` behind the newest quote), not owned by the
+   a usable quote (no older than ``quote_max_age_s`` behind the newest quote and, live, behind
+   the decision clock: :func:`usable_quotes`), not owned by the
    emergency programme's unwind, no order of their own in flight. Products without a signal are
    left alone. Buys are dropped for products that may only reduce.
    Each product's band: ``portfolio.drift_threshold`` (regime-adjusted), widened to the cost
@@ -73,11 +74,15 @@ class Plan:
     legs: list[LegPlan]
 
 
-def usable_quotes(quotes: Mapping[str, Quote], max_age_ns: int) -> set[str]:
-    """Products whose quote is at most ``max_age_ns`` older than the newest quote."""
+def usable_quotes(quotes: Mapping[str, Quote], max_age_ns: int, now: int | None = None) -> set[str]:
+    """Products whose quote is at most ``max_age_ns`` older than the newest quote and, given
+    ``now`` (the live decision clock), than ``now``: frozen quotes are not traded even when
+    every quote froze."""
     if not quotes:
         return set()
     newest = max(q.ts for q in quotes.values())
+    if now is not None:
+        newest = max(newest, now)
     return {p for p, q in quotes.items() if newest - q.ts <= max_age_ns}
 
 

@@ -22,7 +22,9 @@ happen. A product is *fresh* once its level2 snapshot arrived (or, without level
 ticker, or else its subscription ack). A sequence gap, heartbeat silence, a silent book or a
 malformed level2 frame makes products ``stale``: their books are dropped, level2 and
 market_trades are resubscribed (a fresh snapshot), missed trades are backfilled over REST, and
-``recovered`` follows when the new snapshot is in. No quote of a stale product is emitted.
+``recovered`` follows when the new snapshot is in, right after the new book's quote (so a
+consumer that clears its stale mark on ``recovered`` already holds the resynced top). No other
+quote of a stale product is emitted.
 """
 
 from __future__ import annotations
@@ -341,7 +343,6 @@ class FeedSession:
                 self.needs_snapshot.discard(p)
                 self.resync_deadline.pop(p, None)
                 self.last_book_ns[p] = now
-                self._fresh((p,), now)
             elif ev.type == "update":
                 if p in self.needs_snapshot:
                     self.counts["updates_ignored"] += 1
@@ -352,14 +353,13 @@ class FeedSession:
                 self.counts["unknown"] += 1
                 continue
             top = book.top()
-            if top is None:
-                if book.crossed():
-                    self.counts["crossed"] += 1
-                    bid, ask = book.best_bid(), book.best_ask()
-                    detail = f"level2 {ev.type} of {p} left bid {bid} >= ask {ask}"
-                    self._drop("crossed_book", (p,), detail, now, actions)
+            if top is None and book.crossed():
+                self.counts["crossed"] += 1
+                bid, ask = book.best_bid(), book.best_ask()
+                detail = f"level2 {ev.type} of {p} left bid {bid} >= ask {ask}"
+                self._drop("crossed_book", (p,), detail, now, actions)
                 continue
-            if self.last_top.get(p) != top:
+            if top is not None and self.last_top.get(p) != top:
                 self.last_top[p] = top
                 if not ts:
                     ts = self._ts(frame.timestamp, now)
@@ -369,6 +369,10 @@ class FeedSession:
                         ts=ts, product=p, bid=top[0], bid_size=top[1], ask=top[2], ask_size=top[3]
                     )
                 )
+            if ev.type == "snapshot":
+                # after the new book's quote: whoever clears its stale mark on this status
+                # already holds the resynced top, never the quote from before the outage
+                self._fresh((p,), now)
 
     def _trades(self, frame: MarketTradesFrame, now: int, actions: list[Action]) -> None:
         seen, counts, emit = self._seen, self.counts, self.emit
@@ -443,12 +447,12 @@ class FeedSession:
                     continue
                 q = ticker_quote(item, self._ts(frame.timestamp, now))
                 self.resync_deadline.pop(p, None)
-                if self.status[p] != "fresh":
-                    self._fresh((p,), now)
                 if q is not None and self.last_top.get(p) != (q.bid, q.bid_size, q.ask, q.ask_size):
                     self.last_top[p] = (q.bid, q.bid_size, q.ask, q.ask_size)
                     self.counts["quotes"] += 1
                     self.emit(q)
+                if self.status[p] != "fresh":
+                    self._fresh((p,), now)  # after its quote (as for a level2 snapshot)
 
     def _skip(self, frame: object, now: int, actions: list[Action]) -> None:
         """A frame this session does not need the events of (tickers when level2 is on)."""
