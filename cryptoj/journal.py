@@ -28,6 +28,14 @@ causes are one transaction: after a crash (even ``kill -9``) the books rebuilt f
 exactly the books that were applied. ``fills.value`` is the venue's exact notional when it is
 finer than 1e-8 (``Fill.value``, e.g. Coinbase's quote-sized buys), NULL otherwise; journals
 written before the column existed get it when opened.
+
+Group commit (:func:`step_batch`): by default every write is its own transaction. Inside
+``with step_batch():`` every write of the calling thread, on any :class:`Journal`, joins one
+transaction per connection, committed when the block ends — also when it ends with an
+exception, so exactly the rows an unbatched run would have written are kept, only with one
+commit instead of one per statement. The deterministic runtime wraps each step (one message
+handled, with everything the handler did) in it; see :func:`step_batch` for why journal-first
+still holds.
 """
 
 from __future__ import annotations
@@ -115,6 +123,64 @@ def _write_lock(path: str) -> threading.RLock:
         return lock
 
 
+class _Batch(threading.local):
+    """The calling thread's group commit: whether one is open, and the journals holding an
+    open transaction in it (in the order their first write came)."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.open: list[Journal] = []
+
+    def commit(self) -> None:
+        """Commit every open transaction of this thread, oldest first."""
+        while self.open:
+            self.open.pop(0)._end_batch()
+
+
+_BATCH = _Batch()
+
+
+@contextmanager
+def step_batch() -> Iterator[None]:
+    """Group the calling thread's journal writes into one transaction per connection, committed
+    when the block ends (normally or by an exception); nested blocks join the outer one.
+
+    Journal-first still holds at the end of every block, because of where the deterministic
+    runtime puts it: around one step, i.e. one message handled by one actor. Everything the
+    handler sends to another actor is only *delivered* in a later step, after this block has
+    committed, so no actor ever acts on a message whose journal rows are not durable (an order
+    is journalled before the ExecutionActor sees it; a decision before its effects). The
+    replay's venue is the in-process paper exchange: a call to it inside the step changes
+    only memory that dies with the process, exactly as the uncommitted rows do, so a kill
+    mid-step loses the step as a whole — the journal then ends at the previous step's end,
+    a state an unbatched run also passes through.
+
+    Order: a second connection that writes while another one of the same thread has an open
+    transaction first commits that one, so rows are committed in the order they were written
+    and one thread never holds two SQLite write locks on one file (which would deadlock).
+
+    Not used by the threaded runtime: there a handler's message is acted on by another thread
+    at once, possibly before this thread's batch commits, and the ExecutionActor talks to a
+    real venue within its handler; each write there stays its own transaction.
+    """
+    if _BATCH.active:
+        yield
+        return
+    _BATCH.active = True
+    try:
+        yield
+    finally:
+        _BATCH.active = False
+        _BATCH.commit()
+
+
+def commit_batch() -> None:
+    """Commit what the calling thread's open :func:`step_batch` holds so far and keep the
+    batch open (a step boundary inside a long block; a no-op without one)."""
+    if _BATCH.open:
+        _BATCH.commit()
+
+
 class Journal:
     """One connection to the journal database."""
 
@@ -122,6 +188,8 @@ class Journal:
         self.path = Path(path)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._in_batch = False
+        _BATCH.commit()  # creating the schema writes: no other connection may hold the lock
         self._db = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -131,12 +199,51 @@ class Journal:
             _add_fill_value_column(self._db)
 
     def close(self) -> None:
-        """Close the connection."""
+        """Close the connection (committing its part of an open :func:`step_batch` first)."""
+        if self._in_batch:
+            _BATCH.open.remove(self)
+            self._end_batch()
         self._db.close()
+
+    def _join_batch(self) -> None:
+        """Open this connection's transaction of the thread's batch (committing any other
+        connection's first, see :func:`step_batch`)."""
+        if self._in_batch:
+            return
+        _BATCH.commit()
+        self._wlock.acquire()
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._wlock.release()
+            raise
+        self._in_batch = True
+        _BATCH.open.append(self)
+
+    def _end_batch(self) -> None:
+        """Commit this connection's batch transaction and release the write lock."""
+        self._in_batch = False
+        try:
+            self._db.execute("COMMIT")
+        finally:
+            self._wlock.release()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction: committed on success, rolled back on error."""
+        """A write transaction: committed on success, rolled back on error. Inside a
+        :func:`step_batch` it is a savepoint of the batch's transaction (rolled back alone on
+        error, committed with the batch)."""
+        if _BATCH.active:
+            self._join_batch()
+            self._db.execute("SAVEPOINT txn")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK TO txn")
+                self._db.execute("RELEASE txn")
+                raise
+            self._db.execute("RELEASE txn")
+            return
         with self._wlock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -147,7 +254,11 @@ class Journal:
             self._db.execute("COMMIT")
 
     def _write(self, sql: str, args: Any = ()) -> sqlite3.Cursor:
-        """One statement in its own (autocommit) transaction, under the write lock."""
+        """One statement: in the thread's :func:`step_batch` when one is open, otherwise in its
+        own (autocommit) transaction, under the write lock."""
+        if _BATCH.active:
+            self._join_batch()
+            return self._db.execute(sql, args)
         with self._wlock:
             return self._db.execute(sql, args)
 

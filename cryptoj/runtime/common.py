@@ -22,14 +22,16 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_EMERGENCY = 3
 
-_MARKET_TYPES = (Quote, QuoteBatch, Bar, Trade)
+#: The market-data message types (``type(msg) in MARKET_TYPES``: :func:`is_market` inlined on
+#: the deterministic runtime's per-message path).
+MARKET_TYPES = frozenset((Quote, QuoteBatch, Bar, Trade))
 
 
 def is_market(msg: object) -> bool:
     """True for market data (a quote, a batch of one instant's quotes, a bar or a trade):
     counted so a replay can prove none was dropped
     (:func:`cryptoj.summary.market_data_problems`)."""
-    return type(msg) in _MARKET_TYPES
+    return type(msg) in MARKET_TYPES
 
 
 class Envelope:

@@ -6,19 +6,26 @@ and same inputs give a byte-identical trace and the same final state, so a faili
 exactly. Supervision semantics match the threaded runtime: every exit (exception in a handler, in
 ``on_start`` or in ``on_stop``) is reported to the parent exactly once, and messages sent to a dead
 or restarting actor, or left in a crashed actor's mailbox, are recorded as dead letters.
+
+Each step (one message handled, with everything its handler did) writes the journal in one
+transaction per connection (:func:`cryptoj.journal.step_batch`), committed before the next
+step: a message is never handled before the rows written by the step that sent it are durable.
 """
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import random
 from collections import deque
 from collections.abc import Callable
 
 from cryptoj.contract import Actor
+from cryptoj.journal import commit_batch, step_batch
 from cryptoj.models.base import Message
 from cryptoj.models.system import ChildExited, ChildStarted
 from cryptoj.runtime.common import (
+    MARKET_TYPES,
     ActorContext,
     ChaosPlan,
     Envelope,
@@ -26,7 +33,6 @@ from cryptoj.runtime.common import (
     InjectedCrash,
     Registered,
     RuntimeStats,
-    is_market,
     trace_event,
 )
 from cryptoj.supervision.supervisor import RestartIntensityExceeded
@@ -59,8 +65,12 @@ class DeterministicRuntime:
         trace: TraceWriter | None = None,
         chaos: ChaosPlan | None = None,
         on_step: Callable[[], None] | None = None,
+        batch_journal: bool = True,
     ) -> None:
+        """``batch_journal``: one journal transaction per step (False: one per statement, as
+        before group commit; for the tests comparing the two)."""
         self.seed = seed
+        self.batch_journal = batch_journal
         self.now_ns = start_ns
         self.registry = registry
         self.trace = trace
@@ -184,16 +194,12 @@ class DeterministicRuntime:
     def send(self, sender: str, to: str, msg: Message, corr: str | None) -> None:
         """Put ``msg`` into ``to``'s mailbox (a dead letter when it is not running)."""
         cur = self._current
-        env = Envelope(
-            msg,
-            sender,
-            self.ids.message_id(),
-            corr or (cur.corr if cur is not None else ""),
-            cur.msg_id if cur is not None else "",
-        )
-        if not env.corr:
-            env.corr = env.msg_id
-        if is_market(msg):
+        msg_id = self.ids.message_id()
+        if cur is None:
+            env = Envelope(msg, sender, msg_id, corr or msg_id, "")
+        else:
+            env = Envelope(msg, sender, msg_id, corr or cur.corr or msg_id, cur.msg_id)
+        if type(msg) in MARKET_TYPES:
             self.stats.market_sent += 1
         cell = self.cells.get(to)
         if cell is None or not cell.alive:
@@ -216,7 +222,7 @@ class DeterministicRuntime:
 
     def _dead_letter(self, sender: str, to: str, env: Envelope, why: str) -> None:
         self.stats.bump("dead_letters")
-        if is_market(env.msg):
+        if type(env.msg) in MARKET_TYPES:
             self.stats.market_dead += 1
         self._record("dead", sender, to, env.msg, env=env, note=why)
 
@@ -233,11 +239,18 @@ class DeterministicRuntime:
         trace_event(self.trace, kind, self.now_ns, src, dst, msg, env, note)
 
     def run(self, max_steps: int | None = None) -> None:
-        """Serve mailboxes until nothing is left to do (or a stop was requested and drained)."""
+        """Serve mailboxes until nothing is left to do (or a stop was requested and drained).
+
+        The journal writes of each step are committed at its end (see the module docstring)."""
+        with step_batch() if self.batch_journal else contextlib.nullcontext():
+            self._run(max_steps)
+
+    def _run(self, max_steps: int | None) -> None:
         steps = 0
         while max_steps is None or steps < max_steps:
             if self._ready:
                 self._step()
+                commit_batch()
                 steps += 1
             elif self._timers and self.exit_code is None:
                 due, _, owner, generation, env = heapq.heappop(self._timers)
@@ -269,9 +282,10 @@ class DeterministicRuntime:
     def _deliver(self, cell: _Cell, env: Envelope) -> None:
         actor, ctx = cell.actor, cell.ctx
         assert actor is not None and ctx is not None
-        self.stats.delivered += 1
-        if is_market(env.msg):
-            self.stats.market_delivered += 1
+        stats = self.stats
+        stats.delivered += 1
+        if type(env.msg) in MARKET_TYPES:
+            stats.market_delivered += 1
         if self.trace is not None:
             self.trace.record(
                 "deliver",
@@ -283,7 +297,19 @@ class DeterministicRuntime:
                 env.corr,
                 env.cause,
             )
-        path = self.chaos.due(cell.name, self.now_ns) if self.chaos else None
+        chaos = self.chaos
+        if chaos is None:
+            self._current = env
+            try:
+                actor.receive(env.msg, ctx)
+            except Exception as e:
+                if isinstance(e, RestartIntensityExceeded):
+                    self.stats.bump("escalations")
+                self._crash(cell, f"{type(env.msg).__name__}: {e!r}")
+            finally:
+                self._current = None
+            return
+        path = chaos.due(cell.name, self.now_ns)
         self._current = env
         try:
             if path == "receive":

@@ -1,0 +1,182 @@
+"""Group commit of the journal (issue 19): one transaction per deterministic step.
+
+* A batched replay writes the same journal, row by row and table by table, as one that commits
+  every statement on its own.
+* A replay killed with SIGKILL in the middle of a step (after the step wrote a row, before its
+  commit) leaves exactly the journal the uncrashed run had at the end of the previous step:
+  nothing of a finished step is lost, nothing of the unfinished one is kept, nothing is
+  reordered. Every state of the batched journal is therefore a state the unbatched run also
+  passes through, so journal-first (an intent before its order, a decision before its effects)
+  holds in it whenever it holds in the unbatched run. The killed journal then resumes (the
+  paper daemon's restart path) and the run ends with every invariant holding.
+* :func:`~cryptoj.journal.step_batch` itself: a failed transaction inside a batch rolls back
+  alone, an exception still commits what was written, two connections of one thread commit
+  in the order they wrote.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from cryptoj.actors.portfolio import PortfolioActor
+from cryptoj.config import parse_config
+from cryptoj.journal import Journal, step_batch
+from cryptoj.marketdata.ticks import load_market_data
+from cryptoj.runtime.assemble import System, assemble
+from cryptoj.runtime.deterministic import DeterministicRuntime
+from cryptoj.summary import check_invariants
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = "coinbase-1m-2018-04"
+DAY = dt.date(2018, 4, 4)
+CONFIG = {
+    "strategy": {"fast_period": 3, "slow_period": 8, "entry_band": 0.0005},
+    "risk": {"volatility_halflife_bars": 5, "max_daily_turnover": 5},
+    "trace": {"enabled": False},
+}
+KILL_AT_WRITES = (25, 160)  # the n-th journal statement written inside a step
+
+
+def _system(journal: str, *, resume: bool = False) -> System:
+    batches = load_market_data(DATA, start=DAY, end=DAY)
+    return assemble(
+        parse_config(CONFIG),
+        batches,
+        journal,
+        fresh_journal=not resume,
+        resume=resume,
+        run_tag="s7-resumed" if resume else "s7",  # a restart's venue ids are new ones
+        data_name=DATA,
+    )
+
+
+def _started(system: System, *, batch: bool = True) -> DeterministicRuntime:
+    rt = DeterministicRuntime(
+        seed=7, start_ns=system.start_ns, registry=system.registry, batch_journal=batch
+    )
+    system.venue.set_listener(lambda event: rt.tell("execution", event, sender="venue"))
+    rt.start_root("shutdown")
+    rt.start_root("root")
+    return rt
+
+
+def _dump(path: str | Path) -> dict[str, list[tuple[object, ...]]]:
+    """Every table of the journal, every row in the order it was inserted."""
+    db = sqlite3.connect(path)
+    try:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {t: db.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall() for t in tables}
+    finally:
+        db.close()
+
+
+def _kill_mid_step(journal: str, kill_at: int) -> None:
+    """(Run in a child process.) Replay, and SIGKILL the process right after the
+    ``kill_at``-th statement written inside a step; print the steps completed before it."""
+    rt = _started(_system(journal))
+    steps = 0
+    writes = 0
+    step, write = rt._step, Journal._write
+
+    def counting_step() -> None:
+        nonlocal steps
+        steps += 1
+        step()
+
+    def killing_write(self: Journal, sql: str, args: object = ()) -> sqlite3.Cursor:
+        nonlocal writes
+        cur = write(self, sql, args)
+        writes += 1
+        if writes == kill_at:
+            print(steps - 1, flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+        return cur
+
+    rt._step = counting_step  # type: ignore[method-assign]
+    Journal._write = killing_write  # type: ignore[method-assign]
+    rt.run()  # the actors' start-up writes are behind: count only the steps' writes
+    raise AssertionError(f"the run ended after {writes} writes, before write {kill_at}")
+
+
+def _replay_steps(journal: str, steps: int | None, *, batch: bool = True) -> None:
+    rt = _started(_system(journal), batch=batch)
+    rt.run(max_steps=steps)
+    rt.stop_all()
+
+
+def test_a_batched_replay_writes_the_same_journal_as_an_unbatched_one(tmp_path: Path) -> None:
+    _replay_steps(str(tmp_path / "batched.sqlite"), None)
+    _replay_steps(str(tmp_path / "unbatched.sqlite"), None, batch=False)
+    batched = _dump(tmp_path / "batched.sqlite")
+    assert batched == _dump(tmp_path / "unbatched.sqlite")
+    assert len(batched["fills"]) > 0 and len(batched["intents"]) > 0
+
+
+@pytest.mark.parametrize("kill_at", KILL_AT_WRITES)
+def test_a_kill_mid_step_leaves_the_journal_of_the_last_finished_step(
+    tmp_path: Path, kill_at: int
+) -> None:
+    crashed = tmp_path / "crashed.sqlite"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    code = "from tests.test_journal_batching import _kill_mid_step as kill\n"
+    code += f"kill({str(crashed)!r}, {kill_at})"
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    finished = int(proc.stdout.strip())
+    assert finished > 0
+
+    before, after = tmp_path / "before.sqlite", tmp_path / "after.sqlite"
+    _replay_steps(str(before), finished)
+    _replay_steps(str(after), finished + 1)
+    # the killed step had written something, and none of it survived; all before it did
+    assert _dump(after) != _dump(before)
+    assert _dump(crashed) == _dump(before)
+
+    # the paper daemon's restart path resumes from the killed journal; the books reconcile
+    system = _system(str(crashed), resume=True)
+    rt = _started(system)
+    rt.run()
+    portfolio = rt.actor("portfolio")
+    rt.stop_all()
+    journal = Journal(crashed)
+    try:
+        start_cash = Decimal(journal.get_meta("starting_cash") or "0")
+        assert isinstance(portfolio, PortfolioActor)
+        assert check_invariants(journal, system.paper, portfolio, start_cash) == []
+    finally:
+        journal.close()
+
+
+def test_step_batch_commits_in_write_order_and_on_errors(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    a, b = Journal(path), Journal(path)
+    try:
+        with pytest.raises(RuntimeError, match="handler failed"), step_batch():
+            a.record_event(1, "a", "k", "first")
+            b.record_event(2, "b", "k", "second")  # commits a's transaction first
+            a.record_event(3, "a", "k", "third")
+            with pytest.raises(sqlite3.IntegrityError), a.transaction() as db:
+                db.execute("INSERT INTO events (ts, actor, kind, detail) VALUES (4, 'a', 'k', 'x')")
+                db.execute("INSERT INTO meta VALUES ('k', NULL)")  # NOT NULL: fails
+            raise RuntimeError("handler failed")
+        # everything but the failed transaction, committed, in the order written
+        reader = Journal(path)
+        try:
+            assert [e["detail"] for e in reader.events()] == ["first", "second", "third"]
+        finally:
+            reader.close()
+    finally:
+        a.close()
+        b.close()
