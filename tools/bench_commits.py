@@ -3,10 +3,13 @@
     python tools/bench_commits.py --base main                      # per-timestamp tick replay
     python tools/bench_commits.py --base main --workload 4h        # the whole bundled 4h range
     python tools/bench_commits.py --base main --workload 1m --json
+    python tools/bench_commits.py --base main --head HEAD         # a commit against a commit
 
-The base commit is checked out once into a temporary ``git worktree`` (removed at the end);
-each round runs ``python -m cryptoj replay --json --trace ''`` in a fresh interpreter for the
-base, then for this checkout (rounds alternate, so load on the shared machine hits both alike).
+The base commit (and ``--head`` when given; by default the head side is this checkout as it
+is, uncommitted changes included) is checked out once into a temporary ``git worktree``
+(removed at the end); each round runs ``python -m cryptoj replay --json --trace ''`` in a
+fresh interpreter for the base, then for the head (rounds alternate, so load on the shared
+machine hits both alike).
 Each side's figure is the replay loop's ``wall_seconds`` (loading and set-up excluded); the
 printed ``speedup`` is base seconds ÷ head seconds (medians). Workloads:
 
@@ -32,9 +35,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))
 
-from tools.bench_replay import BENCH_CONFIG, DATA  # noqa: E402
+from bench_replay import BENCH_CONFIG, DATA  # noqa: E402
 
 TIMING = {"wall_seconds", "events_per_second"}
 WORKLOADS = ("ticks", "4h", "1m")
@@ -44,7 +47,9 @@ def replay_args(workload: str, tmp: Path) -> list[str]:
     """The ``cryptoj replay`` arguments of ``workload`` (a config file is written to ``tmp``)."""
     if workload == "ticks":
         config = tmp / "ticks.json"  # JSON is YAML
-        cfg = {**BENCH_CONFIG, "feed": {**BENCH_CONFIG["feed"], "window_ms": 0}}
+        feed = BENCH_CONFIG["feed"]
+        assert isinstance(feed, dict)
+        cfg = {**BENCH_CONFIG, "feed": {**feed, "window_ms": 0}}
         config.write_text(json.dumps(cfg), encoding="utf-8")
         return ["--data", str(DATA), "--config", str(config)]
     if workload == "4h":
@@ -59,9 +64,9 @@ def run_side(checkout: Path, args: list[str], workdir: Path) -> dict[str, Any]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(checkout)
     workdir.mkdir(exist_ok=True)
+    command = [sys.executable, "-m", "cryptoj", "replay", "--json", "--trace", ""]
     done = subprocess.run(
-        [sys.executable, "-m", "cryptoj", "replay", "--json", "--trace", "", *args]
-        + ["--journal", "journal.sqlite"],
+        [*command, *args, "--journal", "journal.sqlite"],
         cwd=workdir,
         env=env,
         capture_output=True,
@@ -85,47 +90,44 @@ def main(argv: list[str] | None = None) -> int:
     """Run both sides alternately and print the figures."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--base", default="main", help="the commit to compare with (default main)")
+    ap.add_argument(
+        "--head", default=None, help="a commit for the head side (default: this checkout)"
+    )
     ap.add_argument("--workload", default="ticks", choices=WORKLOADS)
     ap.add_argument("--rounds", type=int, default=5, help="alternating rounds (default 5)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
-    rev = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "--short", args.base],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    head = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    rev = _short(args.base)
+    head = _short(args.head or "HEAD")
+    if args.head is None and _dirty():
+        head += " (+ uncommitted changes)"
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        base = tmp / "base"
-        subprocess.run(
-            ["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(base), rev],
-            check=True,
-        )
+        checkouts = {"base": rev} if args.head is None else {"base": rev, "head": head}
+        for name, commit in checkouts.items():
+            add = ["worktree", "add", "--detach", "-q", str(tmp / name), commit]
+            subprocess.run(["git", "-C", str(ROOT), *add], check=True)
         try:
             replay = replay_args(args.workload, tmp)
+            head_dir = ROOT if args.head is None else tmp / "head"
             base_runs: list[dict[str, Any]] = []
             head_runs: list[dict[str, Any]] = []
             for _ in range(args.rounds):
-                base_runs.append(run_side(base, replay, tmp / "run-base"))
-                head_runs.append(run_side(ROOT, replay, tmp / "run-head"))
+                base_runs.append(run_side(tmp / "base", replay, tmp / "run-base"))
+                head_runs.append(run_side(head_dir, replay, tmp / "run-head"))
         finally:
-            subprocess.run(
-                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)], check=False
-            )
+            for name in checkouts:
+                subprocess.run(
+                    ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tmp / name)],
+                    check=False,
+                )
     base_s = statistics.median(r["wall_seconds"] for r in base_runs)
     head_s = statistics.median(r["wall_seconds"] for r in head_runs)
     diff = differences(base_runs[0], head_runs[0])
     out = {
         "workload": args.workload,
         "base": rev,
-        "head": head + (" (+ uncommitted changes)" if _dirty() else ""),
+        "head": head,
         "events": head_runs[0]["events"],
         "base_seconds": base_s,
         "head_seconds": head_s,
@@ -143,6 +145,16 @@ def main(argv: list[str] | None = None) -> int:
         for key, value in out.items():
             print(f"{key:24} {value}")
     return 0 if not diff else 1
+
+
+def _short(commit: str) -> str:
+    """The short hash of ``commit``."""
+    return subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", commit],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
 
 
 def _dirty() -> bool:
