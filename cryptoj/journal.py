@@ -29,26 +29,21 @@ exactly the books that were applied. ``fills.value`` is the venue's exact notion
 finer than 1e-8 (``Fill.value``, e.g. Coinbase's quote-sized buys), NULL otherwise; journals
 written before the column existed get it when opened.
 
-Group commit (:func:`step_batch`): by default every write is its own transaction. Inside
-``with step_batch():`` every write of the calling thread, on any :class:`Journal`, joins one
-transaction per connection, committed when the block ends — also when it ends with an
-exception, so exactly the rows an unbatched run would have written are kept, only with one
-commit instead of one per statement. The deterministic runtime wraps each step (one message
-handled, with everything the handler did) in it; see :func:`step_batch` for why journal-first
-still holds.
+Group commit (:mod:`cryptoj.journal_batch`): by default every write is its own transaction;
+the deterministic runtime writes one transaction per market instant instead, with the same
+rows in the same order and journal-first holding in every committed state.
 """
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import threading
-from collections.abc import Container, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Container, Sequence
+from contextlib import AbstractContextManager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from cryptoj.journal_batch import connect
 from cryptoj.models.orders import Fill, OrderStatus, Side
 
 _SCHEMA = """
@@ -93,6 +88,12 @@ CREATE INDEX IF NOT EXISTS orders_by_venue_order_id ON orders (venue_order_id);
 """
 
 
+def _create_schema(db: sqlite3.Connection) -> None:
+    """Create what is missing of the schema on a new connection."""
+    db.executescript(_SCHEMA)
+    _add_fill_value_column(db)
+
+
 def _add_fill_value_column(db: sqlite3.Connection) -> None:
     """Journals written before ``fills.value`` existed get the column (NULL: the notional is
     ``quantity × price`` truncated to 1e-8, as it always was for them)."""
@@ -101,166 +102,35 @@ def _add_fill_value_column(db: sqlite3.Connection) -> None:
         db.execute("ALTER TABLE fills ADD COLUMN value TEXT")
 
 
-_WRITE_LOCKS: dict[str, threading.RLock] = {}
-_WRITE_LOCKS_GUARD = threading.Lock()
-
-
-def _write_lock(path: str) -> threading.RLock:
-    """The process-wide write lock of a journal file (a new one for ``:memory:``).
-
-    The actors' connections to one journal take turns on it before SQLite's own write lock:
-    a writer that finds the file busy then waits exactly as long as the other's statement,
-    instead of in SQLite's busy handler, which sleeps 1, 2, 5, 10 ... ms between retries.
-    Other processes still meet SQLite's lock and its busy timeout.
-    """
-    if path == ":memory:":
-        return threading.RLock()
-    key = os.path.realpath(path)
-    with _WRITE_LOCKS_GUARD:
-        lock = _WRITE_LOCKS.get(key)
-        if lock is None:
-            lock = _WRITE_LOCKS[key] = threading.RLock()
-        return lock
-
-
-class _Batch(threading.local):
-    """The calling thread's group commit: whether one is open, and the journals holding an
-    open transaction in it (in the order their first write came)."""
-
-    def __init__(self) -> None:
-        self.active = False
-        self.open: list[Journal] = []
-
-    def commit(self) -> None:
-        """Commit every open transaction of this thread, oldest first."""
-        while self.open:
-            self.open.pop(0)._end_batch()
-
-
-_BATCH = _Batch()
-
-
-@contextmanager
-def step_batch() -> Iterator[None]:
-    """Group the calling thread's journal writes into one transaction per connection, committed
-    when the block ends (normally or by an exception); nested blocks join the outer one.
-
-    Journal-first still holds at the end of every block, because of where the deterministic
-    runtime puts it: around one step, i.e. one message handled by one actor. Everything the
-    handler sends to another actor is only *delivered* in a later step, after this block has
-    committed, so no actor ever acts on a message whose journal rows are not durable (an order
-    is journalled before the ExecutionActor sees it; a decision before its effects). The
-    replay's venue is the in-process paper exchange: a call to it inside the step changes
-    only memory that dies with the process, exactly as the uncommitted rows do, so a kill
-    mid-step loses the step as a whole — the journal then ends at the previous step's end,
-    a state an unbatched run also passes through.
-
-    Order: a second connection that writes while another one of the same thread has an open
-    transaction first commits that one, so rows are committed in the order they were written
-    and one thread never holds two SQLite write locks on one file (which would deadlock).
-
-    Not used by the threaded runtime: there a handler's message is acted on by another thread
-    at once, possibly before this thread's batch commits, and the ExecutionActor talks to a
-    real venue within its handler; each write there stays its own transaction.
-    """
-    if _BATCH.active:
-        yield
-        return
-    _BATCH.active = True
-    try:
-        yield
-    finally:
-        _BATCH.active = False
-        _BATCH.commit()
-
-
-def commit_batch() -> None:
-    """Commit what the calling thread's open :func:`step_batch` holds so far and keep the
-    batch open (a step boundary inside a long block; a no-op without one)."""
-    if _BATCH.open:
-        _BATCH.commit()
-
-
 class Journal:
-    """One connection to the journal database."""
+    """One connection to the journal database (shared with the thread's other journals on the
+    file inside :func:`~cryptoj.journal_batch.shared_connections`)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._in_batch = False
-        _BATCH.commit()  # creating the schema writes: no other connection may hold the lock
-        self._db = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._wlock = _write_lock(str(path))
-        with self._wlock:
-            self._db.executescript(_SCHEMA)
-            _add_fill_value_column(self._db)
+        self._conn = connect(str(path), _create_schema)
+        self._db = self._conn.db
+        self._wlock = self._conn.wlock  # the file's process-wide write lock
+        self._query = self._conn.read
+        self._closed = False
 
     def close(self) -> None:
-        """Close the connection (committing its part of an open :func:`step_batch` first)."""
-        if self._in_batch:
-            _BATCH.open.remove(self)
-            self._end_batch()
-        self._db.close()
+        """Close the connection (committing its part of an open
+        :func:`~cryptoj.journal_batch.step_batch` first); a second call does nothing."""
+        if not self._closed:
+            self._closed = True
+            self._conn.release()
 
-    def _join_batch(self) -> None:
-        """Open this connection's transaction of the thread's batch (committing any other
-        connection's first, see :func:`step_batch`)."""
-        if self._in_batch:
-            return
-        _BATCH.commit()
-        self._wlock.acquire()
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-        except BaseException:
-            self._wlock.release()
-            raise
-        self._in_batch = True
-        _BATCH.open.append(self)
-
-    def _end_batch(self) -> None:
-        """Commit this connection's batch transaction and release the write lock."""
-        self._in_batch = False
-        try:
-            self._db.execute("COMMIT")
-        finally:
-            self._wlock.release()
-
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction: committed on success, rolled back on error. Inside a
-        :func:`step_batch` it is a savepoint of the batch's transaction (rolled back alone on
-        error, committed with the batch)."""
-        if _BATCH.active:
-            self._join_batch()
-            self._db.execute("SAVEPOINT txn")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK TO txn")
-                self._db.execute("RELEASE txn")
-                raise
-            self._db.execute("RELEASE txn")
-            return
-        with self._wlock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        """A write transaction: committed on success, rolled back on error (a savepoint of
+        the open :func:`~cryptoj.journal_batch.step_batch`, if any)."""
+        return self._conn.transaction()
 
     def _write(self, sql: str, args: Any = ()) -> sqlite3.Cursor:
-        """One statement: in the thread's :func:`step_batch` when one is open, otherwise in its
-        own (autocommit) transaction, under the write lock."""
-        if _BATCH.active:
-            self._join_batch()
-            return self._db.execute(sql, args)
-        with self._wlock:
-            return self._db.execute(sql, args)
+        """One statement, in its own transaction or the open batch's."""
+        return self._conn.write(sql, args)
 
     # -- meta ------------------------------------------------------------------------------
 
@@ -270,7 +140,7 @@ class Journal:
 
     def get_meta(self, key: str) -> str | None:
         """A meta value, or None."""
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        row = self._query("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
     # -- portfolio tables ------------------------------------------------------------------
@@ -299,8 +169,7 @@ class Journal:
     def has_fill(self, fill_id: str) -> bool:
         """True when this fill was already applied (:meth:`record_fill` checks it itself)."""
         return (
-            self._db.execute("SELECT 1 FROM fills WHERE fill_id = ?", (fill_id,)).fetchone()
-            is not None
+            self._query("SELECT 1 FROM fills WHERE fill_id = ?", (fill_id,)).fetchone() is not None
         )
 
     def record_fill(
@@ -349,7 +218,7 @@ class Journal:
             if client_order_id is None
             else (" WHERE client_order_id = ?", (client_order_id,))
         )
-        rows = self._db.execute(
+        rows = self._query(
             "SELECT fill_id, client_order_id, product, side, quantity, price, fee, liquidity, ts,"
             f" value FROM fills{where} ORDER BY rowid",
             args,
@@ -372,14 +241,14 @@ class Journal:
 
     def position_history(self) -> list[tuple[int, str, Decimal, Decimal]]:
         """(ts, product, quantity after, cash after) for every fill, in the order applied."""
-        rows = self._db.execute(
+        rows = self._query(
             "SELECT ts, product, quantity, cash FROM position_changes ORDER BY seq"
         ).fetchall()
         return [(int(r[0]), r[1], Decimal(r[2]), Decimal(r[3])) for r in rows]
 
     def filled_quantity(self, client_order_id: str) -> Decimal:
         """Sum of journalled fills of one order."""
-        rows = self._db.execute(
+        rows = self._query(
             "SELECT quantity FROM fills WHERE client_order_id = ?", (client_order_id,)
         ).fetchall()
         return sum((Decimal(r[0]) for r in rows), Decimal(0))
@@ -399,13 +268,13 @@ class Journal:
 
     def last_fill_ts(self) -> int | None:
         """The ``ts`` of the newest journalled fill, or None."""
-        row = self._db.execute("SELECT MAX(ts) FROM fills").fetchone()
+        row = self._query("SELECT MAX(ts) FROM fills").fetchone()
         return None if row is None or row[0] is None else int(row[0])
 
     def last_market_ts(self) -> int | None:
         """The newest market time the journal saw (equity marks and fills), or None: where a
         restarted paper daemon resumes its replay."""
-        row = self._db.execute(
+        row = self._query(
             "SELECT MAX(ts) FROM (SELECT MAX(ts) AS ts FROM equity UNION ALL "
             "SELECT MAX(ts) FROM fills)"
         ).fetchone()
@@ -417,7 +286,7 @@ class Journal:
 
     def equity_curve(self) -> list[tuple[int, Decimal]]:
         """(ts, equity) rows, oldest first."""
-        rows = self._db.execute("SELECT ts, equity FROM equity ORDER BY ts").fetchall()
+        rows = self._query("SELECT ts, equity FROM equity ORDER BY ts").fetchall()
         return [(int(r[0]), Decimal(r[1])) for r in rows]
 
     # -- execution table -------------------------------------------------------------------
@@ -563,6 +432,6 @@ class Journal:
         return self._rows("SELECT * FROM events WHERE kind = ? ORDER BY seq", (kind,))
 
     def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-        cur = self._db.execute(sql, args)
+        cur = self._query(sql, args)
         cols = [d[0] for d in cur.description]
         return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]

@@ -1,21 +1,22 @@
-"""Group commit of the journal (issue 19): one transaction per deterministic step.
+"""Group commit of the journal (issue 19): one transaction per market instant of a replay.
 
 * A batched replay writes the same journal, row by row and table by table, as one that commits
-  every statement on its own.
-* A replay killed with SIGKILL in the middle of a step (after the step wrote a row, before its
-  commit) leaves exactly the journal the uncrashed run had at the end of the previous step:
-  nothing of a finished step is lost, nothing of the unfinished one is kept, nothing is
+  every statement on its own, with or without the actors sharing one connection.
+* A replay killed with SIGKILL in the middle of a step (after a handler wrote a row, before
+  the commit at the end of the instant) leaves exactly the journal the uncrashed run had after
+  the steps committed last: nothing committed is lost, nothing uncommitted is kept, nothing is
   reordered. Every state of the batched journal is therefore a state the unbatched run also
   passes through, so journal-first (an intent before its order, a decision before its effects)
   holds in it whenever it holds in the unbatched run. The killed journal then resumes (the
   paper daemon's restart path) and the run ends with every invariant holding.
-* :func:`~cryptoj.journal.step_batch` itself: a failed transaction inside a batch rolls back
+* :func:`~cryptoj.journal_batch.step_batch` itself: a failed transaction inside a batch rolls back
   alone, an exception still commits what was written, two connections of one thread commit
-  in the order they wrote.
+  in the order they wrote, and a read on one sees what the other wrote.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import signal
@@ -29,7 +30,8 @@ import pytest
 
 from cryptoj.actors.portfolio import PortfolioActor
 from cryptoj.config import parse_config
-from cryptoj.journal import Journal, step_batch
+from cryptoj.journal import Journal
+from cryptoj.journal_batch import Connection, shared_connections, step_batch
 from cryptoj.marketdata.ticks import load_market_data
 from cryptoj.runtime.assemble import System, assemble
 from cryptoj.runtime.deterministic import DeterministicRuntime
@@ -81,43 +83,61 @@ def _dump(path: str | Path) -> dict[str, list[tuple[object, ...]]]:
 
 def _kill_mid_step(journal: str, kill_at: int) -> None:
     """(Run in a child process.) Replay, and SIGKILL the process right after the
-    ``kill_at``-th statement written inside a step; print the steps completed before it."""
+    ``kill_at``-th statement written by a handler; print how many steps had been handled at
+    the last commit and how many had begun when it was killed."""
+    shared = shared_connections()
+    shared.__enter__()  # as in a replay; the process is killed inside
     rt = _started(_system(journal))
-    steps = 0
-    writes = 0
-    step, write = rt._step, Journal._write
+    steps = committed = writes = 0
+    in_step = False
+    step, write, end_batch = rt._step, Journal._write, Connection._end
 
     def counting_step() -> None:
-        nonlocal steps
+        nonlocal steps, in_step
         steps += 1
+        in_step = True
         step()
+        in_step = False
+
+    def counting_commit(self: Connection) -> None:
+        nonlocal committed
+        end_batch(self)
+        # inside a step: another connection is about to write, before which this one's rows
+        # (of the earlier steps) are committed
+        committed = steps - 1 if in_step else steps
 
     def killing_write(self: Journal, sql: str, args: object = ()) -> sqlite3.Cursor:
         nonlocal writes
         cur = write(self, sql, args)
         writes += 1
         if writes == kill_at:
-            print(steps - 1, flush=True)
+            print(committed, steps, flush=True)
             os.kill(os.getpid(), signal.SIGKILL)
         return cur
 
     rt._step = counting_step  # type: ignore[method-assign]
+    Connection._end = counting_commit  # type: ignore[method-assign]
     Journal._write = killing_write  # type: ignore[method-assign]
-    rt.run()  # the actors' start-up writes are behind: count only the steps' writes
+    rt.run()  # the actors' start-up writes are behind: count only the handlers' writes
     raise AssertionError(f"the run ended after {writes} writes, before write {kill_at}")
 
 
-def _replay_steps(journal: str, steps: int | None, *, batch: bool = True) -> None:
-    rt = _started(_system(journal), batch=batch)
-    rt.run(max_steps=steps)
-    rt.stop_all()
+def _replay_steps(
+    journal: str, steps: int | None, *, batch: bool = True, share: bool = True
+) -> None:
+    with shared_connections() if share else contextlib.nullcontext():
+        rt = _started(_system(journal), batch=batch)
+        rt.run(max_steps=steps)
+        rt.stop_all()
 
 
 def test_a_batched_replay_writes_the_same_journal_as_an_unbatched_one(tmp_path: Path) -> None:
     _replay_steps(str(tmp_path / "batched.sqlite"), None)
-    _replay_steps(str(tmp_path / "unbatched.sqlite"), None, batch=False)
+    _replay_steps(str(tmp_path / "unshared.sqlite"), None, share=False)
+    _replay_steps(str(tmp_path / "unbatched.sqlite"), None, batch=False, share=False)
     batched = _dump(tmp_path / "batched.sqlite")
     assert batched == _dump(tmp_path / "unbatched.sqlite")
+    assert batched == _dump(tmp_path / "unshared.sqlite")
     assert len(batched["fills"]) > 0 and len(batched["intents"]) > 0
 
 
@@ -134,22 +154,24 @@ def test_a_kill_mid_step_leaves_the_journal_of_the_last_finished_step(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
-    finished = int(proc.stdout.strip())
-    assert finished > 0
+    committed, begun = map(int, proc.stdout.split())
+    assert 0 < committed < begun
 
     before, after = tmp_path / "before.sqlite", tmp_path / "after.sqlite"
-    _replay_steps(str(before), finished)
-    _replay_steps(str(after), finished + 1)
-    # the killed step had written something, and none of it survived; all before it did
+    _replay_steps(str(before), committed)
+    _replay_steps(str(after), begun)
+    # the steps after the last commit had written something, and none of it survived; all
+    # before it did, in the same order
     assert _dump(after) != _dump(before)
     assert _dump(crashed) == _dump(before)
 
     # the paper daemon's restart path resumes from the killed journal; the books reconcile
-    system = _system(str(crashed), resume=True)
-    rt = _started(system)
-    rt.run()
-    portfolio = rt.actor("portfolio")
-    rt.stop_all()
+    with shared_connections():
+        system = _system(str(crashed), resume=True)
+        rt = _started(system)
+        rt.run()
+        portfolio = rt.actor("portfolio")
+        rt.stop_all()
     journal = Journal(crashed)
     try:
         start_cash = Decimal(journal.get_meta("starting_cash") or "0")
@@ -165,7 +187,8 @@ def test_step_batch_commits_in_write_order_and_on_errors(tmp_path: Path) -> None
     try:
         with pytest.raises(RuntimeError, match="handler failed"), step_batch():
             a.record_event(1, "a", "k", "first")
-            b.record_event(2, "b", "k", "second")  # commits a's transaction first
+            assert [e["detail"] for e in b.events()] == ["first"]  # commits a's first
+            b.record_event(2, "b", "k", "second")
             a.record_event(3, "a", "k", "third")
             with pytest.raises(sqlite3.IntegrityError), a.transaction() as db:
                 db.execute("INSERT INTO events (ts, actor, kind, detail) VALUES (4, 'a', 'k', 'x')")

@@ -11,7 +11,9 @@ is, uncommitted changes included) is checked out once into a temporary ``git wor
 fresh interpreter for the base, then for the head (rounds alternate, so load on the shared
 machine hits both alike).
 Each side's figure is the replay loop's ``wall_seconds`` (loading and set-up excluded); the
-printed ``speedup`` is base seconds ÷ head seconds (medians). Workloads:
+printed ``speedup`` is base seconds ÷ head seconds (medians). ``speedup_cpu`` is the same on the
+CPU time of the whole child process (imports, loading and set-up included: steadier than wall
+time on a loaded machine, but diluted by the fixed costs). Workloads:
 
 * ``ticks``: ``tools/bench_replay.py``'s Binance trades and config with ``feed.window_ms: 0``
   (one step per timestamp, every tick through the matching model);
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -39,7 +42,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 
 from bench_replay import BENCH_CONFIG, DATA  # noqa: E402
 
-TIMING = {"wall_seconds", "events_per_second"}
+TIMING = {"wall_seconds", "events_per_second", "cpu_seconds"}
 WORKLOADS = ("ticks", "4h", "1m")
 
 
@@ -60,11 +63,13 @@ def replay_args(workload: str, tmp: Path) -> list[str]:
 
 
 def run_side(checkout: Path, args: list[str], workdir: Path) -> dict[str, Any]:
-    """One replay with ``checkout``'s code (run in ``workdir``); its JSON summary."""
+    """One replay with ``checkout``'s code (run in ``workdir``); its JSON summary, with the
+    child's CPU seconds added as ``cpu_seconds``."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(checkout)
     workdir.mkdir(exist_ok=True)
     command = [sys.executable, "-m", "cryptoj", "replay", "--json", "--trace", ""]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(
         [*command, *args, "--journal", "journal.sqlite"],
         cwd=workdir,
@@ -76,7 +81,10 @@ def run_side(checkout: Path, args: list[str], workdir: Path) -> dict[str, Any]:
     )
     if done.returncode != 0:
         raise SystemExit(f"replay in {checkout} failed: {done.stderr.strip()[-2000:]}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     summary: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    summary["cpu_seconds"] = round(cpu, 3)
     return summary
 
 
@@ -123,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
     base_s = statistics.median(r["wall_seconds"] for r in base_runs)
     head_s = statistics.median(r["wall_seconds"] for r in head_runs)
+    base_cpu = statistics.median(r["cpu_seconds"] for r in base_runs)
+    head_cpu = statistics.median(r["cpu_seconds"] for r in head_runs)
     diff = differences(base_runs[0], head_runs[0])
     out = {
         "workload": args.workload,
@@ -134,10 +144,13 @@ def main(argv: list[str] | None = None) -> int:
         "base_events_per_second": round(head_runs[0]["events"] / base_s, 1),
         "head_events_per_second": round(head_runs[0]["events"] / head_s, 1),
         "speedup": round(base_s / head_s, 3),
+        "speedup_cpu": round(base_cpu / head_cpu, 3),
         "summaries_identical": not diff,
         "summary_differences": diff[:10],
         "base_runs": [r["wall_seconds"] for r in base_runs],
         "head_runs": [r["wall_seconds"] for r in head_runs],
+        "base_cpu_runs": [r["cpu_seconds"] for r in base_runs],
+        "head_cpu_runs": [r["cpu_seconds"] for r in head_runs],
     }
     if args.json:
         print(json.dumps(out))

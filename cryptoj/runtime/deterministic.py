@@ -7,9 +7,12 @@ exactly. Supervision semantics match the threaded runtime: every exit (exception
 ``on_start`` or in ``on_stop``) is reported to the parent exactly once, and messages sent to a dead
 or restarting actor, or left in a crashed actor's mailbox, are recorded as dead letters.
 
-Each step (one message handled, with everything its handler did) writes the journal in one
-transaction per connection (:func:`cryptoj.journal.step_batch`), committed before the next
-step: a message is never handled before the rows written by the step that sent it are durable.
+The journal is written in one transaction per market instant
+(:func:`cryptoj.journal_batch.step_batch`; one per run of writes of one connection unless the
+actors' journals share a connection, :func:`~cryptoj.journal_batch.shared_connections`, as in
+a replay): everything handled before the clock moves on is committed before it does, so what
+is durable after a kill is the journal at the end of an instant, a state the unbatched run
+also passes through (the journal-first order holds in it).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from collections import deque
 from collections.abc import Callable
 
 from cryptoj.contract import Actor
-from cryptoj.journal import commit_batch, step_batch
+from cryptoj.journal_batch import commit_batch, step_batch
 from cryptoj.models.base import Message
 from cryptoj.models.system import ChildExited, ChildStarted
 from cryptoj.runtime.common import (
@@ -67,8 +70,8 @@ class DeterministicRuntime:
         on_step: Callable[[], None] | None = None,
         batch_journal: bool = True,
     ) -> None:
-        """``batch_journal``: one journal transaction per step (False: one per statement, as
-        before group commit; for the tests comparing the two)."""
+        """``batch_journal``: one journal transaction per market instant (False: one per
+        statement, as before group commit; for the tests comparing the two)."""
         self.seed = seed
         self.batch_journal = batch_journal
         self.now_ns = start_ns
@@ -241,7 +244,7 @@ class DeterministicRuntime:
     def run(self, max_steps: int | None = None) -> None:
         """Serve mailboxes until nothing is left to do (or a stop was requested and drained).
 
-        The journal writes of each step are committed at its end (see the module docstring)."""
+        The journal writes are committed whenever the clock moves on, and when it returns."""
         with step_batch() if self.batch_journal else contextlib.nullcontext():
             self._run(max_steps)
 
@@ -250,11 +253,12 @@ class DeterministicRuntime:
         while max_steps is None or steps < max_steps:
             if self._ready:
                 self._step()
-                commit_batch()
                 steps += 1
             elif self._timers and self.exit_code is None:
                 due, _, owner, generation, env = heapq.heappop(self._timers)
-                self.now_ns = max(self.now_ns, due)
+                if due > self.now_ns:
+                    commit_batch()  # the end of a market instant
+                    self.now_ns = due
                 cell = self.cells.get(owner)
                 if cell is None or not cell.alive or cell.generation != generation:
                     # Timers die with the instance that set them (a restart sets its own).
