@@ -67,12 +67,14 @@ class RuntimeOps(Protocol):
 class ActorContext:
     """The :class:`~cryptoj.contract.SupervisorContext` both runtimes give their actors."""
 
-    __slots__ = ("_name", "_rng", "_rt")
+    __slots__ = ("_name", "_now", "_rng", "_rt", "_send")
 
     def __init__(self, rt: RuntimeOps, name: str, generation: int) -> None:
         self._rt = rt
         self._name = name
         self._rng = random.Random(f"{rt.seed}:{name}:{generation}")
+        self._now = rt.now  # bound once: these two are called on every message
+        self._send = rt.send
 
     @property
     def name(self) -> str:
@@ -86,11 +88,11 @@ class ActorContext:
 
     def now(self) -> int:
         """The runtime's injected clock, ns."""
-        return self._rt.now()
+        return self._now()
 
     def send(self, to: str, msg: Message, *, correlation_id: str | None = None) -> None:
         """Send ``msg`` to the actor named ``to``."""
-        self._rt.send(self._name, to, msg, correlation_id)
+        self._send(self._name, to, msg, correlation_id)
 
     def schedule(self, delay_ns: int, msg: Message) -> None:
         """Deliver ``msg`` to this actor after ``delay_ns``."""

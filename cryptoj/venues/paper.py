@@ -204,6 +204,11 @@ def _decimal(x: object) -> Decimal | None:
     return d
 
 
+def _sane(x: object) -> bool:
+    """``x`` is a Decimal that :func:`_decimal` accepts as it is (the quote fast path)."""
+    return isinstance(x, Decimal) and x.is_finite() and -MAX_MAGNITUDE < x < MAX_MAGNITUDE
+
+
 class VenueOrder(msgspec.Struct, frozen=True, kw_only=True):
     """A read-only snapshot of one order as the venue sees it.
 
@@ -524,10 +529,14 @@ class PaperExchange:
                 if not self._valid_quote(q):
                     self._ignored_quotes += 1
                     return
-                self._books[q.product] = q
-                self._taken.pop((q.product, Side.BUY), None)
-                self._taken.pop((q.product, Side.SELL), None)
-                resting = [o for o in self._open.values() if o.product == q.product]
+                product = q.product
+                self._books[product] = q
+                if self._taken:
+                    self._taken.pop((product, Side.BUY), None)
+                    self._taken.pop((product, Side.SELL), None)
+                if not self._open:
+                    return
+                resting = [o for o in self._open.values() if o.product == product]
                 if resting:
                     with localcontext(_CTX):
                         self._match_quote(q, resting)
@@ -546,11 +555,13 @@ class PaperExchange:
     def _valid_quote(self, q: Quote) -> bool:
         if not isinstance(q, Quote) or not self._tradable(q.product):
             return False
-        bid, ask = _decimal(q.bid), _decimal(q.ask)
-        bid_size, ask_size = _decimal(q.bid_size), _decimal(q.ask_size)
-        if bid is None or ask is None or bid_size is None or ask_size is None:
-            return False
-        if bid <= 0 or ask <= 0 or bid > ask or bid_size < 0 or ask_size < 0:
+        bid, ask, bid_size, ask_size = q.bid, q.ask, q.bid_size, q.ask_size
+        if not (_sane(bid) and _sane(ask) and _sane(bid_size) and _sane(ask_size)):
+            values = (_decimal(bid), _decimal(ask), _decimal(bid_size), _decimal(ask_size))
+            if None in values:
+                return False
+            bid, ask, bid_size, ask_size = values  # type: ignore[assignment]
+        if bid <= _ZERO or bid > ask or bid_size < _ZERO or ask_size < _ZERO:
             return False
         prev = self._books.get(q.product)
         return prev is None or q.ts >= prev.ts
