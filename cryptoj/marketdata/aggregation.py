@@ -15,7 +15,7 @@ from cryptoj.models.market import Bar, Quote, Trade
 _ZERO = Decimal(0)  # compared with: cheaper than converting the int 0 on every trade
 
 
-@dataclass
+@dataclass(slots=True)
 class _Building:
     open: Decimal
     high: Decimal

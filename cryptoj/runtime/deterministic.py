@@ -83,7 +83,7 @@ class DeterministicRuntime:
         self.stats = RuntimeStats()
         self.cells: dict[str, _Cell] = {}
         self.start_order: list[str] = []
-        self._ready: list[str] = []
+        self._ready: list[_Cell] = []  # cells with a non-empty mailbox
         self._sched = random.Random(f"sched:{seed}")
         self._timers: list[tuple[int, int, str, int, Envelope]] = []
         self._timer_seq = 0
@@ -158,8 +158,8 @@ class DeterministicRuntime:
         while cell.inbox:
             env = cell.inbox.popleft()
             self._dead_letter(env.sender, cell.name, env, "left in mailbox of a stopped actor")
-        if cell.name in self._ready:
-            self._ready.remove(cell.name)
+        if cell in self._ready:
+            self._ready.remove(cell)
         self.stats.exits.append(f"{cell.name}: {reason}")
         note = f"{'crash' if abnormal else 'stop'}: {reason}"
         exit_msg = ChildExited(
@@ -209,7 +209,7 @@ class DeterministicRuntime:
             self._dead_letter(sender, to, env, "receiver not running")
             return
         if not cell.inbox:
-            self._ready.append(to)
+            self._ready.append(cell)
         cell.inbox.append(env)
 
     def schedule(self, owner: str, delay_ns: int, msg: Message) -> None:
@@ -250,12 +250,13 @@ class DeterministicRuntime:
 
     def _run(self, max_steps: int | None) -> None:
         steps = 0
+        ready, timers, step = self._ready, self._timers, self._step
         while max_steps is None or steps < max_steps:
-            if self._ready:
-                self._step()
+            if ready:
+                step()
                 steps += 1
-            elif self._timers and self.exit_code is None:
-                due, _, owner, generation, env = heapq.heappop(self._timers)
+            elif timers and self.exit_code is None:
+                due, _, owner, generation, env = heapq.heappop(timers)
                 if due > self.now_ns:
                     commit_batch()  # the end of a market instant
                     self.now_ns = due
@@ -265,7 +266,7 @@ class DeterministicRuntime:
                     self._dead_letter("timer", owner, env, "timer owner stopped or restarted")
                     continue
                 if not cell.inbox:
-                    self._ready.append(owner)
+                    ready.append(cell)
                 cell.inbox.append(env)
             else:
                 return
@@ -273,8 +274,7 @@ class DeterministicRuntime:
     def _step(self) -> None:
         ready = self._ready
         i = self._sched.randrange(len(ready)) if len(ready) > 1 else 0
-        name = ready[i]
-        cell = self.cells[name]
+        cell = ready[i]
         env = cell.inbox.popleft()
         if not cell.inbox:
             ready[i] = ready[-1]
