@@ -169,11 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         "base_cpu_runs": [r["cpu_seconds"] for r in base_runs],
         "head_cpu_runs": [r["cpu_seconds"] for r in head_runs],
     }
-    if args.json:
-        print(json.dumps(out))
-    else:
-        for key, value in out.items():
-            print(f"{key:24} {value}")
+    table = "\n".join(f"{key:24} {value}" for key, value in out.items())
+    print(json.dumps(out) if args.json else table)
     return 0 if not diff else 1
 
 

@@ -302,37 +302,36 @@ class DeterministicRuntime:
                 env.cause,
             )
         chaos = self.chaos
-        if chaos is None:
-            self._current = env
-            try:
-                actor.receive(env.msg, ctx)
-            except Exception as e:
-                if isinstance(e, RestartIntensityExceeded):
-                    self.stats.bump("escalations")
-                self._crash(cell, f"{type(env.msg).__name__}: {e!r}")
-            finally:
-                self._current = None
-            return
-        path = chaos.due(cell.name, self.now_ns)
+        path = chaos.due(cell.name, self.now_ns) if chaos is not None else None
         self._current = env
         try:
-            if path == "receive":
-                raise InjectedCrash(f"injected crash in {cell.name} before handling")
-            if path == "on_start" and self.chaos is not None:
-                self.chaos.fail_next_start.add(cell.name)
-                raise InjectedCrash(f"injected crash in {cell.name}; its restart fails in on_start")
+            if path is not None:
+                self._crash_before(cell, path)
             actor.receive(env.msg, ctx)
-            if path == "after_receive":
-                raise InjectedCrash(f"injected crash in {cell.name} after handling")
-            if path == "on_stop" and self.chaos is not None:
-                self.chaos.fail_next_stop.add(cell.name)
-                self.stop(cell.name, report=True)
+            if path is not None:
+                self._crash_after(cell, path)
         except Exception as e:
             if isinstance(e, RestartIntensityExceeded):
                 self.stats.bump("escalations")
             self._crash(cell, f"{type(env.msg).__name__}: {e!r}")
         finally:
             self._current = None
+
+    def _crash_before(self, cell: _Cell, path: str) -> None:
+        """Fault injection before the handler runs (``path`` from the chaos plan)."""
+        if path == "receive":
+            raise InjectedCrash(f"injected crash in {cell.name} before handling")
+        if path == "on_start" and self.chaos is not None:
+            self.chaos.fail_next_start.add(cell.name)
+            raise InjectedCrash(f"injected crash in {cell.name}; its restart fails in on_start")
+
+    def _crash_after(self, cell: _Cell, path: str) -> None:
+        """Fault injection after the handler ran (``path`` from the chaos plan)."""
+        if path == "after_receive":
+            raise InjectedCrash(f"injected crash in {cell.name} after handling")
+        if path == "on_stop" and self.chaos is not None:
+            self.chaos.fail_next_stop.add(cell.name)
+            self.stop(cell.name, report=True)
 
     def is_alive(self, name: str) -> bool:
         """True when ``name`` is running."""
