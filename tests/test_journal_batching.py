@@ -11,7 +11,9 @@
   paper daemon's restart path) and the run ends with every invariant holding.
 * :func:`~cryptoj.journal_batch.step_batch` itself: a failed transaction inside a batch rolls back
   alone, an exception still commits what was written, two connections of one thread commit
-  in the order they wrote, and a read on one sees what the other wrote.
+  in the order they wrote, and a read on one sees what the other wrote;
+  :func:`~cryptoj.journal_batch.shared_connections` gives the journals of one file one
+  connection, closed with the last of them.
 """
 
 from __future__ import annotations
@@ -34,8 +36,10 @@ from cryptoj.journal import Journal
 from cryptoj.journal_batch import Connection, shared_connections, step_batch
 from cryptoj.marketdata.ticks import load_market_data
 from cryptoj.runtime.assemble import System, assemble
+from cryptoj.runtime.common import ChaosPlan
 from cryptoj.runtime.deterministic import DeterministicRuntime
 from cryptoj.summary import check_invariants
+from cryptoj.supervision.tree import WORKERS
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = "coinbase-1m-2018-04"
@@ -61,9 +65,17 @@ def _system(journal: str, *, resume: bool = False) -> System:
     )
 
 
-def _started(system: System, *, batch: bool = True) -> DeterministicRuntime:
+def _started(system: System, *, batch: bool = True, crashes: int = 0) -> DeterministicRuntime:
+    chaos = None
+    if crashes:
+        first, last = system.source.first_ts, system.source.last_ts
+        chaos = ChaosPlan.seeded(7, crashes, list(WORKERS), first, last)
     rt = DeterministicRuntime(
-        seed=7, start_ns=system.start_ns, registry=system.registry, batch_journal=batch
+        seed=7,
+        start_ns=system.start_ns,
+        registry=system.registry,
+        chaos=chaos,
+        batch_journal=batch,
     )
     system.venue.set_listener(lambda event: rt.tell("execution", event, sender="venue"))
     rt.start_root("shutdown")
@@ -123,18 +135,31 @@ def _kill_mid_step(journal: str, kill_at: int) -> None:
 
 
 def _replay_steps(
-    journal: str, steps: int | None, *, batch: bool = True, share: bool = True
-) -> None:
+    journal: str,
+    steps: int | None,
+    *,
+    batch: bool = True,
+    share: bool = True,
+    crashes: int = 0,
+) -> int:
+    """Replay ``steps`` steps (all: None); the number of actor crashes."""
     with shared_connections() if share else contextlib.nullcontext():
-        rt = _started(_system(journal), batch=batch)
+        rt = _started(_system(journal), batch=batch, crashes=crashes)
         rt.run(max_steps=steps)
         rt.stop_all()
+    return rt.stats.crashes
 
 
-def test_a_batched_replay_writes_the_same_journal_as_an_unbatched_one(tmp_path: Path) -> None:
-    _replay_steps(str(tmp_path / "batched.sqlite"), None)
-    _replay_steps(str(tmp_path / "unshared.sqlite"), None, share=False)
-    _replay_steps(str(tmp_path / "unbatched.sqlite"), None, batch=False, share=False)
+@pytest.mark.parametrize("crashes", [0, 16])
+def test_a_batched_replay_writes_the_same_journal_as_an_unbatched_one(
+    tmp_path: Path, crashes: int
+) -> None:
+    """Also with injected crashes (before and after handlers ran, in restarts and stops)."""
+    assert _replay_steps(str(tmp_path / "batched.sqlite"), None, crashes=crashes) >= crashes
+    _replay_steps(str(tmp_path / "unshared.sqlite"), None, share=False, crashes=crashes)
+    _replay_steps(
+        str(tmp_path / "unbatched.sqlite"), None, batch=False, share=False, crashes=crashes
+    )
     batched = _dump(tmp_path / "batched.sqlite")
     assert batched == _dump(tmp_path / "unbatched.sqlite")
     assert batched == _dump(tmp_path / "unshared.sqlite")
@@ -203,3 +228,25 @@ def test_step_batch_commits_in_write_order_and_on_errors(tmp_path: Path) -> None
     finally:
         a.close()
         b.close()
+
+
+def test_shared_connections_share_one_connection_per_file_until_the_last_close(
+    tmp_path: Path,
+) -> None:
+    with shared_connections():
+        a, b = Journal(tmp_path / "j.sqlite"), Journal(tmp_path / "j.sqlite")
+        other, mem = Journal(tmp_path / "other.sqlite"), Journal(":memory:")
+        assert a._conn is b._conn and other._conn is not a._conn and mem._conn.key is None
+        with step_batch():
+            a.record_event(1, "a", "k", "one")
+            assert [e["detail"] for e in b.events()] == ["one"]  # the same transaction
+            a.close()
+            b.record_event(2, "b", "k", "two")  # still open: b uses it
+        for j in (b, other, mem):
+            j.close()
+    after = Journal(tmp_path / "j.sqlite")  # outside the block: a connection of its own
+    try:
+        assert after._conn is not a._conn
+        assert [e["detail"] for e in after.events()] == ["one", "two"]
+    finally:
+        after.close()
