@@ -7,8 +7,9 @@ calling thread's writes share transactions committed at the points the caller ch
 connection, so the writes of several actors running in that thread (the deterministic
 runtime) go into one transaction instead of committing each time the writer changes.
 
-The deterministic runtime uses both: one transaction per market instant. See
-:func:`step_batch` for what is guaranteed and why journal-first still holds.
+The deterministic runtime uses both: one transaction per 64 market instants (its
+``instants_per_commit``). See :func:`step_batch` for what is guaranteed and why journal-first
+still holds.
 """
 
 from __future__ import annotations
@@ -92,10 +93,11 @@ def step_batch() -> Iterator[None]:
     * nothing is rolled back when the block ends with an exception: what the statements wrote
       is committed, as each autocommit would have been.
 
-    The deterministic runtime commits at the end of every market instant (all the steps one
-    timer firing causes). Every message and paper-venue call inside an instant stays in the
-    process, whose state dies with it just as the uncommitted rows do; a replay resumed after a
-    kill continues from the journal's last market time, the end of a committed instant.
+    The deterministic runtime commits at the end of a market instant (all the steps handled
+    before its clock moves on), every ``instants_per_commit`` instants. Every message and
+    paper-venue call inside them stays in the process, whose state dies with it just as the
+    uncommitted rows do; a paper run resumed after a kill continues from the journal's last
+    market time, the end of a committed instant.
 
     Not used by the threaded runtime: there a message is acted on by another thread at once
     (before this thread's commit), and the ExecutionActor calls a real venue from its handler

@@ -169,7 +169,7 @@ def run_replay(
 def _run_deterministic(
     system: System, trace: TraceWriter | None, seed: int, chaos: ChaosPlan | None, progress: bool
 ) -> RunOutcome:
-    # the actors share one journal connection: one transaction per market instant
+    # the actors share one journal connection: one transaction per group of market instants
     with shared_connections():
         return _run_deterministic_shared(system, trace, seed, chaos, progress)
 

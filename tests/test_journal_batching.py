@@ -1,9 +1,9 @@
-"""Group commit of the journal (issue 19): one transaction per market instant of a replay.
+"""Group commit of the journal (issue 19): one transaction per group of market instants.
 
 * A batched replay writes the same journal, row by row and table by table, as one that commits
   every statement on its own, with or without the actors sharing one connection.
 * A replay killed with SIGKILL in the middle of a step (after a handler wrote a row, before
-  the commit at the end of the instant) leaves exactly the journal the uncrashed run had after
+  the next commit at the end of an instant) leaves exactly the journal the uncrashed run had after
   the steps committed last: nothing committed is lost, nothing uncommitted is kept, nothing is
   reordered. Every state of the batched journal is therefore a state the unbatched run also
   passes through, so journal-first (an intent before its order, a decision before its effects)
@@ -49,7 +49,8 @@ CONFIG = {
     "risk": {"volatility_halflife_bars": 5, "max_daily_turnover": 5},
     "trace": {"enabled": False},
 }
-KILL_AT_WRITES = (25, 160)  # the n-th journal statement written inside a step
+# (the n-th journal statement written by a handler, instants per commit)
+KILL_POINTS = ((25, 1), (400, 64))
 
 
 def _system(journal: str, *, resume: bool = False) -> System:
@@ -65,7 +66,9 @@ def _system(journal: str, *, resume: bool = False) -> System:
     )
 
 
-def _started(system: System, *, batch: bool = True, crashes: int = 0) -> DeterministicRuntime:
+def _started(
+    system: System, *, batch: bool = True, crashes: int = 0, instants: int = 64
+) -> DeterministicRuntime:
     chaos = None
     if crashes:
         first, last = system.source.first_ts, system.source.last_ts
@@ -76,6 +79,7 @@ def _started(system: System, *, batch: bool = True, crashes: int = 0) -> Determi
         registry=system.registry,
         chaos=chaos,
         batch_journal=batch,
+        instants_per_commit=instants,
     )
     system.venue.set_listener(lambda event: rt.tell("execution", event, sender="venue"))
     rt.start_root("shutdown")
@@ -93,13 +97,13 @@ def _dump(path: str | Path) -> dict[str, list[tuple[object, ...]]]:
         db.close()
 
 
-def _kill_mid_step(journal: str, kill_at: int) -> None:
+def _kill_mid_step(journal: str, kill_at: int, instants: int) -> None:
     """(Run in a child process.) Replay, and SIGKILL the process right after the
     ``kill_at``-th statement written by a handler; print how many steps had been handled at
     the last commit and how many had begun when it was killed."""
     shared = shared_connections()
     shared.__enter__()  # as in a replay; the process is killed inside
-    rt = _started(_system(journal))
+    rt = _started(_system(journal), instants=instants)
     steps = committed = writes = 0
     in_step = False
     step, write, end_batch = rt._step, Journal._write, Connection._end
@@ -166,15 +170,15 @@ def test_a_batched_replay_writes_the_same_journal_as_an_unbatched_one(
     assert len(batched["fills"]) > 0 and len(batched["intents"]) > 0
 
 
-@pytest.mark.parametrize("kill_at", KILL_AT_WRITES)
+@pytest.mark.parametrize(("kill_at", "instants"), KILL_POINTS)
 def test_a_kill_mid_step_leaves_the_journal_of_the_last_finished_step(
-    tmp_path: Path, kill_at: int
+    tmp_path: Path, kill_at: int, instants: int
 ) -> None:
     crashed = tmp_path / "crashed.sqlite"
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     code = "from tests.test_journal_batching import _kill_mid_step as kill\n"
-    code += f"kill({str(crashed)!r}, {kill_at})"
+    code += f"kill({str(crashed)!r}, {kill_at}, {instants})"
     proc = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
     )
