@@ -88,17 +88,18 @@ def run_side(checkout: Path, args: list[str], workdir: Path) -> dict[str, Any]:
     env["PYTHONPATH"] = str(checkout)
     workdir.mkdir(exist_ok=True)
     command = [sys.executable, "-c", DRIVER, "replay", "--json", "--trace", ""]
-    done = subprocess.run(
-        [*command, *args, "--journal", "journal.sqlite"],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"replay in {checkout} failed: {done.stderr.strip()[-2000:]}")
+    try:
+        done = subprocess.run(
+            [*command, *args, "--journal", "journal.sqlite"],
+            cwd=workdir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=True,
+        )
+    except subprocess.CalledProcessError as e:
+        raise SystemExit(f"replay in {checkout} failed: {e.stderr.strip()[-2000:]}") from None
     *_, last, cpu = done.stdout.strip().splitlines()
     summary: dict[str, Any] = json.loads(last)
     summary.update(json.loads(cpu))
