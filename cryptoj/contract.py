@@ -77,7 +77,7 @@ class Actor:
 
     #: Stable name of the actor kind (the registered name unless configured otherwise).
     kind: ClassVar[str] = "actor"
-    _dispatch: ClassVar[dict[type, str]]
+    _dispatch: ClassVar[dict[type, Callable[[Any, Any, Any], None]]]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -91,12 +91,16 @@ class Actor:
 
     def receive(self, msg: Message, ctx: Context) -> None:
         """Dispatch ``msg`` to its ``_handle_<type>`` method."""
-        t = type(msg)
-        method_name = self._dispatch.get(t)
-        if method_name is None:
-            method_name = "_handle_" + _CAMEL.sub("_", t.__name__).lower()
-            if not hasattr(self, method_name):
-                raise UnhandledMessage(f"{type(self).__name__} has no handler for {t.__name__}")
-            self._dispatch[t] = method_name
-        handler: Callable[[Message, Context], None] = getattr(self, method_name)
-        handler(msg, ctx)
+        handler = self._dispatch.get(type(msg))
+        if handler is None:
+            handler = self._handler(type(msg))
+        handler(self, msg, ctx)
+
+    def _handler(self, t: type) -> Callable[[Any, Any, Any], None]:
+        """Find (and cache per class) the ``_handle_<type>`` function of message type ``t``."""
+        method_name = "_handle_" + _CAMEL.sub("_", t.__name__).lower()
+        function = getattr(type(self), method_name, None)
+        if function is None:
+            raise UnhandledMessage(f"{type(self).__name__} has no handler for {t.__name__}")
+        self._dispatch[t] = function
+        return function  # type: ignore[no-any-return]

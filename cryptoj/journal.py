@@ -28,19 +28,22 @@ causes are one transaction: after a crash (even ``kill -9``) the books rebuilt f
 exactly the books that were applied. ``fills.value`` is the venue's exact notional when it is
 finer than 1e-8 (``Fill.value``, e.g. Coinbase's quote-sized buys), NULL otherwise; journals
 written before the column existed get it when opened.
+
+Group commit (:mod:`cryptoj.journal_batch`): by default every write is its own transaction;
+the deterministic runtime commits once per 64 market instants instead, with the same rows in
+the same order and journal-first holding in every committed state.
 """
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import threading
-from collections.abc import Container, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Container, Sequence
+from contextlib import AbstractContextManager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from cryptoj.journal_batch import connect
 from cryptoj.models.orders import Fill, OrderStatus, Side
 
 _SCHEMA = """
@@ -85,6 +88,12 @@ CREATE INDEX IF NOT EXISTS orders_by_venue_order_id ON orders (venue_order_id);
 """
 
 
+def _create_schema(db: sqlite3.Connection) -> None:
+    """Create what is missing of the schema on a new connection."""
+    db.executescript(_SCHEMA)
+    _add_fill_value_column(db)
+
+
 def _add_fill_value_column(db: sqlite3.Connection) -> None:
     """Journals written before ``fills.value`` existed get the column (NULL: the notional is
     ``quantity × price`` truncated to 1e-8, as it always was for them)."""
@@ -93,63 +102,35 @@ def _add_fill_value_column(db: sqlite3.Connection) -> None:
         db.execute("ALTER TABLE fills ADD COLUMN value TEXT")
 
 
-_WRITE_LOCKS: dict[str, threading.RLock] = {}
-_WRITE_LOCKS_GUARD = threading.Lock()
-
-
-def _write_lock(path: str) -> threading.RLock:
-    """The process-wide write lock of a journal file (a new one for ``:memory:``).
-
-    The actors' connections to one journal take turns on it before SQLite's own write lock:
-    a writer that finds the file busy then waits exactly as long as the other's statement,
-    instead of in SQLite's busy handler, which sleeps 1, 2, 5, 10 ... ms between retries.
-    Other processes still meet SQLite's lock and its busy timeout.
-    """
-    if path == ":memory:":
-        return threading.RLock()
-    key = os.path.realpath(path)
-    with _WRITE_LOCKS_GUARD:
-        lock = _WRITE_LOCKS.get(key)
-        if lock is None:
-            lock = _WRITE_LOCKS[key] = threading.RLock()
-        return lock
-
-
 class Journal:
-    """One connection to the journal database."""
+    """One connection to the journal database (shared with the thread's other journals on the
+    file inside :func:`~cryptoj.journal_batch.shared_connections`)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._wlock = _write_lock(str(path))
-        with self._wlock:
-            self._db.executescript(_SCHEMA)
-            _add_fill_value_column(self._db)
+        self._conn = connect(str(path), _create_schema)
+        self._db = self._conn.db
+        self._wlock = self._conn.wlock  # the file's process-wide write lock
+        self._query = self._conn.read
+        self._closed = False
 
     def close(self) -> None:
-        """Close the connection."""
-        self._db.close()
+        """Close the connection (committing its part of an open
+        :func:`~cryptoj.journal_batch.step_batch` first); a second call does nothing."""
+        if not self._closed:
+            self._closed = True
+            self._conn.release()
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction: committed on success, rolled back on error."""
-        with self._wlock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        """A write transaction: committed on success, rolled back on error (a savepoint of
+        the open :func:`~cryptoj.journal_batch.step_batch`, if any)."""
+        return self._conn.transaction()
 
     def _write(self, sql: str, args: Any = ()) -> sqlite3.Cursor:
-        """One statement in its own (autocommit) transaction, under the write lock."""
-        with self._wlock:
-            return self._db.execute(sql, args)
+        """One statement, in its own transaction or the open batch's."""
+        return self._conn.write(sql, args)
 
     # -- meta ------------------------------------------------------------------------------
 
@@ -159,7 +140,7 @@ class Journal:
 
     def get_meta(self, key: str) -> str | None:
         """A meta value, or None."""
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        row = self._query("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
     # -- portfolio tables ------------------------------------------------------------------
@@ -188,8 +169,7 @@ class Journal:
     def has_fill(self, fill_id: str) -> bool:
         """True when this fill was already applied (:meth:`record_fill` checks it itself)."""
         return (
-            self._db.execute("SELECT 1 FROM fills WHERE fill_id = ?", (fill_id,)).fetchone()
-            is not None
+            self._query("SELECT 1 FROM fills WHERE fill_id = ?", (fill_id,)).fetchone() is not None
         )
 
     def record_fill(
@@ -238,7 +218,7 @@ class Journal:
             if client_order_id is None
             else (" WHERE client_order_id = ?", (client_order_id,))
         )
-        rows = self._db.execute(
+        rows = self._query(
             "SELECT fill_id, client_order_id, product, side, quantity, price, fee, liquidity, ts,"
             f" value FROM fills{where} ORDER BY rowid",
             args,
@@ -261,14 +241,14 @@ class Journal:
 
     def position_history(self) -> list[tuple[int, str, Decimal, Decimal]]:
         """(ts, product, quantity after, cash after) for every fill, in the order applied."""
-        rows = self._db.execute(
+        rows = self._query(
             "SELECT ts, product, quantity, cash FROM position_changes ORDER BY seq"
         ).fetchall()
         return [(int(r[0]), r[1], Decimal(r[2]), Decimal(r[3])) for r in rows]
 
     def filled_quantity(self, client_order_id: str) -> Decimal:
         """Sum of journalled fills of one order."""
-        rows = self._db.execute(
+        rows = self._query(
             "SELECT quantity FROM fills WHERE client_order_id = ?", (client_order_id,)
         ).fetchall()
         return sum((Decimal(r[0]) for r in rows), Decimal(0))
@@ -288,13 +268,13 @@ class Journal:
 
     def last_fill_ts(self) -> int | None:
         """The ``ts`` of the newest journalled fill, or None."""
-        row = self._db.execute("SELECT MAX(ts) FROM fills").fetchone()
+        row = self._query("SELECT MAX(ts) FROM fills").fetchone()
         return None if row is None or row[0] is None else int(row[0])
 
     def last_market_ts(self) -> int | None:
         """The newest market time the journal saw (equity marks and fills), or None: where a
         restarted paper daemon resumes its replay."""
-        row = self._db.execute(
+        row = self._query(
             "SELECT MAX(ts) FROM (SELECT MAX(ts) AS ts FROM equity UNION ALL "
             "SELECT MAX(ts) FROM fills)"
         ).fetchone()
@@ -306,7 +286,7 @@ class Journal:
 
     def equity_curve(self) -> list[tuple[int, Decimal]]:
         """(ts, equity) rows, oldest first."""
-        rows = self._db.execute("SELECT ts, equity FROM equity ORDER BY ts").fetchall()
+        rows = self._query("SELECT ts, equity FROM equity ORDER BY ts").fetchall()
         return [(int(r[0]), Decimal(r[1])) for r in rows]
 
     # -- execution table -------------------------------------------------------------------
@@ -452,6 +432,6 @@ class Journal:
         return self._rows("SELECT * FROM events WHERE kind = ? ORDER BY seq", (kind,))
 
     def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-        cur = self._db.execute(sql, args)
+        cur = self._query(sql, args)
         cols = [d[0] for d in cur.description]
         return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]

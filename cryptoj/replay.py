@@ -16,6 +16,7 @@ from rich.console import Console
 from cryptoj.actors.portfolio import PortfolioActor
 from cryptoj.config import Config
 from cryptoj.journal import Journal
+from cryptoj.journal_batch import shared_connections
 from cryptoj.marketdata.loader import DataError
 from cryptoj.marketdata.ticks import Batch, load_market_data
 from cryptoj.progress import Bar, day
@@ -178,6 +179,14 @@ def run_replay(
 
 
 def _run_deterministic(
+    system: System, trace: TraceWriter | None, seed: int, chaos: ChaosPlan | None, progress: bool
+) -> RunOutcome:
+    # the actors share one journal connection: one transaction per group of market instants
+    with shared_connections():
+        return _run_deterministic_shared(system, trace, seed, chaos, progress)
+
+
+def _run_deterministic_shared(
     system: System, trace: TraceWriter | None, seed: int, chaos: ChaosPlan | None, progress: bool
 ) -> RunOutcome:
     show = _Progress(system) if progress else None

@@ -22,14 +22,16 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_EMERGENCY = 3
 
-_MARKET_TYPES = (Quote, QuoteBatch, Bar, Trade)
+#: The market-data message types (``type(msg) in MARKET_TYPES``: :func:`is_market` inlined on
+#: the deterministic runtime's per-message path).
+MARKET_TYPES = frozenset((Quote, QuoteBatch, Bar, Trade))
 
 
 def is_market(msg: object) -> bool:
     """True for market data (a quote, a batch of one instant's quotes, a bar or a trade):
     counted so a replay can prove none was dropped
     (:func:`cryptoj.summary.market_data_problems`)."""
-    return type(msg) in _MARKET_TYPES
+    return type(msg) in MARKET_TYPES
 
 
 class Envelope:
@@ -65,12 +67,14 @@ class RuntimeOps(Protocol):
 class ActorContext:
     """The :class:`~cryptoj.contract.SupervisorContext` both runtimes give their actors."""
 
-    __slots__ = ("_name", "_rng", "_rt")
+    __slots__ = ("_name", "_now", "_rng", "_rt", "_send")
 
     def __init__(self, rt: RuntimeOps, name: str, generation: int) -> None:
         self._rt = rt
         self._name = name
         self._rng = random.Random(f"{rt.seed}:{name}:{generation}")
+        self._now = rt.now  # bound once: these two are called on every message
+        self._send = rt.send
 
     @property
     def name(self) -> str:
@@ -84,11 +88,11 @@ class ActorContext:
 
     def now(self) -> int:
         """The runtime's injected clock, ns."""
-        return self._rt.now()
+        return self._now()
 
     def send(self, to: str, msg: Message, *, correlation_id: str | None = None) -> None:
         """Send ``msg`` to the actor named ``to``."""
-        self._rt.send(self._name, to, msg, correlation_id)
+        self._send(self._name, to, msg, correlation_id)
 
     def schedule(self, delay_ns: int, msg: Message) -> None:
         """Deliver ``msg`` to this actor after ``delay_ns``."""

@@ -6,19 +6,30 @@ and same inputs give a byte-identical trace and the same final state, so a faili
 exactly. Supervision semantics match the threaded runtime: every exit (exception in a handler, in
 ``on_start`` or in ``on_stop``) is reported to the parent exactly once, and messages sent to a dead
 or restarting actor, or left in a crashed actor's mailbox, are recorded as dead letters.
+
+The journal is written in group commits (:func:`cryptoj.journal_batch.step_batch`): one
+transaction per ``instants_per_commit`` market instants (an instant: every step handled before
+the clock moves on; the actors' journals share one connection in a replay,
+:func:`~cryptoj.journal_batch.shared_connections`, else a transaction also ends when the
+writing connection changes). What is durable after a kill is the journal at the end of an
+instant, a state the unbatched run also passes through, so the journal-first order holds in
+it; a resumed paper run continues from that instant's market time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import random
 from collections import deque
 from collections.abc import Callable
 
 from cryptoj.contract import Actor
+from cryptoj.journal_batch import commit_batch, step_batch
 from cryptoj.models.base import Message
 from cryptoj.models.system import ChildExited, ChildStarted
 from cryptoj.runtime.common import (
+    MARKET_TYPES,
     ActorContext,
     ChaosPlan,
     Envelope,
@@ -26,7 +37,6 @@ from cryptoj.runtime.common import (
     InjectedCrash,
     Registered,
     RuntimeStats,
-    is_market,
     trace_event,
 )
 from cryptoj.supervision.supervisor import RestartIntensityExceeded
@@ -59,8 +69,19 @@ class DeterministicRuntime:
         trace: TraceWriter | None = None,
         chaos: ChaosPlan | None = None,
         on_step: Callable[[], None] | None = None,
+        batch_journal: bool = True,
+        instants_per_commit: int = 64,
     ) -> None:
+        """``batch_journal``: group commits of ``instants_per_commit`` market instants
+        (False: one transaction per statement, as before group commit; for the tests comparing
+        the two). 64 instants per commit replay the whole bundled 4h range 1.11x faster than
+        one per instant (loop CPU, 3 alternating runs); a kill loses at most 64 instants."""
+        if instants_per_commit < 1:
+            raise ValueError(f"instants_per_commit: expected >= 1, got {instants_per_commit}")
         self.seed = seed
+        self.batch_journal = batch_journal
+        self.instants_per_commit = instants_per_commit
+        self._instants = 0  # instants since the last commit
         self.now_ns = start_ns
         self.registry = registry
         self.trace = trace
@@ -70,7 +91,7 @@ class DeterministicRuntime:
         self.stats = RuntimeStats()
         self.cells: dict[str, _Cell] = {}
         self.start_order: list[str] = []
-        self._ready: list[str] = []
+        self._ready: list[_Cell] = []  # cells with a non-empty mailbox
         self._sched = random.Random(f"sched:{seed}")
         self._timers: list[tuple[int, int, str, int, Envelope]] = []
         self._timer_seq = 0
@@ -145,8 +166,8 @@ class DeterministicRuntime:
         while cell.inbox:
             env = cell.inbox.popleft()
             self._dead_letter(env.sender, cell.name, env, "left in mailbox of a stopped actor")
-        if cell.name in self._ready:
-            self._ready.remove(cell.name)
+        if cell in self._ready:
+            self._ready.remove(cell)
         self.stats.exits.append(f"{cell.name}: {reason}")
         note = f"{'crash' if abnormal else 'stop'}: {reason}"
         exit_msg = ChildExited(
@@ -184,23 +205,19 @@ class DeterministicRuntime:
     def send(self, sender: str, to: str, msg: Message, corr: str | None) -> None:
         """Put ``msg`` into ``to``'s mailbox (a dead letter when it is not running)."""
         cur = self._current
-        env = Envelope(
-            msg,
-            sender,
-            self.ids.message_id(),
-            corr or (cur.corr if cur is not None else ""),
-            cur.msg_id if cur is not None else "",
-        )
-        if not env.corr:
-            env.corr = env.msg_id
-        if is_market(msg):
+        msg_id = self.ids.message_id()
+        if cur is None:
+            env = Envelope(msg, sender, msg_id, corr or msg_id, "")
+        else:
+            env = Envelope(msg, sender, msg_id, corr or cur.corr or msg_id, cur.msg_id)
+        if type(msg) in MARKET_TYPES:
             self.stats.market_sent += 1
         cell = self.cells.get(to)
         if cell is None or not cell.alive:
             self._dead_letter(sender, to, env, "receiver not running")
             return
         if not cell.inbox:
-            self._ready.append(to)
+            self._ready.append(cell)
         cell.inbox.append(env)
 
     def schedule(self, owner: str, delay_ns: int, msg: Message) -> None:
@@ -216,7 +233,7 @@ class DeterministicRuntime:
 
     def _dead_letter(self, sender: str, to: str, env: Envelope, why: str) -> None:
         self.stats.bump("dead_letters")
-        if is_market(env.msg):
+        if type(env.msg) in MARKET_TYPES:
             self.stats.market_dead += 1
         self._record("dead", sender, to, env.msg, env=env, note=why)
 
@@ -233,22 +250,34 @@ class DeterministicRuntime:
         trace_event(self.trace, kind, self.now_ns, src, dst, msg, env, note)
 
     def run(self, max_steps: int | None = None) -> None:
-        """Serve mailboxes until nothing is left to do (or a stop was requested and drained)."""
+        """Serve mailboxes until nothing is left to do (or a stop was requested and drained).
+
+        The journal writes are committed whenever the clock moves on, and when it returns."""
+        with step_batch() if self.batch_journal else contextlib.nullcontext():
+            self._run(max_steps)
+
+    def _run(self, max_steps: int | None) -> None:
         steps = 0
+        ready, timers, step = self._ready, self._timers, self._step
         while max_steps is None or steps < max_steps:
-            if self._ready:
-                self._step()
+            if ready:
+                step()
                 steps += 1
-            elif self._timers and self.exit_code is None:
-                due, _, owner, generation, env = heapq.heappop(self._timers)
-                self.now_ns = max(self.now_ns, due)
+            elif timers and self.exit_code is None:
+                due, _, owner, generation, env = heapq.heappop(timers)
+                if due > self.now_ns:  # the end of a market instant
+                    self._instants += 1
+                    if self._instants >= self.instants_per_commit:
+                        self._instants = 0
+                        commit_batch()
+                    self.now_ns = due
                 cell = self.cells.get(owner)
                 if cell is None or not cell.alive or cell.generation != generation:
                     # Timers die with the instance that set them (a restart sets its own).
                     self._dead_letter("timer", owner, env, "timer owner stopped or restarted")
                     continue
                 if not cell.inbox:
-                    self._ready.append(owner)
+                    ready.append(cell)
                 cell.inbox.append(env)
             else:
                 return
@@ -256,8 +285,7 @@ class DeterministicRuntime:
     def _step(self) -> None:
         ready = self._ready
         i = self._sched.randrange(len(ready)) if len(ready) > 1 else 0
-        name = ready[i]
-        cell = self.cells[name]
+        cell = ready[i]
         env = cell.inbox.popleft()
         if not cell.inbox:
             ready[i] = ready[-1]
@@ -269,9 +297,10 @@ class DeterministicRuntime:
     def _deliver(self, cell: _Cell, env: Envelope) -> None:
         actor, ctx = cell.actor, cell.ctx
         assert actor is not None and ctx is not None
-        self.stats.delivered += 1
-        if is_market(env.msg):
-            self.stats.market_delivered += 1
+        stats = self.stats
+        stats.delivered += 1
+        if type(env.msg) in MARKET_TYPES:
+            stats.market_delivered += 1
         if self.trace is not None:
             self.trace.record(
                 "deliver",
@@ -283,26 +312,37 @@ class DeterministicRuntime:
                 env.corr,
                 env.cause,
             )
-        path = self.chaos.due(cell.name, self.now_ns) if self.chaos else None
+        chaos = self.chaos
+        path = chaos.due(cell.name, self.now_ns) if chaos is not None else None
         self._current = env
         try:
-            if path == "receive":
-                raise InjectedCrash(f"injected crash in {cell.name} before handling")
-            if path == "on_start" and self.chaos is not None:
-                self.chaos.fail_next_start.add(cell.name)
-                raise InjectedCrash(f"injected crash in {cell.name}; its restart fails in on_start")
+            if path is not None:
+                self._crash_before(cell, path)
             actor.receive(env.msg, ctx)
-            if path == "after_receive":
-                raise InjectedCrash(f"injected crash in {cell.name} after handling")
-            if path == "on_stop" and self.chaos is not None:
-                self.chaos.fail_next_stop.add(cell.name)
-                self.stop(cell.name, report=True)
+            if path is not None:
+                self._crash_after(cell, path)
         except Exception as e:
             if isinstance(e, RestartIntensityExceeded):
                 self.stats.bump("escalations")
             self._crash(cell, f"{type(env.msg).__name__}: {e!r}")
         finally:
             self._current = None
+
+    def _crash_before(self, cell: _Cell, path: str) -> None:
+        """Fault injection before the handler runs (``path`` from the chaos plan)."""
+        if path == "receive":
+            raise InjectedCrash(f"injected crash in {cell.name} before handling")
+        if path == "on_start" and self.chaos is not None:
+            self.chaos.fail_next_start.add(cell.name)
+            raise InjectedCrash(f"injected crash in {cell.name}; its restart fails in on_start")
+
+    def _crash_after(self, cell: _Cell, path: str) -> None:
+        """Fault injection after the handler ran (``path`` from the chaos plan)."""
+        if path == "after_receive":
+            raise InjectedCrash(f"injected crash in {cell.name} after handling")
+        if path == "on_stop" and self.chaos is not None:
+            self.chaos.fail_next_stop.add(cell.name)
+            self.stop(cell.name, report=True)
 
     def is_alive(self, name: str) -> bool:
         """True when ``name`` is running."""

@@ -204,6 +204,11 @@ def _decimal(x: object) -> Decimal | None:
     return d
 
 
+def _sane(x: object) -> bool:
+    """``x`` is a Decimal that :func:`_decimal` accepts as it is (the quote fast path)."""
+    return isinstance(x, Decimal) and x.is_finite() and -MAX_MAGNITUDE < x < MAX_MAGNITUDE
+
+
 class VenueOrder(msgspec.Struct, frozen=True, kw_only=True):
     """A read-only snapshot of one order as the venue sees it.
 
@@ -336,6 +341,7 @@ class PaperExchange:
         if not quote_currency or "-" in quote_currency:
             raise ValueError(f"quote_currency must be a currency code, got {quote_currency!r}")
         self._quote_ccy = quote_currency
+        self._tradable_cache: dict[str, bool] = {}  # product -> _tradable (bounded: 4,096)
         self._starting_cash = _trunc8(cash)
         self._taker_fee = Decimal(taker_fee)
         self._maker_fee = Decimal(maker_fee)
@@ -516,33 +522,46 @@ class PaperExchange:
         ``bid_size``, as MAKER at their own limit price, best price first then oldest first.
         Invalid, crossed, stale or unsupported quotes are ignored (see ``ignored_quotes``).
         """
-        with self._session():
-            if not self._valid_quote(q):
-                self._ignored_quotes += 1
-                return
-            self._books[q.product] = q
-            self._taken.pop((q.product, Side.BUY), None)
-            self._taken.pop((q.product, Side.SELL), None)
-            resting = [o for o in self._open.values() if o.product == q.product]
-            if not resting:
-                return
-            buys = sorted(
-                (o for o in resting if o.side is Side.BUY), key=lambda o: (-_limit(o), o.seq)
-            )
-            sells = sorted(
-                (o for o in resting if o.side is Side.SELL), key=lambda o: (_limit(o), o.seq)
-            )
-            self._match_resting(buys, q.ask_size, lambda lim: lim >= q.ask, q.ts)
-            self._match_resting(sells, q.bid_size, lambda lim: lim <= q.bid, q.ts)
+        # The hot path of a replay (every quote): the decimal context is only entered when
+        # resting orders of the product are to be matched.
+        try:
+            with self._lock:
+                if not self._valid_quote(q):
+                    self._ignored_quotes += 1
+                    return
+                product = q.product
+                self._books[product] = q
+                if self._taken:
+                    self._taken.pop((product, Side.BUY), None)
+                    self._taken.pop((product, Side.SELL), None)
+                if not self._open:
+                    return
+                resting = [o for o in self._open.values() if o.product == product]
+                if resting:
+                    with localcontext(_CTX):
+                        self._match_quote(q, resting)
+        finally:
+            self._deliver()
+
+    def _match_quote(self, q: Quote, resting: list[_Order]) -> None:
+        """Fill the resting orders ``q`` crosses (state lock and decimal context held)."""
+        buys = [o for o in resting if o.side is Side.BUY]
+        sells = [o for o in resting if o.side is Side.SELL]
+        buys.sort(key=lambda o: (-_limit(o), o.seq))
+        sells.sort(key=lambda o: (_limit(o), o.seq))
+        self._match_resting(buys, q.ask_size, lambda lim: lim >= q.ask, q.ts)
+        self._match_resting(sells, q.bid_size, lambda lim: lim <= q.bid, q.ts)
 
     def _valid_quote(self, q: Quote) -> bool:
         if not isinstance(q, Quote) or not self._tradable(q.product):
             return False
-        bid, ask = _decimal(q.bid), _decimal(q.ask)
-        bid_size, ask_size = _decimal(q.bid_size), _decimal(q.ask_size)
-        if bid is None or ask is None or bid_size is None or ask_size is None:
-            return False
-        if bid <= 0 or ask <= 0 or bid > ask or bid_size < 0 or ask_size < 0:
+        bid, ask, bid_size, ask_size = q.bid, q.ask, q.bid_size, q.ask_size
+        if not (_sane(bid) and _sane(ask) and _sane(bid_size) and _sane(ask_size)):
+            values = (_decimal(bid), _decimal(ask), _decimal(bid_size), _decimal(ask_size))
+            if None in values:
+                return False
+            bid, ask, bid_size, ask_size = values  # type: ignore[assignment]
+        if bid <= _ZERO or bid > ask or bid_size < _ZERO or ask_size < _ZERO:
             return False
         prev = self._books.get(q.product)
         return prev is None or q.ts >= prev.ts
@@ -715,8 +734,15 @@ class PaperExchange:
     def _tradable(self, product: object) -> bool:
         if not isinstance(product, str):
             return False
-        base, sep, quote = product.partition("-")
-        return bool(base) and sep == "-" and quote == self._quote_ccy
+        known = self._tradable_cache.get(product)
+        if known is None:
+            if len(self._tradable_cache) >= 4096:
+                self._tradable_cache.clear()
+            base, sep, quote = product.partition("-")
+            known = self._tradable_cache[product] = (
+                bool(base) and sep == "-" and quote == self._quote_ccy
+            )
+        return known
 
     def levels(self, product: str, side: Side) -> list[tuple[Decimal, Decimal]]:
         """The (price, size) levels an order on ``side`` would walk now (empty without a quote).

@@ -1,0 +1,200 @@
+"""Replay speed of this checkout against another commit, in one run, with identical summaries.
+
+    python tools/bench_commits.py --base main                      # per-timestamp tick replay
+    python tools/bench_commits.py --base main --workload 4h        # the whole bundled 4h range
+    python tools/bench_commits.py --base main --workload 1m --json
+    python tools/bench_commits.py --base main --head HEAD         # a commit against a commit
+
+The base commit (and ``--head`` when given; by default the head side is this checkout as it
+is, uncommitted changes included) is checked out once into a temporary ``git worktree``
+(removed at the end); each round runs ``python -m cryptoj replay --json --trace ''`` in a
+fresh interpreter for the base, then for the head (rounds alternate, so load on the shared
+machine hits both alike).
+Each side's figure is the replay loop's ``wall_seconds`` (loading and set-up excluded); the
+printed ``speedup`` is base seconds ÷ head seconds (medians). ``speedup_cpu`` is the same on the
+CPU time of the replay loop (``DeterministicRuntime.run``, measured with
+``time.process_time``): steadier than wall time when the shared machine is loaded. Workloads:
+
+* ``ticks``: ``tools/bench_replay.py``'s Binance trades and config with ``feed.window_ms: 0``
+  (one step per timestamp, every tick through the matching model);
+* ``4h``: ``--data coinbase-4h-2016-2025``; ``1m``: the default ``coinbase-1m-2018-04``.
+
+Both sides must produce the same summary apart from its timing fields (``wall_seconds``,
+``events_per_second``): ``summaries_identical`` says whether they did (exit 1 if not), and the
+first differing fields are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+
+from bench_replay import BENCH_CONFIG, DATA  # noqa: E402
+
+TIMING = {"wall_seconds", "events_per_second", "cpu_seconds"}
+# Run in the checkout measured: the CLI's replay, with the CPU time of the runtime's loop
+# added up and printed after the summary.
+DRIVER = """
+import json, sys, time
+import cryptoj.runtime.deterministic as d
+from cryptoj.cli import main
+cpu = 0.0
+run = d.DeterministicRuntime.run
+def timed(self, *args, **kwargs):
+    global cpu
+    t0 = time.process_time()
+    try:
+        return run(self, *args, **kwargs)
+    finally:
+        cpu += time.process_time() - t0
+d.DeterministicRuntime.run = timed
+code = main(sys.argv[1:])
+print(json.dumps({"cpu_seconds": round(cpu, 3)}))
+raise SystemExit(code)
+"""
+WORKLOADS = ("ticks", "4h", "1m")
+
+
+def replay_args(workload: str, tmp: Path) -> list[str]:
+    """The ``cryptoj replay`` arguments of ``workload`` (a config file is written to ``tmp``)."""
+    if workload == "ticks":
+        config = tmp / "ticks.json"  # JSON is YAML
+        feed = BENCH_CONFIG["feed"]
+        assert isinstance(feed, dict)
+        cfg = {**BENCH_CONFIG, "feed": {**feed, "window_ms": 0}}
+        config.write_text(json.dumps(cfg), encoding="utf-8")
+        return ["--data", str(DATA), "--config", str(config)]
+    if workload == "4h":
+        return ["--data", "coinbase-4h-2016-2025"]
+    if workload == "1m":
+        return []
+    raise SystemExit(f"--workload: expected one of {', '.join(WORKLOADS)}, got {workload!r}")
+
+
+def run_side(checkout: Path, args: list[str], workdir: Path) -> dict[str, Any]:
+    """One replay with ``checkout``'s code (run in ``workdir``); its JSON summary, with the
+    CPU seconds of its replay loop added as ``cpu_seconds``."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(checkout)
+    workdir.mkdir(exist_ok=True)
+    command = [sys.executable, "-c", DRIVER, "replay", "--json", "--trace", ""]
+    try:
+        done = subprocess.run(
+            [*command, *args, "--journal", "journal.sqlite"],
+            cwd=workdir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=True,
+        )
+    except subprocess.CalledProcessError as e:
+        raise SystemExit(f"replay in {checkout} failed: {e.stderr.strip()[-2000:]}") from None
+    *_, last, cpu = done.stdout.strip().splitlines()
+    summary: dict[str, Any] = json.loads(last)
+    summary.update(json.loads(cpu))
+    return summary
+
+
+def differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """The summary fields (timing excluded) whose values differ."""
+    keys = sorted((set(a) | set(b)) - TIMING)
+    return [f"{k}: {a.get(k)!r} != {b.get(k)!r}" for k in keys if a.get(k) != b.get(k)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run both sides alternately and print the figures."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--base", default="main", help="the commit to compare with (default main)")
+    ap.add_argument(
+        "--head", default=None, help="a commit for the head side (default: this checkout)"
+    )
+    ap.add_argument("--workload", default="ticks", choices=WORKLOADS)
+    ap.add_argument("--rounds", type=int, default=5, help="alternating rounds (default 5)")
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    args = ap.parse_args(argv)
+    rev = _short(args.base)
+    head = _short(args.head or "HEAD")
+    if args.head is None and _dirty():
+        head += " (+ uncommitted changes)"
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        checkouts = {"base": rev} if args.head is None else {"base": rev, "head": head}
+        for name, commit in checkouts.items():
+            add = ["worktree", "add", "--detach", "-q", str(tmp / name), commit]
+            subprocess.run(["git", "-C", str(ROOT), *add], check=True)
+        try:
+            replay = replay_args(args.workload, tmp)
+            head_dir = ROOT if args.head is None else tmp / "head"
+            base_runs: list[dict[str, Any]] = []
+            head_runs: list[dict[str, Any]] = []
+            for _ in range(args.rounds):
+                base_runs.append(run_side(tmp / "base", replay, tmp / "run-base"))
+                head_runs.append(run_side(head_dir, replay, tmp / "run-head"))
+        finally:
+            for name in checkouts:
+                subprocess.run(
+                    ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tmp / name)],
+                    check=False,
+                )
+    base_s = statistics.median(r["wall_seconds"] for r in base_runs)
+    head_s = statistics.median(r["wall_seconds"] for r in head_runs)
+    base_cpu = statistics.median(r["cpu_seconds"] for r in base_runs)
+    head_cpu = statistics.median(r["cpu_seconds"] for r in head_runs)
+    diff = differences(base_runs[0], head_runs[0])
+    out = {
+        "workload": args.workload,
+        "base": rev,
+        "head": head,
+        "events": head_runs[0]["events"],
+        "base_seconds": base_s,
+        "head_seconds": head_s,
+        "base_events_per_second": round(head_runs[0]["events"] / base_s, 1),
+        "head_events_per_second": round(head_runs[0]["events"] / head_s, 1),
+        "speedup": round(base_s / head_s, 3),
+        "speedup_cpu": round(base_cpu / head_cpu, 3),
+        "summaries_identical": not diff,
+        "summary_differences": diff[:10],
+        "base_runs": [r["wall_seconds"] for r in base_runs],
+        "head_runs": [r["wall_seconds"] for r in head_runs],
+        "base_cpu_runs": [r["cpu_seconds"] for r in base_runs],
+        "head_cpu_runs": [r["cpu_seconds"] for r in head_runs],
+    }
+    table = "\n".join(f"{key:24} {value}" for key, value in out.items())
+    print(json.dumps(out) if args.json else table)
+    return 0 if not diff else 1
+
+
+def _short(commit: str) -> str:
+    """The short hash of ``commit``."""
+    return subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", commit],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
+def _dirty() -> bool:
+    """True when this checkout has uncommitted changes to tracked files."""
+    done = subprocess.run(
+        ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return bool(done.stdout.strip())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
