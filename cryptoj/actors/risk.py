@@ -134,8 +134,14 @@ class RiskActor(Actor):
             self.stats.set_interval(bar.interval_s)
         self.stats.on_close(bar.product, close)
         self._dirty.add(bar.product)
-        self.atr.setdefault(bar.product, Atr()).update(float(bar.high), float(bar.low), close)
-        self.regimes.setdefault(bar.product, RegimeDetector()).update(close)
+        atr = self.atr.get(bar.product)
+        if atr is None:
+            atr = self.atr[bar.product] = Atr()
+        atr.update(float(bar.high), float(bar.low), close)
+        regime = self.regimes.get(bar.product)
+        if regime is None:
+            regime = self.regimes[bar.product] = RegimeDetector()
+        regime.update(close)
 
     def _handle_feed_status(self, msg: FeedStatus, ctx: Context) -> None:
         if msg.state in ("stale", "degraded"):

@@ -62,6 +62,7 @@ import numpy.typing as npt
 METHODS = ("risk_parity", "inverse_vol", "signal")
 FloatArray = npt.NDArray[np.float64]
 _EIG_FLOOR = 1e-6
+_EIG_MARGIN = 1e-9  # near the floor, the 2×2 shortcut defers to eigh's own rounding
 _TOLERANCE = 1e-11
 _MAX_SWEEPS = 1000
 _NEGLIGIBLE = 1e-12  # a signal this small (a fraction of equity) counts as none
@@ -116,13 +117,15 @@ def target_weights(
         _check_fraction(f"cap {p}", c)
     for p, k in (scale or {}).items():
         _check_fraction(f"scale {p}", k)
-    vols = {p: v for p, v in (volatility or {}).items() if math.isfinite(v) and v > 0}
     budget = {
         p: s * multiplier * (scale or {}).get(p, 1.0)
         for p, s in signals.items()
         if s > 0 and caps.get(p, 0.0) > 0
     }
     budget = {p: b for p, b in budget.items() if b > _NEGLIGIBLE}
+    if not budget:  # nothing to allocate: all in cash (the loop below would find the same)
+        return Allocation(dict.fromkeys(signals, 0.0), 0.0, method, ())
+    vols = {p: v for p, v in (volatility or {}).items() if math.isfinite(v) and v > 0}
     dropped: list[str] = []
     weights: dict[str, float] = {}
     used = method
@@ -181,6 +184,11 @@ def correlation_matrix(
             r = correlation.get((p, q), correlation.get((q, p), 0.0))
             r = float(r) if math.isfinite(r) else 0.0
             rho[i, j] = rho[j, i] = min(1.0, max(-1.0, r))
+    if n == 2 and abs(1.0 - abs(rho[0, 1]) - _EIG_FLOOR) > _EIG_MARGIN:
+        # the eigenvalues of [[1, r], [r, 1]] are 1 ± r: decided without a decomposition,
+        # except within _EIG_MARGIN of the floor, where eigh's rounding decides as before
+        if 1.0 - abs(rho[0, 1]) >= _EIG_FLOOR:
+            return rho
     values, vectors = np.linalg.eigh(rho)
     if values.min() >= _EIG_FLOOR:
         return rho

@@ -40,6 +40,7 @@ from cryptoj.portfolio.rebalance import (
     LegPlan,
     LegRules,
     ProductView,
+    band_trade,
     drift_threshold,
     fund_buys,
     plan_legs,
@@ -135,6 +136,8 @@ def plan_transaction(i: PlanInputs, cfg: Config, allocation: Allocation | None =
         target = allocation.weights[name]
         band = 0.0
         if model is not None:
+            if inside_drift_band(i, name, quantity, target, threshold):
+                continue  # no leg under any cost band (inside_drift_band): not priced
             band = product_band(i.equity, quantity, i.quotes[name], target, threshold, model, cfg)
         views.append(
             ProductView(
@@ -152,6 +155,30 @@ def plan_transaction(i: PlanInputs, cfg: Config, allocation: Allocation | None =
         )
     legs = within_budget(plan_legs(i.equity, views, leg_rules(cfg)), i.turnover_left)
     return Plan(allocation, fund_buys(legs, i.available_cash, i.fee))
+
+
+def inside_drift_band(
+    i: PlanInputs, name: str, quantity: Decimal, target: float, threshold: float
+) -> bool:
+    """True when ``name`` gets no leg whatever its cost band, so the band need not be priced.
+
+    The cost band is never narrower than the drift threshold (``cost_band`` takes the larger),
+    and :func:`~cryptoj.portfolio.rebalance.band_trade`'s no-trade region only widens with the
+    band (its risk-reduction sale does not depend on it): a weight that
+    :func:`~cryptoj.portfolio.rebalance.band_trade` leaves alone with the band at the
+    threshold is left alone by every wider band. Only for a positive threshold (then the band
+    is positive too and :func:`~cryptoj.portfolio.rebalance.plan_legs` takes the band path),
+    a position that is not being closed, a target in [0, 1] and positive mid and equity.
+    """
+    mid = i.quotes[name].mid
+    if threshold <= 0 or mid <= 0 or i.equity <= 0 or not 0 <= target <= 1:
+        return False
+    if target == 0 and quantity > 0:
+        return False  # closing: sold whatever the band
+    current = float(quantity * mid / i.equity)
+    risk_reduce = name in i.reduce_only or i.multiplier < 1
+    cap = i.params.weight_cap(name)
+    return band_trade(target, current, threshold, threshold, cap, risk_reduce) == 0
 
 
 def product_band(
