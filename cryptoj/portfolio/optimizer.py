@@ -184,11 +184,11 @@ def correlation_matrix(
             r = correlation.get((p, q), correlation.get((q, p), 0.0))
             r = float(r) if math.isfinite(r) else 0.0
             rho[i, j] = rho[j, i] = min(1.0, max(-1.0, r))
-    if n == 2 and abs(1.0 - abs(rho[0, 1]) - _EIG_FLOOR) > _EIG_MARGIN:
-        # the eigenvalues of [[1, r], [r, 1]] are 1 ± r: decided without a decomposition,
-        # except within _EIG_MARGIN of the floor, where eigh's rounding decides as before
-        if 1.0 - abs(rho[0, 1]) >= _EIG_FLOOR:
-            return rho
+    # the eigenvalues of [[1, r], [r, 1]] are 1 ± r: decided without a decomposition, except
+    # within _EIG_MARGIN of the floor, where eigh's rounding decides as before
+    smallest = 1.0 - abs(rho[0, 1]) if n == 2 else 0.0
+    if n == 2 and smallest >= _EIG_FLOOR and smallest - _EIG_FLOOR > _EIG_MARGIN:
+        return rho
     values, vectors = np.linalg.eigh(rho)
     if values.min() >= _EIG_FLOOR:
         return rho
