@@ -271,12 +271,7 @@ class RiskActor(Actor):
         (products are only ever added)."""
         key = (self.corr.updates, len(products))
         if self._pairs is None or self._pairs[0] != key:
-            pairs = tuple(
-                (p, q, round(self.corr.correlation(p, q), 6))
-                for i, p in enumerate(products)
-                for q in products[i + 1 :]
-            )
-            self._pairs = (key, pairs)
+            self._pairs = (key, self.corr.pairs(products))
         return self._pairs[1]
 
     def _material(self, recomputed: set[str], now_ns: int) -> bool:
