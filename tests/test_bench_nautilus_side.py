@@ -43,3 +43,22 @@ def test_nautilus_baseline_replays_all_ticks_and_trades() -> None:
     assert run["orders_rejected"] == 0
     assert run["bars"] == 199
     assert result["ticks_per_second_median"] == run["ticks_per_second"] > 0
+
+
+def test_nautilus_baseline_replays_the_bundled_minute_bars() -> None:
+    proc = subprocess.run(
+        [str(VENV_PYTHON), str(SCRIPT), "--bars", "--repeat", "1", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["bars"] == 2447  # the BTC-USD trade bars of coinbase-1m-2018-04
+    (run,) = result["runs"]
+    assert run["bars"] == 2447  # every bar reached the strategy's bar type
+    assert run["orders"] > 0 and run["fills"] >= run["orders"]
+    assert run["orders_denied"] == 0 and run["orders_rejected"] == 0
+    assert result["bars_per_second_median"] == run["bars_per_second"] > 0
