@@ -77,6 +77,7 @@ from cryptoj.portfolio.ledger import Ledger
 from cryptoj.portfolio.optimizer import Allocation
 from cryptoj.portfolio.planning import (
     PlanInputs,
+    all_idle,
     allocate,
     allocation_key,
     plan_transaction,
@@ -525,8 +526,8 @@ class PortfolioActor(Actor):
             and not self.unwind.owns(p)
             and not self.ledger.has_open_order(p)
         }
-        if not tradable:
-            return
+        if not tradable or all_idle(tradable, self.targets, self.stopped_out, self.ledger.holdings):
+            return  # no leg is possible (planning.all_idle): nothing to allocate or plan
         entries = params.entries_allowed and self.unwind.entries_allowed
         reduce_all = (
             not entries or self.unwind.reduce_only or params.level.rank >= RiskLevel.REDUCING.rank

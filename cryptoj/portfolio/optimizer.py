@@ -157,6 +157,10 @@ def _proportions(
     correlation: Mapping[tuple[str, str], float],
     method: str,
 ) -> dict[str, float]:
+    if len(active) <= 2:
+        small = _proportions_small(active, budget, vols, correlation, method)
+        if small is not None:
+            return small
     b = np.array([budget[p] for p in active], dtype=float)
     b = b / b.sum()
     if method == "signal" or len(active) == 1:
@@ -170,6 +174,40 @@ def _proportions(
         x = risk_parity(np.outer(sigma, sigma) * rho, b)
     x = x / x.sum()
     return dict(zip(active, x.tolist(), strict=True))
+
+
+def _proportions_small(
+    active: list[str],
+    budget: Mapping[str, float],
+    vols: Mapping[str, float],
+    correlation: Mapping[tuple[str, str], float],
+    method: str,
+) -> dict[str, float] | None:
+    """:func:`_proportions` for one or two products on plain floats: the same operations in the
+    same order as the array code (a sum of two is their one addition; ``np.outer`` times the
+    correlation matrix is σ_i·σ_j·ρ_ij), so the same bits without numpy's per-call cost (the
+    optimiser runs once per risk update). None where the correlation would need repair (the
+    array code decides it)."""
+    bs = [budget[p] for p in active]
+    t = bs[0] if len(bs) == 1 else bs[0] + bs[1]
+    b = [v / t for v in bs]
+    if method == "signal" or len(active) == 1:
+        return dict(zip(active, b, strict=True))
+    fallback = statistics.median(vols[p] for p in active if p in vols)
+    s0, s1 = (vols.get(p, fallback) for p in active)
+    if method == "inverse_vol":
+        x = [b[0] / s0, b[1] / s1]
+    else:
+        p, q = active
+        r = correlation.get((p, q), correlation.get((q, p), 0.0))
+        r = min(1.0, max(-1.0, float(r) if math.isfinite(r) else 0.0))
+        smallest = 1.0 - abs(r)
+        if not (smallest >= _EIG_FLOOR and smallest - _EIG_FLOOR > _EIG_MARGIN):
+            return None
+        cov = [[s0 * s0 * 1.0, s0 * s1 * r], [s1 * s0 * r, s1 * s1 * 1.0]]
+        x = _sweeps(cov, b)
+    t = x[0] + x[1]
+    return {active[0]: x[0] / t, active[1]: x[1] / t}
 
 
 def correlation_matrix(
@@ -206,10 +244,15 @@ def risk_parity(cov: FloatArray, budgets: FloatArray) -> FloatArray:
     run on plain floats: for the handful of products a portfolio holds, that is several times
     faster than numpy's per-element indexing.
     """
-    n = len(budgets)
-    scale = float(np.mean(np.diag(cov)))
-    c = (cov / scale).tolist()
-    b = [float(v) for v in budgets]
+    return np.array(_sweeps(cov.tolist(), [float(v) for v in budgets]), dtype=np.float64)
+
+
+def _sweeps(cov: list[list[float]], b: list[float]) -> list[float]:
+    """:func:`risk_parity` on lists: the covariance scaled by the mean of its diagonal, then
+    the sweeps."""
+    n = len(b)
+    scale = sum(cov[i][i] for i in range(n)) / n if n < 8 else float(np.mean(np.diag(cov)))
+    c = [[v / scale for v in row] for row in cov]
     x = [b[i] / math.sqrt(c[i][i]) for i in range(n)]
     total = sum(x)
     x = [v / total for v in x]
@@ -223,7 +266,7 @@ def risk_parity(cov: FloatArray, budgets: FloatArray) -> FloatArray:
             x[i] = new
         if moved < _TOLERANCE * sum(x):
             break
-    return np.array(x, dtype=np.float64)
+    return x
 
 
 def _water_fill(

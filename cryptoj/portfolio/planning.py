@@ -35,6 +35,7 @@ from cryptoj.models.orders import Side
 from cryptoj.models.risk import RiskParameters
 from cryptoj.models.signals import TargetWeight
 from cryptoj.portfolio.costs import CostModel, cost_band, round_trip_rate
+from cryptoj.portfolio.ledger import Holding
 from cryptoj.portfolio.optimizer import Allocation, target_weights
 from cryptoj.portfolio.rebalance import (
     LegPlan,
@@ -80,6 +81,29 @@ def usable_quotes(quotes: Mapping[str, Quote], max_age_ns: int) -> set[str]:
         return set()
     newest = max(q.ts for q in quotes.values())
     return {p for p, q in quotes.items() if newest - q.ts <= max_age_ns}
+
+
+def all_idle(
+    tradable: Set[str],
+    targets: Mapping[str, TargetWeight],
+    stopped_out: Set[str],
+    holdings: Mapping[str, Holding],
+) -> bool:
+    """True when no product of ``tradable`` can get a leg, whatever the risk parameters: each
+    has a signal of 0 (a weight not above 0, or its stop loss fired) and holds nothing.
+
+    Such a product's target is 0 in every allocation (:func:`allocate` gives a weight only to a
+    positive signal), so its trade to target is 0 and it is not closing a position: neither the
+    cost band nor the drift threshold lets a leg through (:func:`~cryptoj.portfolio.rebalance.
+    plan_legs`). The caller skips the whole plan, the optimiser included.
+    """
+    for p in tradable:
+        if p not in stopped_out and targets[p].weight > 0:
+            return False
+        h = holdings.get(p)
+        if h is not None and h.quantity != 0:
+            return False
+    return True
 
 
 def leg_rules(cfg: Config) -> LegRules:
