@@ -106,8 +106,8 @@ class EwmaCorrelation:
             for i, rp in clean:
                 ar = a * rp
                 for j, rq in clean:
-                    co[i, j] = b * float(co[i, j]) + ar * rq
-                    second[i, j] = b * float(second[i, j]) + ar * rp
+                    co[i, j] = b * co.item(i, j) + ar * rq
+                    second[i, j] = b * second.item(i, j) + ar * rp
                     count[i, j] += 1
         else:
             idx = np.array([i for i, _ in clean])
@@ -139,12 +139,12 @@ class EwmaCorrelation:
     def _rho(self, a: str, b: str) -> float | None:
         """ρ_ab, or None while the pair lacks data (fewer co-observations, a flat price)."""
         i, j = self._index.get(a), self._index.get(b)
-        if i is None or j is None or self._count[i, j] < self.min_periods:
+        if i is None or j is None or self._count.item(i, j) < self.min_periods:
             return None
-        denom = float(self._second[i, j]) * float(self._second[j, i])
+        denom = self._second.item(i, j) * self._second.item(j, i)
         if not denom > 0.0:
             return None
-        rho = float(self._co[i, j]) / math.sqrt(denom)
+        rho = self._co.item(i, j) / math.sqrt(denom)
         return max(-1.0, min(1.0, rho)) if math.isfinite(rho) else None
 
     def _rho_matrix(self) -> FloatArray:
@@ -224,7 +224,7 @@ class EwmaCorrelation:
     def volatility(self, product: str) -> float:
         """EWMA volatility per bar of ``product``'s returns, √S_pp (0 when unknown)."""
         i = self._index.get(product)
-        return 0.0 if i is None else math.sqrt(max(float(self._second[i, i]), 0.0))
+        return 0.0 if i is None else math.sqrt(max(self._second.item(i, i), 0.0))
 
 
 def round_like_python(values: FloatArray, digits: int) -> FloatArray:
