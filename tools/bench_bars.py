@@ -10,7 +10,9 @@ runs ``python -m cryptoj replay --data DATA --trace '' --json`` once with ``PYTH
 the baseline tree and once with it set to this tree, alternating (which goes first swaps every
 round), each in its own subprocess with its own journal, so load on the shared machine hits
 both alike. The figure compared is the summary's ``wall_seconds``: the replay loop only (data
-loading, set-up and the summary excluded).
+loading, set-up and the summary excluded). Also printed: ``cpu_ratio``, the same ratio on the
+CPU time of the whole subprocess (imports, loading and summary included, so it understates the
+loop's ratio, but it is steadier than wall time when other jobs load the machine).
 
 The two summaries of every round are compared field by field, except the timing fields
 (:data:`TIMING_FIELDS`) and the journal path; any other difference is printed and makes the
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -33,23 +36,28 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Summary fields that measure time, not behaviour (never compared).
-TIMING_FIELDS = frozenset({"wall_seconds", "events_per_second"})
+TIMING_FIELDS = frozenset({"wall_seconds", "events_per_second", "process_cpu_seconds"})
 #: Fields that name a path of this run (never compared).
 RUN_FIELDS = frozenset({"journal"})
 
 
 def run_replay(tree: Path, data: str, journal: Path) -> dict[str, Any]:
-    """One replay with ``tree`` on PYTHONPATH; its summary."""
+    """One replay with ``tree`` on PYTHONPATH; its summary, with the subprocess's CPU seconds
+    added as ``process_cpu_seconds``."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
     cmd = [sys.executable, "-m", "cryptoj", "replay", "--data", data, "--trace", ""]
     cmd += ["--journal", str(journal), "--json"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(
         cmd, cwd=tree, env=env, capture_output=True, text=True, timeout=1800, check=False
     )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     lines = done.stdout.strip().splitlines()
     if not lines:
         raise SystemExit(f"replay in {tree} printed nothing: {done.stderr.strip()[-2000:]}")
     summary: dict[str, Any] = json.loads(lines[-1])
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    summary["process_cpu_seconds"] = round(cpu, 3)
     journal.unlink(missing_ok=True)
     return summary
 
@@ -104,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
             remove_worktree(base)
     b_s = statistics.median(r["wall_seconds"] for r in base_runs)
     o_s = statistics.median(r["wall_seconds"] for r in ours)
+    b_cpu = statistics.median(r["process_cpu_seconds"] for r in base_runs)
+    o_cpu = statistics.median(r["process_cpu_seconds"] for r in ours)
     events = ours[0]["events"]
     out = {
         "data": args.data,
@@ -115,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
         "baseline_events_per_second": round(events / b_s, 1),
         "current_events_per_second": round(events / o_s, 1),
         "ratio": round(b_s / o_s, 3),
+        "baseline_process_cpu_seconds": b_cpu,
+        "current_process_cpu_seconds": o_cpu,
+        "cpu_ratio": round(b_cpu / o_cpu, 3),
         "identical_summary": not diffs,
         "differences": diffs,
         "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
