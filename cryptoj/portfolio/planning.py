@@ -148,7 +148,8 @@ def plan_transaction(i: PlanInputs, cfg: Config, allocation: Allocation | None =
     computed by :func:`allocate` for inputs of the same :func:`allocation_key`)."""
     allocation = allocation if allocation is not None else allocate(i, cfg)
     pc = cfg.portfolio
-    model = CostModel.from_config(cfg) if pc.cost_band_multiple > 0 else None
+    banded = pc.cost_band_multiple > 0
+    model: CostModel | None = None  # built for the first product whose band is priced
     views = []
     for name in sorted(i.targets):
         if name not in i.tradable or name not in i.quotes:
@@ -159,9 +160,10 @@ def plan_transaction(i: PlanInputs, cfg: Config, allocation: Allocation | None =
         )
         target = allocation.weights[name]
         band = 0.0
-        if model is not None:
+        if banded:
             if inside_drift_band(i, name, quantity, target, threshold):
                 continue  # no leg under any cost band (inside_drift_band): not priced
+            model = model or CostModel.from_config(cfg)
             band = product_band(i.equity, quantity, i.quotes[name], target, threshold, model, cfg)
         views.append(
             ProductView(
@@ -177,6 +179,8 @@ def plan_transaction(i: PlanInputs, cfg: Config, allocation: Allocation | None =
                 risk_reduce=name in i.reduce_only or i.multiplier < 1,
             )
         )
+    if not views:
+        return Plan(allocation, [])  # nothing to size: no leg (the steps below give the same)
     legs = within_budget(plan_legs(i.equity, views, leg_rules(cfg)), i.turnover_left)
     return Plan(allocation, fund_buys(legs, i.available_cash, i.fee))
 
