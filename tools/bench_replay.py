@@ -88,22 +88,14 @@ BENCH_CONFIG: dict[str, Any] = {
 }
 
 
-#: The bar benchmark's cryptoj configuration: EMA 10/20 on one-minute BTC-USD bars, no bands
-#: (a cross flips the signal, as in nautilus's EMACross); 0.06 of 1,250 USD while
-#: fast > slow (≈ 0.01 BTC at April 2018 prices, nautilus's trade size), flat otherwise.
+#: The bar benchmark's cryptoj configuration: the tick benchmark's strategy (EMA 10/20, no
+#: bands: a cross flips the signal, as in nautilus's EMACross) on one-minute BTC-USD bars;
+#: 0.06 of 1,250 USD while fast > slow (≈ 0.01 BTC at April 2018 prices, nautilus's trade
+#: size), flat otherwise.
 BARS_CONFIG: dict[str, Any] = {
+    **BENCH_CONFIG,
     "paper": {"quote_currency": "USD", "starting_cash": 1_250, "taker_fee": 0.001},
     "feed": {"products": ["BTC-USD"]},
-    "strategy": {
-        "fast_period": 10,
-        "slow_period": 20,
-        "band": 0.0,
-        "entry_band": 0.0,
-        "target_weight": 0.06,
-    },
-    "risk": {"max_daily_turnover": 100},
-    "portfolio": {"cost_band_multiple": 0},
-    "trace": {"enabled": False},
 }
 BARS_SOURCE = ROOT / "cryptoj/marketdata/bundled/coinbase-1m-2018-04.csv.gz"
 BARS_PRODUCT = "BTC-USD"

@@ -291,6 +291,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def engine_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The :func:`build_engine` options the command line sets."""
+    return {
+        "run_analysis": args.run_analysis,
+        "log_level": args.log_level,
+        "subscribe_trade_ticks": not args.no_trade_tick_subscription,
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Load the ticks once, run ``--repeat`` engines, print per-run rates and the median."""
     args = parse_args(argv)
@@ -300,11 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     t0 = time.perf_counter()
     ticks = load_ticks(args.data, instrument)
     load_seconds = time.perf_counter() - t0
-    options = {
-        "run_analysis": args.run_analysis,
-        "log_level": args.log_level,
-        "subscribe_trade_ticks": not args.no_trade_tick_subscription,
-    }
+    options = engine_options(args)
     runs = [run_once(instrument, ticks, **options) for _ in range(args.repeat)]
     last = runs[-1]
     summary = {
@@ -357,12 +362,7 @@ def main_bars(args: argparse.Namespace, instrument: CurrencyPair) -> int:
     t0 = time.perf_counter()
     bars = load_bars(args.bars, args.product, instrument)
     load_seconds = time.perf_counter() - t0
-    options = {
-        "run_analysis": args.run_analysis,
-        "log_level": args.log_level,
-        "subscribe_trade_ticks": not args.no_trade_tick_subscription,
-        "bar_type": MINUTE_BAR_TYPE,
-    }
+    options = {**engine_options(args), "bar_type": MINUTE_BAR_TYPE}
     runs = []
     for _ in range(args.repeat):
         r = run_once(instrument, bars, **options)
