@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import numpy as np
@@ -62,3 +63,26 @@ def test_mean_of_a_short_diagonal_is_numpys() -> None:
         diag = (rng.uniform(1e-8, 1.0, n) * 10.0 ** rng.integers(-6, 3, n)).tolist()
         cov = np.diag(diag)
         assert sum(diag[i] for i in range(n)) / n == float(np.mean(np.diag(cov)))
+
+
+def test_unrolled_two_product_sweeps_match_the_loop() -> None:
+    """``_sweeps_two`` against the general coordinate-descent loop written out here."""
+    rng = np.random.default_rng(9)
+    for _ in range(2000):
+        a = rng.normal(size=(2, 2))
+        cov = (a @ a.T + 0.1 * np.eye(2)).tolist()
+        b = rng.uniform(0.05, 1.0, 2).tolist()
+        x = [b[i] / math.sqrt(cov[i][i]) for i in range(2)]
+        x = [v / sum(x) for v in x]
+        want = list(x)
+        for _ in range(1000):
+            moved = 0.0
+            for i in range(2):
+                rest = sum(cov[i][j] * want[j] for j in range(2) if j != i)
+                d = cov[i][i]
+                new = (-rest + math.sqrt(rest * rest + 4.0 * d * b[i])) / (2.0 * d)
+                moved = max(moved, abs(new - want[i]))
+                want[i] = new
+            if moved < 1e-11 * sum(want):
+                break
+        assert optimizer._sweeps_two(cov, b, x) == want

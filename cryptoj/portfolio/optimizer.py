@@ -256,6 +256,8 @@ def _sweeps(cov: list[list[float]], b: list[float]) -> list[float]:
     x = [b[i] / math.sqrt(c[i][i]) for i in range(n)]
     total = sum(x)
     x = [v / total for v in x]
+    if n == 2:
+        return _sweeps_two(c, b, x)
     for _ in range(_MAX_SWEEPS):
         moved = 0.0
         for i in range(n):
@@ -267,6 +269,26 @@ def _sweeps(cov: list[list[float]], b: list[float]) -> list[float]:
         if moved < _TOLERANCE * sum(x):
             break
     return x
+
+
+def _sweeps_two(c: list[list[float]], b: list[float], x: list[float]) -> list[float]:
+    """The sweeps of :func:`_sweeps` for two products, unrolled: the same operations in the same
+    order (``sum`` of one term is ``0 + term``; of two, ``0 + x0 + x1``)."""
+    (c00, c01), (c10, c11) = c
+    b0, b1 = b
+    x0, x1 = x
+    for _ in range(_MAX_SWEEPS):
+        rest = 0 + c01 * x1
+        new = (-rest + math.sqrt(rest * rest + 4.0 * c00 * b0)) / (2.0 * c00)
+        moved = max(0.0, abs(new - x0))
+        x0 = new
+        rest = 0 + c10 * x0
+        new = (-rest + math.sqrt(rest * rest + 4.0 * c11 * b1)) / (2.0 * c11)
+        moved = max(moved, abs(new - x1))
+        x1 = new
+        if moved < _TOLERANCE * (0 + x0 + x1):
+            break
+    return [x0, x1]
 
 
 def _water_fill(
