@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,9 +24,10 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def test_nautilus_baseline_replays_all_ticks_and_trades() -> None:
+def _baseline(*args: str) -> dict[str, Any]:
+    """The JSON the nautilus side prints for ``args``."""
     proc = subprocess.run(
-        [str(VENV_PYTHON), str(SCRIPT), "--data", str(DATA), "--repeat", "1", "--json"],
+        [str(VENV_PYTHON), str(SCRIPT), *args, "--repeat", "1", "--json"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -33,7 +35,12 @@ def test_nautilus_baseline_replays_all_ticks_and_trades() -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_nautilus_baseline_replays_all_ticks_and_trades() -> None:
+    result = _baseline("--data", str(DATA))
     assert result["ticks"] == 19904
     assert result["orders"] > 0
     assert result["fills"] >= result["orders"]
@@ -43,3 +50,13 @@ def test_nautilus_baseline_replays_all_ticks_and_trades() -> None:
     assert run["orders_rejected"] == 0
     assert run["bars"] == 199
     assert result["ticks_per_second_median"] == run["ticks_per_second"] > 0
+
+
+def test_nautilus_baseline_replays_the_bundled_minute_bars() -> None:
+    result = _baseline("--bars")
+    assert result["bars"] == 2447  # the BTC-USD trade bars of coinbase-1m-2018-04
+    (run,) = result["runs"]
+    assert run["bars"] == 2447  # every bar reached the strategy's bar type
+    assert run["orders"] > 0 and run["fills"] >= run["orders"]
+    assert run["orders_denied"] == 0 and run["orders_rejected"] == 0
+    assert result["bars_per_second_median"] == run["bars_per_second"] > 0

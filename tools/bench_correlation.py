@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Per-bar cost of the RiskActor's correlation work, for 2, 10 and 30 products.
+"""Per-bar cost of the RiskActor's correlation work, for 3, 30, 100 and 200 products.
 
 Drives a real :class:`cryptoj.actors.risk.RiskActor` (journal in a temporary directory, a
 synchronous context) with seeded, correlated one-minute random walks delivered two ways:
@@ -13,18 +13,26 @@ the best of ``--repeat`` runs; CPU rather than wall time, since the machines are
 the average pairwise correlation the actor ends with (a sanity figure: the walks share a
 factor, so it should be clearly above 0 in both patterns). Numbers only; nothing is asserted.
 
+``--baseline-rev REV``: the same measurement of an older commit beside this tree, in one run
+(the baseline is checked out into a temporary git worktree; for each product count the two
+trees run alternately, each in its own subprocess with its own copy of this tool); prints
+µs per bar before and after and ``ratio`` = before ÷ after, per product count and pattern.
+
 Usage (from the repository root)::
 
     python tools/bench_correlation.py              # table
     python tools/bench_correlation.py --json       # one JSON object
     python tools/bench_correlation.py --minutes 200 --products 2,10,30
+    python tools/bench_correlation.py --baseline-rev fa575ac --minutes 60   # before/after
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,11 +45,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_bars import make_worktree, remove_worktree
+
 from cryptoj.actors.risk import RiskActor
 from cryptoj.config import RiskConfig
 from cryptoj.journal import Journal
 from cryptoj.models.base import Message
 from cryptoj.models.market import Bar
+
+ROOT = Path(__file__).resolve().parents[1]
 
 MIN = 60 * 10**9
 T0 = 1_522_800_000 * 10**9
@@ -137,10 +149,13 @@ def main(argv: list[str] | None = None) -> int:
     """Command line (see the module docstring)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=int, default=300)
-    ap.add_argument("--products", default="2,10,30")
+    ap.add_argument("--products", default="3,30,100,200")
     ap.add_argument("--repeat", type=int, default=3, help="runs per figure; the best is shown")
+    ap.add_argument("--baseline-rev", help="also measure this git revision (before/after)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    if args.baseline_rev:
+        return compare(args.baseline_rev, args.products, args.minutes, args.repeat, args.json)
     rows = [
         measure(int(n), args.minutes, live, args.repeat)
         for n in args.products.split(",")
@@ -155,6 +170,57 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{r['products']:>8} {r['pattern']:>8} {r['bars']:>7} {r['us_per_bar']:>8.2f} "
             f"{r['avg_correlation']:>9.4f} {r['publishes']:>9}"
+        )
+    return 0
+
+
+def run_tree(tree: Path, products: str, minutes: int, repeat: int) -> list[dict[str, Any]]:
+    """This tool's rows as measured by the copy of it in ``tree`` (its own code)."""
+    cmd = [sys.executable, str(tree / "tools/bench_correlation.py"), "--json"]
+    cmd += ["--products", products, "--minutes", str(minutes), "--repeat", str(repeat)]
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    done = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"bench_correlation in {tree} failed: {done.stderr.strip()[-2000:]}")
+    rows: list[dict[str, Any]] = json.loads(done.stdout.strip().splitlines()[-1])["rows"]
+    return rows
+
+
+def compare(rev: str, products: str, minutes: int, repeat: int, as_json: bool) -> int:
+    """Before (``rev``) and after (this tree), alternating per product count."""
+    out: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        base = make_worktree(rev, Path(tmp))
+        try:
+            for k, n in enumerate(products.split(",")):
+                sides = [base, ROOT] if k % 2 == 0 else [ROOT, base]
+                got = {tree: run_tree(tree, n, minutes, repeat) for tree in sides}
+                for before, after in zip(got[base], got[ROOT], strict=True):
+                    out.append(
+                        {
+                            "products": after["products"],
+                            "pattern": after["pattern"],
+                            "bars": after["bars"],
+                            "us_per_bar_before": before["us_per_bar"],
+                            "us_per_bar_after": after["us_per_bar"],
+                            "ratio": round(before["us_per_bar"] / after["us_per_bar"], 2),
+                            "same_avg_correlation": before["avg_correlation"]
+                            == after["avg_correlation"],
+                            "publishes": [before["publishes"], after["publishes"]],
+                        }
+                    )
+        finally:
+            remove_worktree(base)
+    if as_json:
+        print(json.dumps({"baseline_rev": rev, "minutes": minutes, "rows": out}))
+        return 0
+    print(f"baseline {rev}; µs per bar (CPU), best of {repeat}; load {os.getloadavg()[0]:.2f}")
+    head = ("products", "pattern", "bars", "before", "after", "ratio", "same corr")
+    print("{:>8} {:>8} {:>7} {:>9} {:>9} {:>6} {:>9}".format(*head))
+    for r in out:
+        print(
+            f"{r['products']:>8} {r['pattern']:>8} {r['bars']:>7} {r['us_per_bar_before']:>9.2f} "
+            f"{r['us_per_bar_after']:>9.2f} {r['ratio']:>6.2f} {r['same_avg_correlation']!s:>9}"
         )
     return 0
 

@@ -58,6 +58,20 @@ Configuration (mirror this on the cryptoj side):
   an order gives one or two fill events (22 fills for 14 orders on the bundled data). Fee 0.1 %
   of notional in USDT per fill.
 
+Bars (``--bars FILE``, the bar benchmark of ``tools/bench_replay.py --bars``): instead of
+ticks, one product's one-minute bars (``--product``, default ``BTC-USD``) from a file in
+cryptoj's long CSV format (``product,open_time_ms,open,high,low,close,volume,...``; plain or
+``.gz``; the bundled ``coinbase-1m-2018-04`` set by default), turned into nautilus ``Bar``
+objects by nautilus's own ``BarDataWrangler`` (price precision 2, size precision 6 of the
+instrument) with ``ts_event = ts_init`` = the bar's **close** time (open time + 60 s, as
+cryptoj stamps it), bar type ``BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL`` (external: the data
+engine aggregates nothing, each bar goes straight to the strategy). The same instrument,
+venue, engine (risk engine on) and ``EMACross`` (EMA 10/20, 0.01 BTC, the example's defaults)
+as above, with ``bar_type`` set to those bars. The venue's ``bar_execution`` (the default)
+moves its L1 book with each bar's open, high, low and close, so a market order fills at the
+book as the closing price left it. The figures are then per bar: ``bars_per_second`` and
+``bars_per_cpu_second``.
+
 Timing: ``ticks_per_second = ticks / wall seconds of engine.run()`` (``time.perf_counter``),
 which covers kernel start, the whole replay and stop (closing the position) but not reading the
 CSV, building ``TradeTick`` objects (``load_seconds``), nor building the engine, adding venue,
@@ -82,17 +96,19 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from nautilus_trader.backtest.config import BacktestEngineConfig
 from nautilus_trader.backtest.engine import BacktestEngine
 from nautilus_trader.config import LoggingConfig, RiskEngineConfig
 from nautilus_trader.examples.strategies.ema_cross import EMACross, EMACrossConfig
 from nautilus_trader.model.currencies import BTC, USDT
-from nautilus_trader.model.data import BarType, TradeTick
+from nautilus_trader.model.data import Bar, BarType, TradeTick
 from nautilus_trader.model.enums import AccountType, AggressorSide, OmsType
 from nautilus_trader.model.events import OrderDenied, OrderFilled, OrderRejected
 from nautilus_trader.model.identifiers import InstrumentId, TradeId, Venue
 from nautilus_trader.model.instruments import CurrencyPair
 from nautilus_trader.model.objects import Money, Price, Quantity
+from nautilus_trader.persistence.wranglers import BarDataWrangler
 from nautilus_trader.test_kit.providers import TestInstrumentProvider
 
 DEFAULT_DATA = (
@@ -102,6 +118,10 @@ DEFAULT_DATA = (
     / "binance_BTCUSDT_trades_20240808T2354_20240809T0005.csv.gz"
 )
 BAR_TYPE = "BTCUSDT.BINANCE-100-TICK-LAST-INTERNAL"
+MINUTE_BAR_TYPE = "BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL"
+DEFAULT_BARS = (
+    Path(__file__).resolve().parents[1] / "cryptoj/marketdata/bundled/coinbase-1m-2018-04.csv.gz"
+)
 TRADE_SIZE = Decimal("0.01")
 FAST_EMA = 10
 SLOW_EMA = 20
@@ -136,15 +156,43 @@ def load_ticks(path: Path, instrument: CurrencyPair) -> list[TradeTick]:
     return ticks
 
 
+def load_bars(path: Path, product: str, instrument: CurrencyPair) -> list[Bar]:
+    """One product's one-minute bars of a long-format CSV (plain or ``.gz``), stamped at their
+    close, as nautilus ``Bar`` objects built by ``BarDataWrangler``."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    rows: list[tuple[int, float, float, float, float, float]] = []
+    with opener(path, "rt", newline="") as f:
+        for row in csv.DictReader(f):
+            if row["product"] != product or not row.get("close"):
+                continue
+            close_ms = int(row["open_time_ms"]) + 60_000
+            values = (row["open"], row["high"], row["low"], row["close"], row["volume"])
+            rows.append((close_ms, *(float(v) for v in values)))
+    if not rows:
+        raise ValueError(f"{path}: no bars of {product}")
+    rows.sort()
+    frame = pd.DataFrame(
+        [r[1:] for r in rows],
+        columns=["open", "high", "low", "close", "volume"],
+        index=pd.to_datetime([r[0] for r in rows], unit="ms", utc=True),
+    )
+    frame.index.name = "timestamp"
+    wrangler = BarDataWrangler(BarType.from_str(MINUTE_BAR_TYPE), instrument)
+    bars: list[Bar] = wrangler.process(frame)
+    return bars
+
+
 def build_engine(
     instrument: CurrencyPair,
-    ticks: list[TradeTick],
+    ticks: Sequence[TradeTick | Bar],
     *,
     run_analysis: bool = False,
     log_level: str = "ERROR",
     subscribe_trade_ticks: bool = True,
+    bar_type: str = BAR_TYPE,
 ) -> BacktestEngine:
-    """A fresh engine with the Binance-like venue, the instrument, the ticks and ``EMACross``."""
+    """A fresh engine with the Binance-like venue, the instrument, the data (ticks, or bars of
+    ``bar_type``) and ``EMACross``."""
     config = BacktestEngineConfig(
         trader_id="BACKTESTER-001",
         logging=LoggingConfig(log_level=log_level),
@@ -160,11 +208,11 @@ def build_engine(
         starting_balances=[Money(STARTING_USDT, USDT), Money(STARTING_BTC, BTC)],
     )
     engine.add_instrument(instrument)
-    engine.add_data(ticks)
+    engine.add_data(list(ticks))
     strategy = EMACross(
         config=EMACrossConfig(
             instrument_id=instrument.id,
-            bar_type=BarType.from_str(BAR_TYPE),
+            bar_type=BarType.from_str(bar_type),
             trade_size=TRADE_SIZE,
             fast_ema_period=FAST_EMA,
             slow_ema_period=SLOW_EMA,
@@ -175,7 +223,9 @@ def build_engine(
     return engine
 
 
-def run_once(instrument: CurrencyPair, ticks: list[TradeTick], **options: Any) -> dict[str, Any]:
+def run_once(
+    instrument: CurrencyPair, ticks: Sequence[TradeTick | Bar], **options: Any
+) -> dict[str, Any]:
     """Build, run and dispose one engine; return its timings and order/fill counts.
 
     ``options`` are passed to :func:`build_engine`.
@@ -204,7 +254,7 @@ def run_once(instrument: CurrencyPair, ticks: list[TradeTick], **options: Any) -
         "orders_rejected": sum(1 for e in events if isinstance(e, OrderRejected)),
         "fills": len(fills),
         "positions": len(engine.cache.positions()),
-        "bars": engine.cache.bar_count(BarType.from_str(BAR_TYPE)),
+        "bars": engine.cache.bar_count(BarType.from_str(options.get("bar_type", BAR_TYPE))),
         "final_balances": balances,
     }
     engine.dispose()
@@ -222,6 +272,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--log-level", default="ERROR", help="nautilus stdout log level")
     p.add_argument(
+        "--bars",
+        type=Path,
+        nargs="?",
+        const=DEFAULT_BARS,
+        help=f"replay one-minute bars of this long CSV instead of ticks (default {DEFAULT_BARS})",
+    )
+    p.add_argument("--product", default="BTC-USD", help="product of --bars (default BTC-USD)")
+    p.add_argument(
         "--no-trade-tick-subscription",
         action="store_true",
         help="EMACrossConfig(subscribe_trade_ticks=False): the strategy gets bars only "
@@ -233,18 +291,25 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Load the ticks once, run ``--repeat`` engines, print per-run rates and the median."""
-    args = parse_args(argv)
-    instrument = TestInstrumentProvider.btcusdt_binance()
-    t0 = time.perf_counter()
-    ticks = load_ticks(args.data, instrument)
-    load_seconds = time.perf_counter() - t0
-    options = {
+def engine_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The :func:`build_engine` options the command line sets."""
+    return {
         "run_analysis": args.run_analysis,
         "log_level": args.log_level,
         "subscribe_trade_ticks": not args.no_trade_tick_subscription,
     }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Load the ticks once, run ``--repeat`` engines, print per-run rates and the median."""
+    args = parse_args(argv)
+    instrument = TestInstrumentProvider.btcusdt_binance()
+    if args.bars is not None:
+        return main_bars(args, instrument)
+    t0 = time.perf_counter()
+    ticks = load_ticks(args.data, instrument)
+    load_seconds = time.perf_counter() - t0
+    options = engine_options(args)
     runs = [run_once(instrument, ticks, **options) for _ in range(args.repeat)]
     last = runs[-1]
     summary = {
@@ -289,6 +354,49 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"median: {summary['ticks_per_second_median']:,.0f} ticks/s"
             f" ({summary['ticks_per_cpu_second_median']:,.0f} per CPU s)"
         )
+    return 0
+
+
+def main_bars(args: argparse.Namespace, instrument: CurrencyPair) -> int:
+    """The bar replay (module docstring, *Bars*): per-run rates per bar and their median."""
+    t0 = time.perf_counter()
+    bars = load_bars(args.bars, args.product, instrument)
+    load_seconds = time.perf_counter() - t0
+    options = {**engine_options(args), "bar_type": MINUTE_BAR_TYPE}
+    runs = []
+    for _ in range(args.repeat):
+        r = run_once(instrument, bars, **options)
+        r["bars_per_second"] = round(len(bars) / r["run_seconds"], 1)
+        r["bars_per_cpu_second"] = round(len(bars) / max(r["cpu_seconds"], 1e-9), 1)
+        runs.append(r)
+    summary = {
+        "bars": len(bars),
+        "load_seconds": round(load_seconds, 6),
+        "runs": runs,
+        "bars_per_second_median": round(statistics.median(r["bars_per_second"] for r in runs), 1),
+        "bars_per_cpu_second_median": round(
+            statistics.median(r["bars_per_cpu_second"] for r in runs), 1
+        ),
+        "orders": runs[-1]["orders"],
+        "fills": runs[-1]["fills"],
+        "nautilus_version": version("nautilus_trader"),
+        "config": {
+            "data": str(args.bars),
+            "product": args.product,
+            "bar_type": MINUTE_BAR_TYPE,
+            "fast_ema_period": FAST_EMA,
+            "slow_ema_period": SLOW_EMA,
+            "trade_size": str(TRADE_SIZE),
+            "risk_engine_bypass": False,
+            "bar_execution": True,
+        },
+    }
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"nautilus_trader {summary['nautilus_version']}: {len(bars)} bars")
+        for i, r in enumerate(runs, 1):
+            print(f"run {i}: {r['bars_per_second']:>10,.0f} bars/s  orders {r['orders']}")
     return 0
 
 

@@ -77,6 +77,7 @@ from cryptoj.portfolio.ledger import Ledger
 from cryptoj.portfolio.optimizer import Allocation
 from cryptoj.portfolio.planning import (
     PlanInputs,
+    all_idle,
     allocate,
     allocation_key,
     plan_transaction,
@@ -135,6 +136,8 @@ class PortfolioActor(Actor):
         self.fee = Decimal(repr(cfg.paper.taker_fee))
         self.ledger = Ledger(Decimal(0))
         self.quotes: dict[str, Quote] = {}
+        self._marks: dict[str, Decimal] = {}  # the quotes' mids, kept with them
+        self._equity: Decimal | None = None  # equity at the marks; None after marks or fills move
         self.targets: dict[str, TargetWeight] = {}
         self.params: RiskParameters | None = None
         self.stopped_out: set[str] = set()
@@ -176,6 +179,7 @@ class PortfolioActor(Actor):
         if start is None:
             raise RuntimeError(f"journal {self.journal_path} has no starting_cash")
         self.ledger = rebuild_ledger(journal, Decimal(start))
+        self._equity = None
         self.turnover = TurnoverBook.rebuild(journal.fills())
         self.desk = TxnDesk(
             self.cfg, self.ledger, journal, self.quotes, self._submit, self.execution
@@ -208,8 +212,10 @@ class PortfolioActor(Actor):
             self._record_equity()
         self._last_equity_ts = max(ts, self._last_equity_ts)
         products: list[str] = []
+        self._equity = None
         for q in quotes:
             self.quotes[q.product] = q
+            self._marks[q.product] = q.mid
             if q.ts > self.outdated.get(q.product, q.ts):
                 del self.outdated[q.product]  # data from after the outage
             self.unwind.on_quote(q)
@@ -299,6 +305,7 @@ class PortfolioActor(Actor):
             return  # a re-sent fill (reconciliation); already applied
         over = self.ledger.overdraft(fill)
         self.ledger.apply_fill(fill)
+        self._equity = None
         self.turnover.add(fill)
         if over > 0:
             self._journal().record_event(
@@ -527,8 +534,8 @@ class PortfolioActor(Actor):
             and not self.unwind.owns(p)
             and not self.ledger.has_open_order(p)
         }
-        if not tradable:
-            return
+        if not tradable or all_idle(tradable, self.targets, self.stopped_out, self.ledger.holdings):
+            return  # no leg is possible (planning.all_idle): nothing to allocate or plan
         entries = params.entries_allowed and self.unwind.entries_allowed
         reduce_all = (
             not entries or self.unwind.reduce_only or params.level.rank >= RiskLevel.REDUCING.rank
@@ -620,8 +627,8 @@ class PortfolioActor(Actor):
     # -- views ----------------------------------------------------------------------------
 
     def marks(self) -> dict[str, Decimal]:
-        """Latest mid per product."""
-        return {p: q.mid for p, q in self.quotes.items()}
+        """Latest mid per product (a copy)."""
+        return dict(self._marks)
 
     def fully_marked(self) -> bool:
         """Every holding has a quote (since this instance started): only then are the equity
@@ -629,12 +636,15 @@ class PortfolioActor(Actor):
         return all(p in self.quotes for p, h in self.ledger.holdings.items() if h.quantity)
 
     def equity(self) -> Decimal:
-        """Cash plus positions at the latest mids."""
-        return self.ledger.equity(self.marks())
+        """Cash plus positions at the latest mids (computed once per change of the marks or the
+        books: only quotes and fills move it; reservations do not)."""
+        if self._equity is None:
+            self._equity = self.ledger.equity(self._marks)
+        return self._equity
 
     def snapshot(self, ts: int) -> PortfolioSnapshot:
         """An immutable view of the books."""
-        return books_snapshot(self.ledger, self.marks(), ts)
+        return books_snapshot(self.ledger, self._marks, ts)
 
     def _send_monitor(self, ts: int, ctx: Context) -> None:
         """The MonitorReport for the ShutdownActor (module docstring)."""
@@ -644,7 +654,7 @@ class PortfolioActor(Actor):
             ts,
             self.equity(),
             holdings,
-            self.marks(),
+            self._marks,
             self.params,
             closed=self._closed,
             rejected=self._rejected,

@@ -134,8 +134,14 @@ class RiskActor(Actor):
             self.stats.set_interval(bar.interval_s)
         self.stats.on_close(bar.product, close)
         self._dirty.add(bar.product)
-        self.atr.setdefault(bar.product, Atr()).update(float(bar.high), float(bar.low), close)
-        self.regimes.setdefault(bar.product, RegimeDetector()).update(close)
+        atr = self.atr.get(bar.product)
+        if atr is None:
+            atr = self.atr[bar.product] = Atr()
+        atr.update(float(bar.high), float(bar.low), close)
+        regime = self.regimes.get(bar.product)
+        if regime is None:
+            regime = self.regimes[bar.product] = RegimeDetector()
+        regime.update(close)
 
     def _handle_feed_status(self, msg: FeedStatus, ctx: Context) -> None:
         if msg.state in ("stale", "degraded"):
@@ -265,12 +271,7 @@ class RiskActor(Actor):
         (products are only ever added)."""
         key = (self.corr.updates, len(products))
         if self._pairs is None or self._pairs[0] != key:
-            pairs = tuple(
-                (p, q, round(self.corr.correlation(p, q), 6))
-                for i, p in enumerate(products)
-                for q in products[i + 1 :]
-            )
-            self._pairs = (key, pairs)
+            self._pairs = (key, self.corr.pairs(products))
         return self._pairs[1]
 
     def _material(self, recomputed: set[str], now_ns: int) -> bool:

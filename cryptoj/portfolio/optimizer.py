@@ -62,6 +62,7 @@ import numpy.typing as npt
 METHODS = ("risk_parity", "inverse_vol", "signal")
 FloatArray = npt.NDArray[np.float64]
 _EIG_FLOOR = 1e-6
+_EIG_MARGIN = 1e-9  # near the floor, the 2×2 shortcut defers to eigh's own rounding
 _TOLERANCE = 1e-11
 _MAX_SWEEPS = 1000
 _NEGLIGIBLE = 1e-12  # a signal this small (a fraction of equity) counts as none
@@ -116,13 +117,15 @@ def target_weights(
         _check_fraction(f"cap {p}", c)
     for p, k in (scale or {}).items():
         _check_fraction(f"scale {p}", k)
-    vols = {p: v for p, v in (volatility or {}).items() if math.isfinite(v) and v > 0}
     budget = {
         p: s * multiplier * (scale or {}).get(p, 1.0)
         for p, s in signals.items()
         if s > 0 and caps.get(p, 0.0) > 0
     }
     budget = {p: b for p, b in budget.items() if b > _NEGLIGIBLE}
+    if not budget:  # nothing to allocate: all in cash (the loop below would find the same)
+        return Allocation(dict.fromkeys(signals, 0.0), 0.0, method, ())
+    vols = {p: v for p, v in (volatility or {}).items() if math.isfinite(v) and v > 0}
     dropped: list[str] = []
     weights: dict[str, float] = {}
     used = method
@@ -154,6 +157,10 @@ def _proportions(
     correlation: Mapping[tuple[str, str], float],
     method: str,
 ) -> dict[str, float]:
+    if len(active) <= 2:
+        small = _proportions_small(active, budget, vols, correlation, method)
+        if small is not None:
+            return small
     b = np.array([budget[p] for p in active], dtype=float)
     b = b / b.sum()
     if method == "signal" or len(active) == 1:
@@ -169,6 +176,40 @@ def _proportions(
     return dict(zip(active, x.tolist(), strict=True))
 
 
+def _proportions_small(
+    active: list[str],
+    budget: Mapping[str, float],
+    vols: Mapping[str, float],
+    correlation: Mapping[tuple[str, str], float],
+    method: str,
+) -> dict[str, float] | None:
+    """:func:`_proportions` for one or two products on plain floats: the same operations in the
+    same order as the array code (a sum of two is their one addition; ``np.outer`` times the
+    correlation matrix is σ_i·σ_j·ρ_ij), so the same bits without numpy's per-call cost (the
+    optimiser runs once per risk update). None where the correlation would need repair (the
+    array code decides it)."""
+    bs = [budget[p] for p in active]
+    t = bs[0] if len(bs) == 1 else bs[0] + bs[1]
+    b = [v / t for v in bs]
+    if method == "signal" or len(active) == 1:
+        return dict(zip(active, b, strict=True))
+    fallback = statistics.median(vols[p] for p in active if p in vols)
+    s0, s1 = (vols.get(p, fallback) for p in active)
+    if method == "inverse_vol":
+        x = [b[0] / s0, b[1] / s1]
+    else:
+        p, q = active
+        r = correlation.get((p, q), correlation.get((q, p), 0.0))
+        r = min(1.0, max(-1.0, float(r) if math.isfinite(r) else 0.0))
+        smallest = 1.0 - abs(r)
+        if not (smallest >= _EIG_FLOOR and smallest - _EIG_FLOOR > _EIG_MARGIN):
+            return None
+        cov = [[s0 * s0 * 1.0, s0 * s1 * r], [s1 * s0 * r, s1 * s1 * 1.0]]
+        x = _sweeps(cov, b)
+    t = x[0] + x[1]
+    return {active[0]: x[0] / t, active[1]: x[1] / t}
+
+
 def correlation_matrix(
     products: list[str], correlation: Mapping[tuple[str, str], float]
 ) -> FloatArray:
@@ -181,6 +222,11 @@ def correlation_matrix(
             r = correlation.get((p, q), correlation.get((q, p), 0.0))
             r = float(r) if math.isfinite(r) else 0.0
             rho[i, j] = rho[j, i] = min(1.0, max(-1.0, r))
+    # the eigenvalues of [[1, r], [r, 1]] are 1 ± r: decided without a decomposition, except
+    # within _EIG_MARGIN of the floor, where eigh's rounding decides as before
+    smallest = 1.0 - abs(rho[0, 1]) if n == 2 else 0.0
+    if n == 2 and smallest >= _EIG_FLOOR and smallest - _EIG_FLOOR > _EIG_MARGIN:
+        return rho
     values, vectors = np.linalg.eigh(rho)
     if values.min() >= _EIG_FLOOR:
         return rho
@@ -198,13 +244,20 @@ def risk_parity(cov: FloatArray, budgets: FloatArray) -> FloatArray:
     run on plain floats: for the handful of products a portfolio holds, that is several times
     faster than numpy's per-element indexing.
     """
-    n = len(budgets)
-    scale = float(np.mean(np.diag(cov)))
-    c = (cov / scale).tolist()
-    b = [float(v) for v in budgets]
+    return np.array(_sweeps(cov.tolist(), [float(v) for v in budgets]), dtype=np.float64)
+
+
+def _sweeps(cov: list[list[float]], b: list[float]) -> list[float]:
+    """:func:`risk_parity` on lists: the covariance scaled by the mean of its diagonal, then
+    the sweeps."""
+    n = len(b)
+    scale = sum(cov[i][i] for i in range(n)) / n if n < 8 else float(np.mean(np.diag(cov)))
+    c = [[v / scale for v in row] for row in cov]
     x = [b[i] / math.sqrt(c[i][i]) for i in range(n)]
     total = sum(x)
     x = [v / total for v in x]
+    if n == 2:
+        return _sweeps_two(c, b, x)
     for _ in range(_MAX_SWEEPS):
         moved = 0.0
         for i in range(n):
@@ -215,7 +268,27 @@ def risk_parity(cov: FloatArray, budgets: FloatArray) -> FloatArray:
             x[i] = new
         if moved < _TOLERANCE * sum(x):
             break
-    return np.array(x, dtype=np.float64)
+    return x
+
+
+def _sweeps_two(c: list[list[float]], b: list[float], x: list[float]) -> list[float]:
+    """The sweeps of :func:`_sweeps` for two products, unrolled: the same operations in the same
+    order (``sum`` of one term is ``0 + term``; of two, ``0 + x0 + x1``)."""
+    (c00, c01), (c10, c11) = c
+    b0, b1 = b
+    x0, x1 = x
+    for _ in range(_MAX_SWEEPS):
+        rest = 0 + c01 * x1
+        new = (-rest + math.sqrt(rest * rest + 4.0 * c00 * b0)) / (2.0 * c00)
+        moved = max(0.0, abs(new - x0))
+        x0 = new
+        rest = 0 + c10 * x0
+        new = (-rest + math.sqrt(rest * rest + 4.0 * c11 * b1)) / (2.0 * c11)
+        moved = max(moved, abs(new - x1))
+        x1 = new
+        if moved < _TOLERANCE * (0 + x0 + x1):
+            break
+    return [x0, x1]
 
 
 def _water_fill(

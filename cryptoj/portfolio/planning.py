@@ -36,11 +36,13 @@ from cryptoj.models.orders import Side
 from cryptoj.models.risk import RiskParameters
 from cryptoj.models.signals import TargetWeight
 from cryptoj.portfolio.costs import CostModel, cost_band, round_trip_rate
+from cryptoj.portfolio.ledger import Holding
 from cryptoj.portfolio.optimizer import Allocation, target_weights
 from cryptoj.portfolio.rebalance import (
     LegPlan,
     LegRules,
     ProductView,
+    band_trade,
     drift_threshold,
     fund_buys,
     plan_legs,
@@ -86,6 +88,29 @@ def usable_quotes(quotes: Mapping[str, Quote], max_age_ns: int, now: int | None 
     return {p for p, q in quotes.items() if newest - q.ts <= max_age_ns}
 
 
+def all_idle(
+    tradable: Set[str],
+    targets: Mapping[str, TargetWeight],
+    stopped_out: Set[str],
+    holdings: Mapping[str, Holding],
+) -> bool:
+    """True when no product of ``tradable`` can get a leg, whatever the risk parameters: each
+    has a signal of 0 (a weight not above 0, or its stop loss fired) and holds nothing.
+
+    Such a product's target is 0 in every allocation (:func:`allocate` gives a weight only to a
+    positive signal), so its trade to target is 0 and it is not closing a position: neither the
+    cost band nor the drift threshold lets a leg through (:func:`~cryptoj.portfolio.rebalance.
+    plan_legs`). The caller skips the whole plan, the optimiser included.
+    """
+    for p in tradable:
+        if p not in stopped_out and targets[p].weight > 0:
+            return False
+        h = holdings.get(p)
+        if h is not None and h.quantity != 0:
+            return False
+    return True
+
+
 def leg_rules(cfg: Config) -> LegRules:
     """The liquidity rules of ``cfg``: execution splits an order above
     ``execution.max_depth_share`` of the visible size, so that is where a leg is beyond depth."""
@@ -128,7 +153,8 @@ def plan_transaction(i: PlanInputs, cfg: Config, allocation: Allocation | None =
     computed by :func:`allocate` for inputs of the same :func:`allocation_key`)."""
     allocation = allocation if allocation is not None else allocate(i, cfg)
     pc = cfg.portfolio
-    model = CostModel.from_config(cfg) if pc.cost_band_multiple > 0 else None
+    banded = pc.cost_band_multiple > 0
+    model: CostModel | None = None  # built for the first product whose band is priced
     views = []
     for name in sorted(i.targets):
         if name not in i.tradable or name not in i.quotes:
@@ -139,7 +165,10 @@ def plan_transaction(i: PlanInputs, cfg: Config, allocation: Allocation | None =
         )
         target = allocation.weights[name]
         band = 0.0
-        if model is not None:
+        if banded:
+            if inside_drift_band(i, name, quantity, target, threshold):
+                continue  # no leg under any cost band (inside_drift_band): not priced
+            model = model or CostModel.from_config(cfg)
             band = product_band(i.equity, quantity, i.quotes[name], target, threshold, model, cfg)
         views.append(
             ProductView(
@@ -155,8 +184,34 @@ def plan_transaction(i: PlanInputs, cfg: Config, allocation: Allocation | None =
                 risk_reduce=name in i.reduce_only or i.multiplier < 1,
             )
         )
+    if not views:
+        return Plan(allocation, [])  # nothing to size: no leg (the steps below give the same)
     legs = within_budget(plan_legs(i.equity, views, leg_rules(cfg)), i.turnover_left)
     return Plan(allocation, fund_buys(legs, i.available_cash, i.fee))
+
+
+def inside_drift_band(
+    i: PlanInputs, name: str, quantity: Decimal, target: float, threshold: float
+) -> bool:
+    """True when ``name`` gets no leg whatever its cost band, so the band need not be priced.
+
+    The cost band is never narrower than the drift threshold (``cost_band`` takes the larger),
+    and :func:`~cryptoj.portfolio.rebalance.band_trade`'s no-trade region only widens with the
+    band (its risk-reduction sale does not depend on it): a weight that
+    :func:`~cryptoj.portfolio.rebalance.band_trade` leaves alone with the band at the
+    threshold is left alone by every wider band. Only for a positive threshold (then the band
+    is positive too and :func:`~cryptoj.portfolio.rebalance.plan_legs` takes the band path),
+    a position that is not being closed, a target in [0, 1] and positive mid and equity.
+    """
+    mid = i.quotes[name].mid
+    if threshold <= 0 or mid <= 0 or i.equity <= 0 or not 0 <= target <= 1:
+        return False
+    if target == 0 and quantity > 0:
+        return False  # closing: sold whatever the band
+    current = float(quantity * mid / i.equity)
+    risk_reduce = name in i.reduce_only or i.multiplier < 1
+    cap = i.params.weight_cap(name)
+    return band_trade(target, current, threshold, threshold, cap, risk_reduce) == 0
 
 
 def product_band(

@@ -17,6 +17,7 @@ The graduated risk level lives in :mod:`cryptoj.risk.levels`.
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field
 
@@ -52,6 +53,8 @@ class EwmaStats:
     long_var: dict[str, float] = field(default_factory=dict)
     #: The median volatility, computed once after each change (not per product asked about).
     _median: float | None = field(default=None, init=False, repr=False)
+    #: √var of every product, kept sorted as closes arrive (the median without a sort per bar).
+    _sorted: list[float] = field(default_factory=list, init=False, repr=False)
 
     @property
     def alpha(self) -> float:
@@ -67,7 +70,11 @@ class EwmaStats:
         r = math.log(close / prev)
         a = self.alpha
         self._median = None
+        old = self.var.get(product)
+        if old is not None:
+            del self._sorted[bisect.bisect_left(self._sorted, math.sqrt(old))]
         self.var[product] = (1 - a) * self.var.get(product, r * r) + a * r * r
+        bisect.insort(self._sorted, math.sqrt(self.var[product]))
         self.long_var[product] = (1 - a / 10) * self.long_var.get(product, r * r) + a / 10 * r * r
 
     def vol(self, product: str) -> float:
@@ -91,7 +98,7 @@ class EwmaStats:
 
     def _median_vol(self) -> float:
         if self._median is None:
-            vols = sorted(math.sqrt(v) for v in self.var.values())
+            vols = self._sorted
             mid = len(vols) // 2
             self._median = vols[mid] if len(vols) % 2 else (vols[mid - 1] + vols[mid]) / 2
         return self._median
