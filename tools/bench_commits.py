@@ -129,24 +129,21 @@ def main(argv: list[str] | None = None) -> int:
         head += " (+ uncommitted changes)"
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        checkouts = {"base": rev} if args.head is None else {"base": rev, "head": head}
-        for name, commit in checkouts.items():
-            add = ["worktree", "add", "--detach", "-q", str(tmp / name), commit]
-            subprocess.run(["git", "-C", str(ROOT), *add], check=True)
+        base_dir = make_worktree(rev, tmp / "base")
+        trees = [base_dir]
         try:
+            head_dir = ROOT if args.head is None else make_worktree(head, tmp / "head")
+            trees.append(head_dir)
             replay = replay_args(args.workload, tmp)
-            head_dir = ROOT if args.head is None else tmp / "head"
             base_runs: list[dict[str, Any]] = []
             head_runs: list[dict[str, Any]] = []
             for _ in range(args.rounds):
-                base_runs.append(run_side(tmp / "base", replay, tmp / "run-base"))
+                base_runs.append(run_side(base_dir, replay, tmp / "run-base"))
                 head_runs.append(run_side(head_dir, replay, tmp / "run-head"))
         finally:
-            for name in checkouts:
-                subprocess.run(
-                    ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tmp / name)],
-                    check=False,
-                )
+            for tree in trees:
+                if tree != ROOT:
+                    remove_worktree(tree)
     base_s = statistics.median(r["wall_seconds"] for r in base_runs)
     head_s = statistics.median(r["wall_seconds"] for r in head_runs)
     base_cpu = statistics.median(r["cpu_seconds"] for r in base_runs)
@@ -173,6 +170,22 @@ def main(argv: list[str] | None = None) -> int:
     table = "\n".join(f"{key:24} {value}" for key, value in out.items())
     print(json.dumps(out) if args.json else table)
     return 0 if not diff else 1
+
+
+def make_worktree(rev: str, tree: Path) -> Path:
+    """A detached git worktree of ``rev`` at ``tree`` (remove it with :func:`remove_worktree`)."""
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(tree), rev],
+        check=True,
+    )
+    return tree
+
+
+def remove_worktree(tree: Path) -> None:
+    """Remove a worktree made by :func:`make_worktree`."""
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False
+    )
 
 
 def _short(commit: str) -> str:

@@ -45,7 +45,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_bars import make_worktree, remove_worktree
+from bench_commits import make_worktree, remove_worktree
 
 from cryptoj.actors.risk import RiskActor
 from cryptoj.config import RiskConfig
@@ -190,7 +190,7 @@ def compare(rev: str, products: str, minutes: int, repeat: int, as_json: bool) -
     """Before (``rev``) and after (this tree), alternating per product count."""
     out: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        base = make_worktree(rev, Path(tmp))
+        base = make_worktree(rev, Path(tmp) / "baseline")
         try:
             for k, n in enumerate(products.split(",")):
                 sides = [base, ROOT] if k % 2 == 0 else [ROOT, base]
