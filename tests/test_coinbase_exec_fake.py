@@ -525,3 +525,34 @@ def test_an_order_absent_after_unknown_outcomes_is_resent_only_while_its_intent_
         assert coid not in summary(fake)["orders_per_client_order_id"]
         assert venue.counters()["absent"] == 1
     assert venue.counters()["unknown_outcomes_resolved"] == 1
+
+
+def test_an_order_is_not_declared_absent_while_a_request_may_still_commit(
+    fake: FakeCoinbase, key: ApiKey
+) -> None:
+    """Issue 16, "twice its target": a create that Coinbase commits after the client gave up
+    on it. The intent is older than ``absent_grace_s``, so the old rule (absence final
+    ``absent_grace_s`` after the intent) declared the order absent right after the timeout,
+    the actor rejected it, the portfolio planned the same trade again, and the late commit
+    then filled: the position at twice its target. Absence is final only ``absent_grace_s``
+    after the last request left; until then the lookup says UNKNOWN, and the late commit is
+    found and booked as this order."""
+    coid = new_id("late")
+    venue, events, _ = make_venue(fake, key, timeout_s=0.3, place_attempts=1, absent_grace_s=2.0)
+    venue.balances()
+    fake.inject("rest_delay", count=1, endpoint="create", seconds=1.0, commit="after")
+    intent_ts = time.time_ns() - 30 * 1_000_000_000  # decided long ago (e.g. a slow retry)
+    result = venue.submit(market(coid), intent_ts)
+    assert isinstance(result, OrderOutcomeUnknown)  # timed out, nothing found yet
+    state, detail = venue.resolve(coid, time.time_ns())
+    assert state.value == "unknown" and "may be in flight" in detail  # not absent
+    assert coid not in summary(fake)["orders_per_client_order_id"]  # not committed yet
+    for _ in range(60):  # bounded: the fake commits 1 s after the request
+        state, detail = venue.resolve(coid, time.time_ns())
+        if state.value != "unknown":
+            break
+        time.sleep(0.05)
+    assert state.value == "found", detail
+    assert summary(fake)["orders_per_client_order_id"][coid] == 1
+    assert sum(f.quantity for f in events.of(Fill) if f.client_order_id == coid) == Decimal("0.05")
+    assert venue.counters()["absent"] == 0

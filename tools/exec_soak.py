@@ -41,7 +41,9 @@ one JSON object:
 ``not_sent``                   intents whose order never reached the ExecutionActor's journal (lost
                                to a SIGKILL in between): certainly never sent, closed NOT_SENT
 ``start_to_first_order_s``     per (re)start followed by an order: seconds from the process
-                               spawn to the first order the fake received (liveness; target 5)
+                               spawn to the first order the fake received (liveness; target 5;
+                               ``starts_within_5s`` counts them)
+``intent_statuses``            intents per final status (none may stay ``open``)
 ``settled_before_stop``        nothing was open before the final SIGTERM (an order the portfolio
                                decides just then is drained by the orderly stop and audited too)
 plus the faults injected, kills, restarts, exit codes and the journal's open intents.
@@ -86,6 +88,7 @@ START_USD = "100000"
 READY_S = 60.0  # a (re)started daemon must serve /health within this
 ORDER_WAIT_S = 4.0  # how long one target change may take to produce an intent
 SETTLE_S = 120.0
+LIVENESS_S = 5.0  # target: an order at the venue within this of every (re)start
 OPEN_INTENTS = "SELECT COUNT(*) FROM intents WHERE closed_ts IS NULL"
 OPEN_ORDERS = "SELECT COUNT(*) FROM orders WHERE status IN ('PENDING', 'OPEN')"
 CLI = (
@@ -320,13 +323,13 @@ def audit(journal: Path, venue: dict[str, Any]) -> dict[str, Any]:
     coid_of = {  # children's fills count for their parent (the intent)
         o["order_id"]: parent_of.get(o["client_order_id"], o["client_order_id"]) for o in orders
     }
-    for f in venue["fills"]:
-        fills_by_order[coid_of.get(f["order_id"], "?")].append(f)
+    for vf in venue["fills"]:
+        fills_by_order[coid_of.get(vf["order_id"], "?")].append(vf)
     lost = overbooked = 0
     for coid, fills in fills_by_order.items():
         venue_qty = Decimal(0)
-        for f in sorted(fills, key=lambda f: (f["sequence_timestamp"], f["trade_id"])):
-            venue_qty += Decimal(f["size"])
+        for vf in sorted(fills, key=lambda x: (x["sequence_timestamp"], x["trade_id"])):
+            venue_qty += Decimal(vf["size"])
             lost += venue_qty > booked.get(coid, Decimal(0))
         overbooked += booked.get(coid, Decimal(0)) > venue_qty
     balances = {c: Decimal(b["total"]) for c, b in venue["balances"].items()}
@@ -351,6 +354,9 @@ def audit(journal: Path, venue: dict[str, Any]) -> dict[str, Any]:
             read_journal(journal, "SELECT COUNT(*) FROM intents WHERE status = 'NOT_SENT'")[0][0]
         ),
         "open_orders": int(read_journal(journal, OPEN_ORDERS)[0][0]),
+        "intent_statuses": dict(
+            read_journal(journal, "SELECT status, COUNT(*) FROM intents GROUP BY status")
+        ),
         "positions_match": match,
         "split_orders": len(set(parent_of.values())),
         "child_orders": len(parent_of),
@@ -375,6 +381,7 @@ def first_orders(starts_ns: list[int], orders: list[dict[str, Any]]) -> dict[str
     return {
         "start_to_first_order_s": delays,
         "max_start_to_first_order_s": max(delays, default=None),
+        "starts_within_5s": f"{sum(d <= LIVENESS_S for d in delays)} of {len(delays)}",
     }
 
 

@@ -22,7 +22,7 @@ accepted order that Coinbase no longer knows is reported as ``absent``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from cryptoj.adapters.coinbase.execution.client import CoinbaseRestClient, rfc3339_seconds
 from cryptoj.adapters.coinbase.execution.orders import OrderTracker, OrderUpdate
@@ -100,11 +100,28 @@ class Reconciler:
         since_ns: int | None = None,
         settled: Callable[[str], bool] | None = None,
     ) -> None:
-        """One pass; differences are appended to ``diffs`` as they are found (so a pass that
-        fails half way still reports what it applied). Raises the client's errors."""
+        """One whole pass; differences are appended to ``diffs`` as they are found (so a pass
+        that fails half way still reports what it applied). Raises the client's errors."""
+        for _ in self.steps(diffs, since_ns, settled):
+            pass
+
+    def steps(
+        self,
+        diffs: list[ReconcileDiff],
+        since_ns: int | None = None,
+        settled: Callable[[str], bool] | None = None,
+    ) -> Iterator[None]:
+        """One pass as a generator that yields after every REST call, so that the caller can
+        spread it over several messages (new orders and cancels go out in between).
+
+        Differences are appended to ``diffs`` as they are found; the client's errors are raised
+        from ``next()``. Between two steps other threads may apply reports to the trackers:
+        every step works from the trackers' state at that moment (states never regress).
+        """
         refreshed: set[str] = set()
         for o in self.client.list_orders(statuses=["OPEN"]):
             self._take(o, diffs, refreshed)
+        yield
         for vid in self._filled_order_ids(since_ns):
             t = self.trackers.for_venue_id(vid)
             if t is not None and (t.client_order_id in refreshed or t.terminal):
@@ -112,12 +129,14 @@ class Reconciler:
             if t is None and settled is not None and settled(vid):
                 self.trackers.counts["settled_skipped"] += 1
                 continue
+            yield
             found = self.client.get_order(vid)
             if found is not None:
                 self._take(found, diffs, refreshed)
         for t in self.trackers.live():
-            if not t.accepted or t.client_order_id in refreshed:
+            if not t.accepted or t.client_order_id in refreshed or t.terminal:
                 continue  # PENDING with an unknown outcome: CoinbaseVenue.resolve handles it
+            yield
             current = self.client.get_order(t.venue_order_id or "")
             if current is None:
                 self.trackers.counts["absent"] += 1

@@ -41,14 +41,22 @@ Resolving after a restart
     :meth:`resolve` looks a PENDING order up by ``client_order_id``: found → adopted (same
     fill ids as before the restart); absent → re-sent under the same id while the intent is
     younger than ``absent_grace_s`` and this process still holds the request; otherwise
-    UNKNOWN until ``absent_grace_s`` have passed since the intent, then ABSENT (the actor
-    rejects it: "never reached the venue"). So a request is never sent later than
-    ``absent_grace_s`` after its intent, and a request of a previous process never again.
+    UNKNOWN until ``absent_grace_s`` have passed since the intent **and** since the last
+    create request may have left (this process's last try; for an order of an earlier process,
+    this venue's creation, since that process is gone), then ABSENT (the actor rejects it:
+    "never reached the venue"). So a request is never sent later than ``absent_grace_s`` after
+    its intent, a request of a previous process never again, and an order is not declared
+    absent while a request of it may still be committed (assumed: Coinbase commits a request
+    within ``absent_grace_s`` of receiving it, or never). Declaring it absent earlier let the
+    portfolio plan the same trade again while the first request was still to commit: the
+    position at twice its target once both filled.
 
 Reconciling (:meth:`reconcile`: on start, after every user-channel (re)connect or sequence
 gap, and every ``reconcile_interval_s``)
     :mod:`.reconcile`: open orders, fills since the last seen one, every tracked order that is
-    not terminal; differences are applied (the venue wins) and returned for the journal.
+    not terminal; differences are applied (the venue wins) and returned for the journal. With
+    ``max_calls`` a pass goes on one REST call at a time (the ExecutionActor's steps), the
+    operation lock held per call, so submits and cancels go out between two calls.
 
 Emergency flatten support (``BookVenue``): ``on_quote`` keeps the last quote per product (the
 feed is the market-data side), ``levels`` is that top of book, ``available``/``balances`` read
@@ -77,7 +85,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -171,6 +179,10 @@ class CoinbaseVenue:
         self._quotes: dict[str, Quote] = {}
         self._rules: dict[str, tuple[ProductRules, int]] = {}
         self._auth_error = ""
+        self._pass: Iterator[None] | None = None  # the reconciliation pass in progress
+        self._born_ns = clock()  # a request of an earlier process was sent before this
+        self._sent_ns: dict[str, int] = {}  # client order id → when its last create left
+        self._pass_diffs: list[ReconcileDiff] = []
 
     @property
     def _counts(self) -> dict[str, int]:
@@ -421,6 +433,7 @@ class CoinbaseVenue:
         for attempt in range(1, attempts + 1):
             if attempt > 1:
                 self._counts["resends"] += 1
+            self._sent_ns[coid] = self.clock()
             try:
                 out = self.client.create_order(spec)
             except OutcomeUnknown as e:
@@ -502,6 +515,12 @@ class CoinbaseVenue:
         self.trackers.apply(t, rest_update(o, "lookup"))
         return Resolution.FOUND
 
+    def _last_send_ns(self, t: OrderTracker) -> int:
+        """When ``t``'s last create request may have left: this process's last try, else (an
+        order of an earlier process) no later than this venue's creation."""
+        sent = self._sent_ns.get(t.client_order_id)
+        return sent if sent is not None else max(t.created_ts, self._born_ns)
+
     def _refresh_quietly(self, t: OrderTracker) -> None:
         try:
             with self._op_lock:
@@ -560,6 +579,13 @@ class CoinbaseVenue:
                     f"not at Coinbase yet ({age_ns / NS:.0f}s after the intent; absent is "
                     f"final after {self.settings.absent_grace_s:.0f}s)"
                 )
+            quiet_ns = self.clock() - self._last_send_ns(t)
+            if quiet_ns < self.settings.absent_grace_s * NS:  # a request may still commit
+                return Resolution.UNKNOWN, (
+                    f"not at Coinbase yet, but a request may be in flight ({quiet_ns / NS:.0f}s "
+                    f"after the last possible send; absent is final after "
+                    f"{self.settings.absent_grace_s:.0f}s)"
+                )
             self.trackers.remove(coid)
             self._counts["absent"] += 1
             return Resolution.ABSENT, "not at Coinbase"
@@ -569,23 +595,47 @@ class CoinbaseVenue:
         ts: int,
         since_ns: int | None = None,
         settled: Callable[[str], bool] | None = None,
+        *,
+        max_calls: int | None = None,
+        new_pass: bool = True,
     ) -> ReconcileReport:
-        """One pass of :class:`~.reconcile.Reconciler` (see *Reconciling*)."""
-        self._counts["reconciles"] += 1
+        """Run :class:`~.reconcile.Reconciler` (see *Reconciling*): a whole pass, or with
+        ``max_calls`` at most that many REST calls of a pass; ``done`` says whether it ended.
+        ``new_pass`` False goes on with the pass in progress (a new one when none is); True
+        drops it and starts over. The operation lock is held for one call at a time, so submits
+        and cancels from other threads go out between two calls."""
         diffs: list[ReconcileDiff] = []
-        with self._op_lock:
-            try:
-                self.reconciler.run(diffs, since_ns, settled)
-            except AuthenticationFailed as e:
-                self._auth_failed(e)
-                raise
-            except CoinbaseError as e:
-                self._counts["reconcile_errors"] += 1
-                return ReconcileReport(diffs=tuple(diffs), error=str(e))
-            finally:
-                self.trackers.deliver()
-                self._counts["reconcile_diffs"] += len(diffs)
-        return ReconcileReport(diffs=tuple(diffs))
+        if new_pass or self._pass is None:
+            self._counts["reconciles"] += 1
+            self._pass = self.reconciler.steps(diffs, since_ns, settled)
+            self._pass_diffs = diffs
+        steps, diffs = self._pass, self._pass_diffs
+        reported = len(diffs)
+        calls = 0
+        try:
+            while max_calls is None or calls < max_calls:
+                with self._op_lock:
+                    next(steps)
+                calls += 1
+        except StopIteration:
+            self._pass = None
+        except AuthenticationFailed as e:
+            self._pass = None
+            self._auth_failed(e)
+            raise
+        except CoinbaseError as e:
+            self._pass = None
+            self._counts["reconcile_errors"] += 1
+            return self._reconcile_report(diffs[reported:], error=str(e))
+        finally:
+            self.trackers.deliver()
+        return self._reconcile_report(diffs[reported:], done=self._pass is None)
+
+    def _reconcile_report(
+        self, diffs: list[ReconcileDiff], *, error: str = "", done: bool = True
+    ) -> ReconcileReport:
+        self._counts["reconcile_diffs"] += len(diffs)
+        return ReconcileReport(diffs=tuple(diffs), error=error, done=done)
 
     # -- cancel ------------------------------------------------------------------------------
 
