@@ -18,6 +18,7 @@ import msgspec
 import pytest
 
 from cryptoj.actors.execution import DRAIN_TIMER, ExecutionActor
+from cryptoj.adapters.coinbase.execution.background import CallRunner
 from cryptoj.adapters.coinbase.execution.venue import CoinbaseVenue
 from cryptoj.adapters.coinbase.fake import FakeCoinbase
 from cryptoj.adapters.coinbase.fake.auth import ApiKey, generate_api_key, write_key_file
@@ -25,11 +26,11 @@ from cryptoj.config import Config, parse_config
 from cryptoj.config.ops import OpsConfig
 from cryptoj.daemon import Daemon
 from cryptoj.execution.driver import SPLIT_TIMER as SPLIT
+from cryptoj.execution.records import journal_order
 from cryptoj.execution.splitting import SplitPolicy
 from cryptoj.journal import Journal
 from cryptoj.models.base import Message
 from cryptoj.models.market import Quote
-from cryptoj.execution.records import journal_order
 from cryptoj.models.orders import (
     CancelOrder,
     Fill,
@@ -39,6 +40,7 @@ from cryptoj.models.orders import (
     ReconcileVenue,
     Side,
     SubmitOrder,
+    VenueCallDone,
 )
 from cryptoj.models.system import DrainOrders, OrdersDrained, Tick
 from cryptoj.ops.metrics import parse_families
@@ -95,11 +97,17 @@ def own_step(actor: ExecutionActor, ctx: FakeCtx) -> bool:
     return False
 
 
-def steps(actor: ExecutionActor, ctx: FakeCtx) -> None:
-    """Deliver the actor's own messages until its venue work is done (e.g. after on_start)."""
+def steps(actor: ExecutionActor, ctx: FakeCtx, events: Events) -> None:
+    """Deliver the actor's own messages and the venue's VenueCallDone until its venue work is
+    done (e.g. after on_start), leaving the venue's other events where they are."""
     for _ in range(10_000):
-        if not own_step(actor, ctx):
+        if own_step(actor, ctx):
+            continue
+        done = next((m for m in events.items if isinstance(m, VenueCallDone)), None)
+        if done is None:
             return
+        events.items.remove(done)
+        actor.receive(done, ctx)
     raise AssertionError("the actor's venue work never ended")
 
 
@@ -173,7 +181,7 @@ def test_a_restart_after_a_lost_close_books_no_fill_twice(
     venue2, events2, _ = make_venue(fake, key)
     actor2, ctx2 = ExecutionActor(venue2, path), FakeCtx()
     actor2.on_start(ctx2)
-    steps(actor2, ctx2)
+    steps(actor2, ctx2, events2)
     assert not any(isinstance(m, Fill) for m in events2.items)  # nothing beyond the baseline
     assert [type(m) for m in events2.items if not isinstance(m, ReconcileVenue)] == [OrderClosed]
     drain(actor2, events2, ctx2)
@@ -237,7 +245,7 @@ def test_timers_reconcile_and_ignore_an_earlier_incarnation(
     tmp_path: Path, fake_key: tuple[FakeCoinbase, ApiKey]
 ) -> None:
     fake, key = fake_key
-    venue, _, _ = make_venue(fake, key, reconcile_interval_s=7.0)
+    venue, events, _ = make_venue(fake, key, reconcile_interval_s=7.0)
     actor, ctx = ExecutionActor(venue, journal_at(tmp_path)), FakeCtx()
     assert actor.remote is venue  # a ReconcilingVenue (the paper venue is not: remote is None)
     actor.on_start(ctx)
@@ -245,18 +253,18 @@ def test_timers_reconcile_and_ignore_an_earlier_incarnation(
     assert delay == 7_000_000_000 and isinstance(tick, Tick)
     assert venue.counters()["reconciles"] == 0  # the start's pass is queued, not run in on_start
     actor.receive(tick, ctx)  # an interval pass while the start's is under way: dropped
-    steps(actor, ctx)
+    steps(actor, ctx, events)
     assert venue.counters()["reconciles"] == 1
     actor.receive(Tick(kind="execution.reconcile:timers-old-000001"), ctx)
-    steps(actor, ctx)
+    steps(actor, ctx, events)
     assert venue.counters()["reconciles"] == 1 and len(ctx.scheduled) == 2
     actor.receive(tick, ctx)
-    steps(actor, ctx)
+    steps(actor, ctx, events)
     assert venue.counters()["reconciles"] == 2 and ctx.scheduled[-1] == (delay, tick)
     actor.receive(ReconcileVenue(reason="user channel reconnected (connection 2)"), ctx)
     assert own_step(actor, ctx)  # the pass's first call ...
     actor.receive(ReconcileVenue(reason="user channel sequence gap"), ctx)  # ... then a gap
-    steps(actor, ctx)
+    steps(actor, ctx, events)
     assert venue.counters()["reconciles"] == 4  # the one asked for meanwhile runs after it
 
 
@@ -306,6 +314,36 @@ def test_new_orders_and_cancels_go_out_before_the_start_reconciliation_is_over(
     done = j.events("start_reconciled")
     assert len(done) == 2 and "; 1 orders sent meanwhile" in done[-1]["detail"]
     j.close()
+
+
+def test_an_order_goes_out_while_a_reconciliation_read_is_in_flight(
+    tmp_path: Path, fake_key: tuple[FakeCoinbase, ApiKey]
+) -> None:
+    """The calls of a pass run on the venue's background thread with their own connection: a
+    slow read (3 s at the fake) holds neither the actor nor the order's connection."""
+    fake, key = fake_key
+    runner, coid = CallRunner(), new_id("meanwhile")
+    venue, events, _ = make_venue(fake, key, timeout_s=5.0, run_calls=runner)
+    actor, ctx = ExecutionActor(venue, journal_at(tmp_path)), FakeCtx()
+    try:
+        actor.on_start(ctx)
+        fake.inject("rest_delay", count=1, endpoint="list", seconds=3.0)
+        assert own_step(actor, ctx)  # the pass's first read goes to the venue's thread
+        assert not own_step(actor, ctx)  # and the queue waits for it
+        actor.receive(order(coid), ctx)  # meanwhile a new order
+        assert orders_at_fake(fake, coid) == 1
+        assert not any(isinstance(m, VenueCallDone) for m in events.items)  # read not back yet
+        j = Journal(actor.journal_path)
+        for _ in range(50):  # bounded: each read of the pass is back within a second or so
+            assert wait_until(lambda: any(isinstance(m, VenueCallDone) for m in events.items), 10)
+            drain(actor, events, ctx)
+            if j.events("start_reconciled"):
+                break
+        assert venue.counters()["reconciles"] == 1
+        assert "; 1 orders sent meanwhile" in j.events("start_reconciled")[-1]["detail"]
+        j.close()
+    finally:
+        venue.stop()
 
 
 # -- order splitting at the fake ---------------------------------------------------------------
@@ -377,7 +415,7 @@ def test_a_split_order_fills_through_children_at_the_fake_and_the_books_match(
     venue2.on_quote(touch)
     actor2, ctx2 = ExecutionActor(venue2, path, split=policy), FakeCtx(time_ns=ctx1.time_ns)
     actor2.on_start(ctx2)
-    steps(actor2, ctx2)
+    steps(actor2, ctx2, events2)
     # the child's booked fill (journalled under the parent's id) is its baseline at the venue:
     # nothing is derived again (a partly filled child would otherwise be booked twice)
     assert not [m for m in events2.items if isinstance(m, Fill) and m.client_order_id == second]

@@ -20,6 +20,7 @@ import msgspec
 import pytest
 from loguru import logger
 
+from cryptoj.adapters.coinbase.execution.background import Runner
 from cryptoj.adapters.coinbase.execution.client import CoinbaseRestClient
 from cryptoj.adapters.coinbase.execution.errors import (
     AuthenticationFailed,
@@ -121,6 +122,7 @@ def make_venue(
     user: bool = False,
     timeout_s: float = 2.0,
     sleeper: Sleeper | None = None,
+    run_calls: Runner = lambda fn: fn(),  # reconciliation calls inline (VenueCallDone follows)
     **settings: Any,
 ) -> tuple[CoinbaseVenue, Events, Sleeper]:
     sleeper = sleeper or Sleeper()
@@ -135,6 +137,7 @@ def make_venue(
         user_stale_s=2.0,
         sleep=sleeper,
         seed=1,
+        run_calls=run_calls,
     )
     events = Events()
     venue.set_listener(events)

@@ -40,3 +40,15 @@ def test_one_pass_at_a_time_an_interval_pass_is_dropped_another_runs_after() -> 
     assert work.reconcile("user channel sequence gap", None)
     assert kinds(work) == ["pass"]
     assert work.pass_over() is None
+
+
+def test_the_queue_waits_while_a_call_of_the_pass_is_in_flight() -> None:
+    work = VenueWork()
+    work.reconcile("start", None)
+    work.then("started")
+    assert work.want_step() and work.next() == WorkItem("pass", why="start")
+    work.pass_continues("start")
+    work.pause()  # the call runs on the venue's thread
+    assert not work.want_step()
+    work.resume()  # VenueCallDone
+    assert kinds(work) == ["more", "started"]

@@ -31,12 +31,15 @@ Coinbase; the logic lives in the venue, this actor only drives it and journals):
   decides (restart, and past the intensity the emergency exit).
 
 Liveness (a remote venue): lookups of PENDING orders and reconciliation passes never run as one
-long call. They are queued as venue work, and the actor sends itself one ``execution.step``
-message per piece (one lookup, or one REST call of a pass: :meth:`ReconcilingVenue.reconcile`
-with ``max_calls=1``), behind whatever is already in its mailbox. New orders and cancels are
-handled as they arrive, so they wait for at most one call of a reconciliation (bounded by the
-client's timeout and retries), never for a whole pass. One pass runs at a time: an interval pass
-asked for meanwhile is dropped, any other (the venue's ``ReconcileVenue``) runs once it is over.
+long call. They are queued as venue work (:class:`~cryptoj.execution.work.VenueWork`), and the
+actor sends itself one ``execution.step`` message per piece, behind whatever is already in its
+mailbox: one lookup, or one step of a pass (:meth:`ReconcilingVenue.reconcile` with
+``max_calls=1``). The calls of a pass run on the venue's background thread with their own
+connection: the step applies what the last call brought and hands the next one over; the queue
+waits for the venue's :class:`~cryptoj.models.VenueCallDone` meanwhile, while new orders and
+cancels are handled as they arrive. So an order never waits for a reconciliation read, and at
+most for one lookup of a PENDING order. One pass runs at a time: an interval pass asked for
+meanwhile is dropped, any other (the venue's ``ReconcileVenue``) runs once it is over.
 
 Orders larger than ``execution.max_depth_share`` of the visible depth are split over time
 (README "Order splitting"): the actor hands everything about split parents and their children
@@ -84,6 +87,7 @@ from cryptoj.models.orders import (
     ReconcileVenue,
     Side,
     SubmitOrder,
+    VenueCallDone,
 )
 from cryptoj.models.system import DrainOrders, OrdersDrained, ReconcileNow, Tick
 from cryptoj.venues.base import ExecutionVenue, ReconcilingVenue, Resolution, TrackedOrder
@@ -357,6 +361,10 @@ class ExecutionActor(Actor):
 
     # -- reconciliation (remote venues) ------------------------------------------------------
 
+    def _handle_venue_call_done(self, msg: VenueCallDone, ctx: Context) -> None:
+        """A reconciliation call made on the venue's thread is back: the pass goes on."""
+        self._work.resume()
+
     def _handle_reconcile_venue(self, msg: ReconcileVenue, ctx: Context) -> None:
         if self.remote is not None:
             self._full_reconcile(ctx, msg.reason, None)
@@ -465,6 +473,8 @@ class ExecutionActor(Actor):
             self._event(ctx, "reconcile_failed", f"{why}: {report.error}")
         if not report.done:
             self._work.pass_continues(why)
+            if report.waiting:  # its call runs on the venue's thread: VenueCallDone follows
+                self._work.pause()
             return
         again = self._work.pass_over()
         if again is not None:

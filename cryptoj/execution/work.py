@@ -10,7 +10,9 @@ orders and cancels never wait for a whole pass (the module docstring of
 * ``pass`` / ``more`` items: the first and the following calls of one reconciliation pass;
   one pass at a time: an ``interval`` pass asked for while one runs is dropped, any other
   reason is remembered and runs once the current pass is over;
-* a ``started`` item: what follows the start's reconciliation (queued after it).
+* a ``started`` item: what follows the start's reconciliation (queued after it);
+* while a call of a pass is in flight on the venue's background thread the queue is paused
+  (:meth:`VenueWork.pause`): nothing else of it runs until the venue says the call is back.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class VenueWork:
         self.reconciling: str | None = None  # why the pass in progress runs
         self._again: str | None = None  # a pass asked for while one was running
         self._step_queued = False
+        self._paused = False
 
     def __len__(self) -> int:
         return len(self._items)
@@ -80,9 +83,18 @@ class VenueWork:
         again, self._again = self._again, None
         return again
 
+    def pause(self) -> None:
+        """A call of the pass is in flight: no step until :meth:`resume`."""
+        self._paused = True
+
+    def resume(self) -> None:
+        """The call is back: the pass goes on."""
+        self._paused = False
+
     def want_step(self) -> bool:
-        """True when a step message should be sent now (work left, none on its way)."""
-        if self._items and not self._step_queued:
+        """True when a step message should be sent now (work left, not paused, none on its
+        way)."""
+        if self._items and not self._step_queued and not self._paused:
             self._step_queued = True
             return True
         return False

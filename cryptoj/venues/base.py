@@ -112,6 +112,7 @@ class ReconcileReport(msgspec.Struct, frozen=True, kw_only=True):
     diffs: tuple[ReconcileDiff, ...] = ()
     error: str = ""
     done: bool = True
+    waiting: bool = False  # a call of the pass is in flight: a VenueCallDone follows
 
 
 @runtime_checkable
@@ -159,7 +160,9 @@ class ReconcilingVenue(Protocol):
 
         ``settled(venue_order_id)`` is True for an order nobody tracks that the journal has as
         terminal with every fill booked: its fills are not followed up (no lookup).
-        ``max_calls``: make at most that many venue calls and return what they found, ``done``
-        False while calls are left (None: the whole pass). ``new_pass`` False goes on with the
-        pass in progress (``since_ns`` and ``settled`` apply to a new pass only)."""
+        ``max_calls``: one step of a pass (at most that many venue calls, or one handed to a
+        background thread: ``waiting``, and a :class:`~cryptoj.models.VenueCallDone` follows
+        through the listener when it is back) and what it found, ``done`` False while calls
+        are left (None: the whole pass, here). ``new_pass`` False goes on with the pass in
+        progress (``since_ns`` and ``settled`` apply to a new pass only)."""
         ...

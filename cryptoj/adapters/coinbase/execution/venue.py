@@ -82,15 +82,18 @@ the REST client's ``rest_requests``, ``rest_retries``, ``rest_fault_<kind>``,
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from loguru import logger
 
+from cryptoj.adapters.coinbase.execution.background import CallRunner, Runner
 from cryptoj.adapters.coinbase.execution.client import Accepted, CoinbaseRestClient
 from cryptoj.adapters.coinbase.execution.errors import (
     AuthenticationFailed,
@@ -107,7 +110,7 @@ from cryptoj.adapters.coinbase.execution.quantize import (
     quantize,
 )
 from cryptoj.adapters.coinbase.execution.ratelimit import TokenBucket
-from cryptoj.adapters.coinbase.execution.reconcile import Reconciler, rest_update
+from cryptoj.adapters.coinbase.execution.reconcile import Call, Reconciler, rest_update
 from cryptoj.adapters.coinbase.execution.schemas import dec
 from cryptoj.adapters.coinbase.execution.trackers import COUNTERS, Listener, Trackers
 from cryptoj.adapters.coinbase.execution.user_channel import UserChannel
@@ -122,6 +125,7 @@ from cryptoj.models.orders import (
     ReconcileVenue,
     Side,
     SubmitOrder,
+    VenueCallDone,
 )
 from cryptoj.venues.base import ReconcileDiff, ReconcileReport, Resolution, TrackedOrder
 
@@ -161,9 +165,15 @@ class CoinbaseVenue:
         clock: Callable[[], int] = time.time_ns,
         sleep: Callable[[float], None] | None = None,
         rng: random.Random | None = None,
+        reader: CoinbaseRestClient | None = None,
+        run_calls: Runner | None = None,
     ) -> None:
-        """``clock`` gives ns since the epoch (intent times are compared with it)."""
+        """``clock`` gives ns since the epoch (intent times are compared with it). ``reader``:
+        a second client (its own connection) for the reads of reconciliation passes, so that
+        an order never waits for one (default ``client``); ``run_calls``: where the stepwise
+        passes make their calls (None: on the caller's thread; see :meth:`reconcile`)."""
         self.client = client
+        self.reader = reader or client
         self.settings = settings or VenueSettings()
         self.clock = clock
         self.sleep = sleep or client.sleep
@@ -171,7 +181,7 @@ class CoinbaseVenue:
         self.user_channel: UserChannel | None = None
         self.trackers = Trackers(clock)
         self.reconciler = Reconciler(
-            client, self.trackers, clock, lookback_s=self.settings.lookup_window_s
+            self.reader, self.trackers, clock, lookback_s=self.settings.lookup_window_s
         )
         self._op_lock = threading.RLock()  # multi-step operations (submit, resolve, reconcile)
         self._specs: dict[str, OrderSpec] = {}
@@ -179,10 +189,16 @@ class CoinbaseVenue:
         self._quotes: dict[str, Quote] = {}
         self._rules: dict[str, tuple[ProductRules, int]] = {}
         self._auth_error = ""
-        self._pass: Iterator[None] | None = None  # the reconciliation pass in progress
         self._born_ns = clock()  # a request of an earlier process was sent before this
         self._sent_ns: dict[str, int] = {}  # client order id → when its last create left
+        # the reconciliation pass in progress, stepwise (see reconcile); its call in flight
+        self.run_calls = run_calls
+        self._pass: Generator[Call, Any, None] | None = None
         self._pass_diffs: list[ReconcileDiff] = []
+        self._pass_id = 0
+        self._calls_lock = threading.Lock()
+        self._inflight = False
+        self._outcome: tuple[Any, Exception | None] | None = None
 
     @property
     def _counts(self) -> dict[str, int]:
@@ -206,24 +222,39 @@ class CoinbaseVenue:
         monotonic: Callable[[], int] = time.monotonic_ns,
         sleep: Callable[[float], None] = time.sleep,
         seed: int | None = None,
+        run_calls: Runner | None = None,
     ) -> CoinbaseVenue:
-        """A venue on a new REST client (and a user channel when ``user_ws_url`` is given).
+        """A venue on two new REST clients (orders; reconciliation reads) sharing one rate
+        limit, a :class:`~.background.CallRunner` for the reads of stepwise passes (or
+        ``run_calls``), and a user channel when ``user_ws_url`` is given.
 
         Nothing is contacted until :meth:`start` or the first call.
         """
         rng = random.Random(seed)
-        client = CoinbaseRestClient(
-            rest_url,
-            credentials,
-            ca_file=ca_file,
-            timeout_s=timeout_s,
-            policy=policy,
-            limiter=TokenBucket(rate_per_s, burst, monotonic),
+        limiter = TokenBucket(rate_per_s, burst, monotonic)
+
+        def rest_client(r: random.Random) -> CoinbaseRestClient:
+            return CoinbaseRestClient(
+                rest_url,
+                credentials,
+                ca_file=ca_file,
+                timeout_s=timeout_s,
+                policy=policy,
+                limiter=limiter,
+                sleep=sleep,
+                wall=lambda: clock() / NS,
+                rng=r,
+            )
+
+        venue = cls(
+            rest_client(rng),
+            settings=settings,
+            clock=clock,
             sleep=sleep,
-            wall=lambda: clock() / NS,
             rng=rng,
+            reader=rest_client(random.Random(rng.random())),
+            run_calls=run_calls or CallRunner(),
         )
-        venue = cls(client, settings=settings, clock=clock, sleep=sleep, rng=rng)
         if user_ws_url:
             venue.user_channel = UserChannel(
                 user_ws_url,
@@ -246,9 +277,11 @@ class CoinbaseVenue:
             self.user_channel.start()
 
     def stop(self) -> None:
-        """Stop the user channel."""
+        """Stop the user channel and the background runner."""
         if self.user_channel is not None:
             self.user_channel.stop()
+        if isinstance(self.run_calls, CallRunner):
+            self.run_calls.stop()
 
     @property
     def reconcile_interval_ns(self) -> int:
@@ -599,24 +632,58 @@ class CoinbaseVenue:
         max_calls: int | None = None,
         new_pass: bool = True,
     ) -> ReconcileReport:
-        """Run :class:`~.reconcile.Reconciler` (see *Reconciling*): a whole pass, or with
-        ``max_calls`` at most that many REST calls of a pass; ``done`` says whether it ended.
-        ``new_pass`` False goes on with the pass in progress (a new one when none is); True
-        drops it and starts over. The operation lock is held for one call at a time, so submits
-        and cancels from other threads go out between two calls."""
-        diffs: list[ReconcileDiff] = []
+        """Run :class:`~.reconcile.Reconciler` (see *Reconciling*).
+
+        Without ``max_calls``: a whole pass, here. With it, one step of a pass (a new one when
+        ``new_pass`` or none is under way): what the last call brought is applied; then, with
+        a background runner, the next call is handed to it and the report says ``waiting``
+        (a :class:`~cryptoj.models.VenueCallDone` follows when it is back); without one, up to
+        ``max_calls`` calls are made here. ``done`` says whether the pass ended."""
+        if max_calls is None:
+            diffs: list[ReconcileDiff] = []
+            self._counts["reconciles"] += 1
+            with self._op_lock:
+                try:
+                    self.reconciler.run(diffs, since_ns, settled)
+                except AuthenticationFailed as e:
+                    self._auth_failed(e)
+                    raise
+                except CoinbaseError as e:
+                    self._counts["reconcile_errors"] += 1
+                    return self._reconcile_report(diffs, error=str(e))
+                finally:
+                    self.trackers.deliver()
+            return self._reconcile_report(diffs)
         if new_pass or self._pass is None:
             self._counts["reconciles"] += 1
-            self._pass = self.reconciler.steps(diffs, since_ns, settled)
-            self._pass_diffs = diffs
-        steps, diffs = self._pass, self._pass_diffs
-        reported = len(diffs)
-        calls = 0
+            self._pass_diffs = []
+            self._pass = self.reconciler.steps(self._pass_diffs, since_ns, settled)
+            with self._calls_lock:
+                self._pass_id += 1
+                self._inflight, self._outcome = False, None
+        return self._pass_step(max_calls)
+
+    def _pass_step(self, max_calls: int) -> ReconcileReport:
+        assert self._pass is not None
+        steps, diffs, reported = self._pass, self._pass_diffs, len(self._pass_diffs)
         try:
-            while max_calls is None or calls < max_calls:
+            for _ in range(max_calls):
+                with self._calls_lock:
+                    if self._inflight:
+                        break
+                    outcome, self._outcome = self._outcome, None
+                result, error = outcome if outcome is not None else (None, None)
+                if error is not None:
+                    raise error
                 with self._op_lock:
-                    next(steps)
-                calls += 1
+                    call = steps.send(result)
+                if self.run_calls is None:
+                    self._outcome = _run_call(call)
+                    continue
+                with self._calls_lock:
+                    self._inflight = True
+                self.run_calls(functools.partial(self._background_call, self._pass_id, call))
+                break
         except StopIteration:
             self._pass = None
         except AuthenticationFailed as e:
@@ -629,13 +696,30 @@ class CoinbaseVenue:
             return self._reconcile_report(diffs[reported:], error=str(e))
         finally:
             self.trackers.deliver()
-        return self._reconcile_report(diffs[reported:], done=self._pass is None)
+        with self._calls_lock:
+            waiting = self._pass is not None and self._inflight
+        return self._reconcile_report(diffs[reported:], done=self._pass is None, waiting=waiting)
+
+    def _background_call(self, pass_id: int, call: Call) -> None:
+        """On the runner's thread: make one call, keep its outcome, wake the actor."""
+        outcome = _run_call(call)
+        with self._calls_lock:
+            if pass_id != self._pass_id:
+                return  # a pass that was dropped for a new one
+            self._outcome, self._inflight = outcome, False
+        self.trackers.emit([VenueCallDone(ts=self.clock())])
+        self.trackers.deliver()
 
     def _reconcile_report(
-        self, diffs: list[ReconcileDiff], *, error: str = "", done: bool = True
+        self,
+        diffs: list[ReconcileDiff],
+        *,
+        error: str = "",
+        done: bool = True,
+        waiting: bool = False,
     ) -> ReconcileReport:
         self._counts["reconcile_diffs"] += len(diffs)
-        return ReconcileReport(diffs=tuple(diffs), error=error, done=done)
+        return ReconcileReport(diffs=tuple(diffs), error=error, done=done, waiting=waiting)
 
     # -- cancel ------------------------------------------------------------------------------
 
@@ -754,12 +838,22 @@ class CoinbaseVenue:
     def counters(self) -> dict[str, int]:
         """Every counter (see the module docstring)."""
         out = self.trackers.counters()
-        for k, v in dict(self.client.stats).items():  # a copy: REST threads may add keys
-            out[f"rest_{k}"] = v
+        readers = (self.client,) if self.reader is self.client else (self.client, self.reader)
+        for c in readers:
+            for k, v in dict(c.stats).items():  # a copy: REST threads may add keys
+                out[f"rest_{k}"] = out.get(f"rest_{k}", 0) + v
         out["rest_throttled"] = self.client.limiter.throttled
         if self.user_channel is not None:
             out["user_connects"] = self.user_channel.connects
         return out
+
+
+def _run_call(call: Call) -> tuple[Any, Exception | None]:
+    """``call``'s result, or the error it raised (handed to the thread that applies it)."""
+    try:
+        return call(), None
+    except Exception as e:
+        return None, e
 
 
 STOP_CROSSED_REASONS = (
