@@ -43,7 +43,8 @@ Resolving after a restart
     younger than ``absent_grace_s`` and this process still holds the request; otherwise
     UNKNOWN until ``absent_grace_s`` have passed since the intent **and** since the last
     create request may have left (this process's last try; for an order of an earlier process,
-    this venue's creation, since that process is gone), then ABSENT (the actor rejects it:
+    this venue's creation, since that process is gone, or ``absent_grace_s`` after the intent,
+    if earlier: no request is sent later), then ABSENT (the actor rejects it:
     "never reached the venue"). So a request is never sent later than ``absent_grace_s`` after
     its intent, a request of a previous process never again, and an order is not declared
     absent while a request of it may still be committed (assumed: Coinbase commits a request
@@ -550,9 +551,13 @@ class CoinbaseVenue:
 
     def _last_send_ns(self, t: OrderTracker) -> int:
         """When ``t``'s last create request may have left: this process's last try, else (an
-        order of an earlier process) no later than this venue's creation."""
+        order of an earlier process) no later than this venue's creation, nor than
+        ``absent_grace_s`` after the intent (a request is never sent later than that)."""
         sent = self._sent_ns.get(t.client_order_id)
-        return sent if sent is not None else max(t.created_ts, self._born_ns)
+        if sent is not None:
+            return sent
+        grace_ns = int(self.settings.absent_grace_s * NS)
+        return max(t.created_ts, min(self._born_ns, t.created_ts + grace_ns))
 
     def _refresh_quietly(self, t: OrderTracker) -> None:
         try:
