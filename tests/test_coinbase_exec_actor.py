@@ -46,7 +46,7 @@ from cryptoj.models.system import DrainOrders, OrdersDrained, Tick
 from cryptoj.ops.metrics import parse_families
 from cryptoj.runtime.assemble import LiveTradingUnavailable, assemble
 from tests.stubs import FakeCtx
-from tests.test_coinbase_exec_fake import Events, make_venue, new_id, wait_until
+from tests.test_coinbase_exec_fake import Events, make_venue, new_id, resting_buy, wait_until
 from tests.test_ops import get_json, request
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -280,16 +280,7 @@ def test_new_orders_and_cancels_go_out_before_the_start_reconciliation_is_over(
     actor1, ctx1 = ExecutionActor(venue1, path), FakeCtx()
     actor1.on_start(ctx1)
     drain(actor1, events1, ctx1)
-    low = SubmitOrder(
-        client_order_id=resting,
-        product="BTC-USD",
-        side=Side.BUY,
-        order_type=OrderType.LIMIT,
-        quantity=Decimal("0.01"),
-        limit_price=Decimal("1000"),
-        post_only=True,
-    )
-    actor1.receive(low, ctx1)  # rests at the fake
+    actor1.receive(resting_buy(resting), ctx1)  # rests at the fake
     j = Journal(path)
     lost = [new_id("lost") for _ in range(3)]  # journalled, then the process died: PENDING
     for coid in lost:

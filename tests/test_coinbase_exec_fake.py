@@ -152,6 +152,19 @@ def new_id(prefix: str) -> str:
     return f"cj-{prefix}-{next(_IDS)}"
 
 
+def resting_buy(coid: str, price: str = "1000") -> SubmitOrder:
+    """A post-only limit BUY of 0.01 BTC far below the fake's market: it rests."""
+    return SubmitOrder(
+        client_order_id=coid,
+        product="BTC-USD",
+        side=Side.BUY,
+        order_type=OrderType.LIMIT,
+        quantity=Decimal("0.01"),
+        limit_price=Decimal(price),
+        post_only=True,
+    )
+
+
 def market(
     coid: str, qty: str = "0.05", side: Side = Side.BUY, product: str = "BTC-USD"
 ) -> SubmitOrder:
@@ -245,15 +258,7 @@ def test_limit_order_rests_and_is_cancelled_and_stop_limit_and_quote_buy_are_acc
     c_s1 = new_id("s1")
     venue, events, _ = make_venue(fake, key)
     books = Books(fake, venue)
-    low = SubmitOrder(
-        client_order_id=c_l1,
-        product="BTC-USD",
-        side=Side.BUY,
-        order_type=OrderType.LIMIT,
-        quantity=Decimal("0.01"),
-        limit_price=Decimal("1000.009"),
-        post_only=True,
-    )
+    low = resting_buy(c_l1, "1000.009")
     assert isinstance(venue.submit(low, 1), OrderAccepted)
     order = summary(fake)["orders"]
     placed = next(o for o in order if o["client_order_id"] == c_l1)
