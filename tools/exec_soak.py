@@ -43,6 +43,10 @@ one JSON object:
 ``start_to_first_order_s``     per (re)start followed by an order: seconds from the process
                                spawn to the first order the fake received (liveness; target 5;
                                ``starts_within_5s`` counts them)
+``start_phases_s``             per such start, seconds after the spawn: the daemon answered
+                               /health (execution up), the first intent, the first order the
+                               ExecutionActor journalled after it, the first order at the fake
+                               (intent → journalled is the ExecutionActor's mailbox wait)
 ``intent_statuses``            intents per final status (none may stay ``open``)
 ``settled_before_stop``        nothing was open before the final SIGTERM (an order the portfolio
                                decides just then is drained by the orderly stop and audited too)
@@ -170,6 +174,7 @@ class DaemonProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.exit_codes: list[int] = []
         self.starts_ns: list[int] = []  # wall clock (the fake's clock too) of each spawn
+        self.ready_ns: list[int] = []  # when each start answered /health with execution up
 
     def start(self) -> None:
         """Start and wait until the ops endpoint answers /health (or fail naming why)."""
@@ -192,6 +197,7 @@ class DaemonProcess:
             with contextlib.suppress(OSError, ValueError):
                 code, body = self.call("GET", "/health")
                 if code == 200 and body.get("actors", {}).get("execution") == "up":
+                    self.ready_ns.append(time.time_ns())
                     return
             time.sleep(0.1)
         raise RuntimeError(f"the daemon did not become healthy within {READY_S:g}s; see {self.log}")
@@ -368,20 +374,31 @@ def audit(journal: Path, venue: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def first_orders(starts_ns: list[int], orders: list[dict[str, Any]]) -> dict[str, Any]:
+def first_orders(
+    starts_ns: list[int], ready_ns: list[int], orders: list[dict[str, Any]], journal: Path
+) -> dict[str, Any]:
     """Liveness after each (re)start: seconds from the process spawn to the first order the
-    fake received after it, per start that was followed by any order."""
+    fake received after it, per start that was followed by any order; and where that time
+    went (``start_phases_s``, module docstring)."""
     created = sorted(rfc3339_ns(o["created_time"]) for o in orders)
-    delays = []
+    intents = sorted(int(t) for (t,) in read_journal(journal, "SELECT ts FROM intents"))
+    journalled = sorted(int(t) for (t,) in read_journal(journal, "SELECT created_ts FROM orders"))
+    delays, phases = [], []
     for i, start in enumerate(starts_ns):
         end = starts_ns[i + 1] if i + 1 < len(starts_ns) else None
         first = next((c for c in created if c >= start), None)
-        if first is not None and (end is None or first < end):
-            delays.append(round((first - start) / 1e9, 2))
+        if first is None or (end is not None and first >= end):
+            continue
+        delays.append(round((first - start) / 1e9, 2))
+        intent = next((t for t in intents if t >= start), first)
+        order = next((t for t in journalled if t >= intent), first)
+        ready = ready_ns[i] if i < len(ready_ns) else start
+        phases.append([round((t - start) / 1e9, 2) for t in (ready, intent, order, first)])
     return {
         "start_to_first_order_s": delays,
         "max_start_to_first_order_s": max(delays, default=None),
         "starts_within_5s": f"{sum(d <= LIVENESS_S for d in delays)} of {len(delays)}",
+        "start_phases_s": phases,
     }
 
 
@@ -452,7 +469,11 @@ class Soak:
             venue = self.fake.state()
         (self.tmp / "venue.json").write_text(json.dumps(venue, indent=1, default=str))
         result = audit(self.journal, venue["exchange"])
-        result.update(first_orders(daemon.starts_ns, venue["exchange"]["orders"]))
+        result.update(
+            first_orders(
+                daemon.starts_ns, daemon.ready_ns, venue["exchange"]["orders"], self.journal
+            )
+        )
         result.update(
             {
                 "kills": self.kills,
