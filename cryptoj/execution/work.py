@@ -45,9 +45,6 @@ class VenueWork:
         self._step_queued = False
         self._paused = False
 
-    def __len__(self) -> int:
-        return len(self._items)
-
     def resolve(self, client_order_id: str, product: str) -> None:
         """Queue a lookup of one order (once: an order already queued is not queued again)."""
         item = WorkItem("resolve", client_order_id=client_order_id, product=product)
