@@ -18,6 +18,7 @@ import msgspec
 import pytest
 
 from cryptoj.actors.execution import DRAIN_TIMER, ExecutionActor
+from cryptoj.adapters.coinbase.execution.background import CallRunner
 from cryptoj.adapters.coinbase.execution.venue import CoinbaseVenue
 from cryptoj.adapters.coinbase.fake import FakeCoinbase
 from cryptoj.adapters.coinbase.fake.auth import ApiKey, generate_api_key, write_key_file
@@ -25,11 +26,13 @@ from cryptoj.config import Config, parse_config
 from cryptoj.config.ops import OpsConfig
 from cryptoj.daemon import Daemon
 from cryptoj.execution.driver import SPLIT_TIMER as SPLIT
+from cryptoj.execution.records import journal_order
 from cryptoj.execution.splitting import SplitPolicy
 from cryptoj.journal import Journal
 from cryptoj.models.base import Message
 from cryptoj.models.market import Quote
 from cryptoj.models.orders import (
+    CancelOrder,
     Fill,
     OrderClosed,
     OrderStatusReport,
@@ -37,12 +40,13 @@ from cryptoj.models.orders import (
     ReconcileVenue,
     Side,
     SubmitOrder,
+    VenueCallDone,
 )
 from cryptoj.models.system import DrainOrders, OrdersDrained, Tick
 from cryptoj.ops.metrics import parse_families
 from cryptoj.runtime.assemble import LiveTradingUnavailable, assemble
 from tests.stubs import FakeCtx
-from tests.test_coinbase_exec_fake import Events, make_venue, new_id, wait_until
+from tests.test_coinbase_exec_fake import Events, make_venue, new_id, resting_buy, wait_until
 from tests.test_ops import get_json, request
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,10 +86,38 @@ def order(coid: str, qty: str = "0.03") -> SubmitOrder:  # a market BUY of BTC-U
     )
 
 
+def own_step(actor: ExecutionActor, ctx: FakeCtx) -> bool:
+    """Deliver the first message the actor sent itself (its next piece of venue work: one
+    call per message); False when there is none."""
+    for i, (to, msg) in enumerate(ctx.sent):
+        if to == ctx.name:
+            del ctx.sent[i]
+            actor.receive(msg, ctx)
+            return True
+    return False
+
+
+def steps(actor: ExecutionActor, ctx: FakeCtx, events: Events) -> None:
+    """Deliver the actor's own messages and the venue's VenueCallDone until its venue work is
+    done (e.g. after on_start), leaving the venue's other events where they are."""
+    for _ in range(10_000):
+        if own_step(actor, ctx):
+            continue
+        done = next((m for m in events.items if isinstance(m, VenueCallDone)), None)
+        if done is None:
+            return
+        events.items.remove(done)
+        actor.receive(done, ctx)
+    raise AssertionError("the actor's venue work never ended")
+
+
 def drain(actor: ExecutionActor, events: Events, ctx: FakeCtx) -> None:
-    """Deliver what the venue pushed, as the runtime would."""
-    while events.items:
-        actor.receive(events.items.pop(0), ctx)
+    """Deliver what the venue pushed and what the actor sent itself, as the runtime would."""
+    while True:
+        while events.items:
+            actor.receive(events.items.pop(0), ctx)
+        if not own_step(actor, ctx):
+            return
 
 
 def orders_at_fake(fake: FakeCoinbase, coid: str) -> int:
@@ -149,6 +181,7 @@ def test_a_restart_after_a_lost_close_books_no_fill_twice(
     venue2, events2, _ = make_venue(fake, key)
     actor2, ctx2 = ExecutionActor(venue2, path), FakeCtx()
     actor2.on_start(ctx2)
+    steps(actor2, ctx2, events2)
     assert not any(isinstance(m, Fill) for m in events2.items)  # nothing beyond the baseline
     assert [type(m) for m in events2.items if not isinstance(m, ReconcileVenue)] == [OrderClosed]
     drain(actor2, events2, ctx2)
@@ -212,19 +245,96 @@ def test_timers_reconcile_and_ignore_an_earlier_incarnation(
     tmp_path: Path, fake_key: tuple[FakeCoinbase, ApiKey]
 ) -> None:
     fake, key = fake_key
-    venue, _, _ = make_venue(fake, key, reconcile_interval_s=7.0)
+    venue, events, _ = make_venue(fake, key, reconcile_interval_s=7.0)
     actor, ctx = ExecutionActor(venue, journal_at(tmp_path)), FakeCtx()
     assert actor.remote is venue  # a ReconcilingVenue (the paper venue is not: remote is None)
     actor.on_start(ctx)
     ((delay, tick),) = ctx.scheduled
     assert delay == 7_000_000_000 and isinstance(tick, Tick)
-    before = venue.counters()["reconciles"]
+    assert venue.counters()["reconciles"] == 0  # the start's pass is queued, not run in on_start
+    actor.receive(tick, ctx)  # an interval pass while the start's is under way: dropped
+    steps(actor, ctx, events)
+    assert venue.counters()["reconciles"] == 1
     actor.receive(Tick(kind="execution.reconcile:timers-old-000001"), ctx)
-    assert venue.counters()["reconciles"] == before and len(ctx.scheduled) == 1
+    steps(actor, ctx, events)
+    assert venue.counters()["reconciles"] == 1 and len(ctx.scheduled) == 2
     actor.receive(tick, ctx)
-    assert venue.counters()["reconciles"] == before + 1 and ctx.scheduled[-1] == (delay, tick)
+    steps(actor, ctx, events)
+    assert venue.counters()["reconciles"] == 2 and ctx.scheduled[-1] == (delay, tick)
     actor.receive(ReconcileVenue(reason="user channel reconnected (connection 2)"), ctx)
-    assert venue.counters()["reconciles"] == before + 2
+    assert own_step(actor, ctx)  # the pass's first call ...
+    actor.receive(ReconcileVenue(reason="user channel sequence gap"), ctx)  # ... then a gap
+    steps(actor, ctx, events)
+    assert venue.counters()["reconciles"] == 4  # the one asked for meanwhile runs after it
+
+
+def test_new_orders_and_cancels_go_out_before_the_start_reconciliation_is_over(
+    tmp_path: Path, fake_key: tuple[FakeCoinbase, ApiKey]
+) -> None:
+    """Issue 16, liveness: on_start asks the venue nothing; its lookups and its reconciliation
+    pass are venue work done one call per message, behind whatever is in the mailbox, so a
+    cancel and a new order that arrive meanwhile reach the venue at once."""
+    fake, key = fake_key
+    path, resting, fresh = journal_at(tmp_path), new_id("rest"), new_id("fresh")
+    venue1, events1, _ = make_venue(fake, key)
+    actor1, ctx1 = ExecutionActor(venue1, path), FakeCtx()
+    actor1.on_start(ctx1)
+    drain(actor1, events1, ctx1)
+    actor1.receive(resting_buy(resting), ctx1)  # rests at the fake
+    j = Journal(path)
+    lost = [new_id("lost") for _ in range(3)]  # journalled, then the process died: PENDING
+    for coid in lost:
+        journal_order(j, order(coid), ctx1.time_ns)
+    # a new process: the start queues three lookups and a pass, and makes no call yet
+    venue2, events2, _ = make_venue(fake, key)
+    actor2, ctx2 = ExecutionActor(venue2, path), FakeCtx()
+    actor2.on_start(ctx2)
+    assert venue2.counters().get("rest_requests", 0) == 0
+    actor2.receive(CancelOrder(client_order_id=resting), ctx2)
+    actor2.receive(order(fresh), ctx2)
+    # neither waited for the start's work: no pass yet, the lost orders not looked up yet
+    assert venue2.counters()["reconciles"] == 0
+    assert [j.order(coid)["status"] for coid in lost] == ["PENDING"] * 3  # type: ignore[index]
+    at_fake = {o["client_order_id"]: o for o in fake.state()["exchange"]["orders"]}
+    assert at_fake[resting]["status"] == "CANCELLED"
+    assert orders_at_fake(fake, fresh) == 1
+    drain(actor2, events2, ctx2)  # now the start's work, one call per message
+    assert venue2.counters()["reconciles"] >= 1
+    assert [j.order(coid)["status"] for coid in lost] == ["REJECTED"] * 3  # type: ignore[index]
+    assert j.order(resting)["status"] == "CANCELLED"  # type: ignore[index]
+    done = j.events("start_reconciled")
+    assert len(done) == 2 and "; 1 orders sent meanwhile" in done[-1]["detail"]
+    j.close()
+
+
+def test_an_order_goes_out_while_a_reconciliation_read_is_in_flight(
+    tmp_path: Path, fake_key: tuple[FakeCoinbase, ApiKey]
+) -> None:
+    """The calls of a pass run on the venue's background thread with their own connection: a
+    slow read (3 s at the fake) holds neither the actor nor the order's connection."""
+    fake, key = fake_key
+    runner, coid = CallRunner(), new_id("meanwhile")
+    venue, events, _ = make_venue(fake, key, timeout_s=5.0, run_calls=runner)
+    actor, ctx = ExecutionActor(venue, journal_at(tmp_path)), FakeCtx()
+    try:
+        actor.on_start(ctx)
+        fake.inject("rest_delay", count=1, endpoint="list", seconds=3.0)
+        assert own_step(actor, ctx)  # the pass's first read goes to the venue's thread
+        assert not own_step(actor, ctx)  # and the queue waits for it
+        actor.receive(order(coid), ctx)  # meanwhile a new order
+        assert orders_at_fake(fake, coid) == 1
+        assert not any(isinstance(m, VenueCallDone) for m in events.items)  # read not back yet
+        j = Journal(actor.journal_path)
+        for _ in range(50):  # bounded: each read of the pass is back within a second or so
+            assert wait_until(lambda: any(isinstance(m, VenueCallDone) for m in events.items), 10)
+            drain(actor, events, ctx)
+            if j.events("start_reconciled"):
+                break
+        assert venue.counters()["reconciles"] == 1
+        assert "; 1 orders sent meanwhile" in j.events("start_reconciled")[-1]["detail"]
+        j.close()
+    finally:
+        venue.stop()
 
 
 # -- order splitting at the fake ---------------------------------------------------------------
@@ -240,7 +350,9 @@ def run_split(
     their kind), until nothing is left (False) or ``stop`` says so after an event (True)."""
     done: set[str] = set()
     while True:
-        while events.items:
+        while events.items or own_step(actor, ctx):
+            if not events.items:
+                continue
             msg = events.items.pop(0)
             actor.receive(msg, ctx)
             if stop(msg):
@@ -294,6 +406,7 @@ def test_a_split_order_fills_through_children_at_the_fake_and_the_books_match(
     venue2.on_quote(touch)
     actor2, ctx2 = ExecutionActor(venue2, path, split=policy), FakeCtx(time_ns=ctx1.time_ns)
     actor2.on_start(ctx2)
+    steps(actor2, ctx2, events2)
     # the child's booked fill (journalled under the parent's id) is its baseline at the venue:
     # nothing is derived again (a partly filled child would otherwise be booked twice)
     assert not [m for m in events2.items if isinstance(m, Fill) and m.client_order_id == second]

@@ -20,6 +20,7 @@ import msgspec
 import pytest
 from loguru import logger
 
+from cryptoj.adapters.coinbase.execution.background import Runner
 from cryptoj.adapters.coinbase.execution.client import CoinbaseRestClient
 from cryptoj.adapters.coinbase.execution.errors import (
     AuthenticationFailed,
@@ -121,6 +122,7 @@ def make_venue(
     user: bool = False,
     timeout_s: float = 2.0,
     sleeper: Sleeper | None = None,
+    run_calls: Runner = lambda fn: fn(),  # reconciliation calls inline (VenueCallDone follows)
     **settings: Any,
 ) -> tuple[CoinbaseVenue, Events, Sleeper]:
     sleeper = sleeper or Sleeper()
@@ -135,6 +137,7 @@ def make_venue(
         user_stale_s=2.0,
         sleep=sleeper,
         seed=1,
+        run_calls=run_calls,
     )
     events = Events()
     venue.set_listener(events)
@@ -147,6 +150,19 @@ _IDS = itertools.count(1)
 def new_id(prefix: str) -> str:
     """A client order id never used before on the shared fakes."""
     return f"cj-{prefix}-{next(_IDS)}"
+
+
+def resting_buy(coid: str, price: str = "1000") -> SubmitOrder:
+    """A post-only limit BUY of 0.01 BTC far below the fake's market: it rests."""
+    return SubmitOrder(
+        client_order_id=coid,
+        product="BTC-USD",
+        side=Side.BUY,
+        order_type=OrderType.LIMIT,
+        quantity=Decimal("0.01"),
+        limit_price=Decimal(price),
+        post_only=True,
+    )
 
 
 def market(
@@ -242,15 +258,7 @@ def test_limit_order_rests_and_is_cancelled_and_stop_limit_and_quote_buy_are_acc
     c_s1 = new_id("s1")
     venue, events, _ = make_venue(fake, key)
     books = Books(fake, venue)
-    low = SubmitOrder(
-        client_order_id=c_l1,
-        product="BTC-USD",
-        side=Side.BUY,
-        order_type=OrderType.LIMIT,
-        quantity=Decimal("0.01"),
-        limit_price=Decimal("1000.009"),
-        post_only=True,
-    )
+    low = resting_buy(c_l1, "1000.009")
     assert isinstance(venue.submit(low, 1), OrderAccepted)
     order = summary(fake)["orders"]
     placed = next(o for o in order if o["client_order_id"] == c_l1)
@@ -525,3 +533,34 @@ def test_an_order_absent_after_unknown_outcomes_is_resent_only_while_its_intent_
         assert coid not in summary(fake)["orders_per_client_order_id"]
         assert venue.counters()["absent"] == 1
     assert venue.counters()["unknown_outcomes_resolved"] == 1
+
+
+def test_an_order_is_not_declared_absent_while_a_request_may_still_commit(
+    fake: FakeCoinbase, key: ApiKey
+) -> None:
+    """Issue 16, "twice its target": a create that Coinbase commits after the client gave up
+    on it. The intent is older than ``absent_grace_s``, so the old rule (absence final
+    ``absent_grace_s`` after the intent) declared the order absent right after the timeout,
+    the actor rejected it, the portfolio planned the same trade again, and the late commit
+    then filled: the position at twice its target. Absence is final only ``absent_grace_s``
+    after the last request left; until then the lookup says UNKNOWN, and the late commit is
+    found and booked as this order."""
+    coid = new_id("late")
+    venue, events, _ = make_venue(fake, key, timeout_s=0.3, place_attempts=1, absent_grace_s=2.0)
+    venue.balances()
+    fake.inject("rest_delay", count=1, endpoint="create", seconds=1.0, commit="after")
+    intent_ts = time.time_ns() - 30 * 1_000_000_000  # decided long ago (e.g. a slow retry)
+    result = venue.submit(market(coid), intent_ts)
+    assert isinstance(result, OrderOutcomeUnknown)  # timed out, nothing found yet
+    state, detail = venue.resolve(coid, time.time_ns())
+    assert state.value == "unknown" and "may be in flight" in detail  # not absent
+    assert coid not in summary(fake)["orders_per_client_order_id"]  # not committed yet
+    for _ in range(60):  # bounded: the fake commits 1 s after the request
+        state, detail = venue.resolve(coid, time.time_ns())
+        if state.value != "unknown":
+            break
+        time.sleep(0.05)
+    assert state.value == "found", detail
+    assert summary(fake)["orders_per_client_order_id"][coid] == 1
+    assert sum(f.quantity for f in events.of(Fill) if f.client_order_id == coid) == Decimal("0.05")
+    assert venue.counters()["absent"] == 0

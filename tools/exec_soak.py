@@ -41,7 +41,13 @@ one JSON object:
 ``not_sent``                   intents whose order never reached the ExecutionActor's journal (lost
                                to a SIGKILL in between): certainly never sent, closed NOT_SENT
 ``start_to_first_order_s``     per (re)start followed by an order: seconds from the process
-                               spawn to the first order the fake received (liveness; target 5)
+                               spawn to the first order the fake received (liveness; target 5;
+                               ``starts_within_5s`` counts them)
+``start_phases_s``             per such start, seconds after the spawn: the daemon answered
+                               /health (execution up), the first intent, the first order the
+                               ExecutionActor journalled after it, the first order at the fake
+                               (intent → journalled is the ExecutionActor's mailbox wait)
+``intent_statuses``            intents per final status (none may stay ``open``)
 ``settled_before_stop``        nothing was open before the final SIGTERM (an order the portfolio
                                decides just then is drained by the orderly stop and audited too)
 plus the faults injected, kills, restarts, exit codes and the journal's open intents.
@@ -86,6 +92,7 @@ START_USD = "100000"
 READY_S = 60.0  # a (re)started daemon must serve /health within this
 ORDER_WAIT_S = 4.0  # how long one target change may take to produce an intent
 SETTLE_S = 120.0
+LIVENESS_S = 5.0  # target: an order at the venue within this of every (re)start
 OPEN_INTENTS = "SELECT COUNT(*) FROM intents WHERE closed_ts IS NULL"
 OPEN_ORDERS = "SELECT COUNT(*) FROM orders WHERE status IN ('PENDING', 'OPEN')"
 CLI = (
@@ -167,6 +174,7 @@ class DaemonProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.exit_codes: list[int] = []
         self.starts_ns: list[int] = []  # wall clock (the fake's clock too) of each spawn
+        self.ready_ns: list[int] = []  # when each start answered /health with execution up
 
     def start(self) -> None:
         """Start and wait until the ops endpoint answers /health (or fail naming why)."""
@@ -189,6 +197,7 @@ class DaemonProcess:
             with contextlib.suppress(OSError, ValueError):
                 code, body = self.call("GET", "/health")
                 if code == 200 and body.get("actors", {}).get("execution") == "up":
+                    self.ready_ns.append(time.time_ns())
                     return
             time.sleep(0.1)
         raise RuntimeError(f"the daemon did not become healthy within {READY_S:g}s; see {self.log}")
@@ -320,13 +329,13 @@ def audit(journal: Path, venue: dict[str, Any]) -> dict[str, Any]:
     coid_of = {  # children's fills count for their parent (the intent)
         o["order_id"]: parent_of.get(o["client_order_id"], o["client_order_id"]) for o in orders
     }
-    for f in venue["fills"]:
-        fills_by_order[coid_of.get(f["order_id"], "?")].append(f)
+    for vf in venue["fills"]:
+        fills_by_order[coid_of.get(vf["order_id"], "?")].append(vf)
     lost = overbooked = 0
     for coid, fills in fills_by_order.items():
         venue_qty = Decimal(0)
-        for f in sorted(fills, key=lambda f: (f["sequence_timestamp"], f["trade_id"])):
-            venue_qty += Decimal(f["size"])
+        for vf in sorted(fills, key=lambda x: (x["sequence_timestamp"], x["trade_id"])):
+            venue_qty += Decimal(vf["size"])
             lost += venue_qty > booked.get(coid, Decimal(0))
         overbooked += booked.get(coid, Decimal(0)) > venue_qty
     balances = {c: Decimal(b["total"]) for c, b in venue["balances"].items()}
@@ -351,6 +360,9 @@ def audit(journal: Path, venue: dict[str, Any]) -> dict[str, Any]:
             read_journal(journal, "SELECT COUNT(*) FROM intents WHERE status = 'NOT_SENT'")[0][0]
         ),
         "open_orders": int(read_journal(journal, OPEN_ORDERS)[0][0]),
+        "intent_statuses": dict(
+            read_journal(journal, "SELECT status, COUNT(*) FROM intents GROUP BY status")
+        ),
         "positions_match": match,
         "split_orders": len(set(parent_of.values())),
         "child_orders": len(parent_of),
@@ -362,19 +374,31 @@ def audit(journal: Path, venue: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def first_orders(starts_ns: list[int], orders: list[dict[str, Any]]) -> dict[str, Any]:
+def first_orders(
+    starts_ns: list[int], ready_ns: list[int], orders: list[dict[str, Any]], journal: Path
+) -> dict[str, Any]:
     """Liveness after each (re)start: seconds from the process spawn to the first order the
-    fake received after it, per start that was followed by any order."""
+    fake received after it, per start that was followed by any order; and where that time
+    went (``start_phases_s``, module docstring)."""
     created = sorted(rfc3339_ns(o["created_time"]) for o in orders)
-    delays = []
+    intents = sorted(int(t) for (t,) in read_journal(journal, "SELECT ts FROM intents"))
+    journalled = sorted(int(t) for (t,) in read_journal(journal, "SELECT created_ts FROM orders"))
+    delays, phases = [], []
     for i, start in enumerate(starts_ns):
         end = starts_ns[i + 1] if i + 1 < len(starts_ns) else None
         first = next((c for c in created if c >= start), None)
-        if first is not None and (end is None or first < end):
-            delays.append(round((first - start) / 1e9, 2))
+        if first is None or (end is not None and first >= end):
+            continue
+        delays.append(round((first - start) / 1e9, 2))
+        intent = next((t for t in intents if t >= start), first)
+        order = next((t for t in journalled if t >= intent), first)
+        ready = ready_ns[i] if i < len(ready_ns) else start
+        phases.append([round((t - start) / 1e9, 2) for t in (ready, intent, order, first)])
     return {
         "start_to_first_order_s": delays,
         "max_start_to_first_order_s": max(delays, default=None),
+        "starts_within_5s": f"{sum(d <= LIVENESS_S for d in delays)} of {len(delays)}",
+        "start_phases_s": phases,
     }
 
 
@@ -445,7 +469,11 @@ class Soak:
             venue = self.fake.state()
         (self.tmp / "venue.json").write_text(json.dumps(venue, indent=1, default=str))
         result = audit(self.journal, venue["exchange"])
-        result.update(first_orders(daemon.starts_ns, venue["exchange"]["orders"]))
+        result.update(
+            first_orders(
+                daemon.starts_ns, daemon.ready_ns, venue["exchange"]["orders"], self.journal
+            )
+        )
         result.update(
             {
                 "kills": self.kills,

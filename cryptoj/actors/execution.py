@@ -13,7 +13,9 @@ Coinbase; the logic lives in the venue, this actor only drives it and journals):
 
 * on start every open journalled order is registered with the venue together with the fills
   the journal already booked for it (the baseline beyond which fills are derived), then each
-  is resolved by ``client_order_id``, then a full reconciliation runs;
+  PENDING one is resolved by ``client_order_id`` and a full reconciliation runs, both as
+  queued venue work (*Liveness* below); when it is over the other open orders are reported,
+  split parents resume and a ``start_reconciled`` event says how long it took;
 * a submit whose outcome stays unknown (:class:`~cryptoj.models.OrderOutcomeUnknown`) leaves the
   order PENDING with its reservation held, journals an ``outcome_pending`` event and looks it up
   again every ``venue.outcome_retry_ns`` until the venue finds it (accepted), refuses it, or
@@ -27,6 +29,17 @@ Coinbase; the logic lives in the venue, this actor only drives it and journals):
   knows but no longer tracks (e.g. rejected as absent too early) is adopted: the venue wins;
 * an authentication failure is journalled, then re-raised: the actor crashes and supervision
   decides (restart, and past the intensity the emergency exit).
+
+Liveness (a remote venue): lookups of PENDING orders and reconciliation passes never run as one
+long call. They are queued as venue work (:class:`~cryptoj.execution.work.VenueWork`), and the
+actor sends itself one ``execution.step`` message per piece, behind whatever is already in its
+mailbox: one lookup, or one step of a pass (:meth:`ReconcilingVenue.reconcile` with
+``max_calls=1``). The calls of a pass run on the venue's background thread with their own
+connection: the step applies what the last call brought and hands the next one over; the queue
+waits for the venue's :class:`~cryptoj.models.VenueCallDone` meanwhile, while new orders and
+cancels are handled as they arrive. So an order never waits for a reconciliation read, and at
+most for one lookup of a PENDING order. One pass runs at a time: an interval pass asked for
+meanwhile is dropped, any other (the venue's ``ReconcileVenue``) runs once it is over.
 
 Orders larger than ``execution.max_depth_share`` of the visible depth are split over time
 (README "Order splitting"): the actor hands everything about split parents and their children
@@ -55,6 +68,7 @@ from cryptoj.contract import Actor, Context
 from cryptoj.execution.driver import SPLIT_TIMER, SplitDriver
 from cryptoj.execution.records import journal_order
 from cryptoj.execution.splitting import SplitPolicy
+from cryptoj.execution.work import VenueWork
 from cryptoj.journal import Journal
 from cryptoj.models.base import Message
 from cryptoj.models.market import FeedStatus
@@ -73,11 +87,13 @@ from cryptoj.models.orders import (
     ReconcileVenue,
     Side,
     SubmitOrder,
+    VenueCallDone,
 )
 from cryptoj.models.system import DrainOrders, OrdersDrained, ReconcileNow, Tick
 from cryptoj.venues.base import ExecutionVenue, ReconcilingVenue, Resolution, TrackedOrder
 
 RECONCILE_TIMER = "execution.reconcile"
+STEP_TIMER = "execution.step"
 OUTCOME_TIMER = "execution.outcome"
 DRAIN_TIMER = "execution.drain"
 STOPPING = "the daemon is stopping: no new orders"
@@ -117,10 +133,13 @@ class ExecutionActor(Actor):
         self._drain: DrainOrders | None = None  # set once the orderly stop began
         self._drained = False
         self._drain_open = 0  # orders still open when the drain began
+        self._work = VenueWork()  # a remote venue's lookups and passes (see *Liveness*)
+        self._started_ns = 0
+        self._orders_sent = 0
 
     def on_start(self, ctx: Context) -> None:
-        """Open the journal, rebuild split parents, reconcile non-terminal orders with the
-        venue, then move the split parents on."""
+        """Open the journal, rebuild split parents, then reconcile non-terminal orders with the
+        venue and move the split parents on (a remote venue: step by step, see *Liveness*)."""
         self.journal = Journal(self.journal_path)
         self._token = ctx.new_id("timers")
         self.split.start(self.journal, self._token)
@@ -131,15 +150,29 @@ class ExecutionActor(Actor):
             self.split.resume(ctx)
             self._ready(ctx)
             return
+        self._started_ns = ctx.now()
         for row in rows:
             self._track(row)
         self._full_reconcile(ctx, "start", self._since_ns(rows))
-        for row in rows:
-            if row["status"] != OrderStatus.PENDING:  # PENDING ones were resolved just now
+        self._work.then("started")
+        ctx.schedule(self.remote.reconcile_interval_ns, self._timer(RECONCILE_TIMER))
+        self._journal_notes(ctx)
+        self._queue_step(ctx)
+
+    def _started(self, ctx: Context) -> None:
+        """The start's reconciliation is over: report the open orders it did not settle by
+        lookup, move the split parents on, ask the portfolio to reconcile."""
+        assert self.remote is not None
+        for row in self._open_rows():
+            if row["status"] != OrderStatus.PENDING:  # PENDING ones are resolved step by step
                 self._reconcile(row["client_order_id"], row["product"], ctx)
         self.split.resume(ctx)
-        self._journal_notes(ctx)
-        ctx.schedule(self.remote.reconcile_interval_ns, self._timer(RECONCILE_TIMER))
+        self._event(
+            ctx,
+            "start_reconciled",
+            f"reconciled with the venue {(ctx.now() - self._started_ns) / 1e9:.2f}s after the "
+            f"start; {self._orders_sent} orders sent meanwhile",
+        )
         self._ready(ctx)
 
     def _ready(self, ctx: Context) -> None:
@@ -163,6 +196,7 @@ class ExecutionActor(Actor):
             super().receive(msg, ctx)
         finally:
             self._journal_notes(ctx)
+        self._queue_step(ctx)
         if self._drain is not None and not self._drained:
             self._drain_check(ctx)
 
@@ -210,6 +244,7 @@ class ExecutionActor(Actor):
     ) -> OrderAccepted | OrderRejected | OrderOutcomeUnknown:
         """Send one journalled order (a whole order or a child) and journal the outcome."""
         journal, coid = self._j(), order.client_order_id
+        self._orders_sent += 1
         try:
             result = self.venue.submit(order, ctx.now())
         except Exception as e:
@@ -326,6 +361,10 @@ class ExecutionActor(Actor):
 
     # -- reconciliation (remote venues) ------------------------------------------------------
 
+    def _handle_venue_call_done(self, msg: VenueCallDone, ctx: Context) -> None:
+        """A reconciliation call made on the venue's thread is back: the pass goes on."""
+        self._work.resume()
+
     def _handle_reconcile_venue(self, msg: ReconcileVenue, ctx: Context) -> None:
         if self.remote is not None:
             self._full_reconcile(ctx, msg.reason, None)
@@ -338,6 +377,9 @@ class ExecutionActor(Actor):
             return
         if self.remote is None or token != self._token:
             return  # a timer of an earlier incarnation
+        if kind == STEP_TIMER:
+            self._step(ctx)
+            return
         if kind == DRAIN_TIMER:
             for row in self._drain_rows():
                 self._reconcile(row["client_order_id"], row["product"], ctx)
@@ -389,11 +431,39 @@ class ExecutionActor(Actor):
         return min(times) if times else None
 
     def _full_reconcile(self, ctx: Context, why: str, since_ns: int | None) -> None:
+        """Queue a reconciliation pass after a lookup of every PENDING order (:class:`VenueWork`:
+        while one is under way an interval pass is dropped, any other runs once it is over)."""
+        pending = [
+            (r["client_order_id"], r["product"])
+            for r in self._open_rows()
+            if r["status"] == OrderStatus.PENDING
+        ]
+        self._work.reconcile(why, since_ns, pending)
+
+    def _queue_step(self, ctx: Context) -> None:
+        """One message to this actor for the next piece of venue work (behind what is queued)."""
+        if self.remote is not None and self._work.want_step():
+            ctx.send(ctx.name, self._timer(STEP_TIMER))
+
+    def _step(self, ctx: Context) -> None:
+        """Do the next piece of venue work: one lookup, or one call of a reconciliation pass."""
+        item = self._work.next()
+        if item is None:
+            return
+        if item.kind == "resolve":  # (settled meanwhile: no call, its state is reported)
+            self._resolve(item.client_order_id, item.product, ctx)
+        elif item.kind in ("pass", "more"):
+            self._pass_step(ctx, item.why, item.since_ns, new_pass=item.kind == "pass")
+        elif item.kind == "started":
+            self._started(ctx)
+
+    def _pass_step(self, ctx: Context, why: str, since_ns: int | None, *, new_pass: bool) -> None:
+        """One call of a reconciliation pass (the first starts it, whatever an earlier
+        incarnation left unfinished); what it found is journalled (the venue wins)."""
         assert self.remote is not None
-        for row in self._open_rows():
-            if row["status"] == OrderStatus.PENDING:
-                self._reconcile(row["client_order_id"], row["product"], ctx)
-        report = self.remote.reconcile(ctx.now(), since_ns, self._settled)
+        report = self.remote.reconcile(
+            ctx.now(), since_ns, self._settled, max_calls=1, new_pass=new_pass
+        )
         for d in report.diffs:
             detail = f"{why}: {d.kind} {d.client_order_id or '-'} {d.venue_order_id} {d.detail}"
             self._event(ctx, "reconcile", detail.strip())
@@ -401,6 +471,14 @@ class ExecutionActor(Actor):
                 self._adopt(d.client_order_id, ctx)
         if report.error:
             self._event(ctx, "reconcile_failed", f"{why}: {report.error}")
+        if not report.done:
+            self._work.pass_continues(why)
+            if report.waiting:  # its call runs on the venue's thread: VenueCallDone follows
+                self._work.pause()
+            return
+        again = self._work.pass_over()
+        if again is not None:
+            self._full_reconcile(ctx, again, None)
 
     def _settled(self, venue_order_id: str) -> bool:
         """True when the journal has the venue's order as terminal with every fill booked (a
@@ -425,7 +503,16 @@ class ExecutionActor(Actor):
             self._report(coid, row["product"], ctx)
 
     def _reconcile(self, coid: str, product: str, ctx: Context) -> None:
-        """Bring one order in line with the venue and tell the portfolio everything it knows."""
+        """Bring one order in line with the venue and tell the portfolio everything it knows;
+        a PENDING order at a remote venue is looked up in its turn (a step)."""
+        if self.remote is not None:
+            row = self._j().order(coid)
+            if row is not None and row["status"] == OrderStatus.PENDING:
+                self._work.resolve(coid, product)
+                return
+        self._resolve(coid, product, ctx)
+
+    def _resolve(self, coid: str, product: str, ctx: Context) -> None:
         if self.remote is not None:
             row = self._j().order(coid)
             if row is not None and row["status"] in (OrderStatus.PENDING, OrderStatus.OPEN):
@@ -476,4 +563,4 @@ class ExecutionActor(Actor):
         self._j().record_event(ctx.now(), "execution", kind, detail)
 
 
-__all__ = ["DRAIN_TIMER", "OUTCOME_TIMER", "RECONCILE_TIMER", "ExecutionActor"]
+__all__ = ["DRAIN_TIMER", "OUTCOME_TIMER", "RECONCILE_TIMER", "STEP_TIMER", "ExecutionActor"]

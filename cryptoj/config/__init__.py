@@ -186,7 +186,7 @@ class CoinbaseConfig(_Section, frozen=True, kw_only=True):
     rate_limit_burst: PositiveInt = 10
     place_attempts: PositiveInt = 3  # creates under one client_order_id before "unknown"
     outcome_retry_s: PositiveFloat = 5.0  # look an unknown outcome up again after this
-    absent_grace_s: NonNegFloat = 60.0  # an order absent this long after its intent is lost
+    absent_grace_s: NonNegFloat = 60.0  # absent this long after intent and last send: lost
     lookup_window_s: PositiveFloat = 600.0  # orders listed from this long before the intent
     reconcile_interval_s: PositiveFloat = 60.0  # full REST reconciliation period
     user_stale_s: PositiveFloat = 10.0  # user channel silent this long → reconnect

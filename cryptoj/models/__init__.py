@@ -25,6 +25,7 @@ from cryptoj.models.orders import (
     ReconcileVenue,
     Side,
     SubmitOrder,
+    VenueCallDone,
 )
 from cryptoj.models.portfolio import PortfolioSnapshot, Position
 from cryptoj.models.risk import (
@@ -116,4 +117,5 @@ __all__ = [
     "UnwindPlan",
     "UnwindSliceReport",
     "UnwindTarget",
+    "VenueCallDone",
 ]

@@ -111,6 +111,11 @@ class ReconcileVenue(Message, frozen=True, kw_only=True):
     reason: str
 
 
+class VenueCallDone(Message, frozen=True, kw_only=True):
+    """Venue → Execution: a call the venue made in the background for a reconciliation pass
+    is back; the pass can go on (``ReconcilingVenue.reconcile``)."""
+
+
 class OrderClosed(Message, frozen=True, kw_only=True):
     """The order reached a terminal state (filled, cancelled, expired) at ``filled_quantity``."""
 

@@ -106,10 +106,13 @@ class ReconcileDiff(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ReconcileReport(msgspec.Struct, frozen=True, kw_only=True):
-    """The outcome of one full reconciliation; ``error`` is set when it could not finish."""
+    """The outcome of (a part of) one reconciliation pass; ``error`` is set when the pass could
+    not finish (it is over then), ``done`` is False while the pass has calls left."""
 
     diffs: tuple[ReconcileDiff, ...] = ()
     error: str = ""
+    done: bool = True
+    waiting: bool = False  # a call of the pass is in flight: a VenueCallDone follows
 
 
 @runtime_checkable
@@ -148,10 +151,18 @@ class ReconcilingVenue(Protocol):
         ts: int,
         since_ns: int | None = None,
         settled: Callable[[str], bool] | None = None,
+        *,
+        max_calls: int | None = None,
+        new_pass: bool = True,
     ) -> ReconcileReport:
         """Fetch open orders and the fills since the last seen one (or ``since_ns``), apply the
         differences (the venue wins; events go through the listener) and report them.
 
         ``settled(venue_order_id)`` is True for an order nobody tracks that the journal has as
-        terminal with every fill booked: its fills are not followed up (no lookup)."""
+        terminal with every fill booked: its fills are not followed up (no lookup).
+        ``max_calls``: one step of a pass (at most that many venue calls, or one handed to a
+        background thread: ``waiting``, and a :class:`~cryptoj.models.VenueCallDone` follows
+        through the listener when it is back) and what it found, ``done`` False while calls
+        are left (None: the whole pass, here). ``new_pass`` False goes on with the pass in
+        progress (``since_ns`` and ``settled`` apply to a new pass only)."""
         ...

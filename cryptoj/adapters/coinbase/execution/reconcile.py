@@ -22,11 +22,13 @@ accepted order that Coinbase no longer knows is reported as ``absent``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Generator
+from typing import Any
 
 from cryptoj.adapters.coinbase.execution.client import CoinbaseRestClient, rfc3339_seconds
 from cryptoj.adapters.coinbase.execution.orders import OrderTracker, OrderUpdate
-from cryptoj.adapters.coinbase.execution.schemas import RestOrder, dec, reason_text
+from cryptoj.adapters.coinbase.execution.schemas import RestFill, RestOrder, dec, reason_text
 from cryptoj.adapters.coinbase.execution.trackers import Trackers
 from cryptoj.adapters.coinbase.parse import rfc3339_ns
 from cryptoj.models.base import Message
@@ -34,6 +36,9 @@ from cryptoj.models.orders import Fill, OrderAccepted, OrderClosed
 from cryptoj.venues.base import ReconcileDiff
 
 NS = 1_000_000_000
+
+Call = Callable[[], Any]
+"""One REST call of a reconciliation pass, ready to run (see :meth:`Reconciler.steps`)."""
 
 
 def rest_update(o: RestOrder, source: str) -> OrderUpdate:
@@ -100,25 +105,53 @@ class Reconciler:
         since_ns: int | None = None,
         settled: Callable[[str], bool] | None = None,
     ) -> None:
-        """One pass; differences are appended to ``diffs`` as they are found (so a pass that
-        fails half way still reports what it applied). Raises the client's errors."""
+        """One whole pass, its calls made here; differences are appended to ``diffs`` as they
+        are found (so a pass that fails half way still reports what it applied). Raises the
+        client's errors."""
+        steps = self.steps(diffs, since_ns, settled)
+        result: Any = None
+        try:
+            while True:
+                result = steps.send(result)()
+        except StopIteration:
+            return
+
+    def steps(
+        self,
+        diffs: list[ReconcileDiff],
+        since_ns: int | None = None,
+        settled: Callable[[str], bool] | None = None,
+    ) -> Generator[Call, Any, None]:
+        """One pass as a coroutine: it yields each REST call to make (a :data:`Call`, to run on
+        any thread) and is sent the call's result; it applies what the venue said on the
+        thread that drives it. So a caller can spread a pass over several messages, with the
+        I/O elsewhere (new orders and cancels go out in between).
+
+        Differences are appended to ``diffs`` as they are found. Between two calls other
+        threads may apply reports to the trackers: every step works from the trackers' state
+        at that moment (states never regress).
+        """
         refreshed: set[str] = set()
-        for o in self.client.list_orders(statuses=["OPEN"]):
+        since = self.fills_cursor or rfc3339_seconds(
+            since_ns if since_ns is not None else self.clock() - int(self.lookback_s * NS)
+        )
+        client = self.client
+        for o in (yield lambda: client.list_orders(statuses=["OPEN"])):
             self._take(o, diffs, refreshed)
-        for vid in self._filled_order_ids(since_ns):
+        for vid in self._filled_order_ids((yield lambda: client.list_fills(since=since))):
             t = self.trackers.for_venue_id(vid)
             if t is not None and (t.client_order_id in refreshed or t.terminal):
                 continue
             if t is None and settled is not None and settled(vid):
                 self.trackers.counts["settled_skipped"] += 1
                 continue
-            found = self.client.get_order(vid)
+            found = yield functools.partial(client.get_order, vid)
             if found is not None:
                 self._take(found, diffs, refreshed)
         for t in self.trackers.live():
-            if not t.accepted or t.client_order_id in refreshed:
+            if not t.accepted or t.client_order_id in refreshed or t.terminal:
                 continue  # PENDING with an unknown outcome: CoinbaseVenue.resolve handles it
-            current = self.client.get_order(t.venue_order_id or "")
+            current = yield functools.partial(client.get_order, t.venue_order_id or "")
             if current is None:
                 self.trackers.counts["absent"] += 1
                 diffs.append(
@@ -133,14 +166,10 @@ class Reconciler:
                 continue
             self._take(current, diffs, refreshed)
 
-    def _filled_order_ids(self, since_ns: int | None) -> list[str]:
-        since = self.fills_cursor
-        if since is None:
-            if since_ns is None:
-                since_ns = self.clock() - int(self.lookback_s * NS)
-            since = rfc3339_seconds(since_ns)
+    def _filled_order_ids(self, fills: list[RestFill]) -> list[str]:
+        """The order ids of ``fills`` (first seen first); moves the fills cursor on."""
         order_ids: list[str] = []
-        for f in self.client.list_fills(since=since):
+        for f in fills:
             if f.sequence_timestamp:
                 try:
                     seq_ns = rfc3339_ns(f.sequence_timestamp)
@@ -175,4 +204,4 @@ class Reconciler:
         diffs.extend(diffs_of(t, self.trackers.apply(t, u)))
 
 
-__all__ = ["Reconciler", "diffs_of", "rest_update"]
+__all__ = ["Call", "Reconciler", "diffs_of", "rest_update"]

@@ -41,14 +41,23 @@ Resolving after a restart
     :meth:`resolve` looks a PENDING order up by ``client_order_id``: found → adopted (same
     fill ids as before the restart); absent → re-sent under the same id while the intent is
     younger than ``absent_grace_s`` and this process still holds the request; otherwise
-    UNKNOWN until ``absent_grace_s`` have passed since the intent, then ABSENT (the actor
-    rejects it: "never reached the venue"). So a request is never sent later than
-    ``absent_grace_s`` after its intent, and a request of a previous process never again.
+    UNKNOWN until ``absent_grace_s`` have passed since the intent **and** since the last
+    create request may have left (this process's last try; for an order of an earlier process,
+    this venue's creation, since that process is gone, or ``absent_grace_s`` after the intent,
+    if earlier: no request is sent later), then ABSENT (the actor rejects it:
+    "never reached the venue"). So a request is never sent later than ``absent_grace_s`` after
+    its intent, a request of a previous process never again, and an order is not declared
+    absent while a request of it may still be committed (assumed: Coinbase commits a request
+    within ``absent_grace_s`` of receiving it, or never). Declaring it absent earlier let the
+    portfolio plan the same trade again while the first request was still to commit: the
+    position at twice its target once both filled.
 
 Reconciling (:meth:`reconcile`: on start, after every user-channel (re)connect or sequence
 gap, and every ``reconcile_interval_s``)
     :mod:`.reconcile`: open orders, fills since the last seen one, every tracked order that is
-    not terminal; differences are applied (the venue wins) and returned for the journal.
+    not terminal; differences are applied (the venue wins) and returned for the journal. With
+    ``max_calls`` a pass goes on one REST call at a time (the ExecutionActor's steps), the
+    operation lock held per call, so submits and cancels go out between two calls.
 
 Emergency flatten support (``BookVenue``): ``on_quote`` keeps the last quote per product (the
 feed is the market-data side), ``levels`` is that top of book, ``available``/``balances`` read
@@ -74,15 +83,18 @@ the REST client's ``rest_requests``, ``rest_retries``, ``rest_fault_<kind>``,
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from loguru import logger
 
+from cryptoj.adapters.coinbase.execution.background import CallRunner, Runner
 from cryptoj.adapters.coinbase.execution.client import Accepted, CoinbaseRestClient
 from cryptoj.adapters.coinbase.execution.errors import (
     AuthenticationFailed,
@@ -99,7 +111,7 @@ from cryptoj.adapters.coinbase.execution.quantize import (
     quantize,
 )
 from cryptoj.adapters.coinbase.execution.ratelimit import TokenBucket
-from cryptoj.adapters.coinbase.execution.reconcile import Reconciler, rest_update
+from cryptoj.adapters.coinbase.execution.reconcile import Call, Reconciler, rest_update
 from cryptoj.adapters.coinbase.execution.schemas import dec
 from cryptoj.adapters.coinbase.execution.trackers import COUNTERS, Listener, Trackers
 from cryptoj.adapters.coinbase.execution.user_channel import UserChannel
@@ -114,6 +126,7 @@ from cryptoj.models.orders import (
     ReconcileVenue,
     Side,
     SubmitOrder,
+    VenueCallDone,
 )
 from cryptoj.venues.base import ReconcileDiff, ReconcileReport, Resolution, TrackedOrder
 
@@ -153,9 +166,15 @@ class CoinbaseVenue:
         clock: Callable[[], int] = time.time_ns,
         sleep: Callable[[float], None] | None = None,
         rng: random.Random | None = None,
+        reader: CoinbaseRestClient | None = None,
+        run_calls: Runner | None = None,
     ) -> None:
-        """``clock`` gives ns since the epoch (intent times are compared with it)."""
+        """``clock`` gives ns since the epoch (intent times are compared with it). ``reader``:
+        a second client (its own connection) for the reads of reconciliation passes, so that
+        an order never waits for one (default ``client``); ``run_calls``: where the stepwise
+        passes make their calls (None: on the caller's thread; see :meth:`reconcile`)."""
         self.client = client
+        self.reader = reader or client
         self.settings = settings or VenueSettings()
         self.clock = clock
         self.sleep = sleep or client.sleep
@@ -163,7 +182,7 @@ class CoinbaseVenue:
         self.user_channel: UserChannel | None = None
         self.trackers = Trackers(clock)
         self.reconciler = Reconciler(
-            client, self.trackers, clock, lookback_s=self.settings.lookup_window_s
+            self.reader, self.trackers, clock, lookback_s=self.settings.lookup_window_s
         )
         self._op_lock = threading.RLock()  # multi-step operations (submit, resolve, reconcile)
         self._specs: dict[str, OrderSpec] = {}
@@ -171,6 +190,16 @@ class CoinbaseVenue:
         self._quotes: dict[str, Quote] = {}
         self._rules: dict[str, tuple[ProductRules, int]] = {}
         self._auth_error = ""
+        self._born_ns = clock()  # a request of an earlier process was sent before this
+        self._sent_ns: dict[str, int] = {}  # client order id → when its last create left
+        # the reconciliation pass in progress, stepwise (see reconcile); its call in flight
+        self.run_calls = run_calls
+        self._pass: Generator[Call, Any, None] | None = None
+        self._pass_diffs: list[ReconcileDiff] = []
+        self._pass_id = 0
+        self._calls_lock = threading.Lock()
+        self._inflight = False
+        self._outcome: tuple[Any, Exception | None] | None = None
 
     @property
     def _counts(self) -> dict[str, int]:
@@ -194,24 +223,39 @@ class CoinbaseVenue:
         monotonic: Callable[[], int] = time.monotonic_ns,
         sleep: Callable[[float], None] = time.sleep,
         seed: int | None = None,
+        run_calls: Runner | None = None,
     ) -> CoinbaseVenue:
-        """A venue on a new REST client (and a user channel when ``user_ws_url`` is given).
+        """A venue on two new REST clients (orders; reconciliation reads) sharing one rate
+        limit, a :class:`~.background.CallRunner` for the reads of stepwise passes (or
+        ``run_calls``), and a user channel when ``user_ws_url`` is given.
 
         Nothing is contacted until :meth:`start` or the first call.
         """
         rng = random.Random(seed)
-        client = CoinbaseRestClient(
-            rest_url,
-            credentials,
-            ca_file=ca_file,
-            timeout_s=timeout_s,
-            policy=policy,
-            limiter=TokenBucket(rate_per_s, burst, monotonic),
+        limiter = TokenBucket(rate_per_s, burst, monotonic)
+
+        def rest_client(r: random.Random) -> CoinbaseRestClient:
+            return CoinbaseRestClient(
+                rest_url,
+                credentials,
+                ca_file=ca_file,
+                timeout_s=timeout_s,
+                policy=policy,
+                limiter=limiter,
+                sleep=sleep,
+                wall=lambda: clock() / NS,
+                rng=r,
+            )
+
+        venue = cls(
+            rest_client(rng),
+            settings=settings,
+            clock=clock,
             sleep=sleep,
-            wall=lambda: clock() / NS,
             rng=rng,
+            reader=rest_client(random.Random(rng.random())),
+            run_calls=run_calls or CallRunner(),
         )
-        venue = cls(client, settings=settings, clock=clock, sleep=sleep, rng=rng)
         if user_ws_url:
             venue.user_channel = UserChannel(
                 user_ws_url,
@@ -234,9 +278,11 @@ class CoinbaseVenue:
             self.user_channel.start()
 
     def stop(self) -> None:
-        """Stop the user channel."""
+        """Stop the user channel and the background runner."""
         if self.user_channel is not None:
             self.user_channel.stop()
+        if isinstance(self.run_calls, CallRunner):
+            self.run_calls.stop()
 
     @property
     def reconcile_interval_ns(self) -> int:
@@ -421,6 +467,7 @@ class CoinbaseVenue:
         for attempt in range(1, attempts + 1):
             if attempt > 1:
                 self._counts["resends"] += 1
+            self._sent_ns[coid] = self.clock()
             try:
                 out = self.client.create_order(spec)
             except OutcomeUnknown as e:
@@ -502,6 +549,16 @@ class CoinbaseVenue:
         self.trackers.apply(t, rest_update(o, "lookup"))
         return Resolution.FOUND
 
+    def _last_send_ns(self, t: OrderTracker) -> int:
+        """When ``t``'s last create request may have left: this process's last try, else (an
+        order of an earlier process) no later than this venue's creation, nor than
+        ``absent_grace_s`` after the intent (a request is never sent later than that)."""
+        sent = self._sent_ns.get(t.client_order_id)
+        if sent is not None:
+            return sent
+        grace_ns = int(self.settings.absent_grace_s * NS)
+        return max(t.created_ts, min(self._born_ns, t.created_ts + grace_ns))
+
     def _refresh_quietly(self, t: OrderTracker) -> None:
         try:
             with self._op_lock:
@@ -560,6 +617,13 @@ class CoinbaseVenue:
                     f"not at Coinbase yet ({age_ns / NS:.0f}s after the intent; absent is "
                     f"final after {self.settings.absent_grace_s:.0f}s)"
                 )
+            quiet_ns = self.clock() - self._last_send_ns(t)
+            if quiet_ns < self.settings.absent_grace_s * NS:  # a request may still commit
+                return Resolution.UNKNOWN, (
+                    f"not at Coinbase yet, but a request may be in flight ({quiet_ns / NS:.0f}s "
+                    f"after the last possible send; absent is final after "
+                    f"{self.settings.absent_grace_s:.0f}s)"
+                )
             self.trackers.remove(coid)
             self._counts["absent"] += 1
             return Resolution.ABSENT, "not at Coinbase"
@@ -569,23 +633,98 @@ class CoinbaseVenue:
         ts: int,
         since_ns: int | None = None,
         settled: Callable[[str], bool] | None = None,
+        *,
+        max_calls: int | None = None,
+        new_pass: bool = True,
     ) -> ReconcileReport:
-        """One pass of :class:`~.reconcile.Reconciler` (see *Reconciling*)."""
-        self._counts["reconciles"] += 1
-        diffs: list[ReconcileDiff] = []
-        with self._op_lock:
-            try:
-                self.reconciler.run(diffs, since_ns, settled)
-            except AuthenticationFailed as e:
-                self._auth_failed(e)
-                raise
-            except CoinbaseError as e:
-                self._counts["reconcile_errors"] += 1
-                return ReconcileReport(diffs=tuple(diffs), error=str(e))
-            finally:
-                self.trackers.deliver()
-                self._counts["reconcile_diffs"] += len(diffs)
-        return ReconcileReport(diffs=tuple(diffs))
+        """Run :class:`~.reconcile.Reconciler` (see *Reconciling*).
+
+        Without ``max_calls``: a whole pass, here. With it, one step of a pass (a new one when
+        ``new_pass`` or none is under way): what the last call brought is applied; then, with
+        a background runner, the next call is handed to it and the report says ``waiting``
+        (a :class:`~cryptoj.models.VenueCallDone` follows when it is back); without one, up to
+        ``max_calls`` calls are made here. ``done`` says whether the pass ended."""
+        if max_calls is None:
+            diffs: list[ReconcileDiff] = []
+            self._counts["reconciles"] += 1
+            with self._op_lock:
+                try:
+                    self.reconciler.run(diffs, since_ns, settled)
+                except AuthenticationFailed as e:
+                    self._auth_failed(e)
+                    raise
+                except CoinbaseError as e:
+                    self._counts["reconcile_errors"] += 1
+                    return self._reconcile_report(diffs, error=str(e))
+                finally:
+                    self.trackers.deliver()
+            return self._reconcile_report(diffs)
+        if new_pass or self._pass is None:
+            self._counts["reconciles"] += 1
+            self._pass_diffs = []
+            self._pass = self.reconciler.steps(self._pass_diffs, since_ns, settled)
+            with self._calls_lock:
+                self._pass_id += 1
+                self._inflight, self._outcome = False, None
+        return self._pass_step(max_calls)
+
+    def _pass_step(self, max_calls: int) -> ReconcileReport:
+        assert self._pass is not None
+        steps, diffs, reported = self._pass, self._pass_diffs, len(self._pass_diffs)
+        try:
+            for _ in range(max_calls):
+                with self._calls_lock:
+                    if self._inflight:
+                        break
+                    outcome, self._outcome = self._outcome, None
+                result, error = outcome if outcome is not None else (None, None)
+                if error is not None:
+                    raise error
+                with self._op_lock:
+                    call = steps.send(result)
+                if self.run_calls is None:
+                    self._outcome = _run_call(call)
+                    continue
+                with self._calls_lock:
+                    self._inflight = True
+                self.run_calls(functools.partial(self._background_call, self._pass_id, call))
+                break
+        except StopIteration:
+            self._pass = None
+        except AuthenticationFailed as e:
+            self._pass = None
+            self._auth_failed(e)
+            raise
+        except CoinbaseError as e:
+            self._pass = None
+            self._counts["reconcile_errors"] += 1
+            return self._reconcile_report(diffs[reported:], error=str(e))
+        finally:
+            self.trackers.deliver()
+        with self._calls_lock:
+            waiting = self._pass is not None and self._inflight
+        return self._reconcile_report(diffs[reported:], done=self._pass is None, waiting=waiting)
+
+    def _background_call(self, pass_id: int, call: Call) -> None:
+        """On the runner's thread: make one call, keep its outcome, wake the actor."""
+        outcome = _run_call(call)
+        with self._calls_lock:
+            if pass_id != self._pass_id:
+                return  # a pass that was dropped for a new one
+            self._outcome, self._inflight = outcome, False
+        self.trackers.emit([VenueCallDone(ts=self.clock())])
+        self.trackers.deliver()
+
+    def _reconcile_report(
+        self,
+        diffs: list[ReconcileDiff],
+        *,
+        error: str = "",
+        done: bool = True,
+        waiting: bool = False,
+    ) -> ReconcileReport:
+        self._counts["reconcile_diffs"] += len(diffs)
+        return ReconcileReport(diffs=tuple(diffs), error=error, done=done, waiting=waiting)
 
     # -- cancel ------------------------------------------------------------------------------
 
@@ -704,12 +843,22 @@ class CoinbaseVenue:
     def counters(self) -> dict[str, int]:
         """Every counter (see the module docstring)."""
         out = self.trackers.counters()
-        for k, v in dict(self.client.stats).items():  # a copy: REST threads may add keys
-            out[f"rest_{k}"] = v
+        readers = (self.client,) if self.reader is self.client else (self.client, self.reader)
+        for c in readers:
+            for k, v in dict(c.stats).items():  # a copy: REST threads may add keys
+                out[f"rest_{k}"] = out.get(f"rest_{k}", 0) + v
         out["rest_throttled"] = self.client.limiter.throttled
         if self.user_channel is not None:
             out["user_connects"] = self.user_channel.connects
         return out
+
+
+def _run_call(call: Call) -> tuple[Any, Exception | None]:
+    """``call``'s result, or the error it raised (handed to the thread that applies it)."""
+    try:
+        return call(), None
+    except Exception as e:
+        return None, e
 
 
 STOP_CROSSED_REASONS = (
