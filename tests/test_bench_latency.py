@@ -60,3 +60,33 @@ def test_an_unknown_measure_is_refused() -> None:
         check=False,
     )
     assert proc.returncode == 2 and "unknown nonsense" in proc.stderr
+
+
+def test_burst_mode_prints_each_phase_and_loses_no_traded_volume() -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "tools/bench_latency.py",
+            "--burst",
+            "--rate",
+            "200",
+            "--phase-seconds",
+            "1",
+            "--burst-seconds",
+            "1",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=ROOT,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    for phase in ("pre", "burst", "post"):
+        assert {f"{phase}_p50_us", f"{phase}_p99_us", f"{phase}_samples"} <= out.keys()
+    assert out["burst_rate"] == 1000 and out["pre_samples"] > 0
+    assert {"burst_p99_ratio", "recovery_s", "max_mailbox", "merged_trades"} <= out.keys()
+    assert out["dropped_non_quote"] == 0
+    assert out["trade_volume_handled"] == out["trade_volume_pushed"]  # merged, never lost

@@ -49,9 +49,9 @@ pushed. Prints p50/p99 per phase (``pre``, ``burst``, ``post``), ``burst_p99_rat
 ``conflated`` (quotes dropped for a newer one), ``merged_trades`` (trades merged in a mailbox
 into a newer trade of their product: an order is then traced to the newest tick of the run),
 ``trade_volume_pushed`` / ``trade_volume_handled`` (the summed quantities of the trades pushed
-and of those the FeedActor handled: equal when merging lost no volume), and for reference
-``floor_p99_us`` (the four bare handoffs at ``--rate`` for ``--phase-seconds`` after the run)
-with ``pre_ratio_p99`` (pre-burst p99 / floor p99).
+and of those the FeedActor handled: equal when merging lost no volume). The ratio to the floor
+is the default mode's (alternating slices): a floor measured before or after the phases would
+not see the same load.
 """
 
 from __future__ import annotations
@@ -376,9 +376,6 @@ def run_burst(args: argparse.Namespace, without: frozenset[str]) -> dict[str, An
         out_volume = actors.handled_volume - handled0
         rejected = _feed_rejected(actors) - rejected0
         actors.close()
-    floor = QueueChain()
-    _pace(args.rate, args.phase_seconds, floor.push)
-    floor.close()
     samples = list(zip(pushed_at, actors.samples, strict=True))
     by_phase = {
         phase: [lat for t, lat in samples if lo <= t < hi] for phase, (lo, hi) in bounds.items()
@@ -401,8 +398,6 @@ def run_burst(args: argparse.Namespace, without: frozenset[str]) -> dict[str, An
             "merged_trades": stats.merged_trades - base[1],
             "trade_volume_pushed": str(actors.pushed_volume - base[3]),
             "trade_volume_handled": str(out_volume),
-            "floor_p99_us": round(_pct(floor.samples, 0.99), 1),
-            "pre_ratio_p99": round(pre_p99 / _pct(floor.samples, 0.99), 2),
             "without": sorted(without),
             "load_avg": round(os.getloadavg()[0], 2),
         }

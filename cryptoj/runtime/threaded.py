@@ -15,7 +15,7 @@ Messages left in a dying actor's mailbox and sends to a dead or restarting name 
 (trace + counter). Timers run on one timer thread; the clock is injected (:class:`ScaledClock`).
 
 For the live path's latency (BENCHMARKS.md): mailboxes conflate waiting quotes and merge
-waiting trades per product, so they stay bounded under any load
+waiting trades per product, so market data cannot pile up however fast it arrives
 (:mod:`cryptoj.runtime.mailbox`; :meth:`ThreadedRuntime.mailbox_depths`);
 :meth:`ThreadedRuntime.start_tree` freezes the start-up heap for the garbage collector and
 starts a WAL checkpointer for the journal (:mod:`cryptoj.runtime.checkpoint`).
