@@ -43,8 +43,8 @@ class OpsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     down_grace_s: PositiveFloat = 120.0  # /health: a supervised actor may be down this long
     ready_max_risk_level: Literal["NORMAL", "CAUTION", "REDUCING", "HALTED"] = "REDUCING"
     min_free_mb: NonNegFloat = 50.0  # /ready: free disk space needed next to the journal
-    overload_lag_s: PositiveFloat = 1.0  # /ready: overloaded when the feed lag p99 exceeds this
-    overload_mailbox: PositiveInt = 10_000  # /ready: overloaded when a mailbox holds more
+    overload_lag_s: PositiveFloat = 1.0  # /ready: overloaded above this recent feed lag p99, s
+    overload_mailbox: PositiveInt = 10_000  # /ready: overloaded above this many waiting messages
 
 
 class FlagError(ValueError):

@@ -289,7 +289,7 @@ class OpsState:
         return (200 if ready else 503), {"ready": ready, "checks": checks}
 
     def load(self) -> dict[str, Any]:
-        """``overloaded`` when the feed lag p99 of the last seconds exceeds
+        """``overloaded`` when the feed lag p99 of the recent events exceeds
         ``ops.overload_lag_s`` or a mailbox holds more than ``ops.overload_mailbox`` messages
         (``reasons`` says which), else ``ok``; with the figures behind it and how much market
         data the mailboxes conflated (quotes dropped, trades merged) since the start."""
@@ -301,8 +301,8 @@ class OpsState:
         reasons = []
         if lag["p99_s"] is not None and lag["p99_s"] > ops.overload_lag_s:
             reasons.append(
-                f"feed lag p99 {lag['p99_s']:.3f}s over the last {lag['window_s']:g}s "
-                f"(bound {ops.overload_lag_s:g}s)"
+                f"feed lag p99 {lag['p99_s']:.3f}s over the last {lag['window_samples']} "
+                f"events within {lag['window_s']:g}s (bound {ops.overload_lag_s:g}s)"
             )
         if depth > ops.overload_mailbox:
             reasons.append(f"{busiest}'s mailbox holds {depth} (bound {ops.overload_mailbox})")
