@@ -7,25 +7,29 @@
 Each run (``PRODUCTS:RATE``, RATE in websocket messages per second or ``max``) writes a data set
 of PRODUCTS products (the bundled ``coinbase-1m-2018-04`` BTC-USD, ETH-USD and LTC-USD rows
 copied under new names, ``P000-USD`` ...), starts ``tools/fake_coinbase.py`` on it in a
-**separate process** (``--step-s 0`` for ``max``: as fast as the client reads; else one step
-every ``3 × PRODUCTS / RATE`` s, three frames per product and step: level2, ticker, trades),
-and runs the real daemon in this process (:class:`cryptoj.daemon.Daemon`: the Coinbase feed,
-the actors in the threaded runtime, the journal, the ops endpoint) for ``--seconds`` after a
-``--warmup-s`` once the feed is healthy.
+**separate process** (``--step-s 0`` for ``max``: as fast as the client reads, with at most
+``--source-queue`` (4) steps queued per connection; else one step every ``3 × PRODUCTS /
+RATE`` s, three frames per product and step: level2, ticker, trades; ``--send-buffer`` sets
+the fake's socket send buffer, 0 = the OS's), and runs the real daemon in this process
+(:class:`cryptoj.daemon.Daemon`: the Coinbase feed, the actors in the threaded runtime, the
+journal, the ops endpoint) for ``--seconds`` after a ``--warmup-s`` once the feed is healthy.
 
 Figures per run: ``msg_per_s`` (websocket messages the feed received per second),
 ``events_per_s`` (quotes and trades the FeedActor handled per second), ``lag_p50_ms`` /
 ``lag_p99_ms`` / ``lag_max_ms`` (the feed lag: the time at which the FeedActor had handled a
-quote or trade minus the event's own time, which the fake stamps when it sends the frame; so
-it holds the websocket, decoding, the connection's quote window and the wait in the
-FeedActor's mailbox), ``lag_p99_ms_by_third`` (its trend: first, middle and last third of the
-run), ``max_mailbox`` (the largest mailbox depth of any actor, sampled every 0.2 s, and
+quote or trade minus the event's own time, which the fake stamps when it makes the step; so
+it holds the source's queue and socket buffers, decoding, the connection's quote window and
+the wait in the FeedActor's mailbox), ``lag_p50_ms_by_third`` / ``lag_p99_ms_by_third`` (the
+trend: the first, middle and last third of the samples), ``wire_lag_p99_ms`` (the same at
+receipt on the connection thread: the feed's own ``lag`` figure, worst connection),
+``max_mailbox`` (the largest mailbox depth of any actor, sampled every 0.2 s, and
 ``max_mailbox_actor``), ``rss_start_mb`` / ``rss_end_mb`` / ``rss_growth_mb`` (this process,
-after the warm-up and at the end), ``merged_trades`` and ``conflated_quotes`` (what the
-mailboxes merged and dropped), ``overloaded_s`` (seconds ``/ready`` reported overload, sampled
-every second), ``reconnects`` and ``load_avg`` (1-minute load average at the end). The lag
-samples go into an array allocated before the RSS baseline. ``--json``: one JSON object
-``{"runs": [...]}`` on the last line.
+after the warm-up and at the end; the start includes what earlier runs left) and
+``rss_mb_by_third``, ``merged_trades`` and ``conflated_quotes`` (what the mailboxes merged and
+dropped), ``overloaded_s`` (seconds ``/ready`` reported overload, sampled every second),
+``reconnects`` and ``load_avg`` (1-minute load average at the end). The lag samples go into an
+array allocated before the RSS baseline. ``--json``: one JSON object ``{"runs": [...]}`` on
+the last line.
 """
 
 from __future__ import annotations
@@ -212,10 +216,7 @@ def _measure(names: list[str], fake: dict[str, str], work: Path, rate: float | N
         thread.join(60)
     n = lags.n
     samples = sorted(lags.ns[:n])
-    thirds = []
-    for k in range(3):
-        part = sorted(lags.ns[k * n // 3 : (k + 1) * n // 3])
-        thirds.append(_pct(part, 0.99))
+    thirds = [sorted(lags.ns[k * n // 3 : (k + 1) * n // 3]) for k in range(3)]
     return {
         "products": len(names),
         "rate": "max" if rate is None else rate,
@@ -225,7 +226,8 @@ def _measure(names: list[str], fake: dict[str, str], work: Path, rate: float | N
         "lag_p50_ms": _pct(samples, 0.50),
         "lag_p99_ms": _pct(samples, 0.99),
         "lag_max_ms": round(samples[-1] / 1e6, 1) if samples else None,
-        "lag_p99_ms_by_third": thirds,
+        "lag_p50_ms_by_third": [_pct(part, 0.50) for part in thirds],
+        "lag_p99_ms_by_third": [_pct(part, 0.99) for part in thirds],
         "max_mailbox": max_box,
         "max_mailbox_actor": max_actor,
         "rss_start_mb": round(rss0, 1),
