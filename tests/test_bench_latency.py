@@ -17,19 +17,13 @@ KEYS = {"p50_us", "p99_us", "max_us", "floor_p99_us", "ratio_p99", "samples", "c
 
 
 def _run(*args: str) -> dict[str, object]:
+    return _bench("--rate", "400", "--seconds", "1.5", "--slices", "1", *args)
+
+
+def _bench(*args: str) -> dict[str, object]:
+    """``tools/bench_latency.py ARGS --json`` in a child process; its JSON line."""
     proc = subprocess.run(
-        [
-            sys.executable,
-            "tools/bench_latency.py",
-            "--rate",
-            "400",
-            "--seconds",
-            "1.5",
-            "--slices",
-            "1",
-            "--json",
-            *args,
-        ],
+        [sys.executable, "tools/bench_latency.py", *args, "--json"],
         capture_output=True,
         text=True,
         timeout=180,
@@ -60,3 +54,13 @@ def test_an_unknown_measure_is_refused() -> None:
         check=False,
     )
     assert proc.returncode == 2 and "unknown nonsense" in proc.stderr
+
+
+def test_burst_mode_prints_each_phase_and_loses_no_traded_volume() -> None:
+    out = _bench("--burst", "--rate", "200", "--phase-seconds", "1", "--burst-seconds", "1")
+    for phase in ("pre", "burst", "post"):
+        assert {f"{phase}_p50_us", f"{phase}_p99_us", f"{phase}_samples"} <= out.keys()
+    assert out["burst_rate"] == 1000 and out["pre_samples"] != 0
+    assert {"burst_p99_ratio", "recovery_s", "max_mailbox", "merged_trades"} <= out.keys()
+    assert out["dropped_non_quote"] == 0
+    assert out["trade_volume_handled"] == out["trade_volume_pushed"]  # merged, never lost

@@ -1,7 +1,7 @@
-"""The live path's latency measures: quote-conflating mailboxes, the WAL checkpointer, the
-journal's in-process write lock, the heap freeze of the threaded runtime, and the FeedActor
-sending a pushed trade's quote before its bar. Everything deterministic: a gated actor holds
-its mailbox, no timing is asserted."""
+"""The live path's latency measures: conflating mailboxes (quotes dropped, trades merged), the
+WAL checkpointer, the journal's in-process write lock, the heap freeze of the threaded runtime,
+and the FeedActor sending a pushed trade's quote before its bar. Everything deterministic: a
+gated actor holds its mailbox, no timing is asserted."""
 
 from __future__ import annotations
 
@@ -75,6 +75,45 @@ def test_an_asked_quote_is_never_conflated() -> None:
     assert inbox.conflated == 0 and inbox.qsize() == 2
 
 
+def trade(qty: str, trade_id: str, product: str = "BTC-USD", price: str = "7000") -> Trade:
+    return Trade(
+        ts=int(trade_id),
+        product=product,
+        price=Decimal(price),
+        quantity=Decimal(qty),
+        taker_side="BUY",
+        trade_id=trade_id,
+    )
+
+
+def test_waiting_trades_of_a_product_are_merged_into_the_newest_with_their_volume() -> None:
+    inbox = ConflatingInbox()
+    t1, t2, t3 = trade("1", "1", price="10"), trade("2", "2", price="11"), trade("4", "3")
+    eth, b, q = trade("5", "4", product="ETH-USD"), bar(), quote()
+    for m in (t1, q, b, t2, eth, t3):
+        inbox.put(told(m))
+    inbox.put(told(trade("8", "5"), sender="venue"))  # another sender's trades are kept apart
+    assert inbox.merged == 2 and inbox.conflated == 0 and inbox.qsize() == 5
+    out = drain(inbox)
+    merged = trade("7", "3")  # the newest trade's time, price and id; 1 + 2 + 4 traded
+    assert out == [q, b, eth, merged, trade("8", "5")]  # at the newest one's place
+    assert inbox.empty()
+
+
+def test_a_mailbox_flooded_with_market_data_stays_bounded_per_product() -> None:
+    inbox = ConflatingInbox()
+    products = [f"P{i}-USD" for i in range(10)]
+    for n in range(1, 1001):
+        p = products[n % 10]
+        inbox.put(told(trade("1", str(n), product=p)))
+        inbox.put(told(quote(p, bid=str(n), ask=str(n + 1))))
+    assert inbox.qsize() == 20  # one trade and one quote per product
+    out = drain(inbox)
+    volume = {t.product: t.quantity for t in out if isinstance(t, Trade)}
+    assert volume == dict.fromkeys(products, Decimal(100))  # every unit traded arrived
+    assert inbox.merged == 990 and inbox.conflated == 990
+
+
 class Gated(Actor):
     """Blocks on its first message until the test opens the gate, then records the rest."""
 
@@ -91,6 +130,9 @@ class Gated(Actor):
         self.seen.append(msg)
 
     def _handle_quote(self, msg: Quote, ctx: Context) -> None:
+        self.seen.append(msg)
+
+    def _handle_trade(self, msg: Trade, ctx: Context) -> None:
         self.seen.append(msg)
 
 
@@ -119,6 +161,22 @@ def test_an_actor_that_fell_behind_handles_only_the_newest_quote() -> None:
         rt.shutdown()
     assert seen == [bar(close="1"), quotes[-1]]
     assert rt.stats.conflated == 49 and rt.stats.dead_letters == 0
+
+
+def test_the_runtime_counts_merged_trades_apart_from_dropped_quotes() -> None:
+    rt, gate, seen = _gated_runtime(conflate=True)
+    try:
+        rt.tell("gated", bar(), sender="feed")  # holds the actor
+        for i in range(1, 31):
+            rt.tell("gated", trade("0.5", str(i)), sender="coinbase")
+            rt.tell("gated", quote(bid=str(100 + i), ask=str(101 + i)), sender="coinbase")
+        gate.set()
+        rt.quiesce(["gated"])
+    finally:
+        rt.shutdown()
+    assert seen == [trade("15", "30"), quote(bid="130", ask="131")]
+    assert rt.stats.merged_trades == 29 and rt.stats.conflated == 29
+    assert rt.stats.dead_letters == 0
 
 
 def test_without_conflation_every_quote_is_handled() -> None:

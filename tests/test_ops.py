@@ -236,7 +236,9 @@ def test_health_ready_metrics_and_status_of_a_running_daemon(tmp_path: Path) -> 
         code, ready = get_json(r.port, "/ready")
         assert code == 200, ready
         assert ready["ready"] is True
-        assert set(ready["checks"]) == {"actors", "feed", "venue", "journal", "risk", "threads"}
+        assert set(ready["checks"]) == {
+            "actors", "feed", "venue", "journal", "risk", "threads", "load"
+        }  # fmt: skip
         assert ready["checks"]["feed"]["detail"] == "healthy"
 
         def metrics() -> dict[str, Any] | None:

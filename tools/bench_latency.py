@@ -2,6 +2,7 @@
 
     python tools/bench_latency.py --json                  # 1,000 ticks/s for 60 s each
     python tools/bench_latency.py --seconds 10 --json     # a quicker look
+    python tools/bench_latency.py --burst --json          # 1,000/s, 5x for 10 s, 1,000/s again
 
 What is measured: a trade tick pushed into the FeedActor's mailbox until the order intent it
 causes leaves the ExecutionActor for the venue (``PaperExchange.submit`` is entered): Feed →
@@ -36,6 +37,21 @@ floor); with ``--json`` one JSON object: ``p50_us``, ``p99_us``, ``max_us``, ``f
 ``cpu_us_per_tick`` (process CPU time while the actors ran, per tick pushed: less sensitive to
 other load on the machine than the percentiles), ``conflated`` (quotes dropped for a newer
 one), ``load_avg`` (the 1-minute load average at the end).
+
+``--burst``: the actor system alone (no alternation), ``--rate`` ticks/s for
+``--phase-seconds`` (10), then ``--burst-x`` (5) times that for ``--burst-seconds`` (10), then
+``--rate`` again for ``--phase-seconds``; samples belong to the phase in which their tick was
+pushed. Prints p50/p99 per phase (``pre``, ``burst``, ``post``), ``burst_p99_ratio`` (burst p99
+/ pre-burst p99), ``recovery_s`` (from the end of the burst until the median of every later
+0.5 s window of pushes is at or below the pre-burst p99; 0 when the first one already is),
+``max_mailbox`` (the largest mailbox of any actor, sampled every 20 ms, and per phase),
+``dropped_non_quote`` (dead letters and FeedActor rejections: messages nobody handled),
+``conflated`` (quotes dropped for a newer one), ``merged_trades`` (trades merged in a mailbox
+into a newer trade of their product: an order is then traced to the newest tick of the run),
+``trade_volume_pushed`` / ``trade_volume_handled`` (the summed quantities of the trades pushed
+and of those the FeedActor handled: equal when merging lost no volume). The ratio to the floor
+is the default mode's (alternating slices): a floor measured before or after the phases would
+not see the same load.
 """
 
 from __future__ import annotations
@@ -51,6 +67,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +133,7 @@ class _TimedVenue:
         self._venue = venue
         self.pushed = pushed  # correlation id of a tick → perf_counter_ns when pushed
         self.samples = samples
+        self.pushed_at: list[int] | None = None  # --burst: the push time of each sample
         self.rt: ThreadedRuntime | None = None
 
     def submit(self, order: SubmitOrder, ts: int) -> OrderAccepted | OrderRejected:
@@ -124,6 +142,8 @@ class _TimedVenue:
         pushed = self.pushed.get(corr) if corr is not None else None
         if pushed is not None:
             self.samples.append(now - pushed)
+            if self.pushed_at is not None:
+                self.pushed_at.append(pushed)
         return self._venue.submit(order, ts)
 
     def __getattr__(self, name: str) -> Any:
@@ -158,6 +178,8 @@ class _StampedFeed(FeedActor):
         self._chain = chain
 
     def receive(self, msg: Message, ctx: Context) -> None:
+        if type(msg) is Trade:
+            self._chain.handled_volume += msg.quantity
         super().receive(msg, _Stamping(ctx, self._chain))
 
 
@@ -180,6 +202,8 @@ class ActorChain:
         )
         self.samples: list[int] = []
         self.pushed: dict[str, int] = {}
+        self.pushed_volume = Decimal(0)
+        self.handled_volume = Decimal(0)  # added up in the FeedActor's thread
         assert isinstance(system.venue, PaperExchange), "the bench trades on the paper venue"
         timed = _TimedVenue(system.venue, self.pushed, self.samples)
         registry = dict(system.registry)
@@ -207,6 +231,7 @@ class ActorChain:
             journal_path=None if "checkpointer" in without else system.journal_path,
         )
         timed.rt = self.rt
+        self.timed = timed
         system.venue.set_listener(lambda e: self.rt.tell("execution", e, sender="venue"))
         self.rt.start_tree()
         if "freeze" in without:
@@ -226,6 +251,7 @@ class ActorChain:
         )
         corr = f"tick-{n}"
         self.pushed[corr] = time.perf_counter_ns()
+        self.pushed_volume += t.quantity
         self.rt.send("connection", "feed", msg, corr)
         if self.recorder is not None:
             self.recorder.offer(msg)
@@ -285,6 +311,105 @@ def _pct(xs: list[int], p: float) -> float:
     return s[min(len(s) - 1, int(p * len(s)))] / 1000 if s else float("nan")
 
 
+class _MailboxWatch(threading.Thread):
+    """Samples the largest mailbox of any actor every 20 ms, per phase (``phase`` is set by
+    the caller)."""
+
+    def __init__(self, rt: ThreadedRuntime) -> None:
+        super().__init__(daemon=True)
+        self.rt = rt
+        self.phase = "pre"
+        self.largest: dict[str, int] = {}
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.02):
+            depth = max(self.rt.mailbox_depths().values(), default=0)
+            if depth > self.largest.get(self.phase, 0):
+                self.largest[self.phase] = depth
+
+
+def _recovery_s(samples: list[tuple[int, int]], burst_end: int, bound_ns: float) -> float | None:
+    """Seconds from ``burst_end`` until the median of every later 0.5 s window of pushes is at
+    or below ``bound_ns`` (``samples``: push time, latency; None when it never is)."""
+    windows: dict[int, list[int]] = {}
+    for pushed, lat in samples:
+        if pushed >= burst_end:
+            windows.setdefault((pushed - burst_end) // 500_000_000, []).append(lat)
+    if not windows:
+        return None
+    over = [k for k, lats in windows.items() if statistics.median(lats) > bound_ns]
+    if not over:
+        return 0.0
+    last = max(over)
+    return None if last == max(windows) else (last + 1) * 0.5
+
+
+def run_burst(args: argparse.Namespace, without: frozenset[str]) -> dict[str, Any]:
+    """``--burst``: steady, 5x for 10 s, steady again; latency per phase and the recovery."""
+    with tempfile.TemporaryDirectory() as tmp:
+        actors = ActorChain(Path(tmp), without, record=args.record)
+        actors.sent += _pace(args.rate, 2.0, actors.push)  # warm-up, discarded
+        actors.rt.quiesce(["feed", "strategy", "portfolio", "execution"])
+        actors.samples.clear()
+        pushed_at: list[int] = []
+        actors.timed.pushed_at = pushed_at
+        stats = actors.rt.stats
+        base = (stats.conflated, stats.merged_trades, stats.dead_letters, actors.pushed_volume)
+        rejected0 = _feed_rejected(actors)
+        handled0 = actors.handled_volume
+        watch = _MailboxWatch(actors.rt)
+        watch.start()
+        bounds = {}
+        for phase, rate, seconds in (
+            ("pre", args.rate, args.phase_seconds),
+            ("burst", args.rate * args.burst_x, args.burst_seconds),
+            ("post", args.rate, args.phase_seconds),
+        ):
+            watch.phase = phase
+            start = time.perf_counter_ns()
+            actors.sent += _pace(rate, seconds, actors.push)
+            bounds[phase] = (start, time.perf_counter_ns())
+        actors.rt.quiesce(["feed", "strategy", "portfolio", "execution"])
+        watch.stop.set()
+        watch.join()
+        out_volume = actors.handled_volume - handled0
+        rejected = _feed_rejected(actors) - rejected0
+        actors.close()
+    samples = list(zip(pushed_at, actors.samples, strict=True))
+    by_phase = {
+        phase: [lat for t, lat in samples if lo <= t < hi] for phase, (lo, hi) in bounds.items()
+    }
+    pre_p99 = _pct(by_phase["pre"], 0.99)
+    burst_p99 = _pct(by_phase["burst"], 0.99)
+    out: dict[str, Any] = {"rate": args.rate, "burst_rate": args.rate * args.burst_x}
+    for phase, lats in by_phase.items():
+        out[f"{phase}_samples"] = len(lats)
+        out[f"{phase}_p50_us"] = round(_pct(lats, 0.50), 1)
+        out[f"{phase}_p99_us"] = round(_pct(lats, 0.99), 1)
+    out.update(
+        {
+            "burst_p99_ratio": round(burst_p99 / pre_p99, 2),
+            "recovery_s": _recovery_s(samples, bounds["burst"][1], pre_p99 * 1000),
+            "max_mailbox": max(watch.largest.values(), default=0),
+            "max_mailbox_by_phase": watch.largest,
+            "dropped_non_quote": stats.dead_letters - base[2] + rejected,
+            "conflated": stats.conflated - base[0],
+            "merged_trades": stats.merged_trades - base[1],
+            "trade_volume_pushed": str(actors.pushed_volume - base[3]),
+            "trade_volume_handled": str(out_volume),
+            "without": sorted(without),
+            "load_avg": round(os.getloadavg()[0], 2),
+        }
+    )
+    return out
+
+
+def _feed_rejected(actors: ActorChain) -> int:
+    feed = actors.rt.behaviour("feed")
+    return int(getattr(feed, "rejected", 0))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run both chains in alternating slices and print the percentiles."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
@@ -302,6 +427,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="record every pushed tick with the feed recorder (as feed.record: true does)",
     )
+    ap.add_argument("--burst", action="store_true", help="steady, a burst, steady again")
+    ap.add_argument("--burst-x", type=float, default=5.0, help="--burst: rate multiple (5)")
+    ap.add_argument("--burst-seconds", type=float, default=10.0, help="--burst: its length (10)")
+    ap.add_argument(
+        "--phase-seconds", type=float, default=10.0, help="--burst: before and after it (10)"
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     without = frozenset(w for w in args.without.split(",") if w)
@@ -312,6 +443,9 @@ def main(argv: list[str] | None = None) -> int:
         _stub_journal_writes(JOURNAL_WRITES)
     elif "path-journal" in without:
         _stub_journal_writes(PATH_WRITES)
+    if args.burst:
+        _print(run_burst(args, without), args.json)
+        return 0
     floor = QueueChain()
     cpu = 0.0
     with tempfile.TemporaryDirectory() as tmp:
@@ -353,12 +487,16 @@ def main(argv: list[str] | None = None) -> int:
         "record": actors.recorder.stats() if actors.recorder is not None else None,
         "load_avg": round(os.getloadavg()[0], 2),
     }
-    if args.json:
+    _print(out, args.json)
+    return 0
+
+
+def _print(out: dict[str, Any], as_json: bool) -> None:
+    if as_json:
         print(json.dumps(out))
     else:
         for key, value in out.items():
-            print(f"{key:18} {value}")
-    return 0
+            print(f"{key:22} {value}")
 
 
 if __name__ == "__main__":

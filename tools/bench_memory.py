@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from cryptoj.config import parse_config  # noqa: E402
 from cryptoj.marketdata.ticks import load_trade_ticks  # noqa: E402
-from cryptoj.models.market import Trade  # noqa: E402
+from cryptoj.models.market import MarketEvent, Trade  # noqa: E402
 from cryptoj.runtime.assemble import assemble  # noqa: E402
 from cryptoj.runtime.threaded import ScaledClock, ThreadedRuntime  # noqa: E402
 from cryptoj.supervision.tree import WORKERS  # noqa: E402
@@ -53,11 +53,11 @@ def rss_mb() -> float:
         return int(f.read().split()[1]) * PAGE / 1e6
 
 
-def _batches(minutes: float, speed_up: float) -> list[tuple[Trade, ...]]:
+def _batches(minutes: float) -> list[tuple[MarketEvent, ...]]:
     """The recording, looped and re-timed to last ``minutes`` of market time."""
     ticks = [t for b in load_trade_ticks(DATA) for t in b if isinstance(t, Trade)]
     span = ticks[-1].ts - ticks[0].ts + 1_000_000_000
-    out: list[tuple[Trade, ...]] = []
+    out: list[tuple[MarketEvent, ...]] = []
     loop = 0
     end = ticks[0].ts + int(minutes * 60e9)
     while True:
@@ -94,9 +94,7 @@ class Sampler(threading.Thread):
     def run(self) -> None:
         tick = 0
         while not self.stop.wait(0.05):
-            with self.rt._lock:
-                hosts = [h for _, h in self.rt.refs.values()]
-            depth = max((h.actor_inbox.qsize() for h in hosts), default=0)
+            depth = max(self.rt.mailbox_depths().values(), default=0)
             self.max_mailbox = max(self.max_mailbox, depth)
             tick += 1
             if tick % 20 == 0:
@@ -106,9 +104,7 @@ class Sampler(threading.Thread):
 def run_phase(minutes: float, speed: float, workdir: Path) -> dict[str, Any]:
     """One threaded replay at ``speed``× the recorded pace."""
     cfg = parse_config(CONFIG)
-    system = assemble(
-        cfg, _batches(minutes, speed), str(workdir / "journal.sqlite"), fresh_journal=True
-    )
+    system = assemble(cfg, _batches(minutes), str(workdir / "journal.sqlite"), fresh_journal=True)
     rt = ThreadedRuntime(
         seed=1,
         clock=ScaledClock(system.start_ns, speed),

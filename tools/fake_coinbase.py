@@ -125,6 +125,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--counter-string", action="store_true", help="heartbeat counters as strings")
     ap.add_argument("--max-queue", type=int, default=2000)
     ap.add_argument(
+        "--send-buffer",
+        type=int,
+        default=0,
+        help="SO_SNDBUF of each connection, bytes (0 = the OS default, autotuned up to MBs)",
+    )
+    ap.add_argument(
         "--cert-dir", default=None, help="where to write the certificate (default: temp)"
     )
     ap.add_argument(
@@ -201,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
             control_port=args.control_port, step_s=args.step_s, heartbeat_s=args.heartbeat_s,
             subscribe_deadline_s=args.subscribe_deadline_s, max_l2_products=args.max_l2_products,
             depth=args.depth, deep_levels=args.deep_levels, counter_string=args.counter_string,
-            max_queue=args.max_queue, cert_dir=args.cert_dir, jwt_key_name=key_name,
+            max_queue=args.max_queue, send_buffer=args.send_buffer, cert_dir=args.cert_dir,
+            jwt_key_name=key_name,
             jwt_public_key=pub, jwt_skew_s=args.jwt_skew_s, balances=balances,
             taker_fee=args.taker_fee, maker_fee=args.maker_fee,
             order_fault_rate=args.order_fault_rate, fault_seed=args.fault_seed,

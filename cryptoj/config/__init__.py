@@ -128,8 +128,9 @@ class FeedConfig(_Section, frozen=True, kw_only=True):
     record_queue: PositiveInt = 100_000  # recording: queue bound (events beyond are dropped)
     warmup_timeout_s: NonNegFloat = 10.0  # live: time to load the strategies' history (0 = cold)
     warmup_max_bars: NonNegInt = 300  # live: bars per product for a strategy warming on all history
-    #: daemon: a mailbox keeps only the newest waiting quote per product (the live path's answer
-    #: to bursts); false hands every quote over, so a recorded day replays to the same decisions
+    #: daemon: a mailbox keeps only the newest waiting quote per product and merges waiting
+    #: trades of a product into the newest (volume kept): bounded under bursts and many
+    #: products; false hands every quote and trade over, so a recorded day replays the same
     conflate_mailboxes: bool = True
     coinbase: CoinbaseFeedConfig = CoinbaseFeedConfig()  # source: coinbase (docs/coinbase-feed.md)
 

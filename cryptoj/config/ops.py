@@ -22,6 +22,7 @@ import msgspec
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 NonNegFloat = Annotated[float, msgspec.Meta(ge=0)]
+PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
 #: A flag name: lower case words separated by ``_`` or ``.`` (``strategy.breakout.allocation``).
 FlagName = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$", max_length=64)]
 #: A flag value: on/off, or a number (an allocation, a size, a threshold).
@@ -42,6 +43,8 @@ class OpsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     down_grace_s: PositiveFloat = 120.0  # /health: a supervised actor may be down this long
     ready_max_risk_level: Literal["NORMAL", "CAUTION", "REDUCING", "HALTED"] = "REDUCING"
     min_free_mb: NonNegFloat = 50.0  # /ready: free disk space needed next to the journal
+    overload_lag_s: PositiveFloat = 1.0  # /ready: overloaded above this recent feed lag p99, s
+    overload_mailbox: PositiveInt = 10_000  # /ready: overloaded above this many waiting messages
 
 
 class FlagError(ValueError):

@@ -144,10 +144,34 @@ class DaemonCollector(Collector):
                 "Quotes dropped from a mailbox for a newer quote of the same product",
                 s.conflated,
             ),
+            (
+                "cryptoj_merged_trades",
+                "Trades merged in a mailbox into a newer trade of the same product "
+                "(their quantity is kept)",
+                s.merged_trades,
+            ),
         ):
             c = _counter(name, doc)
             c.add_metric([], value)
             yield c
+
+        load = self.state.load()
+        overloaded = _gauge(
+            "cryptoj_overloaded", "1 while /ready reports overload (feed lag or a mailbox)"
+        )
+        overloaded.add_metric([], 1 if load["state"] == "overloaded" else 0)
+        yield overloaded
+        lag = load["feed_lag"]
+        if lag["p99_s"] is not None:
+            g = _gauge(
+                "cryptoj_feed_actor_lag_seconds",
+                "Age of the live feed's events when the FeedActor had handled them, "
+                "over the last seconds",
+                ["quantile"],
+            )
+            g.add_metric(["0.5"], lag["p50_s"])
+            g.add_metric(["0.99"], lag["p99_s"])
+            yield g
 
     def _feed(self) -> Iterator[Metric]:
         feed = self.state.feed()

@@ -9,6 +9,10 @@
 * **status probes**: :meth:`OpsRuntime.probe` asks an actor for a snapshot; the
   :class:`~cryptoj.ops.probe.StatusRequest` is answered in the actor's thread and is not
   traced or counted;
+* **feed lag** (:class:`LagWindow`): for every quote and trade pushed into the FeedActor (the
+  live feed), the clock's time when the FeedActor has handled it minus the event's own time:
+  how stale the decisions are that it feeds; the overload check of ``/status`` and ``/ready``
+  reads it (:meth:`cryptoj.ops.state.OpsState.load`);
 * **lifecycle history**: every start and exit with wall time, generation and reason, and how
   long each actor has been down;
 * **flag delivery**: :meth:`OpsRuntime.broadcast` sends a message to every running actor that
@@ -31,7 +35,7 @@ from pykka import ActorDeadError
 
 from cryptoj.execution.records import parent_of
 from cryptoj.models.base import Message
-from cryptoj.models.market import FeedFinished, FeedStatus, Quote, QuoteBatch
+from cryptoj.models.market import FeedFinished, FeedStatus, Quote, QuoteBatch, Trade
 from cryptoj.models.orders import Fill, OrderClosed, Side, SubmitOrder
 from cryptoj.models.portfolio import PortfolioSnapshot
 from cryptoj.models.risk import RiskLevelChanged, RiskParameters
@@ -164,9 +168,53 @@ class Tap:
             }
 
 
-def _qsize(inbox: Any) -> int:
-    """Messages in a pykka inbox (a ``queue.Queue``)."""
-    return int(inbox.qsize())
+class LagWindow:
+    """The feed's lag samples of the last ``window_s`` seconds (at most ``size`` of them),
+    with the count and the largest since the start (thread-safe)."""
+
+    def __init__(self, window_s: float = 10.0, size: int = 4096) -> None:
+        self.window_ns = int(window_s * 1e9)
+        self._lock = threading.Lock()
+        self._recent: deque[tuple[int, int]] = deque(maxlen=size)  # (monotonic ns, lag ns)
+        self.count = 0
+        self.max_ns = 0
+        #: benchmarks: called with every sample (in the FeedActor's thread)
+        self.sink: Callable[[int], None] | None = None
+
+    def add(self, lag_ns: int) -> None:
+        """One sample: the event's age when the FeedActor had handled it."""
+        with self._lock:
+            self._recent.append((time.monotonic_ns(), lag_ns))
+            self.count += 1
+            if lag_ns > self.max_ns:
+                self.max_ns = lag_ns
+        if self.sink is not None:
+            self.sink(lag_ns)
+
+    def view(self) -> dict[str, Any]:
+        """p50/p99/last over the window (None without samples in it), max and count overall."""
+        since = time.monotonic_ns() - self.window_ns
+        with self._lock:
+            recent = [lag for t, lag in self._recent if t >= since]
+            last = self._recent[-1][1] if self._recent else None
+            count, top = self.count, self.max_ns
+        recent.sort()
+
+        def pct(p: float) -> float | None:
+            return recent[min(len(recent) - 1, int(p * len(recent)))] / 1e9 if recent else None
+
+        return {
+            "window_s": self.window_ns / 1e9,
+            "window_samples": len(recent),
+            "p50_s": pct(0.50),
+            "p99_s": pct(0.99),
+            "last_s": None if last is None else last / 1e9,
+            "max_s": top / 1e9,
+            "samples": count,
+        }
+
+
+_PUSHED = (Quote, Trade)  # what a live feed pushes into the FeedActor (a replay polls)
 
 
 class _Slot:
@@ -189,6 +237,7 @@ class OpsRuntime(ThreadedRuntime):
         self.down_since: dict[str, float] = {}
         self.on_started: Callable[[str], Message | None] | None = None
         self.narrator: Narrator | None = None  # the daemon's log lines per decision
+        self.feed_lag = LagWindow()
         self._probes: dict[str, _Slot] = {}
         self._probe_ids = itertools.count(1)
         self._ops_lock = threading.Lock()
@@ -252,6 +301,9 @@ class OpsRuntime(ThreadedRuntime):
         try:
             super().deliver(host, env)
         finally:
+            msg = env.msg
+            if host.cell_name == "feed" and type(msg) in _PUSHED:  # the live feed's events
+                self.feed_lag.add(self.clock.now() - msg.ts)
             self.tap.observe(host.cell_name, env, time.perf_counter_ns() - start)
             if self.narrator is not None:
                 self.narrator.observe(host.cell_name, env)
@@ -282,12 +334,6 @@ class OpsRuntime(ThreadedRuntime):
         return slot.value
 
     # -- introspection -------------------------------------------------------------------------
-
-    def mailbox_depths(self) -> dict[str, int]:
-        """Messages waiting per running actor."""
-        with self._lock:
-            entries = list(self.refs.items())
-        return {name: _qsize(host.actor_inbox) for name, (_, host) in entries}
 
     def ping_all(self, timeout: float) -> dict[str, bool]:
         """Ask every running actor for a ping in parallel: name → answered within ``timeout``."""
@@ -327,4 +373,4 @@ class OpsRuntime(ThreadedRuntime):
         return sent
 
 
-__all__ = ["OpsRuntime", "Tap"]
+__all__ = ["LagWindow", "OpsRuntime", "Tap"]

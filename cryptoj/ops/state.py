@@ -275,6 +275,11 @@ class OpsState:
         checks["venue"] = {"ok": ok, "detail": detail}
         ok, detail = journal_view.journal_writable(self.ctx.journal_path, ops.min_free_mb)
         checks["journal"] = {"ok": ok, "detail": detail}
+        load = self.load()
+        checks["load"] = {
+            "ok": load["state"] == "ok",
+            "detail": "; ".join(load["reasons"]) or "feed lag and mailboxes within bounds",
+        }
         level = self.risk_level(self.risk_view()[0])
         checks["risk"] = {
             "ok": risk_rank(level) <= risk_rank(ops.ready_max_risk_level),
@@ -282,6 +287,33 @@ class OpsState:
         }
         ready = all(c["ok"] for c in checks.values())
         return (200 if ready else 503), {"ready": ready, "checks": checks}
+
+    def load(self) -> dict[str, Any]:
+        """``overloaded`` when the feed lag p99 of the recent events exceeds
+        ``ops.overload_lag_s`` or a mailbox holds more than ``ops.overload_mailbox`` messages
+        (``reasons`` says which), else ``ok``; with the figures behind it and how much market
+        data the mailboxes conflated (quotes dropped, trades merged) since the start."""
+        ops, rt = self.ctx.ops, self.rt
+        lag = rt.feed_lag.view()
+        depths = rt.mailbox_depths()
+        busiest = max(depths, key=lambda n: depths[n], default=None)
+        depth = depths.get(busiest, 0) if busiest is not None else 0
+        reasons = []
+        if lag["p99_s"] is not None and lag["p99_s"] > ops.overload_lag_s:
+            reasons.append(
+                f"feed lag p99 {lag['p99_s']:.3f}s over the last {lag['window_samples']} "
+                f"events within {lag['window_s']:g}s (bound {ops.overload_lag_s:g}s)"
+            )
+        if depth > ops.overload_mailbox:
+            reasons.append(f"{busiest}'s mailbox holds {depth} (bound {ops.overload_mailbox})")
+        return {
+            "state": "overloaded" if reasons else "ok",
+            "reasons": reasons,
+            "feed_lag": lag,
+            "largest_mailbox": {"actor": busiest, "depth": depth},
+            "conflated_quotes": rt.stats.conflated,
+            "merged_trades": rt.stats.merged_trades,
+        }
 
     # -- the status snapshot --------------------------------------------------------------------
 
@@ -354,7 +386,9 @@ class OpsState:
                 "dead_letters": stats.dead_letters,
                 "escalations": stats.escalations,
                 "conflated": stats.conflated,
+                "merged_trades": stats.merged_trades,
             },
+            "load": self.load(),
             "actors": self.actor_tree(),
             "feed": self.feed(),
             "warmup": ctx.warmup,

@@ -142,6 +142,7 @@ class RuntimeStats:
     dead_letters: int = 0
     escalations: int = 0
     conflated: int = 0  # quotes replaced by a newer one in a mailbox (threaded runtime)
+    merged_trades: int = 0  # trades merged into a newer one of their product in a mailbox (ditto)
     market_sent: int = 0  # market messages (quotes, bars, trades) offered to a mailbox
     market_delivered: int = 0  # ... handled by their receiver
     market_dead: int = 0  # ... dead-lettered (receiver down, or left in a stopped one's mailbox)

@@ -1,12 +1,20 @@
-"""A pykka mailbox that conflates quotes: only the newest waiting quote per product is kept.
+"""A pykka mailbox that conflates market data per product: bounded however fast it arrives.
 
-A quote is a price snapshot: when an actor is behind and a newer quote of the same product
-(from the same sender) arrives while the older one still waits, the older one is dropped and the
-newer one joins the end of the mailbox, after everything sent before it. The receiver then acts
-on the freshest price instead of working through stale ones (each of which may cost it work:
-marking, journalling the equity, stop-loss checks). Nothing else is ever dropped or reordered:
-trades, bars, orders, fills and statuses are delivered one by one, in order. An actor that keeps
-up never sees a difference. Dropped quotes are counted (``RuntimeStats.conflated``), not traced.
+When an actor is behind, what waits in its mailbox for one product (from one sender) is kept
+to one item of each kind:
+
+* **quotes** (price snapshots): a newer quote replaces the waiting one, which is dropped;
+* **trades**: a newer trade is **merged** into the waiting one, which leaves the mailbox: the
+  merged trade keeps the newest trade's time, price, side and id and the summed quantity of
+  both, so no traded volume is lost (a run of merged trades counts as one tick for tick bars,
+  priced at its last trade).
+
+The surviving item joins the end of the mailbox, after everything sent before it. The receiver
+then acts on the freshest state instead of working through stale ones, and the mailbox holds at
+most one quote and one trade per (sender, product) besides the other messages. Nothing else is
+ever dropped, merged or reordered: bars, orders, fills and statuses are delivered one by one, in
+order. An actor that keeps up never sees a difference. Dropped quotes and merged trades are
+counted (``RuntimeStats.conflated``, ``RuntimeStats.merged_trades``), not traced.
 
 Used by the threaded runtime only; the deterministic runtime delivers every message.
 """
@@ -18,7 +26,7 @@ from collections import deque
 from collections.abc import Callable, Hashable
 from typing import Any
 
-from cryptoj.models.market import Quote
+from cryptoj.models.market import Quote, Trade
 from cryptoj.runtime.common import Envelope
 
 
@@ -32,21 +40,38 @@ class _Cell:
         self.item: Any = item
 
 
-def quote_key(item: Any) -> Hashable | None:
-    """``(sender, product)`` for a told :class:`Quote` envelope, else None (never conflated)."""
+def market_key(item: Any) -> Hashable | None:
+    """``(sender, product, type)`` for a told :class:`Quote` or :class:`Trade` envelope, else
+    None (never conflated)."""
     env = getattr(item, "message", None)
     if type(env) is not Envelope or getattr(item, "reply_to", None) is not None:
         return None
     msg = env.msg
-    return (env.sender, msg.product) if type(msg) is Quote else None
+    if type(msg) is Quote or type(msg) is Trade:
+        return (env.sender, msg.product, type(msg))
+    return None
+
+
+def merge_trades(older: Trade, newer: Trade) -> Trade:
+    """One trade for two of a product: ``newer``'s time, price, side and id, both quantities."""
+    return Trade(
+        ts=newer.ts,
+        product=newer.product,
+        price=newer.price,
+        quantity=older.quantity + newer.quantity,
+        taker_side=newer.taker_side,
+        trade_id=newer.trade_id,
+    )
 
 
 class ConflatingInbox(queue.Queue[Any]):
-    """``queue.Queue`` keeping only the newest waiting item per :func:`quote_key`."""
+    """``queue.Queue`` keeping one waiting quote and one waiting trade per :func:`market_key`
+    (see the module docstring). ``on_drop(item)`` is called (mailbox lock held) for each quote
+    dropped and each trade merged into a newer one."""
 
     def __init__(
         self,
-        key: Callable[[Any], Hashable | None] = quote_key,
+        key: Callable[[Any], Hashable | None] = market_key,
         on_drop: Callable[[Any], None] | None = None,
     ) -> None:
         self._key = key
@@ -59,7 +84,8 @@ class ConflatingInbox(queue.Queue[Any]):
         self.queue: deque[Any] = deque()
         self._latest: dict[Hashable, _Cell] = {}
         self._live = 0
-        self.conflated = 0
+        self.conflated = 0  # quotes dropped
+        self.merged = 0  # trades merged into a newer one
 
     def _qsize(self) -> int:
         return self._live
@@ -73,7 +99,12 @@ class ConflatingInbox(queue.Queue[Any]):
             if old is not None and old.item is not None:
                 dropped, old.item = old.item, None
                 self._live -= 1
-                self.conflated += 1
+                env = item.message
+                if type(env.msg) is Trade:
+                    env.msg = merge_trades(dropped.message.msg, env.msg)
+                    self.merged += 1
+                else:
+                    self.conflated += 1
                 if self._on_drop is not None:
                     self._on_drop(dropped)
             cell = self._latest[key] = _Cell(key, item)
@@ -95,4 +126,4 @@ class ConflatingInbox(queue.Queue[Any]):
         return x
 
 
-__all__ = ["ConflatingInbox", "quote_key"]
+__all__ = ["ConflatingInbox", "market_key", "merge_trades"]

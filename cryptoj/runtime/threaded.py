@@ -14,10 +14,11 @@ pykka has no supervision, so :class:`_Host` overrides pykka 4.5's private exit p
 Messages left in a dying actor's mailbox and sends to a dead or restarting name are dead letters
 (trace + counter). Timers run on one timer thread; the clock is injected (:class:`ScaledClock`).
 
-For the live path's latency (BENCHMARKS.md): mailboxes conflate waiting quotes
-(:mod:`cryptoj.runtime.mailbox`), :meth:`ThreadedRuntime.start_tree` freezes the start-up heap
-for the garbage collector and starts a WAL checkpointer for the journal
-(:mod:`cryptoj.runtime.checkpoint`).
+For the live path's latency (BENCHMARKS.md): mailboxes conflate waiting quotes and merge
+waiting trades per product, so market data cannot pile up however fast it arrives
+(:mod:`cryptoj.runtime.mailbox`; :meth:`ThreadedRuntime.mailbox_depths`);
+:meth:`ThreadedRuntime.start_tree` freezes the start-up heap for the garbage collector and
+starts a WAL checkpointer for the journal (:mod:`cryptoj.runtime.checkpoint`).
 
 For a replay (``lockstep=True``, no conflation): the runtime counts the messages in flight (in
 a mailbox or being handled) and the timer thread fires the next timer only when that count is
@@ -46,6 +47,7 @@ from pykka import ActorDeadError, ActorRef
 
 from cryptoj.contract import Actor
 from cryptoj.models.base import Message
+from cryptoj.models.market import Trade
 from cryptoj.models.system import ChildExited, ChildStarted, Ping
 from cryptoj.runtime.checkpoint import WalCheckpointer
 from cryptoj.runtime.common import (
@@ -121,10 +123,15 @@ class _Host(pykka.ThreadingActor):
         rt.refs[name] = (self.actor_ref, self)  # before the thread starts: never a stale ref
 
     def _create_actor_inbox(self) -> queue.Queue[Any]:  # type: ignore[override]
-        """A quote-conflating mailbox (:mod:`cryptoj.runtime.mailbox`) unless switched off."""
+        """A conflating mailbox (:mod:`cryptoj.runtime.mailbox`) unless switched off."""
         if not self.rt.conflate_quotes:
             return queue.Queue()
         return ConflatingInbox(on_drop=self.rt.on_conflated)
+
+    def inbox_size(self) -> int:
+        """Messages waiting in this actor's mailbox (a ``queue.Queue``)."""
+        inbox: queue.Queue[Any] = self.actor_inbox  # type: ignore[assignment]
+        return inbox.qsize()
 
     def on_start(self) -> None:
         try:
@@ -434,9 +441,10 @@ class ThreadedRuntime:
                 if self._inflight <= 0:
                     self._idle.notify_all()
 
-    def on_conflated(self, _item: Any) -> None:
-        """A mailbox dropped a waiting quote for a newer one."""
-        self.stats.bump("conflated")
+    def on_conflated(self, item: Any) -> None:
+        """A mailbox dropped a waiting quote for a newer one, or merged a waiting trade into a
+        newer one (``item``: the pykka envelope that left the mailbox)."""
+        self.stats.bump("merged_trades" if type(item.message.msg) is Trade else "conflated")
         self.settled()
 
     def wait_idle(self, stall_s: float = LOCKSTEP_STALL_S) -> bool:
@@ -590,6 +598,12 @@ class ThreadedRuntime:
         with self._lock:
             entry = self.refs.get(name)
         return entry[1].behaviour if entry else None
+
+    def mailbox_depths(self) -> dict[str, int]:
+        """Messages waiting per running actor."""
+        with self._lock:
+            entries = list(self.refs.items())
+        return {name: host.inbox_size() for name, (_, host) in entries}
 
     def is_alive(self, name: str) -> bool:
         """True when ``name`` is running."""

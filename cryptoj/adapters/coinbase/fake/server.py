@@ -71,6 +71,7 @@ class FakeCoinbase:
         deep_levels: int = 0,
         counter_string: bool = False,
         max_queue: int = 2000,
+        send_buffer: int = 0,
         cert_dir: str | None = None,
         jwt_key_name: str | None = None,
         jwt_public_key: str | None = None,
@@ -98,6 +99,7 @@ class FakeCoinbase:
         self.max_l2_products = max_l2_products
         self.counter_string = counter_string
         self.max_queue = max_queue
+        self.send_buffer = send_buffer  # SO_SNDBUF of accepted sockets, bytes (0: the OS's)
         self.jwt_key_name = jwt_key_name
         self.jwt_public_key = jwt_public_key
         self.auth = make_verifier(jwt_key_name, jwt_public_key, jwt_skew_s)  # None: auth off
@@ -456,6 +458,8 @@ class FakeCoinbase:
             except OSError:
                 return
             sock.setblocking(True)
+            if self.send_buffer:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer)
             threading.Thread(
                 target=self._handle, args=(sock, listener), daemon=True, name="fake-conn"
             ).start()
