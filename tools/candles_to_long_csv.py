@@ -23,20 +23,21 @@ from __future__ import annotations
 import argparse
 import csv
 import gzip
-import io
 import sys
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import IO
+from typing import IO, Literal
 
 COLUMNS = ("product", "open_time_ms", "open", "high", "low", "close", "volume",
            "bid", "bid_size", "ask", "ask_size")  # fmt: skip
 Q8 = Decimal("0.00000001")
 
 
-def _open(path: Path, mode: str) -> IO[str]:
+def _open(path: Path, mode: Literal["r", "w"]) -> IO[str]:
     if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, mode + "b"), encoding="utf-8", newline="")
+        if mode == "r":
+            return gzip.open(path, "rt", encoding="utf-8", newline="")
+        return gzip.open(path, "wt", encoding="utf-8", newline="")
     return path.open(mode, encoding="utf-8", newline="")
 
 

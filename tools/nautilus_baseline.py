@@ -166,8 +166,8 @@ def load_bars(path: Path, product: str, instrument: CurrencyPair) -> list[Bar]:
             if row["product"] != product or not row.get("close"):
                 continue
             close_ms = int(row["open_time_ms"]) + 60_000
-            values = (row["open"], row["high"], row["low"], row["close"], row["volume"])
-            rows.append((close_ms, *(float(v) for v in values)))
+            o, h, lo, c, v = (float(row[k]) for k in ("open", "high", "low", "close", "volume"))
+            rows.append((close_ms, o, h, lo, c, v))
     if not rows:
         raise ValueError(f"{path}: no bars of {product}")
     rows.sort()
