@@ -9,29 +9,6 @@ import numpy as np
 import pytest
 
 from cryptoj.portfolio import optimizer
-from cryptoj.portfolio.optimizer import correlation_matrix, risk_parity
-
-
-def _array_proportions(
-    active: list[str],
-    budget: dict[str, float],
-    vols: dict[str, float],
-    corr: dict[tuple[str, str], float],
-    method: str,
-) -> dict[str, float]:
-    """What the array code computes (the general path of ``_proportions``)."""
-    b = np.array([budget[p] for p in active], dtype=float)
-    b = b / b.sum()
-    if method == "signal" or len(active) == 1:
-        return dict(zip(active, b.tolist(), strict=True))
-    fallback = float(np.median([vols[p] for p in active if p in vols]))
-    sigma = np.array([vols.get(p, fallback) for p in active], dtype=float)
-    if method == "inverse_vol":
-        x = b / sigma
-    else:
-        x = risk_parity(np.outer(sigma, sigma) * correlation_matrix(active, corr), b)
-    x = x / x.sum()
-    return dict(zip(active, x.tolist(), strict=True))
 
 
 @pytest.mark.parametrize("method", ["risk_parity", "inverse_vol", "signal"])
@@ -49,7 +26,7 @@ def test_small_path_matches_the_array_code_bit_for_bit(method: str) -> None:
         small = optimizer._proportions_small(active, budget, vols, corr, method)
         if small is None:
             continue  # a correlation to repair: the array code decides
-        assert small == _array_proportions(active, budget, vols, corr, method)
+        assert small == optimizer._proportions_array(active, budget, vols, corr, method)
         checked += 1
     assert checked > 2000
 

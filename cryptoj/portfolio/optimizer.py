@@ -161,6 +161,17 @@ def _proportions(
         small = _proportions_small(active, budget, vols, correlation, method)
         if small is not None:
             return small
+    return _proportions_array(active, budget, vols, correlation, method)
+
+
+def _proportions_array(
+    active: list[str],
+    budget: Mapping[str, float],
+    vols: Mapping[str, float],
+    correlation: Mapping[tuple[str, str], float],
+    method: str,
+) -> dict[str, float]:
+    """:func:`_proportions` for any number of products, on numpy arrays."""
     b = np.array([budget[p] for p in active], dtype=float)
     b = b / b.sum()
     if method == "signal" or len(active) == 1:
