@@ -35,7 +35,9 @@ def test_no_order_is_lost_or_duplicated_through_faults_restarts_and_a_kill9(
         "no duplicates at the venue": out["duplicates_at_venue"] == 0,
         "no lost fills": out["lost_fills"] == 0,
         "no overbooked fills": out["overbooked_fills"] == 0,
-        "journal fills == venue fills > 0": out["journal_fills"] == out["venue_fills"] > 0,
+        # a fill booked from an order's cumulative report may cover several venue fills
+        # (polled after two fills): the quantities are checked per order above
+        "0 < journal fills <= venue fills": 0 < out["journal_fills"] <= out["venue_fills"],
         "positions match": out["positions_match"] is True,
         "no open intents": out["open_intents"] == 0,
         "no open orders": out["open_orders"] == 0,
