@@ -225,7 +225,7 @@ class FeedActor(Actor):
                     self.rejected += 1
                     continue
                 self._emit_trade(event, corr, ctx)
-                bar = self.bars.add(event)
+                bar = self.bars.add_usable(event)  # checked just above
                 if event.product in unquoted:
                     seen = traded.get(event.product)
                     volume = event.quantity if seen is None else seen[1] + event.quantity
