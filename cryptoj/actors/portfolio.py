@@ -644,7 +644,7 @@ class PortfolioActor(Actor):
 
     def snapshot(self, ts: int) -> PortfolioSnapshot:
         """An immutable view of the books."""
-        return books_snapshot(self.ledger, self._marks, ts)
+        return books_snapshot(self.ledger, self._marks, ts, self.equity())
 
     def _send_monitor(self, ts: int, ctx: Context) -> None:
         """The MonitorReport for the ShutdownActor (module docstring)."""

@@ -43,7 +43,6 @@ from cryptoj.models.risk import (
     RiskResume,
     StopLossTriggered,
 )
-from cryptoj.risk.atr import Atr
 from cryptoj.risk.correlation import EwmaCorrelation
 from cryptoj.risk.har_stats import HarStats
 from cryptoj.risk.levels import LevelConfig, LevelMachine, LevelUpdate, utc_day
@@ -88,7 +87,6 @@ class RiskActor(Actor):
         self.corr = EwmaCorrelation(halflife=cfg.volatility_halflife_bars)
         self.grid = GridSampler(round(cfg.correlation_grid_s * 10**9))
         self.levels = LevelMachine(LevelConfig.from_risk_config(cfg, cooldown_ns=cooldown_ns))
-        self.atr: dict[str, Atr] = {}
         self.regimes: dict[str, RegimeDetector] = {}
         self.closes: dict[str, float] = {}
         self.stale: set[str] = set()
@@ -136,10 +134,6 @@ class RiskActor(Actor):
             self.stats.set_interval(bar.interval_s)
         self.stats.on_close(bar.product, close)
         self._dirty.add(bar.product)
-        atr = self.atr.get(bar.product)
-        if atr is None:
-            atr = self.atr[bar.product] = Atr()
-        atr.update(float(bar.high), float(bar.low), close)
         regime = self.regimes.get(bar.product)
         if regime is None:
             regime = self.regimes[bar.product] = RegimeDetector()
