@@ -84,6 +84,7 @@ class RiskActor(Actor):
             if cfg.volatility_model == "har"
             else EwmaStats(cfg.volatility_halflife_bars)
         )
+        self._har = self.stats if isinstance(self.stats, HarStats) else None
         self.corr = EwmaCorrelation(halflife=cfg.volatility_halflife_bars)
         self.grid = GridSampler(round(cfg.correlation_grid_s * 10**9))
         self.levels = LevelMachine(LevelConfig.from_risk_config(cfg, cooldown_ns=cooldown_ns))
@@ -130,8 +131,8 @@ class RiskActor(Actor):
             self._publish(ctx, "new bar batch")
         self.batch_ts = bar.ts
         self.closes[bar.product] = close
-        if isinstance(self.stats, HarStats):
-            self.stats.set_interval(bar.interval_s)
+        if self._har is not None:
+            self._har.set_interval(bar.interval_s)
         self.stats.on_close(bar.product, close)
         self._dirty.add(bar.product)
         regime = self.regimes.get(bar.product)
@@ -246,16 +247,6 @@ class RiskActor(Actor):
         for name in self._receivers:
             ctx.send(name, params)
 
-    def _cap(self, product: str) -> float:
-        return dynamic_cap(
-            self.cfg.position_size_limit,
-            self.stats.vol_excess(product),
-            self.corr.of(product),
-            self.cfg.volatility_weight,
-            self.cfg.correlation_weight,
-            self.cfg.min_position_size,
-        )
-
     def _refresh_caps(self) -> set[str]:
         """Bring the caps up to date; return the products whose cap was recomputed.
 
@@ -265,9 +256,16 @@ class RiskActor(Actor):
         work per bar does not grow with the product count."""
         basis = (self.stats.reference_vol(), self.corr.updates)
         todo = set(self.closes) if basis != self._caps_basis else self._dirty
-        caps = self._caps
+        caps, cfg, vol_excess, corr_of = self._caps, self.cfg, self.stats.vol_excess, self.corr.of
         for p in todo:
-            caps[p] = self._cap(p)
+            caps[p] = dynamic_cap(
+                cfg.position_size_limit,
+                vol_excess(p),
+                corr_of(p),
+                cfg.volatility_weight,
+                cfg.correlation_weight,
+                cfg.min_position_size,
+            )
         if len(self._products) != len(caps):  # products are only ever added
             self._products = tuple(sorted(caps))
         self._caps_basis, self._dirty = basis, set()
