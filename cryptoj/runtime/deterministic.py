@@ -93,6 +93,7 @@ class DeterministicRuntime:
         self.start_order: list[str] = []
         self._ready: list[_Cell] = []  # cells with a non-empty mailbox
         self._sched = random.Random(f"sched:{seed}")
+        self._bits = self._sched.getrandbits
         self._timers: list[tuple[int, int, str, int, Envelope]] = []
         self._timer_seq = 0
         self._current: Envelope | None = None
@@ -284,7 +285,13 @@ class DeterministicRuntime:
 
     def _step(self) -> None:
         ready = self._ready
-        i = self._sched.randrange(len(ready)) if len(ready) > 1 else 0
+        n = len(ready)
+        i = 0
+        if n > 1:  # random.Random.randrange(n)'s draw, without its two Python calls per step
+            k, bits = n.bit_length(), self._bits
+            i = bits(k)
+            while i >= n:
+                i = bits(k)
         cell = ready[i]
         env = cell.inbox.popleft()
         if not cell.inbox:
