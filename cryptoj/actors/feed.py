@@ -70,6 +70,7 @@ class ReplaySource:
         self.cursor = 0
         self.emitted = 0
         self.half_spread = Decimal(repr(bar_spread_bps)) / Decimal(20_000)
+        self._bid_factor, self._ask_factor = 1 - self.half_spread, 1 + self.half_spread
         self.depth_fraction = Decimal(repr(bar_depth_fraction))
         quoted = {e.product for b in batches for e in b if isinstance(e, Quote)}
         every = {e.product for b in batches for e in b}
@@ -89,9 +90,9 @@ class ReplaySource:
             ts=ts,
             product=product,
             derived=True,
-            bid=(price * (1 - self.half_spread)).quantize(_Q8),
+            bid=(price * self._bid_factor).quantize(_Q8),
             bid_size=size,
-            ask=(price * (1 + self.half_spread)).quantize(_Q8),
+            ask=(price * self._ask_factor).quantize(_Q8),
             ask_size=size,
         )
 
