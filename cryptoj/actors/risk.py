@@ -247,6 +247,16 @@ class RiskActor(Actor):
         for name in self._receivers:
             ctx.send(name, params)
 
+    def _cap(self, product: str) -> float:
+        return dynamic_cap(
+            self.cfg.position_size_limit,
+            self.stats.vol_excess(product),
+            self.corr.of(product),
+            self.cfg.volatility_weight,
+            self.cfg.correlation_weight,
+            self.cfg.min_position_size,
+        )
+
     def _refresh_caps(self) -> set[str]:
         """Bring the caps up to date; return the products whose cap was recomputed.
 
@@ -256,16 +266,9 @@ class RiskActor(Actor):
         work per bar does not grow with the product count."""
         basis = (self.stats.reference_vol(), self.corr.updates)
         todo = set(self.closes) if basis != self._caps_basis else self._dirty
-        caps, cfg, vol_excess, corr_of = self._caps, self.cfg, self.stats.vol_excess, self.corr.of
+        caps = self._caps
         for p in todo:
-            caps[p] = dynamic_cap(
-                cfg.position_size_limit,
-                vol_excess(p),
-                corr_of(p),
-                cfg.volatility_weight,
-                cfg.correlation_weight,
-                cfg.min_position_size,
-            )
+            caps[p] = self._cap(p)
         if len(self._products) != len(caps):  # products are only ever added
             self._products = tuple(sorted(caps))
         self._caps_basis, self._dirty = basis, set()
