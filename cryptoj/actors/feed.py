@@ -156,6 +156,11 @@ class FeedActor(Actor):
             tick_bar_size
         )  # derived state: a partial bar is lost on restart
         self.rejected = 0  # pushed quotes and trades with unusable values (dropped)
+        # whether quotes and trades go anywhere but the bars (checked once, not per event)
+        self._keep_quotes = history is not None and "quotes" in history.kinds
+        self._trades_out = bool(trade_subscribers) or (
+            history is not None and "trades" in history.kinds
+        )
 
     def on_start(self, ctx: Context) -> None:
         """Schedule the first poll at the next batch's time (replay mode)."""
@@ -225,7 +230,8 @@ class FeedActor(Actor):
                 if not usable(event):
                     self.rejected += 1
                     continue
-                self._emit_trade(event, corr, ctx)
+                if self._trades_out:
+                    self._emit_trade(event, corr, ctx)
                 bar = self.bars.add_usable(event)  # checked just above
                 if event.product in unquoted:
                     seen = traded.get(event.product)
@@ -249,7 +255,7 @@ class FeedActor(Actor):
         if self.quote_sink is not None:
             for quote in quotes:
                 self.quote_sink(quote)
-        if self.history is not None:
+        if self.history is not None and self._keep_quotes:
             for quote in quotes:
                 self.history.record(quote)
         msg: Quote | QuoteBatch = (
