@@ -38,8 +38,11 @@ class MarketHistory:
         self.kinds = frozenset(kinds)
         #: per event type: recorded or not (``record`` looks the type up instead of asking
         #: :meth:`wants` for every event)
-        self._wanted = {Bar: "bars" in self.kinds, Quote: "quotes" in self.kinds}
-        self._wanted[Trade] = "trades" in self.kinds
+        self._wanted: dict[type, bool] = {
+            Bar: "bars" in self.kinds,
+            Quote: "quotes" in self.kinds,
+            Trade: "trades" in self.kinds,
+        }
         self.max_bars = max_bars
         self.max_events = max_events
         self._lock = threading.Lock()
