@@ -70,6 +70,7 @@ class ReplaySource:
         self.cursor = 0
         self.emitted = 0
         self.half_spread = Decimal(repr(bar_spread_bps)) / Decimal(20_000)
+        self._bid_factor, self._ask_factor = 1 - self.half_spread, 1 + self.half_spread
         self.depth_fraction = Decimal(repr(bar_depth_fraction))
         quoted = {e.product for b in batches for e in b if isinstance(e, Quote)}
         every = {e.product for b in batches for e in b}
@@ -89,9 +90,9 @@ class ReplaySource:
             ts=ts,
             product=product,
             derived=True,
-            bid=(price * (1 - self.half_spread)).quantize(_Q8),
+            bid=(price * self._bid_factor).quantize(_Q8),
             bid_size=size,
-            ask=(price * (1 + self.half_spread)).quantize(_Q8),
+            ask=(price * self._ask_factor).quantize(_Q8),
             ask_size=size,
         )
 
@@ -155,6 +156,11 @@ class FeedActor(Actor):
             tick_bar_size
         )  # derived state: a partial bar is lost on restart
         self.rejected = 0  # pushed quotes and trades with unusable values (dropped)
+        # whether quotes and trades go anywhere but the bars (checked once, not per event)
+        self._keep_quotes = history is not None and "quotes" in history.kinds
+        self._trades_out = bool(trade_subscribers) or (
+            history is not None and "trades" in history.kinds
+        )
 
     def on_start(self, ctx: Context) -> None:
         """Schedule the first poll at the next batch's time (replay mode)."""
@@ -224,8 +230,9 @@ class FeedActor(Actor):
                 if not usable(event):
                     self.rejected += 1
                     continue
-                self._emit_trade(event, corr, ctx)
-                bar = self.bars.add(event)
+                if self._trades_out:
+                    self._emit_trade(event, corr, ctx)
+                bar = self.bars.add_usable(event)  # checked just above
                 if event.product in unquoted:
                     seen = traded.get(event.product)
                     volume = event.quantity if seen is None else seen[1] + event.quantity
@@ -248,7 +255,7 @@ class FeedActor(Actor):
         if self.quote_sink is not None:
             for quote in quotes:
                 self.quote_sink(quote)
-        if self.history is not None:
+        if self.history is not None and self._keep_quotes:
             for quote in quotes:
                 self.history.record(quote)
         msg: Quote | QuoteBatch = (

@@ -168,6 +168,8 @@ class PortfolioActor(Actor):
             cfg.feed.bar_depth_fraction,
         )
         self._decided: dict[str, int] = {}  # client order id → decision time (latency)
+        self._live = cfg.feed.source == "coinbase"  # the clock ages quotes (see _usable)
+        self._max_age_ns = int(cfg.portfolio.quote_max_age_s * 1e9)
         self._closed = self._rejected = self._latency_ns = 0
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -619,10 +621,8 @@ class PortfolioActor(Actor):
         the data's own time is the clock (a bar's quote is as old as its bar), so the clock
         rule applies live only. ``cryptoj.portfolio.data_age`` audits the journalled decisions
         against the same age."""
-        live = self.cfg.feed.source == "coinbase"
-        max_age = int(self.cfg.portfolio.quote_max_age_s * 1e9)
-        usable = usable_quotes(self.quotes, max_age, ctx.now() if live else None)
-        return usable - self.outdated.keys()
+        usable = usable_quotes(self.quotes, self._max_age_ns, ctx.now() if self._live else None)
+        return usable - self.outdated.keys() if self.outdated else usable
 
     # -- views ----------------------------------------------------------------------------
 
@@ -644,7 +644,7 @@ class PortfolioActor(Actor):
 
     def snapshot(self, ts: int) -> PortfolioSnapshot:
         """An immutable view of the books."""
-        return books_snapshot(self.ledger, self._marks, ts)
+        return books_snapshot(self.ledger, self._marks, ts, self.equity())
 
     def _send_monitor(self, ts: int, ctx: Context) -> None:
         """The MonitorReport for the ShutdownActor (module docstring)."""

@@ -43,7 +43,6 @@ from cryptoj.models.risk import (
     RiskResume,
     StopLossTriggered,
 )
-from cryptoj.risk.atr import Atr
 from cryptoj.risk.correlation import EwmaCorrelation
 from cryptoj.risk.har_stats import HarStats
 from cryptoj.risk.levels import LevelConfig, LevelMachine, LevelUpdate, utc_day
@@ -85,10 +84,10 @@ class RiskActor(Actor):
             if cfg.volatility_model == "har"
             else EwmaStats(cfg.volatility_halflife_bars)
         )
+        self._har = self.stats if isinstance(self.stats, HarStats) else None
         self.corr = EwmaCorrelation(halflife=cfg.volatility_halflife_bars)
         self.grid = GridSampler(round(cfg.correlation_grid_s * 10**9))
         self.levels = LevelMachine(LevelConfig.from_risk_config(cfg, cooldown_ns=cooldown_ns))
-        self.atr: dict[str, Atr] = {}
         self.regimes: dict[str, RegimeDetector] = {}
         self.closes: dict[str, float] = {}
         self.stale: set[str] = set()
@@ -102,6 +101,8 @@ class RiskActor(Actor):
         self._caps_basis: tuple[object, ...] | None = None  # inputs shared by every cap
         self._dirty: set[str] = set()  # products whose statistics changed since the last refresh
         self._pairs: tuple[tuple[int, int], tuple[tuple[str, str, float], ...]] | None = None
+        self._products: tuple[str, ...] = ()  # the caps' products, sorted
+        self._receivers = (portfolio, *also_to)  # of every RiskParameters
         self._last_publish_ns = 0
         self._hwm_journalled: float | None = None
         self.journal: Journal | None = None
@@ -130,14 +131,10 @@ class RiskActor(Actor):
             self._publish(ctx, "new bar batch")
         self.batch_ts = bar.ts
         self.closes[bar.product] = close
-        if isinstance(self.stats, HarStats):
-            self.stats.set_interval(bar.interval_s)
+        if self._har is not None:
+            self._har.set_interval(bar.interval_s)
         self.stats.on_close(bar.product, close)
         self._dirty.add(bar.product)
-        atr = self.atr.get(bar.product)
-        if atr is None:
-            atr = self.atr[bar.product] = Atr()
-        atr.update(float(bar.high), float(bar.low), close)
         regime = self.regimes.get(bar.product)
         if regime is None:
             regime = self.regimes[bar.product] = RegimeDetector()
@@ -210,36 +207,44 @@ class RiskActor(Actor):
     # -- publishing ------------------------------------------------------------------------
 
     def _publish(self, ctx: Context, reason: str, *, force: bool = False) -> None:
-        """Send new parameters when something material changed (see PUBLISH_* constants)."""
+        """Send new parameters when something material changed (see PUBLISH_* constants).
+
+        One pass over the products (sorted once per new product) builds the per-product
+        tuples; the pair list is reused until the correlation moves."""
         recomputed = self._refresh_caps()
-        if not force and not self._material(recomputed, ctx.now()):
+        now = ctx.now()
+        if not force and not self._material(recomputed, now):
             return
-        products = sorted(self._caps)
-        caps = tuple((p, self._caps[p]) for p in products)
-        self._last_caps, self._last_publish_ns = dict(caps), ctx.now()
+        products, caps_now = self._products, self._caps
+        vol, corr_of, regimes = self.stats.vol, self.corr.of, self.regimes
+        caps, volatility, correlation, regime_of = [], [], [], []
+        for p in products:
+            caps.append((p, caps_now[p]))
+            volatility.append((p, round(vol(p), 8)))
+            correlation.append((p, round(corr_of(p), 6)))
+            detector = regimes.get(p)
+            if detector is not None and detector.regime is not None:
+                regime_of.append((p, detector.regime.value))
+        self._last_caps, self._last_publish_ns = dict(caps_now), now
         self.version += 1
         level = self.levels.level
         params = RiskParameters(
-            ts=ctx.now(),
+            ts=now,
             version=self.version,
             level=level,
-            max_weight=caps,
+            max_weight=tuple(caps),
             stop_loss=self.cfg.stop_loss,
             min_position_size=self.cfg.min_position_size,
             size_multiplier=self.levels.config.size_multiplier(level),
             reason=reason,
             entries_allowed=self.entries_allowed,
             avg_correlation=round(self.corr.average_pairwise(), 6),
-            regimes=tuple(
-                (p, str(self.regimes[p].regime))
-                for p in products
-                if p in self.regimes and self.regimes[p].regime is not None
-            ),
-            volatility=tuple((p, round(self.stats.vol(p), 8)) for p in products),
-            correlation=tuple((p, round(self.corr.of(p), 6)) for p in products),
+            regimes=tuple(regime_of),
+            volatility=tuple(volatility),
+            correlation=tuple(correlation),
             pairs=self._pair_list(products),
         )
-        for name in (self.portfolio, *self.also_to):
+        for name in self._receivers:
             ctx.send(name, params)
 
     def _cap(self, product: str) -> float:
@@ -261,12 +266,15 @@ class RiskActor(Actor):
         work per bar does not grow with the product count."""
         basis = (self.stats.reference_vol(), self.corr.updates)
         todo = set(self.closes) if basis != self._caps_basis else self._dirty
+        caps = self._caps
         for p in todo:
-            self._caps[p] = self._cap(p)
+            caps[p] = self._cap(p)
+        if len(self._products) != len(caps):  # products are only ever added
+            self._products = tuple(sorted(caps))
         self._caps_basis, self._dirty = basis, set()
         return todo
 
-    def _pair_list(self, products: list[str]) -> tuple[tuple[str, str, float], ...]:
+    def _pair_list(self, products: tuple[str, ...]) -> tuple[tuple[str, str, float], ...]:
         """The pairwise correlations, rebuilt only after a correlation update or a new product
         (products are only ever added)."""
         key = (self.corr.updates, len(products))

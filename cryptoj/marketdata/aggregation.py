@@ -39,6 +39,11 @@ class TickBarAggregator:
         if not usable(t):
             self.rejected += 1
             return None
+        return self.add_usable(t)
+
+    def add_usable(self, t: Trade) -> Bar | None:
+        """:meth:`add` for a trade the caller has checked with :func:`usable` already (the
+        FeedActor does, to drop it before it is forwarded): the check is not repeated."""
         b = self._open.get(t.product)
         if b is None:
             b = self._open[t.product] = _Building(

@@ -42,8 +42,11 @@ def rebuild_ledger(journal: Journal, starting_cash: Decimal) -> Ledger:
     return ledger
 
 
-def books_snapshot(ledger: Ledger, marks: Mapping[str, Decimal], ts: int) -> PortfolioSnapshot:
-    """An immutable view of the books at ``marks`` (positions at cost without a mark)."""
+def books_snapshot(
+    ledger: Ledger, marks: Mapping[str, Decimal], ts: int, equity: Decimal | None = None
+) -> PortfolioSnapshot:
+    """An immutable view of the books at ``marks`` (positions at cost without a mark);
+    ``equity``: ``ledger.equity(marks)`` when the caller has it already."""
     positions = tuple(
         Position(
             product=p,
@@ -60,7 +63,7 @@ def books_snapshot(ledger: Ledger, marks: Mapping[str, Decimal], ts: int) -> Por
         ts=ts,
         cash=ledger.cash,
         reserved_cash=reserved,
-        equity=ledger.equity(dict(marks)),
+        equity=ledger.equity(dict(marks)) if equity is None else equity,
         positions=positions,
         open_orders=len(ledger.reservations),
     )

@@ -23,6 +23,7 @@ import heapq
 import random
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol
 
 from cryptoj.contract import Actor
 from cryptoj.journal_batch import commit_batch, step_batch
@@ -41,6 +42,10 @@ from cryptoj.runtime.common import (
 )
 from cryptoj.supervision.supervisor import RestartIntensityExceeded
 from cryptoj.trace.recorder import TraceWriter
+
+
+class _Scheduler(Protocol):
+    def randrange(self, n: int, /) -> int: ...
 
 
 class _Cell:
@@ -92,7 +97,11 @@ class DeterministicRuntime:
         self.cells: dict[str, _Cell] = {}
         self.start_order: list[str] = []
         self._ready: list[_Cell] = []  # cells with a non-empty mailbox
-        self._sched = random.Random(f"sched:{seed}")
+        # the scheduler: anything with randrange(n) (tests put their own here to choose the
+        # interleaving); the seeded RNG's draw is written out in _step
+        self._sched: _Scheduler = random.Random(f"sched:{seed}")
+        self._seeded = self._sched
+        self._bits = self._seeded.getrandbits
         self._timers: list[tuple[int, int, str, int, Envelope]] = []
         self._timer_seq = 0
         self._current: Envelope | None = None
@@ -284,7 +293,16 @@ class DeterministicRuntime:
 
     def _step(self) -> None:
         ready = self._ready
-        i = self._sched.randrange(len(ready)) if len(ready) > 1 else 0
+        n = len(ready)
+        i = 0
+        if n > 1 and self._sched is self._seeded:
+            # random.Random.randrange(n)'s draw, without its two Python calls per step
+            k, bits = n.bit_length(), self._bits
+            i = bits(k)
+            while i >= n:
+                i = bits(k)
+        elif n > 1:
+            i = self._sched.randrange(n)
         cell = ready[i]
         env = cell.inbox.popleft()
         if not cell.inbox:

@@ -36,6 +36,13 @@ class MarketHistory:
         max_events: int = MAX_HISTORY_EVENTS,
     ) -> None:
         self.kinds = frozenset(kinds)
+        #: per event type: recorded or not (``record`` looks the type up instead of asking
+        #: :meth:`wants` for every event)
+        self._wanted: dict[type, bool] = {
+            Bar: "bars" in self.kinds,
+            Quote: "quotes" in self.kinds,
+            Trade: "trades" in self.kinds,
+        }
         self.max_bars = max_bars
         self.max_events = max_events
         self._lock = threading.Lock()
@@ -54,7 +61,8 @@ class MarketHistory:
 
     def record(self, event: MarketEvent) -> None:
         """Append one event (ignored when its kind is not recorded)."""
-        if not self.wants(event):
+        wanted = self._wanted.get(type(event))
+        if not (self.wants(event) if wanted is None else wanted):
             return
         with self._lock:
             self._seq += 1
