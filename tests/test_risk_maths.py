@@ -15,7 +15,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cryptoj.models.risk import RiskLevel
-from cryptoj.risk.atr import Atr, true_range
 from cryptoj.risk.correlation import EwmaCorrelation
 from cryptoj.risk.levels import NS_PER_DAY, NS_PER_MINUTE, LevelConfig, LevelMachine, utc_day
 from cryptoj.risk.regime import Regime, RegimeDetector
@@ -32,35 +31,6 @@ from cryptoj.risk.volatility import (
 
 DAY0 = 19_000 * NS_PER_DAY  # 2022-01-08 00:00 UTC
 COOL = LevelConfig().cooldown_ns
-
-# --- ATR --------------------------------------------------------------------------------------
-
-
-def test_atr_matches_the_hand_computed_wilder_example() -> None:
-    atr = Atr(3)
-    bars = [(10, 8, 9), (11, 9, 10), (12, 9, 11), (11, 10, 10.5)]
-    out = [atr.update(*bar) for bar in bars]
-
-    assert out[:2] == [None, None]
-    assert out[2] == pytest.approx((2 + 2 + 3) / 3)
-    assert out[3] == pytest.approx((2 * 7 / 3 + 1) / 3)  # 17/9
-    assert atr.normalised(10.5) == pytest.approx(17 / 9 / 10.5)
-
-
-def test_true_range_uses_the_gap_to_the_previous_close() -> None:
-    assert true_range(10, 9, None) == 1
-    assert true_range(10, 9, 12) == 3  # gap down: |L − C_prev|
-    assert true_range(15, 14, 12) == 3  # gap up: |H − C_prev|
-
-
-def test_atr_rejects_bad_bars() -> None:
-    with pytest.raises(ValueError):
-        Atr(0)
-    with pytest.raises(ValueError):
-        Atr(3).update(9, 10, 9.5)
-    with pytest.raises(ValueError):
-        Atr(3).update(math.nan, 10, 9.5)
-
 
 # --- regime -----------------------------------------------------------------------------------
 
