@@ -1,12 +1,22 @@
-"""Shared fixtures: stop every pykka actor after each test and check no thread leaked."""
+"""Shared fixtures: stop every pykka actor after each test and check no thread leaked.
+
+Property tests (hypothesis) run the same examples on every run, so the suite's verdict does
+not depend on the draw: ``CRYPTOJ_HYPOTHESIS=explore python -m pytest`` looks for new ones.
+"""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 
 import pykka
 import pytest
+from hypothesis import settings
+
+settings.register_profile("deterministic", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("CRYPTOJ_HYPOTHESIS", "deterministic"))
 
 
 @pytest.fixture(autouse=True)
