@@ -58,8 +58,9 @@ class VenueWork:
         item = WorkItem("resolve", client_order_id=client_order_id, product=product, force=force)
         if item in self._items:
             return
-        if force:
-            self._items.appendleft(item)
+        if force:  # (behind a read that is back: it is applied first)
+            ahead = 1 if self._items and self._items[0].kind == "read" else 0
+            self._items.insert(ahead, item)
         else:
             self._items.append(item)
 
