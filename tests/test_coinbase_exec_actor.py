@@ -377,6 +377,16 @@ def test_a_pending_order_of_the_previous_process_is_looked_up_in_the_background(
 # -- order splitting at the fake ---------------------------------------------------------------
 
 
+#: A 0.04 BTC touch on both sides: a split child is a quarter of it (0.01).
+TOUCH = Quote(
+    product="BTC-USD",
+    bid=Decimal(6999),
+    bid_size=Decimal("0.04"),
+    ask=Decimal(7000),
+    ask_size=Decimal("0.04"),
+)
+
+
 def run_split(
     actor: ExecutionActor,
     ctx: FakeCtx,
@@ -418,16 +428,9 @@ def test_a_split_order_fills_through_children_at_the_fake_and_the_books_match(
     policy = SplitPolicy(
         max_depth_share=Decimal("0.25"), child_interval_ns=S, max_duration_ns=5 * S
     )
-    touch = Quote(
-        product="BTC-USD",
-        bid=Decimal(6999),
-        bid_size=Decimal("0.04"),
-        ask=Decimal(7000),
-        ask_size=Decimal("0.04"),
-    )
     venue1, events1, _ = make_venue(fake, key)
     before = venue1.balances()
-    venue1.on_quote(touch)
+    venue1.on_quote(TOUCH)
     actor1, ctx1 = ExecutionActor(venue1, path, split=policy), FakeCtx()
     actor1.on_start(ctx1)
     actor1.receive(order(parent, "0.05"), ctx1)
@@ -440,7 +443,7 @@ def test_a_split_order_fills_through_children_at_the_fake_and_the_books_match(
     # the process dies here (no on_stop): the second child's close is lost with it
     assert j.order(second)["status"] == "OPEN"  # type: ignore[index]
     venue2, events2, _ = make_venue(fake, key)
-    venue2.on_quote(touch)
+    venue2.on_quote(TOUCH)
     actor2, ctx2 = ExecutionActor(venue2, path, split=policy), FakeCtx(time_ns=ctx1.time_ns)
     actor2.on_start(ctx2)
     steps(actor2, ctx2, events2)
@@ -730,15 +733,8 @@ def test_a_restored_split_parent_moves_on_before_the_start_pass_and_never_overfi
     policy = SplitPolicy(
         max_depth_share=Decimal("0.25"), child_interval_ns=S, max_duration_ns=60 * S
     )
-    touch = Quote(
-        product="BTC-USD",
-        bid=Decimal(6999),
-        bid_size=Decimal("0.04"),
-        ask=Decimal(7000),
-        ask_size=Decimal("0.04"),
-    )
     venue1, events1, _ = make_venue(fake, key, place_attempts=2)
-    venue1.on_quote(touch)
+    venue1.on_quote(TOUCH)
     actor1, ctx1 = ExecutionActor(venue1, path, split=policy), FakeCtx()
     actor1.on_start(ctx1)
     drain(actor1, events1, ctx1)
@@ -756,7 +752,7 @@ def test_a_restored_split_parent_moves_on_before_the_start_pass_and_never_overfi
     # the process dies here; the next one's reads are slow (3 s for the first list call)
     runner = CallRunner()
     venue2, events2, _ = make_venue(fake, key, timeout_s=5.0, run_calls=runner)
-    venue2.on_quote(touch)
+    venue2.on_quote(TOUCH)
     ctx2 = FakeCtx(time_ns=ctx1.time_ns + 2 * S)  # a's and b's next slots are due
     actor2 = ExecutionActor(venue2, path, split=policy)
     try:

@@ -14,8 +14,10 @@ Coinbase; the logic lives in the venue, this actor only drives it and journals):
 * on start every open journalled order is registered with the venue together with the fills
   the journal already booked for it (the baseline beyond which fills are derived), then each
   PENDING one is resolved by ``client_order_id`` and a full reconciliation runs, both as
-  queued venue work (*Liveness* below); when it is over the other open orders are reported,
-  split parents resume and a ``start_reconciled`` event says how long it took;
+  queued venue work (*Liveness* below). Split parents rebuilt from the journal whose children
+  are all settled there (terminal, every fill booked) move on at the first step, before any
+  read; the others (their children's events still reach them) when the pass is over, when
+  the other open orders are reported and a ``start_reconciled`` event says how long it took;
 * a submit whose outcome stays unknown (:class:`~cryptoj.models.OrderOutcomeUnknown`) leaves the
   order PENDING with its reservation held, journals an ``outcome_pending`` event and looks it up
   again every ``venue.outcome_retry_ns`` until the venue finds it (accepted), refuses it, or
@@ -34,12 +36,16 @@ Liveness (a remote venue): lookups of PENDING orders and reconciliation passes n
 long call. They are queued as venue work (:class:`~cryptoj.execution.work.VenueWork`), and the
 actor sends itself one ``execution.step`` message per piece, behind whatever is already in its
 mailbox: one lookup, or one step of a pass (:meth:`ReconcilingVenue.reconcile` with
-``max_calls=1``). The calls of a pass run on the venue's background thread with their own
-connection: the step applies what the last call brought and hands the next one over; the queue
-waits for the venue's :class:`~cryptoj.models.VenueCallDone` meanwhile, while new orders and
-cancels are handled as they arrive. So an order never waits for a reconciliation read, and at
-most for one lookup of a PENDING order. One pass runs at a time: an interval pass asked for
-meanwhile is dropped, any other (the venue's ``ReconcileVenue``) runs once it is over.
+``max_calls=1``). The reads of a lookup (:meth:`ReconcilingVenue.lookup_later`) and of a pass
+run on the venue's background thread with their own connection: a step applies what the last
+read brought (here, on the actor's thread) and hands the next one over; the queue waits for the
+venue's :class:`~cryptoj.models.VenueCallDone` meanwhile, while new orders and cancels are
+handled as they arrive. So an order never waits for a read of the venue; what still runs on the
+actor's thread is the venue's creates and cancels (a submit, with its lookups when a create's
+outcome is unknown; the re-send under the same id of an order this process still holds). One
+pass runs at a time: an interval pass asked for meanwhile is dropped, any other (the venue's
+``ReconcileVenue``) runs once it is over. An order the venue has and nobody tracks is adopted
+(tracked at once, looked up next, before the rest of the queue).
 
 Orders larger than ``execution.max_depth_share`` of the visible depth are split over time
 (README "Order splitting"): the actor hands everything about split parents and their children

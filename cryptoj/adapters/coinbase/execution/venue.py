@@ -45,12 +45,14 @@ Resolving after a restart
     create request may have left (this process's last try; for an order of an earlier process,
     this venue's creation, since that process is gone, or ``absent_grace_s`` after the intent,
     if earlier: no request is sent later), then ABSENT (the actor rejects it:
-    "never reached the venue"). So a request is never sent later than ``absent_grace_s`` after
-    its intent, a request of a previous process never again, and an order is not declared
-    absent while a request of it may still be committed (assumed: Coinbase commits a request
-    within ``absent_grace_s`` of receiving it, or never). Declaring it absent earlier let the
-    portfolio plan the same trade again while the first request was still to commit: the
-    position at twice its target once both filled.
+    "never reached the venue"). The read may run on the background runner's thread
+    (:meth:`lookup_later`; the next :meth:`resolve` applies it on the caller's thread):
+    absence is judged as of when the read began. So a request is never sent later than
+    ``absent_grace_s`` after its intent, a request of a previous process never again, and an
+    order is not declared absent while a request of it may still be committed (assumed:
+    Coinbase commits a request within ``absent_grace_s`` of receiving it, or never). Declaring
+    it absent earlier let the portfolio plan the same trade again while the first request was
+    still to commit: the position at twice its target once both filled.
 
 Reconciling (:meth:`reconcile`: on start, after every user-channel (re)connect or sequence
 gap, and every ``reconcile_interval_s``)
