@@ -319,6 +319,7 @@ def test_an_order_goes_out_while_a_reconciliation_read_is_in_flight(
     try:
         actor.on_start(ctx)
         fake.inject("rest_delay", count=1, endpoint="list", seconds=3.0)
+        assert own_step(actor, ctx)  # the restored split parents (none here): no call
         assert own_step(actor, ctx)  # the pass's first read goes to the venue's thread
         assert not own_step(actor, ctx)  # and the queue waits for it
         actor.receive(order(coid), ctx)  # meanwhile a new order
@@ -337,7 +338,53 @@ def test_an_order_goes_out_while_a_reconciliation_read_is_in_flight(
         venue.stop()
 
 
+def test_a_pending_order_of_the_previous_process_is_looked_up_in_the_background(
+    tmp_path: Path, fake_key: tuple[FakeCoinbase, ApiKey]
+) -> None:
+    """Issue 16, liveness: the start's lookup of an order the previous process left PENDING
+    runs on the venue's background thread too (applied on the actor's thread when it is
+    back): a slow lookup (3 s at the fake) holds neither the actor nor a new order."""
+    fake, key = fake_key
+    path, lost, fresh = journal_at(tmp_path), new_id("lost"), new_id("fresh")
+    j = Journal(path)
+    journal_order(j, order(lost), FakeCtx().time_ns)  # journalled, then the process died
+    runner = CallRunner()
+    venue, events, _ = make_venue(fake, key, timeout_s=5.0, run_calls=runner)
+    actor, ctx = ExecutionActor(venue, path), FakeCtx()
+    try:
+        actor.on_start(ctx)
+        fake.inject("rest_delay", count=1, endpoint="list", seconds=3.0)
+        assert own_step(actor, ctx)  # the restored split parents (none here): no call
+        assert own_step(actor, ctx)  # the lookup of the lost order goes to the venue's thread
+        assert not own_step(actor, ctx)  # and the queue waits for it
+        actor.receive(order(fresh), ctx)  # meanwhile a new order goes out
+        assert orders_at_fake(fake, fresh) == 1
+        assert not any(isinstance(m, VenueCallDone) for m in events.items)  # not back yet
+        assert j.order(lost)["status"] == "PENDING"  # type: ignore[index]
+        for _ in range(50):  # bounded: each read is back within a few seconds
+            assert wait_until(lambda: any(isinstance(m, VenueCallDone) for m in events.items), 10)
+            drain(actor, events, ctx)
+            if j.events("start_reconciled"):
+                break
+        assert j.order(lost)["status"] == "REJECTED"  # type: ignore[index]
+        assert orders_at_fake(fake, lost) == 0
+        assert "; 1 orders sent meanwhile" in j.events("start_reconciled")[-1]["detail"]
+        j.close()
+    finally:
+        venue.stop()
+
+
 # -- order splitting at the fake ---------------------------------------------------------------
+
+
+#: A 0.04 BTC touch on both sides: a split child is a quarter of it (0.01).
+TOUCH = Quote(
+    product="BTC-USD",
+    bid=Decimal(6999),
+    bid_size=Decimal("0.04"),
+    ask=Decimal(7000),
+    ask_size=Decimal("0.04"),
+)
 
 
 def run_split(
@@ -381,16 +428,9 @@ def test_a_split_order_fills_through_children_at_the_fake_and_the_books_match(
     policy = SplitPolicy(
         max_depth_share=Decimal("0.25"), child_interval_ns=S, max_duration_ns=5 * S
     )
-    touch = Quote(
-        product="BTC-USD",
-        bid=Decimal(6999),
-        bid_size=Decimal("0.04"),
-        ask=Decimal(7000),
-        ask_size=Decimal("0.04"),
-    )
     venue1, events1, _ = make_venue(fake, key)
     before = venue1.balances()
-    venue1.on_quote(touch)
+    venue1.on_quote(TOUCH)
     actor1, ctx1 = ExecutionActor(venue1, path, split=policy), FakeCtx()
     actor1.on_start(ctx1)
     actor1.receive(order(parent, "0.05"), ctx1)
@@ -403,7 +443,7 @@ def test_a_split_order_fills_through_children_at_the_fake_and_the_books_match(
     # the process dies here (no on_stop): the second child's close is lost with it
     assert j.order(second)["status"] == "OPEN"  # type: ignore[index]
     venue2, events2, _ = make_venue(fake, key)
-    venue2.on_quote(touch)
+    venue2.on_quote(TOUCH)
     actor2, ctx2 = ExecutionActor(venue2, path, split=policy), FakeCtx(time_ns=ctx1.time_ns)
     actor2.on_start(ctx2)
     steps(actor2, ctx2, events2)
@@ -677,3 +717,81 @@ def test_an_orderly_stop_waits_for_and_books_the_fills_of_an_order_in_flight(
     assert sum(f.fee for f in fills.values()) == sum(Decimal(f["commission"]) for f in at_fake)
     j.close()
     actor.on_stop(ctx)
+
+
+def test_a_restored_split_parent_moves_on_before_the_start_pass_and_never_overfills(
+    tmp_path: Path, fake_key: tuple[FakeCoinbase, ApiKey]
+) -> None:
+    """Issue 16, liveness: a split parent of the previous process whose children are all
+    settled in the journal (terminal, every fill booked) moves on at the start's first step,
+    while the start's reads are still in flight. One whose child's outcome is unknown (the
+    child is at the fake, PENDING in the journal) is left alone by the split timer until that
+    child is looked up, then sends only the remainder: neither parent ever has more than its
+    quantity at the venue."""
+    fake, key = fake_key
+    path, a, b = journal_at(tmp_path), new_id("settled-parent"), new_id("unknown-parent")
+    policy = SplitPolicy(
+        max_depth_share=Decimal("0.25"), child_interval_ns=S, max_duration_ns=60 * S
+    )
+    venue1, events1, _ = make_venue(fake, key, place_attempts=2)
+    venue1.on_quote(TOUCH)
+    actor1, ctx1 = ExecutionActor(venue1, path, split=policy), FakeCtx()
+    actor1.on_start(ctx1)
+    drain(actor1, events1, ctx1)
+    actor1.receive(order(a, "0.05"), ctx1)  # a-c1 (0.01) fills and closes
+    assert wait_until(lambda: any(isinstance(m, OrderClosed) for m in events1.items))
+    drain(actor1, events1, ctx1)
+    fake.inject("drop_after_commit", count=2)  # b-c1 is committed, both answers lost ...
+    fake.inject("rest_5xx", count=6, endpoint="list", status=503)  # ... and not found
+    actor1.receive(order(b, "0.05"), ctx1)
+    j, booked = Journal(path), Books(Decimal(0))
+    booked.take(j, ctx1.to("portfolio"))
+    assert j.order(f"{a}-c1")["status"] == "FILLED"  # type: ignore[index]
+    assert j.order(f"{b}-c1")["status"] == "PENDING"  # type: ignore[index]
+    assert orders_at_fake(fake, f"{b}-c1") == 1
+    # the process dies here; the next one's reads are slow (3 s for the first list call)
+    runner = CallRunner()
+    venue2, events2, _ = make_venue(fake, key, timeout_s=5.0, run_calls=runner)
+    venue2.on_quote(TOUCH)
+    ctx2 = FakeCtx(time_ns=ctx1.time_ns + 2 * S)  # a's and b's next slots are due
+    actor2 = ExecutionActor(venue2, path, split=policy)
+    try:
+        actor2.on_start(ctx2)
+        fake.inject("rest_delay", count=1, endpoint="list", seconds=3.0)
+        assert own_step(actor2, ctx2)  # resume: a moves on, b (a child unknown) does not
+        assert orders_at_fake(fake, f"{a}-c2") == 1 and orders_at_fake(fake, f"{b}-c2") == 0
+        assert own_step(actor2, ctx2)  # b-c1's lookup goes to the venue's thread
+        assert not own_step(actor2, ctx2)
+        for m in [m for m in events2.items if not isinstance(m, VenueCallDone)]:
+            events2.items.remove(m)  # a-c2's fill and close (b-c1's read is not back)
+            actor2.receive(m, ctx2)
+        (tick,) = [m for _, m in ctx2.scheduled if isinstance(m, Tick) and SPLIT in m.kind]
+        ctx2.time_ns = int(tick.kind.rsplit(":", 1)[1])
+        actor2.receive(tick, ctx2)  # the split timer meanwhile: a again, b still held
+        assert orders_at_fake(fake, f"{a}-c3") == 1 and orders_at_fake(fake, f"{b}-c2") == 0
+        assert j.order(f"{b}-c1")["status"] == "PENDING"  # type: ignore[index]
+        for _ in range(100):  # bounded: each read is back within a few seconds
+            run_split(actor2, ctx2, events2)
+            rows = [j.order(p) for p in (a, b)]
+            if j.events("start_reconciled") and all(
+                r is not None and r["status"] in ("FILLED", "EXPIRED") for r in rows
+            ):
+                break
+            wait_until(lambda: bool(events2.items), 5)
+        booked.take(j, ctx2.to("portfolio"))
+        closes = [m for m in ctx2.to("portfolio") if isinstance(m, OrderClosed)]
+        assert sorted((c.client_order_id, c.filled_quantity) for c in closes) == sorted(
+            [(a, Decimal("0.05")), (b, Decimal("0.05"))]
+        )
+        at_fake = fake.state()["exchange"]["orders"]
+        for parent in (a, b):
+            kids = [o for o in at_fake if o["client_order_id"].startswith(f"{parent}-c")]
+            assert len({o["client_order_id"] for o in kids}) == len(kids)  # each child once
+            sizes = [Decimal(j.order(o["client_order_id"])["quantity"]) for o in kids]  # type: ignore[index]
+            assert sum(sizes) == Decimal("0.05")  # never more than the parent at the venue
+            assert sum(Decimal(o["filled_size"]) for o in kids) == Decimal("0.05")
+        assert booked.btc == Decimal("0.10")  # every fill booked once
+        j.close()
+    finally:
+        venue2.stop()
+        actor2.on_stop(ctx2)

@@ -52,3 +52,19 @@ def test_the_queue_waits_while_a_call_of_the_pass_is_in_flight() -> None:
     assert not work.want_step()
     work.resume()  # VenueCallDone
     assert kinds(work) == ["more", "started"]
+
+
+def test_a_lookup_handed_to_the_venues_thread_is_applied_before_anything_else() -> None:
+    work = VenueWork()
+    work.reconcile("start", None, [("a", "BTC-USD"), ("b", "ETH-USD")])
+    work.then("started")
+    assert work.want_step()
+    lookup = work.next()
+    assert lookup == WorkItem("resolve", client_order_id="a", product="BTC-USD")
+    work.read_back(lookup)  # the read runs on the venue's thread: the queue waits
+    assert not work.want_step()
+    work.resolve("c", "BTC-USD", force=True)  # an adoption asked for meanwhile: first
+    work.resume()  # VenueCallDone
+    assert work.want_step()
+    assert work.next() == WorkItem("read", client_order_id="a", product="BTC-USD")
+    assert kinds(work) == ["resolve c", "resolve b", "pass", "started"]

@@ -480,6 +480,27 @@ def test_the_journal_rebuilds_a_working_parent_and_skips_finished_ones(tmp_path:
     j.close()
 
 
+def test_a_restored_parent_is_left_alone_by_the_timer_until_released(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "j.sqlite")
+    first = OrderSplitter(POLICY)
+    o = order(coid="p1", limit="10000")
+    journal_order(j, o)
+    plan, a = first.start(o, book("2"), T0)
+    journal_plan(j, plan, T0)
+    (child,) = a.submit
+    journal_order(j, child)
+    cid = child.client_order_id
+    j.update_order(cid, T0, status=OrderStatus.FILLED, filled_quantity=child.quantity)
+    splitter = OrderSplitter(POLICY)
+    splitter.restore(restore_parents(j))
+    later = T0 + POLICY.child_interval_ns  # the next slot
+    assert splitter.on_tick(later, lambda p, s: book("2")) == Actions()  # held
+    splitter.release(["p1"])
+    (nxt,) = splitter.on_tick(later, lambda p, s: book("2")).submit
+    assert nxt.client_order_id == "p1-c2" and nxt.quantity + child.quantity <= o.quantity
+    j.close()
+
+
 def test_a_plan_survives_its_json_form_and_bad_detail_is_named() -> None:
     plan = SplitPlan(order=order(limit="10000.5"), policy=POLICY, rules=RULES, start_ns=T0)
     assert SplitPlan.from_json(plan.to_json()) == plan

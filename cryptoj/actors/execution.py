@@ -14,8 +14,10 @@ Coinbase; the logic lives in the venue, this actor only drives it and journals):
 * on start every open journalled order is registered with the venue together with the fills
   the journal already booked for it (the baseline beyond which fills are derived), then each
   PENDING one is resolved by ``client_order_id`` and a full reconciliation runs, both as
-  queued venue work (*Liveness* below); when it is over the other open orders are reported,
-  split parents resume and a ``start_reconciled`` event says how long it took;
+  queued venue work (*Liveness* below). Split parents rebuilt from the journal whose children
+  are all settled there (terminal, every fill booked) move on at the first step, before any
+  read; the others (their children's events still reach them) when the pass is over, when
+  the other open orders are reported and a ``start_reconciled`` event says how long it took;
 * a submit whose outcome stays unknown (:class:`~cryptoj.models.OrderOutcomeUnknown`) leaves the
   order PENDING with its reservation held, journals an ``outcome_pending`` event and looks it up
   again every ``venue.outcome_retry_ns`` until the venue finds it (accepted), refuses it, or
@@ -34,12 +36,16 @@ Liveness (a remote venue): lookups of PENDING orders and reconciliation passes n
 long call. They are queued as venue work (:class:`~cryptoj.execution.work.VenueWork`), and the
 actor sends itself one ``execution.step`` message per piece, behind whatever is already in its
 mailbox: one lookup, or one step of a pass (:meth:`ReconcilingVenue.reconcile` with
-``max_calls=1``). The calls of a pass run on the venue's background thread with their own
-connection: the step applies what the last call brought and hands the next one over; the queue
-waits for the venue's :class:`~cryptoj.models.VenueCallDone` meanwhile, while new orders and
-cancels are handled as they arrive. So an order never waits for a reconciliation read, and at
-most for one lookup of a PENDING order. One pass runs at a time: an interval pass asked for
-meanwhile is dropped, any other (the venue's ``ReconcileVenue``) runs once it is over.
+``max_calls=1``). The reads of a lookup (:meth:`ReconcilingVenue.lookup_later`) and of a pass
+run on the venue's background thread with their own connection: a step applies what the last
+read brought (here, on the actor's thread) and hands the next one over; the queue waits for the
+venue's :class:`~cryptoj.models.VenueCallDone` meanwhile, while new orders and cancels are
+handled as they arrive. So an order never waits for a read of the venue; what still runs on the
+actor's thread is the venue's creates and cancels (a submit, with its lookups when a create's
+outcome is unknown; the re-send under the same id of an order this process still holds). One
+pass runs at a time: an interval pass asked for meanwhile is dropped, any other (the venue's
+``ReconcileVenue``) runs once it is over. An order the venue has and nobody tracks is adopted
+(tracked at once, looked up next, before the rest of the queue).
 
 Orders larger than ``execution.max_depth_share`` of the visible depth are split over time
 (README "Order splitting"): the actor hands everything about split parents and their children
@@ -68,7 +74,7 @@ from cryptoj.contract import Actor, Context
 from cryptoj.execution.driver import SPLIT_TIMER, SplitDriver
 from cryptoj.execution.records import journal_order
 from cryptoj.execution.splitting import SplitPolicy
-from cryptoj.execution.work import VenueWork
+from cryptoj.execution.work import VenueWork, WorkItem
 from cryptoj.journal import Journal
 from cryptoj.models.base import Message
 from cryptoj.models.market import FeedStatus
@@ -153,6 +159,7 @@ class ExecutionActor(Actor):
         self._started_ns = ctx.now()
         for row in rows:
             self._track(row)
+        self._work.then("resume")  # the restored split parents whose children are settled
         self._full_reconcile(ctx, "start", self._since_ns(rows))
         self._work.then("started")
         ctx.schedule(self.remote.reconcile_interval_ns, self._timer(RECONCILE_TIMER))
@@ -450,12 +457,35 @@ class ExecutionActor(Actor):
         item = self._work.next()
         if item is None:
             return
-        if item.kind == "resolve":  # (settled meanwhile: no call, its state is reported)
-            self._resolve(item.client_order_id, item.product, ctx)
+        if item.kind == "resolve":
+            self._lookup(item, ctx)
+        elif item.kind == "read":
+            self._looked_up(item, ctx)
         elif item.kind in ("pass", "more"):
             self._pass_step(ctx, item.why, item.since_ns, new_pass=item.kind == "pass")
+        elif item.kind == "resume":
+            self.split.resume(ctx, self._child_settled)
         elif item.kind == "started":
             self._started(ctx)
+
+    def _lookup(self, item: WorkItem, ctx: Context) -> None:
+        """The first half of a lookup: the read goes to the venue's background thread and the
+        queue waits for it (:meth:`_looked_up` applies it); without one, the whole lookup now.
+        An order settled meanwhile is not read: its state is reported."""
+        assert self.remote is not None
+        coid = item.client_order_id
+        if not item.force:
+            self._track_open(coid)
+        if self.remote.lookup_later(coid, force=item.force):
+            self._work.read_back(item)
+        else:
+            self._looked_up(item, ctx)
+
+    def _looked_up(self, item: WorkItem, ctx: Context) -> None:
+        if item.force:
+            self._adopted(item.client_order_id, item.product, ctx)
+        else:
+            self._resolve(item.client_order_id, item.product, ctx)
 
     def _pass_step(self, ctx: Context, why: str, since_ns: int | None, *, new_pass: bool) -> None:
         """One call of a reconciliation pass (the first starts it, whatever an earlier
@@ -483,7 +513,13 @@ class ExecutionActor(Actor):
     def _settled(self, venue_order_id: str) -> bool:
         """True when the journal has the venue's order as terminal with every fill booked (a
         split child's under its parent): reconciliation need not look it up again."""
-        row = self._j().order_by_venue_id(venue_order_id)
+        return self._row_settled(self._j().order_by_venue_id(venue_order_id))
+
+    def _child_settled(self, client_order_id: str) -> bool:
+        """The same for a split child by its id (a restored parent may move on at once)."""
+        return self._row_settled(self._j().order(client_order_id))
+
+    def _row_settled(self, row: dict[str, Any] | None) -> bool:
         if row is None or not OrderStatus(row["status"]).terminal:
             return False
         coid = row["client_order_id"]
@@ -491,16 +527,20 @@ class ExecutionActor(Actor):
         return qty == Decimal(row["filled_quantity"])
 
     def _adopt(self, coid: str, ctx: Context) -> None:
-        """The venue has an order the journal knows but nobody tracks: the venue wins."""
-        assert self.remote is not None
+        """The venue has an order the journal knows but nobody tracks: the venue wins (it is
+        tracked now and looked up next, :meth:`_adopted`)."""
         row = self._j().order(coid)
         if row is None:
             return  # not ours (placed by hand?): reported, left alone
         self._track(row)
+        self._work.resolve(coid, row["product"], force=True)
+
+    def _adopted(self, coid: str, product: str, ctx: Context) -> None:
+        assert self.remote is not None
         state, detail = self.remote.resolve(coid, ctx.now(), force=True)
         self._event(ctx, "adopted", f"{coid}: {state}: {detail}")
         if state is Resolution.FOUND:
-            self._report(coid, row["product"], ctx)
+            self._report(coid, product, ctx)
 
     def _reconcile(self, coid: str, product: str, ctx: Context) -> None:
         """Bring one order in line with the venue and tell the portfolio everything it knows;
@@ -512,11 +552,15 @@ class ExecutionActor(Actor):
                 return
         self._resolve(coid, product, ctx)
 
+    def _track_open(self, coid: str) -> None:
+        """Register a journalled PENDING or OPEN order with the venue (its booked baseline)."""
+        row = self._j().order(coid)
+        if row is not None and row["status"] in (OrderStatus.PENDING, OrderStatus.OPEN):
+            self._track(row)
+
     def _resolve(self, coid: str, product: str, ctx: Context) -> None:
         if self.remote is not None:
-            row = self._j().order(coid)
-            if row is not None and row["status"] in (OrderStatus.PENDING, OrderStatus.OPEN):
-                self._track(row)
+            self._track_open(coid)
             state, detail = self.remote.resolve(coid, ctx.now())
             if state is Resolution.UNKNOWN:
                 self._event(ctx, "outcome_pending", f"{coid}: {detail}")

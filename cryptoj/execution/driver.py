@@ -160,13 +160,22 @@ class SplitDriver:
         if self.track_fills:
             self._child_fills = child_fill_ids(journal)
 
-    def resume(self, ctx: Context) -> None:
-        """After the reconciliation on start: every working parent's current slot."""
-        if self._restored:
-            ids = ", ".join(p.client_order_id for p in self._restored)
-            detail = f"{len(self._restored)} working parents rebuilt from the journal: {ids}"
+    def resume(self, ctx: Context, settled: Callable[[str], bool] | None = None) -> None:
+        """Move the parents rebuilt from the journal on (each one's current slot): those whose
+        every child ``settled`` says is settled (its final state and every fill known), or all
+        of them when ``settled`` is None (after the reconciliation on start). Until then the
+        split timer leaves a restored parent alone; its children's events still move it."""
+        ready = [
+            p
+            for p in self._restored
+            if settled is None or all(settled(cid) for cid in p.child_ids())
+        ]
+        if ready:
+            ids = [p.client_order_id for p in ready]
+            detail = f"{len(ids)} working parents rebuilt from the journal: {', '.join(ids)}"
             self._j().record_event(ctx.now(), "execution", "split_restored", detail)
-            self._restored = []
+            self._restored = [p for p in self._restored if p not in ready]
+            self.splitter.release(ids)
         self.carry_out(self.splitter.on_tick(ctx.now(), self.books), ctx)
 
     def _j(self) -> Journal:

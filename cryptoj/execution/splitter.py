@@ -50,6 +50,7 @@ class OrderSplitter:
         self.rules = rules
         self._parents: dict[str, ParentOrder] = {}
         self._owner: dict[str, ParentOrder] = {}  # child id → its parent
+        self._held: set[str] = set()  # restored parents the timer leaves alone (release)
 
     # -- lookups ---------------------------------------------------------------------------
 
@@ -95,11 +96,17 @@ class OrderSplitter:
         return plan, self._track(parent, parent.on_tick(now, book))
 
     def restore(self, parents: Iterable[ParentOrder]) -> None:
-        """Adopt parents rebuilt from the journal (then call :meth:`on_tick`)."""
+        """Adopt parents rebuilt from the journal, held: :meth:`on_tick` leaves them alone
+        until :meth:`release` (their children's events still reach them)."""
         for parent in parents:
             self._parents[parent.client_order_id] = parent
+            self._held.add(parent.client_order_id)
             for cid in parent.child_ids():
                 self._owner[cid] = parent
+
+    def release(self, client_order_ids: Iterable[str]) -> None:
+        """Restored parents the timer moves on from now on (then call :meth:`on_tick`)."""
+        self._held.difference_update(client_order_ids)
 
     def forget(self, client_order_id: str) -> None:
         """Drop a finished parent and its children's routing (keeps a long run's memory flat;
@@ -124,9 +131,11 @@ class OrderSplitter:
         return out
 
     def on_tick(self, now: int, books: BookSource) -> Actions:
-        """The timer: every working parent's slot."""
+        """The timer: every working parent's slot (but the held ones, see :meth:`restore`)."""
         out = Actions()
         for p in self.working():
+            if p.client_order_id in self._held:
+                continue
             order = p.plan.order
             out = out.merge(self._track(p, p.on_tick(now, books(order.product, order.side))))
         return out

@@ -6,31 +6,38 @@ not done in one go: :class:`VenueWork` holds them as items, and the actor does o
 orders and cancels never wait for a whole pass (the module docstring of
 :mod:`cryptoj.actors.execution`, *Liveness*). This class is the bookkeeping only (no I/O):
 
-* ``resolve`` items: look one order up by ``client_order_id`` (queued once per order);
+* ``resolve`` items: look one order up by ``client_order_id`` (queued once per order), or
+  with ``force`` adopt one the venue has and nobody tracks (queued first, during a pass); its
+  read runs on the venue's background thread (:meth:`VenueWork.read_back`): a ``read`` item
+  applies it, first thing once the venue says it is back;
+* a ``resume`` item: move on the split parents restored from the journal whose children are
+  all settled (queued first on start, before any read);
 * ``pass`` / ``more`` items: the first and the following calls of one reconciliation pass;
   one pass at a time: an ``interval`` pass asked for while one runs is dropped, any other
   reason is remembered and runs once the current pass is over;
 * a ``started`` item: what follows the start's reconciliation (queued after it);
-* while a call of a pass is in flight on the venue's background thread the queue is paused
-  (:meth:`VenueWork.pause`): nothing else of it runs until the venue says the call is back.
+* while a read of a pass or a lookup is in flight on the venue's background thread the queue
+  is paused (:meth:`VenueWork.pause`): nothing else of it runs until the venue says the call
+  is back.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 INTERVAL = "interval"
 
 
 @dataclass(frozen=True)
 class WorkItem:
-    """One piece of venue work. ``kind``: resolve | pass | more | started."""
+    """One piece of venue work. ``kind``: resolve | read | pass | more | resume | started."""
 
     kind: str
-    client_order_id: str = ""  # resolve
-    product: str = ""  # resolve
+    client_order_id: str = ""  # resolve, read
+    product: str = ""  # resolve, read
+    force: bool = False  # resolve, read: an adoption (looked up even when its state is known)
     why: str = ""  # pass, more: why the pass runs (journalled with its differences)
     since_ns: int | None = None  # pass: where its fills listing starts (None: the venue's cursor)
 
@@ -45,11 +52,23 @@ class VenueWork:
         self._step_queued = False
         self._paused = False
 
-    def resolve(self, client_order_id: str, product: str) -> None:
-        """Queue a lookup of one order (once: an order already queued is not queued again)."""
-        item = WorkItem("resolve", client_order_id=client_order_id, product=product)
-        if item not in self._items:
+    def resolve(self, client_order_id: str, product: str, *, force: bool = False) -> None:
+        """Queue a lookup of one order (once: an order already queued is not queued again);
+        ``force`` (an adoption) queues it first."""
+        item = WorkItem("resolve", client_order_id=client_order_id, product=product, force=force)
+        if item in self._items:
+            return
+        if force:  # (behind a read that is back: it is applied first)
+            ahead = 1 if self._items and self._items[0].kind == "read" else 0
+            self._items.insert(ahead, item)
+        else:
             self._items.append(item)
+
+    def read_back(self, item: WorkItem) -> None:
+        """``item``'s read is in flight on the venue's thread: pause; once it is back, a
+        ``read`` item applies it before anything else."""
+        self._items.appendleft(replace(item, kind="read"))
+        self.pause()
 
     def reconcile(
         self, why: str, since_ns: int | None, pending: Iterable[tuple[str, str]] = ()
@@ -67,7 +86,7 @@ class VenueWork:
         return True
 
     def then(self, kind: str) -> None:
-        """Queue a marker item (``started``) behind everything queued so far."""
+        """Queue a marker item (``resume``, ``started``) behind everything queued so far."""
         self._items.append(WorkItem(kind))
 
     def pass_continues(self, why: str) -> None:

@@ -142,6 +142,12 @@ class ReconcilingVenue(Protocol):
         """
         ...
 
+    def lookup_later(self, client_order_id: str, *, force: bool = False) -> bool:
+        """Hand the read :meth:`resolve` would make to a background thread: True when handed
+        over (a :class:`~cryptoj.models.VenueCallDone` follows; the next :meth:`resolve` of
+        the order applies it), False when :meth:`resolve` must read itself."""
+        ...
+
     def take_notes(self) -> list[tuple[str, str, str]]:
         """``(kind, client_order_id, detail)`` notes to journal as events, oldest first."""
         ...

@@ -45,12 +45,14 @@ Resolving after a restart
     create request may have left (this process's last try; for an order of an earlier process,
     this venue's creation, since that process is gone, or ``absent_grace_s`` after the intent,
     if earlier: no request is sent later), then ABSENT (the actor rejects it:
-    "never reached the venue"). So a request is never sent later than ``absent_grace_s`` after
-    its intent, a request of a previous process never again, and an order is not declared
-    absent while a request of it may still be committed (assumed: Coinbase commits a request
-    within ``absent_grace_s`` of receiving it, or never). Declaring it absent earlier let the
-    portfolio plan the same trade again while the first request was still to commit: the
-    position at twice its target once both filled.
+    "never reached the venue"). The read may run on the background runner's thread
+    (:meth:`lookup_later`; the next :meth:`resolve` applies it on the caller's thread):
+    absence is judged as of when the read began. So a request is never sent later than
+    ``absent_grace_s`` after its intent, a request of a previous process never again, and an
+    order is not declared absent while a request of it may still be committed (assumed:
+    Coinbase commits a request within ``absent_grace_s`` of receiving it, or never). Declaring
+    it absent earlier let the portfolio plan the same trade again while the first request was
+    still to commit: the position at twice its target once both filled.
 
 Reconciling (:meth:`reconcile`: on start, after every user-channel (re)connect or sequence
 gap, and every ``reconcile_interval_s``)
@@ -200,6 +202,8 @@ class CoinbaseVenue:
         self._calls_lock = threading.Lock()
         self._inflight = False
         self._outcome: tuple[Any, Exception | None] | None = None
+        # lookups handed over by lookup_later: client order id → (read began, outcome)
+        self._looked_up: dict[str, tuple[int, tuple[Any, Exception | None]]] = {}
 
     @property
     def _counts(self) -> dict[str, int]:
@@ -538,12 +542,17 @@ class CoinbaseVenue:
 
     def _lookup(self, t: OrderTracker) -> Resolution:
         """Find ``t`` at Coinbase (by order id, else by client order id) and apply what is there."""
+        return self._apply_lookup(t, self._lookup_call(t, self.client)())
+
+    def _lookup_call(self, t: OrderTracker, client: CoinbaseRestClient) -> Call:
+        """The read of :meth:`_lookup` on ``client`` (made later, maybe on another thread)."""
         self._counts["lookups"] += 1
         if t.venue_order_id:
-            o = self.client.get_order(t.venue_order_id)
-        else:
-            since = t.created_ts - int(self.settings.lookup_window_s * NS)
-            o = self.client.find_order(t.client_order_id, t.product, since)
+            return functools.partial(client.get_order, t.venue_order_id)
+        since = t.created_ts - int(self.settings.lookup_window_s * NS)
+        return functools.partial(client.find_order, t.client_order_id, t.product, since)
+
+    def _apply_lookup(self, t: OrderTracker, o: Any) -> Resolution:
         if o is None or not o.order_id:
             return Resolution.ABSENT
         self.trackers.apply(t, rest_update(o, "lookup"))
@@ -578,6 +587,44 @@ class CoinbaseVenue:
 
     # -- resolve and reconcile ---------------------------------------------------------------
 
+    def lookup_later(self, client_order_id: str, *, force: bool = False) -> bool:
+        """Hand the read :meth:`resolve` would make for ``client_order_id`` to the background
+        runner (the reads' own connection). True when it was handed over: a
+        :class:`~cryptoj.models.VenueCallDone` follows when it is back, and the next
+        :meth:`resolve` of the order applies its result (on the caller's thread) instead of
+        calling. False when nothing is to be read (untracked, or known and not ``force``) or
+        there is no runner: :meth:`resolve` then reads on the caller's thread."""
+        t = self.trackers.get(client_order_id)
+        if self.run_calls is None or t is None:
+            return False
+        if not force and (t.accepted or t.terminal):
+            return False
+        call = self._lookup_call(t, self.reader)
+        self.run_calls(functools.partial(self._background_lookup, t.client_order_id, call))
+        return True
+
+    def _background_lookup(self, client_order_id: str, call: Call) -> None:
+        """On the runner's thread: read, keep the outcome with the time the read began."""
+        began = self.clock()
+        outcome = _run_call(call)
+        with self._calls_lock:
+            self._looked_up[client_order_id] = (began, outcome)
+        self.trackers.emit([VenueCallDone(ts=self.clock())])
+        self.trackers.deliver()
+
+    def _read(self, t: OrderTracker) -> tuple[int, Resolution]:
+        """The lookup of ``t`` handed over by :meth:`lookup_later` if it is back, else one made
+        now; and when it began (what it did not find was absent then, not later)."""
+        with self._calls_lock:
+            kept = self._looked_up.pop(t.client_order_id, None)
+        if kept is None:
+            began = self.clock()
+            return began, self._lookup(t)
+        began, (o, error) = kept
+        if error is not None:
+            raise error
+        return began, self._apply_lookup(t, o)
+
     def resolve(
         self, client_order_id: str, ts: int, *, force: bool = False
     ) -> tuple[Resolution, str]:
@@ -591,7 +638,7 @@ class CoinbaseVenue:
             if not pending and not force:
                 return Resolution.FOUND, f"known: {t.view().status}"
             try:
-                found = self._lookup(t)
+                read_ns, found = self._read(t)
             except AuthenticationFailed as e:
                 self._auth_failed(e)
                 raise
@@ -601,8 +648,7 @@ class CoinbaseVenue:
                 self.trackers.deliver()
             if found is Resolution.FOUND or not pending:
                 return Resolution.FOUND, f"found at Coinbase: {t.view().status}"
-            age_ns = self.clock() - t.created_ts
-            young = age_ns < self.settings.absent_grace_s * NS
+            young = self.clock() - t.created_ts < self.settings.absent_grace_s * NS
             spec = self._specs.get(coid)
             if spec is not None and young:  # this process holds the request: same id again
                 result = self._place(t, spec, ts)
@@ -612,12 +658,13 @@ class CoinbaseVenue:
                 self._results[coid] = result
                 self._after_place(t, self._specs.get(coid, spec), result)
                 return Resolution.FOUND, f"sent again under the same id: {type(result).__name__}"
-            if young:
+            age_ns = read_ns - t.created_ts  # absence counts from when the read began
+            if age_ns < self.settings.absent_grace_s * NS:
                 return Resolution.UNKNOWN, (
                     f"not at Coinbase yet ({age_ns / NS:.0f}s after the intent; absent is "
                     f"final after {self.settings.absent_grace_s:.0f}s)"
                 )
-            quiet_ns = self.clock() - self._last_send_ns(t)
+            quiet_ns = read_ns - self._last_send_ns(t)
             if quiet_ns < self.settings.absent_grace_s * NS:  # a request may still commit
                 return Resolution.UNKNOWN, (
                     f"not at Coinbase yet, but a request may be in flight ({quiet_ns / NS:.0f}s "
