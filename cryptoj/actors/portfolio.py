@@ -580,6 +580,7 @@ class PortfolioActor(Actor):
         at most once per quote (``TxnDesk.fresh``): a rejection is not retried on the same
         book, and a book is not walked twice."""
         desk = self._desk()
+        usable = self._usable(ctx) if desk.owed else set()  # quotes and clock fixed meanwhile
         while desk.owed:
             parent, items = desk.owed.pop(0)
             plans, skipped = desk.compensation_legs(
@@ -589,7 +590,7 @@ class PortfolioActor(Actor):
                     self.halted
                     or self.unwind.owns(p)
                     or self.ledger.has_open_order(p)
-                    or p not in self._usable(ctx)
+                    or p not in usable
                 ),
             )
             if skipped or self.params is None:
