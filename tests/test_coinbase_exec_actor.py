@@ -45,7 +45,7 @@ from cryptoj.models.orders import (
 from cryptoj.models.system import DrainOrders, OrdersDrained, Tick
 from cryptoj.ops.metrics import parse_families
 from cryptoj.runtime.assemble import LiveTradingUnavailable, assemble
-from tests.stubs import FakeCtx
+from tests.stubs import FakeCtx, start_keyed_fake
 from tests.test_coinbase_exec_fake import Events, make_venue, new_id, resting_buy, wait_until
 from tests.test_ops import get_json, request
 
@@ -55,15 +55,7 @@ S = 1_000_000_000
 
 @pytest.fixture(scope="module")
 def fake_key() -> Iterator[tuple[FakeCoinbase, ApiKey]]:
-    key = generate_api_key("Ed25519")
-    fake = FakeCoinbase(
-        products=["BTC-USD", "ETH-USD"],
-        step_s=0.05,
-        heartbeat_s=0.2,
-        jwt_key_name=key.name,
-        jwt_public_key=key.public_pem,
-        balances={"USD": "250000", "ETH": "3"},
-    ).start()
+    fake, key = start_keyed_fake(balances={"USD": "250000", "ETH": "3"})
     yield fake, key
     fake.stop()
 
