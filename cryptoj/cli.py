@@ -412,6 +412,7 @@ def _replay(args: argparse.Namespace) -> int:
                     extra=_report_rows(summary),
                     catalog=opts.catalog,
                     progress=progress,
+                    quote_max_age_s=cfg.portfolio.quote_max_age_s,
                 )
         except (ReportError, DataError) as e:
             print(f"replay: report: {e}", file=sys.stderr)
@@ -619,6 +620,7 @@ def _report(args: argparse.Namespace) -> int:
                 title=args.title,
                 catalog=args.catalog or cfg.feed.catalog,
                 progress=progress,
+                quote_max_age_s=cfg.portfolio.quote_max_age_s,
             )
     except (ReportError, DataError) as e:
         print(f"report: {e}", file=sys.stderr)

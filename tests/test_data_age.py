@@ -3,11 +3,16 @@ sockets): the PortfolioActor's age rule, the journal audit
 (:mod:`cryptoj.portfolio.data_age`), the order in which a resync's quote and its ``recovered``
 status leave the feed session, and the manual strategy's targets across a stale period.
 The end-to-end check against a hostile websocket server is in
-``tests/test_feed_hostile_orders.py``."""
+``tests/test_feed_hostile_orders.py``. What an operator sees of the audit (``tools/risk_audit.py``
+and the report, with the config's ``portfolio.quote_max_age_s``) is checked on journals the
+product wrote: a replay's, and a portfolio's that traded a 10 s old quote."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,17 +20,21 @@ import pytest
 from cryptoj.actors.portfolio import PortfolioActor
 from cryptoj.actors.strategy import StrategyActor
 from cryptoj.adapters.coinbase.session import SessionSettings
+from cryptoj.cli import main
 from cryptoj.config import parse_config
 from cryptoj.journal import Journal
 from cryptoj.models.market import FeedStatus, Quote
 from cryptoj.models.orders import Side, SubmitOrder
 from cryptoj.models.signals import OperatorTarget, TargetWeight
 from cryptoj.portfolio.data_age import decision_ages, stale_decisions
+from cryptoj.report.data import load_report_data
+from cryptoj.report.html import render_html, summary_rows
 from tests.stubs import FakeCtx, quote, risk_params
 from tests.test_coinbase_session import MS, T0, Harness
 
 S = 1_000_000_000
 MAX_AGE_S = 5.0
+REPO = Path(__file__).resolve().parents[1]
 
 
 def portfolio(tmp_path: Path, *, live: bool) -> tuple[PortfolioActor, FakeCtx, str]:
@@ -172,3 +181,68 @@ def test_a_manual_target_set_while_stale_is_stated_when_the_product_recovers() -
     assert isinstance(msg, TargetWeight) and (msg.product, msg.weight) == ("BTC-USD", 0.05)
     s.receive(FeedStatus(ts=T0 + S, products=("ETH-USD",), state="recovered"), ctx)
     assert len(ctx.to("portfolio")) == 1  # a product that was not stale: nothing restated
+
+
+def risk_audit(journal: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``tools/risk_audit.py JOURNAL ARGS`` in a child process."""
+    return subprocess.run(
+        [sys.executable, "tools/risk_audit.py", journal, *args],
+        cwd=REPO, capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+
+
+def config_file(tmp_path: Path, max_age_s: float) -> str:
+    """A config with ``portfolio.quote_max_age_s`` (two products, the report tests' band)."""
+    cfg = tmp_path / f"config-{max_age_s:g}.yaml"
+    cfg.write_text(
+        "feed:\n  products: [BTC-USD, ETH-USD]\nstrategy:\n  entry_band: 0.0005\n"
+        f"portfolio:\n  quote_max_age_s: {max_age_s}\n"
+    )
+    return str(cfg)
+
+
+def test_the_audit_of_a_replay_journal_shows_no_stale_decision(tmp_path: Path) -> None:
+    cfg, journal = config_file(tmp_path, 30), str(tmp_path / "replay.sqlite")
+    day = ["--from", "2018-04-04", "--to", "2018-04-04"]
+    assert main(["replay", *day, "--config", cfg, "--journal", journal, "--trace", ""]) == 0
+    shown = json.loads(risk_audit(journal, "--config", cfg, "--json").stdout)
+    checked = shown["decisions_checked"]
+    assert checked == len(audit(journal)[1]) > 0
+    assert (shown["decisions_on_stale_quotes"], shown["stale_decisions"]) == (0, [])
+    assert shown["data_age"] == (
+        f"decisions on stale quotes: none of {checked} (limit 30 s, oldest quote 0.000 s)"
+    )  # a replay's clock is its data: each plan is decided at its quotes' own time
+    d = load_report_data(journal)
+    assert ("data age of the decisions", shown["data_age"]) in summary_rows(d)
+    assert "WARNING" not in render_html(d, [], "replay")
+
+
+def test_the_audit_names_a_decision_on_a_quote_older_than_the_configs_limit(
+    tmp_path: Path,
+) -> None:
+    p, ctx, path = portfolio(tmp_path, live=False)
+    ctx.time_ns = T0 + 10 * S  # a replay's quote is as old as its bar: traded 10 s old
+    p.receive(target(0.05, ctx.time_ns), ctx)
+    p.on_stop(ctx)
+    assert len(orders(ctx)) == 1
+    problems, _ = audit(path)
+    txn = problems[0].split()[0]
+    stale = f"{txn} BTC-USD: decided on a quote 10.000 s old (limit 5.000 s)"
+    warning = (
+        "WARNING: 1 of 1 decisions were made on stale quotes or without a recorded quote time "
+        "(limit 5 s, oldest quote 10.000 s)"
+    )
+    out = risk_audit(path, "--config", config_file(tmp_path, MAX_AGE_S)).stdout
+    assert f"{warning}\n  {stale}\n" in out
+    lenient = json.loads(risk_audit(path, "--config", config_file(tmp_path, 20), "--json").stdout)
+    assert (lenient["decisions_on_stale_quotes"], lenient["oldest_quote_age_s"]) == (0, 10.0)
+    assert json.loads(risk_audit(path, "--quote-max-age", "9", "--json").stdout)[
+        "stale_decisions"
+    ] == [stale.replace("5.000", "9.000")]
+    out_dir = tmp_path / "report"
+    args = ["report", path, "--out", str(out_dir), "--data", "coinbase-1m-2018-04"]
+    assert main([*args, "--config", config_file(tmp_path, MAX_AGE_S)]) == 0
+    page = (out_dir / "index.html").read_text(encoding="utf-8")
+    assert f'<p class="bad">{warning}:</p><ul class="bad"><li>{stale}</li></ul>' in page
+    assert main([*args, "--config", config_file(tmp_path, 20)]) == 0
+    assert "WARNING" not in (out_dir / "index.html").read_text(encoding="utf-8")

@@ -18,12 +18,18 @@ portfolio journalled, the risk events) and, with ``--data``, the market data, an
   market timestamp, positions from the fills stamped at or before it;
 * **snapshot marks** (with ``--data`` and ``--trace``): every ``PortfolioSnapshot`` the
   RiskActor received, its equity against its own cash and positions valued at the data's
-  latest price of each product at the snapshot's time (the share valued at mixed instants).
+  latest price of each product at the snapshot's time (the share valued at mixed instants);
+* **data age**: every plan's decisions against ``portfolio.quote_max_age_s`` of ``--config``
+  (default ``config.yaml`` when present, else the default) or ``--quote-max-age``: a
+  ``WARNING`` line and one line per decision made on an older quote
+  (:mod:`cryptoj.portfolio.data_age`).
+
+The journal is opened read-only, so a live daemon's journal can be audited while it runs.
 
 Usage::
 
     python tools/risk_audit.py JOURNAL [--data NAME|CSV [--trace TRACE]] [--from D --to D] [--json]
-        [--daily-loss-limit 0.02] [--max-drawdown 0.10]
+        [--daily-loss-limit 0.02] [--max-drawdown 0.10] [--config FILE | --quote-max-age S]
 """
 
 from __future__ import annotations
@@ -39,10 +45,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from cryptoj.config import ConfigError, load_config
 from cryptoj.marketdata.ticks import load_market_data
 from cryptoj.models.market import Bar, Quote, Trade
+from cryptoj.portfolio.data_age import audit_decisions, decisions_of, planned_steps
 
 DAY_NS = 86_400 * 10**9
+DEFAULT_CONFIG = "config.yaml"
 
 
 def day_of(ts: int) -> int:
@@ -77,9 +86,17 @@ def read(path: str) -> dict[str, Any]:
         halts = [
             int(ts) for (ts,) in _rows(db, "SELECT ts FROM events WHERE kind = 'drawdown_halt'")
         ]
+        planned = planned_steps(db)
     finally:
         db.close()
-    return {"start": start, "fills": fills, "equity": equity, "levels": levels, "halts": halts}
+    return {
+        "start": start,
+        "fills": fills,
+        "equity": equity,
+        "levels": levels,
+        "halts": halts,
+        "planned": planned,
+    }
 
 
 def daily(j: dict[str, Any], limit: float) -> dict[str, Any]:
@@ -156,6 +173,39 @@ def costs(j: dict[str, Any]) -> dict[str, Any]:
         "turnover": round(float(turnover), 2),
         "fees_fraction_of_start": round(float(fees / j["start"]), 6),
     }
+
+
+def data_age(j: dict[str, Any], max_age_s: float) -> dict[str, Any]:
+    """The plans' decisions against the data-age limit: the operator's line, and every
+    decision made on an older quote (or without a recorded quote time)."""
+    audit = audit_decisions(decisions_of(j["planned"]), int(max_age_s * 1e9))
+    return {
+        "decisions_checked": audit.checked,
+        "decisions_on_stale_quotes": len(audit.problems),
+        "oldest_quote_age_s": None if audit.oldest_ns is None else audit.oldest_ns / 1e9,
+        "data_age": audit.line(),  # printed as it is, the stale decisions under it
+        "stale_decisions": list(audit.problems),
+    }
+
+
+def quote_max_age(config: str | None, override: float | None) -> float:
+    """The data-age limit: ``override``, else ``portfolio.quote_max_age_s`` of ``config``
+    (``config.yaml`` when present, else the default configuration)."""
+    if override is not None:
+        return override
+    if config is None and Path(DEFAULT_CONFIG).is_file():
+        config = DEFAULT_CONFIG
+    return load_config(config).portfolio.quote_max_age_s
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected seconds >= 0, got {text}")
+    return value
 
 
 def with_market(j: dict[str, Any], batches: list[tuple[Any, ...]]) -> dict[str, Any]:
@@ -280,13 +330,32 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--trace", default=None, help="the run's trace: check every snapshot the risk actor saw"
     )
+    ap.add_argument(
+        "--config",
+        default=None,
+        help=f"the run's config: its portfolio.quote_max_age_s (default: {DEFAULT_CONFIG} "
+        "when present)",
+    )
+    ap.add_argument(
+        "--quote-max-age",
+        type=_seconds,
+        default=None,
+        metavar="S",
+        help="data-age limit in seconds (default: portfolio.quote_max_age_s of the config)",
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    try:
+        max_age_s = quote_max_age(args.config, args.quote_max_age)
+    except ConfigError as e:
+        print(f"risk_audit: {e}", file=sys.stderr)
+        return 2
     j = read(args.journal)
     out: dict[str, Any] = {"journal": args.journal, "start_equity": float(j["start"])}
     out.update(costs(j))
     out.update(drawdown(j, args.max_drawdown))
     out.update(daily(j, args.daily_loss_limit))
+    out.update(data_age(j, max_age_s))
     if args.data:
         batches = load_market_data(args.data, start=args.start, end=args.end)
         out.update(with_market(j, batches))
@@ -300,6 +369,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{key}:")
             for r in value:
                 print("  " + "  ".join(f"{k}={v}" for k, v in r.items()))
+        elif key == "stale_decisions":
+            for line in value:
+                print(f"  {line}")
+        elif key == "data_age":
+            print(value)
         else:
             print(f"{key}: {value}")
     return 0

@@ -13,7 +13,9 @@ runs) plus the recorded prices of the same data set
   timestamp, as a fraction of the journalled equity;
 * **risk levels**: the ``risk_level`` events (``"A -> B: why"``), NORMAL before the first;
 * **slippage** of each fill against the mid at its timestamp, in basis points (positive =
-  paid more than mid on a buy, received less on a sell).
+  paid more than mid on a buy, received less on a sell);
+* **data age**: every plan's decisions (``rebalance_steps``, step ``planned``) checked against
+  ``portfolio.quote_max_age_s`` (:func:`cryptoj.portfolio.data_age.audit_decisions`).
 """
 
 from __future__ import annotations
@@ -30,8 +32,10 @@ from urllib.parse import quote
 import numpy as np
 import pandas as pd
 
+from cryptoj.config import PortfolioConfig
 from cryptoj.marketdata.ticks import load_market_data
 from cryptoj.models.market import Bar, Quote, Trade
+from cryptoj.portfolio.data_age import AgeAudit, audit_decisions, decisions_of, planned_steps
 
 LEVELS = ("NORMAL", "CAUTION", "REDUCING", "HALTED")
 _LEVEL_EVENT = re.compile(r"^\s*(\w+)\s*->\s*(\w+)")
@@ -57,6 +61,7 @@ class ReportData:
     fills: pd.DataFrame
     orders: pd.DataFrame
     events: pd.DataFrame
+    data_age: AgeAudit  # the plans' quote ages against portfolio.quote_max_age_s
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -110,6 +115,7 @@ def read_journal(path: str | Path) -> dict[str, Any]:
             ),
             "orders": _frame(db, "SELECT * FROM orders ORDER BY created_ts, client_order_id"),
             "events": _frame(db, "SELECT seq, ts, actor, kind, detail FROM events ORDER BY seq"),
+            "planned": planned_steps(db),
         }
     finally:
         db.close()
@@ -252,9 +258,12 @@ def load_report_data(
     products: Sequence[str] | None = None,
     extra: dict[str, Any] | None = None,
     catalog: str = "data",
+    quote_max_age_s: float = PortfolioConfig().quote_max_age_s,
 ) -> ReportData:
     """Everything the report shows. ``data``: the market data set (default: ``meta.data``);
-    ``catalog``: the local catalog for ``catalog:`` / ``recorded:`` sets."""
+    ``catalog``: the local catalog for ``catalog:`` / ``recorded:`` sets;
+    ``quote_max_age_s``: the data-age limit the decisions are checked against (the config's
+    ``portfolio.quote_max_age_s``)."""
     tables = read_journal(journal)
     meta = tables["meta"]
     data = data or meta.get("data")
@@ -299,6 +308,7 @@ def load_report_data(
         fills=fills,
         orders=tables["orders"],
         events=events,
+        data_age=audit_decisions(decisions_of(tables["planned"]), int(quote_max_age_s * 1e9)),
         extra=dict(extra or {}),
     )
 

@@ -15,6 +15,7 @@ from cryptoj.report.tables import PRODUCT_HEAD, event_counts, order_counts, prod
 
 MAX_EVENT_ROWS = 15  # the last rows shown; every row is in events.csv
 MAX_FILL_ROWS = 200
+MAX_STALE_ROWS = 50  # decisions on stale quotes listed on the page
 EVENTS_CSV = "events.csv"
 
 _CSS = """
@@ -126,6 +127,7 @@ def summary_rows(d: ReportData) -> list[tuple[str, str]]:
     rows.append(("risk level changes", str(kinds.get("risk_level", 0))))
     rows.append(("emergencies", str(kinds.get("emergency", 0))))
     rows.append(("feature flag changes", str(kinds.get("flag_changed", 0))))
+    rows.append(("data age of the decisions", d.data_age.line()))
     rows += [(k.replace("_", " "), str(v)) for k, v in d.extra.items()]
     return rows
 
@@ -197,7 +199,7 @@ def render_html(d: ReportData, charts: list[tuple[str, str]], title: str) -> str
 <p class="sub">journal <code>{html.escape(d.journal)}</code>
 · data <code>{html.escape(d.data)}</code> · generated {generated}</p>
 <h2>Summary</h2>
-<table>{summary}</table>
+{_stale_html(d)}<table>{summary}</table>
 <p class="sub">Benchmark: the starting equity split equally over
 {html.escape(", ".join(d.products))} at the first timestamp and held, from the same market
 data, without fees.</p>
@@ -213,6 +215,22 @@ data, without fees.</p>
 {fills}
 </body></html>
 """
+
+
+def _stale_html(d: ReportData) -> str:
+    """The data-age warning above the summary (nothing when no decision was on stale data)."""
+    problems = d.data_age.problems
+    if not problems:
+        return ""
+    items = "".join(f"<li>{html.escape(p)}</li>" for p in problems[:MAX_STALE_ROWS])
+    more = (
+        f"<li>… and {len(problems) - MAX_STALE_ROWS} more</li>"
+        if len(problems) > MAX_STALE_ROWS
+        else ""
+    )
+    return (
+        f'<p class="bad">{html.escape(d.data_age.line())}:</p><ul class="bad">{items}{more}</ul>\n'
+    )
 
 
 def _events_html(d: ReportData) -> str:
