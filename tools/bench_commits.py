@@ -21,7 +21,8 @@ CPU time of the replay loop (``DeterministicRuntime.run``, measured with
 
 Both sides must produce the same summary apart from its timing fields (``wall_seconds``,
 ``events_per_second``): ``summaries_identical`` says whether they did (exit 1 if not), and the
-first differing fields are printed.
+first differing fields are printed. A ``--base`` or ``--head`` that names no commit is one line
+on stderr naming it, exit 2, before anything is checked out.
 """
 
 from __future__ import annotations
@@ -123,8 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=5, help="alternating rounds (default 5)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
-    rev = _short(args.base)
-    head = _short(args.head or "HEAD")
+    try:
+        rev = _short(args.base, "--base")
+        head = _short(args.head or "HEAD", "--head")
+    except UnknownRevision as e:
+        print(f"bench_commits: {e}", file=sys.stderr)
+        return 2
     if args.head is None and _dirty():
         head += " (+ uncommitted changes)"
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -188,14 +193,31 @@ def remove_worktree(tree: Path) -> None:
     )
 
 
-def _short(commit: str) -> str:
-    """The short hash of ``commit``."""
-    return subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "--short", commit],
+class UnknownRevision(Exception):
+    """A revision given on the command line that names no commit of this repository."""
+
+
+def _short(commit: str, option: str) -> str:
+    """The short hash of ``commit`` (given as ``option``); :class:`UnknownRevision` when it
+    names no commit."""
+    done = subprocess.run(
+        [
+            "git",
+            "-C",
+            str(ROOT),
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            "--short",
+            f"{commit}^{{commit}}",
+        ],
         capture_output=True,
         text=True,
-        check=True,
-    ).stdout.strip()
+        check=False,
+    )
+    if done.returncode != 0 or not done.stdout.strip():
+        raise UnknownRevision(f"{option} {commit!r}: no such commit in {ROOT}")
+    return done.stdout.strip()
 
 
 def _dirty() -> bool:
