@@ -10,9 +10,15 @@ Layout (pure modules first; only ``client``, ``user_channel`` and ``venue`` do I
 ``keys``          trading credentials: key file permissions, ES256 / Ed25519 key validation
 ``schemas``       lenient msgspec shapes of the REST bodies and user-channel frames
 ``orders``        the order state machine: cumulative reports → fill deltas, no regression
+``trackers``      every order's tracker and the event outbox, under one lock
 ``client``        :class:`CoinbaseRestClient` on the SDK's RESTClient (timeouts, retries, TLS)
+``background``    the runner that makes reconciliation and lookup reads off the actor's thread
+``reconcile``     a reconciliation pass over REST (open orders, fills, tracked orders)
 ``user_channel``  the ``user`` websocket: sans-I/O session and its websocket-client thread
-``venue``         :class:`CoinbaseVenue`: the ExecutionVenue / ReconcilingVenue for the actors
+``venue``         :class:`CoinbaseVenue`: the ExecutionVenue / ReconcilingVenue for the actors,
+                  made of ``venue_core`` (shared state, settings), ``placing`` (submits),
+                  ``resolving`` (unknown outcomes, journalled orders) and ``reconcile_steps``
+                  (whole or stepwise reconciliation passes)
 ================  ==============================================================================
 
 :func:`build_venue` makes the venue from the config's ``coinbase`` section; the README section
