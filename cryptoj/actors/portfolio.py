@@ -529,12 +529,12 @@ class PortfolioActor(Actor):
         if not self.targets or not self.quotes:
             return
         usable = self._usable(ctx)
-        targets, queue = self.targets, self.unwind.queue  # owned by the unwind: in its queue
-        busy = {r.product for r in self.ledger.reservations.values()}  # an order in flight
+        targets, owned = self.targets, self.unwind.owns
+        busy = {r.product for r in self.ledger.reservations.values()}  # ledger.has_open_order
         tradable = {
             p
             for p in (usable if only is None else only & usable)
-            if p in targets and p not in busy and p not in queue and desk.fresh(p)
+            if p in targets and p not in busy and not owned(p) and desk.fresh(p)
         }
         if not tradable or all_idle(tradable, self.targets, self.stopped_out, self.ledger.holdings):
             return  # no leg is possible (planning.all_idle): nothing to allocate or plan
