@@ -23,7 +23,7 @@ from cryptoj.models.unwind import (
     UnwindTarget,
 )
 from cryptoj.unwind.book import UnwindBook
-from cryptoj.unwind.monitors import Monitors, monitor_report
+from cryptoj.unwind.monitors import Monitors, monitor_report, risk_figures
 from cryptoj.unwind.priority import (
     Exposure,
     book_correlations,
@@ -607,7 +607,7 @@ def test_the_monitor_report_carries_each_positions_correlation_with_the_rest_of_
     holdings = {"BTC-USD": D(1), "ETH-USD": D(20)}  # LTC not held
     marks = {"BTC-USD": D(7000), "ETH-USD": D(500), "LTC-USD": D(100)}
     report = monitor_report(
-        0, D(100_000), holdings, marks, params, closed=0, rejected=0, latency_ns=0
+        0, D(100_000), holdings, marks, risk_figures(params), closed=0, rejected=0, latency_ns=0
     )
     corr = dict(report.correlation)
     assert corr["BTC-USD"] == pytest.approx(0.9) and corr["ETH-USD"] == pytest.approx(0.9)

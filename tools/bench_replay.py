@@ -38,14 +38,17 @@ EMA(10)/EMA(20) cross on every bar and each side's risk engine on:
   ``BarDataWrangler`` into a ``BacktestEngine`` with the bundled ``EMACross`` on them.
 
 Prints bars per second of each side's replay loop (wall time), ``ratio`` (cryptoj ÷ nautilus),
-nautilus's rate per CPU second (cryptoj's summary has no CPU figure of its loop), the orders
-each side sent, the load average before and after, and every run. The
+the same per CPU second of each loop (``ratio_cpu``: steadier than wall time when the shared
+machine is loaded; cryptoj's is the CPU time of ``DeterministicRuntime.run``, nautilus's of
+``engine.run``), the orders each side sent, the load average before and after, and every
+run. The
 differences that remain are listed in BENCHMARKS.md (*Bar replay against NautilusTrader*).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import gzip
 import json
@@ -55,6 +58,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +67,7 @@ sys.path.insert(0, str(ROOT))
 
 from cryptoj.config import parse_config  # noqa: E402
 from cryptoj.replay import ReplayOptions, run_replay  # noqa: E402
+from cryptoj.runtime.deterministic import DeterministicRuntime  # noqa: E402
 
 DATA = ROOT / "benchmarks/data/binance_BTCUSDT_trades_20240808T2354_20240809T0005.csv.gz"
 NAUTILUS_PY = ROOT / ".venv-nautilus/bin/python"
@@ -116,17 +121,40 @@ def write_bars(source: Path, product: str, out: Path) -> int:
     return n
 
 
+@contextlib.contextmanager
+def loop_cpu() -> Iterator[list[float]]:
+    """While inside: the CPU seconds spent in the deterministic runtime's loop
+    (``DeterministicRuntime.run``), added up in the one-element list yielded."""
+    spent = [0.0]
+    run: Callable[..., None] = DeterministicRuntime.run
+
+    def timed(self: DeterministicRuntime, *args: Any, **kwargs: Any) -> None:
+        c0 = time.process_time()
+        try:
+            run(self, *args, **kwargs)
+        finally:
+            spent[0] += time.process_time() - c0
+
+    setattr(DeterministicRuntime, "run", timed)  # noqa: B010 (a method replaced for the run)
+    try:
+        yield spent
+    finally:
+        setattr(DeterministicRuntime, "run", run)  # noqa: B010
+
+
 def run_cryptoj_bars(workdir: Path, data: Path) -> dict[str, Any]:
-    """One cryptoj replay of the bar file; its rate per bar and counts."""
+    """One cryptoj replay of the bar file; its rate per bar (wall and loop CPU) and counts."""
     cfg = parse_config(BARS_CONFIG)
     opts = ReplayOptions(data=str(data), journal=str(workdir / "journal.sqlite"), trace=None)
-    summary, code = run_replay(cfg, opts)
+    with loop_cpu() as cpu:
+        summary, code = run_replay(cfg, opts)
     if code != 0 or not summary["invariants_ok"]:
         raise SystemExit(f"cryptoj replay failed: exit {code}, {summary['invariant_problems']}")
     return {
         "bars": summary["events"],
         "run_seconds": summary["wall_seconds"],
         "bars_per_second": summary["events_per_second"],
+        "bars_per_cpu_second": round(summary["events"] / max(cpu[0], 1e-9), 1),
         "orders": summary["orders"],
         "fills": summary["fills"],
         "messages": summary["messages"],
@@ -164,12 +192,15 @@ def main_bars(rounds: int, python: Path, as_json: bool) -> int:
     c_rate = statistics.median(r["bars_per_second"] for r in ours)
     n_rate = statistics.median(r["bars_per_second_median"] for r in theirs)
     n_cpu = statistics.median(r["bars_per_cpu_second_median"] for r in theirs)
+    c_cpu = statistics.median(r["bars_per_cpu_second"] for r in ours)
     out = {
         "bars": bars,
         "cryptoj_bars_per_second": round(c_rate, 1),
         "nautilus_bars_per_second": round(n_rate, 1),
         "ratio": round(c_rate / n_rate, 3),
+        "cryptoj_bars_per_cpu_second": round(c_cpu, 1),
         "nautilus_bars_per_cpu_second": round(n_cpu, 1),
+        "ratio_cpu": round(c_cpu / n_cpu, 3),
         "nautilus": theirs[0]["nautilus_version"],
         "cryptoj_orders": ours[0]["orders"],
         "cryptoj_fills": ours[0]["fills"],

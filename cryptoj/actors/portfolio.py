@@ -86,7 +86,7 @@ from cryptoj.portfolio.planning import (
 from cryptoj.portfolio.rebalance import PlannedOrder
 from cryptoj.portfolio.transaction import LegState
 from cryptoj.unwind.book import UnwindBook
-from cryptoj.unwind.monitors import monitor_report
+from cryptoj.unwind.monitors import RiskFigures, monitor_report, risk_figures
 from cryptoj.unwind.report import slice_event
 from cryptoj.unwind.slicing import SliceRules
 
@@ -140,6 +140,8 @@ class PortfolioActor(Actor):
         self._equity: Decimal | None = None  # equity at the marks; None after marks or fills move
         self.targets: dict[str, TargetWeight] = {}
         self.params: RiskParameters | None = None
+        #: the MonitorReport's figures of ``params`` (computed once per parameters received)
+        self._figures: tuple[RiskParameters | None, RiskFigures] = (None, risk_figures(None))
         self.stopped_out: set[str] = set()
         self.stale: set[str] = set()  # products whose feed is stale: no exposure-increasing orders
         #: product → timestamp of the quote it had when its feed went stale: that quote is from
@@ -527,14 +529,12 @@ class PortfolioActor(Actor):
         if not self.targets or not self.quotes:
             return
         usable = self._usable(ctx)
+        targets, owned = self.targets, self.unwind.owns
+        busy = {r.product for r in self.ledger.reservations.values()}  # ledger.has_open_order
         tradable = {
             p
-            for p in usable
-            if p in self.targets
-            and (only is None or p in only)
-            and desk.fresh(p)
-            and not self.unwind.owns(p)
-            and not self.ledger.has_open_order(p)
+            for p in (usable if only is None else only & usable)
+            if p in targets and p not in busy and not owned(p) and desk.fresh(p)
         }
         if not tradable or all_idle(tradable, self.targets, self.stopped_out, self.ledger.holdings):
             return  # no leg is possible (planning.all_idle): nothing to allocate or plan
@@ -651,12 +651,14 @@ class PortfolioActor(Actor):
         """The MonitorReport for the ShutdownActor (module docstring)."""
         oldest = min(self._decided.values()) if self._decided else ctx.now()
         holdings = {p: h.quantity for p, h in self.ledger.holdings.items()}
+        if self._figures[0] is not self.params:
+            self._figures = (self.params, risk_figures(self.params))
         report = monitor_report(
             ts,
             self.equity(),
             holdings,
             self._marks,
-            self.params,
+            self._figures[1],
             closed=self._closed,
             rejected=self._rejected,
             latency_ns=max(self._latency_ns, ctx.now() - oldest),

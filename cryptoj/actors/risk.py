@@ -264,11 +264,16 @@ class RiskActor(Actor):
         shared by all (the median volatility, the correlation): when those moved, every cap is
         recomputed; otherwise only the dirty ones. Live, one bar changes one product, so the
         work per bar does not grow with the product count."""
-        basis = (self.stats.reference_vol(), self.corr.updates)
+        stats, corr, cfg = self.stats, self.corr, self.cfg
+        basis = (stats.reference_vol(), corr.updates)
         todo = set(self.closes) if basis != self._caps_basis else self._dirty
         caps = self._caps
-        for p in todo:
-            caps[p] = self._cap(p)
+        limit, min_size = cfg.position_size_limit, cfg.min_position_size
+        vol_weight, corr_weight = cfg.volatility_weight, cfg.correlation_weight
+        for p in todo:  # self._cap(p), without a call per product
+            caps[p] = dynamic_cap(
+                limit, stats.vol_excess(p), corr.of(p), vol_weight, corr_weight, min_size
+            )
         if len(self._products) != len(caps):  # products are only ever added
             self._products = tuple(sorted(caps))
         self._caps_basis, self._dirty = basis, set()

@@ -16,6 +16,8 @@ from cryptoj.models.orders import CASH_QUANTUM, Side
 from cryptoj.models.portfolio import PortfolioSnapshot, Position
 from cryptoj.portfolio.ledger import Holding, Ledger, Reservation
 
+_NO_CASH = Decimal(0).quantize(CASH_QUANTUM)  # the reserved cash without reservations
+
 
 def copy_holding(ledger: Ledger, product: str) -> Holding:
     """A detached copy of ``product``'s holding (empty when there is none)."""
@@ -57,8 +59,10 @@ def books_snapshot(
         for p, h in sorted(ledger.holdings.items())
         if h.quantity != 0
     )
-    reserved = sum((r.held_cash for r in ledger.reservations.values()), Decimal(0))
-    reserved = reserved.quantize(CASH_QUANTUM)  # display only: the ledger keeps it exact
+    reserved = _NO_CASH  # display only (quantized): the ledger keeps it exact
+    if ledger.reservations:
+        reserved = sum((r.held_cash for r in ledger.reservations.values()), Decimal(0))
+        reserved = reserved.quantize(CASH_QUANTUM)
     return PortfolioSnapshot(
         ts=ts,
         cash=ledger.cash,

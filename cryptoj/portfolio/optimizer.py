@@ -88,6 +88,14 @@ def _check_fraction(name: str, value: float, *, upper: float = 1.0) -> None:
         raise ValueError(f"{name}: expected a number in [0, {upper:g}], got {value!r}")
 
 
+def _check_fractions(kind: str, values: Mapping[str, float]) -> None:
+    """:func:`_check_fraction` of every value (its name, ``<kind> <product>``, built only for
+    the error)."""
+    for p, v in values.items():
+        if not (isinstance(v, int | float) and math.isfinite(v) and 0.0 <= v <= 1.0):
+            _check_fraction(f"{kind} {p}", v)
+
+
 def target_weights(
     signals: Mapping[str, float],
     *,
@@ -111,12 +119,9 @@ def target_weights(
     _check_fraction("cash_buffer", cash_buffer)
     if not (math.isfinite(multiplier) and multiplier >= 0):
         raise ValueError(f"multiplier: expected a number >= 0, got {multiplier!r}")
-    for p, s in signals.items():
-        _check_fraction(f"signal {p}", s)
-    for p, c in caps.items():
-        _check_fraction(f"cap {p}", c)
-    for p, k in (scale or {}).items():
-        _check_fraction(f"scale {p}", k)
+    _check_fractions("signal", signals)
+    _check_fractions("cap", caps)
+    _check_fractions("scale", scale or {})
     budget = {
         p: s * multiplier * (scale or {}).get(p, 1.0)
         for p, s in signals.items()

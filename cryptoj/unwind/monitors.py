@@ -113,18 +113,46 @@ class Monitors:
         return out
 
 
+@dataclass(frozen=True)
+class RiskFigures:
+    """What a :class:`~cryptoj.models.unwind.MonitorReport` takes from one RiskParameters
+    (:func:`risk_figures`): computed once per parameters received, not once per report."""
+
+    level: str | None = None
+    volatility: tuple[tuple[str, float], ...] = ()
+    correlation: tuple[tuple[str, float], ...] = ()  # per product (the average when unknown)
+    pairs: Mapping[tuple[str, str], float] | None = None  # the pairwise matrix, when sent
+    volatile: tuple[str, ...] = ()
+
+
+def risk_figures(params: RiskParameters | None) -> RiskFigures:
+    """The report's figures of ``params`` (none without parameters)."""
+    if params is None:
+        return RiskFigures()
+    vols = tuple(params.volatility)
+    per = dict(params.correlation)
+    return RiskFigures(
+        level=str(params.level),
+        volatility=vols,
+        correlation=tuple((p, float(per.get(p, params.avg_correlation))) for p, _ in vols),
+        pairs=params.pair_correlations() if params.pairs else None,
+        volatile=tuple(p for p, regime in params.regimes if regime == "VOLATILE"),
+    )
+
+
 def monitor_report(
     ts: int,
     equity: Decimal,
     holdings: Mapping[str, Decimal],
     marks: Mapping[str, Decimal],
-    params: RiskParameters | None,
+    risk: RiskFigures,
     *,
     closed: int,
     rejected: int,
     latency_ns: int,
 ) -> MonitorReport:
-    """The PortfolioActor's report: its books and the risk figures it last received.
+    """The PortfolioActor's report: its books and the risk figures it last received
+    (:func:`risk_figures` of its latest RiskParameters).
 
     The correlation of each position is its correlation with the rest of the book
     (:func:`~cryptoj.unwind.priority.book_correlations`, from the snapshot's pairwise matrix),
@@ -132,18 +160,11 @@ def monitor_report(
     it is the RiskParameters' ``correlation`` per product (a product without one yet counts at
     the average pairwise correlation).
     """
-    vols: tuple[tuple[str, float], ...] = ()
-    corr: tuple[tuple[str, float], ...] = ()
-    volatile: tuple[str, ...] = ()
-    if params is not None:
-        vols = tuple(params.volatility)
-        per = dict(params.correlation)
-        corr = tuple((p, float(per.get(p, params.avg_correlation))) for p, _ in vols)
-        if params.pairs:
-            values = {p: float(q * marks[p]) for p, q in holdings.items() if q > 0 and p in marks}
-            book = book_correlations(values, dict(vols), params.pair_correlations())
-            corr = tuple((p, round(book.get(p, c), 6)) for p, c in corr)
-        volatile = tuple(p for p, regime in params.regimes if regime == "VOLATILE")
+    corr = risk.correlation
+    if risk.pairs is not None:  # (the book in the holdings' order: the sums' order)
+        values = {p: float(q * marks[p]) for p, q in holdings.items() if q > 0 and p in marks}
+        book = book_correlations(values, dict(risk.volatility), risk.pairs)
+        corr = tuple((p, round(book.get(p, c), 6)) for p, c in corr)
     return MonitorReport(
         ts=ts,
         equity=equity,
@@ -152,10 +173,10 @@ def monitor_report(
             for p, q in sorted(holdings.items())
             if q > 0 and p in marks
         ),
-        risk_level=None if params is None else str(params.level),
-        volatility=vols,
+        risk_level=risk.level,
+        volatility=risk.volatility,
         correlation=corr,
-        volatile=volatile,
+        volatile=risk.volatile,
         closed=closed,
         rejected=rejected,
         latency_ns=latency_ns,
