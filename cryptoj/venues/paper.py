@@ -204,11 +204,6 @@ def _decimal(x: object) -> Decimal | None:
     return d
 
 
-def _sane(x: object) -> bool:
-    """``x`` is a Decimal that :func:`_decimal` accepts as it is (the quote fast path)."""
-    return isinstance(x, Decimal) and x.is_finite() and -MAX_MAGNITUDE < x < MAX_MAGNITUDE
-
-
 class VenueOrder(msgspec.Struct, frozen=True, kw_only=True):
     """A read-only snapshot of one order as the venue sees it.
 
@@ -522,8 +517,10 @@ class PaperExchange:
         ``bid_size``, as MAKER at their own limit price, best price first then oldest first.
         Invalid, crossed, stale or unsupported quotes are ignored (see ``ignored_quotes``).
         """
-        # The hot path of a replay (every quote): the decimal context is only entered when
-        # resting orders of the product are to be matched.
+        # The hot path of a replay (every quote): without resting orders of the product nothing
+        # is matched, no event is produced and nothing waits for delivery; the decimal context
+        # is only entered to match.
+        matched = False
         try:
             with self._lock:
                 if not self._valid_quote(q):
@@ -538,10 +535,12 @@ class PaperExchange:
                     return
                 resting = [o for o in self._open.values() if o.product == product]
                 if resting:
+                    matched = True
                     with localcontext(_CTX):
                         self._match_quote(q, resting)
         finally:
-            self._deliver()
+            if matched:
+                self._deliver()
 
     def _match_quote(self, q: Quote, resting: list[_Order]) -> None:
         """Fill the resting orders ``q`` crosses (state lock and decimal context held)."""
@@ -553,17 +552,37 @@ class PaperExchange:
         self._match_resting(sells, q.bid_size, lambda lim: lim <= q.bid, q.ts)
 
     def _valid_quote(self, q: Quote) -> bool:
-        if not isinstance(q, Quote) or not self._tradable(q.product):
+        if not isinstance(q, Quote):
+            return False
+        product = q.product
+        known = self._tradable_cache.get(product) if type(product) is str else None
+        if not (known or self._tradable(product)):
             return False
         bid, ask, bid_size, ask_size = q.bid, q.ask, q.bid_size, q.ask_size
-        if not (_sane(bid) and _sane(ask) and _sane(bid_size) and _sane(ask_size)):
+        if (
+            isinstance(bid, Decimal)
+            and isinstance(ask, Decimal)
+            and isinstance(bid_size, Decimal)
+            and isinstance(ask_size, Decimal)
+            and bid.is_finite()
+            and ask.is_finite()
+            and bid_size.is_finite()
+            and ask_size.is_finite()
+        ):  # the usual case, checked without a call: _decimal's bounds, and a sane book
+            if not (
+                _ZERO < bid <= ask < MAX_MAGNITUDE
+                and _ZERO <= bid_size < MAX_MAGNITUDE
+                and _ZERO <= ask_size < MAX_MAGNITUDE
+            ):
+                return False
+        else:
             values = (_decimal(bid), _decimal(ask), _decimal(bid_size), _decimal(ask_size))
             if None in values:
                 return False
             bid, ask, bid_size, ask_size = values  # type: ignore[assignment]
-        if bid <= _ZERO or bid > ask or bid_size < _ZERO or ask_size < _ZERO:
-            return False
-        prev = self._books.get(q.product)
+            if not (_ZERO < bid <= ask and bid_size >= _ZERO and ask_size >= _ZERO):
+                return False
+        prev = self._books.get(product)
         return prev is None or q.ts >= prev.ts
 
     def _match_resting(
