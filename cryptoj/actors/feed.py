@@ -226,20 +226,21 @@ class FeedActor(Actor):
         held: list[Bar] = []
         # the last trade and the traded volume of each unquoted product (its modelled quote)
         traded: dict[str, list[Any]] = {}
-        add_trade = self.bars.add_usable
+        add_trade, trades_out = self.bars.add_usable, self._trades_out
         for event in batch:  # trades first: a tick replay's batches hold nothing else
             bar: Bar | None
             if isinstance(event, Trade):
                 if not usable(event):
                     self.rejected += 1
                     continue
-                if self._trades_out:
+                if trades_out:
                     self._emit_trade(event, corr, ctx)
                 bar = add_trade(event)  # checked just above
-                if event.product in unquoted:
-                    seen = traded.get(event.product)
+                product = event.product
+                if product in unquoted:
+                    seen = traded.get(product)
                     if seen is None:
-                        traded[event.product] = [event, event.quantity]
+                        traded[product] = [event, event.quantity]
                     else:
                         seen[0] = event
                         seen[1] += event.quantity
