@@ -18,12 +18,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +28,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
 from bench_commits import (  # noqa: E402
-    WORKLOADS,
     _dirty,
     _short,
+    checkouts,
     differences,
-    make_worktree,
-    remove_worktree,
     replay_args,
+    replay_in,
+    side_arguments,
 )
 
 # Run in the checkout measured: the CLI's replay, its loop called through operator.call (the C
@@ -58,25 +55,13 @@ _COLLECTED = re.compile(r"Collected\s*:\s*([\d,]+)")
 def count_side(checkout: Path, args: list[str], workdir: Path) -> tuple[int, dict[str, Any]]:
     """The instructions of one replay loop with ``checkout``'s code (run in ``workdir``), and
     its JSON summary."""
-    workdir.mkdir(exist_ok=True)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(checkout)
     valgrind = [
         "valgrind",
         "--tool=callgrind",
         f"--callgrind-out-file={workdir / 'callgrind.out'}",
         "--toggle-collect=_operator_call",
     ]
-    command = [*valgrind, sys.executable, "-c", DRIVER, "replay", "--json", "--trace", ""]
-    done = subprocess.run(
-        [*command, *args, "--journal", "journal.sqlite"],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=7200,
-        check=False,
-    )
+    done = replay_in(checkout, DRIVER, args, workdir, valgrind)
     found = _COLLECTED.search(done.stderr)
     if done.returncode != 0 or found is None:
         raise SystemExit(f"replay in {checkout} failed: {done.stderr.strip()[-2000:]}")
@@ -87,12 +72,7 @@ def count_side(checkout: Path, args: list[str], workdir: Path) -> tuple[int, dic
 def main(argv: list[str] | None = None) -> int:
     """Count both sides and print the figures."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    ap.add_argument("--base", default="main", help="the commit to compare with (default main)")
-    ap.add_argument(
-        "--head", default=None, help="a commit for the head side (default: this checkout)"
-    )
-    ap.add_argument("--workload", default="ticks", choices=WORKLOADS)
-    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    side_arguments(ap)
     args = ap.parse_args(argv)
     if shutil.which("valgrind") is None:
         print("bench_instructions: valgrind is not installed (apt-get install valgrind)")
@@ -101,20 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     head = _short(args.head or "HEAD")
     if args.head is None and _dirty():
         head += " (+ uncommitted changes)"
-    with tempfile.TemporaryDirectory() as tmp_name:
-        tmp = Path(tmp_name)
-        base_dir = make_worktree(rev, tmp / "base")
-        trees = [base_dir]
-        try:
-            head_dir = ROOT if args.head is None else make_worktree(head, tmp / "head")
-            trees.append(head_dir)
-            replay = replay_args(args.workload, tmp)
-            base_n, base_summary = count_side(base_dir, replay, tmp / "run-base")
-            head_n, head_summary = count_side(head_dir, replay, tmp / "run-head")
-        finally:
-            for tree in trees:
-                if tree != ROOT:
-                    remove_worktree(tree)
+    with checkouts(rev, None if args.head is None else head) as (tmp, base_dir, head_dir):
+        replay = replay_args(args.workload, tmp)
+        base_n, base_summary = count_side(base_dir, replay, tmp / "run-base")
+        head_n, head_summary = count_side(head_dir, replay, tmp / "run-head")
     diff = differences(base_summary, head_summary)
     out = {
         "workload": args.workload,
