@@ -27,6 +27,7 @@ import subprocess
 import sys
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -106,13 +107,13 @@ def _kill_mid_step(journal: str, kill_at: int, instants: int) -> None:
     rt = _started(_system(journal), instants=instants)
     steps = committed = writes = 0
     in_step = False
-    step, write, end_batch = rt._step, Journal._write, Connection._end
+    deliver, write, end_batch = rt._deliver, Journal._write, Connection._end
 
-    def counting_step() -> None:
+    def counting_step(cell: Any, entry: Any) -> None:  # a step: one message delivered
         nonlocal steps, in_step
         steps += 1
         in_step = True
-        step()
+        deliver(cell, entry)
         in_step = False
 
     def counting_commit(self: Connection) -> None:
@@ -131,7 +132,7 @@ def _kill_mid_step(journal: str, kill_at: int, instants: int) -> None:
             os.kill(os.getpid(), signal.SIGKILL)
         return cur
 
-    rt._step = counting_step  # type: ignore[method-assign]
+    rt._deliver = counting_step  # type: ignore[method-assign]
     Connection._end = counting_commit  # type: ignore[method-assign]
     Journal._write = killing_write  # type: ignore[method-assign]
     rt.run()  # the actors' start-up writes are behind: count only the handlers' writes

@@ -126,3 +126,32 @@ def test_the_feed_turns_a_window_of_trades_into_bars_and_one_modelled_quote() ->
         Decimal("104.104"),
         Decimal("2.5"),
     )
+
+
+def test_each_timestamp_gets_the_quote_of_its_own_last_trade_and_volume() -> None:
+    """One feed step per timestamp: a repeated price keeps its bid and ask, a new one moves
+    them, and each quote's size is that timestamp's traded volume."""
+    prices = ("100", "100", "101.5", "100", "100")
+    trades = [
+        (
+            Trade(
+                ts=(1000 + i) * 10**6,
+                product="BTC-USDT",
+                price=Decimal(p),
+                quantity=Decimal(i + 1),
+                taker_side="SELL",
+                trade_id=str(i),
+            ),
+        )
+        for i, p in enumerate(prices)
+    ]
+    src = ReplaySource(trades, bar_spread_bps=20)
+    feed = FeedActor(src, tick_bar_size=100)
+    ctx = FakeCtx(time_ns=999 * 10**6)
+    for _ in prices:
+        feed.receive(Tick(kind="poll"), ctx)
+    quotes = ctx.to("portfolio")
+    assert [(q.ts, q.bid, q.ask, q.bid_size) for q in quotes] == [  # type: ignore[union-attr]
+        ((1000 + i) * 10**6, Decimal(p) * Decimal("0.999"), Decimal(p) * Decimal("1.001"), i + 1)
+        for i, p in enumerate(prices)
+    ]

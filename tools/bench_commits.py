@@ -28,12 +28,14 @@ on stderr naming it, exit 2, before anything is checked out.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -85,26 +87,44 @@ def replay_args(workload: str, tmp: Path) -> list[str]:
 def run_side(checkout: Path, args: list[str], workdir: Path) -> dict[str, Any]:
     """One replay with ``checkout``'s code (run in ``workdir``); its JSON summary, with the
     CPU seconds of its replay loop added as ``cpu_seconds``."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(checkout)
-    workdir.mkdir(exist_ok=True)
-    command = [sys.executable, "-c", DRIVER, "replay", "--json", "--trace", ""]
-    try:
-        done = subprocess.run(
-            [*command, *args, "--journal", "journal.sqlite"],
-            cwd=workdir,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=1800,
-            check=True,
-        )
-    except subprocess.CalledProcessError as e:
-        raise SystemExit(f"replay in {checkout} failed: {e.stderr.strip()[-2000:]}") from None
+    done = replay_in(checkout, DRIVER, args, workdir)
+    if done.returncode != 0:
+        raise SystemExit(f"replay in {checkout} failed: {done.stderr.strip()[-2000:]}")
     *_, last, cpu = done.stdout.strip().splitlines()
     summary: dict[str, Any] = json.loads(last)
     summary.update(json.loads(cpu))
     return summary
+
+
+def replay_in(
+    checkout: Path, driver: str, args: list[str], workdir: Path, wrapper: Sequence[str] = ()
+) -> subprocess.CompletedProcess[str]:
+    """``cryptoj replay --json`` with ``args`` (trace off, journal in ``workdir``) run by
+    ``driver`` (a ``python -c`` program calling the CLI) with ``checkout``'s code, under
+    ``wrapper`` (a command prefix) if given."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(checkout)
+    workdir.mkdir(exist_ok=True)
+    command = [*wrapper, sys.executable, "-c", driver, "replay", "--json", "--trace", ""]
+    return subprocess.run(
+        [*command, *args, "--journal", "journal.sqlite"],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=7200,
+        check=False,
+    )
+
+
+def side_arguments(ap: argparse.ArgumentParser) -> None:
+    """The options naming the two sides and the workload (shared with bench_instructions)."""
+    ap.add_argument("--base", default="main", help="the commit to compare with (default main)")
+    ap.add_argument(
+        "--head", default=None, help="a commit for the head side (default: this checkout)"
+    )
+    ap.add_argument("--workload", default="ticks", choices=WORKLOADS)
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
@@ -116,13 +136,8 @@ def differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """Run both sides alternately and print the figures."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    ap.add_argument("--base", default="main", help="the commit to compare with (default main)")
-    ap.add_argument(
-        "--head", default=None, help="a commit for the head side (default: this checkout)"
-    )
-    ap.add_argument("--workload", default="ticks", choices=WORKLOADS)
+    side_arguments(ap)
     ap.add_argument("--rounds", type=int, default=5, help="alternating rounds (default 5)")
-    ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
     try:
         rev = _short(args.base, "--base")
@@ -132,23 +147,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.head is None and _dirty():
         head += " (+ uncommitted changes)"
-    with tempfile.TemporaryDirectory() as tmp_name:
-        tmp = Path(tmp_name)
-        base_dir = make_worktree(rev, tmp / "base")
-        trees = [base_dir]
-        try:
-            head_dir = ROOT if args.head is None else make_worktree(head, tmp / "head")
-            trees.append(head_dir)
-            replay = replay_args(args.workload, tmp)
-            base_runs: list[dict[str, Any]] = []
-            head_runs: list[dict[str, Any]] = []
-            for _ in range(args.rounds):
-                base_runs.append(run_side(base_dir, replay, tmp / "run-base"))
-                head_runs.append(run_side(head_dir, replay, tmp / "run-head"))
-        finally:
-            for tree in trees:
-                if tree != ROOT:
-                    remove_worktree(tree)
+    with checkouts(rev, None if args.head is None else head) as (tmp, base_dir, head_dir):
+        replay = replay_args(args.workload, tmp)
+        base_runs: list[dict[str, Any]] = []
+        head_runs: list[dict[str, Any]] = []
+        for _ in range(args.rounds):
+            base_runs.append(run_side(base_dir, replay, tmp / "run-base"))
+            head_runs.append(run_side(head_dir, replay, tmp / "run-head"))
     base_s = statistics.median(r["wall_seconds"] for r in base_runs)
     head_s = statistics.median(r["wall_seconds"] for r in head_runs)
     base_cpu = statistics.median(r["cpu_seconds"] for r in base_runs)
@@ -184,6 +189,22 @@ def make_worktree(rev: str, tree: Path) -> Path:
         check=True,
     )
     return tree
+
+
+@contextlib.contextmanager
+def checkouts(base: str, head: str | None) -> Iterator[tuple[Path, Path, Path]]:
+    """A temporary directory, ``base`` checked out in it and ``head`` too (None: this checkout
+    as it is); the worktrees are removed at the end."""
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        trees = [make_worktree(base, tmp / "base")]
+        try:
+            trees.append(ROOT if head is None else make_worktree(head, tmp / "head"))
+            yield tmp, trees[0], trees[1]
+        finally:
+            for tree in trees:
+                if tree != ROOT:
+                    remove_worktree(tree)
 
 
 def remove_worktree(tree: Path) -> None:

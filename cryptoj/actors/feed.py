@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from itertools import groupby
+from typing import Any
 
 from cryptoj.contract import Actor, Context
 from cryptoj.marketdata.aggregation import TickBarAggregator, usable, usable_quote
@@ -71,6 +72,8 @@ class ReplaySource:
         self.emitted = 0
         self.half_spread = Decimal(repr(bar_spread_bps)) / Decimal(20_000)
         self._bid_factor, self._ask_factor = 1 - self.half_spread, 1 + self.half_spread
+        #: product -> (price, bid, ask) of its last modelled quote
+        self._touch: dict[str, tuple[Decimal, Decimal, Decimal]] = {}
         self.depth_fraction = Decimal(repr(bar_depth_fraction))
         quoted = {e.product for b in batches for e in b if isinstance(e, Quote)}
         every = {e.product for b in batches for e in b}
@@ -83,16 +86,20 @@ class ReplaySource:
 
     def quote_from_trades(self, last: Trade, volume: Decimal) -> Quote:
         """The modelled quote after a batch of trades (see the class docstring)."""
-        return self._quote(last.ts, last.product, last.price, max(_Q8, volume))
+        return self._quote(last.ts, last.product, last.price, volume if volume > _Q8 else _Q8)
 
     def _quote(self, ts: int, product: str, price: Decimal, size: Decimal) -> Quote:
+        touch = self._touch.get(product)
+        if touch is None or touch[0] != price:  # the same price gives the same bid and ask
+            bid = (price * self._bid_factor).quantize(_Q8)
+            touch = self._touch[product] = (price, bid, (price * self._ask_factor).quantize(_Q8))
         return Quote(
             ts=ts,
             product=product,
             derived=True,
-            bid=(price * self._bid_factor).quantize(_Q8),
+            bid=touch[1],
             bid_size=size,
-            ask=(price * self._ask_factor).quantize(_Q8),
+            ask=touch[2],
             ask_size=size,
         )
 
@@ -217,49 +224,60 @@ class FeedActor(Actor):
         quotes: list[Quote] = []
         derived: list[Quote] = []
         held: list[Bar] = []
-        traded: dict[str, tuple[Trade, Decimal]] = {}
-        for event in batch:
-            bar: Bar | None = None
-            if isinstance(event, Quote):
+        # the last trade and the traded volume of each unquoted product (its modelled quote)
+        traded: dict[str, list[Any]] = {}
+        add_trade, trades_out = self.bars.add_usable, self._trades_out
+        for event in batch:  # trades first: a tick replay's batches hold nothing else
+            bar: Bar | None
+            if isinstance(event, Trade):
+                if not usable(event):
+                    self.rejected += 1
+                    continue
+                if trades_out:
+                    self._emit_trade(event, corr, ctx)
+                bar = add_trade(event)  # checked just above
+                product = event.product
+                if product in unquoted:
+                    seen = traded.get(product)
+                    if seen is None:
+                        traded[product] = [event, event.quantity]
+                    else:
+                        seen[0] = event
+                        seen[1] += event.quantity
+                if bar is None:
+                    continue
+            elif isinstance(event, Quote):
                 quotes.append(event)
+                continue
             elif isinstance(event, Bar):
                 bar = event
                 if event.product in unquoted:
                     derived.append(self.source.derive_quote(event))
-            elif isinstance(event, Trade):
-                if not usable(event):
-                    self.rejected += 1
-                    continue
-                if self._trades_out:
-                    self._emit_trade(event, corr, ctx)
-                bar = self.bars.add_usable(event)  # checked just above
-                if event.product in unquoted:
-                    seen = traded.get(event.product)
-                    volume = event.quantity if seen is None else seen[1] + event.quantity
-                    traded[event.product] = (event, volume)
-            if bar is not None:
-                if quotes_first:
-                    held.append(bar)
-                else:
-                    self._emit_bar(bar, corr, ctx)
+            else:
+                continue
+            if quotes_first:
+                held.append(bar)
+            else:
+                self._emit_bar(bar, corr, ctx)
         for last, volume in traded.values():
             derived.append(self.source.quote_from_trades(last, volume))
-        self._emit_quotes((*quotes, *derived), corr, ctx)
+        if derived:
+            quotes += derived
+        if quotes:
+            self._emit_quotes(quotes, corr, ctx)
         for bar in held:
             self._emit_bar(bar, corr, ctx)
 
-    def _emit_quotes(self, quotes: tuple[Quote, ...], corr: str, ctx: Context) -> None:
+    def _emit_quotes(self, quotes: list[Quote], corr: str, ctx: Context) -> None:
         """The batch's quotes: to the venue one by one, to each subscriber as one message."""
-        if not quotes:
-            return
         if self.quote_sink is not None:
             for quote in quotes:
                 self.quote_sink(quote)
-        if self.history is not None and self._keep_quotes:
+        if self._keep_quotes and self.history is not None:
             for quote in quotes:
                 self.history.record(quote)
         msg: Quote | QuoteBatch = (
-            quotes[0] if len(quotes) == 1 else QuoteBatch(ts=quotes[-1].ts, quotes=quotes)
+            quotes[0] if len(quotes) == 1 else QuoteBatch(ts=quotes[-1].ts, quotes=tuple(quotes))
         )
         for name in self.quote_subscribers:
             ctx.send(name, msg, correlation_id=corr)

@@ -67,14 +67,15 @@ class RuntimeOps(Protocol):
 class ActorContext:
     """The :class:`~cryptoj.contract.SupervisorContext` both runtimes give their actors."""
 
-    __slots__ = ("_name", "_now", "_rng", "_rt", "_send")
+    __slots__ = ("_name", "_now", "_rng", "_rt", "_schedule", "_send")
 
     def __init__(self, rt: RuntimeOps, name: str, generation: int) -> None:
         self._rt = rt
         self._name = name
         self._rng = random.Random(f"{rt.seed}:{name}:{generation}")
-        self._now = rt.now  # bound once: these two are called on every message
+        self._now = rt.now  # bound once: these are called on (almost) every message
         self._send = rt.send
+        self._schedule = rt.schedule
 
     @property
     def name(self) -> str:
@@ -96,7 +97,7 @@ class ActorContext:
 
     def schedule(self, delay_ns: int, msg: Message) -> None:
         """Deliver ``msg`` to this actor after ``delay_ns``."""
-        self._rt.schedule(self._name, max(0, delay_ns), msg)
+        self._schedule(self._name, delay_ns if delay_ns > 0 else 0, msg)
 
     def new_id(self, prefix: str) -> str:
         """A reproducible id."""

@@ -14,6 +14,11 @@ the clock moves on; the actors' journals share one connection in a replay,
 writing connection changes). What is durable after a kill is the journal at the end of an
 instant, a state the unbatched run also passes through, so the journal-first order holds in
 it; a resumed paper run continues from that instant's market time.
+
+Per-message cost: a mailbox entry is a plain tuple ``(message, sender, id, correlation id,
+cause)``; without a trace nothing reads the last three, so no message ids are made then (they
+are empty strings). A timer that fires finds every mailbox empty (timers fire only then), so it
+is handled at once, as the one ready mailbox would be, without passing through a mailbox.
 """
 
 from __future__ import annotations
@@ -33,12 +38,10 @@ from cryptoj.runtime.common import (
     MARKET_TYPES,
     ActorContext,
     ChaosPlan,
-    Envelope,
     IdFactory,
     InjectedCrash,
     Registered,
     RuntimeStats,
-    trace_event,
 )
 from cryptoj.supervision.supervisor import RestartIntensityExceeded
 from cryptoj.trace.recorder import TraceWriter
@@ -48,6 +51,11 @@ class _Scheduler(Protocol):
     def randrange(self, n: int, /) -> int: ...
 
 
+#: A mailbox entry: (message, sender, message id, correlation id, cause); the ids are "" when
+#: the run has no trace.
+_Entry = tuple[Message, str, str, str, str]
+
+
 class _Cell:
     __slots__ = ("actor", "alive", "children", "ctx", "generation", "inbox", "name", "parent")
 
@@ -55,7 +63,7 @@ class _Cell:
         self.name = name
         self.parent = parent
         self.actor: Actor | None = None
-        self.inbox: deque[Envelope] = deque()
+        self.inbox: deque[_Entry] = deque()
         self.alive = False
         self.generation = 0
         self.children: list[str] = []
@@ -102,9 +110,9 @@ class DeterministicRuntime:
         self._sched: _Scheduler = random.Random(f"sched:{seed}")
         self._seeded = self._sched
         self._bits = self._seeded.getrandbits
-        self._timers: list[tuple[int, int, str, int, Envelope]] = []
+        self._timers: list[tuple[int, int, str, int, _Entry]] = []
         self._timer_seq = 0
-        self._current: Envelope | None = None
+        self._current: _Entry | None = None  # what is being handled (kept with a trace only)
         self.exit_code: int | None = None
         self.exit_reason = ""
 
@@ -173,8 +181,8 @@ class DeterministicRuntime:
     def _exit(self, cell: _Cell, abnormal: bool, reason: str, *, report: bool) -> None:
         cell.alive = False
         while cell.inbox:
-            env = cell.inbox.popleft()
-            self._dead_letter(env.sender, cell.name, env, "left in mailbox of a stopped actor")
+            entry = cell.inbox.popleft()
+            self._dead_letter(cell.name, entry, "left in mailbox of a stopped actor")
         if cell in self._ready:
             self._ready.remove(cell)
         self.stats.exits.append(f"{cell.name}: {reason}")
@@ -213,50 +221,57 @@ class DeterministicRuntime:
 
     def send(self, sender: str, to: str, msg: Message, corr: str | None) -> None:
         """Put ``msg`` into ``to``'s mailbox (a dead letter when it is not running)."""
-        cur = self._current
-        msg_id = self.ids.message_id()
-        if cur is None:
-            env = Envelope(msg, sender, msg_id, corr or msg_id, "")
+        if self.trace is None:
+            entry: _Entry = (msg, sender, "", "", "")
         else:
-            env = Envelope(msg, sender, msg_id, corr or cur.corr or msg_id, cur.msg_id)
+            entry = self._traced(msg, sender, corr)
         if type(msg) in MARKET_TYPES:
             self.stats.market_sent += 1
         cell = self.cells.get(to)
         if cell is None or not cell.alive:
-            self._dead_letter(sender, to, env, "receiver not running")
+            self._dead_letter(to, entry, "receiver not running")
             return
         if not cell.inbox:
             self._ready.append(cell)
-        cell.inbox.append(env)
+        cell.inbox.append(entry)
+
+    def _traced(self, msg: Message, sender: str, corr: str | None) -> _Entry:
+        """The mailbox entry of ``msg`` with its ids (a new message id; the correlation id
+        given, else the one of the message being handled, else its own; the cause)."""
+        msg_id = self.ids.message_id()
+        cur = self._current
+        if cur is None:
+            return (msg, sender, msg_id, corr or msg_id, "")
+        return (msg, sender, msg_id, corr or cur[3] or msg_id, cur[2])
 
     def schedule(self, owner: str, delay_ns: int, msg: Message) -> None:
         """Deliver ``msg`` to ``owner`` after ``delay_ns`` of virtual time."""
-        cur = self._current
-        msg_id = self.ids.message_id()
-        env = Envelope(msg, owner, msg_id, msg_id, cur.msg_id if cur is not None else "")
+        if self.trace is None:
+            entry: _Entry = (msg, owner, "", "", "")
+        else:
+            msg_id = self.ids.message_id()
+            cur = self._current
+            entry = (msg, owner, msg_id, msg_id, cur[2] if cur is not None else "")
         self._timer_seq += 1
         generation = self.cells[owner].generation
         heapq.heappush(
-            self._timers, (self.now_ns + delay_ns, self._timer_seq, owner, generation, env)
+            self._timers, (self.now_ns + delay_ns, self._timer_seq, owner, generation, entry)
         )
 
-    def _dead_letter(self, sender: str, to: str, env: Envelope, why: str) -> None:
+    def _dead_letter(self, to: str, entry: _Entry, why: str, src: str = "") -> None:
+        """Count (and trace) ``entry`` as a dead letter to ``to``; ``src``: the sender shown
+        when it is not the entry's (``timer``)."""
         self.stats.bump("dead_letters")
-        if type(env.msg) in MARKET_TYPES:
+        if type(entry[0]) in MARKET_TYPES:
             self.stats.market_dead += 1
-        self._record("dead", sender, to, env.msg, env=env, note=why)
+        if self.trace is not None:
+            msg, sender, msg_id, corr, cause = entry
+            src = src or sender
+            self.trace.record("dead", self.now_ns, src, to, msg, msg_id, corr, cause, note=why)
 
-    def _record(
-        self,
-        kind: str,
-        src: str,
-        dst: str,
-        msg: Message,
-        *,
-        env: Envelope | None = None,
-        note: str = "",
-    ) -> None:
-        trace_event(self.trace, kind, self.now_ns, src, dst, msg, env, note)
+    def _record(self, kind: str, src: str, dst: str, msg: Message, *, note: str = "") -> None:
+        if self.trace is not None:
+            self.trace.record(kind, self.now_ns, src, dst, msg, note=note)
 
     def run(self, max_steps: int | None = None) -> None:
         """Serve mailboxes until nothing is left to do (or a stop was requested and drained).
@@ -268,12 +283,12 @@ class DeterministicRuntime:
     def _run(self, max_steps: int | None) -> None:
         steps = 0
         ready, timers, step = self._ready, self._timers, self._step
+        on_step = self.on_step
         while max_steps is None or steps < max_steps:
             if ready:
                 step()
-                steps += 1
             elif timers and self.exit_code is None:
-                due, _, owner, generation, env = heapq.heappop(timers)
+                due, _, owner, generation, entry = heapq.heappop(timers)
                 if due > self.now_ns:  # the end of a market instant
                     self._instants += 1
                     if self._instants >= self.instants_per_commit:
@@ -283,15 +298,18 @@ class DeterministicRuntime:
                 cell = self.cells.get(owner)
                 if cell is None or not cell.alive or cell.generation != generation:
                     # Timers die with the instance that set them (a restart sets its own).
-                    self._dead_letter("timer", owner, env, "timer owner stopped or restarted")
+                    self._dead_letter(owner, entry, "timer owner stopped or restarted", "timer")
                     continue
-                if not cell.inbox:
-                    ready.append(cell)
-                cell.inbox.append(env)
+                # every mailbox is empty: the owner's would be the only one to serve
+                self._deliver(cell, entry)
             else:
                 return
+            steps += 1
+            if on_step is not None:
+                on_step()
 
     def _step(self) -> None:
+        """Serve one message of a ready mailbox chosen by the scheduler."""
         ready = self._ready
         n = len(ready)
         i = 0
@@ -304,47 +322,54 @@ class DeterministicRuntime:
         elif n > 1:
             i = self._sched.randrange(n)
         cell = ready[i]
-        env = cell.inbox.popleft()
-        if not cell.inbox:
+        inbox = cell.inbox
+        entry = inbox.popleft()
+        if not inbox:
             ready[i] = ready[-1]
             ready.pop()
-        self._deliver(cell, env)
-        if self.on_step is not None:
-            self.on_step()
+        self._deliver(cell, entry)
 
-    def _deliver(self, cell: _Cell, env: Envelope) -> None:
+    def _deliver(self, cell: _Cell, entry: _Entry) -> None:
         actor, ctx = cell.actor, cell.ctx
         assert actor is not None and ctx is not None
+        msg = entry[0]
         stats = self.stats
         stats.delivered += 1
-        if type(env.msg) in MARKET_TYPES:
+        if type(msg) in MARKET_TYPES:
             stats.market_delivered += 1
+        if self.trace is not None or self.chaos is not None:
+            self._deliver_watched(cell, actor, ctx, entry)
+            return
+        try:
+            actor.receive(msg, ctx)
+        except Exception as e:
+            self._handler_failed(cell, msg, e)
+
+    def _deliver_watched(self, cell: _Cell, actor: Actor, ctx: ActorContext, entry: _Entry) -> None:
+        """:meth:`_deliver` with a trace (the delivery is recorded, and the entry kept as the
+        cause of what the handler sends) or fault injection."""
+        msg, sender, msg_id, corr, cause = entry
         if self.trace is not None:
-            self.trace.record(
-                "deliver",
-                self.now_ns,
-                env.sender,
-                cell.name,
-                env.msg,
-                env.msg_id,
-                env.corr,
-                env.cause,
-            )
+            self.trace.record("deliver", self.now_ns, sender, cell.name, msg, msg_id, corr, cause)
         chaos = self.chaos
         path = chaos.due(cell.name, self.now_ns) if chaos is not None else None
-        self._current = env
+        self._current = entry
         try:
             if path is not None:
                 self._crash_before(cell, path)
-            actor.receive(env.msg, ctx)
+            actor.receive(msg, ctx)
             if path is not None:
                 self._crash_after(cell, path)
         except Exception as e:
-            if isinstance(e, RestartIntensityExceeded):
-                self.stats.bump("escalations")
-            self._crash(cell, f"{type(env.msg).__name__}: {e!r}")
+            self._handler_failed(cell, msg, e)
         finally:
             self._current = None
+
+    def _handler_failed(self, cell: _Cell, msg: Message, e: Exception) -> None:
+        """The handler of ``msg`` raised ``e``: the actor crashes (its parent decides)."""
+        if isinstance(e, RestartIntensityExceeded):
+            self.stats.bump("escalations")
+        self._crash(cell, f"{type(msg).__name__}: {e!r}")
 
     def _crash_before(self, cell: _Cell, path: str) -> None:
         """Fault injection before the handler runs (``path`` from the chaos plan)."""

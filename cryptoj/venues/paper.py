@@ -110,21 +110,8 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from decimal import (
-    ROUND_CEILING,
-    ROUND_DOWN,
-    ROUND_HALF_EVEN,
-    Context,
-    Decimal,
-    DivisionByZero,
-    InvalidOperation,
-    Overflow,
-    localcontext,
-)
+from decimal import Decimal, localcontext
 from typing import TYPE_CHECKING
-
-import msgspec
 
 from cryptoj.models.base import Message
 from cryptoj.models.market import Quote
@@ -138,166 +125,35 @@ from cryptoj.models.orders import (
     Side,
     SubmitOrder,
 )
+from cryptoj.venues.paper_invariants import account_problems
+from cryptoj.venues.paper_model import (
+    DECIMAL_CONTEXT,
+    MAX_MAGNITUDE,
+    QUANTUM,
+    OrderRecord,
+    Take,
+    VenueOrder,
+    as_amount,
+    book_levels,
+    buy_hold,
+    fee_of,
+    fill_cash_delta,
+    fill_notional,
+    limit_of,
+    notional_of,
+    required_hold,
+    trunc8,
+    walk,
+)
 
 if TYPE_CHECKING:
     from cryptoj.config import PaperConfig
 
-QUANTUM = Decimal("1e-8")
-"""The increment of base quantities, cash and fees."""
-
-MAX_MAGNITUDE = Decimal("1e15")
-"""Prices, sizes, quantities and cash must be below this (keeps all arithmetic exact)."""
-
-_CTX = Context(
-    prec=60,
-    rounding=ROUND_HALF_EVEN,
-    Emin=-999_999,
-    Emax=999_999,
-    traps=[InvalidOperation, DivisionByZero, Overflow],
-)
-_AVG_CTX = Context(prec=28, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, DivisionByZero])
 _ZERO = Decimal(0)
 _BPS = Decimal(10_000)
 
 Listener = Callable[[Message], None]
 """The user channel: receives every Fill and OrderClosed, in order."""
-
-
-def _trunc8(x: Decimal) -> Decimal:
-    return x.quantize(QUANTUM, rounding=ROUND_DOWN, context=_CTX)
-
-
-def _ceil8(x: Decimal) -> Decimal:
-    return x.quantize(QUANTUM, rounding=ROUND_CEILING, context=_CTX)
-
-
-def notional_of(quantity: Decimal, price: Decimal) -> Decimal:
-    """``quantity × price`` truncated to 1e-8: the quote-currency value of one fill."""
-    return _trunc8(_CTX.multiply(quantity, price))
-
-
-def fee_of(notional: Decimal, rate: Decimal) -> Decimal:
-    """``notional × rate`` truncated to 1e-8: the fee of one fill."""
-    return _trunc8(_CTX.multiply(notional, rate))
-
-
-def fill_notional(fill: Fill) -> Decimal:
-    """The notional the venue booked for ``fill`` (quantity × price, truncated to 1e-8)."""
-    return notional_of(fill.quantity, fill.price)
-
-
-def fill_cash_delta(fill: Fill) -> Decimal:
-    """The change of the quote-currency balance caused by ``fill`` (negative for a BUY)."""
-    return fill.cash_delta
-
-
-def _decimal(x: object) -> Decimal | None:
-    """``x`` as a finite Decimal of sane magnitude, or None."""
-    if isinstance(x, Decimal):
-        d = x
-    elif isinstance(x, int) and not isinstance(x, bool):
-        d = Decimal(x)
-    else:
-        return None
-    if not d.is_finite() or d.copy_abs() >= MAX_MAGNITUDE:
-        return None
-    return d
-
-
-def _sane(x: object) -> bool:
-    """``x`` is a Decimal that :func:`_decimal` accepts as it is (the quote fast path)."""
-    return isinstance(x, Decimal) and x.is_finite() and -MAX_MAGNITUDE < x < MAX_MAGNITUDE
-
-
-class VenueOrder(msgspec.Struct, frozen=True, kw_only=True):
-    """A read-only snapshot of one order as the venue sees it.
-
-    ``average_price`` is the quantity-weighted price of the fills (None before the first fill);
-    ``held`` is what the order holds now (quote currency for a BUY, base for a SELL, 0 once
-    closed); ``fills`` are the :class:`Fill` messages of the order, oldest first.
-    """
-
-    client_order_id: str
-    venue_order_id: str
-    product: str
-    side: Side
-    order_type: OrderType
-    quantity: Decimal
-    limit_price: Decimal | None
-    post_only: bool
-    status: OrderStatus
-    filled_quantity: Decimal
-    average_price: Decimal | None
-    held: Decimal
-    created_ts: int
-    updated_ts: int
-    fills: tuple[Fill, ...]
-
-    @property
-    def remaining(self) -> Decimal:
-        """Quantity not filled yet."""
-        return self.quantity - self.filled_quantity
-
-
-@dataclass(slots=True)
-class _Order:
-    client_order_id: str
-    venue_order_id: str
-    product: str
-    base: str
-    side: Side
-    order_type: OrderType
-    quantity: Decimal
-    limit_price: Decimal | None
-    post_only: bool
-    created_ts: int
-    seq: int
-    status: OrderStatus = OrderStatus.OPEN
-    filled: Decimal = _ZERO
-    value: Decimal = _ZERO  # Σ quantity × price (exact), for the average price
-    hold: Decimal = _ZERO
-    updated_ts: int = 0
-    fills: list[Fill] = field(default_factory=list)
-
-    @property
-    def remaining(self) -> Decimal:
-        return self.quantity - self.filled
-
-    def snapshot(self) -> VenueOrder:
-        avg = _AVG_CTX.divide(self.value, self.filled) if self.filled > 0 else None
-        return VenueOrder(
-            client_order_id=self.client_order_id,
-            venue_order_id=self.venue_order_id,
-            product=self.product,
-            side=self.side,
-            order_type=self.order_type,
-            quantity=self.quantity,
-            limit_price=self.limit_price,
-            post_only=self.post_only,
-            status=self.status,
-            filled_quantity=self.filled,
-            average_price=avg,
-            held=self.hold,
-            created_ts=self.created_ts,
-            updated_ts=self.updated_ts,
-            fills=tuple(self.fills),
-        )
-
-
-def _limit(o: _Order) -> Decimal:
-    """The limit price of a resting order (every resting order is a LIMIT order)."""
-    assert o.limit_price is not None
-    return o.limit_price
-
-
-@dataclass(frozen=True, slots=True)
-class _Take:
-    """One planned taker execution of a walk."""
-
-    quantity: Decimal
-    price: Decimal
-    notional: Decimal
-    fee: Decimal
 
 
 class PaperExchange:
@@ -326,14 +182,14 @@ class PaperExchange:
 
         Raises ``ValueError`` for an invalid parameter (a negative fee, no depth, ...).
         """
-        cash = _decimal(starting_cash)
+        cash = as_amount(starting_cash)
         if cash is None or cash < 0:
             raise ValueError(f"starting_cash must be a finite Decimal >= 0, got {starting_cash!r}")
         for name, rate in (("taker_fee", taker_fee), ("maker_fee", maker_fee)):
-            d = _decimal(rate)
+            d = as_amount(rate)
             if d is None or not 0 <= d < 1:
                 raise ValueError(f"{name} must be a Decimal in [0, 1), got {rate!r}")
-        spacing = _decimal(level_spacing_bps)
+        spacing = as_amount(level_spacing_bps)
         if spacing is None or spacing < 0:
             raise ValueError(f"level_spacing_bps must be a Decimal >= 0, got {level_spacing_bps!r}")
         if not isinstance(depth_levels, int) or depth_levels < 1:
@@ -342,11 +198,11 @@ class PaperExchange:
             raise ValueError(f"quote_currency must be a currency code, got {quote_currency!r}")
         self._quote_ccy = quote_currency
         self._tradable_cache: dict[str, bool] = {}  # product -> _tradable (bounded: 4,096)
-        self._starting_cash = _trunc8(cash)
+        self._starting_cash = trunc8(cash)
         self._taker_fee = Decimal(taker_fee)
         self._maker_fee = Decimal(maker_fee)
         self._depth = depth_levels
-        self._spacing = _CTX.divide(spacing, _BPS)
+        self._spacing = DECIMAL_CONTEXT.divide(spacing, _BPS)
         self._prefix = id_prefix
         self._deplete = deplete_book
 
@@ -363,8 +219,8 @@ class PaperExchange:
         #: (product, side of the orders) → quantity our fills took from the current quote's
         #: side those orders take from (only with ``deplete_book``; reset by the next quote).
         self._taken: dict[tuple[str, Side], Decimal] = {}
-        self._orders: dict[str, _Order] = {}
-        self._open: dict[str, _Order] = {}  # insertion order == time priority
+        self._orders: dict[str, OrderRecord] = {}
+        self._open: dict[str, OrderRecord] = {}  # insertion order == time priority
         self._results: dict[str, OrderAccepted | OrderRejected] = {}
         self._fills: list[Fill] = []
         self._order_seq = 0
@@ -391,7 +247,7 @@ class PaperExchange:
     def _session(self) -> Iterator[None]:
         """Hold the state lock with the exchange's decimal context; deliver events after."""
         try:
-            with self._lock, localcontext(_CTX):
+            with self._lock, localcontext(DECIMAL_CONTEXT):
                 yield
         finally:
             self._deliver()
@@ -478,13 +334,13 @@ class PaperExchange:
 
     def get_order(self, client_order_id: str) -> VenueOrder | None:
         """The order with this id (None when unknown or when it was rejected)."""
-        with self._lock, localcontext(_CTX):
+        with self._lock, localcontext(DECIMAL_CONTEXT):
             o = self._orders.get(client_order_id)
             return o.snapshot() if o is not None else None
 
     def open_orders(self) -> list[VenueOrder]:
         """The resting (OPEN) orders, oldest first."""
-        with self._lock, localcontext(_CTX):
+        with self._lock, localcontext(DECIMAL_CONTEXT):
             return [o.snapshot() for o in self._open.values()]
 
     def fills_for(self, client_order_id: str) -> tuple[Fill, ...]:
@@ -505,7 +361,7 @@ class PaperExchange:
 
     def available(self, currency: str) -> Decimal:
         """Total minus held funds of ``currency`` (0 for a currency never held)."""
-        with self._lock, localcontext(_CTX):
+        with self._lock, localcontext(DECIMAL_CONTEXT):
             return self._balances.get(currency, _ZERO) - self._held.get(currency, _ZERO)
 
     def held(self, currency: str) -> Decimal:
@@ -522,8 +378,10 @@ class PaperExchange:
         ``bid_size``, as MAKER at their own limit price, best price first then oldest first.
         Invalid, crossed, stale or unsupported quotes are ignored (see ``ignored_quotes``).
         """
-        # The hot path of a replay (every quote): the decimal context is only entered when
-        # resting orders of the product are to be matched.
+        # The hot path of a replay (every quote): without resting orders of the product nothing
+        # is matched, no event is produced and nothing waits for delivery; the decimal context
+        # is only entered to match.
+        matched = False
         try:
             with self._lock:
                 if not self._valid_quote(q):
@@ -538,43 +396,65 @@ class PaperExchange:
                     return
                 resting = [o for o in self._open.values() if o.product == product]
                 if resting:
-                    with localcontext(_CTX):
+                    matched = True
+                    with localcontext(DECIMAL_CONTEXT):
                         self._match_quote(q, resting)
         finally:
-            self._deliver()
+            if matched:
+                self._deliver()
 
-    def _match_quote(self, q: Quote, resting: list[_Order]) -> None:
+    def _match_quote(self, q: Quote, resting: list[OrderRecord]) -> None:
         """Fill the resting orders ``q`` crosses (state lock and decimal context held)."""
         buys = [o for o in resting if o.side is Side.BUY]
         sells = [o for o in resting if o.side is Side.SELL]
-        buys.sort(key=lambda o: (-_limit(o), o.seq))
-        sells.sort(key=lambda o: (_limit(o), o.seq))
+        buys.sort(key=lambda o: (-limit_of(o), o.seq))
+        sells.sort(key=lambda o: (limit_of(o), o.seq))
         self._match_resting(buys, q.ask_size, lambda lim: lim >= q.ask, q.ts)
         self._match_resting(sells, q.bid_size, lambda lim: lim <= q.bid, q.ts)
 
     def _valid_quote(self, q: Quote) -> bool:
-        if not isinstance(q, Quote) or not self._tradable(q.product):
+        if not isinstance(q, Quote):
+            return False
+        product = q.product
+        known = self._tradable_cache.get(product) if type(product) is str else None
+        if not (known or self._tradable(product)):
             return False
         bid, ask, bid_size, ask_size = q.bid, q.ask, q.bid_size, q.ask_size
-        if not (_sane(bid) and _sane(ask) and _sane(bid_size) and _sane(ask_size)):
-            values = (_decimal(bid), _decimal(ask), _decimal(bid_size), _decimal(ask_size))
+        if (
+            isinstance(bid, Decimal)
+            and isinstance(ask, Decimal)
+            and isinstance(bid_size, Decimal)
+            and isinstance(ask_size, Decimal)
+            and bid.is_finite()
+            and ask.is_finite()
+            and bid_size.is_finite()
+            and ask_size.is_finite()
+        ):  # the usual case, checked without a call: _decimal's bounds, and a sane book
+            if not (
+                _ZERO < bid <= ask < MAX_MAGNITUDE
+                and _ZERO <= bid_size < MAX_MAGNITUDE
+                and _ZERO <= ask_size < MAX_MAGNITUDE
+            ):
+                return False
+        else:
+            values = (as_amount(bid), as_amount(ask), as_amount(bid_size), as_amount(ask_size))
             if None in values:
                 return False
             bid, ask, bid_size, ask_size = values  # type: ignore[assignment]
-        if bid <= _ZERO or bid > ask or bid_size < _ZERO or ask_size < _ZERO:
-            return False
-        prev = self._books.get(q.product)
+            if not (_ZERO < bid <= ask and bid_size >= _ZERO and ask_size >= _ZERO):
+                return False
+        prev = self._books.get(product)
         return prev is None or q.ts >= prev.ts
 
     def _match_resting(
-        self, orders: list[_Order], size: Decimal, crossed: Callable[[Decimal], bool], ts: int
+        self, orders: list[OrderRecord], size: Decimal, crossed: Callable[[Decimal], bool], ts: int
     ) -> None:
         left = size
         for o in orders:
-            price = _limit(o)
+            price = limit_of(o)
             if not crossed(price):
                 break  # sorted best price first: nothing further is crossed either
-            qty = _trunc8(min(o.remaining, left))
+            qty = trunc8(min(o.remaining, left))
             if qty <= 0:
                 break
             n = notional_of(qty, price)
@@ -584,7 +464,7 @@ class PaperExchange:
             if o.remaining == 0:
                 self._close(o, OrderStatus.FILLED, ts)
             else:
-                self._set_hold(o, self._required_hold(o))
+                self._set_hold(o, required_hold(o, self._maker_fee))
 
     # ------------------------------------------------------------------ orders
 
@@ -622,18 +502,18 @@ class PaperExchange:
             return self._reject(order, ts, f"unknown product or no quote yet: {order.product}")
         if not isinstance(order.side, Side):
             return self._reject(order, ts, f"unknown side {order.side!r}")
-        raw_qty = _decimal(order.quantity)
+        raw_qty = as_amount(order.quantity)
         if raw_qty is None:
             return self._reject(order, ts, f"quantity is not a finite number: {order.quantity!r}")
         if raw_qty <= 0:
             return self._reject(order, ts, f"quantity must be positive, got {raw_qty}")
-        qty = _trunc8(raw_qty)
+        qty = trunc8(raw_qty)
         if qty <= 0:
             return self._reject(order, ts, f"quantity {raw_qty} is below the increment {QUANTUM}")
         buy = order.side is Side.BUY
         limit: Decimal | None = None
         if order.order_type is OrderType.LIMIT:
-            limit = _decimal(order.limit_price)
+            limit = as_amount(order.limit_price)
             if limit is None or limit <= 0:
                 return self._reject(
                     order,
@@ -648,7 +528,7 @@ class PaperExchange:
             if order.post_only:
                 return self._reject(order, ts, "post-only requires a LIMIT order")
             if order.max_price is not None:
-                cap = _decimal(order.max_price)
+                cap = as_amount(order.max_price)
                 if not buy or cap is None or cap <= 0:
                     return self._reject(
                         order,
@@ -666,7 +546,7 @@ class PaperExchange:
         if buy:
             cost = sum((t.notional + t.fee for t in takes), _ZERO)
             if limit is not None and rest > 0:
-                cost += self._buy_hold(rest, limit)
+                cost += buy_hold(rest, limit, self._maker_fee)
             avail = self._balances[self._quote_ccy] - self._held[self._quote_ccy]
             if cost > avail:
                 return self._reject(
@@ -683,7 +563,7 @@ class PaperExchange:
                 )
 
         self._order_seq += 1
-        o = _Order(
+        o = OrderRecord(
             client_order_id=order.client_order_id,
             venue_order_id=f"{self._prefix}-O{self._order_seq:08d}",
             product=order.product,
@@ -707,7 +587,7 @@ class PaperExchange:
             self._close(o, OrderStatus.EXPIRED, ts)
         else:
             self._open[o.client_order_id] = o
-            self._set_hold(o, self._required_hold(o))
+            self._set_hold(o, required_hold(o, self._maker_fee))
         return OrderAccepted(
             ts=ts, client_order_id=o.client_order_id, venue_order_id=o.venue_order_id
         )
@@ -750,77 +630,33 @@ class PaperExchange:
         Level 0 is the recorded top; level ``k`` is ``k × step`` away from it with the same size
         (see *Slippage model* in the module docstring).
         """
-        with self._lock, localcontext(_CTX):
+        with self._lock, localcontext(DECIMAL_CONTEXT):
             book = self._books.get(product)
             return self._levels(book, side) if book is not None else []
 
     def _levels(self, book: Quote, side: Side) -> list[tuple[Decimal, Decimal]]:
-        mid = (book.bid + book.ask) / 2
-        step = max(book.ask - book.bid, self._spacing * mid)
-        if side is Side.BUY:
-            touch, size, sign = book.ask, book.ask_size, 1
-        else:
-            touch, size, sign = book.bid, book.bid_size, -1
-        out = [(touch, size)]  # level 0: the recorded top, price exactly as quoted
-        for k in range(1, self._depth):
-            price = touch + sign * k * step
-            if price <= 0:
-                break
-            out.append((price, size))
         taken = self._taken.get((book.product, side), _ZERO)
-        if taken <= 0:
-            return out
-        left: list[tuple[Decimal, Decimal]] = []  # what our earlier fills on this quote left
-        for price, level_size in out:
-            used = min(taken, level_size)
-            taken -= used
-            if level_size > used:
-                left.append((price, level_size - used))
-        return left
+        return book_levels(book, side, self._depth, self._spacing, taken)
 
     def _take(self, product: str, side: Side, qty: Decimal) -> None:
         """Record that orders on ``side`` took ``qty`` from the current book (with depletion)."""
         if self._deplete and qty > 0:
             self._taken[(product, side)] = self._taken.get((product, side), _ZERO) + qty
 
-    def _walk(self, book: Quote, side: Side, qty: Decimal, limit: Decimal | None) -> list[_Take]:
-        takes: list[_Take] = []
-        left = qty
-        for price, size in self._levels(book, side):
-            if left <= 0:
-                break
-            if limit is not None and (price > limit if side is Side.BUY else price < limit):
-                break
-            q = _trunc8(min(left, size))
-            if q <= 0:
-                continue
-            n = notional_of(q, price)
-            takes.append(_Take(q, price, n, fee_of(n, self._taker_fee)))
-            left -= q
-        return takes
+    def _walk(self, book: Quote, side: Side, qty: Decimal, limit: Decimal | None) -> list[Take]:
+        return walk(self._levels(book, side), side, qty, limit, self._taker_fee)
 
-    def _buy_hold(self, remaining: Decimal, limit: Decimal) -> Decimal:
-        return _ceil8(remaining * limit * (1 + self._maker_fee))
-
-    def _required_hold(self, o: _Order) -> Decimal:
-        """What ``o`` must hold now: 0 unless open; see the module docstring."""
-        if o.status is not OrderStatus.OPEN:
-            return _ZERO
-        if o.side is Side.SELL:
-            return o.remaining
-        return self._buy_hold(o.remaining, _limit(o))
-
-    def _hold_currency(self, o: _Order) -> str:
+    def _hold_currency(self, o: OrderRecord) -> str:
         return self._quote_ccy if o.side is Side.BUY else o.base
 
-    def _set_hold(self, o: _Order, amount: Decimal) -> None:
+    def _set_hold(self, o: OrderRecord, amount: Decimal) -> None:
         ccy = self._hold_currency(o)
         self._held[ccy] = self._held.get(ccy, _ZERO) - o.hold + amount
         o.hold = amount
 
     def _fill(
         self,
-        o: _Order,
+        o: OrderRecord,
         qty: Decimal,
         price: Decimal,
         notional: Decimal,
@@ -873,7 +709,7 @@ class PaperExchange:
                 self._held.setdefault(base, _ZERO)
                 self._fills.append(f)
 
-    def _close(self, o: _Order, status: OrderStatus, ts: int) -> None:
+    def _close(self, o: OrderRecord, status: OrderStatus, ts: int) -> None:
         o.status = status
         o.updated_ts = ts
         self._set_hold(o, _ZERO)
@@ -895,72 +731,20 @@ class PaperExchange:
 
         Recomputes from the recorded fills and open orders: filled ≤ quantity per order, no
         negative total or available balance, cash and base conservation, held funds equal to
-        what the open orders require, unique fill ids.
+        what the open orders require, unique fill ids
+        (:func:`~cryptoj.venues.paper_invariants.account_problems`).
         """
-        with self._lock, localcontext(_CTX):
-            problems: list[str] = []
-            q_ccy = self._quote_ccy
-            for ccy, total in sorted(self._balances.items()):
-                if total < 0:
-                    problems.append(f"balance {ccy} is negative: {total}")
-                held = self._held.get(ccy, _ZERO)
-                if held < 0:
-                    problems.append(f"held {ccy} is negative: {held}")
-                if total - held < 0:
-                    problems.append(f"available {ccy} is negative: {total} - {held}")
-            for ccy in self._held:
-                if ccy not in self._balances and self._held[ccy] != 0:
-                    problems.append(f"held {ccy} without a balance: {self._held[ccy]}")
-
-            cash = self._starting_cash
-            base: dict[str, Decimal] = {}
-            fill_ids: set[str] = set()
-            for f in self._fills:
-                if f.fill_id in fill_ids:
-                    problems.append(f"duplicate fill id {f.fill_id}")
-                fill_ids.add(f.fill_id)
-                cash += fill_cash_delta(f)
-                ccy = f.product.partition("-")[0]
-                signed = f.quantity if f.side is Side.BUY else -f.quantity
-                base[ccy] = base.get(ccy, _ZERO) + signed
-            if cash != self._balances[q_ccy]:
-                problems.append(
-                    f"cash conservation: {q_ccy} balance {self._balances[q_ccy]} != {cash} "
-                    f"(starting cash − buys + sells − fees)"
-                )
-            for ccy in sorted(set(base) | (set(self._balances) - {q_ccy})):
-                want, have = base.get(ccy, _ZERO), self._balances.get(ccy, _ZERO)
-                if want != have:
-                    problems.append(
-                        f"base conservation: {ccy} balance {have} != {want} (buys − sells)"
-                    )
-
-            required: dict[str, Decimal] = {}
-            for o in self._orders.values():
-                cid = o.client_order_id
-                if not 0 <= o.filled <= o.quantity:
-                    problems.append(f"order {cid}: filled {o.filled} outside [0, {o.quantity}]")
-                if sum((f.quantity for f in o.fills), _ZERO) != o.filled:
-                    problems.append(f"order {cid}: fills do not add up to filled {o.filled}")
-                is_open = cid in self._open
-                if is_open != (o.status is OrderStatus.OPEN):
-                    problems.append(f"order {cid}: status {o.status} but open={is_open}")
-                if o.status is OrderStatus.FILLED and o.filled != o.quantity:
-                    problems.append(f"order {cid}: FILLED at {o.filled} of {o.quantity}")
-                if o.status is OrderStatus.OPEN and o.remaining <= 0:
-                    problems.append(f"order {cid}: OPEN with nothing remaining")
-                need = self._required_hold(o)
-                if o.hold != need:
-                    problems.append(f"order {cid}: holds {o.hold}, requires {need}")
-                ccy = self._hold_currency(o)
-                required[ccy] = required.get(ccy, _ZERO) + need
-            for ccy in sorted(set(required) | set(self._held)):
-                if required.get(ccy, _ZERO) != self._held.get(ccy, _ZERO):
-                    problems.append(
-                        f"held {ccy} {self._held.get(ccy, _ZERO)} != {required.get(ccy, _ZERO)} "
-                        f"required by open orders"
-                    )
-            return problems
+        with self._lock, localcontext(DECIMAL_CONTEXT):
+            return account_problems(
+                quote_ccy=self._quote_ccy,
+                starting_cash=self._starting_cash,
+                maker_fee=self._maker_fee,
+                balances=self._balances,
+                held=self._held,
+                fills=self._fills,
+                orders=list(self._orders.values()),
+                open_ids=self._open.keys(),
+            )
 
 
 __all__ = [
