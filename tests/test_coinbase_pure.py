@@ -339,5 +339,5 @@ def _levels(
     levels: tuple[tuple[str, str, str], ...] | list[tuple[str, str, str]],
 ) -> list[L2Update]:
     return [
-        L2Update(side=s, event_time="t", price_level=D(p), new_quantity=D(q)) for s, p, q in levels
+        L2Update(side=s, event_time="t", price_level=p, new_quantity=q) for s, p, q in levels
     ]

@@ -358,6 +358,8 @@ class FeedConnection(threading.Thread):
             return self._close(ws, reason, live, clean=self._clean)
         ws.settimeout(TICK_NS / 1e9)
         sock, reader = ws.sock, FrameReader()
+        if sock is None:
+            return self._close(ws, "connection lost: no socket", live, clean=False)
         next_tick = now + TICK_NS
         next_flush = now + FLUSH_NS
         while not self._stopping.is_set():

@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, cast
 
 import msgspec
@@ -352,7 +353,7 @@ class FeedSession:
             else:
                 self.counts["unknown"] += 1
                 continue
-            top = book.top()
+            top = book.top_text()
             if top is None and book.crossed():
                 self.counts["crossed"] += 1
                 bid, ask = book.best_bid(), book.best_ask()
@@ -366,7 +367,12 @@ class FeedSession:
                 self.counts["quotes"] += 1
                 self.emit(
                     Quote(
-                        ts=ts, product=p, bid=top[0], bid_size=top[1], ask=top[2], ask_size=top[3]
+                        ts=ts,
+                        product=p,
+                        bid=Decimal(top[0]),
+                        bid_size=Decimal(top[1]),
+                        ask=Decimal(top[2]),
+                        ask_size=Decimal(top[3]),
                     )
                 )
             if ev.type == "snapshot":
