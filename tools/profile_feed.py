@@ -171,8 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--replay", help=argparse.SUPPRESS)  # internal: one round of a recording
     args = ap.parse_args(argv)
     if args.replay:
-        with open(args.replay, "rb") as f:
-            names, frames = pickle.load(f)
+        with open(args.replay, "rb") as src:
+            names, frames = pickle.load(src)
         print(session_round(names, frames)[0])
         return 0
     with tempfile.TemporaryDirectory(prefix="profile-feed-") as tmp_name:
