@@ -225,19 +225,53 @@ def test_quote_window_keeps_the_newest_quote_per_product_and_never_holds_trades(
 
 def test_conflator_backlog_supersedes_pending_quotes_and_keeps_order() -> None:
     c = Conflator(max_events=3)
-    assert c.put(q("A", 1)) and c.put(tr("A", "1")) and c.put(q("A", 2))
+    c.put(q("A", 1))
+    c.put(tr("A", "1"))
+    c.put(q("A", 2))
     assert c.conflated == 1 and len(c) == 2  # the first quote is gone
-    assert c.put(q("B", 1)) and not c.put(tr("C", "3"))  # full: trades refused
-    assert c.put(q("A", 3))  # superseding takes no extra room
-    assert c.put(FeedStatus(products=("C",), state="stale"))  # statuses always accepted
+    c.put(q("B", 1))
+    c.put(tr("C", "3"))  # full, but C's first trade: accepted
+    c.put(q("A", 3))  # superseding takes no extra room
+    c.put(FeedStatus(products=("C",), state="stale"))  # statuses always accepted
     out = c.take()
-    assert [type(e).__name__ for e in out] == ["Trade", "Quote", "Quote", "FeedStatus"]
+    assert [type(e).__name__ for e in out] == ["Trade", "Quote", "Trade", "Quote", "FeedStatus"]
     assert [e.bid for e in out if isinstance(e, Quote)] == [D(1), D(3)]  # B's, then A's newest
-    assert len(c) == 0 and c.refused == 1
+    assert len(c) == 0 and c.merged == 0
     plain = Conflator(conflate=False)
     plain.put(q("A", 1))
     plain.put(q("A", 2))
     assert len(plain.take()) == 2
+
+
+def test_conflator_merges_trades_beyond_the_bound_and_loses_no_volume() -> None:
+    def t(product: str, i: int) -> Trade:  # time, price, size and side differ per trade
+        side = "BUY" if i % 2 else "SELL"
+        return Trade(ts=i, product=product, price=D(100 + i), quantity=D(i) / 10,
+                     taker_side=side, trade_id=str(i))  # fmt: skip
+
+    c = Conflator(max_events=2)
+    c.put(t("A", 1))
+    c.put(t("A", 2))  # below the bound: every trade as it came
+    assert len(c) == 2 and c.merged == 0
+    c.put(q("B", 1))
+    c.put(t("A", 3))  # beyond: merged with the pending "2", which leaves its place
+    c.put(t("B", 4))  # B's first trade: accepted
+    c.put(t("A", 6))
+    assert c.merged == 2 and len(c) == 5 - 1
+    out = c.take()
+    assert [(type(e).__name__, getattr(e, "trade_id", "")) for e in out] == [
+        ("Trade", "1"), ("Quote", ""), ("Trade", "4"), ("Trade", "6"),
+    ]  # fmt: skip
+    merged = out[-1]
+    assert merged == Trade(ts=6, product="A", price=D(106), quantity=D("1.1"), taker_side="SELL",
+                           trade_id="6")  # fmt: skip  # the newest's, with 0.2 + 0.3 + 0.6
+    volume = sum((e.quantity for e in out if isinstance(e, Trade)), D(0))
+    assert volume == D("0.1") + D("0.2") + D("0.3") + D("0.4") + D("0.6")  # nothing lost
+    # without conflation, quotes beyond the bound supersede the pending one too
+    plain = Conflator(conflate=False, max_events=1)
+    for i in range(1, 5):
+        plain.put(q("A", i))
+    assert [e.bid for e in plain.take() if isinstance(e, Quote)] == [D(4)] and plain.conflated == 3
 
 
 # -- raw frame buffer --------------------------------------------------------------------------
@@ -338,6 +372,4 @@ def test_fake_market_top_of_book_is_the_recorded_quote_and_trades_the_bar_volume
 def _levels(
     levels: tuple[tuple[str, str, str], ...] | list[tuple[str, str, str]],
 ) -> list[L2Update]:
-    return [
-        L2Update(side=s, event_time="t", price_level=p, new_quantity=q) for s, p, q in levels
-    ]
+    return [L2Update(side=s, event_time="t", price_level=p, new_quantity=q) for s, p, q in levels]

@@ -20,8 +20,10 @@ With ``delivery: inline`` (the default) it is called on the connection threads (
 the events of one product always come from one thread, in order) and on the REST thread, so
 it must be thread-safe and must not block: the daemon points it at
 ``runtime.tell("feed", event)``. With ``delivery: thread`` one delivery thread calls it, in
-order, and quotes waiting while it is busy are conflated further (for a callback that may
-block). An exception it raises is logged and counted, never kills the feed.
+order; quotes waiting while it is busy are conflated further and, beyond
+``max_pending_events`` waiting, trades of a product are merged (for a callback that may block;
+see :class:`~.conflate.Conflator`). An exception it raises is logged and counted, never kills
+the feed.
 
 Failover: each connection tries the hosts of ``ws_urls`` in order, skipping a host whose circuit
 is open; when every circuit is open its products are ``degraded`` and polled over REST until a
@@ -223,13 +225,9 @@ class CoinbaseFeed:
                 self.deliver([event])
             return
         with self._cond:
-            ok = self.outbox.put(event)
+            self.outbox.put(event)
             if self._idle:
                 self._cond.notify()
-        if not ok and self.outbox.refused in (1, 1000, 100_000):
-            logger.warning(
-                "coinbase feed: delivery backlog full, {} event(s) refused", self.outbox.refused
-            )
 
     def deliver(self, events: list[FeedEvent]) -> None:
         """A connection's batch of events: to the callback now (inline) or to the backlog."""
@@ -242,16 +240,12 @@ class CoinbaseFeed:
                     self._callback_failed(e)
             self.counts["delivered"] += len(events)
             return
-        refused = 0
         with self._cond:
             put = self.outbox.put
             for e in events:
-                if not put(e):
-                    refused += 1
+                put(e)
             if self._idle:  # wake the delivery thread only when it waits
                 self._cond.notify()
-        if refused:
-            logger.warning("coinbase feed: delivery backlog full, {} event(s) refused", refused)
 
     def _callback_failed(self, event: FeedEvent) -> None:
         """Count a failing callback; log the 1st, 10th, 100th, ... with the traceback."""
@@ -663,7 +657,7 @@ class CoinbaseFeed:
                 "pending": len(self.outbox),
                 "conflated": self.outbox.conflated
                 + sum(c.window.conflated for c in self.connections),
-                "refused": self.outbox.refused,
+                "merged_trades": self.outbox.merged,
             },
             "degraded": degraded,
             "circuits": circuits,
@@ -692,7 +686,7 @@ class CoinbaseFeed:
         out["circuits_open"] = float(sum(1 for c in st["circuits"].values() if c["state"] == OPEN))
         for key in (
             "conflated",
-            "refused",
+            "merged_trades",
             "delivered",
             "callback_errors",
             "rest_polls",
