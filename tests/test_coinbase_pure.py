@@ -12,7 +12,7 @@ import yaml
 from cryptoj.adapters.coinbase.book import OrderBook, book_digest
 from cryptoj.adapters.coinbase.buffer import RawFrameBuffer, read_frames, segments
 from cryptoj.adapters.coinbase.circuit import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
-from cryptoj.adapters.coinbase.conflate import Conflator, QuoteWindow
+from cryptoj.adapters.coinbase.conflate import Conflator, FeedEvent, QuoteWindow
 from cryptoj.adapters.coinbase.fake.sim import MarketSim, clean
 from cryptoj.adapters.coinbase.policy import RateLimiter, ReconnectPolicy, StateHistory
 from cryptoj.adapters.coinbase.schemas import L2Update
@@ -221,6 +221,31 @@ def test_quote_window_keeps_the_newest_quote_per_product_and_never_holds_trades(
     w2.push([q("A", 5)], 2 * MS)
     assert w2.push([stale], 3 * MS) == [q("A", 5), stale]
     assert QuoteWindow(0).push([q("A", 1), q("A", 2)], 0) == [q("A", 1), q("A", 2)]
+
+
+def test_quote_window_merges_a_products_trades_only_when_read_late() -> None:
+    def t(product: str, i: int) -> Trade:
+        return Trade(ts=i, product=product, price=D(100 + i), quantity=D(i),
+                     taker_side="BUY" if i % 2 else "SELL", trade_id=str(i))  # fmt: skip
+
+    batch: list[FeedEvent] = [t("A", 1), t("B", 2), q("A", 5), t("A", 3), t("A", 4)]
+    w = QuoteWindow(0, merge_lag_ns=250 * MS)
+    assert w.push(batch, 0, lag_ns=250 * MS) == batch  # not later than the bound: as they came
+    out = w.push(batch, 0, lag_ns=251 * MS)
+    merged = Trade(ts=4, product="A", price=D(104), quantity=D(8), taker_side="SELL", trade_id="4")
+    assert out == [t("B", 2), q("A", 5), merged] and w.merged == 2  # the newest's place
+    stale = FeedStatus(products=("A",), state="stale")
+    out = w.push([t("A", 1), stale, t("A", 3), t("A", 4)], 0, lag_ns=S)
+    assert out == [t("A", 1), stale, Trade(ts=4, product="A", price=D(104), quantity=D(7),
+                                           taker_side="SELL", trade_id="4")]  # fmt: skip
+    assert QuoteWindow(0).push(batch, 0, lag_ns=10 * S) == batch  # merge_lag_ns 0: never
+    # with a quote window: the held quote of A is released before A's merged trade
+    w2 = QuoteWindow(50 * MS, merge_lag_ns=MS)
+    w2.push([q("A", 1)], 0)
+    assert w2.push([q("A", 2), t("A", 1), t("A", 3)], 10 * MS, lag_ns=S) == [
+        q("A", 2), Trade(ts=3, product="A", price=D(103), quantity=D(4), taker_side="BUY",
+                         trade_id="3"),
+    ]  # fmt: skip
 
 
 def test_conflator_backlog_supersedes_pending_quotes_and_keeps_order() -> None:

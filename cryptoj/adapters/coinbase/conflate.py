@@ -1,10 +1,17 @@
-"""Per-product conflation of quotes (pure): a time window, and a delivery backlog.
+"""Per-product conflation of quotes and merging of late trades (pure): a time window, and a
+delivery backlog.
 
 :class:`QuoteWindow` (in each connection thread): at most one quote per product per window.
 A quote of a product that had none delivered within the last ``window_ns`` goes out at once;
 later ones in the window replace each other and the newest goes out when the window ends. A
 trade or status of a product first releases that product's held quote, so the order of what a
-product's consumer sees is kept. Trades and statuses are never held or dropped.
+product's consumer sees is kept. Statuses are never held or dropped, and neither are trades,
+but when the connection reads them late (the frames' wire lag above ``merge_lag_ns``: the
+connection is behind and the bytes waited in the socket) the trades of a product handed on
+together are **merged** into one (:func:`~cryptoj.models.market.merge_trades`: the newest's
+time, price, side and id, the summed quantity; never across a status of the product), as the
+FeedActor's mailbox merges the trades that wait in it: the feed catches up instead of
+delivering a backlog one trade at a time. Counted (``merged``); no volume is lost.
 
 :class:`Conflator` (the backlog of ``delivery: thread``): events wait here until the delivery
 thread hands them to the callback. While they wait:
@@ -88,40 +95,64 @@ class Conflator:
 
 
 class QuoteWindow:
-    """Time-window conflation of quotes; see the module docstring."""
+    """Time-window conflation of quotes, and merging of trades read late; see the module
+    docstring. ``merge_lag_ns`` 0: trades are never merged."""
 
-    def __init__(self, window_ns: int) -> None:
+    def __init__(self, window_ns: int, merge_lag_ns: int = 0) -> None:
         self.window_ns = window_ns
+        self.merge_lag_ns = merge_lag_ns
         self.held: dict[str, Quote] = {}
         self.sent_at: dict[str, int] = {}
         self.conflated = 0
+        self.merged = 0  # trades merged into a newer one of their product
 
-    def push(self, events: list[FeedEvent], now: int) -> list[FeedEvent]:
-        """Events to deliver now (in order), holding back quotes inside their window."""
-        if self.window_ns <= 0:
+    def push(self, events: list[FeedEvent], now: int, lag_ns: int = 0) -> list[FeedEvent]:
+        """Events to deliver now (in order), holding back quotes inside their window; with
+        ``lag_ns`` (how late the events were read) above ``merge_lag_ns``, merging each
+        product's trades among them."""
+        merge = 0 < self.merge_lag_ns < lag_ns
+        window = self.window_ns
+        if window <= 0 and not merge:
             return list(events)
-        out: list[FeedEvent] = []
+        out: list[FeedEvent | None] = []
         held, sent = self.held, self.sent_at
+        trade_at: dict[str, int] = {}  # product → index in out of its trade that may merge
+        merged = 0
         for e in events:
             if isinstance(e, Quote):
                 p = e.product
-                if p in held:
+                if window <= 0:
+                    out.append(e)
+                elif p in held:
                     held[p] = e
                     self.conflated += 1
-                elif now - sent.get(p, -self.window_ns) >= self.window_ns:
+                elif now - sent.get(p, -window) >= window:
                     sent[p] = now
                     out.append(e)
                 else:
                     held[p] = e
-            else:
-                products = (e.product,) if isinstance(e, Trade) else e.products
+                continue
+            products = (e.product,) if isinstance(e, Trade) else e.products
+            for p in products:
+                q = held.pop(p, None)
+                if q is not None:
+                    sent[p] = now
+                    out.append(q)
+            if isinstance(e, Trade) and merge:
+                i = trade_at.get(e.product)
+                if i is not None:
+                    older, out[i] = out[i], None
+                    assert isinstance(older, Trade)
+                    e = merge_trades(older, e)
+                    merged += 1
+                trade_at[e.product] = len(out)
+            elif not isinstance(e, Trade):
                 for p in products:
-                    q = held.pop(p, None)
-                    if q is not None:
-                        sent[p] = now
-                        out.append(q)
-                out.append(e)
-        return out
+                    trade_at.pop(p, None)  # never merged across a status
+            out.append(e)
+        if merged:
+            self.merged += merged
+        return [e for e in out if e is not None]
 
     def due(self, now: int) -> list[FeedEvent]:
         """Held quotes whose window has ended."""

@@ -118,6 +118,7 @@ class FeedConnection(threading.Thread):
         buffer: RawFrameBuffer | None = None,
         events: list[FeedEvent] | None = None,
         conflate_ns: int = 0,
+        merge_lag_ns: int = 0,
         clock: Callable[[], int] = time.time_ns,
         rng: random.Random | None = None,
     ) -> None:
@@ -129,7 +130,7 @@ class FeedConnection(threading.Thread):
         self.connect_timeout_s = connect_timeout_s
         self.buffer = buffer
         self.events = events if events is not None else []  # the session's emit appends here
-        self.window = QuoteWindow(conflate_ns)
+        self.window = QuoteWindow(conflate_ns, merge_lag_ns)
         self.clock = clock
         self.rng = rng or random.Random()
         self.url: str | None = None
@@ -218,7 +219,7 @@ class FeedConnection(threading.Thread):
         """Pass the session's events (one batch per frame) through the quote window on."""
         window = self.window
         if self.events:
-            out = window.push(self.events, self.clock())
+            out = window.push(self.events, self.clock(), self.session.lag.last_ns)
             self.events.clear()
             if window.held:
                 out += window.due(self.clock())

@@ -151,6 +151,7 @@ class CoinbaseFeed:
                     buffer=self.buffer,
                     events=events,
                     conflate_ns=int(cfg.conflate_ms * 1e6) if cfg.conflate else 0,
+                    merge_lag_ns=int(cfg.merge_trades_lag_ms * 1e6),
                     clock=clock,
                     rng=random.Random(self.rng.random()),
                 )
@@ -657,7 +658,8 @@ class CoinbaseFeed:
                 "pending": len(self.outbox),
                 "conflated": self.outbox.conflated
                 + sum(c.window.conflated for c in self.connections),
-                "merged_trades": self.outbox.merged,
+                "merged_trades": self.outbox.merged
+                + sum(c.window.merged for c in self.connections),
             },
             "degraded": degraded,
             "circuits": circuits,
