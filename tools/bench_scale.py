@@ -27,10 +27,10 @@ receipt on the connection thread: the feed's own ``lag`` figure, worst connectio
 after the warm-up and at the end; the start includes what earlier runs left) and
 ``rss_mb_by_third``, ``merged_trades`` and ``conflated_quotes`` (what the mailboxes merged and
 dropped), ``feed_merged_trades`` (trades the feed's connections merged because they read them
-later than ``merge_trades_lag_ms``), ``overloaded_s`` (seconds ``/ready`` reported overload, sampled every second),
-``reconnects`` and ``load_avg`` (1-minute load average at the end). The lag samples go into an
-array allocated before the RSS baseline. ``--json``: one JSON object ``{"runs": [...]}`` on
-the last line.
+later than ``merge_trades_lag_ms``), ``overloaded_s`` (seconds ``/ready`` reported overload,
+sampled every second), ``reconnects`` and ``load_avg`` (1-minute load average at the end).
+The lag samples go into an array allocated before the RSS baseline. ``--json``: one JSON
+object ``{"runs": [...]}`` on the last line.
 """
 
 from __future__ import annotations
