@@ -36,6 +36,7 @@ Not thread-safe: the manager guards it with its condition variable.
 from __future__ import annotations
 
 from collections import deque
+from typing import cast
 
 from cryptoj.models.market import FeedStatus, Quote, Trade, merge_trades
 
@@ -150,8 +151,9 @@ class QuoteWindow:
                 for p in products:
                     trade_at.pop(p, None)  # never merged across a status
             out.append(e)
-        if merged:
-            self.merged += merged
+        if not merged:
+            return cast(list[FeedEvent], out)
+        self.merged += merged
         return [e for e in out if e is not None]
 
     def due(self, now: int) -> list[FeedEvent]:
