@@ -36,7 +36,6 @@ Not thread-safe: the manager guards it with its condition variable.
 from __future__ import annotations
 
 from collections import deque
-from typing import cast
 
 from cryptoj.models.market import FeedStatus, Quote, Trade, merge_trades
 
@@ -109,37 +108,43 @@ class QuoteWindow:
 
     def push(self, events: list[FeedEvent], now: int, lag_ns: int = 0) -> list[FeedEvent]:
         """Events to deliver now (in order), holding back quotes inside their window; with
-        ``lag_ns`` (how late the events were read) above ``merge_lag_ns``, merging each
-        product's trades among them."""
-        merge = 0 < self.merge_lag_ns < lag_ns
-        window = self.window_ns
-        if window <= 0 and not merge:
+        ``lag_ns`` (how late the events were read) above ``merge_lag_ns``, each product's
+        trades among them merged first."""
+        if 0 < self.merge_lag_ns < lag_ns:
+            events = self._merge_trades(events)
+        if self.window_ns <= 0:
             return list(events)
-        out: list[FeedEvent | None] = []
+        out: list[FeedEvent] = []
         held, sent = self.held, self.sent_at
-        trade_at: dict[str, int] = {}  # product → index in out of its trade that may merge
-        merged = 0
         for e in events:
             if isinstance(e, Quote):
                 p = e.product
-                if window <= 0:
-                    out.append(e)
-                elif p in held:
+                if p in held:
                     held[p] = e
                     self.conflated += 1
-                elif now - sent.get(p, -window) >= window:
+                elif now - sent.get(p, -self.window_ns) >= self.window_ns:
                     sent[p] = now
                     out.append(e)
                 else:
                     held[p] = e
-                continue
-            products = (e.product,) if isinstance(e, Trade) else e.products
-            for p in products:
-                q = held.pop(p, None)
-                if q is not None:
-                    sent[p] = now
-                    out.append(q)
-            if isinstance(e, Trade) and merge:
+            else:
+                products = (e.product,) if isinstance(e, Trade) else e.products
+                for p in products:
+                    q = held.pop(p, None)
+                    if q is not None:
+                        sent[p] = now
+                        out.append(q)
+                out.append(e)
+        return out
+
+    def _merge_trades(self, events: list[FeedEvent]) -> list[FeedEvent]:
+        """``events`` with each product's trades merged into its last one (never across a
+        status of the product)."""
+        out: list[FeedEvent | None] = []
+        trade_at: dict[str, int] = {}  # product → index in out of its trade that may merge
+        merged = 0
+        for e in events:
+            if isinstance(e, Trade):
                 i = trade_at.get(e.product)
                 if i is not None:
                     older, out[i] = out[i], None
@@ -147,12 +152,12 @@ class QuoteWindow:
                     e = merge_trades(older, e)
                     merged += 1
                 trade_at[e.product] = len(out)
-            elif not isinstance(e, Trade):
-                for p in products:
-                    trade_at.pop(p, None)  # never merged across a status
+            elif isinstance(e, FeedStatus):
+                for p in e.products:
+                    trade_at.pop(p, None)
             out.append(e)
         if not merged:
-            return cast(list[FeedEvent], out)
+            return events
         self.merged += merged
         return [e for e in out if e is not None]
 
