@@ -79,3 +79,25 @@ def test_a_fragmented_message_is_joined_and_control_frames_pass_in_between() -> 
 def test_what_a_server_must_not_send_is_a_protocol_error(data: bytes, problem: str) -> None:
     with pytest.raises(WebSocketProtocolError, match=problem):
         FrameReader().feed(data)
+
+
+def test_what_is_waiting_in_the_socket_is_read_as_one_batch() -> None:
+    import select
+    import socket
+
+    from cryptoj.adapters.coinbase.connection import _read_waiting, _waiting
+
+    a, b = socket.socketpair()
+    with a, b:
+        b.settimeout(0.05)
+        poller = select.poll()
+        poller.register(b, select.POLLIN)
+        assert not _waiting(b, poller)
+        stream = b"".join(encode_frame(OP_TEXT, b"%d" % i * 500) for i in range(40))
+        a.sendall(stream)
+        first = b.recv(1000)
+        assert _waiting(b, poller)
+        batch = _read_waiting(b, poller, first)
+        assert batch == stream  # everything that had arrived, in one batch
+        assert not _waiting(b, poller)
+        assert _read_waiting(b, poller, b"x") == b"x"  # a read that times out loses nothing

@@ -219,7 +219,7 @@ class FeedConnection(threading.Thread):
         self._flush()
 
     def _flush(self) -> None:
-        """Pass the session's events (one batch per frame) through the quote window on."""
+        """Pass the session's events (one batch per socket read) through the quote window on."""
         window = self.window
         if self.events:
             out = window.push(self.events, self.clock(), self.session.lag.last_ns)
@@ -476,7 +476,10 @@ def _read_waiting(sock: socket.socket, poller: select.poll, first: bytes) -> byt
     behind handles its backlog in large batches: fewer hand-overs, more trades merged)."""
     parts, size = [first], len(first)
     while size < BATCH_BYTES:
-        more = sock.recv(CHUNK_BYTES)
+        try:
+            more = sock.recv(CHUNK_BYTES)
+        except (TimeoutError, OSError):  # e.g. half a TLS record: the next read goes on
+            break
         if not more:  # closed: the next read says so
             break
         parts.append(more)
