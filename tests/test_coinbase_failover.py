@@ -260,7 +260,7 @@ def test_event_callback_errors_are_counted_not_fatal(feeds: list[CoinbaseFeed]) 
     try:
         with FakeCoinbase(step_s=0.02, heartbeat_s=0.2) as fake:
             feed = start(feeds, CoinbaseFeed(fast_config(fake), PRODUCTS, broken))
-            assert wait_until(lambda: feed.counts["callback_errors"] > 50)
+            assert wait_until(lambda: feed.delivery.counts["callback_errors"] > 50)
             assert wait_until(lambda: fresh(feed))
     finally:
         logger.remove(sink)

@@ -12,7 +12,7 @@ import yaml
 from cryptoj.adapters.coinbase.book import OrderBook, book_digest
 from cryptoj.adapters.coinbase.buffer import RawFrameBuffer, read_frames, segments
 from cryptoj.adapters.coinbase.circuit import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
-from cryptoj.adapters.coinbase.conflate import Conflator, QuoteWindow
+from cryptoj.adapters.coinbase.conflate import Conflator, FeedEvent, QuoteWindow
 from cryptoj.adapters.coinbase.fake.sim import MarketSim, clean
 from cryptoj.adapters.coinbase.policy import RateLimiter, ReconnectPolicy, StateHistory
 from cryptoj.adapters.coinbase.schemas import L2Update
@@ -223,21 +223,80 @@ def test_quote_window_keeps_the_newest_quote_per_product_and_never_holds_trades(
     assert QuoteWindow(0).push([q("A", 1), q("A", 2)], 0) == [q("A", 1), q("A", 2)]
 
 
+def test_quote_window_merges_a_products_trades_only_when_read_late() -> None:
+    def t(product: str, i: int) -> Trade:
+        return Trade(ts=i, product=product, price=D(100 + i), quantity=D(i),
+                     taker_side="BUY" if i % 2 else "SELL", trade_id=str(i))  # fmt: skip
+
+    batch: list[FeedEvent] = [t("A", 1), t("B", 2), q("A", 5), t("A", 3), t("A", 4)]
+    w = QuoteWindow(0, merge_lag_ns=250 * MS)
+    assert w.push(batch, 0, lag_ns=250 * MS) == batch  # not later than the bound: as they came
+    out = w.push(batch, 0, lag_ns=251 * MS)
+    merged = Trade(ts=4, product="A", price=D(104), quantity=D(8), taker_side="SELL", trade_id="4")
+    assert out == [t("B", 2), q("A", 5), merged] and w.merged == 2  # the newest's place
+    stale = FeedStatus(products=("A",), state="stale")
+    out = w.push([t("A", 1), stale, t("A", 3), t("A", 4)], 0, lag_ns=S)
+    assert out == [t("A", 1), stale, Trade(ts=4, product="A", price=D(104), quantity=D(7),
+                                           taker_side="SELL", trade_id="4")]  # fmt: skip
+    assert QuoteWindow(0).push(batch, 0, lag_ns=10 * S) == batch  # merge_lag_ns 0: never
+    # with a quote window: the held quote of A is released before A's merged trade
+    w2 = QuoteWindow(50 * MS, merge_lag_ns=MS)
+    w2.push([q("A", 1)], 0)
+    assert w2.push([q("A", 2), t("A", 1), t("A", 3)], 10 * MS, lag_ns=S) == [
+        q("A", 2), Trade(ts=3, product="A", price=D(103), quantity=D(4), taker_side="BUY",
+                         trade_id="3"),
+    ]  # fmt: skip
+
+
 def test_conflator_backlog_supersedes_pending_quotes_and_keeps_order() -> None:
     c = Conflator(max_events=3)
-    assert c.put(q("A", 1)) and c.put(tr("A", "1")) and c.put(q("A", 2))
+    c.put(q("A", 1))
+    c.put(tr("A", "1"))
+    c.put(q("A", 2))
     assert c.conflated == 1 and len(c) == 2  # the first quote is gone
-    assert c.put(q("B", 1)) and not c.put(tr("C", "3"))  # full: trades refused
-    assert c.put(q("A", 3))  # superseding takes no extra room
-    assert c.put(FeedStatus(products=("C",), state="stale"))  # statuses always accepted
+    c.put(q("B", 1))
+    c.put(tr("C", "3"))  # full, but C's first trade: accepted
+    c.put(q("A", 3))  # superseding takes no extra room
+    c.put(FeedStatus(products=("C",), state="stale"))  # statuses always accepted
     out = c.take()
-    assert [type(e).__name__ for e in out] == ["Trade", "Quote", "Quote", "FeedStatus"]
+    assert [type(e).__name__ for e in out] == ["Trade", "Quote", "Trade", "Quote", "FeedStatus"]
     assert [e.bid for e in out if isinstance(e, Quote)] == [D(1), D(3)]  # B's, then A's newest
-    assert len(c) == 0 and c.refused == 1
+    assert len(c) == 0 and c.merged == 0
     plain = Conflator(conflate=False)
     plain.put(q("A", 1))
     plain.put(q("A", 2))
     assert len(plain.take()) == 2
+
+
+def test_conflator_merges_trades_beyond_the_bound_and_loses_no_volume() -> None:
+    def t(product: str, i: int) -> Trade:  # time, price, size and side differ per trade
+        side = "BUY" if i % 2 else "SELL"
+        return Trade(ts=i, product=product, price=D(100 + i), quantity=D(i) / 10,
+                     taker_side=side, trade_id=str(i))  # fmt: skip
+
+    c = Conflator(max_events=2)
+    c.put(t("A", 1))
+    c.put(t("A", 2))  # below the bound: every trade as it came
+    assert len(c) == 2 and c.merged == 0
+    c.put(q("B", 1))
+    c.put(t("A", 3))  # beyond: merged with the pending "2", which leaves its place
+    c.put(t("B", 4))  # B's first trade: accepted
+    c.put(t("A", 6))
+    assert c.merged == 2 and len(c) == 5 - 1
+    out = c.take()
+    assert [(type(e).__name__, getattr(e, "trade_id", "")) for e in out] == [
+        ("Trade", "1"), ("Quote", ""), ("Trade", "4"), ("Trade", "6"),
+    ]  # fmt: skip
+    merged = out[-1]
+    assert merged == Trade(ts=6, product="A", price=D(106), quantity=D("1.1"), taker_side="SELL",
+                           trade_id="6")  # fmt: skip  # the newest's, with 0.2 + 0.3 + 0.6
+    volume = sum((e.quantity for e in out if isinstance(e, Trade)), D(0))
+    assert volume == D("0.1") + D("0.2") + D("0.3") + D("0.4") + D("0.6")  # nothing lost
+    # without conflation, quotes beyond the bound supersede the pending one too
+    plain = Conflator(conflate=False, max_events=1)
+    for i in range(1, 5):
+        plain.put(q("A", i))
+    assert [e.bid for e in plain.take() if isinstance(e, Quote)] == [D(4)] and plain.conflated == 3
 
 
 # -- raw frame buffer --------------------------------------------------------------------------
@@ -338,6 +397,4 @@ def test_fake_market_top_of_book_is_the_recorded_quote_and_trades_the_bar_volume
 def _levels(
     levels: tuple[tuple[str, str, str], ...] | list[tuple[str, str, str]],
 ) -> list[L2Update]:
-    return [
-        L2Update(side=s, event_time="t", price_level=D(p), new_quantity=D(q)) for s, p, q in levels
-    ]
+    return [L2Update(side=s, event_time="t", price_level=p, new_quantity=q) for s, p, q in levels]

@@ -15,11 +15,12 @@ from hypothesis import given
 from cryptoj.actors.feed import FeedActor, ReplaySource
 from cryptoj.adapters.coinbase.parse import FrameDecoder, MalformedFrame, ticker_problem
 from cryptoj.adapters.coinbase.policy import ReconnectPolicy
-from cryptoj.adapters.coinbase.schemas import TickerItem
+from cryptoj.adapters.coinbase.schemas import L2Update, TickerItem
 from cryptoj.adapters.coinbase.session import SessionSettings
 from cryptoj.adapters.coinbase.validate import (
     DROP_REASONS,
     RateLimitedLog,
+    levels_problem,
     price_problem,
     size_problem,
 )
@@ -76,6 +77,30 @@ def test_every_sane_price_and_size_passes(value: Decimal) -> None:
 def test_the_checks_never_raise(value: Decimal) -> None:
     price_problem(value)
     size_problem(value)
+
+
+@pytest.mark.parametrize(
+    ("price", "size", "reason"),
+    [
+        *((p, "1", r) for p, r in BAD_PRICES.items()),
+        *(("100", q, r) for q, r in BAD_SIZES.items()),
+        ("abc", "1", "malformed"),
+        ("100", "", "malformed"),
+        ("12345.6789012345678", "1", "price_out_of_range"),  # 18 significant digits
+        ("1000000000000.0000001", "1", "price_out_of_range"),  # rounds to 1e12 as a float
+        ("0.00000000123456", "1", None),  # long text, 6 digits: fine
+        ("1e12", "1e15", None),  # the limits themselves
+        ("1e-18", "1e-18", None),
+        ("100", "-0", None),  # a zero size deletes
+        ("97123.45", "0.00000000", None),
+    ],
+)
+def test_level2_text_is_checked_as_the_decimals_are(
+    price: str, size: str, reason: str | None
+) -> None:
+    good = L2Update(side="bid", price_level="99", new_quantity="1")
+    bad = L2Update(side="offer", price_level=price, new_quantity=size)
+    assert levels_problem([good, bad]) == reason
 
 
 def test_the_decoder_never_raises_on_deep_or_huge_input() -> None:

@@ -26,10 +26,11 @@ receipt on the connection thread: the feed's own ``lag`` figure, worst connectio
 ``max_mailbox_actor``), ``rss_start_mb`` / ``rss_end_mb`` / ``rss_growth_mb`` (this process,
 after the warm-up and at the end; the start includes what earlier runs left) and
 ``rss_mb_by_third``, ``merged_trades`` and ``conflated_quotes`` (what the mailboxes merged and
-dropped), ``overloaded_s`` (seconds ``/ready`` reported overload, sampled every second),
-``reconnects`` and ``load_avg`` (1-minute load average at the end). The lag samples go into an
-array allocated before the RSS baseline. ``--json``: one JSON object ``{"runs": [...]}`` on
-the last line.
+dropped), ``feed_merged_trades`` (trades the feed's connections merged because they read them
+later than ``merge_trades_lag_ms``), ``overloaded_s`` (seconds ``/ready`` reported overload,
+sampled every second), ``reconnects`` and ``load_avg`` (1-minute load average at the end).
+The lag samples go into an array allocated before the RSS baseline. ``--json``: one JSON
+object ``{"runs": [...]}`` on the last line.
 """
 
 from __future__ import annotations
@@ -188,9 +189,11 @@ def _measure(names: list[str], fake: dict[str, str], work: Path, rate: float | N
         time.sleep(warmup_s)
         state = daemon.endpoint.state if daemon.endpoint is not None else None
         rt.feed_lag.sink = lags
+        st0 = feed.status()
         rss0, msgs0, merged0, conflated0 = (
-            rss_mb(), feed.status()["messages"], rt.stats.merged_trades, rt.stats.conflated
+            rss_mb(), st0["messages"], rt.stats.merged_trades, rt.stats.conflated
         )  # fmt: skip
+        feed_merged0 = st0["delivery"]["merged_trades"]
         t0 = time.monotonic()
         max_box, max_actor, overloaded, rss = 0, "", 0, [rss0]
         next_second = t0 + 1
@@ -210,6 +213,7 @@ def _measure(names: list[str], fake: dict[str, str], work: Path, rate: float | N
         status = feed.status()
         rss1 = rss_mb()
         merged = rt.stats.merged_trades - merged0
+        feed_merged = status["delivery"]["merged_trades"] - feed_merged0
         conflated = rt.stats.conflated - conflated0
     finally:
         daemon.request_stop("bench done")
@@ -236,6 +240,7 @@ def _measure(names: list[str], fake: dict[str, str], work: Path, rate: float | N
         "rss_mb_by_third": [round(rss[k * (len(rss) - 1) // 3], 1) for k in (1, 2, 3)],
         "wire_lag_p99_ms": _ms(status["latency"]["lag"]["p99_s"]),
         "merged_trades": merged,
+        "feed_merged_trades": feed_merged,
         "conflated_quotes": conflated,
         "overloaded_s": overloaded,
         "reconnects": status["reconnects"],

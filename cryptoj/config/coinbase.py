@@ -69,8 +69,9 @@ class CoinbaseFeedConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unkno
     # -- delivery and buffering --------------------------------------------------------------
     conflate: bool = True  # conflate quotes per product (trades and statuses never)
     conflate_ms: NonNegFloat = 50.0  # at most one quote per product per this window (0 = off)
+    merge_trades_lag_ms: NonNegFloat = 250.0  # read later than this: merge a product's trades
     delivery: Literal["inline", "thread"] = "inline"  # inline: the callback must not block
-    max_pending_events: PositiveInt = 100_000  # thread: backlog bound (beyond: refused, counted)
+    max_pending_events: PositiveInt = 100_000  # thread: backlog bound (beyond: trades merged)
     delivery_batch_ms: NonNegFloat = 1.0  # thread: collect events this long per hand-over
     buffer_dir: str | None = None  # write every raw frame here (bounded ring of files)
     buffer_max_bytes: PositiveInt = 256_000_000  # total size of the raw-frame ring

@@ -45,6 +45,19 @@ class Trade(Message, frozen=True, kw_only=True):
     trade_id: str
 
 
+def merge_trades(older: Trade, newer: Trade) -> Trade:
+    """One trade for two of a product (a backlog that aggregates trades): ``newer``'s time,
+    price, side and id, both quantities, so no traded volume is lost."""
+    return Trade(
+        ts=newer.ts,
+        product=newer.product,
+        price=newer.price,
+        quantity=older.quantity + newer.quantity,
+        taker_side=newer.taker_side,
+        trade_id=newer.trade_id,
+    )
+
+
 MarketEvent = Quote | Bar | Trade
 
 

@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Callable, Hashable
 from typing import Any
 
-from cryptoj.models.market import Quote, Trade
+from cryptoj.models.market import Quote, Trade, merge_trades
 from cryptoj.runtime.common import Envelope
 
 
@@ -50,18 +50,6 @@ def market_key(item: Any) -> Hashable | None:
     if type(msg) is Quote or type(msg) is Trade:
         return (env.sender, msg.product, type(msg))
     return None
-
-
-def merge_trades(older: Trade, newer: Trade) -> Trade:
-    """One trade for two of a product: ``newer``'s time, price, side and id, both quantities."""
-    return Trade(
-        ts=newer.ts,
-        product=newer.product,
-        price=newer.price,
-        quantity=older.quantity + newer.quantity,
-        taker_side=newer.taker_side,
-        trade_id=newer.trade_id,
-    )
 
 
 class ConflatingInbox(queue.Queue[Any]):

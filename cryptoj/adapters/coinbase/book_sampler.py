@@ -10,7 +10,6 @@ each book per interval; nothing waits for it.
 from __future__ import annotations
 
 import functools
-import heapq
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -77,8 +76,7 @@ def _offer_books(
 ) -> None:
     now = clock()
     for product, book in session.books.items():
-        if session.status.get(product) != "fresh" or not book.bids or not book.asks:
+        if session.status.get(product) != "fresh" or 0 in book.depth():
             continue
-        bids = heapq.nlargest(depth, book.bids.items())
-        asks = heapq.nsmallest(depth, book.asks.items())
+        bids, asks = book.levels(depth)
         sink(product, now, bids, asks)

@@ -1,10 +1,13 @@
 """One websocket connection thread: websocket-client I/O around a :class:`FeedSession`.
 
 The thread connects (host chosen by the manager's circuit breakers, under the shared
-connection-rate limit), lets the session subscribe, then loops on ``recv_data_frame`` with a
-100 ms socket timeout, so the session's watchdogs run even when nothing arrives. Every text
-frame is written to the raw-frame buffer (if configured) and handed to the session; the actions
-the session returns are executed here (sends, pings, reconnects, REST backfill requests). After
+connection-rate limit; websocket-client does the handshake and the sending), lets the session
+subscribe, then reads the socket in chunks with a 100 ms timeout, so the session's watchdogs run
+even when nothing arrives; :class:`~.frames.FrameReader` cuts each chunk into messages (one
+socket read per TLS record instead of three per frame: each read releases the GIL). Every text
+frame is written to the raw-frame buffer (if configured) and handed to the session; the events
+of a chunk's frames are passed on together; the actions the session returns are executed here
+(sends, pings, reconnects, REST backfill requests); a ping is answered with a pong. After
 a failure or a lost connection it backs off (:class:`ReconnectPolicy`) and tries again, until
 stopped or until ``max_retries`` consecutive attempts failed.
 
@@ -18,6 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import random
+import select
+import socket
 import threading
 import time
 from collections import deque
@@ -29,6 +34,15 @@ import websocket
 
 from cryptoj.adapters.coinbase.buffer import RawFrameBuffer
 from cryptoj.adapters.coinbase.conflate import FeedEvent, QuoteWindow
+from cryptoj.adapters.coinbase.frames import (
+    OP_BINARY,
+    OP_CLOSE,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    FrameReader,
+    WebSocketProtocolError,
+)
 from cryptoj.adapters.coinbase.policy import ReconnectPolicy
 from cryptoj.adapters.coinbase.session import (
     Action,
@@ -41,9 +55,10 @@ from cryptoj.adapters.coinbase.session import (
 
 TICK_NS = 100_000_000
 FLUSH_NS = 1_000_000_000
-_TEXT = (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY)
-_PONG = websocket.ABNF.OPCODE_PONG
-_CLOSE = websocket.ABNF.OPCODE_CLOSE
+CHUNK_BYTES = 1 << 18  # per socket read (TLS returns at most one record, ~16 KB, per read)
+BATCH_BYTES = 1 << 17  # what is already waiting is read on up to this, and handled as one batch
+_TEXT = (OP_TEXT, OP_BINARY)
+_PING, _PONG, _CLOSE = OP_PING, OP_PONG, OP_CLOSE
 
 
 class ConnectionHost(Protocol):
@@ -106,6 +121,7 @@ class FeedConnection(threading.Thread):
         buffer: RawFrameBuffer | None = None,
         events: list[FeedEvent] | None = None,
         conflate_ns: int = 0,
+        merge_lag_ns: int = 0,
         clock: Callable[[], int] = time.time_ns,
         rng: random.Random | None = None,
     ) -> None:
@@ -117,7 +133,7 @@ class FeedConnection(threading.Thread):
         self.connect_timeout_s = connect_timeout_s
         self.buffer = buffer
         self.events = events if events is not None else []  # the session's emit appends here
-        self.window = QuoteWindow(conflate_ns)
+        self.window = QuoteWindow(conflate_ns, merge_lag_ns)
         self.clock = clock
         self.rng = rng or random.Random()
         self.url: str | None = None
@@ -203,10 +219,10 @@ class FeedConnection(threading.Thread):
         self._flush()
 
     def _flush(self) -> None:
-        """Pass the session's events (one batch per frame) through the quote window on."""
+        """Pass the session's events (one batch per socket read) through the quote window on."""
         window = self.window
         if self.events:
-            out = window.push(self.events, self.clock())
+            out = window.push(self.events, self.clock(), self.session.lag.last_ns)
             self.events.clear()
             if window.held:
                 out += window.due(self.clock())
@@ -345,36 +361,56 @@ class FeedConnection(threading.Thread):
         if reason:
             return self._close(ws, reason, live, clean=self._clean)
         ws.settimeout(TICK_NS / 1e9)
+        sock, reader = ws.sock, FrameReader()
+        if sock is None:
+            return self._close(ws, "connection lost: no socket", live, clean=False)
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
         next_tick = now + TICK_NS
         next_flush = now + FLUSH_NS
         while not self._stopping.is_set():
             try:
-                opcode, frame = ws.recv_data_frame(True)
-            except websocket.WebSocketTimeoutException:
-                opcode, frame = None, None
-            except websocket.WebSocketConnectionClosedException as e:
-                return self._close(ws, f"connection lost: {e or 'closed'}", live, clean=False)
-            except (OSError, websocket.WebSocketException) as e:
+                chunk = sock.recv(CHUNK_BYTES)
+                if chunk and len(chunk) < BATCH_BYTES and _waiting(sock, poller):
+                    chunk = _read_waiting(sock, poller, chunk)
+            except TimeoutError:
+                chunk = None
+            except OSError as e:
                 return self._close(ws, f"connection error: {_describe(e)}", live, clean=False)
+            if chunk == b"":
+                return self._close(ws, "connection lost: closed", live, clean=False)
             now = clock()
-            if opcode in _TEXT:
-                data = frame.data
-                if buffer is not None:
-                    buffer.append(now, name, data)
-                actions = session.frame(data, now)
+            if chunk:
+                try:
+                    messages = reader.feed(chunk)
+                except WebSocketProtocolError as e:
+                    return self._close(ws, f"connection error: {e}", live, clean=False)
+                for opcode, data in messages:
+                    if opcode in _TEXT:
+                        if buffer is not None:
+                            buffer.append(now, name, data)
+                        actions = session.frame(data, now)
+                        if not data_seen and session.delivered:
+                            data_seen = True
+                            self.policy.delivered()  # a working link: the next backoff starts small
+                        if actions and (reason := self._execute(ws, actions)):
+                            return self._close(ws, reason, live, clean=self._clean)
+                    elif opcode == _PONG:
+                        session.pong(data, now)
+                    elif opcode == _PING:
+                        try:
+                            ws.pong(data)
+                        except (OSError, websocket.WebSocketException) as e:
+                            reason = f"send failed: {_describe(e)}"
+                            return self._close(ws, reason, live, clean=False)
+                    elif opcode == _CLOSE:
+                        with contextlib.suppress(Exception):  # the reply to a close: best effort
+                            ws.send_close()
+                        return self._close(
+                            ws, f"closed by server ({_close_text(data)})", live, clean=False
+                        )
                 if events:
-                    self._flush()
-                if not data_seen and session.delivered:
-                    data_seen = True
-                    self.policy.delivered()  # a working link: the next backoff starts small
-                if actions and (reason := self._execute(ws, actions)):
-                    return self._close(ws, reason, live, clean=self._clean)
-            elif opcode == _PONG:
-                session.pong(frame.data, now)
-            elif opcode == _CLOSE:
-                return self._close(
-                    ws, f"closed by server ({_close_text(frame.data)})", live, clean=False
-                )
+                    self._flush()  # once per chunk: the events of all its frames together
             if self._inbox:
                 self._run_inbox()
             if now >= next_tick:
@@ -426,6 +462,31 @@ class FeedConnection(threading.Thread):
         except Exception:  # closing a broken socket: nothing left to do
             ws.shutdown()
         return reason, live
+
+
+def _waiting(sock: socket.socket, poller: select.poll) -> bool:
+    """Whether bytes can be read from ``sock`` without waiting (TLS-buffered or in the kernel;
+    ``poller`` has ``sock`` registered)."""
+    pending = getattr(sock, "pending", None)  # ssl.SSLSocket: decrypted bytes not read yet
+    return bool(pending is not None and pending()) or bool(poller.poll(0))
+
+
+def _read_waiting(sock: socket.socket, poller: select.poll, first: bytes) -> bytes:
+    """``first`` and what else is waiting, up to :data:`BATCH_BYTES` (a connection that is
+    behind handles its backlog in large batches: fewer hand-overs, more trades merged)."""
+    parts, size = [first], len(first)
+    while size < BATCH_BYTES:
+        try:
+            more = sock.recv(CHUNK_BYTES)
+        except (TimeoutError, OSError):  # e.g. half a TLS record: the next read goes on
+            break
+        if not more:  # closed: the next read says so
+            break
+        parts.append(more)
+        size += len(more)
+        if not _waiting(sock, poller):
+            break
+    return b"".join(parts)
 
 
 def _describe(e: BaseException) -> str:

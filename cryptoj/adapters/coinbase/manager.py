@@ -20,8 +20,10 @@ With ``delivery: inline`` (the default) it is called on the connection threads (
 the events of one product always come from one thread, in order) and on the REST thread, so
 it must be thread-safe and must not block: the daemon points it at
 ``runtime.tell("feed", event)``. With ``delivery: thread`` one delivery thread calls it, in
-order, and quotes waiting while it is busy are conflated further (for a callback that may
-block). An exception it raises is logged and counted, never kills the feed.
+order; quotes waiting while it is busy are conflated further and, beyond
+``max_pending_events`` waiting, trades of a product are merged (for a callback that may block;
+see :class:`~.conflate.Conflator`). An exception it raises is logged and counted, never kills
+the feed.
 
 Failover: each connection tries the hosts of ``ws_urls`` in order, skipping a host whose circuit
 is open; when every circuit is open its products are ``degraded`` and polled over REST until a
@@ -43,8 +45,9 @@ from loguru import logger
 
 from cryptoj.adapters.coinbase.buffer import RawFrameBuffer
 from cryptoj.adapters.coinbase.circuit import OPEN, CircuitBreaker
-from cryptoj.adapters.coinbase.conflate import Conflator, FeedEvent
+from cryptoj.adapters.coinbase.conflate import FeedEvent
 from cryptoj.adapters.coinbase.connection import FeedConnection
+from cryptoj.adapters.coinbase.delivery import Delivery
 from cryptoj.adapters.coinbase.policy import RateLimiter, ReconnectPolicy, StateHistory
 from cryptoj.adapters.coinbase.rest import PublicRestClient, RestError
 from cryptoj.adapters.coinbase.session import (
@@ -105,22 +108,14 @@ class CoinbaseFeed:
         }
         self.limiter = RateLimiter(cfg.connections_per_second)
         self.history = StateHistory()
-        self.outbox = Conflator(conflate=cfg.conflate, max_events=cfg.max_pending_events)
-        self._cond = threading.Condition()
         self._lock = threading.Lock()  # breakers, limiter, history, degraded
         self._stopping = threading.Event()
         self._rest_wake = threading.Event()
-        self._idle = False  # the delivery thread waits for events (guarded by _cond)
-        self._batch_s = cfg.delivery_batch_ms / 1000
-        self.inline = cfg.delivery == "inline"
-        self._inline_lock = threading.Lock()
         self.degraded: dict[str, str] = {}  # connection name → reason
         self.polled: dict[str, tuple[object, ...]] = {}
         self.backfills: list[tuple[FeedConnection, Backfill]] = []
+        self.delivery = Delivery(cfg, on_event, self._stopping)
         self.counts = {
-            "undelivered_at_stop": 0,
-            "delivered": 0,
-            "callback_errors": 0,
             "rest_polls": 0,
             "rest_failures": 0,
             "backfilled": 0,
@@ -149,6 +144,7 @@ class CoinbaseFeed:
                     buffer=self.buffer,
                     events=events,
                     conflate_ns=int(cfg.conflate_ms * 1e6) if cfg.conflate else 0,
+                    merge_lag_ns=int(cfg.merge_trades_lag_ms * 1e6),
                     clock=clock,
                     rng=random.Random(self.rng.random()),
                 )
@@ -169,7 +165,10 @@ class CoinbaseFeed:
         }
         self._delivery = threading.Thread(
             target=self.guards["delivery"].run,
-            args=(self._deliver, self._stopping),
+            args=(
+                functools.partial(self.delivery.run, self.guards["delivery"].beat),
+                self._stopping,
+            ),
             name="coinbase-delivery",
             daemon=True,
         )
@@ -207,8 +206,7 @@ class CoinbaseFeed:
                 c.join(max(0.0, deadline - time.monotonic()))
         self._stopping.set()
         self._rest_wake.set()
-        with self._cond:
-            self._cond.notify_all()
+        self.delivery.wake()
         for t in (self._rest_thread, self._delivery):
             if t.is_alive():
                 t.join(max(0.0, deadline - time.monotonic()))
@@ -218,84 +216,11 @@ class CoinbaseFeed:
     # -- delivery ----------------------------------------------------------------------------
 
     def _put(self, event: FeedEvent) -> None:
-        if self.inline:
-            with self._inline_lock:  # from the REST thread: one caller at a time
-                self.deliver([event])
-            return
-        with self._cond:
-            ok = self.outbox.put(event)
-            if self._idle:
-                self._cond.notify()
-        if not ok and self.outbox.refused in (1, 1000, 100_000):
-            logger.warning(
-                "coinbase feed: delivery backlog full, {} event(s) refused", self.outbox.refused
-            )
+        self.delivery.put(event)
 
     def deliver(self, events: list[FeedEvent]) -> None:
         """A connection's batch of events: to the callback now (inline) or to the backlog."""
-        if self.inline:
-            on_event = self.on_event
-            for e in events:
-                try:
-                    on_event(e)
-                except Exception:
-                    self._callback_failed(e)
-            self.counts["delivered"] += len(events)
-            return
-        refused = 0
-        with self._cond:
-            put = self.outbox.put
-            for e in events:
-                if not put(e):
-                    refused += 1
-            if self._idle:  # wake the delivery thread only when it waits
-                self._cond.notify()
-        if refused:
-            logger.warning("coinbase feed: delivery backlog full, {} event(s) refused", refused)
-
-    def _callback_failed(self, event: FeedEvent) -> None:
-        """Count a failing callback; log the 1st, 10th, 100th, ... with the traceback."""
-        n = self.counts["callback_errors"] = self.counts["callback_errors"] + 1
-        if str(n).strip("0") == "1":
-            logger.opt(exception=True).error(
-                "coinbase feed: event callback failed for {} ({} failure(s) so far)",
-                type(event).__name__,
-                n,
-            )
-
-    def _deliver(self) -> None:
-        """The delivery thread (``delivery: thread``; idle otherwise): batches to the callback."""
-        beat = self.guards["delivery"].beat
-        while (events := self._next_batch()) is not None:
-            beat()
-            for i, e in enumerate(events):
-                if self._stopping.is_set():
-                    self.counts["undelivered_at_stop"] = len(events) - i
-                    return
-                try:
-                    self.on_event(e)
-                except Exception:
-                    self._callback_failed(e)
-                self.counts["delivered"] += 1
-
-    def _next_batch(self) -> list[FeedEvent] | None:
-        """The waiting events ([] after 0.5 s without any); None when stopping."""
-        with self._cond:
-            if not len(self.outbox) and not self._stopping.is_set():
-                self._idle = True
-                self._cond.wait(0.5)
-                self._idle = False
-            if self._stopping.is_set():
-                # stopping: what is still pending is not delivered (the actors stop too)
-                self.counts["undelivered_at_stop"] = len(self.outbox)
-                return None
-            if not len(self.outbox):
-                return []
-            if self._batch_s and len(self.outbox) < 256:
-                # let a batch build up: fewer thread switches (the GIL hand-offs between
-                # the receiving and the delivering thread dominate otherwise)
-                self._cond.wait(self._batch_s)
-            return self.outbox.take()
+        self.delivery.deliver(events)
 
     # -- ConnectionHost ----------------------------------------------------------------------
 
@@ -611,6 +536,7 @@ class CoinbaseFeed:
             current = {name: c.as_dict() for name, c in self.history.current.items()}
             state_counts = dict(self.history.counts)
             degraded = dict(self.degraded)
+        delivered = self.delivery.status()
         totals = dict.fromkeys(TOTALS, 0)
         conns = []
         for c, (snap, fresh) in zip(self.connections, snaps, strict=True):
@@ -660,10 +586,11 @@ class CoinbaseFeed:
             "totals": totals,
             "delivery": {
                 **self.counts,
-                "pending": len(self.outbox),
-                "conflated": self.outbox.conflated
+                **delivered,
+                "conflated": delivered["conflated"]
                 + sum(c.window.conflated for c in self.connections),
-                "refused": self.outbox.refused,
+                "merged_trades": delivered["merged_trades"]
+                + sum(c.window.merged for c in self.connections),
             },
             "degraded": degraded,
             "circuits": circuits,
@@ -692,7 +619,7 @@ class CoinbaseFeed:
         out["circuits_open"] = float(sum(1 for c in st["circuits"].values() if c["state"] == OPEN))
         for key in (
             "conflated",
-            "refused",
+            "merged_trades",
             "delivered",
             "callback_errors",
             "rest_polls",

@@ -11,7 +11,8 @@ needs the tag key in every member); a frame the union rejects is decoded again a
 :class:`Head`, which tells an error frame from an unknown channel or a malformed message. That
 second decode only runs for the rare frames that are not data.
 
-Prices and sizes are ``Decimal`` straight from the decimal strings. Fields the client does not
+Prices and sizes are ``Decimal`` straight from the decimal strings, except level2 levels (their
+text, see :class:`L2Update`). Fields the client does not
 use are not declared (msgspec skips unknown keys), so new fields never break decoding.
 """
 
@@ -30,12 +31,16 @@ class _Wire(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class L2Update(_Wire, frozen=True, kw_only=True):
-    """One level: ``new_quantity`` is the **absolute** size at ``price_level`` ("0" deletes)."""
+    """One level: ``new_quantity`` is the **absolute** size at ``price_level`` ("0" deletes).
+
+    Kept as the decimal text (checked by :func:`.validate.levels_problem`; the book makes
+    ``Decimal`` values only for what it hands on): most levels never reach the top of book.
+    """
 
     side: str  # "bid" or "offer" (not "ask")
     event_time: str = ""
-    price_level: Decimal
-    new_quantity: Decimal
+    price_level: str
+    new_quantity: str
 
 
 class L2Event(_Wire, frozen=True, kw_only=True):

@@ -3,7 +3,8 @@
 :class:`FeedSession` holds everything about one connection shard's products that outlives a
 single TCP connection (books, trade ids seen, freshness) and everything about the current
 connection (sequence tracker, heartbeat, acknowledgements). The connection thread feeds it what
-happened and executes the :data:`Action` list it returns:
+happened and executes the :data:`~.actions.Action` list it returns (the actions and the
+:class:`~.actions.SessionSettings` are in :mod:`.actions`):
 
 =====================  =========================================================================
 call                   when
@@ -31,11 +32,21 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, cast
 
 import msgspec
 
+from cryptoj.adapters.coinbase.actions import (
+    COUNTERS,
+    Action,
+    Backfill,
+    Ping,
+    Reconnect,
+    S,
+    Send,
+    SessionSettings,
+)
 from cryptoj.adapters.coinbase.book import OrderBook
 from cryptoj.adapters.coinbase.parse import (
     ErrorFrame,
@@ -67,83 +78,9 @@ from cryptoj.adapters.coinbase.validate import (
     levels_problem,
     pair_problem,
 )
-from cryptoj.config.coinbase import CoinbaseFeedConfig
 from cryptoj.models.market import FeedStatus, Quote, Trade
 
-S = 1_000_000_000
 FeedEvent = Quote | Trade | FeedStatus
-
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    """Send this text frame (a subscribe or unsubscribe)."""
-
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class Ping:
-    """Send a websocket ping carrying ``payload``."""
-
-    payload: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Reconnect:
-    """Close this connection and connect again (after the backoff).
-
-    ``clean``: send a close frame first; False when the peer stopped answering anyway.
-    """
-
-    reason: str
-    clean: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class Backfill:
-    """Fetch trades newer than ``since_ns`` of each product over REST."""
-
-    since: tuple[tuple[str, int], ...]
-
-
-Action = Send | Ping | Reconnect | Backfill
-
-
-@dataclass(frozen=True, slots=True)
-class SessionSettings:
-    """The session's timing and channel settings (all times in ns)."""
-
-    channels: tuple[str, ...] = ("level2", "ticker", "market_trades")
-    ack_timeout_ns: int = 5 * S
-    heartbeat_timeout_ns: int = 5 * S
-    book_stale_ns: int = 60 * S  # 0 = off
-    resync_timeout_ns: int = 5 * S
-    reorder_window: int = 8
-    reorder_hold_ns: int = S // 10
-    ping_interval_ns: int = 10 * S  # 0 = off
-    ping_timeout_ns: int = 10 * S
-    backfill: bool = True
-    trade_ids_kept: int = 4096
-    max_frame_bytes: int = 8 << 20  # larger frames are dropped undecoded
-    log_interval_ns: int = 10 * S  # dropped frames and resyncs: one log line per reason per this
-
-    @classmethod
-    def from_config(cls, cfg: CoinbaseFeedConfig) -> SessionSettings:
-        """Settings from the feed config."""
-        return cls(
-            channels=tuple(dict.fromkeys(cfg.channels)),
-            ack_timeout_ns=int(cfg.subscribe_ack_timeout_s * S),
-            heartbeat_timeout_ns=int(cfg.heartbeat_timeout_s * S),
-            book_stale_ns=int(cfg.book_stale_s * S),
-            resync_timeout_ns=int(cfg.resync_timeout_s * S),
-            reorder_window=cfg.reorder_window,
-            reorder_hold_ns=int(cfg.reorder_hold_ms * 1_000_000),
-            ping_interval_ns=int(cfg.ping_interval_s * S),
-            ping_timeout_ns=int(cfg.ping_timeout_s * S),
-            backfill=cfg.backfill_trades,
-            max_frame_bytes=cfg.max_frame_bytes,
-            log_interval_ns=int(cfg.drop_log_interval_s * S),
-        )
 
 
 class FeedSession:
@@ -352,7 +289,7 @@ class FeedSession:
             else:
                 self.counts["unknown"] += 1
                 continue
-            top = book.top()
+            top = book.top_text()
             if top is None and book.crossed():
                 self.counts["crossed"] += 1
                 bid, ask = book.best_bid(), book.best_ask()
@@ -366,7 +303,12 @@ class FeedSession:
                 self.counts["quotes"] += 1
                 self.emit(
                     Quote(
-                        ts=ts, product=p, bid=top[0], bid_size=top[1], ask=top[2], ask_size=top[3]
+                        ts=ts,
+                        product=p,
+                        bid=Decimal(top[0]),
+                        bid_size=Decimal(top[1]),
+                        ask=Decimal(top[2]),
+                        ask_size=Decimal(top[3]),
                     )
                 )
             if ev.type == "snapshot":
@@ -708,10 +650,14 @@ class FeedSession:
         }
 
 
-COUNTERS = (
-    "frames", "bytes", "unknown", "malformed", "errors", "gaps", "missing", "snapshots",
-    "updates_ignored", "unknown_sides", "crossed", "quotes", "trades", "trades_duplicate",
-    "backfilled", "heartbeats", "heartbeat_skips", "heartbeat_timeouts", "resyncs",
-    "books_silent", "stale_events", "recoveries", "foreign_products", "dropped",
-    "thread_crashes",
-)  # fmt: skip
+__all__ = [
+    "COUNTERS",
+    "Action",
+    "Backfill",
+    "FeedEvent",
+    "FeedSession",
+    "Ping",
+    "Reconnect",
+    "Send",
+    "SessionSettings",
+]

@@ -3,7 +3,8 @@
 Every price and size of a level2 level, a ticker or a trade passes here once, before it can
 become a :class:`~cryptoj.models.market.Quote` or :class:`~cryptoj.models.market.Trade`. A value
 fails when it is not a finite decimal (``NaN``, ``sNaN``, ``Infinity``), a price is not positive,
-a size is negative, or either is outside a sane magnitude. The check answers with a *reason*
+a size is negative, or either is outside a sane magnitude (a level2 price also when it has more
+than 15 significant digits: the book compares prices as floats). The check answers with a *reason*
 (one of :data:`DROP_REASONS`), which the session counts; ``is_finite`` is asked first, so a
 signalling NaN is never compared (that would raise ``InvalidOperation``).
 
@@ -14,7 +15,7 @@ per interval, with the number of lines it held back.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Protocol
 
 #: Prices above this (in the quote currency) are not believed.
@@ -62,21 +63,55 @@ def size_problem(value: Decimal) -> str | None:
 
 
 class LevelLike(Protocol):
-    """A level2 level (``L2Update``)."""
+    """A level2 level (``L2Update``): price and size as the wire wrote them."""
 
     @property
-    def price_level(self) -> Decimal: ...
+    def price_level(self) -> str: ...
     @property
-    def new_quantity(self) -> Decimal: ...
+    def new_quantity(self) -> str: ...
+
+
+_MAX_PRICE, _MAX_SIZE, _MIN = float(MAX_PRICE), float(MAX_SIZE), float(MIN_MAGNITUDE)
+#: Significant digits a level2 price may have: the book compares prices as floats, which
+#: tell apart every two decimals of up to 15 significant digits.
+MAX_PRICE_DIGITS = 15
 
 
 def levels_problem(levels: Iterable[LevelLike]) -> str | None:
-    """The first problem of a snapshot's or update's levels, or None when all are usable."""
+    """The first problem of a snapshot's or update's levels, or None when all are usable.
+
+    The same checks as :func:`price_problem` and :func:`size_problem`, on the decimal text, plus:
+    text that is not a decimal number is ``malformed``, a price of more than
+    :data:`MAX_PRICE_DIGITS` significant digits is ``price_out_of_range``. The common case
+    costs two ``float()`` calls a level; anything near a limit is decided exactly on
+    ``Decimal`` values.
+    """
     for lv in levels:
-        problem = price_problem(lv.price_level) or size_problem(lv.new_quantity)
-        if problem is not None:
-            return problem
+        price, size = lv.price_level, lv.new_quantity
+        try:
+            p, q = float(price), float(size)
+        except ValueError:
+            return _exact_problem(price, size)
+        if (
+            not _MIN <= p <= _MAX_PRICE
+            or not (q == 0.0 or _MIN <= q <= _MAX_SIZE)
+            or len(price) > MAX_PRICE_DIGITS
+        ):
+            problem = _exact_problem(price, size)
+            if problem is not None:
+                return problem
     return None
+
+
+def _exact_problem(price: str, size: str) -> str | None:
+    try:
+        p, q = Decimal(price), Decimal(size)
+    except (InvalidOperation, TypeError):
+        return "malformed"
+    problem = pair_problem(p, q)
+    if problem is None and len(p.normalize().as_tuple().digits) > MAX_PRICE_DIGITS:
+        return "price_out_of_range"
+    return problem
 
 
 def pair_problem(price: Decimal, size: Decimal) -> str | None:
