@@ -260,9 +260,12 @@ class PortfolioActor(Actor):
         self._after_txn(ctx, trigger=True)
 
     def _handle_risk_parameters(self, msg: RiskParameters, ctx: Context) -> None:
+        first = self.params is None
         self.params = msg
         self._desk().on_params(msg, ctx)
-        self._after_txn(ctx)
+        # live: the first parameters (a start) decide the targets already here on the quotes
+        # already in (if still current: _usable), not at the next quote
+        self._after_txn(ctx, trigger=first and self._live)
 
     def _handle_halt(self, msg: Halt, ctx: Context) -> None:
         self.halted = True
