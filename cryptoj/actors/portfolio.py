@@ -20,7 +20,9 @@ a product. Every leg's funds are reserved and the plan journalled before anythin
 sells go first, buys when every sell closed. A leg that fails, times out
 (``portfolio.leg_timeout_s``) or is overtaken (halt, unwind, stop loss, a signal that drops to
 0 under a buy) rolls its transaction back; a newer risk version while legs are unsent
-supersedes it and the actor plans again. On start, open transactions are rolled back
+supersedes it and the actor plans again. Live, the first RiskParameters after a start plan
+too: the targets already held are decided on the quotes already in (if still current). On
+start, open transactions are rolled back
 (:meth:`~cryptoj.portfolio.transaction.Transaction.recover`); the I/O of transactions is in
 :class:`~cryptoj.portfolio.desk.TxnDesk`.
 
