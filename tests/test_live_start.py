@@ -18,7 +18,7 @@ from cryptoj.config import RiskConfig, parse_config
 from cryptoj.journal import Journal
 from cryptoj.models.orders import Side, SubmitOrder
 from cryptoj.models.portfolio import PortfolioSnapshot
-from cryptoj.models.risk import RiskParameters
+from cryptoj.models.risk import RiskLevel, RiskParameters
 from cryptoj.models.signals import TargetWeight
 from tests.stubs import FakeCtx, bar, quote, risk_params
 
@@ -64,6 +64,20 @@ def test_live_risk_publishes_with_the_first_equity_before_any_bar(tmp_path: Path
     # published is what went out at the first equity
     actor.receive(bar("BTC-USD", "7001", T0 + 2 * S), ctx)
     assert len(_params(ctx)) == 1
+
+
+def test_live_risk_first_parameters_keep_a_journalled_drawdown_halt(tmp_path: Path) -> None:
+    path = _journal(tmp_path)
+    j = Journal(path)
+    j.set_meta("risk_hwm", '{"equity": 150000, "ts": 1}')
+    j.record_event(1, "risk", "drawdown_halt", "{}")  # before the restart
+    j.close()
+    actor = RiskActor(RiskConfig(), path, products=PRODUCTS)
+    ctx = FakeCtx(time_ns=T0)
+    actor.on_start(ctx)
+    actor.receive(_snapshot(T0), ctx)
+    (first,) = _params(ctx)  # the first equity decides the level before anything is published
+    assert first.level == RiskLevel.HALTED and not first.entries_allowed
 
 
 def test_without_products_risk_waits_for_the_second_bar_batch(tmp_path: Path) -> None:
