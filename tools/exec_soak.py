@@ -2,6 +2,7 @@
 
     python tools/exec_soak.py --orders 200 --fault-rate 0.2 --seed 3 --json
     python tools/exec_soak.py --orders 200 --fault-rate 0.2 --seed 3 --kill9 3 --json
+    python tools/exec_soak.py --orders 40 --kill9 4 --keep /tmp/soak --trace   # to diagnose
 
 What runs: the fake exchange (in this process: market data, private REST with a registered
 API key, the user channel) and the daemon as a child process, ``python -m cryptoj run --live``
@@ -51,6 +52,10 @@ one JSON object:
 ``settled_before_stop``        nothing was open before the final SIGTERM (an order the portfolio
                                decides just then is drained by the orderly stop and audited too)
 plus the faults injected, kills, restarts, exit codes and the journal's open intents.
+
+``--keep DIR --trace`` keeps the daemon's message trace (``DIR/trace.jsonl``, every life
+appended; each starts again at ``seq`` 1): what each actor received and when, e.g. where a
+start's time went before its first intent.
 
 Order splitting runs with short slots (``execution.child_interval_s`` 0.5 s,
 ``max_duration_s`` 4 s) so that split parents finish within a target change or two, and kills
@@ -111,7 +116,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def soak_config(tmp: Path, fake: FakeCoinbase, key_file: Path) -> dict[str, Any]:
+def soak_config(
+    tmp: Path, fake: FakeCoinbase, key_file: Path, *, trace: bool = False
+) -> dict[str, Any]:
     """The daemon's config: live against the fake, manual targets, risk out of the way.
 
     The risk and emergency limits, the turnover budget and the cost band are loosened on
@@ -159,7 +166,7 @@ def soak_config(tmp: Path, fake: FakeCoinbase, key_file: Path) -> dict[str, Any]
             "stop_wait_s": 20.0,  # the final SIGTERM books what is in flight (faults slow it)
         },
         "journal": {"path": str(tmp / "journal.sqlite")},
-        "trace": {"enabled": False},
+        "trace": {"enabled": trace, "path": str(tmp / "trace.jsonl")},
         "logging": {"level": "INFO", "file": str(tmp / "daemon.log")},
     }
 
@@ -429,7 +436,11 @@ class Soak:
         t0 = time.monotonic()
         with self.fake:
             cfg = self.tmp / "soak.yaml"
-            cfg.write_text(yaml.safe_dump(soak_config(self.tmp, self.fake, self.key_file)))
+            cfg.write_text(
+                yaml.safe_dump(
+                    soak_config(self.tmp, self.fake, self.key_file, trace=self.args.trace)
+                )
+            )
             daemon = DaemonProcess(cfg, self.log)
             try:
                 daemon.start()
@@ -540,6 +551,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--key-type", choices=("ES256", "Ed25519"), default="Ed25519")
     ap.add_argument("--timeout-s", type=float, default=900.0, help="give up driving after this")
     ap.add_argument("--keep", metavar="DIR", help="keep the journal, config and logs here")
+    ap.add_argument(
+        "--trace", action="store_true", help="record the daemon's message trace (with --keep)"
+    )
     ap.add_argument("--json", action="store_true", help="print only the JSON summary")
     args = ap.parse_args(argv)
     if args.keep:

@@ -20,7 +20,9 @@ a product. Every leg's funds are reserved and the plan journalled before anythin
 sells go first, buys when every sell closed. A leg that fails, times out
 (``portfolio.leg_timeout_s``) or is overtaken (halt, unwind, stop loss, a signal that drops to
 0 under a buy) rolls its transaction back; a newer risk version while legs are unsent
-supersedes it and the actor plans again. On start, open transactions are rolled back
+supersedes it and the actor plans again. Live, the first RiskParameters after a start plan
+too: the targets already held are decided on the quotes already in (if still current). On
+start, open transactions are rolled back
 (:meth:`~cryptoj.portfolio.transaction.Transaction.recover`); the I/O of transactions is in
 :class:`~cryptoj.portfolio.desk.TxnDesk`.
 
@@ -262,9 +264,12 @@ class PortfolioActor(Actor):
         self._after_txn(ctx, trigger=True)
 
     def _handle_risk_parameters(self, msg: RiskParameters, ctx: Context) -> None:
+        first = self.params is None
         self.params = msg
         self._desk().on_params(msg, ctx)
-        self._after_txn(ctx)
+        # live: the first parameters (a start) decide the targets already here on the quotes
+        # already in (if still current: _usable), not at the next quote
+        self._after_txn(ctx, trigger=first and self._live)
 
     def _handle_halt(self, msg: Halt, ctx: Context) -> None:
         self.halted = True

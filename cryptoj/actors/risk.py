@@ -24,6 +24,10 @@ publishes versioned limits, and the PortfolioActor applies them atomically when 
   (:class:`~cryptoj.risk.regime.RegimeDetector`), volatility per product, average correlation,
   and the pairwise EWMA correlations (``pairs``) the portfolio's optimiser and the wind-down
   ordering use.
+* Live start: with the feed's ``products`` given (the live daemon), the first parameters go out
+  with the portfolio's first equity (the level known), not when the second bar batch begins:
+  before any bar each cap is the plain limit, as it is after the first bar (one close is no
+  return), so a restarted daemon decides on its first fresh quotes instead of two bars later.
 """
 
 from __future__ import annotations
@@ -72,9 +76,15 @@ class RiskActor(Actor):
         portfolio: str = "portfolio",
         shutdown: str = "shutdown",
         also_to: tuple[str, ...] = (),
+        products: tuple[str, ...] = (),
     ) -> None:
-        """``also_to``: further receivers of every RiskParameters (a strategy's risk view)."""
+        """``also_to``: further receivers of every RiskParameters (a strategy's risk view).
+
+        ``products`` (the live feed's): parameters for them go out with the portfolio's first
+        equity, before any bar (module docstring); empty (replay): the first parameters go out
+        when the second bar batch begins."""
         self.cfg = cfg
+        self.start_products = products
         self.also_to = also_to
         self.journal_path = journal_path
         self.portfolio = portfolio
@@ -114,6 +124,8 @@ class RiskActor(Actor):
         hwm, halted = drawdown_state(journal)
         self.levels.restore(hwm, halted)
         self._hwm_journalled = hwm
+        for p in self.start_products:  # no data yet: a product's cap is the plain limit
+            self._caps.setdefault(p, self._cap(p))
 
     def on_stop(self, ctx: Context) -> None:
         """Close the journal."""
@@ -168,6 +180,8 @@ class RiskActor(Actor):
             detail = {"equity": equity, "hwm": levels.hwm, "drawdown": round(u.hwm_drawdown, 6)}
             journal.record_event(u.ts, "risk", "drawdown_halt", json.dumps(detail))
         self._apply(u, ctx)
+        if self.version == 0 and self.start_products:
+            self._publish(ctx, "first equity")
 
     def _handle_risk_resume(self, msg: RiskResume, ctx: Context) -> None:
         u = self.levels.resume(msg.by)

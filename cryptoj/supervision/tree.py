@@ -80,7 +80,10 @@ def build_tree(cfg: Config, deps: Dependencies) -> SupervisorSpec:
             ChildSpec(
                 "risk",
                 lambda: RiskActor(
-                    cfg.risk, deps.journal_path, also_to=("strategy",) if "risk" in wants else ()
+                    cfg.risk,
+                    deps.journal_path,
+                    also_to=("strategy",) if "risk" in wants else (),
+                    products=cfg.feed.products if cfg.feed.source == "coinbase" else (),
                 ),
                 stop_timeout_s=stop_s,
             ),
