@@ -19,9 +19,11 @@ flips often, so many ticks lead to an order (ticks that lead to none are not cou
 
 The actor system runs as the daemon runs it: ``ThreadedRuntime.start_tree`` (heap frozen for
 the garbage collector, the journal's WAL checkpointed on a thread of its own) and quote-
-conflating mailboxes; ``--without conflation,checkpointer,freeze`` switches those off to
-measure what each brings. Two diagnostics, not configurations (nothing they skip is durable;
-recovery would be impossible): ``--without journal`` makes every journal write a no-op,
+conflating mailboxes, the PortfolioActor's journal writes committed once per mailbox batch
+(``journal.group_commit``); ``--without conflation,checkpointer,freeze,group-commit`` switches
+those off to measure what each brings. Two diagnostics, not configurations (nothing they
+skip is durable; recovery would be impossible): ``--without journal`` makes every journal
+write a no-op,
 ``--without path-journal`` only the two on the measured path (the portfolio's record of the
 transaction and its intent, the execution's record of the order).
 
@@ -82,7 +84,7 @@ from cryptoj.marketdata.ticks import load_trade_ticks  # noqa: E402
 from cryptoj.models.base import Message  # noqa: E402
 from cryptoj.models.market import Trade  # noqa: E402
 from cryptoj.models.orders import OrderAccepted, OrderRejected, SubmitOrder  # noqa: E402
-from cryptoj.runtime.assemble import assemble  # noqa: E402
+from cryptoj.runtime.assemble import GROUP_COMMIT, assemble  # noqa: E402
 from cryptoj.runtime.common import Registered  # noqa: E402
 from cryptoj.runtime.threaded import ScaledClock, ThreadedRuntime  # noqa: E402
 from cryptoj.venues.paper import PaperExchange  # noqa: E402
@@ -92,7 +94,9 @@ HOPS = 4  # injector → feed → strategy → portfolio → execution
 #: The journal's write calls on the measured path, and all of them (``--without``).
 PATH_WRITES = ("record_txn", "record_order")
 JOURNAL_WRITES = (*PATH_WRITES, "record_fill", "update_order", "record_equity", "record_event")
-MEASURES = frozenset({"conflation", "checkpointer", "freeze", "journal", "path-journal"})
+MEASURES = frozenset(
+    {"conflation", "checkpointer", "freeze", "group-commit", "journal", "path-journal"}
+)
 #: Orders of 1 % of equity without fees: the strategy keeps trading for the whole run. (With 5 %
 #: targets and a 0.1 % fee the round trips drew the equity down 2 % within about 5 s, the risk
 #: level went to REDUCING and no order followed: every sample came from the first slice.)
@@ -229,6 +233,7 @@ class ActorChain:
             registry=registry,
             conflate_quotes="conflation" not in without,
             journal_path=None if "checkpointer" in without else system.journal_path,
+            group_commit=() if "group-commit" in without else GROUP_COMMIT,
         )
         timed.rt = self.rt
         self.timed = timed
@@ -419,7 +424,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--without",
         default="",
-        help="comma-separated measures to switch off: conflation, checkpointer, freeze; "
+        help="comma-separated measures to switch off: conflation, checkpointer, freeze, "
+        "group-commit; "
         "diagnostics: journal (every journal write a no-op), path-journal (the two on the path)",
     )
     ap.add_argument(
@@ -433,8 +439,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--phase-seconds", type=float, default=10.0, help="--burst: before and after it (10)"
     )
+    ap.add_argument(
+        "--switch-interval-us",
+        type=float,
+        default=None,
+        help="the interpreter's GIL switch interval for the whole process, actors and floor "
+        "alike (sys.setswitchinterval; Python's default is 5000)",
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    if args.switch_interval_us is not None:
+        sys.setswitchinterval(args.switch_interval_us / 1e6)
     without = frozenset(w for w in args.without.split(",") if w)
     unknown = without - MEASURES
     if unknown:
@@ -485,6 +500,7 @@ def main(argv: list[str] | None = None) -> int:
         "conflated": conflated,
         "without": sorted(without),
         "record": actors.recorder.stats() if actors.recorder is not None else None,
+        "switch_interval_us": round(sys.getswitchinterval() * 1e6),
         "load_avg": round(os.getloadavg()[0], 2),
     }
     _print(out, args.json)

@@ -40,6 +40,7 @@ from cryptoj import journal as journal_module  # noqa: E402
 from cryptoj.runtime import threaded  # noqa: E402
 
 JOURNAL_CALLS = (
+    "record_txn",
     "record_fill",
     "record_intent",
     "record_order",
@@ -183,7 +184,15 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--seconds", type=float, default=15.0, help="measured seconds (15)")
     ap.add_argument("--rate", type=float, default=1000.0, help="ticks per second (1000)")
+    ap.add_argument(
+        "--switch-interval-us",
+        type=float,
+        default=None,
+        help="the GIL switch interval (sys.setswitchinterval; Python's default is 5000)",
+    )
     args = ap.parse_args(argv)
+    if args.switch_interval_us is not None:
+        sys.setswitchinterval(args.switch_interval_us / 1e6)
     rec = Recorder()
     rec.install()
     with tempfile.TemporaryDirectory() as tmp:
