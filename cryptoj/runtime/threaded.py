@@ -141,15 +141,15 @@ class _Host(pykka.ThreadingActor):
         self._batched = 0  # messages handled in the open batch
         rt.refs[name] = (self.actor_ref, self)  # before the thread starts: never a stale ref
 
-    def _create_actor_inbox(self) -> queue.Queue[Any]:  # type: ignore[override]
+    def _create_actor_inbox(self) -> queue.Queue[Any] | ConflatingInbox:  # type: ignore[override]
         """A conflating mailbox (:mod:`cryptoj.runtime.mailbox`) unless switched off."""
         if not self.rt.conflate_quotes:
             return queue.Queue()
         return ConflatingInbox(on_drop=self.rt.on_conflated)
 
     def inbox_size(self) -> int:
-        """Messages waiting in this actor's mailbox (a ``queue.Queue``)."""
-        inbox: queue.Queue[Any] = self.actor_inbox  # type: ignore[assignment]
+        """Messages waiting in this actor's mailbox."""
+        inbox: queue.Queue[Any] | ConflatingInbox = self.actor_inbox  # type: ignore[assignment]
         return inbox.qsize()
 
     def on_start(self) -> None:
