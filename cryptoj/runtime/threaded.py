@@ -139,6 +139,8 @@ class _Host(pykka.ThreadingActor):
         self.group_commit = name in rt.group_commit
         self._batch: contextlib.AbstractContextManager[None] | None = None
         self._batched = 0  # messages handled in the open batch
+        self.batches = 0  # group commit: batches committed
+        self.batched_messages = 0  # group commit: messages handled in them
         rt.refs[name] = (self.actor_ref, self)  # before the thread starts: never a stale ref
 
     def _create_actor_inbox(self) -> queue.Queue[Any] | ConflatingInbox:  # type: ignore[override]
@@ -199,6 +201,8 @@ class _Host(pykka.ThreadingActor):
         batch, self._batch = self._batch, None
         if batch is None:
             return
+        self.batches += 1
+        self.batched_messages += self._batched
         self._batched = 0
         outbox = self.rt.close_outbox()
         try:
