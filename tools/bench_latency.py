@@ -41,6 +41,15 @@ floor); with ``--json`` one JSON object: ``p50_us``, ``p99_us``, ``max_us``, ``f
 other load on the machine than the percentiles), ``conflated`` (quotes dropped for a newer
 one), ``load_avg`` (the 1-minute load average at the end).
 
+Two configurations in one run: ``--compare-without MEASURE[,...]`` (a second chain with those
+measures also off) or ``--compare-switch-interval-us N`` (a second chain, and its floor slices,
+under that GIL switch interval) builds a second actor chain whose slices alternate with the
+first's (A, floor, B, floor, ...), so both see the same load; the second side's figures are
+under ``compare`` and ``compare_ratio_of_ratios`` is its ``ratio_p99`` over the first's.
+The GIL switch interval is the daemon's (``runtime.switch_interval_us``, which the daemon
+sets while it runs) for the whole run, the actors and the floor alike;
+``--switch-interval-us N`` sets another.
+
 ``--burst``: the actor system alone (no alternation), ``--rate`` ticks/s for
 ``--phase-seconds`` (10), then ``--burst-x`` (5) times that for ``--burst-seconds`` (10), then
 ``--rate`` again for ``--phase-seconds``; samples belong to the phase in which their tick was
@@ -409,6 +418,7 @@ def run_burst(args: argparse.Namespace, without: frozenset[str]) -> dict[str, An
             "trade_volume_pushed": str(actors.pushed_volume - base[3]),
             "trade_volume_handled": str(out_volume),
             "without": sorted(without),
+            "switch_interval_us": round(sys.getswitchinterval() * 1e6),
             "load_avg": round(os.getloadavg()[0], 2),
         }
     )
@@ -447,9 +457,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--switch-interval-us",
         type=float,
-        default=None,
+        default=parse_config(CONFIG).runtime.switch_interval_us,
         help="the interpreter's GIL switch interval for the whole process, actors and floor "
-        "alike (sys.setswitchinterval; Python's default is 5000)",
+        "alike (sys.setswitchinterval); default: the daemon's runtime.switch_interval_us "
+        "(%(default)s; Python's own default is 5000)",
     )
     ap.add_argument(
         "--floor",
@@ -480,8 +491,7 @@ def main(argv: list[str] | None = None) -> int:
         _stub_journal_writes(JOURNAL_WRITES)
     elif "path-journal" in without:
         _stub_journal_writes(PATH_WRITES)
-    if args.switch_interval_us is not None:
-        sys.setswitchinterval(args.switch_interval_us / 1e6)
+    sys.setswitchinterval(args.switch_interval_us / 1e6)
     if args.burst:
         _print(run_burst(args, without), args.json)
         return 0
@@ -500,11 +510,9 @@ def main(argv: list[str] | None = None) -> int:
 class _Side:
     """One configuration of the steady run: its actor chain, its floor, what it measured."""
 
-    def __init__(self, without: frozenset[str], switch_interval_us: float | None) -> None:
+    def __init__(self, without: frozenset[str], switch_interval_us: float) -> None:
         self.without = without
-        self.switch_interval_s = (
-            sys.getswitchinterval() if switch_interval_us is None else switch_interval_us / 1e6
-        )
+        self.switch_interval_s = switch_interval_us / 1e6
         self.cpu = 0.0
         self.pushed = 0
         self.conflated = 0
