@@ -374,11 +374,11 @@ class Journal:
                     " :filled, :outcome, :cancel_requested, :timed_out, :updated_ts)",
                     leg,
                 )
-            for step, state, detail in steps:
+            if steps:  # one statement for all of them (rows in order: seq as one by one)
                 db.execute(
-                    "INSERT INTO rebalance_steps (txn_id, ts, step, state, detail)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (txn["txn_id"], ts, step, state, detail),
+                    "INSERT INTO rebalance_steps (txn_id, ts, step, state, detail) VALUES "
+                    + ", ".join(["(?, ?, ?, ?, ?)"] * len(steps)),
+                    [x for row in steps for x in (txn["txn_id"], ts, *row)],
                 )
             for row in intents:
                 db.execute(
