@@ -13,6 +13,7 @@ import pytest
 from cryptoj.contract import Actor, Context
 from cryptoj.journal import Journal
 from cryptoj.models.base import Message
+from cryptoj.models.orders import CancelOrder
 from cryptoj.models.system import ChildExited
 from cryptoj.runtime.common import Registered
 from cryptoj.runtime.threaded import BATCH_MAX, ScaledClock, ThreadedRuntime
@@ -65,6 +66,11 @@ class Writer(Actor):
     def _handle_note(self, msg: Note, ctx: Context) -> None:
         self._note(msg.text, ctx)
 
+    def _handle_cancel_order(self, msg: CancelOrder, ctx: Context) -> None:
+        assert self.journal is not None
+        self.journal.record_event(ctx.now(), "writer", "note", msg.client_order_id)
+        ctx.send("reader", msg)
+
     def _handle_boom(self, msg: Boom, ctx: Context) -> None:
         self._note(msg.text, ctx)
         raise RuntimeError("handler failed")
@@ -93,6 +99,9 @@ class Reader(Actor):
         assert self.journal is not None
         self.seen.append((msg.text, [e["detail"] for e in self.journal.events("note")]))
         self.done.set()
+
+    def _handle_cancel_order(self, msg: CancelOrder, ctx: Context) -> None:
+        self._handle_note(Note(ts=msg.ts, text=msg.client_order_id), ctx)
 
     def _handle_child_exited(self, msg: ChildExited, ctx: Context) -> None:
         pass
@@ -168,6 +177,22 @@ def test_a_batch_ends_after_batch_max_messages(harness: Harness) -> None:
     assert harness.peeks[first] == texts[:first]
     assert harness.peeks[-1] == texts[:first]
     assert all(text in committed for text, committed in harness.seen)
+
+
+def test_a_batch_ends_right_after_a_handler_that_sent_an_order_or_a_cancel(
+    harness: Harness,
+) -> None:
+    harness.blocked_then(
+        Note(ts=0, text="a"),
+        CancelOrder(ts=0, client_order_id="x"),
+        Note(ts=0, text="b"),
+        Note(ts=0, text="c"),
+    )
+    assert [text for text, _ in harness.seen] == ["a", "x", "b", "c"]
+    # the cancel did not wait for b and c: its batch (a, x) was committed before b was handled
+    # (peeks: before each note, a, b and c)
+    assert harness.peeks == [[], ["a", "x"], ["a", "x"]]
+    assert harness.seen[1][1][:2] == ["a", "x"]
 
 
 def test_a_failing_handler_commits_and_sends_what_was_done_before_it(harness: Harness) -> None:

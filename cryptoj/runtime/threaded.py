@@ -27,8 +27,10 @@ leaves the actor before the batch commits: its sends wait in an outbox and are p
 order, right after the commit (a failing commit posts none: they become dead letters and the
 actor crashes). What is durable is then always a state the one-transaction-per-write run also
 passed through, and no other actor (nor the venue, through the ExecutionActor) ever acts on a
-decision that is not durable yet. The batch also ends before any other kind of message (a
-ping, a stop, an ask), when the handler raises (what it wrote is committed and what it sent is
+decision that is not durable yet. The batch also ends right after a handler that sent an
+order or a cancel (:data:`URGENT`: it heads for the venue and waits for the commit only, not
+for the messages behind it), before any other kind of message (a ping, a stop, an ask), when
+the handler raises (what it wrote is committed and what it sent is
 posted, as without batching), and when the actor stops. Only for actors that act on the
 outside world through messages alone: the ExecutionActor calls the venue from its handler, so
 its order must be committed before that call, and it is never batched.
@@ -62,6 +64,7 @@ from cryptoj.contract import Actor
 from cryptoj.journal_batch import step_batch
 from cryptoj.models.base import Message
 from cryptoj.models.market import Trade
+from cryptoj.models.orders import CancelOrder, SubmitOrder
 from cryptoj.models.system import ChildExited, ChildStarted, Ping
 from cryptoj.runtime.checkpoint import WalCheckpointer
 from cryptoj.runtime.common import (
@@ -84,6 +87,9 @@ LOCKSTEP_STALL_S = 30.0
 STALL_S = 30.0  # the timer thread is reported stalled after this long without progress
 #: Group commit: a mailbox batch ends after this many messages even when more are waiting.
 BATCH_MAX = 32
+#: Group commit: a batch ends right after a handler that sent one of these (they head for the
+#: venue: they wait for the commit, not for the messages behind them).
+URGENT = (SubmitOrder, CancelOrder)
 
 
 class ScaledClock:
@@ -192,7 +198,7 @@ class _Host(pykka.ThreadingActor):
             self.end_batch()
             raise
         self._batched += 1
-        if self._batched >= BATCH_MAX or not self.inbox_size():
+        if self._batched >= BATCH_MAX or self.rt.outbox_urgent() or not self.inbox_size():
             self.end_batch()
 
     def end_batch(self) -> None:
@@ -369,6 +375,9 @@ class ThreadedRuntime:
         process-wide board by default). ``group_commit``: the actors whose journal writes share
         one transaction per mailbox batch, their sends held until it commits (module
         docstring)."""
+        if lockstep and group_commit:
+            # lockstep counts a message in flight from its send; an outbox would hide it
+            raise ValueError("group_commit: not with lockstep (a live runtime's setting)")
         self.group_commit = frozenset(group_commit)
         self.threads = threads if threads is not None else BOARD
         self.seed = seed
@@ -566,17 +575,25 @@ class ThreadedRuntime:
         outbox: list[tuple[str, Envelope]] | None = getattr(self._local, "outbox", None)
         if outbox is not None:
             outbox.append((to, env))
+            if isinstance(msg, URGENT):
+                self._local.urgent = True
             return
         self.post(to, env)
 
     def open_outbox(self) -> None:
         """From now on the calling thread's sends wait until :meth:`close_outbox`."""
         self._local.outbox = []
+        self._local.urgent = False
+
+    def outbox_urgent(self) -> bool:
+        """True when the calling thread's outbox holds an order or a cancel (:data:`URGENT`)."""
+        return bool(getattr(self._local, "urgent", False))
 
     def close_outbox(self) -> list[tuple[str, Envelope]]:
         """The calling thread's sends since :meth:`open_outbox`, in order (none wait any more)."""
         outbox: list[tuple[str, Envelope]] = getattr(self._local, "outbox", None) or []
         self._local.outbox = None
+        self._local.urgent = False
         return outbox
 
     def post(self, to: str, env: Envelope) -> None:
