@@ -299,10 +299,15 @@ class _TimerThread(threading.Thread):
         )
 
     def add(self, due: int, owner: str, generation: int, env: Envelope) -> None:
+        """Schedule ``env``; the loop is woken only when it becomes the earliest timer (it
+        sleeps until the earliest one anyway): an order's leg timeout, due in seconds, does
+        not wake the timer thread to compete for the GIL on the order path."""
         with self.cond:
             self.seq += 1
-            heapq.heappush(self.heap, (due, self.seq, owner, generation, env))
-            self.cond.notify()
+            entry = (due, self.seq, owner, generation, env)
+            heapq.heappush(self.heap, entry)
+            if self.heap[0] is entry:
+                self.cond.notify()
 
     def run(self) -> None:
         self.guard.run(self._loop, self._stop_event)
