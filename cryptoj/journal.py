@@ -30,8 +30,9 @@ finer than 1e-8 (``Fill.value``, e.g. Coinbase's quote-sized buys), NULL otherwi
 written before the column existed get it when opened.
 
 Group commit (:mod:`cryptoj.journal_batch`): by default every write is its own transaction;
-the deterministic runtime commits once per 64 market instants instead, with the same rows in
-the same order and journal-first holding in every committed state.
+the deterministic runtime commits once per 64 market instants instead, and the threaded
+runtime the PortfolioActor's writes once per mailbox batch (its sends held until the commit),
+with the same rows in the same order and journal-first holding in every committed state.
 """
 
 from __future__ import annotations
