@@ -3,8 +3,11 @@ the batch sends leaves the actor before that transaction is committed (journal f
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +20,7 @@ from cryptoj.models.orders import CancelOrder
 from cryptoj.models.system import ChildExited
 from cryptoj.runtime.common import Registered
 from cryptoj.runtime.threaded import BATCH_MAX, ScaledClock, ThreadedRuntime
+from tests.stubs import spawn_daemon
 
 
 class Note(Message, frozen=True, kw_only=True):
@@ -217,3 +221,46 @@ def test_without_group_commit_every_write_commits_on_its_own(tmp_path: Path) -> 
     finally:
         h.gate.set()
         h.rt.shutdown()
+
+
+def test_a_killed_daemon_never_has_an_order_its_portfolio_had_not_journalled(
+    tmp_path: Path,
+) -> None:
+    # the real daemon (group commit on by default), orders whole (each one has its intent),
+    # SIGKILLed while it trades as fast as it can
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(
+        f"feed:\n  speed: 0\njournal:\n  path: {tmp_path / 'journal.sqlite'}\n"
+        "trace:\n  enabled: false\nexecution:\n  split_enabled: false\n"
+        "strategy:\n  fast_period: 3\n  slow_period: 8\n  entry_band: 0.0005\n"
+        "ops:\n  port: 0\n"
+    )
+    proc = spawn_daemon(cfg)
+    try:
+        deadline = time.monotonic() + 60
+        orders = 0
+        while time.monotonic() < deadline and orders < 20 and proc.poll() is None:
+            time.sleep(0.05)  # polling interval of this test only
+            with (
+                contextlib.suppress(sqlite3.OperationalError),  # not created yet
+                contextlib.closing(sqlite3.connect(tmp_path / "journal.sqlite")) as c,
+            ):
+                orders = c.execute("SELECT count(*) FROM orders").fetchone()[0]
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.communicate(timeout=15)
+    assert proc.returncode == -signal.SIGKILL and orders >= 20
+    with contextlib.closing(sqlite3.connect(tmp_path / "journal.sqlite")) as c:
+        orphans = c.execute(
+            "SELECT client_order_id FROM orders WHERE client_order_id NOT IN"
+            " (SELECT client_order_id FROM intents)"
+        ).fetchall()
+        unbooked = c.execute(
+            "SELECT fill_id FROM fills WHERE fill_id NOT IN (SELECT fill_id FROM position_changes)"
+        ).fetchall()
+        legless = c.execute(
+            "SELECT client_order_id FROM intents WHERE client_order_id NOT IN"
+            " (SELECT client_order_id FROM rebalance_legs)"
+        ).fetchall()
+    assert orphans == [] and unbooked == [] and legless == []
