@@ -30,10 +30,10 @@ passed through, and no other actor (nor the venue, through the ExecutionActor) e
 decision that is not durable yet. The batch also ends right after a handler that sent an
 order or a cancel (:data:`URGENT`: it heads for the venue and waits for the commit only, not
 for the messages behind it), before any other kind of message (a ping, a stop, an ask), when
-the handler raises (what it wrote is committed and what it sent is
-posted, as without batching), and when the actor stops. Only for actors that act on the
-outside world through messages alone: the ExecutionActor calls the venue from its handler, so
-its order must be committed before that call, and it is never batched.
+the handler raises (what it wrote is committed and what it sent is posted, as without
+batching), and when the actor stops. Only for actors that act on the outside world through
+messages alone: the ExecutionActor calls the venue from its handler, so its order must be
+committed before that call, and it is never batched.
 
 For a replay (``lockstep=True``, no conflation): the runtime counts the messages in flight (in
 a mailbox or being handled) and the timer thread fires the next timer only when that count is
@@ -175,11 +175,15 @@ class _Host(pykka.ThreadingActor):
             if self.group_commit and not isinstance(message, AskEnvelope):
                 self._deliver_batched(message)
                 return None
-            self.end_batch()
+            self.end_batch()  # an ask: a failing commit crashes the actor (_handle_receive)
             self.rt.deliver(self, message)
             return None
-        self.end_batch()  # a barrier or a probe sees what was handled committed and sent
         if isinstance(message, Ping):
+            try:  # a barrier sees what was handled committed and sent
+                self.end_batch()
+            except Exception:
+                self._handle_failure(*sys.exc_info())  # as a failing write would have
+                raise
             return True
         raise TypeError(f"{self.cell_name}: not an envelope: {message!r}")
 
@@ -187,7 +191,8 @@ class _Host(pykka.ThreadingActor):
 
     def _deliver_batched(self, env: Envelope) -> None:
         """Handle ``env`` in the open mailbox batch (opening one); end the batch when the
-        mailbox is empty, when it is full, or when the handler raised."""
+        mailbox is empty, when the batch is full, when the handler sent an order or a cancel,
+        or when it raised."""
         if self._batch is None:
             self._batch = step_batch()
             self._batch.__enter__()
