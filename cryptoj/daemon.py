@@ -281,13 +281,9 @@ class Daemon:
         previous_hook = threading.excepthook
         # an exception that escapes any thread goes to loguru and the crash counters
         threading.excepthook = functools.partial(excepthook, board=board)
-        # a woken actor waits at most this long for a thread that keeps computing
-        previous_interval = sys.getswitchinterval()
-        sys.setswitchinterval(cfg.runtime.switch_interval_us / 1e6)
         try:
             run_until_stopped(rt, self._wait)
         finally:
-            sys.setswitchinterval(previous_interval)
             threading.excepthook = previous_hook
             venue_stop = getattr(system.venue, "stop", None)
             if venue_stop is not None:

@@ -42,8 +42,8 @@ def test_every_problem_is_reported_with_its_field_path() -> None:
         )
     assert e.value.problems == [
         "bogus: unknown field (known: coinbase, execution, feed, flags, journal, "
-        "live_trading_confirmed, logging, mode, ops, paper, portfolio, risk, runtime, seed, "
-        "shutdown, strategies, strategy, supervision, trace)",
+        "live_trading_confirmed, logging, mode, ops, paper, portfolio, risk, seed, shutdown, "
+        "strategies, strategy, supervision, trace)",
         "risk.colour: unknown field (known: caution_drawdown, correlation_grid_s, "
         "correlation_weight, daily_loss_limit, har_period_s, max_daily_turnover, max_drawdown, "
         "min_position_size, position_size_limit, stop_loss, "

@@ -46,9 +46,8 @@ measures also off) or ``--compare-switch-interval-us N`` (a second chain, and it
 under that GIL switch interval) builds a second actor chain whose slices alternate with the
 first's (A, floor, B, floor, ...), so both see the same load; the second side's figures are
 under ``compare`` and ``compare_ratio_of_ratios`` is its ``ratio_p99`` over the first's.
-The GIL switch interval is the daemon's (``runtime.switch_interval_us``, which the daemon
-sets while it runs) for the whole run, the actors and the floor alike;
-``--switch-interval-us N`` sets another.
+The GIL switch interval is Python's default (5 ms, as in the daemon) for the whole run, the
+actors and the floor alike; ``--switch-interval-us N`` sets another for both.
 
 ``--burst``: the actor system alone (no alternation), ``--rate`` ticks/s for
 ``--phase-seconds`` (10), then ``--burst-x`` (5) times that for ``--burst-seconds`` (10), then
@@ -457,10 +456,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--switch-interval-us",
         type=float,
-        default=parse_config(CONFIG).runtime.switch_interval_us,
+        default=sys.getswitchinterval() * 1e6,
         help="the interpreter's GIL switch interval for the whole process, actors and floor "
-        "alike (sys.setswitchinterval); default: the daemon's runtime.switch_interval_us "
-        "(%(default)s; Python's own default is 5000)",
+        "alike (sys.setswitchinterval; default: Python's, %(default)s)",
     )
     ap.add_argument(
         "--floor",

@@ -273,14 +273,6 @@ class ShutdownConfig(_Section, frozen=True, kw_only=True):
     stop_wait_s: PositiveFloat = 10.0  # an orderly stop waits this long for orders in flight
 
 
-class RuntimeConfig(_Section, frozen=True, kw_only=True):
-    """The threaded runtime the daemon runs the actors in (one thread per actor, one GIL)."""
-
-    #: the interpreter's GIL switch interval while the daemon runs (``sys.setswitchinterval``):
-    #: how long a thread woken by a message may wait for one that keeps computing
-    switch_interval_us: PositiveFloat = 1000.0
-
-
 class ExecutionConfig(_Section, frozen=True, kw_only=True):
     """Order splitting in the ExecutionActor: TWAP with a depth limit
     (docs/portfolio.md#order-splitting)."""
@@ -311,7 +303,6 @@ class Config(_Section, frozen=True, kw_only=True):
     supervision: SupervisionConfig = SupervisionConfig()
     shutdown: ShutdownConfig = ShutdownConfig()
     execution: ExecutionConfig = ExecutionConfig()
-    runtime: RuntimeConfig = RuntimeConfig()
     coinbase: CoinbaseConfig = CoinbaseConfig()
     logging: LoggingConfig = LoggingConfig()
     ops: OpsConfig = OpsConfig()
