@@ -59,7 +59,7 @@ from cryptoj.ops.narrator import (
 from cryptoj.ops.runtime import OpsRuntime
 from cryptoj.ops.server import OpsEndpoint
 from cryptoj.ops.state import ErrorLog, OpsContext, OpsState
-from cryptoj.runtime.assemble import System, assemble
+from cryptoj.runtime.assemble import GROUP_COMMIT, System, assemble
 from cryptoj.runtime.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE
 from cryptoj.runtime.threaded import ScaledClock, run_until_stopped
 from cryptoj.strategies.history import MarketHistory
@@ -217,6 +217,7 @@ class Daemon:
             journal_path=system.journal_path,  # its WAL is checkpointed off the actors' threads
             threads=board,
             conflate_quotes=cfg.feed.conflate_mailboxes,
+            group_commit=GROUP_COMMIT if cfg.journal.group_commit else (),
         )
         rt.narrator = Narrator(log_line)
         system.venue.set_listener(lambda event: rt.tell("execution", event, sender="venue"))

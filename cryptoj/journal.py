@@ -30,8 +30,9 @@ finer than 1e-8 (``Fill.value``, e.g. Coinbase's quote-sized buys), NULL otherwi
 written before the column existed get it when opened.
 
 Group commit (:mod:`cryptoj.journal_batch`): by default every write is its own transaction;
-the deterministic runtime commits once per 64 market instants instead, with the same rows in
-the same order and journal-first holding in every committed state.
+the deterministic runtime commits once per 64 market instants instead, and the threaded
+runtime the PortfolioActor's writes once per mailbox batch (its sends held until the commit),
+with the same rows in the same order and journal-first holding in every committed state.
 """
 
 from __future__ import annotations
@@ -374,11 +375,11 @@ class Journal:
                     " :filled, :outcome, :cancel_requested, :timed_out, :updated_ts)",
                     leg,
                 )
-            for step, state, detail in steps:
+            if steps:  # one statement for all of them (rows in order: seq as one by one)
                 db.execute(
-                    "INSERT INTO rebalance_steps (txn_id, ts, step, state, detail)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (txn["txn_id"], ts, step, state, detail),
+                    "INSERT INTO rebalance_steps (txn_id, ts, step, state, detail) VALUES "
+                    + ", ".join(["(?, ?, ?, ?, ?)"] * len(steps)),
+                    [x for row in steps for x in (txn["txn_id"], ts, *row)],
                 )
             for row in intents:
                 db.execute(

@@ -8,8 +8,9 @@ connection, so the writes of several actors running in that thread (the determin
 runtime) go into one transaction instead of committing each time the writer changes.
 
 The deterministic runtime uses both: one transaction per 64 market instants (its
-``instants_per_commit``). See :func:`step_batch` for what is guaranteed and why journal-first
-still holds.
+``instants_per_commit``); the threaded runtime uses :func:`step_batch` for one transaction per
+mailbox batch of the PortfolioActor. See :func:`step_batch` for what is guaranteed and why
+journal-first still holds.
 """
 
 from __future__ import annotations
@@ -99,9 +100,11 @@ def step_batch() -> Iterator[None]:
     uncommitted rows do; a paper run resumed after a kill continues from the journal's last
     market time, the end of a committed instant.
 
-    Not used by the threaded runtime: there a message is acted on by another thread at once
-    (before this thread's commit), and the ExecutionActor calls a real venue from its handler
-    right after journalling the order; each write there stays its own transaction.
+    In the threaded runtime a message is acted on by another thread at once (before this
+    thread's commit), so there a batch is used only with an outbox that holds the actor's sends
+    until the commit (:mod:`cryptoj.runtime.threaded`, group commit: the PortfolioActor); the
+    ExecutionActor calls a real venue from its handler right after journalling the order, so
+    each of its writes stays its own transaction.
     """
     if _BATCH.active:
         yield

@@ -19,9 +19,11 @@ flips often, so many ticks lead to an order (ticks that lead to none are not cou
 
 The actor system runs as the daemon runs it: ``ThreadedRuntime.start_tree`` (heap frozen for
 the garbage collector, the journal's WAL checkpointed on a thread of its own) and quote-
-conflating mailboxes; ``--without conflation,checkpointer,freeze`` switches those off to
-measure what each brings. Two diagnostics, not configurations (nothing they skip is durable;
-recovery would be impossible): ``--without journal`` makes every journal write a no-op,
+conflating mailboxes, the PortfolioActor's journal writes committed once per mailbox batch
+(``journal.group_commit``); ``--without conflation,checkpointer,freeze,group-commit`` switches
+those off to measure what each brings. Two diagnostics, not configurations (nothing they
+skip is durable; recovery would be impossible): ``--without journal`` makes every journal
+write a no-op,
 ``--without path-journal`` only the two on the measured path (the portfolio's record of the
 transaction and its intent, the execution's record of the order).
 
@@ -29,7 +31,8 @@ transaction and its intent, the execution's record of the order).
 right after the push, as the daemon's feed callback does with ``feed.record: true`` (its writer
 thread writes Parquet into the temporary directory); the output's ``record`` holds its counters.
 
-The floor: the same number of handoffs through plain ``queue.Queue`` threads that do no work,
+The floor: the same number of handoffs through plain ``queue.Queue`` threads that do no work
+(``--floor simplequeue``: ``queue.SimpleQueue``, on which the actors' mailboxes are built),
 paced the same way, in the same process, alternating with the actor system in slices so both
 see the same machine load. Prints p50/p99/max in µs for both and ``ratio_p99`` (actors /
 floor); with ``--json`` one JSON object: ``p50_us``, ``p99_us``, ``max_us``, ``floor_p50_us``,
@@ -37,6 +40,14 @@ floor); with ``--json`` one JSON object: ``p50_us``, ``p99_us``, ``max_us``, ``f
 ``cpu_us_per_tick`` (process CPU time while the actors ran, per tick pushed: less sensitive to
 other load on the machine than the percentiles), ``conflated`` (quotes dropped for a newer
 one), ``load_avg`` (the 1-minute load average at the end).
+
+Two configurations in one run: ``--compare-without MEASURE[,...]`` (a second chain with those
+measures also off) or ``--compare-switch-interval-us N`` (a second chain, and its floor slices,
+under that GIL switch interval) builds a second actor chain whose slices alternate with the
+first's (A, floor, B, floor, ...), so both see the same load; the second side's figures are
+under ``compare`` and ``compare_ratio_of_ratios`` is its ``ratio_p99`` over the first's.
+The GIL switch interval is Python's default (5 ms, as in the daemon) for the whole run, the
+actors and the floor alike; ``--switch-interval-us N`` sets another for both.
 
 ``--burst``: the actor system alone (no alternation), ``--rate`` ticks/s for
 ``--phase-seconds`` (10), then ``--burst-x`` (5) times that for ``--burst-seconds`` (10), then
@@ -82,7 +93,7 @@ from cryptoj.marketdata.ticks import load_trade_ticks  # noqa: E402
 from cryptoj.models.base import Message  # noqa: E402
 from cryptoj.models.market import Trade  # noqa: E402
 from cryptoj.models.orders import OrderAccepted, OrderRejected, SubmitOrder  # noqa: E402
-from cryptoj.runtime.assemble import assemble  # noqa: E402
+from cryptoj.runtime.assemble import GROUP_COMMIT, assemble  # noqa: E402
 from cryptoj.runtime.common import Registered  # noqa: E402
 from cryptoj.runtime.threaded import ScaledClock, ThreadedRuntime  # noqa: E402
 from cryptoj.venues.paper import PaperExchange  # noqa: E402
@@ -92,7 +103,9 @@ HOPS = 4  # injector → feed → strategy → portfolio → execution
 #: The journal's write calls on the measured path, and all of them (``--without``).
 PATH_WRITES = ("record_txn", "record_order")
 JOURNAL_WRITES = (*PATH_WRITES, "record_fill", "update_order", "record_equity", "record_event")
-MEASURES = frozenset({"conflation", "checkpointer", "freeze", "journal", "path-journal"})
+MEASURES = frozenset(
+    {"conflation", "checkpointer", "freeze", "group-commit", "journal", "path-journal"}
+)
 #: Orders of 1 % of equity without fees: the strategy keeps trading for the whole run. (With 5 %
 #: targets and a 0.1 % fee the round trips drew the equity down 2 % within about 5 s, the risk
 #: level went to REDUCING and no order followed: every sample came from the first slice.)
@@ -229,6 +242,7 @@ class ActorChain:
             registry=registry,
             conflate_quotes="conflation" not in without,
             journal_path=None if "checkpointer" in without else system.journal_path,
+            group_commit=() if "group-commit" in without else GROUP_COMMIT,
         )
         timed.rt = self.rt
         self.timed = timed
@@ -264,11 +278,15 @@ class ActorChain:
 
 
 class QueueChain:
-    """HOPS plain threads passing each item on through queue.Queue: the floor."""
+    """HOPS plain threads passing each item on through ``queue.Queue`` (``simple``:
+    ``queue.SimpleQueue``, the kind the actors' mailboxes are built on): the floor."""
 
-    def __init__(self) -> None:
+    def __init__(self, simple: bool = False) -> None:
         self.samples: list[int] = []
-        self.queues: list[queue.Queue[int | None]] = [queue.Queue() for _ in range(HOPS)]
+        kind = queue.SimpleQueue if simple else queue.Queue
+        self.queues: list[queue.Queue[int | None] | queue.SimpleQueue[int | None]] = [
+            kind() for _ in range(HOPS)
+        ]
         self.threads = [
             threading.Thread(target=self._relay, args=(k,), daemon=True) for k in range(HOPS)
         ]
@@ -399,6 +417,7 @@ def run_burst(args: argparse.Namespace, without: frozenset[str]) -> dict[str, An
             "trade_volume_pushed": str(actors.pushed_volume - base[3]),
             "trade_volume_handled": str(out_volume),
             "without": sorted(without),
+            "switch_interval_us": round(sys.getswitchinterval() * 1e6),
             "load_avg": round(os.getloadavg()[0], 2),
         }
     )
@@ -419,7 +438,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--without",
         default="",
-        help="comma-separated measures to switch off: conflation, checkpointer, freeze; "
+        help="comma-separated measures to switch off: conflation, checkpointer, freeze, "
+        "group-commit; "
         "diagnostics: journal (every journal write a no-op), path-journal (the two on the path)",
     )
     ap.add_argument(
@@ -433,6 +453,32 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--phase-seconds", type=float, default=10.0, help="--burst: before and after it (10)"
     )
+    ap.add_argument(
+        "--switch-interval-us",
+        type=float,
+        default=sys.getswitchinterval() * 1e6,
+        help="the interpreter's GIL switch interval for the whole process, actors and floor "
+        "alike (sys.setswitchinterval; default: Python's, %(default)s)",
+    )
+    ap.add_argument(
+        "--floor",
+        choices=("queue", "simplequeue"),
+        default="queue",
+        help="the floor's handoffs: queue.Queue (the default, as the issue measured it) or "
+        "queue.SimpleQueue (what the actors' mailboxes are built on)",
+    )
+    ap.add_argument(
+        "--compare-without",
+        default="",
+        help="a second actor chain with these measures also switched off, its slices "
+        "alternating with the first's in the same run (each with its own floor slices)",
+    )
+    ap.add_argument(
+        "--compare-switch-interval-us",
+        type=float,
+        default=None,
+        help="a second actor chain run (with its floor) under this GIL switch interval",
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     without = frozenset(w for w in args.without.split(",") if w)
@@ -443,52 +489,94 @@ def main(argv: list[str] | None = None) -> int:
         _stub_journal_writes(JOURNAL_WRITES)
     elif "path-journal" in without:
         _stub_journal_writes(PATH_WRITES)
+    sys.setswitchinterval(args.switch_interval_us / 1e6)
     if args.burst:
         _print(run_burst(args, without), args.json)
         return 0
-    floor = QueueChain()
-    cpu = 0.0
-    with tempfile.TemporaryDirectory() as tmp:
-        actors = ActorChain(Path(tmp), without, record=args.record)
-        per_slice = args.seconds / args.slices
-        actors.sent += _pace(args.rate, min(2.0, per_slice), actors.push)  # warm-up, discarded
-        actors.rt.quiesce(["feed", "strategy", "portfolio", "execution"])
-        actors.samples.clear()
-        conflated0 = actors.rt.stats.conflated
-        pushed = 0
-        for _ in range(args.slices):
-            c0 = time.process_time()
-            n = _pace(args.rate, per_slice, actors.push)
-            actors.rt.quiesce(["feed", "strategy", "portfolio", "execution"])
-            cpu += time.process_time() - c0
-            actors.sent += n
-            pushed += n
-            _pace(args.rate, per_slice, floor.push)
-        conflated = actors.rt.stats.conflated - conflated0
-        actors.close()
-    floor.close()
-    a, f = actors.samples, floor.samples
-    out = {
-        "rate": args.rate,
-        "seconds_per_side": args.seconds,
-        "samples": len(a),
-        "floor_samples": len(f),
-        "p50_us": round(_pct(a, 0.50), 1),
-        "p99_us": round(_pct(a, 0.99), 1),
-        "max_us": round(max(a) / 1000, 1) if a else None,
-        "mean_us": round(statistics.fmean(a) / 1000, 1) if a else None,
-        "floor_p50_us": round(_pct(f, 0.50), 1),
-        "floor_p99_us": round(_pct(f, 0.99), 1),
-        "floor_max_us": round(max(f) / 1000, 1) if f else None,
-        "ratio_p99": round(_pct(a, 0.99) / _pct(f, 0.99), 2) if a and f else None,
-        "cpu_us_per_tick": round(cpu / pushed * 1e6, 1) if pushed else None,
-        "conflated": conflated,
-        "without": sorted(without),
-        "record": actors.recorder.stats() if actors.recorder is not None else None,
-        "load_avg": round(os.getloadavg()[0], 2),
-    }
+    sides = [_Side(without, args.switch_interval_us)]
+    if args.compare_without or args.compare_switch_interval_us is not None:
+        other = frozenset(w for w in args.compare_without.split(",") if w)
+        if other - MEASURES or other & {"journal", "path-journal"}:
+            ap.error(f"--compare-without: not a measure of its own: {args.compare_without}")
+        si = args.compare_switch_interval_us
+        sides.append(_Side(without | other, args.switch_interval_us if si is None else si))
+    out = run_steady(args, sides)
     _print(out, args.json)
     return 0
+
+
+class _Side:
+    """One configuration of the steady run: its actor chain, its floor, what it measured."""
+
+    def __init__(self, without: frozenset[str], switch_interval_us: float) -> None:
+        self.without = without
+        self.switch_interval_s = switch_interval_us / 1e6
+        self.cpu = 0.0
+        self.pushed = 0
+        self.conflated = 0
+
+    def summary(self, actors: ActorChain, floor: QueueChain) -> dict[str, Any]:
+        """The printed figures of this side."""
+        a, f = actors.samples, floor.samples
+        return {
+            "samples": len(a),
+            "floor_samples": len(f),
+            "p50_us": round(_pct(a, 0.50), 1),
+            "p99_us": round(_pct(a, 0.99), 1),
+            "max_us": round(max(a) / 1000, 1) if a else None,
+            "mean_us": round(statistics.fmean(a) / 1000, 1) if a else None,
+            "floor_p50_us": round(_pct(f, 0.50), 1),
+            "floor_p99_us": round(_pct(f, 0.99), 1),
+            "floor_max_us": round(max(f) / 1000, 1) if f else None,
+            "ratio_p99": round(_pct(a, 0.99) / _pct(f, 0.99), 2) if a and f else None,
+            "cpu_us_per_tick": round(self.cpu / self.pushed * 1e6, 1) if self.pushed else None,
+            "conflated": self.conflated,
+            "without": sorted(self.without),
+            "record": actors.recorder.stats() if actors.recorder is not None else None,
+            "switch_interval_us": round(self.switch_interval_s * 1e6),
+        }
+
+
+def run_steady(args: argparse.Namespace, sides: list[_Side]) -> dict[str, Any]:
+    """Each side's actor chain and its floor in alternating slices (with ``--compare-*`` two
+    sides, their slices alternating too: A, floor A, B, floor B, ...)."""
+    floors = [QueueChain(simple=args.floor == "simplequeue") for _ in sides]
+    per_slice = args.seconds / args.slices
+    with tempfile.TemporaryDirectory() as tmp:
+        chains = []
+        for k, side in enumerate(sides):
+            sys.setswitchinterval(side.switch_interval_s)
+            actors = ActorChain(Path(tmp) / str(k), side.without, record=args.record)
+            actors.sent += _pace(args.rate, min(2.0, per_slice), actors.push)  # warm-up
+            actors.rt.quiesce(["feed", "strategy", "portfolio", "execution"])
+            actors.samples.clear()
+            side.conflated = -actors.rt.stats.conflated
+            chains.append(actors)
+        for _ in range(args.slices):
+            for side, actors, floor in zip(sides, chains, floors, strict=True):
+                sys.setswitchinterval(side.switch_interval_s)  # for its floor too
+                c0 = time.process_time()
+                n = _pace(args.rate, per_slice, actors.push)
+                actors.rt.quiesce(["feed", "strategy", "portfolio", "execution"])
+                side.cpu += time.process_time() - c0
+                actors.sent += n
+                side.pushed += n
+                _pace(args.rate, per_slice, floor.push)
+        for side, actors in zip(sides, chains, strict=True):
+            side.conflated += actors.rt.stats.conflated
+            actors.close()
+    for floor in floors:
+        floor.close()
+    out: dict[str, Any] = {"rate": args.rate, "seconds_per_side": args.seconds}
+    out |= sides[0].summary(chains[0], floors[0])
+    if len(sides) > 1:
+        b = sides[1].summary(chains[1], floors[1])
+        out["compare"] = b
+        if out["ratio_p99"] and b["ratio_p99"]:
+            out["compare_ratio_of_ratios"] = round(b["ratio_p99"] / out["ratio_p99"], 2)
+    out["floor"] = args.floor
+    out["load_avg"] = round(os.getloadavg()[0], 2)
+    return out
 
 
 def _print(out: dict[str, Any], as_json: bool) -> None:

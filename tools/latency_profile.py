@@ -40,6 +40,7 @@ from cryptoj import journal as journal_module  # noqa: E402
 from cryptoj.runtime import threaded  # noqa: E402
 
 JOURNAL_CALLS = (
+    "record_txn",
     "record_fill",
     "record_intent",
     "record_order",
@@ -183,7 +184,15 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--seconds", type=float, default=15.0, help="measured seconds (15)")
     ap.add_argument("--rate", type=float, default=1000.0, help="ticks per second (1000)")
+    ap.add_argument(
+        "--switch-interval-us",
+        type=float,
+        default=None,
+        help="the GIL switch interval (sys.setswitchinterval; Python's default is 5000)",
+    )
     args = ap.parse_args(argv)
+    if args.switch_interval_us is not None:
+        sys.setswitchinterval(args.switch_interval_us / 1e6)
     rec = Recorder()
     rec.install()
     with tempfile.TemporaryDirectory() as tmp:
@@ -198,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
             chain.rt.quiesce(CHAIN)
             cpu1, p1, w1 = rec.thread_cpu(), time.process_time(), time.perf_counter()
             conflated = getattr(chain.rt.stats, "conflated", 0)
+            portfolio = chain.rt.refs["portfolio"][1]
+            batches = (portfolio.batches, portfolio.batched_messages)
         finally:
             chain.close()
     ticks = int(args.rate * args.seconds)
@@ -205,6 +216,11 @@ def main(argv: list[str] | None = None) -> int:
         f"process CPU {p1 - p0:.2f} s in {w1 - w0:.2f} s ({(p1 - p0) / (w1 - w0):.0%}), "
         f"{(p1 - p0) / ticks * 1e6:.0f} µs per tick; quotes conflated {conflated}"
     )
+    if batches[0]:
+        print(
+            f"portfolio group commit: {batches[0]} batches, "
+            f"{batches[1] / batches[0]:.2f} messages per batch (whole run)"
+        )
     print("actor thread CPU, ms:", {n: round((cpu1[n] - cpu0.get(n, 0)) * 1000) for n in cpu1})
     s = chain.samples
     print(f"orders {len(s)}: bench latency p50 {pct(s, 0.5):.0f} µs, p99 {pct(s, 0.99):.0f} µs")

@@ -139,6 +139,10 @@ class JournalConfig(_Section, frozen=True, kw_only=True):
     """The SQLite (WAL) journal of orders, fills and position changes."""
 
     path: str = "var/journal.sqlite"
+    #: threaded runtime (the daemon): the PortfolioActor commits its journal writes once per
+    #: mailbox batch, its messages held until the commit (journal first holds); false commits
+    #: every write on its own
+    group_commit: bool = True
 
 
 class TraceConfig(_Section, frozen=True, kw_only=True):

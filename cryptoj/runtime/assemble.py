@@ -29,6 +29,12 @@ from cryptoj.venues.paper import PaperExchange
 if TYPE_CHECKING:
     from cryptoj.adapters.coinbase.execution import CoinbaseVenue
 
+#: The actors whose journal writes the threaded runtime commits once per mailbox batch
+#: (``ThreadedRuntime(group_commit=...)``, ``journal.group_commit``): the PortfolioActor acts
+#: on the world only through messages, which wait for the commit. Not the ExecutionActor: it
+#: calls the venue from its handler, right after journalling the order.
+GROUP_COMMIT = ("portfolio",)
+
 
 class LiveTradingUnavailable(Exception):
     """Live trading was refused (the message says why): no opt-in, bad keys, no account."""

@@ -22,7 +22,7 @@ Used by the threaded runtime only; the deterministic runtime delivers every mess
 from __future__ import annotations
 
 import queue
-from collections import deque
+import threading
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -52,10 +52,16 @@ def market_key(item: Any) -> Hashable | None:
     return None
 
 
-class ConflatingInbox(queue.Queue[Any]):
-    """``queue.Queue`` keeping one waiting quote and one waiting trade per :func:`market_key`
-    (see the module docstring). ``on_drop(item)`` is called (mailbox lock held) for each quote
-    dropped and each trade merged into a newer one."""
+class ConflatingInbox:
+    """A mailbox keeping one waiting quote and one waiting trade per :func:`market_key` (see
+    the module docstring): the ``put``/``get``/``empty``/``qsize`` of a ``queue.Queue``.
+    ``on_drop(item)`` is called (mailbox lock held) for each quote dropped and each trade
+    merged into a newer one.
+
+    Built on ``queue.SimpleQueue`` (implemented in C: a blocked ``get`` wakes on one lock
+    release, without ``queue.Queue``'s Python-level condition variable and its lock per wait);
+    a replaced item stays in it as an emptied cell that ``get`` skips. A small lock guards the
+    bookkeeping (which cell is the newest per key, how many items are live)."""
 
     def __init__(
         self,
@@ -64,25 +70,31 @@ class ConflatingInbox(queue.Queue[Any]):
     ) -> None:
         self._key = key
         self._on_drop = on_drop
-        super().__init__()
-
-    # queue.Queue calls these with its mutex held
-
-    def _init(self, maxsize: int) -> None:
-        self.queue: deque[Any] = deque()
+        self._items: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._lock = threading.Lock()
         self._latest: dict[Hashable, _Cell] = {}
         self._live = 0
         self.conflated = 0  # quotes dropped
         self.merged = 0  # trades merged into a newer one
 
-    def _qsize(self) -> int:
+    def qsize(self) -> int:
+        """Items waiting (replaced ones not counted)."""
         return self._live
 
-    def _put(self, item: Any) -> None:
+    def empty(self) -> bool:
+        """True when no item is waiting."""
+        return self._live == 0
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        """Add ``item`` at the end, replacing (quote) or merging into itself (trade) the
+        waiting one of its key; never blocks (the mailbox is unbounded)."""
         key = self._key(item)
         if key is None:
-            self.queue.append(item)
-        else:
+            with self._lock:
+                self._live += 1
+                self._items.put(item)
+            return
+        with self._lock:
             old = self._latest.get(key)
             if old is not None and old.item is not None:
                 dropped, old.item = old.item, None
@@ -96,22 +108,24 @@ class ConflatingInbox(queue.Queue[Any]):
                 if self._on_drop is not None:
                     self._on_drop(dropped)
             cell = self._latest[key] = _Cell(key, item)
-            self.queue.append(cell)
-        self._live += 1
+            self._live += 1
+            self._items.put(cell)
 
-    def _get(self) -> Any:
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        """The oldest waiting item, waiting for one (``timeout`` as ``queue.Queue.get``)."""
         while True:
-            x = self.queue.popleft()
-            if type(x) is not _Cell:
-                break
-            if x.item is None:
-                continue  # replaced by a newer one further back
-            if self._latest.get(x.key) is x:
-                del self._latest[x.key]
-            x = x.item
-            break
-        self._live -= 1
-        return x
+            x = self._items.get(block, timeout)
+            with self._lock:
+                if type(x) is _Cell:
+                    item = x.item
+                    if item is None:
+                        continue  # replaced by a newer one further back
+                    x.item = None
+                    if self._latest.get(x.key) is x:
+                        del self._latest[x.key]
+                    x = item
+                self._live -= 1
+            return x
 
 
 __all__ = ["ConflatingInbox", "market_key", "merge_trades"]

@@ -20,6 +20,21 @@ waiting trades per product, so market data cannot pile up however fast it arrive
 :meth:`ThreadedRuntime.start_tree` freezes the start-up heap for the garbage collector and
 starts a WAL checkpointer for the journal (:mod:`cryptoj.runtime.checkpoint`).
 
+Group commit (``group_commit``: the actors it applies to): such an actor's journal writes share
+one SQLite transaction per *mailbox batch*: the messages handled back to back while more were
+waiting (at most :data:`BATCH_MAX`). Journal first still holds, because nothing the batch sends
+leaves the actor before the batch commits: its sends wait in an outbox and are posted, in
+order, right after the commit (a failing commit posts none: they become dead letters and the
+actor crashes). What is durable is then always a state the one-transaction-per-write run also
+passed through, and no other actor (nor the venue, through the ExecutionActor) ever acts on a
+decision that is not durable yet. The batch also ends right after a handler that sent an
+order or a cancel (:data:`URGENT`: it heads for the venue and waits for the commit only, not
+for the messages behind it), before any other kind of message (a ping, a stop, an ask), when
+the handler raises (what it wrote is committed and what it sent is posted, as without
+batching), and when the actor stops. Only for actors that act on the outside world through
+messages alone: the ExecutionActor calls the venue from its handler, so its order must be
+committed before that call, and it is never batched.
+
 For a replay (``lockstep=True``, no conflation): the runtime counts the messages in flight (in
 a mailbox or being handled) and the timer thread fires the next timer only when that count is
 0, as the deterministic runtime does. Market time then never moves while an actor still works
@@ -38,7 +53,7 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from types import TracebackType
 from typing import Any
 
@@ -46,8 +61,10 @@ import pykka
 from pykka import ActorDeadError, ActorRef
 
 from cryptoj.contract import Actor
+from cryptoj.journal_batch import step_batch
 from cryptoj.models.base import Message
 from cryptoj.models.market import Trade
+from cryptoj.models.orders import CancelOrder, SubmitOrder
 from cryptoj.models.system import ChildExited, ChildStarted, Ping
 from cryptoj.runtime.checkpoint import WalCheckpointer
 from cryptoj.runtime.common import (
@@ -68,6 +85,11 @@ ASK_TIMEOUT_S = 10.0
 #: A lockstep timer wait with no delivery for this long gives up (see ThreadedRuntime.wait_idle).
 LOCKSTEP_STALL_S = 30.0
 STALL_S = 30.0  # the timer thread is reported stalled after this long without progress
+#: Group commit: a mailbox batch ends after this many messages even when more are waiting.
+BATCH_MAX = 32
+#: Group commit: a batch ends right after a handler that sent one of these (they head for the
+#: venue: they wait for the commit, not for the messages behind them).
+URGENT = (SubmitOrder, CancelOrder)
 
 
 class ScaledClock:
@@ -120,17 +142,22 @@ class _Host(pykka.ThreadingActor):
         self._reported = False
         self._lock = threading.Lock()
         self.started = threading.Event()  # set when on_start has returned (or raised)
+        self.group_commit = name in rt.group_commit
+        self._batch: contextlib.AbstractContextManager[None] | None = None
+        self._batched = 0  # messages handled in the open batch
+        self.batches = 0  # group commit: batches committed
+        self.batched_messages = 0  # group commit: messages handled in them
         rt.refs[name] = (self.actor_ref, self)  # before the thread starts: never a stale ref
 
-    def _create_actor_inbox(self) -> queue.Queue[Any]:  # type: ignore[override]
+    def _create_actor_inbox(self) -> queue.Queue[Any] | ConflatingInbox:  # type: ignore[override]
         """A conflating mailbox (:mod:`cryptoj.runtime.mailbox`) unless switched off."""
         if not self.rt.conflate_quotes:
             return queue.Queue()
         return ConflatingInbox(on_drop=self.rt.on_conflated)
 
     def inbox_size(self) -> int:
-        """Messages waiting in this actor's mailbox (a ``queue.Queue``)."""
-        inbox: queue.Queue[Any] = self.actor_inbox  # type: ignore[assignment]
+        """Messages waiting in this actor's mailbox."""
+        inbox: queue.Queue[Any] | ConflatingInbox = self.actor_inbox  # type: ignore[assignment]
         return inbox.qsize()
 
     def on_start(self) -> None:
@@ -140,15 +167,63 @@ class _Host(pykka.ThreadingActor):
             self.started.set()
 
     def on_stop(self) -> None:
+        self.end_batch()
         self.behaviour.on_stop(self.ctx)
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Envelope):
+            if self.group_commit and not isinstance(message, AskEnvelope):
+                self._deliver_batched(message)
+                return None
+            self.end_batch()  # an ask: a failing commit crashes the actor (_handle_receive)
             self.rt.deliver(self, message)
             return None
         if isinstance(message, Ping):
+            try:  # a barrier sees what was handled committed and sent
+                self.end_batch()
+            except Exception:
+                self._handle_failure(*sys.exc_info())  # as a failing write would have
+                raise
             return True
         raise TypeError(f"{self.cell_name}: not an envelope: {message!r}")
+
+    # -- group commit (module docstring) ---------------------------------------------------
+
+    def _deliver_batched(self, env: Envelope) -> None:
+        """Handle ``env`` in the open mailbox batch (opening one); end the batch when the
+        mailbox is empty, when the batch is full, when the handler sent an order or a cancel,
+        or when it raised."""
+        if self._batch is None:
+            self._batch = step_batch()
+            self._batch.__enter__()
+            self.rt.open_outbox()
+        try:
+            self.rt.deliver(self, env)
+        except BaseException:
+            self.end_batch()
+            raise
+        self._batched += 1
+        if self._batched >= BATCH_MAX or self.rt.outbox_urgent() or not self.inbox_size():
+            self.end_batch()
+
+    def end_batch(self) -> None:
+        """Commit the open batch's journal writes, then post what it sent (in order); a commit
+        that fails posts nothing (dead letters) and raises."""
+        batch, self._batch = self._batch, None
+        if batch is None:
+            return
+        self.batches += 1
+        self.batched_messages += self._batched
+        self._batched = 0
+        outbox = self.rt.close_outbox()
+        try:
+            batch.__exit__(None, None, None)
+        except BaseException as e:
+            for to, env in outbox:
+                self.rt.dead_letter(env.sender, to, env, f"journal commit failed: {e!r}"[:200])
+            raise
+        for to, env in outbox:
+            self.rt.post(to, env)
 
     # -- pykka's private exit points -------------------------------------------------------
 
@@ -229,10 +304,15 @@ class _TimerThread(threading.Thread):
         )
 
     def add(self, due: int, owner: str, generation: int, env: Envelope) -> None:
+        """Schedule ``env``; the loop is woken only when it becomes the earliest timer (it
+        sleeps until the earliest one anyway): an order's leg timeout, due in seconds, does
+        not wake the timer thread to compete for the GIL on the order path."""
         with self.cond:
             self.seq += 1
-            heapq.heappush(self.heap, (due, self.seq, owner, generation, env))
-            self.cond.notify()
+            entry = (due, self.seq, owner, generation, env)
+            heapq.heappush(self.heap, entry)
+            if self.heap[0] is entry:
+                self.cond.notify()
 
     def run(self) -> None:
         self.guard.run(self._loop, self._stop_event)
@@ -295,13 +375,20 @@ class ThreadedRuntime:
         journal_path: str | None = None,
         lockstep: bool = False,
         threads: ThreadBoard | None = None,
+        group_commit: Collection[str] = (),
     ) -> None:
         """``conflate_quotes``: mailboxes keep only the newest waiting quote per product and
         sender (:mod:`cryptoj.runtime.mailbox`). ``journal_path``: checkpoint that journal's
         WAL on a thread of its own while the tree runs (:mod:`cryptoj.runtime.checkpoint`).
         ``lockstep``: timers fire only when no message is in flight (replays; see the module
         docstring). ``threads``: where the timer and checkpointer threads are reported (the
-        process-wide board by default)."""
+        process-wide board by default). ``group_commit``: the actors whose journal writes share
+        one transaction per mailbox batch, their sends held until it commits (module
+        docstring)."""
+        if lockstep and group_commit:
+            # lockstep counts a message in flight from its send; an outbox would hide it
+            raise ValueError("group_commit: not with lockstep (a live runtime's setting)")
+        self.group_commit = frozenset(group_commit)
         self.threads = threads if threads is not None else BOARD
         self.seed = seed
         self.conflate_quotes = conflate_quotes
@@ -483,7 +570,8 @@ class ThreadedRuntime:
         return self.clock.now()
 
     def send(self, sender: str, to: str, msg: Message, corr: str | None) -> None:
-        """Deliver ``msg`` to ``to`` (a dead letter when it is not running)."""
+        """Deliver ``msg`` to ``to`` (a dead letter when it is not running); from inside a
+        group-commit batch, once the batch has committed."""
         cur: Envelope | None = getattr(self._local, "current", None)
         msg_id = self.ids.message_id()
         env = Envelope(
@@ -494,7 +582,29 @@ class ThreadedRuntime:
             cur.msg_id if cur else "",
             time.perf_counter_ns(),
         )
+        outbox: list[tuple[str, Envelope]] | None = getattr(self._local, "outbox", None)
+        if outbox is not None:
+            outbox.append((to, env))
+            if isinstance(msg, URGENT):
+                self._local.urgent = True
+            return
         self.post(to, env)
+
+    def open_outbox(self) -> None:
+        """From now on the calling thread's sends wait until :meth:`close_outbox`."""
+        self._local.outbox = []
+        self._local.urgent = False
+
+    def outbox_urgent(self) -> bool:
+        """True when the calling thread's outbox holds an order or a cancel (:data:`URGENT`)."""
+        return bool(getattr(self._local, "urgent", False))
+
+    def close_outbox(self) -> list[tuple[str, Envelope]]:
+        """The calling thread's sends since :meth:`open_outbox`, in order (none wait any more)."""
+        outbox: list[tuple[str, Envelope]] = getattr(self._local, "outbox", None) or []
+        self._local.outbox = None
+        self._local.urgent = False
+        return outbox
 
     def post(self, to: str, env: Envelope) -> None:
         """Put an envelope into ``to``'s mailbox."""
