@@ -382,7 +382,9 @@ def resting_at_fake(
     steps(actor, ctx, events)
     actor.receive(resting_buy(coid, price), ctx)
     drain(actor, events, ctx)
-    assert Journal(actor.journal_path).order(coid)["status"] == "OPEN"  # type: ignore[index]
+    j = Journal(actor.journal_path)
+    assert j.order(coid)["status"] == "OPEN"  # type: ignore[index]
+    j.close()
     return actor, ctx, events, venue
 
 
