@@ -366,6 +366,97 @@ def test_a_pending_order_of_the_previous_process_is_looked_up_in_the_background(
         venue.stop()
 
 
+def cancel_back(events: Events) -> bool:
+    return any(isinstance(m, VenueCallDone) and m.call == "cancel" for m in events.items)
+
+
+def resting_at_fake(
+    fake: FakeCoinbase, key: ApiKey, tmp_path: Path, coid: str, price: str = "1000", **kw: Any
+) -> tuple[ExecutionActor, FakeCtx, Events, CoinbaseVenue]:
+    """An actor on a venue whose cancels run on a background runner, after its start's work,
+    with ``coid`` resting at the fake (a post-only buy at ``price``)."""
+    venue, events, _ = make_venue(fake, key, timeout_s=5.0, run_calls=CallRunner(), **kw)
+    venue.start()
+    actor, ctx = ExecutionActor(venue, journal_at(tmp_path)), FakeCtx()
+    actor.on_start(ctx)
+    steps(actor, ctx, events)
+    actor.receive(resting_buy(coid, price), ctx)
+    drain(actor, events, ctx)
+    j = Journal(actor.journal_path)
+    assert j.order(coid)["status"] == "OPEN"  # type: ignore[index]
+    j.close()
+    return actor, ctx, events, venue
+
+
+def test_an_order_goes_out_while_a_cancel_is_in_flight(tmp_path: Path) -> None:
+    """Issue 16, liveness: a cancel's calls (the cancel, then a lookup of the order) run on
+    the venue's background thread with their own connection, and are applied on the actor's
+    thread when they are back: a slow cancel (3 s at the fake) holds neither the actor nor a
+    new order, and the cancelled order ends CANCELLED in the journal."""
+    fake, key = start_keyed_fake(balances={"USD": "250000"})
+    resting, fresh = new_id("slowcancel"), new_id("meanwhile")
+    actor, ctx, events, venue = resting_at_fake(fake, key, tmp_path, resting)
+    try:
+        fake.inject("rest_delay", count=1, endpoint="cancel", seconds=3.0, commit="after")
+        actor.receive(CancelOrder(client_order_id=resting), ctx)
+        actor.receive(order(fresh), ctx)  # not behind the cancel
+        assert orders_at_fake(fake, fresh) == 1
+        at_fake = {o["client_order_id"]: o for o in fake.state()["exchange"]["orders"]}
+        assert at_fake[resting]["status"] == "OPEN"  # the cancel is still on its way
+        assert not cancel_back(events)
+        j = Journal(actor.journal_path)
+        assert j.order(resting)["status"] == "OPEN"  # type: ignore[index]
+        assert wait_until(lambda: cancel_back(events), 10)
+        drain(actor, events, ctx)
+        assert j.order(resting)["status"] == "CANCELLED"  # type: ignore[index]
+        assert j.order(fresh)["status"] == "FILLED"  # type: ignore[index]
+        assert venue.counters()["cancels"] == 1 and venue.counters()["cancel_failures"] == 0
+        j.close()
+    finally:
+        venue.stop()
+        fake.stop()
+
+
+def test_a_cancel_racing_a_fill_books_the_fill_once_and_an_unknown_cancel_is_looked_up(
+    tmp_path: Path,
+) -> None:
+    """A resting order fills at the fake while its (slow) cancel is on its way: the cancel
+    fails (filled), its lookup and the user channel both report the fill, and the fill is
+    booked once. A cancel committed at the fake whose answer is lost (a 503 after the cancel)
+    is settled by the lookup that follows it: CANCELLED."""
+    fake, key = start_keyed_fake(balances={"USD": "250000"})
+    filled, lost = new_id("racefill"), new_id("lostcancel")
+    actor, ctx, events, venue = resting_at_fake(fake, key, tmp_path, filled, "1001", user=True)
+    try:
+        actor.receive(resting_buy(lost), ctx)
+        drain(actor, events, ctx)
+        fake.inject("rest_delay", count=1, endpoint="cancel", seconds=1.0, commit="after")
+        actor.receive(CancelOrder(client_order_id=filled), ctx)
+        with fake.lock:  # the market reaches the order meanwhile (only it bids 1001)
+            fake.exchange.on_market("BTC-USD", ([], [(Decimal(1001), Decimal(1))]), [])
+        assert wait_until(lambda: cancel_back(events), 10)
+        drain(actor, events, ctx)
+        j = Journal(actor.journal_path)
+        assert wait_until(lambda: j.order(filled)["status"] == "FILLED", 10)  # type: ignore[index]
+        wait_until(lambda: bool(events.items), 1)  # the user channel's report, if still to come
+        drain(actor, events, ctx)
+        fills = [m for _, m in ctx.sent if isinstance(m, Fill) and m.client_order_id == filled]
+        assert sum(f.quantity for f in fills) == Decimal("0.01")
+        assert len({f.fill_id for f in fills}) == len(fills) == 1
+        assert venue.counters()["cancel_failures"] == 1
+        # a cancel whose answer is lost: Coinbase cancelled it, the lookup says so
+        fake.inject("rest_5xx", count=3, endpoint="cancel", status=503, commit=True)
+        actor.receive(CancelOrder(client_order_id=lost), ctx)
+        assert wait_until(lambda: cancel_back(events), 10)
+        drain(actor, events, ctx)
+        assert j.order(lost)["status"] == "CANCELLED"  # type: ignore[index]
+        assert venue.counters()["cancel_failures"] == 2  # its outcome was unknown
+        j.close()
+    finally:
+        venue.stop()
+        fake.stop()
+
+
 # -- order splitting at the fake ---------------------------------------------------------------
 
 

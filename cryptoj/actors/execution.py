@@ -40,8 +40,13 @@ mailbox: one lookup, or one step of a pass (:meth:`ReconcilingVenue.reconcile` w
 run on the venue's background thread with their own connection: a step applies what the last
 read brought (here, on the actor's thread) and hands the next one over; the queue waits for the
 venue's :class:`~cryptoj.models.VenueCallDone` meanwhile, while new orders and cancels are
-handled as they arrive. So an order never waits for a read of the venue; what still runs on the
-actor's thread is the venue's creates and cancels (a submit, with its lookups when a create's
+handled as they arrive. Cancels are handed over the same way
+(:meth:`ReconcilingVenue.cancel_later`: the cancel call and a lookup of each order, on a
+background thread and connection of their own), and applied on the actor's thread when the
+venue's ``VenueCallDone(call="cancel")`` arrives (:meth:`ReconcilingVenue.cancels_back`): the
+states and fills they bring reach the actor as venue events, deduplicated by the venue's
+trackers like the user channel's. So an order never waits for a read or a cancel; what still
+runs on the actor's thread is the venue's creates (a submit, with its lookups when a create's
 outcome is unknown; the re-send under the same id of an order this process still holds). One
 pass runs at a time: an interval pass asked for meanwhile is dropped, any other (the venue's
 ``ReconcileVenue``) runs once it is over. An order the venue has and nobody tracks is adopted
@@ -309,11 +314,12 @@ class ExecutionActor(Actor):
 
     def _handle_cancel_order(self, msg: CancelOrder, ctx: Context) -> None:
         if not self.split.cancel(msg.client_order_id, ctx):
-            self.venue.cancel(msg.client_order_id, ctx.now())
+            self.split.venue_cancel(msg.client_order_id, ctx.now())
 
     def _handle_cancel_all_orders(self, msg: CancelAllOrders, ctx: Context) -> None:
         self.split.cancel_all(ctx)
-        self.venue.cancel_all(ctx.now())
+        if self.remote is None or not self.remote.cancel_later():
+            self.venue.cancel_all(ctx.now())
 
     def _handle_order_status_request(self, msg: OrderStatusRequest, ctx: Context) -> None:
         for coid in msg.client_order_ids:
@@ -369,7 +375,12 @@ class ExecutionActor(Actor):
     # -- reconciliation (remote venues) ------------------------------------------------------
 
     def _handle_venue_call_done(self, msg: VenueCallDone, ctx: Context) -> None:
-        """A reconciliation call made on the venue's thread is back: the pass goes on."""
+        """A call made on the venue's thread is back: a cancel's are applied now; after a
+        read of a lookup or a pass the queue goes on."""
+        if msg.call == "cancel":
+            if self.remote is not None:
+                self.remote.cancels_back()
+            return
         self._work.resume()
 
     def _handle_reconcile_venue(self, msg: ReconcileVenue, ctx: Context) -> None:

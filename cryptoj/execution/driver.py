@@ -75,7 +75,7 @@ from cryptoj.models.orders import (
     SubmitOrder,
 )
 from cryptoj.models.system import Tick
-from cryptoj.venues.base import ExecutionVenue
+from cryptoj.venues.base import ExecutionVenue, ReconcilingVenue
 
 SPLIT_TIMER = "execution.split"
 
@@ -409,8 +409,12 @@ class SplitDriver:
             self.carry_out(follow, ctx)
 
     def venue_cancel(self, client_order_id: str, now: int) -> None:
-        """Cancel one child at the venue (its close arrives as a venue event)."""
-        self.venue.cancel(client_order_id, now)
+        """Cancel one order at the venue (a child, or one the actor was asked to cancel): on
+        the venue's background thread when it has one, else here (its close arrives as a venue
+        event either way)."""
+        v = self.venue
+        if not (isinstance(v, ReconcilingVenue) and v.cancel_later([client_order_id])):
+            v.cancel(client_order_id, now)
 
     def _fills_for(self, client_order_id: str) -> tuple[Fill, ...]:
         return tuple(self.venue.fills_for(client_order_id))

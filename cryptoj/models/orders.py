@@ -112,8 +112,12 @@ class ReconcileVenue(Message, frozen=True, kw_only=True):
 
 
 class VenueCallDone(Message, frozen=True, kw_only=True):
-    """Venue → Execution: a call the venue made in the background for a reconciliation pass
-    is back; the pass can go on (``ReconcilingVenue.reconcile``)."""
+    """Venue → Execution: a call the venue made in the background is back: a read of a
+    reconciliation pass or a lookup (the pass can go on, ``ReconcilingVenue.reconcile``), or
+    with ``call`` ``"cancel"`` the calls of a cancel (``ReconcilingVenue.cancel_later``:
+    ``cancels_back`` applies them)."""
+
+    call: str = ""
 
 
 class OrderClosed(Message, frozen=True, kw_only=True):

@@ -148,6 +148,17 @@ class ReconcilingVenue(Protocol):
         the order applies it), False when :meth:`resolve` must read itself."""
         ...
 
+    def cancel_later(self, client_order_ids: list[str] | None = None) -> bool:
+        """Hand the cancel of these open orders (None: every one) to a background thread: True
+        when handed over (a :class:`~cryptoj.models.VenueCallDone` with ``call="cancel"``
+        follows; :meth:`cancels_back` applies it), False when ``cancel`` must be called."""
+        ...
+
+    def cancels_back(self) -> list[str]:
+        """Apply the cancels :meth:`cancel_later` handed over that are back (events go through
+        the listener); the orders whose cancel the venue accepted."""
+        ...
+
     def take_notes(self) -> list[tuple[str, str, str]]:
         """``(kind, client_order_id, detail)`` notes to journal as events, oldest first."""
         ...

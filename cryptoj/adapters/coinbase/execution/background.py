@@ -1,8 +1,10 @@
-"""CallRunner: the venue's background thread for the REST calls of reconciliation passes.
+"""CallRunner: a background thread of the venue for REST calls the actor must not wait for.
 
 The ExecutionActor never waits for a reconciliation read: :meth:`CoinbaseVenue.reconcile` with
 ``max_calls`` hands each call of a pass to a runner and returns; the call's result is kept by
 the venue, and a :class:`~cryptoj.models.VenueCallDone` tells the actor to go on with the pass.
+Lookups (``lookup_later``) run on the same runner; the actor's cancels (``cancel_later``) on a
+second one with its own connection, so a cancel waits neither for a read nor an order for it.
 One thread runs the calls in order (a pass has at most one call in flight); the calls catch
 their own errors (the venue hands them back to the actor), so the thread never dies of one,
 and anything else is logged.

@@ -36,6 +36,7 @@ the REST client's ``rest_requests``, ``rest_retries``, ``rest_fault_<kind>``,
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from collections.abc import Callable
@@ -52,16 +53,16 @@ from cryptoj.adapters.coinbase.execution.errors import (
 from cryptoj.adapters.coinbase.execution.orders import OrderTracker, OrderUpdate, OrderView
 from cryptoj.adapters.coinbase.execution.placing import STOP_CROSSED_REASONS, stop_already_crossed
 from cryptoj.adapters.coinbase.execution.ratelimit import TokenBucket
-from cryptoj.adapters.coinbase.execution.reconcile import rest_update
+from cryptoj.adapters.coinbase.execution.reconcile import Call, rest_update
 from cryptoj.adapters.coinbase.execution.reconcile_steps import ReconcileSteps
 from cryptoj.adapters.coinbase.execution.resolving import OrderResolving
 from cryptoj.adapters.coinbase.execution.schemas import dec
 from cryptoj.adapters.coinbase.execution.trackers import COUNTERS, Listener
 from cryptoj.adapters.coinbase.execution.user_channel import UserChannel
-from cryptoj.adapters.coinbase.execution.venue_core import NS, VenueSettings
+from cryptoj.adapters.coinbase.execution.venue_core import NS, Outcome, VenueSettings, run_call
 from cryptoj.adapters.coinbase.jwt_auth import Credentials, ws_jwt_factory
 from cryptoj.models.market import Quote
-from cryptoj.models.orders import Fill, ReconcileVenue, Side
+from cryptoj.models.orders import Fill, ReconcileVenue, Side, VenueCallDone
 from cryptoj.venues.base import TrackedOrder
 
 
@@ -87,10 +88,13 @@ class CoinbaseVenue(OrderResolving, ReconcileSteps):
         sleep: Callable[[float], None] = time.sleep,
         seed: int | None = None,
         run_calls: Runner | None = None,
+        run_cancels: Runner | None = None,
     ) -> CoinbaseVenue:
-        """A venue on two new REST clients (orders; reconciliation reads) sharing one rate
-        limit, a :class:`~.background.CallRunner` for the reads of stepwise passes (or
-        ``run_calls``), and a user channel when ``user_ws_url`` is given.
+        """A venue on three new REST clients (orders; reconciliation reads; the actor's
+        cancels) sharing one rate limit, a :class:`~.background.CallRunner` for the reads of
+        stepwise passes and lookups (or ``run_calls``), another for the cancels (or
+        ``run_cancels``; default ``run_calls`` when that is given), and a user channel when
+        ``user_ws_url`` is given.
 
         Nothing is contacted until :meth:`start` or the first call.
         """
@@ -131,6 +135,8 @@ class CoinbaseVenue(OrderResolving, ReconcileSteps):
                 stale_after_s=user_stale_s,
                 rng=random.Random(rng.random()),
             )
+        venue.canceller = rest_client(random.Random(rng.random()))
+        venue.run_cancels = run_cancels or run_calls or CallRunner("coinbase-cancel")
         return venue
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -144,8 +150,9 @@ class CoinbaseVenue(OrderResolving, ReconcileSteps):
         """Stop the user channel and the background runner."""
         if self.user_channel is not None:
             self.user_channel.stop()
-        if isinstance(self.run_calls, CallRunner):
-            self.run_calls.stop()
+        for runner in (self.run_calls, self.run_cancels):
+            if isinstance(runner, CallRunner):
+                runner.stop()
 
     @property
     def reconcile_interval_ns(self) -> int:
@@ -196,46 +203,104 @@ class CoinbaseVenue(OrderResolving, ReconcileSteps):
     # -- cancel ------------------------------------------------------------------------------
 
     def cancel(self, client_order_id: str, ts: int) -> bool:
-        """Cancel one accepted, open order; True if Coinbase accepted the cancel."""
+        """Cancel one accepted, open order here; True if Coinbase accepted the cancel."""
         return client_order_id in self._cancel([client_order_id])
 
     def cancel_all(self, ts: int) -> list[str]:
-        """Cancel every accepted order this venue tracks that is not terminal."""
-        return self._cancel([v.client_order_id for v in self.trackers.open_views()])
+        """Cancel every accepted order this venue tracks that is not terminal, here."""
+        return self._cancel(self._open_ids())
 
-    def _cancel(self, coids: list[str]) -> list[str]:
+    def cancel_later(self, client_order_ids: list[str] | None = None) -> bool:
+        """Hand the cancel of these orders (None: every open one) to the cancels' background
+        runner and connection, so that no order waits for it: the cancel call, then a lookup
+        of each order (its final state; after a cancel whose outcome is unknown too). A
+        :class:`~cryptoj.models.VenueCallDone` with ``call="cancel"`` follows when they are
+        back, and :meth:`cancels_back` applies them on the caller's thread. False when there
+        is no runner: :meth:`cancel` must be called instead."""
+        if self.run_cancels is None:
+            return False
+        coids = self._open_ids() if client_order_ids is None else client_order_ids
+        targets = self._cancel_targets(coids)
+        if targets:
+            reads = [(t, self._lookup_call(t, self.canceller)) for t in targets.values()]
+            cancel = functools.partial(self.canceller.cancel_orders, list(targets))
+            self.run_cancels(functools.partial(self._background_cancel, targets, cancel, reads))
+        return True
+
+    def cancels_back(self) -> list[str]:
+        """Apply the cancels handed over by :meth:`cancel_later` that are back (their states
+        and fills go through the listener); the orders whose cancel Coinbase accepted."""
+        with self._calls_lock:
+            back, self._cancels_back = self._cancels_back, []
+        done: list[str] = []
+        with self._op_lock:
+            try:
+                for targets, outcome, reads in back:
+                    done += self._cancel_applied(targets, outcome, reads)
+            finally:
+                self.trackers.deliver()
+        return done
+
+    def _open_ids(self) -> list[str]:
+        return [v.client_order_id for v in self.trackers.open_views()]
+
+    def _cancel_targets(self, coids: list[str]) -> dict[str, OrderTracker]:
+        """The accepted, open orders among ``coids``, by venue order id (counted as cancels)."""
         targets: dict[str, OrderTracker] = {}
         for c in coids:
             t = self.trackers.get(c)
             if t is not None and t.venue_order_id and not t.terminal:
                 targets[t.venue_order_id] = t
+        self._counts["cancels"] += len(targets)
+        return targets
+
+    def _background_cancel(
+        self, targets: dict[str, OrderTracker], cancel: Call, reads: list[tuple[OrderTracker, Call]]
+    ) -> None:
+        """On the cancels' runner thread: the cancel, then the lookups; keep their outcomes and
+        wake the actor."""
+        outcome = run_call(cancel)
+        looked = [(t, run_call(read)) for t, read in reads]
+        with self._calls_lock:
+            self._cancels_back.append((targets, outcome, looked))
+        self.trackers.emit([VenueCallDone(ts=self.clock(), call="cancel")])
+        self.trackers.deliver()
+
+    def _cancel(self, coids: list[str]) -> list[str]:
+        """Cancel here: the cancel call, and when it is answered a lookup of each order."""
+        targets = self._cancel_targets(coids)
         if not targets:
             return []
-        self._counts["cancels"] += len(targets)
-        done: list[str] = []
         with self._op_lock:
             try:
-                results = self.client.cancel_orders(list(targets))
-            except AuthenticationFailed as e:
-                self._auth_failed(e)
-                raise
-            except CoinbaseError:
-                self._counts["cancel_failures"] += len(targets)
-                return []
-            ok = {r.order_id for r in results if r.success and r.order_id}
-            self._counts["cancel_failures"] += len(targets) - len(ok)
-            for vid, t in targets.items():
-                if vid in ok:
-                    done.append(t.client_order_id)
-                try:
-                    self._lookup(t)  # bring the CANCELLED (or FILLED) state in now
-                except AuthenticationFailed as e:
-                    self._auth_failed(e)
-                    raise
-                except CoinbaseError:
-                    pass  # the user channel or the next reconciliation brings it
-        self.trackers.deliver()
-        return done
+                outcome = run_call(functools.partial(self.client.cancel_orders, list(targets)))
+                looked = []
+                if outcome[1] is None:
+                    looked = [
+                        (t, run_call(self._lookup_call(t, self.client))) for t in targets.values()
+                    ]
+                return self._cancel_applied(targets, outcome, looked)
+            finally:
+                self.trackers.deliver()
+
+    def _cancel_applied(
+        self,
+        targets: dict[str, OrderTracker],
+        outcome: Outcome,
+        looked: list[tuple[OrderTracker, Outcome]],
+    ) -> list[str]:
+        """Count a cancel's outcome and apply its lookups (the CANCELLED, or FILLED, state);
+        the orders whose cancel Coinbase accepted. A failed call (not an authentication
+        failure) is left to the user channel or the next reconciliation."""
+        results, error = outcome
+        _raise_unless_coinbase(self, error)
+        ok = {r.order_id for r in results or () if r.success and r.order_id}
+        self._counts["cancel_failures"] += len(targets) - len(ok)
+        for t, (o, e) in looked:
+            _raise_unless_coinbase(self, e)
+            if e is None:
+                self._apply_lookup(t, o)
+        return [t.client_order_id for vid, t in targets.items() if vid in ok]
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -310,14 +375,24 @@ class CoinbaseVenue(OrderResolving, ReconcileSteps):
     def counters(self) -> dict[str, int]:
         """Every counter (see the module docstring)."""
         out = self.trackers.counters()
-        readers = (self.client,) if self.reader is self.client else (self.client, self.reader)
-        for c in readers:
+        clients = {id(c): c for c in (self.client, self.reader, self.canceller)}
+        for c in clients.values():
             for k, v in dict(c.stats).items():  # a copy: REST threads may add keys
                 out[f"rest_{k}"] = out.get(f"rest_{k}", 0) + v
         out["rest_throttled"] = self.client.limiter.throttled
         if self.user_channel is not None:
             out["user_connects"] = self.user_channel.connects
         return out
+
+
+def _raise_unless_coinbase(venue: CoinbaseVenue, error: Exception | None) -> None:
+    """Re-raise a call's error unless it is a :class:`CoinbaseError` the caller may ignore (an
+    authentication failure is recorded first)."""
+    if isinstance(error, AuthenticationFailed):
+        venue._auth_failed(error)
+        raise error
+    if error is not None and not isinstance(error, CoinbaseError):
+        raise error
 
 
 def _safe_jwt(make: Callable[[], str | None], credentials: Credentials) -> Callable[[], str | None]:

@@ -20,6 +20,7 @@ from loguru import logger
 from cryptoj.adapters.coinbase.execution.background import Runner
 from cryptoj.adapters.coinbase.execution.client import CoinbaseRestClient
 from cryptoj.adapters.coinbase.execution.errors import AuthenticationFailed
+from cryptoj.adapters.coinbase.execution.orders import OrderTracker
 from cryptoj.adapters.coinbase.execution.quantize import OrderSpec, ProductRules
 from cryptoj.adapters.coinbase.execution.reconcile import Call, Reconciler
 from cryptoj.adapters.coinbase.execution.trackers import Trackers
@@ -29,6 +30,12 @@ from cryptoj.models.orders import OrderAccepted, OrderRejected
 from cryptoj.venues.base import ReconcileDiff
 
 NS = 1_000_000_000
+
+Outcome = tuple[Any, Exception | None]
+"""A call's result, or the error it raised (:func:`run_call`)."""
+CancelBack = tuple[dict[str, OrderTracker], Outcome, list[tuple[OrderTracker, Outcome]]]
+"""A cancel made in the background: its targets by venue order id, the outcome of the cancel
+call and of each target's lookup (:meth:`~.venue.CoinbaseVenue.cancel_later`)."""
 
 
 @dataclass(frozen=True)
@@ -65,14 +72,21 @@ class VenueCore:
         rng: random.Random | None = None,
         reader: CoinbaseRestClient | None = None,
         run_calls: Runner | None = None,
+        canceller: CoinbaseRestClient | None = None,
+        run_cancels: Runner | None = None,
     ) -> None:
         """``clock`` gives ns since the epoch (intent times are compared with it). ``reader``:
         a second client (its own connection) for the reads of reconciliation passes, so that
         an order never waits for one (default ``client``); ``run_calls``: where the stepwise
         passes make their calls (None: on the caller's thread; see
-        :meth:`~.reconcile_steps.ReconcileSteps.reconcile`)."""
+        :meth:`~.reconcile_steps.ReconcileSteps.reconcile`). ``canceller`` and
+        ``run_cancels``: the same for the calls of the actor's cancels (default ``client``;
+        None: cancels are made on the caller's thread; see
+        :meth:`~.venue.CoinbaseVenue.cancel_later`)."""
         self.client = client
         self.reader = reader or client
+        self.canceller = canceller or client
+        self.run_cancels = run_cancels
         self.settings = settings or VenueSettings()
         self.clock = clock
         self.sleep = sleep or client.sleep
@@ -100,6 +114,8 @@ class VenueCore:
         self._outcome: tuple[Any, Exception | None] | None = None
         # lookups handed over by lookup_later: client order id → (read began, outcome)
         self._looked_up: dict[str, tuple[int, tuple[Any, Exception | None]]] = {}
+        # cancels handed over by cancel_later and back: (targets, cancel outcome, lookups)
+        self._cancels_back: list[CancelBack] = []
 
     @property
     def _counts(self) -> dict[str, int]:
@@ -111,7 +127,7 @@ class VenueCore:
         logger.error("coinbase: authentication failed: {}", e)
 
 
-def run_call(call: Call) -> tuple[Any, Exception | None]:
+def run_call(call: Call) -> Outcome:
     """``call``'s result, or the error it raised (handed to the thread that applies it)."""
     try:
         return call(), None
