@@ -136,6 +136,11 @@ class HostileServer:
         """``data`` as one text frame, exactly as given (no envelope, no sequence number)."""
         self._out.put(b"RAW" + data)
 
+    def send_huge(self, declared: int, streamed: int) -> None:
+        """The header of a text frame declaring ``declared`` bytes, then ``streamed`` bytes of
+        its payload; what the server sends after is, for the client, more of that payload."""
+        self._out.put(b"HUGE%d %d" % (declared, streamed))
+
     def disconnect(self) -> None:
         """Close the current client connection (no close frame: a lost link)."""
         self._out.put(b"CLOSE")
@@ -280,6 +285,13 @@ class HostileServer:
                         snapshot(ch, p)
                 elif item.startswith(b"RAW"):
                     send(item[3:])
+                elif item.startswith(b"HUGE"):
+                    declared, streamed = map(int, item[4:].split())
+                    conn.setblocking(True)
+                    conn.sendall(bytes([0x81, 0x7F]) + declared.to_bytes(8, "big"))
+                    for _ in range(streamed >> 16):
+                        conn.sendall(b"x" * 65_536)
+                    conn.setblocking(False)
                 else:
                     body = json.loads(item)
                     frame(body["channel"], body["events"])

@@ -253,6 +253,37 @@ def test_level2_and_trade_values_are_checked_dropped_counted_and_resynced(
     assert st["thread_crashes"] == 0 and st["reconnects"] == 0
 
 
+def test_a_frame_declared_huge_is_skipped_as_it_streams_then_the_feed_reconnects(
+    run: Callable[..., tuple[CoinbaseFeed, Recorder]], server: HostileServer
+) -> None:
+    """A server declares a 2^40-byte frame and streams 64 MiB of it: the connection counts
+    one oversize frame as its header arrives (the products go stale) and skips the bytes
+    without holding them; the frame never ends, so heartbeats fall silent, the connection is
+    re-opened (a closing handshake bounded in time) and the products recover."""
+    feed, rec = run(heartbeat_timeout_s=1.0)
+    conn = feed.connections[0]
+    mark = len(rec.events)
+    server.send_huge(1 << 40, 64 << 20)
+    assert wait_until(
+        lambda: (
+            feed.status()["dropped"]["oversize"] == 1
+            and set(feed.status()["stale_products"]) == set(PRODUCTS)
+        ),
+        DEADLINE_S,
+    ), feed.status()
+    assert wait_until(
+        lambda: (
+            conn.lives == 2 and feed.state() == "healthy" and recovered_after(rec, mark, PRODUCTS)
+        ),
+        DEADLINE_S,
+    ), feed.status()
+    st = feed.status()
+    assert st["dropped"]["oversize"] == 1 and st["thread_crashes"] == 0, st
+    assert st["reconnects"] == 1 and conn.is_alive()
+    with rec.lock:
+        assert clean(rec.events)
+
+
 def test_ticker_values_are_checked_when_tickers_give_the_quotes(
     run: Callable[..., tuple[CoinbaseFeed, Recorder]], server: HostileServer
 ) -> None:

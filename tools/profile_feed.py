@@ -17,7 +17,8 @@ Prints µs per frame of each part (median of the rounds) and frames/s (session +
 ``--profile`` adds the top of a cProfile of the session part. ``--base REV``: the session part
 also runs on commit REV (checked out into a temporary ``git worktree``, removed at the end),
 each side in a fresh interpreter on the same recorded frames, rounds alternating; it prints
-``session_ratio`` (base µs ÷ this checkout's µs per frame) and ``path_ratio`` (base session +
+``session_ratio`` (base µs ÷ this checkout's µs per frame), ``reader_ratio`` (the same for
+the frame reader, when REV has it) and ``path_ratio`` (base session +
 ``ws_parse`` ÷ this checkout's session + ``reader``: a frame's whole receive path before and
 after). ``--json``: one JSON object on the last line.
 """
@@ -123,7 +124,10 @@ def reader_round(frames: list[bytes]) -> float:
 
     stream = _stream(frames)
     chunks = [stream[i : i + 16_384] for i in range(0, len(stream), 16_384)]
-    reader = FrameReader()
+    try:
+        reader = FrameReader(SessionSettings().max_frame_bytes)
+    except TypeError:  # a commit before the reader took its size limit
+        reader = FrameReader()  # type: ignore[call-arg]
     t0 = time.perf_counter()
     n = 0
     for chunk in chunks:
@@ -133,8 +137,9 @@ def reader_round(frames: list[bytes]) -> float:
     return elapsed
 
 
-def run_code(code: str, recording: Path) -> float:
-    """Seconds of one session round of ``code``'s checkout, in a fresh interpreter."""
+def run_code(code: str, recording: Path) -> tuple[float, float]:
+    """Seconds of one session round and one reader round of ``code``'s checkout, in a fresh
+    interpreter."""
     env = {**os.environ, "PROFILE_FEED_CODE": code, "PYTHONPATH": code}
     out = subprocess.run(
         [sys.executable, __file__, "--replay", str(recording)],
@@ -143,7 +148,8 @@ def run_code(code: str, recording: Path) -> float:
         text=True,
         check=True,
     )
-    return float(out.stdout.strip().splitlines()[-1])
+    session_s, reader_s = out.stdout.strip().splitlines()[-1].split()
+    return float(session_s), float(reader_s)
 
 
 def record(n: int, seconds: float, tmp: Path) -> tuple[list[str], list[bytes]]:
@@ -173,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.replay:
         with open(args.replay, "rb") as src:
             names, frames = pickle.load(src)
-        print(session_round(names, frames)[0])
+        print(session_round(names, frames)[0], reader_round(frames))
         return 0
     with tempfile.TemporaryDirectory(prefix="profile-feed-") as tmp_name:
         tmp = Path(tmp_name)
@@ -187,15 +193,21 @@ def main(argv: list[str] | None = None) -> int:
 
             tree = make_worktree(args.base, tmp / "base")
         try:
-            sess, base, wsp, rdr = [], [], [], []
+            sess: list[float] = []
+            base: list[float] = []
+            wsp: list[float] = []
+            rdr: list[float] = []
+            base_rdr: list[float] = []
             for _ in range(args.rounds):
                 if tree is not None:
-                    base.append(run_code(str(tree), recording))
-                    sess.append(run_code(str(ROOT), recording))
+                    for out, out_rdr, code in ((base, base_rdr, tree), (sess, rdr, ROOT)):
+                        session_s, reader_s = run_code(str(code), recording)
+                        out.append(session_s)
+                        out_rdr.append(reader_s)
                 else:
                     sess.append(session_round(names, frames)[0])
+                    rdr.append(reader_round(frames))
                 wsp.append(ws_round(frames))
-                rdr.append(reader_round(frames))
         finally:
             if tree is not None:
                 remove_worktree(tree)
@@ -217,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
         result["base"] = args.base
         result["base_session_us_per_frame"] = us(base)
         result["session_ratio"] = round(us(base) / us(sess), 2)
+        result["base_reader_us_per_frame"] = us(base_rdr)
+        result["reader_ratio"] = round(us(base_rdr) / us(rdr), 2)
         result["path_ratio"] = round((us(base) + us(wsp)) / (us(sess) + us(rdr)), 2)
     result["load_avg"] = round(os.getloadavg()[0], 2)
     if args.profile:

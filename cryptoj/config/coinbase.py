@@ -47,7 +47,7 @@ class CoinbaseFeedConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unkno
     ping_interval_s: NonNegFloat = 10.0  # websocket ping (round-trip metric); 0 = off
     ping_timeout_s: PositiveFloat = 10.0  # no pong within this → reconnect
     # -- the boundary: what is dropped --------------------------------------------------------
-    max_frame_bytes: Annotated[int, msgspec.Meta(ge=65_536)] = 8 << 20  # larger: dropped, resync
+    max_frame_bytes: Annotated[int, msgspec.Meta(ge=65_536)] = 8 << 20  # larger: skipped, resync
     drop_log_interval_s: PositiveFloat = 10.0  # dropped frames, resyncs: 1 line/reason per this
     # -- reconnection and circuit breaker ----------------------------------------------------
     backoff_min_s: PositiveFloat = 0.5  # first reconnect delay

@@ -4,7 +4,8 @@ The thread connects (host chosen by the manager's circuit breakers, under the sh
 connection-rate limit; websocket-client does the handshake and the sending), lets the session
 subscribe, then reads the socket in chunks with a 100 ms timeout, so the session's watchdogs run
 even when nothing arrives; :class:`~.frames.FrameReader` cuts each chunk into messages (one
-socket read per TLS record instead of three per frame: each read releases the GIL). Every text
+socket read per TLS record instead of three per frame: each read releases the GIL; a frame over
+``max_frame_bytes`` is skipped unread and reported to the session as ``oversize``). Every text
 frame is written to the raw-frame buffer (if configured) and handed to the session; the events
 of a chunk's frames are passed on together; the actions the session returns are executed here
 (sends, pings, reconnects, REST backfill requests); a ping is answered with a pong. After
@@ -37,6 +38,7 @@ from cryptoj.adapters.coinbase.conflate import FeedEvent, QuoteWindow
 from cryptoj.adapters.coinbase.frames import (
     OP_BINARY,
     OP_CLOSE,
+    OP_OVERSIZE,
     OP_PING,
     OP_PONG,
     OP_TEXT,
@@ -57,8 +59,9 @@ TICK_NS = 100_000_000
 FLUSH_NS = 1_000_000_000
 CHUNK_BYTES = 1 << 18  # per socket read (TLS returns at most one record, ~16 KB, per read)
 BATCH_BYTES = 1 << 17  # what is already waiting is read on up to this, and handled as one batch
+CLOSE_WAIT_S = 0.2  # after our close frame: how long the server's is awaited
 _TEXT = (OP_TEXT, OP_BINARY)
-_PING, _PONG, _CLOSE = OP_PING, OP_PONG, OP_CLOSE
+_PING, _PONG, _CLOSE, _OVERSIZE = OP_PING, OP_PONG, OP_CLOSE, OP_OVERSIZE
 
 
 class ConnectionHost(Protocol):
@@ -356,14 +359,15 @@ class FeedConnection(threading.Thread):
         self.host.record(self, "subscribing", url)
         live = False
         data_seen = False
+        reader = FrameReader(session.settings.max_frame_bytes)
         reason = self._execute(ws, session.opened(now))
         self._flush()
         if reason:
-            return self._close(ws, reason, live, clean=self._clean)
+            return self._close(ws, reader, reason, live, clean=self._clean)
         ws.settimeout(TICK_NS / 1e9)
-        sock, reader = ws.sock, FrameReader()
+        sock = ws.sock
         if sock is None:
-            return self._close(ws, "connection lost: no socket", live, clean=False)
+            return self._close(ws, reader, "connection lost: no socket", live, clean=False)
         poller = select.poll()
         poller.register(sock, select.POLLIN)
         next_tick = now + TICK_NS
@@ -376,15 +380,17 @@ class FeedConnection(threading.Thread):
             except TimeoutError:
                 chunk = None
             except OSError as e:
-                return self._close(ws, f"connection error: {_describe(e)}", live, clean=False)
+                return self._close(
+                    ws, reader, f"connection error: {_describe(e)}", live, clean=False
+                )
             if chunk == b"":
-                return self._close(ws, "connection lost: closed", live, clean=False)
+                return self._close(ws, reader, "connection lost: closed", live, clean=False)
             now = clock()
             if chunk:
                 try:
                     messages = reader.feed(chunk)
                 except WebSocketProtocolError as e:
-                    return self._close(ws, f"connection error: {e}", live, clean=False)
+                    return self._close(ws, reader, f"connection error: {e}", live, clean=False)
                 for opcode, data in messages:
                     if opcode in _TEXT:
                         if buffer is not None:
@@ -394,7 +400,7 @@ class FeedConnection(threading.Thread):
                             data_seen = True
                             self.policy.delivered()  # a working link: the next backoff starts small
                         if actions and (reason := self._execute(ws, actions)):
-                            return self._close(ws, reason, live, clean=self._clean)
+                            return self._close(ws, reader, reason, live, clean=self._clean)
                     elif opcode == _PONG:
                         session.pong(data, now)
                     elif opcode == _PING:
@@ -402,13 +408,17 @@ class FeedConnection(threading.Thread):
                             ws.pong(data)
                         except (OSError, websocket.WebSocketException) as e:
                             reason = f"send failed: {_describe(e)}"
-                            return self._close(ws, reason, live, clean=False)
+                            return self._close(ws, reader, reason, live, clean=False)
                     elif opcode == _CLOSE:
                         with contextlib.suppress(Exception):  # the reply to a close: best effort
                             ws.send_close()
                         return self._close(
-                            ws, f"closed by server ({_close_text(data)})", live, clean=False
+                            ws, reader, f"closed by server ({_close_text(data)})", live, clean=False
                         )
+                    elif opcode == _OVERSIZE:  # skipped by the reader, never held
+                        actions = session.oversize(int(data), now)
+                        if actions and (reason := self._execute(ws, actions)):
+                            return self._close(ws, reader, reason, live, clean=self._clean)
                 if events:
                     self._flush()  # once per chunk: the events of all its frames together
             if self._inbox:
@@ -418,7 +428,7 @@ class FeedConnection(threading.Thread):
                 actions = session.tick(now)
                 self._flush()
                 if actions and (reason := self._execute(ws, actions)):
-                    return self._close(ws, reason, live, clean=self._clean)
+                    return self._close(ws, reader, reason, live, clean=self._clean)
                 if session.live and not live:
                     live = True
                     self.restarting = False
@@ -427,11 +437,11 @@ class FeedConnection(threading.Thread):
                     self.policy.up(now)
                     self.host.went_live(self, url)
                 if live and self.host.should_failback(self, url, now):
-                    return self._close(ws, "failback to the primary host", live)
+                    return self._close(ws, reader, "failback to the primary host", live)
                 if buffer is not None and now >= next_flush:
                     next_flush = now + FLUSH_NS
                     buffer.flush()
-        return self._close(ws, "stopped", live)
+        return self._close(ws, reader, "stopped", live)
 
     def _execute(self, ws: websocket.WebSocket, actions: list[Action]) -> str:
         """Carry out the session's actions; return a reason to reconnect, or ''."""
@@ -452,16 +462,41 @@ class FeedConnection(threading.Thread):
         return ""
 
     def _close(
-        self, ws: websocket.WebSocket, reason: str, live: bool, *, clean: bool = True
+        self,
+        ws: websocket.WebSocket,
+        reader: FrameReader,
+        reason: str,
+        live: bool,
+        *,
+        clean: bool = True,
     ) -> tuple[str, bool]:
-        try:
-            if clean and ws.connected:
-                ws.close(status=websocket.STATUS_NORMAL, reason=b"cryptoj reconnect", timeout=0.2)
-            else:
-                ws.shutdown()
-        except Exception:  # closing a broken socket: nothing left to do
-            ws.shutdown()
+        close_socket(ws, reader, clean=clean)
         return reason, live
+
+
+def close_socket(ws: websocket.WebSocket, reader: FrameReader, *, clean: bool) -> None:
+    """Close the connection; ``clean``: with the closing handshake, bounded by
+    :data:`CLOSE_WAIT_S` in all.
+
+    The server's frames up to its close frame are read through ``reader`` (the connection's
+    own: it may be in the middle of a frame), so an oversize frame is skipped there too.
+    websocket-client's ``close`` would read them with its own parser from wherever the stream
+    is, collect a frame of any declared length whole, and wait ``timeout`` per read, not in
+    all: a server trickling a huge frame could hold the thread (and ``stop``) and its memory.
+    """
+    sock = ws.sock
+    try:
+        if clean and ws.connected and sock is not None:
+            ws.send_close(websocket.STATUS_NORMAL, b"cryptoj reconnect")
+            deadline = time.monotonic() + CLOSE_WAIT_S
+            while (left := deadline - time.monotonic()) > 0:
+                sock.settimeout(left)
+                chunk = sock.recv(CHUNK_BYTES)
+                if not chunk or any(op == OP_CLOSE for op, _ in reader.feed(chunk)):
+                    break
+    except (OSError, websocket.WebSocketException, WebSocketProtocolError):
+        pass  # a broken or timed-out socket, a bad frame: nothing left to wait for
+    ws.shutdown()
 
 
 def _waiting(sock: socket.socket, poller: select.poll) -> bool:

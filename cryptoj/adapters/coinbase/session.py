@@ -11,6 +11,7 @@ call                   when
 =====================  =========================================================================
 ``opened(now)``        the websocket handshake succeeded → subscribe messages to send
 ``frame(data, now)``   a text frame arrived
+``oversize(size, now)`` a frame over ``max_frame_bytes`` was skipped unread
 ``tick(now)``          periodically (~every 100 ms): watchdogs, reorder expiry, pings
 ``pong(payload, now)`` a websocket pong arrived
 ``closed(reason, now)`` the connection ended (products go ``stale``)
@@ -202,14 +203,11 @@ class FeedSession:
     def frame(self, data: bytes | str, now: int) -> list[Action]:
         """One text frame arrived at ``now``."""
         counts = self.counts
-        counts["frames"] += 1
         counts["bytes"] += len(data)
-        actions: list[Action] = []
         if len(data) > self.settings.max_frame_bytes:
-            # what it held is unknown: every product may have lost data
-            detail = f"a frame of {len(data):,} bytes (limit {self.settings.max_frame_bytes:,})"
-            self._drop("oversize", self.products, detail, now, actions)
-            return actions
+            return self.oversize(len(data), now)
+        counts["frames"] += 1
+        actions: list[Action] = []
         parsed = self.decoder.decode(data)
         handler = self._dispatch.get(type(parsed))
         if handler is None:
@@ -240,6 +238,17 @@ class FeedSession:
             handler(frame, now, actions)
         else:
             self._release(released, now, actions)
+        return actions
+
+    def oversize(self, size: int, now: int) -> list[Action]:
+        """A frame of ``size`` bytes, over ``max_frame_bytes``, was dropped undecoded (the
+        connection's frame reader skips it as it streams in: ``size`` is what its header
+        declared; its bytes are not counted in ``bytes``). What it held is unknown: every
+        product may have lost data and is resynced."""
+        self.counts["frames"] += 1
+        actions: list[Action] = []
+        detail = f"a frame of {size:,} bytes (limit {self.settings.max_frame_bytes:,})"
+        self._drop("oversize", self.products, detail, now, actions)
         return actions
 
     def _release(self, items: list[object], now: int, actions: list[Action]) -> None:
