@@ -8,6 +8,7 @@ config: only the names of environment variables or the path of a key file.
 
 from __future__ import annotations
 
+import functools
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -429,8 +430,7 @@ def _cross_checks(cfg: Config) -> list[str]:
 
 def validate(raw: Any, struct_type: type[msgspec.Struct], prefix: str) -> list[str]:
     """Check ``raw`` against ``struct_type`` and return every problem (empty when valid)."""
-    info = msgspec.inspect.type_info(struct_type)
-    assert isinstance(info, msgspec.inspect.StructType)
+    info = _struct_info(struct_type)
     where = prefix or "config"
     if not isinstance(raw, dict):
         return [f"{where}: expected a mapping of fields, got {_show(raw)}"]
@@ -464,8 +464,22 @@ def validate(raw: Any, struct_type: type[msgspec.Struct], prefix: str) -> list[s
     return problems
 
 
+@functools.cache
+def _struct_info(struct_type: type[msgspec.Struct]) -> msgspec.inspect.StructType:
+    """The struct's fields, inspected once per type (the daemon's start pays for each)."""
+    info = msgspec.inspect.type_info(struct_type)
+    assert isinstance(info, msgspec.inspect.StructType)
+    return info
+
+
+@functools.cache
+def _type_hints(struct_type: type[msgspec.Struct]) -> dict[str, Any]:
+    """The struct's resolved annotations, once per type (not once per field)."""
+    return typing.get_type_hints(struct_type, include_extras=True)
+
+
 def _field_type(struct_type: type[msgspec.Struct], name: str) -> Any:
-    return typing.get_type_hints(struct_type, include_extras=True)[name]
+    return _type_hints(struct_type)[name]
 
 
 def _show(value: Any) -> str:
