@@ -464,12 +464,28 @@ def validate(raw: Any, struct_type: type[msgspec.Struct], prefix: str) -> list[s
     return problems
 
 
-@functools.cache
+_STRUCT_INFOS: dict[type[msgspec.Struct], msgspec.inspect.StructType] = {}
+
+
 def _struct_info(struct_type: type[msgspec.Struct]) -> msgspec.inspect.StructType:
-    """The struct's fields, inspected once per type (the daemon's start pays for each)."""
-    info = msgspec.inspect.type_info(struct_type)
-    assert isinstance(info, msgspec.inspect.StructType)
+    """The struct's fields, inspected once per type: inspecting ``Config`` also records every
+    struct nested in it (inspecting each again cost most of the daemon's config load)."""
+    info = _STRUCT_INFOS.get(struct_type)
+    if info is None:
+        found = msgspec.inspect.type_info(struct_type)
+        assert isinstance(found, msgspec.inspect.StructType)
+        _remember(found)
+        info = found
     return info
+
+
+def _remember(info: msgspec.inspect.StructType) -> None:
+    if info.cls in _STRUCT_INFOS:
+        return
+    _STRUCT_INFOS[info.cls] = info
+    for field in info.fields:
+        if isinstance(field.type, msgspec.inspect.StructType):
+            _remember(field.type)
 
 
 @functools.cache
