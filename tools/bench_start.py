@@ -25,13 +25,9 @@ shared machine is loaded. The load average before and after is printed too.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import http.client
 import json
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -44,28 +40,14 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 
 from bench_commits import UnknownRevision, _short, checkouts  # noqa: E402
-from exec_soak import free_port, soak_config  # noqa: E402
+from exec_soak import DaemonProcess, soak_config  # noqa: E402
 
 from cryptoj.adapters.coinbase.fake.auth import generate_api_key, write_key_file  # noqa: E402
 from cryptoj.adapters.coinbase.fake.server import FakeCoinbase  # noqa: E402
 from cryptoj.adapters.coinbase.parse import rfc3339_ns  # noqa: E402
 
 PRODUCTS = ("BTC-USD", "ETH-USD", "LTC-USD")
-READY_S = 60.0  # a start must serve /health within this
 ORDER_S = 30.0  # and put the order at the fake within this after the target change
-
-
-def call(port: int, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    """One request to the daemon's ops endpoint; the status and the JSON answer."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        data = None if body is None else json.dumps(body).encode()
-        headers = {"Content-Type": "application/json"} if data is not None else {}
-        conn.request(method, path, body=data, headers=headers)
-        resp = conn.getresponse()
-        return resp.status, json.loads(resp.read() or b"{}")
-    finally:
-        conn.close()
 
 
 def cpu_seconds(pid: int) -> float:
@@ -115,31 +97,18 @@ class Side:
     def round(self) -> None:
         """Spawn, wait for /health, change a target, wait for the order; SIGTERM."""
         orders_before = len(self.fake.state()["exchange"]["orders"])
-        port = free_port()
-        with (self.tmp / "daemon.out").open("ab") as out:
-            spawn_ns = time.time_ns()
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "cryptoj",
-                    "run",
-                    "--live",
-                    "--config",
-                    str(self.config),
-                    "--ops-port",
-                    str(port),
-                ],
-                cwd=self.checkout,
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
+        daemon = DaemonProcess(
+            self.config, self.tmp / "daemon.out", env=self.env, cwd=self.checkout, poll_s=0.02
+        )
         try:
-            self._wait_health(proc, port, spawn_ns)
+            daemon.start()
+            assert daemon.proc is not None
+            self.cpu_s.append(cpu_seconds(daemon.proc.pid))
+            spawn_ns = daemon.starts_ns[-1]
+            self.health_s.append((daemon.ready_ns[-1] - spawn_ns) / 1e9)
             self.weight = 0.05 if self.weight == 0.0 else 0.0
             body = {"product": "BTC-USD", "weight": self.weight, "reason": "bench"}
-            code, answer = call(port, "POST", "/control/target", body)
+            code, answer = daemon.call("POST", "/control/target", body)
             if code != 202:
                 raise RuntimeError(f"{self.name}: /control/target answered {code}: {answer}")
             end = time.monotonic() + ORDER_S
@@ -155,27 +124,9 @@ class Side:
                 raise RuntimeError(
                     f"{self.name}: no order within {ORDER_S:g}s; its log ends:\n{log}"
                 )
+            daemon.stop()
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(30)
-
-    def _wait_health(self, proc: subprocess.Popen[bytes], port: int, spawn_ns: int) -> None:
-        deadline = time.monotonic() + READY_S
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{self.name}: the daemon exited with {proc.returncode}")
-            with contextlib.suppress(OSError, ValueError):
-                code, body = call(port, "GET", "/health")
-                if code == 200 and body.get("actors", {}).get("execution") == "up":
-                    self.health_s.append((time.time_ns() - spawn_ns) / 1e9)
-                    self.cpu_s.append(cpu_seconds(proc.pid))
-                    return
-            time.sleep(0.02)
-        raise RuntimeError(f"{self.name}: no /health within {READY_S:g}s")
+            daemon.kill_if_running()
 
     def figures(self) -> dict[str, Any]:
         """Medians and every round's figures."""
