@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from cryptoj.config import Config, ConfigError, load_config, path_problems
-from cryptoj.marketdata.loader import DataError
+from cryptoj.marketdata.errors import DataError
 from cryptoj.runtime.assemble import LiveTradingUnavailable
 from cryptoj.runtime.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE
 

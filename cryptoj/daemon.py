@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Mapping
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from loguru import logger
@@ -43,7 +43,6 @@ from cryptoj.config.ops import (
     resolve_token,
 )
 from cryptoj.marketdata.recording import FeedRecorder
-from cryptoj.marketdata.ticks import load_market_data
 from cryptoj.marketdata.warmup import WarmupReport, load_warmup
 from cryptoj.models.system import ShutdownRequested
 from cryptoj.ops.flags import FlagStore
@@ -66,6 +65,9 @@ from cryptoj.strategies.history import MarketHistory
 from cryptoj.strategies.loader import StrategySpec, history_kinds, load_strategies
 from cryptoj.supervision.guard import BOARD, ThreadBoard, excepthook
 from cryptoj.trace.recorder import TraceWriter
+
+if TYPE_CHECKING:
+    from cryptoj.marketdata.loader import Batch
 
 GRACE_S = 3.0
 TREE_START_S = 5.0
@@ -164,15 +166,7 @@ class Daemon:
             return EXIT_USAGE
         run_tag = f"d{time.time_ns() // 1_000_000:x}"
         live = cfg.feed.source == "coinbase"
-        batches = (
-            []
-            if live
-            else load_market_data(
-                cfg.feed.data,
-                products=list(cfg.feed.products) or None,
-                catalog=cfg.feed.catalog,
-            )
-        )
+        batches = [] if live else self._market_data()
         # live: the strategies' warm-up history, filled below before any actor starts
         specs = load_strategies(cfg) if live else []
         history = MarketHistory(history_kinds(specs)) if live else None
@@ -297,6 +291,16 @@ class Daemon:
         code = rt.exit_code if rt.exit_code is not None else (EXIT_OK if signalled else EXIT_ERROR)
         logger.info("cryptoj stopped: exit code {} ({})", code, rt.exit_reason or "signal")
         return code
+
+    def _market_data(self) -> list[Batch]:
+        """The recorded data a replay-fed daemon plays (imported here: a live start reads
+        none, and skips loading the loaders)."""
+        from cryptoj.marketdata.ticks import load_market_data
+
+        cfg = self.cfg
+        return load_market_data(
+            cfg.feed.data, products=list(cfg.feed.products) or None, catalog=cfg.feed.catalog
+        )
 
     def _warm_up(self, specs: list[StrategySpec], history: MarketHistory) -> WarmupReport:
         """Load the bars the strategies declare into ``history`` (before the tree starts;

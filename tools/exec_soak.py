@@ -53,6 +53,11 @@ one JSON object:
                                decides just then is drained by the orderly stop and audited too)
 plus the faults injected, kills, restarts, exit codes and the journal's open intents.
 
+``--cached-bytecode`` compiles cryptoj once (``compileall``, into its ``__pycache__``) and
+starts the daemon without ``PYTHONDONTWRITEBYTECODE``: with that variable set (as in the helper
+sessions), every start compiles every cryptoj module from source, a cost an installed daemon
+does not pay (``tools/bench_start.py`` measures both).
+
 ``--keep DIR --trace`` keeps the daemon's message trace (``DIR/trace.jsonl``, every life
 appended; each starts again at ``seq`` 1): what each actor received and when, e.g. where a
 start's time went before its first intent.
@@ -68,6 +73,7 @@ import argparse
 import contextlib
 import http.client
 import json
+import os
 import random
 import signal
 import socket
@@ -174,9 +180,20 @@ def soak_config(
 class DaemonProcess:
     """``python -m cryptoj run --live`` as a child process, started and stopped by the soak."""
 
-    def __init__(self, config: Path, log: Path) -> None:
+    def __init__(
+        self,
+        config: Path,
+        log: Path,
+        *,
+        env: dict[str, str] | None = None,
+        cwd: Path = ROOT,
+        poll_s: float = 0.1,
+    ) -> None:
         self.config = config
         self.log = log
+        self.env = env  # None: this process's environment
+        self.cwd = cwd  # the checkout whose cryptoj runs (with env's PYTHONPATH)
+        self.poll_s = poll_s  # how often /health is asked while starting
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
         self.exit_codes: list[int] = []
@@ -190,7 +207,8 @@ class DaemonProcess:
         out = self.log.open("ab")
         self.proc = subprocess.Popen(
             [*CLI, "--config", str(self.config), "--ops-port", str(self.port)],
-            cwd=ROOT,
+            cwd=self.cwd,
+            env=self.env,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -206,7 +224,7 @@ class DaemonProcess:
                 if code == 200 and body.get("actors", {}).get("execution") == "up":
                     self.ready_ns.append(time.time_ns())
                     return
-            time.sleep(0.1)
+            time.sleep(self.poll_s)
         raise RuntimeError(f"the daemon did not become healthy within {READY_S:g}s; see {self.log}")
 
     def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
@@ -441,7 +459,7 @@ class Soak:
                     soak_config(self.tmp, self.fake, self.key_file, trace=self.args.trace)
                 )
             )
-            daemon = DaemonProcess(cfg, self.log)
+            daemon = DaemonProcess(cfg, self.log, env=self._daemon_env())
             try:
                 daemon.start()
                 n = self.args.orders
@@ -503,6 +521,16 @@ class Soak:
         )
         return result
 
+    def _daemon_env(self) -> dict[str, str] | None:
+        """With ``--cached-bytecode``: cryptoj compiled once here, and the daemon allowed to use
+        it (``PYTHONDONTWRITEBYTECODE`` dropped), as a pip installation has its bytecode."""
+        if not self.args.cached_bytecode:
+            return None
+        subprocess.run([sys.executable, "-m", "compileall", "-q", "cryptoj"], cwd=ROOT, check=True)
+        env = dict(os.environ)
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        return env
+
     def _new_target(self, daemon: DaemonProcess, done: int) -> bool:
         """Change one product's target; True when an intent followed within ORDER_WAIT_S."""
         product = self.rng.choice(PRODUCTS)
@@ -553,6 +581,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", metavar="DIR", help="keep the journal, config and logs here")
     ap.add_argument(
         "--trace", action="store_true", help="record the daemon's message trace (with --keep)"
+    )
+    ap.add_argument(
+        "--cached-bytecode",
+        action="store_true",
+        help="compile cryptoj once before the first start instead of inheriting "
+        "PYTHONDONTWRITEBYTECODE (under which every start compiles every module from source)",
     )
     ap.add_argument("--json", action="store_true", help="print only the JSON summary")
     args = ap.parse_args(argv)

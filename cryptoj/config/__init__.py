@@ -8,6 +8,7 @@ config: only the names of environment variables or the path of a key file.
 
 from __future__ import annotations
 
+import functools
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -433,8 +434,7 @@ def _cross_checks(cfg: Config) -> list[str]:
 
 def validate(raw: Any, struct_type: type[msgspec.Struct], prefix: str) -> list[str]:
     """Check ``raw`` against ``struct_type`` and return every problem (empty when valid)."""
-    info = msgspec.inspect.type_info(struct_type)
-    assert isinstance(info, msgspec.inspect.StructType)
+    info = _struct_info(struct_type)
     where = prefix or "config"
     if not isinstance(raw, dict):
         return [f"{where}: expected a mapping of fields, got {_show(raw)}"]
@@ -468,8 +468,38 @@ def validate(raw: Any, struct_type: type[msgspec.Struct], prefix: str) -> list[s
     return problems
 
 
+_STRUCT_INFOS: dict[type[msgspec.Struct], msgspec.inspect.StructType] = {}
+
+
+def _struct_info(struct_type: type[msgspec.Struct]) -> msgspec.inspect.StructType:
+    """The struct's fields, inspected once per type: inspecting ``Config`` also records every
+    struct nested in it (inspecting each again cost most of the daemon's config load)."""
+    info = _STRUCT_INFOS.get(struct_type)
+    if info is None:
+        found = msgspec.inspect.type_info(struct_type)
+        assert isinstance(found, msgspec.inspect.StructType)
+        _remember(found)
+        info = found
+    return info
+
+
+def _remember(info: msgspec.inspect.StructType) -> None:
+    if info.cls in _STRUCT_INFOS:
+        return
+    _STRUCT_INFOS[info.cls] = info
+    for field in info.fields:
+        if isinstance(field.type, msgspec.inspect.StructType):
+            _remember(field.type)
+
+
+@functools.cache
+def _type_hints(struct_type: type[msgspec.Struct]) -> dict[str, Any]:
+    """The struct's resolved annotations, once per type (not once per field)."""
+    return typing.get_type_hints(struct_type, include_extras=True)
+
+
 def _field_type(struct_type: type[msgspec.Struct], name: str) -> Any:
-    return typing.get_type_hints(struct_type, include_extras=True)[name]
+    return _type_hints(struct_type)[name]
 
 
 def _show(value: Any) -> str:

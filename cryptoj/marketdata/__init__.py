@@ -22,16 +22,46 @@ of :class:`~cryptoj.models.market.Bar` and :class:`~cryptoj.models.market.Quote`
         ...
 """
 
-from cryptoj.marketdata.loader import (
-    LONG_CSV_COLUMNS,
-    Batch,
-    DataError,
-    DatasetInfo,
-    get_dataset,
-    list_datasets,
-    load_events,
-)
-from cryptoj.marketdata.ticks import load_market_data, load_trade_ticks
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from cryptoj.marketdata.errors import DataError
+
+if TYPE_CHECKING:
+    from cryptoj.marketdata.loader import (
+        LONG_CSV_COLUMNS,
+        Batch,
+        DatasetInfo,
+        get_dataset,
+        list_datasets,
+        load_events,
+    )
+    from cryptoj.marketdata.ticks import load_market_data, load_trade_ticks
+
+# The loaders are imported on first use, not with the package: the live daemon imports
+# submodules of this package (the recorder, the warm-up) and reads no data file before it
+# trades (issue 16, time to the first order).
+_LAZY = {
+    "LONG_CSV_COLUMNS": "loader",
+    "Batch": "loader",
+    "DatasetInfo": "loader",
+    "get_dataset": "loader",
+    "list_datasets": "loader",
+    "load_events": "loader",
+    "load_market_data": "ticks",
+    "load_trade_ticks": "ticks",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The loader's public names, imported when first asked for."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"cryptoj.marketdata.{module}"), name)
+
 
 __all__ = [
     "LONG_CSV_COLUMNS",

@@ -33,6 +33,7 @@ from typing import IO
 
 import msgspec
 
+from cryptoj.marketdata.errors import DataError as DataError  # re-exported: its old home
 from cryptoj.models.market import Bar, MarketEvent, Quote
 
 LONG_CSV_COLUMNS = (
@@ -49,22 +50,6 @@ _DAY_MS = 86_400_000
 _ZERO = Decimal(0)
 
 Batch = tuple[MarketEvent, ...]
-
-
-class DataError(Exception):
-    """A market data file or set name is unusable; the message says where and why.
-
-    Raised for input problems the caller has to fix (wrong name, missing file, malformed row,
-    filters that select nothing). ``path`` is the file (or set name), ``line`` the 1-based line
-    number (``None`` when the problem is not on one line), ``problem`` the bare description.
-    """
-
-    def __init__(self, path: str, problem: str, line: int | None = None) -> None:
-        self.path = path
-        self.line = line
-        self.problem = problem
-        where = path if line is None else f"{path}:{line}"
-        super().__init__(f"{where}: {problem}")
 
 
 class DatasetInfo(msgspec.Struct, frozen=True, kw_only=True):

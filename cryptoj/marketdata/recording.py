@@ -34,13 +34,16 @@ import time
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from loguru import logger
 
-from cryptoj.marketdata.loader import Batch, DataError
+from cryptoj.marketdata.errors import DataError
 from cryptoj.models.market import FeedStatus, MarketEvent, Quote, Trade
+
+if TYPE_CHECKING:
+    from cryptoj.marketdata.loader import Batch
 
 RECORDED = "recorded"
 STREAMS = ("quotes", "trades", "status", "book")

@@ -38,16 +38,7 @@ from typing import Any
 
 from cryptoj.config import Config
 from cryptoj.marketdata.aggregation import TickBarAggregator
-from cryptoj.marketdata.catalog import Catalog, load_catalog_events
-from cryptoj.marketdata.download import (
-    CANDLES_PER_REQUEST,
-    PREFIX,
-    DownloadError,
-    PublicClient,
-    UnknownProduct,
-    parse_candles,
-)
-from cryptoj.marketdata.loader import DataError
+from cryptoj.marketdata.errors import DataError
 from cryptoj.marketdata.recording import RECORDED
 from cryptoj.models.market import Bar, Trade
 from cryptoj.strategies.loader import StrategySpec
@@ -204,6 +195,10 @@ def _collect(
     out: dict[str, Any],
 ) -> None:
     """The worker: local sources first, then REST for the products still missing."""
+    # the REST client and the catalog reader are imported here, not at the top: a live start
+    # whose strategies need no warm-up never loads them (issue 16, time to the first order)
+    from cryptoj.marketdata.download import DownloadError, PublicClient, UnknownProduct
+
     bars: dict[str, tuple[str, list[Bar]]] = {}
     out["bars"] = bars
     fresh_ns = int((now - STALE_AFTER_S) * S)
@@ -293,6 +288,8 @@ def _recorded_bars(
 
 def _catalog_bars(root: str, product: str, needed: int, now: float) -> list[Bar]:
     """Downloaded 1-minute candles of the days covering the ``needed`` minutes before now."""
+    from cryptoj.marketdata.catalog import Catalog, load_catalog_events
+
     if not Path(root).is_dir():
         return []
     today = dt.datetime.fromtimestamp(now, dt.UTC).date()
@@ -315,6 +312,8 @@ def rest_candles(
 ) -> list[Bar]:
     """The ``needed`` complete 1-minute candles before ``now`` (oldest first; buckets the venue
     has no candle for are missing, as on Coinbase) as bars stamped at their close."""
+    from cryptoj.marketdata.download import CANDLES_PER_REQUEST, PREFIX, parse_candles
+
     end = int(now) // CANDLE_S * CANDLE_S
     start = end - needed * CANDLE_S
     path = f"{PREFIX}/{urllib.parse.quote(product)}/candles"

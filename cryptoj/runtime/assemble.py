@@ -20,7 +20,6 @@ from cryptoj.actors.feed import ReplaySource
 from cryptoj.actors.shutdown import ShutdownActor
 from cryptoj.config import Config
 from cryptoj.journal import Journal
-from cryptoj.marketdata.loader import Batch
 from cryptoj.runtime.common import Registered, flatten_tree
 from cryptoj.strategies.history import MarketHistory
 from cryptoj.supervision.tree import Dependencies, build_tree
@@ -28,6 +27,7 @@ from cryptoj.venues.paper import PaperExchange
 
 if TYPE_CHECKING:
     from cryptoj.adapters.coinbase.execution import CoinbaseVenue
+    from cryptoj.marketdata.loader import Batch
 
 #: The actors whose journal writes the threaded runtime commits once per mailbox batch
 #: (``ThreadedRuntime(group_commit=...)``, ``journal.group_commit``): the PortfolioActor acts
