@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
 from bench_commits import (  # noqa: E402
+    UnknownRevision,
     _dirty,
     _short,
     checkouts,
@@ -77,8 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("valgrind") is None:
         print("bench_instructions: valgrind is not installed (apt-get install valgrind)")
         return 2
-    rev = _short(args.base)
-    head = _short(args.head or "HEAD")
+    try:
+        rev = _short(args.base, "--base")
+        head = _short(args.head or "HEAD", "--head")
+    except UnknownRevision as e:
+        print(f"bench_instructions: {e}", file=sys.stderr)
+        return 2
     if args.head is None and _dirty():
         head += " (+ uncommitted changes)"
     with checkouts(rev, None if args.head is None else head) as (tmp, base_dir, head_dir):
