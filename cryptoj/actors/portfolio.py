@@ -537,15 +537,17 @@ class PortfolioActor(Actor):
         """Plan and start a transaction over the products not already trading (module
         docstring); ``only``: a quote batch re-evaluates its own products (the targets do not
         move with prices, and every product's drift is checked on its own quotes)."""
-        params, desk = self.params, self._desk()
+        params, desk = self.params, self.desk
         if params is None or self.halted or params.level == RiskLevel.HALTED:
             return
+        assert desk is not None, "PortfolioActor used before on_start"
         targets = self.targets
         if not targets or not self.quotes:
             return
-        busy = {r.product for r in self.ledger.reservations.values()}  # ledger.has_open_order
-        if only is not None and all(p in busy or p not in targets for p in only):
-            return  # every quoted product is trading or has no target: no leg (cheap check)
+        reservations = self.ledger.reservations
+        busy = {r.product for r in reservations.values()} if reservations else set()
+        if only is not None and (only & targets.keys()) <= busy:
+            return  # every quoted product is trading (ledger.has_open_order) or has no target
         usable = self._usable(ctx)
         owned = self.unwind.owns
         tradable = {
@@ -596,7 +598,8 @@ class PortfolioActor(Actor):
         (every product). A product trades
         at most once per quote (``TxnDesk.fresh``): a rejection is not retried on the same
         book, and a book is not walked twice."""
-        desk = self._desk()
+        desk = self.desk
+        assert desk is not None, "PortfolioActor used before on_start"
         usable = self._usable(ctx) if desk.owed else set()  # quotes and clock fixed meanwhile
         while desk.owed:
             parent, items = desk.owed.pop(0)
