@@ -75,7 +75,7 @@ from cryptoj.models.unwind import PlanRequest, UnwindComplete, UnwindPlan
 from cryptoj.portfolio.books import books_snapshot, copy_holding, rebuild_ledger
 from cryptoj.portfolio.costs import TurnoverBook, budget_left
 from cryptoj.portfolio.desk import LEG_TIMEOUT, TxnDesk
-from cryptoj.portfolio.ledger import Ledger
+from cryptoj.portfolio.ledger import ZERO, Ledger
 from cryptoj.portfolio.optimizer import Allocation
 from cryptoj.portfolio.planning import (
     PlanInputs,
@@ -428,7 +428,7 @@ class PortfolioActor(Actor):
 
     def _check_stop_loss(self, product: str, ctx: Context) -> None:
         h, params = self.ledger.holdings.get(product), self.params
-        if params is None or h is None or h.quantity <= 0 or product in self.stopped_out:
+        if params is None or h is None or h.quantity <= ZERO or product in self.stopped_out:
             return
         if self._stop_factor[0] is not params:
             self._stop_factor = (params, 1 - Decimal(repr(params.stop_loss)))
