@@ -238,7 +238,11 @@ class PortfolioActor(Actor):
         if len(unwind.queue):  # (a stop loss above may have queued one)
             for product in products:
                 self._unwind_step(product, ctx)
-        self._after_txn(ctx, trigger=True, only=frozenset(products))
+        desk = self.desk
+        if desk is None or desk.owed or desk.replan_due:
+            self._after_txn(ctx, trigger=True, only=frozenset(products))
+        else:
+            self._rebalance(ctx, frozenset(products))  # all _after_txn does with nothing owed
         if ctx.now() - self._last_snapshot_ns >= SNAPSHOT_EVERY_NS and self.fully_marked():
             self._send_snapshot(ts, ctx)
             self._send_monitor(ts, ctx)
