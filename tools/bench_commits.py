@@ -127,6 +127,21 @@ def side_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--json", action="store_true", help="print one JSON object")
 
 
+def side_revisions(args: argparse.Namespace, tool: str) -> tuple[str, str] | None:
+    """The short hashes of ``--base`` and of ``--head`` (HEAD by default, marked when this
+    checkout has uncommitted changes); None after printing ``tool``'s error for a revision
+    that names no commit."""
+    try:
+        rev = _short(args.base, "--base")
+        head = _short(args.head or "HEAD", "--head")
+    except UnknownRevision as e:
+        print(f"{tool}: {e}", file=sys.stderr)
+        return None
+    if args.head is None and _dirty():
+        head += " (+ uncommitted changes)"
+    return rev, head
+
+
 def differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     """The summary fields (timing excluded) whose values differ."""
     keys = sorted((set(a) | set(b)) - TIMING)
@@ -139,14 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     side_arguments(ap)
     ap.add_argument("--rounds", type=int, default=5, help="alternating rounds (default 5)")
     args = ap.parse_args(argv)
-    try:
-        rev = _short(args.base, "--base")
-        head = _short(args.head or "HEAD", "--head")
-    except UnknownRevision as e:
-        print(f"bench_commits: {e}", file=sys.stderr)
+    sides = side_revisions(args, "bench_commits")
+    if sides is None:
         return 2
-    if args.head is None and _dirty():
-        head += " (+ uncommitted changes)"
+    rev, head = sides
     with checkouts(rev, None if args.head is None else head) as (tmp, base_dir, head_dir):
         replay = replay_args(args.workload, tmp)
         base_runs: list[dict[str, Any]] = []

@@ -28,13 +28,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
 from bench_commits import (  # noqa: E402
-    _dirty,
-    _short,
     checkouts,
     differences,
     replay_args,
     replay_in,
     side_arguments,
+    side_revisions,
 )
 
 # Run in the checkout measured: the CLI's replay, its loop called through operator.call (the C
@@ -77,10 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("valgrind") is None:
         print("bench_instructions: valgrind is not installed (apt-get install valgrind)")
         return 2
-    rev = _short(args.base)
-    head = _short(args.head or "HEAD")
-    if args.head is None and _dirty():
-        head += " (+ uncommitted changes)"
+    sides = side_revisions(args, "bench_instructions")
+    if sides is None:
+        return 2
+    rev, head = sides
     with checkouts(rev, None if args.head is None else head) as (tmp, base_dir, head_dir):
         replay = replay_args(args.workload, tmp)
         base_n, base_summary = count_side(base_dir, replay, tmp / "run-base")

@@ -75,7 +75,7 @@ from cryptoj.models.unwind import PlanRequest, UnwindComplete, UnwindPlan
 from cryptoj.portfolio.books import books_snapshot, copy_holding, rebuild_ledger
 from cryptoj.portfolio.costs import TurnoverBook, budget_left
 from cryptoj.portfolio.desk import LEG_TIMEOUT, TxnDesk
-from cryptoj.portfolio.ledger import Ledger
+from cryptoj.portfolio.ledger import ZERO, Ledger
 from cryptoj.portfolio.optimizer import Allocation
 from cryptoj.portfolio.planning import (
     PlanInputs,
@@ -138,12 +138,15 @@ class PortfolioActor(Actor):
         self.fee = Decimal(repr(cfg.paper.taker_fee))
         self.ledger = Ledger(Decimal(0))
         self.quotes: dict[str, Quote] = {}
-        self._marks: dict[str, Decimal] = {}  # the quotes' mids, kept with them
+        #: the quotes' mids, computed when a figure needs them (None after the quotes move)
+        self._marks: dict[str, Decimal] | None = {}
         self._equity: Decimal | None = None  # equity at the marks; None after marks or fills move
         self.targets: dict[str, TargetWeight] = {}
         self.params: RiskParameters | None = None
         #: the MonitorReport's figures of ``params`` (computed once per parameters received)
         self._figures: tuple[RiskParameters | None, RiskFigures] = (None, risk_figures(None))
+        #: ``1 - stop_loss`` of ``params`` as a Decimal (computed once per parameters received)
+        self._stop_factor: tuple[RiskParameters | None, Decimal] = (None, Decimal(1))
         self.stopped_out: set[str] = set()
         self.stale: set[str] = set()  # products whose feed is stale: no exposure-increasing orders
         #: product → timestamp of the quote it had when its feed went stale: that quote is from
@@ -216,22 +219,30 @@ class PortfolioActor(Actor):
         ts = quotes[-1].ts
         if ts // EQUITY_EVERY_NS != self._last_equity_ts // EQUITY_EVERY_NS:
             self._record_equity()
-        self._last_equity_ts = max(ts, self._last_equity_ts)
-        products: list[str] = []
-        self._equity = None
+        if ts > self._last_equity_ts:
+            self._last_equity_ts = ts
+        self._equity = self._marks = None
+        books, outdated, unwind = self.quotes, self.outdated, self.unwind
         for q in quotes:
-            self.quotes[q.product] = q
-            self._marks[q.product] = q.mid
-            if q.ts > self.outdated.get(q.product, q.ts):
-                del self.outdated[q.product]  # data from after the outage
-            self.unwind.on_quote(q)
-            if q.product not in products:
-                products.append(q.product)
+            product = q.product
+            books[product] = q
+            if outdated and q.ts > outdated.get(product, q.ts):
+                del outdated[product]  # data from after the outage
+            unwind.on_quote(q)
+        # the quoted products, each once, in the order of their first quote
+        products = (
+            (quotes[0].product,) if len(quotes) == 1 else dict.fromkeys(q.product for q in quotes)
+        )
         for product in products:
             self._check_stop_loss(product, ctx)
-        for product in products:
-            self._unwind_step(product, ctx)
-        self._after_txn(ctx, trigger=True, only=frozenset(products))
+        if len(unwind.queue):  # (a stop loss above may have queued one)
+            for product in products:
+                self._unwind_step(product, ctx)
+        desk = self.desk
+        if desk is None or desk.owed or desk.replan_due:
+            self._after_txn(ctx, trigger=True, only=frozenset(products))
+        else:
+            self._rebalance(ctx, frozenset(products))  # all _after_txn does with nothing owed
         if ctx.now() - self._last_snapshot_ns >= SNAPSHOT_EVERY_NS and self.fully_marked():
             self._send_snapshot(ts, ctx)
             self._send_monitor(ts, ctx)
@@ -420,16 +431,18 @@ class PortfolioActor(Actor):
     # -- decisions: stop loss and the emergency programme ---------------------------------
 
     def _check_stop_loss(self, product: str, ctx: Context) -> None:
-        h = self.ledger.holdings.get(product)
-        q = self.quotes[product]
-        if self.params is None or h is None or h.quantity <= 0 or product in self.stopped_out:
+        h, params = self.ledger.holdings.get(product), self.params
+        if params is None or h is None or h.quantity <= ZERO or product in self.stopped_out:
             return
-        if q.bid <= h.average_price * (1 - Decimal(repr(self.params.stop_loss))):
+        if self._stop_factor[0] is not params:
+            self._stop_factor = (params, 1 - Decimal(repr(params.stop_loss)))
+        q = self.quotes[product]
+        if q.bid <= h.average_price * self._stop_factor[1]:
             self.stopped_out.add(product)
             ctx.send(self.risk, StopLossTriggered(ts=q.ts, product=product))
             item = self.unwind.push_stop_loss(product, ctx.now(), q.mid)
             item.note = (
-                f"stop loss: bid {q.bid} is {self.params.stop_loss:.0%} or more "
+                f"stop loss: bid {q.bid} is {params.stop_loss:.0%} or more "
                 f"below entry {h.average_price}"
             )
             self._yield_to_unwind(ctx)
@@ -528,14 +541,19 @@ class PortfolioActor(Actor):
         """Plan and start a transaction over the products not already trading (module
         docstring); ``only``: a quote batch re-evaluates its own products (the targets do not
         move with prices, and every product's drift is checked on its own quotes)."""
-        params, desk = self.params, self._desk()
+        params, desk = self.params, self.desk
         if params is None or self.halted or params.level == RiskLevel.HALTED:
             return
-        if not self.targets or not self.quotes:
+        assert desk is not None, "PortfolioActor used before on_start"
+        targets = self.targets
+        if not targets or not self.quotes:
             return
+        reservations = self.ledger.reservations
+        busy = {r.product for r in reservations.values()} if reservations else set()
+        if only is not None and (only & targets.keys()) <= busy:
+            return  # every quoted product is trading (ledger.has_open_order) or has no target
         usable = self._usable(ctx)
-        targets, owned = self.targets, self.unwind.owns
-        busy = {r.product for r in self.ledger.reservations.values()}  # ledger.has_open_order
+        owned = self.unwind.owns
         tradable = {
             p
             for p in (usable if only is None else only & usable)
@@ -584,7 +602,8 @@ class PortfolioActor(Actor):
         (every product). A product trades
         at most once per quote (``TxnDesk.fresh``): a rejection is not retried on the same
         book, and a book is not walked twice."""
-        desk = self._desk()
+        desk = self.desk
+        assert desk is not None, "PortfolioActor used before on_start"
         usable = self._usable(ctx) if desk.owed else set()  # quotes and clock fixed meanwhile
         while desk.owed:
             parent, items = desk.owed.pop(0)
@@ -634,7 +653,13 @@ class PortfolioActor(Actor):
 
     def marks(self) -> dict[str, Decimal]:
         """Latest mid per product (a copy)."""
-        return dict(self._marks)
+        return dict(self._current_marks())
+
+    def _current_marks(self) -> dict[str, Decimal]:
+        """Latest mid per product (kept until the next quotes)."""
+        if self._marks is None:
+            self._marks = {p: q.mid for p, q in self.quotes.items()}
+        return self._marks
 
     def fully_marked(self) -> bool:
         """Every holding has a quote (since this instance started): only then are the equity
@@ -645,12 +670,12 @@ class PortfolioActor(Actor):
         """Cash plus positions at the latest mids (computed once per change of the marks or the
         books: only quotes and fills move it; reservations do not)."""
         if self._equity is None:
-            self._equity = self.ledger.equity(self._marks)
+            self._equity = self.ledger.equity(self._current_marks())
         return self._equity
 
     def snapshot(self, ts: int) -> PortfolioSnapshot:
         """An immutable view of the books."""
-        return books_snapshot(self.ledger, self._marks, ts, self.equity())
+        return books_snapshot(self.ledger, self._current_marks(), ts, self.equity())
 
     def _send_monitor(self, ts: int, ctx: Context) -> None:
         """The MonitorReport for the ShutdownActor (module docstring)."""
@@ -662,7 +687,7 @@ class PortfolioActor(Actor):
             ts,
             self.equity(),
             holdings,
-            self._marks,
+            self._current_marks(),
             self._figures[1],
             closed=self._closed,
             rejected=self._rejected,

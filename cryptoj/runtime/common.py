@@ -126,7 +126,7 @@ class IdFactory:
 
     def new_id(self, prefix: str) -> str:
         """A new business id (order ids, correlation ids)."""
-        return f"{prefix}-{self.run_tag}-{next(self._counter):06d}"
+        return f"{prefix}-{self.run_tag}-{str(next(self._counter)).zfill(6)}"  # (:06d, cheaper)
 
     def message_id(self) -> str:
         """A new message id (``m<n>``), unique within the run."""

@@ -51,10 +51,13 @@ class UnwindBook:
         self.bar_depth_fraction = Decimal(repr(bar_depth_fraction))
         self.plan: UnwindPlan | None = None
         self.queue = UnwindQueue()
-        self.volumes: dict[str, Decimal] = {}
+        self.volumes: dict[str, Decimal] = {}  # product → its latest bar's volume
+        #: product → the bid size of its latest modelled quote, while it has had no bar (its
+        #: volume is inferred from it when a slice is sized: see :meth:`volume`)
+        self._modelled_size: dict[str, Decimal] = {}
+        self._infer = self.bar_depth_fraction > 0
         self.last_ts: dict[str, int] = {}  # product → timestamp of its latest book
         self.intervals: dict[str, int] = {}  # product → market time between its last two books
-        self._bar_volume: set[str] = set()
         self._by_coid: dict[str, str] = {}
         self._completed: set[str] = set()
         self.slices_sent = 0
@@ -151,7 +154,6 @@ class UnwindBook:
     def on_bar(self, bar: Bar) -> None:
         """Remember the bar's volume as the product's recent volume."""
         self.volumes[bar.product] = bar.volume
-        self._bar_volume.add(bar.product)
 
     def on_quote(self, q: Quote) -> None:
         """Track the interval between the product's books; for a modelled quote (and no bars),
@@ -161,8 +163,16 @@ class UnwindBook:
             self.intervals[q.product] = q.ts - last
         if last is None or q.ts > last:
             self.last_ts[q.product] = q.ts
-        if q.derived and q.product not in self._bar_volume and self.bar_depth_fraction > 0:
-            self.volumes[q.product] = q.bid_size / self.bar_depth_fraction
+        if q.derived and self._infer and q.product not in self.volumes:
+            self._modelled_size[q.product] = q.bid_size
+
+    def volume(self, product: str) -> Decimal | None:
+        """The product's recent volume: its latest bar's, else the one its latest modelled
+        quote was modelled from (``bid_size ÷ bar_depth_fraction``), else unknown (None)."""
+        volume = self.volumes.get(product)
+        if volume is None and product in self._modelled_size:
+            return self._modelled_size[product] / self.bar_depth_fraction
+        return volume
 
     # -- slices ---------------------------------------------------------------------------
 
@@ -181,7 +191,7 @@ class UnwindBook:
         decision = next_slice(
             holding - item.target,
             [(q.bid, q.bid_size)],
-            self.volumes.get(product),
+            self.volume(product),
             rules,
             now_ns=now_ns,
             deadline_ns=item.deadline_ns,
