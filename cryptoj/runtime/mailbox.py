@@ -128,4 +128,4 @@ class ConflatingInbox:
             return x
 
 
-__all__ = ["ConflatingInbox", "market_key", "merge_trades"]
+__all__ = ["ConflatingInbox", "market_key"]
