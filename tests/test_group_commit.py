@@ -235,11 +235,13 @@ def test_a_killed_daemon_never_has_an_order_its_portfolio_had_not_journalled(
         "strategy:\n  fast_period: 3\n  slow_period: 8\n  entry_band: 0.0005\n"
         "ops:\n  port: 0\n"
     )
+    # the data's replay makes 26 orders, the live daemon fewer when quotes are conflated
+    # (16 seen on a loaded machine): it is killed once 10 are in, mid-way through its trading
     proc = spawn_daemon(cfg)
     try:
         deadline = time.monotonic() + 60
         orders = 0
-        while time.monotonic() < deadline and orders < 20 and proc.poll() is None:
+        while time.monotonic() < deadline and orders < 10 and proc.poll() is None:
             time.sleep(0.05)  # polling interval of this test only
             with (
                 contextlib.suppress(sqlite3.OperationalError),  # not created yet
@@ -250,7 +252,7 @@ def test_a_killed_daemon_never_has_an_order_its_portfolio_had_not_journalled(
     finally:
         proc.kill()
         proc.communicate(timeout=15)
-    assert proc.returncode == -signal.SIGKILL and orders >= 20
+    assert proc.returncode == -signal.SIGKILL and orders >= 10
     with contextlib.closing(sqlite3.connect(tmp_path / "journal.sqlite")) as c:
         orphans = c.execute(
             "SELECT client_order_id FROM orders WHERE client_order_id NOT IN"
