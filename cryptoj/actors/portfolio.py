@@ -548,10 +548,9 @@ class PortfolioActor(Actor):
         targets = self.targets
         if not targets or not self.quotes:
             return
-        reservations = self.ledger.reservations
-        busy = {r.product for r in reservations.values()} if reservations else set()
+        busy = self.ledger.busy_products()
         if only is not None and (only & targets.keys()) <= busy:
-            return  # every quoted product is trading (ledger.has_open_order) or has no target
+            return  # every quoted product is trading or has no target
         usable = self._usable(ctx)
         owned = self.unwind.owns
         tradable = {

@@ -80,6 +80,11 @@ class Ledger:
         """True while an order for ``product`` is in flight."""
         return any(r.product == product for r in self.reservations.values())
 
+    def busy_products(self) -> set[str]:
+        """The products with an order in flight (:meth:`has_open_order` for all at once)."""
+        reservations = self.reservations
+        return {r.product for r in reservations.values()} if reservations else set()
+
     def reserve(
         self, client_order_id: str, product: str, side: Side, quantity: Decimal, cash: Decimal
     ) -> Reservation | str:
