@@ -28,14 +28,12 @@ on stderr naming it, exit 2, before anything is checked out.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import statistics
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
 from bench_replay import BENCH_CONFIG, DATA  # noqa: E402
+from common import UnknownRevision, checkouts, has_uncommitted_changes, short_hash  # noqa: E402
 
 TIMING = {"wall_seconds", "events_per_second", "cpu_seconds"}
 # Run in the checkout measured: the CLI's replay, with the CPU time of the runtime's loop
@@ -132,12 +131,12 @@ def side_revisions(args: argparse.Namespace, tool: str) -> tuple[str, str] | Non
     checkout has uncommitted changes); None after printing ``tool``'s error for a revision
     that names no commit."""
     try:
-        rev = _short(args.base, "--base")
-        head = _short(args.head or "HEAD", "--head")
+        rev = short_hash(args.base, "--base")
+        head = short_hash(args.head or "HEAD", "--head")
     except UnknownRevision as e:
         print(f"{tool}: {e}", file=sys.stderr)
         return None
-    if args.head is None and _dirty():
+    if args.head is None and has_uncommitted_changes():
         head += " (+ uncommitted changes)"
     return rev, head
 
@@ -191,76 +190,6 @@ def main(argv: list[str] | None = None) -> int:
     table = "\n".join(f"{key:24} {value}" for key, value in out.items())
     print(json.dumps(out) if args.json else table)
     return 0 if not diff else 1
-
-
-def make_worktree(rev: str, tree: Path) -> Path:
-    """A detached git worktree of ``rev`` at ``tree`` (remove it with :func:`remove_worktree`)."""
-    subprocess.run(
-        ["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(tree), rev],
-        check=True,
-    )
-    return tree
-
-
-@contextlib.contextmanager
-def checkouts(base: str, head: str | None) -> Iterator[tuple[Path, Path, Path]]:
-    """A temporary directory, ``base`` checked out in it and ``head`` too (None: this checkout
-    as it is); the worktrees are removed at the end."""
-    with tempfile.TemporaryDirectory() as tmp_name:
-        tmp = Path(tmp_name)
-        trees = [make_worktree(base, tmp / "base")]
-        try:
-            trees.append(ROOT if head is None else make_worktree(head, tmp / "head"))
-            yield tmp, trees[0], trees[1]
-        finally:
-            for tree in trees:
-                if tree != ROOT:
-                    remove_worktree(tree)
-
-
-def remove_worktree(tree: Path) -> None:
-    """Remove a worktree made by :func:`make_worktree`."""
-    subprocess.run(
-        ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False
-    )
-
-
-class UnknownRevision(Exception):
-    """A revision given on the command line that names no commit of this repository."""
-
-
-def _short(commit: str, option: str) -> str:
-    """The short hash of ``commit`` (given as ``option``); :class:`UnknownRevision` when it
-    names no commit."""
-    done = subprocess.run(
-        [
-            "git",
-            "-C",
-            str(ROOT),
-            "rev-parse",
-            "--verify",
-            "--quiet",
-            "--short",
-            f"{commit}^{{commit}}",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0 or not done.stdout.strip():
-        raise UnknownRevision(f"{option} {commit!r}: no such commit in {ROOT}")
-    return done.stdout.strip()
-
-
-def _dirty() -> bool:
-    """True when this checkout has uncommitted changes to tracked files."""
-    done = subprocess.run(
-        ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return bool(done.stdout.strip())
 
 
 if __name__ == "__main__":

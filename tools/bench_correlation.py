@@ -45,7 +45,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_commits import make_worktree, remove_worktree
+from common import make_worktree, remove_worktree
 
 from cryptoj.actors.risk import RiskActor
 from cryptoj.config import RiskConfig

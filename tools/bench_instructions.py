@@ -28,13 +28,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
 from bench_commits import (  # noqa: E402
-    checkouts,
     differences,
     replay_args,
     replay_in,
     side_arguments,
     side_revisions,
 )
+from common import checkouts  # noqa: E402
 
 # Run in the checkout measured: the CLI's replay, its loop called through operator.call (the C
 # function callgrind counts inside).

@@ -9,10 +9,11 @@ restores what the previous ones journalled). One round per side: spawn ``python 
 --live`` in that side's checkout, poll ``/health`` until the execution actor is up, then change
 one target weight through ``POST /control/target`` and wait for the order at the fake; then
 SIGTERM and wait for the exit. Rounds alternate base, head (load on the shared machine hits both
-alike). With ``--cached-bytecode`` each side has a pycache of its own, filled by one start not
-counted (as a pip installation has its bytecode); without it the environment decides
+alike). With ``--cached-bytecode`` each side's cryptoj is compiled once and its daemon runs
+from that bytecode (``common.cached_bytecode_env``, as ``tools/exec_soak.py
+--cached-bytecode`` does), after one start not counted; without it the environment decides
 (``PYTHONDONTWRITEBYTECODE=1`` makes every start compile every cryptoj module from source).
-The base commit is checked out into a temporary ``git worktree`` (as
+The base commit is checked out into a temporary ``git worktree`` (``common.checkouts``, as
 ``tools/bench_commits.py`` does); the head is this checkout as it is.
 
 Printed per side: medians of seconds from the spawn to ``/health`` (execution up) and from the
@@ -39,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 
-from bench_commits import UnknownRevision, _short, checkouts  # noqa: E402
+from common import UnknownRevision, cached_bytecode_env, checkouts, short_hash  # noqa: E402
 from exec_soak import DaemonProcess, soak_config  # noqa: E402
 
 from cryptoj.adapters.coinbase.fake.auth import generate_api_key, write_key_file  # noqa: E402
@@ -64,8 +65,7 @@ class Side:
         self.env = {**os.environ, "PYTHONPATH": str(checkout)}
         self.cached = cached
         if cached:  # bytecode compiled once, as an installed package has it
-            self.env.pop("PYTHONDONTWRITEBYTECODE", None)
-            self.env["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
+            self.env = cached_bytecode_env(checkout, self.env)
         self.checkout = checkout
         self.tmp = tmp
         tmp.mkdir(parents=True)
@@ -86,7 +86,7 @@ class Side:
     def __enter__(self) -> Side:
         self.fake.start()
         self.config.write_text(yaml.safe_dump(soak_config(self.tmp, self.fake, self.key_file)))
-        if self.cached:  # one start not counted fills the pycache
+        if self.cached:  # one start not counted, as before every counted one
             self.round()
             self.health_s, self.cpu_s, self.order_s = [], [], []
         return self
@@ -147,15 +147,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--cached-bytecode",
         action="store_true",
-        help="compile each side's modules once (a pycache of its own) instead of inheriting "
-        "PYTHONDONTWRITEBYTECODE, under which every start compiles every module from source",
+        help="compile each side's cryptoj once instead of inheriting PYTHONDONTWRITEBYTECODE, "
+        "under which every start compiles every module from source",
     )
     ap.add_argument("--json", action="store_true", help="print only the JSON result")
     args = ap.parse_args(argv)
     if args.rounds < 1:
         ap.error("--rounds must be at least 1")
     try:
-        base = _short(args.base, "--base")
+        base = short_hash(args.base, "--base")
     except UnknownRevision as e:
         print(e, file=sys.stderr)
         return 2

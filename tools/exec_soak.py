@@ -73,7 +73,6 @@ import argparse
 import contextlib
 import http.client
 import json
-import os
 import random
 import signal
 import socket
@@ -91,6 +90,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from common import cached_bytecode_env  # noqa: E402
 
 from cryptoj.adapters.coinbase.fake.auth import generate_api_key, write_key_file  # noqa: E402
 from cryptoj.adapters.coinbase.fake.server import FakeCoinbase  # noqa: E402
@@ -522,14 +523,9 @@ class Soak:
         return result
 
     def _daemon_env(self) -> dict[str, str] | None:
-        """With ``--cached-bytecode``: cryptoj compiled once here, and the daemon allowed to use
-        it (``PYTHONDONTWRITEBYTECODE`` dropped), as a pip installation has its bytecode."""
-        if not self.args.cached_bytecode:
-            return None
-        subprocess.run([sys.executable, "-m", "compileall", "-q", "cryptoj"], cwd=ROOT, check=True)
-        env = dict(os.environ)
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
-        return env
+        """With ``--cached-bytecode``: :func:`common.cached_bytecode_env` (cryptoj compiled once
+        here, the daemon running from that bytecode); None otherwise (this environment)."""
+        return cached_bytecode_env(ROOT) if self.args.cached_bytecode else None
 
     def _new_target(self, daemon: DaemonProcess, done: int) -> bool:
         """Change one product's target; True when an intent followed within ORDER_WAIT_S."""

@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             pickle.dump((names, frames), f)
         tree = None
         if args.base:
-            from bench_commits import make_worktree, remove_worktree
+            from common import make_worktree, remove_worktree
 
             tree = make_worktree(args.base, tmp / "base")
         try:
