@@ -6,25 +6,25 @@ the running daemon's control endpoint on loopback.
 Exit codes: 0 success; 1 unexpected error (for the emergency commands: no daemon answered);
 2 bad usage, configuration or data (or the daemon refused the command); 3 emergency shutdown
 (a supervisor escalated past the root).
+
+This module parses the arguments and dispatches; the commands themselves are in
+:mod:`cryptoj.commands`.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
-import json
 import sys
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
-from cryptoj.config import Config, ConfigError, load_config, path_problems
+from cryptoj.commands.config import DEFAULT_CONFIG, check_config, load, new_strategy
+from cryptoj.commands.control import control, status
+from cryptoj.commands.replay import replay, report, sweep
+from cryptoj.config import ConfigError, path_problems
 from cryptoj.marketdata.errors import DataError
 from cryptoj.runtime.assemble import LiveTradingUnavailable
-from cryptoj.runtime.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE
-
-DEFAULT_CONFIG = "config.yaml"
+from cryptoj.runtime.common import EXIT_USAGE
 
 
 def _date(text: str) -> dt.date:
@@ -258,11 +258,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "check-config":
-            return _check_config(args.path)
+            return check_config(args.path)
         if args.command == "new-strategy":
-            return _new_strategy(args.name, args.dir)
+            return new_strategy(args.name, args.dir)
         if args.command == "replay":
-            return _replay(args)
+            return replay(args)
         if args.command == "data":
             from cryptoj.marketdata.data_cli import run_data_command
 
@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             from cryptoj.daemon import run_daemon
 
-            cfg = _load(args.config, default_if_missing=True)
+            cfg = load(args.config, default_if_missing=True)
             problems = path_problems(cfg)
             if problems:
                 raise ConfigError(args.config or DEFAULT_CONFIG, problems)
@@ -278,13 +278,13 @@ def main(argv: list[str] | None = None) -> int:
                 run_daemon(cfg, log_json=args.log_json, ops_port=args.ops_port, live=args.live)
             )
         if args.command == "sweep":
-            return _sweep(args)
+            return sweep(args)
         if args.command == "status":
-            return _status(args)
+            return status(args)
         if args.command == "report":
-            return _report(args)
+            return report(args)
         if args.command in ("shutdown", "flatten", "hold", "resume"):
-            return _control(args)
+            return control(args)
     except ConfigError as e:
         for problem in e.problems:
             print(f"{e.source}: {problem}", file=sys.stderr)
@@ -294,369 +294,3 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     build_parser().print_help()
     return EXIT_USAGE
-
-
-def _load(path: str | None, *, default_if_missing: bool = False) -> Config:
-    if path is None and default_if_missing and Path(DEFAULT_CONFIG).is_file():
-        path = DEFAULT_CONFIG
-    return _with_strategies(load_config(path), path or "<defaults>")
-
-
-def _with_strategies(cfg: Config, source: str) -> Config:
-    """``cfg`` when every configured strategy loads with valid parameters, else ConfigError."""
-    from cryptoj.strategies.loader import strategy_problems
-
-    problems = strategy_problems(cfg)
-    if problems:
-        raise ConfigError(source, problems)
-    return cfg
-
-
-def _new_strategy(name: str, directory: str) -> int:
-    from cryptoj.strategies.skeleton import SkeletonError, write_skeleton
-
-    try:
-        written = write_skeleton(name, Path(directory))
-    except SkeletonError as e:
-        print(f"new-strategy: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    for path in written:
-        print(f"wrote {path}")
-    print(
-        f'next: python -m pytest {written[1]} -q; then set strategy.kind: "{name}:'
-        f'{_class_name(name)}" in your config and run python -m cryptoj replay'
-    )
-    return EXIT_OK
-
-
-def _class_name(module: str) -> str:
-    from cryptoj.strategies.skeleton import class_name
-
-    return class_name(module)
-
-
-def _check_config(path: str) -> int:
-    try:
-        cfg = _with_strategies(load_config(path), path)
-    except ConfigError as e:
-        problems = e.problems
-    else:
-        problems = path_problems(cfg)
-    if problems:
-        for problem in problems:
-            print(problem)
-        print(f"{path}: {len(problems)} problem(s)", file=sys.stderr)
-        return EXIT_USAGE
-    print(f"{path}: OK (mode {cfg.mode}, {len(cfg.feed.products) or 'all'} products)")
-    return EXIT_OK
-
-
-def _replay(args: argparse.Namespace) -> int:
-    from cryptoj.marketdata.loader import list_datasets
-    from cryptoj.paths import writable_file_problem
-    from cryptoj.progress import wanted
-    from cryptoj.replay import ReplayOptions, run_replay
-
-    if args.list_data:
-        for info in list_datasets():
-            print(
-                f"{info.name}\t{','.join(info.instruments)}\t{info.resolution}\t"
-                f"{info.start} .. {info.end}"
-            )
-        from cryptoj.marketdata.data_cli import print_catalog_sets
-
-        print_catalog_sets(args.catalog or _load(args.config).feed.catalog)
-        return EXIT_OK
-    cfg = _load(args.config)
-    if args.runtime == "threaded" and (args.chaos or args.chaos_storm):
-        print("replay: --chaos and --chaos-storm need --runtime deterministic", file=sys.stderr)
-        return EXIT_USAGE
-    for what, path in (("--journal", args.journal), ("--trace", args.trace)):
-        problem = writable_file_problem(path, what) if path else None
-        if problem is not None:
-            print(f"replay: {problem}", file=sys.stderr)
-            return EXIT_USAGE
-    opts = ReplayOptions(
-        data=args.data or cfg.feed.data,
-        start=args.start,
-        end=args.end,
-        journal=args.journal,
-        trace=args.trace or None,
-        runtime=args.runtime,
-        seed=cfg.seed if args.seed is None else args.seed,
-        chaos=args.chaos,
-        chaos_storm=args.chaos_storm,
-        progress=wanted(args.json),
-        unwind=args.unwind,
-        catalog=args.catalog or cfg.feed.catalog,
-    )
-    try:
-        summary, code = run_replay(cfg, opts)
-    except (DataError, ValueError) as e:
-        print(f"replay: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except OSError as e:  # journal or trace: the checks above cannot foresee everything
-        print(f"replay: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
-        return EXIT_USAGE
-    if args.report:
-        from cryptoj.report import ReportError, write_report
-
-        try:
-            with _report_progress(opts.progress) as progress:
-                index = write_report(
-                    opts.journal,
-                    args.report,
-                    data=opts.data,
-                    products=list(cfg.feed.products) or None,
-                    title=f"cryptoj replay of {opts.data} (seed {opts.seed})",
-                    extra=_report_rows(summary),
-                    catalog=opts.catalog,
-                    progress=progress,
-                    quote_max_age_s=cfg.portfolio.quote_max_age_s,
-                )
-        except (ReportError, DataError) as e:
-            print(f"replay: report: {e}", file=sys.stderr)
-            return EXIT_USAGE
-        summary["report"] = str(index)
-    if args.json:
-        print(json.dumps(summary, sort_keys=True))
-    else:
-        _print_summary(summary)
-    return code if code is not None else EXIT_ERROR
-
-
-def _report_rows(s: dict[str, Any]) -> dict[str, Any]:
-    """The replay summary's rows that the report's own table does not have."""
-    keys = (
-        "runtime",
-        "seed",
-        "events",
-        "restarts",
-        "crashes",
-        "escalations",
-        "dead_letters",
-        "invariants_ok",
-        "exit_code",
-        "exit_reason",
-    )
-    return {k: s[k] for k in keys if k in s}
-
-
-def _sweep(args: argparse.Namespace) -> int:
-    from cryptoj.research.output import write_best, write_trials
-    from cryptoj.research.report import write_report
-    from cryptoj.research.space import load_spec
-    from cryptoj.research.sweep import SweepError, SweepOptions, run_sweep
-
-    if (args.trials is not None and args.trials < 1) or (args.jobs is not None and args.jobs < 1):
-        print("sweep: --trials and --jobs must be at least 1", file=sys.stderr)
-        return EXIT_USAGE
-    spec = load_spec(args.space)
-    out = Path(args.out)
-    if args.fresh:
-        (out / "study.sqlite").unlink(missing_ok=True)
-    opts = SweepOptions(
-        out=out,
-        trials=args.trials,
-        jobs=args.jobs,
-        seed=args.seed,
-        ray=args.ray,
-        progress=sys.stderr.isatty(),
-    )
-    try:
-        outcome = run_sweep(spec, opts)
-    except SweepError as e:
-        print(f"sweep: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print(f"sweep: interrupted; rerun the same command to continue ({out})", file=sys.stderr)
-        return EXIT_ERROR
-    except ModuleNotFoundError as e:
-        if e.name not in ("optuna", "ray"):
-            raise
-        print(f"sweep: needs {e.name}: pip install -e '.[research]'", file=sys.stderr)
-        return EXIT_USAGE
-    write_trials(outcome, out)
-    best = write_best(outcome, out)
-    index = write_report(outcome, out, title=f"cryptoj sweep: {args.space}")
-    metric = spec.objective.metric
-    for f in outcome.folds:
-        oos = f"{f.test['objective']:.4g}" if f.test else (f.test_error or "-")
-        is_ = f"{f.train['objective']:.4g}" if f.train else "-"
-        print(
-            f"fold {f.fold.index}: {f.fold.label()}: {f.complete} complete, {f.failed} failed; "
-            f"chosen #{f.best_number} {metric} in-sample {is_}, out-of-sample {oos}"
-        )
-    failed = sum(f.failed for f in outcome.folds)
-    print(f"trials {out / 'trials.csv'} ({len(outcome.rows)} rows, {failed} failed)")
-    print(f"best config {best}" if best else "best config: none (no feasible trial)")
-    print(f"report {index}")
-    return EXIT_OK if outcome.finished else EXIT_ERROR
-
-
-def _status(args: argparse.Namespace) -> int:
-    from cryptoj.ops.status_cli import run_status
-
-    cfg = _load(args.config, default_if_missing=True)
-    code, text = run_status(
-        cfg.ops, url=args.url, port=args.port, as_json=args.json, timeout=args.timeout
-    )
-    print(text, file=sys.stdout if code == EXIT_OK else sys.stderr)
-    return code
-
-
-def _control(args: argparse.Namespace) -> int:
-    """POST the emergency command to the running daemon's control endpoint (loopback)."""
-    import urllib.error
-    import urllib.request
-
-    from cryptoj.config.ops import resolve_token
-    from cryptoj.ops.status_cli import base_url
-
-    cfg = _load(args.config, default_if_missing=True)
-    try:
-        token = resolve_token(cfg.ops)
-    except (OSError, ValueError) as e:
-        print(f"{args.command}: ops token: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    url = f"{args.url or base_url(cfg.ops, args.port)}/control/{args.command}"
-    body: dict[str, Any] = {"reason": args.reason, "stop": bool(getattr(args, "stop", False))}
-    if args.command == "resume":
-        body["by"] = args.by or _os_user()
-    req = urllib.request.Request(
-        url,
-        data=json.dumps(body).encode(),
-        method="POST",
-        headers={"Content-Type": "application/json"},
-    )
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(req, timeout=args.timeout) as resp:
-            answer = json.loads(resp.read() or b"{}")
-    except urllib.error.HTTPError as e:
-        detail = e.read().decode(errors="replace").strip()
-        print(f"{args.command}: refused by the daemon: HTTP {e.code} {detail}", file=sys.stderr)
-        return EXIT_USAGE if e.code < 500 else EXIT_ERROR
-    except (urllib.error.URLError, OSError) as e:
-        reason = getattr(e, "reason", e)
-        print(f"{args.command}: no cryptoj daemon answering at {url} ({reason})", file=sys.stderr)
-        if args.command == "resume":
-            return _resume_offline(args.journal or cfg.journal.path, body["by"], args.reason)
-        return EXIT_ERROR
-    print(f"{args.command}: accepted ({json.dumps(answer, sort_keys=True)})")
-    return EXIT_OK
-
-
-def _os_user() -> str:
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
-
-
-def _resume_offline(path: str, by: str, reason: str) -> int:
-    """Record an operator resume in the journal of a daemon that is not running: the restarted
-    daemon's RiskActor then starts without the drawdown halt, its high-water mark from its
-    first equity."""
-    import time
-
-    from cryptoj.actors.risk import drawdown_state, record_resume
-    from cryptoj.journal import Journal
-
-    if not Path(path).is_file():
-        print(f"resume: nothing recorded: journal {path} not found", file=sys.stderr)
-        return EXIT_ERROR
-    journal = Journal(path)
-    try:
-        _, halted = drawdown_state(journal)
-        record_resume(journal, time.time_ns(), by, reason, None, "cli")
-    finally:
-        journal.close()
-    what = "drawdown halt lifted" if halted else "no drawdown halt was in force"
-    print(f"resume: recorded in {path} by {by} ({what}); the daemon starts from it")
-    return EXIT_OK
-
-
-@contextlib.contextmanager
-def _report_progress(show: bool) -> Iterator[Callable[[int, int, str], None] | None]:
-    """A progress bar for ``write_report`` (terminals only; None otherwise)."""
-    if not show:
-        yield None
-        return
-    from cryptoj.progress import Bar
-
-    bar: Bar | None = None
-
-    def progress(done: int, total: int, what: str) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = Bar("report", total).__enter__()
-        bar.update(done, what)
-
-    try:
-        yield progress
-    finally:
-        if bar is not None:
-            bar.__exit__(None, None, None)
-
-
-def _report(args: argparse.Namespace) -> int:
-    from cryptoj.progress import wanted
-    from cryptoj.report import ReportError, write_report
-    from cryptoj.report.data import journal_meta
-
-    cfg = _load(args.config, default_if_missing=True)
-    try:
-        data = args.data or journal_meta(args.journal).get("data") or cfg.feed.data
-        with _report_progress(wanted(json_output=False)) as progress:
-            index = write_report(
-                args.journal,
-                args.out,
-                data=data,
-                products=list(cfg.feed.products) or None,
-                title=args.title,
-                catalog=args.catalog or cfg.feed.catalog,
-                progress=progress,
-                quote_max_age_s=cfg.portfolio.quote_max_age_s,
-            )
-    except (ReportError, DataError) as e:
-        print(f"report: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    print(f"report written: {index}")
-    return EXIT_OK
-
-
-def _rotated_note(files: list[str]) -> str:
-    """`` (+N rotated files: …; `trace` commands read them all)`` when the trace rotated."""
-    older = files[:-1]
-    if not older:
-        return ""
-    names = ", ".join(older) if len(older) <= 2 else f"{older[0]} … {older[-1]}"
-    return f" (+{len(older)} rotated file(s): {names}; the trace commands read them all)"
-
-
-def _print_summary(s: dict[str, Any]) -> None:
-    problems = "; ".join(s["invariant_problems"])
-    lines = [
-        f"replay of {s['data']} ({s['runtime']} runtime, seed {s['seed']}): "
-        f"{s['events']} events in {s['wall_seconds']}s ({s['events_per_second']}/s)",
-        f"orders {s['orders']}, fills {s['fills']}, rejections {s['rejections']}, "
-        f"open orders at end {s['open_orders']}",
-        "orders by strategy: "
-        + (", ".join(f"{k} {v}" for k, v in s.get("orders_by_strategy", {}).items()) or "none"),
-        f"equity {s['start_equity']:,.2f} -> {s['final_equity']:,.2f} "
-        f"(max drawdown {s['max_drawdown']:.2%})",
-        f"fees {s['fees_paid']:,.2f} ({s['fees_pct']:.2%} of start equity), "
-        f"turnover {s['turnover']:.2f}× start equity",
-        f"restarts {s['restarts']}, escalations {s['escalations']}, "
-        f"dead letters {s['dead_letters']}",
-        f"invariants {'OK' if s['invariants_ok'] else 'BROKEN: ' + problems}",
-        f"exit: {s['exit_code']} ({s['exit_reason']})",
-        f"journal {s['journal']}, trace {s['trace']}" + _rotated_note(s.get("trace_files", [])),
-    ]
-    if s.get("report"):
-        lines.append(f"report {s['report']}")
-    print("\n".join(lines))
