@@ -3,7 +3,9 @@
 :class:`CoinbaseFeed` is what the daemon starts. It splits the products into shards of at most
 ``max_products_per_connection`` (one :class:`FeedConnection` thread each), owns one circuit
 breaker per websocket host, the shared connection-rate limiter, the connection-state history,
-the REST worker (trade backfill and best bid/ask polling) and the delivery thread.
+the REST worker (trade backfill and best bid/ask polling, :mod:`.rest_worker`) and the delivery
+thread; :meth:`~CoinbaseFeed.status` reports on them all (its plain-data parts are in
+:mod:`.feed_status`).
 
 **The callback.** ``on_event(event)`` receives:
 
@@ -37,8 +39,7 @@ import functools
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from loguru import logger
@@ -48,16 +49,25 @@ from cryptoj.adapters.coinbase.circuit import OPEN, CircuitBreaker
 from cryptoj.adapters.coinbase.conflate import FeedEvent
 from cryptoj.adapters.coinbase.connection import FeedConnection
 from cryptoj.adapters.coinbase.delivery import Delivery
+from cryptoj.adapters.coinbase.feed_status import (
+    TOTALS,
+    buffer_row,
+    circuit_rows,
+    connection_row,
+    flat_metrics,
+    sum_dicts,
+    worst_latency,
+)
 from cryptoj.adapters.coinbase.policy import RateLimiter, ReconnectPolicy, StateHistory
-from cryptoj.adapters.coinbase.rest import PublicRestClient, RestError
+from cryptoj.adapters.coinbase.rest import PublicRestClient
+from cryptoj.adapters.coinbase.rest_worker import RestWorker
 from cryptoj.adapters.coinbase.session import (
-    COUNTERS,
     Backfill,
     FeedSession,
     SessionSettings,
 )
 from cryptoj.config.coinbase import CoinbaseFeedConfig, level2_shards
-from cryptoj.models.market import FeedStatus, Trade
+from cryptoj.models.market import FeedStatus
 from cryptoj.supervision.guard import BOARD, ThreadBoard, ThreadGuard
 from cryptoj.supervision.spec import Backoff
 
@@ -110,17 +120,8 @@ class CoinbaseFeed:
         self.history = StateHistory()
         self._lock = threading.Lock()  # breakers, limiter, history, degraded
         self._stopping = threading.Event()
-        self._rest_wake = threading.Event()
         self.degraded: dict[str, str] = {}  # connection name → reason
-        self.polled: dict[str, tuple[object, ...]] = {}
-        self.backfills: list[tuple[FeedConnection, Backfill]] = []
         self.delivery = Delivery(cfg, on_event, self._stopping)
-        self.counts = {
-            "rest_polls": 0,
-            "rest_failures": 0,
-            "backfilled": 0,
-        }
-        self._rest_failing = False
         self.connections: list[FeedConnection] = []
         for i, shard in enumerate(level2_shards(tuple(products), cfg.max_products_per_connection)):
             events: list[FeedEvent] = []
@@ -172,9 +173,20 @@ class CoinbaseFeed:
             name="coinbase-delivery",
             daemon=True,
         )
+        self.rest_worker = RestWorker(
+            cfg,
+            self.rest,
+            clock=clock,
+            stopping=self._stopping,
+            beat=self.guards["rest"].beat,
+            revive=self._revive,
+            degraded_products=self._degraded_products,
+            put=self._put,
+        )
+        self.counts = self.rest_worker.counts  # REST polls, failures and trades backfilled
         self._rest_thread = threading.Thread(
             target=self.guards["rest"].run,
-            args=(self._rest_loop, self._stopping),
+            args=(self.rest_worker.run, self._stopping),
             name="coinbase-rest",
             daemon=True,
         )
@@ -205,7 +217,7 @@ class CoinbaseFeed:
             if c.is_alive():
                 c.join(max(0.0, deadline - time.monotonic()))
         self._stopping.set()
-        self._rest_wake.set()
+        self.rest_worker.wake()
         self.delivery.wake()
         for t in (self._rest_thread, self._delivery):
             if t.is_alive():
@@ -318,9 +330,7 @@ class CoinbaseFeed:
 
     def backfill(self, conn: FeedConnection, request: Backfill) -> None:
         """Queue a REST backfill of missed trades."""
-        with self._lock:
-            self.backfills.append((conn, request))
-        self._rest_wake.set()
+        self.rest_worker.backfill(conn, request)
 
     def should_failback(self, conn: FeedConnection, url: str, now: int) -> bool:
         """On a failover host for ``failback_s``, and the primary's circuit allows a try."""
@@ -347,75 +357,11 @@ class CoinbaseFeed:
         logger.error("coinbase feed {} degraded ({}): {}", conn.session.name, reason, how)
         self._put(FeedStatus(ts=self.clock(), products=products, state="degraded", reason=reason))
 
-    # -- REST worker -------------------------------------------------------------------------
-
-    def _rest_loop(self) -> None:
-        interval = self.cfg.rest_poll_interval_s
-        next_poll = time.monotonic()
-        beat = self.guards["rest"].beat
-        while not self._stopping.is_set():
-            self._revive()
-            beat()
-            with self._lock:
-                jobs, self.backfills = self.backfills, []
-            for conn, req in jobs:
-                self._run_backfill(conn, req)
-            wait = 0.5
-            if self.cfg.rest_poll:
-                now = time.monotonic()
-                if now >= next_poll:
-                    next_poll = now + interval
-                    self._poll()
-                wait = min(wait, max(0.01, next_poll - time.monotonic()))
-            self._rest_wake.wait(wait)
-            self._rest_wake.clear()
-
-    def _run_backfill(self, conn: FeedConnection, req: Backfill) -> None:
-        trades: list[Trade] = []
-        for product, since in req.since:
-            self.guards["rest"].beat()  # progress: one REST call per product
-            try:
-                trades += [
-                    t
-                    for t in self.rest.market_trades(product, self.cfg.backfill_limit)
-                    if t.ts >= since  # the same instant again: deduplicated by trade id
-                ]
-            except RestError as e:
-                logger.warning(
-                    "coinbase feed {}: trade backfill of {} failed: {}",
-                    conn.session.name,
-                    product,
-                    e,
-                )
-        if trades:
-            fut = conn.call(lambda: conn.session.backfilled(trades, self.clock()))
-            fut.add_done_callback(self._count_backfill)
-
-    def _count_backfill(self, fut: Future[Any]) -> None:
-        if fut.exception() is None:
-            self.counts["backfilled"] += int(fut.result())
-
-    def _poll(self) -> None:
+    def _degraded_products(self) -> list[str]:
+        """The products of the degraded connections (the REST worker polls them)."""
         with self._lock:
             names = set(self.degraded)
-        products = [
-            p for c in self.connections if c.session.name in names for p in c.session.products
-        ]
-        for p in products:
-            self.guards["rest"].beat()
-            try:
-                q = self.rest.best_bid_ask(p)
-            except RestError as e:
-                self.counts["rest_failures"] += 1
-                if not self._rest_failing:
-                    logger.warning("coinbase feed: REST polling failed: {}", e)
-                self._rest_failing = True
-                return
-            self._rest_failing = False
-            self.counts["rest_polls"] += 1
-            if q is not None and self.polled.get(p) != (q.bid, q.bid_size, q.ask, q.ask_size):
-                self.polled[p] = (q.bid, q.bid_size, q.ask, q.ask_size)
-                self._put(q)
+        return [p for c in self.connections if c.session.name in names for p in c.session.products]
 
     # -- observation -------------------------------------------------------------------------
 
@@ -523,15 +469,7 @@ class CoinbaseFeed:
         now = self.clock()
         primary = self.cfg.ws_urls[0]
         with self._lock:
-            circuits = {
-                url: {
-                    "state": b.state,
-                    "failures": b.failures,
-                    "times_opened": b.times_opened,
-                    "retry_at": b.retry_at() if b.state == OPEN else None,
-                }
-                for url, b in self.breakers.items()
-            }
+            circuits = circuit_rows(self.breakers)
             history = self.history.as_list()
             current = {name: c.as_dict() for name, c in self.history.current.items()}
             state_counts = dict(self.history.counts)
@@ -544,22 +482,14 @@ class CoinbaseFeed:
                 totals[k] += int(snap.get(k, 0))
             name = c.session.name
             conns.append(
-                {
-                    "name": name,
-                    "products": list(c.session.products),
-                    "url": c.url,
-                    "live_url": c.live_url,
-                    "on_failover_host": c.live_url is not None and c.live_url != primary,
-                    "attempts": c.policy.attempts,
-                    "consecutive_failures": c.policy.failures,
-                    "connections_live": c.lives,
-                    "thread_alive": c.is_alive(),
-                    "thread_crashes": c.crashes,
-                    "degraded": name in degraded,
-                    "current": current.get(name),
-                    "snapshot_current": fresh,
-                    **snap,
-                }
+                connection_row(
+                    c,
+                    snap,
+                    fresh,
+                    primary=primary,
+                    current=current.get(name),
+                    degraded=name in degraded,
+                )
             )
         plain = [s for s, _ in snaps]
         ages = [float(a) for s in plain if (a := s["heartbeat_age_s"]) is not None]
@@ -574,7 +504,7 @@ class CoinbaseFeed:
             "gaps": totals["gaps"],
             "resyncs": totals["resyncs"],
             "stale_products": sorted({p for s in plain for p in s["stale"]}),
-            "dropped": _sum_dicts(s["dropped_by_reason"] for s in plain),
+            "dropped": sum_dicts(s["dropped_by_reason"] for s in plain),
             "thread_crashes": sum(c.crashes for c in self.connections),
             "restarting": [c.session.name for c in self.connections if c.restarting]
             + self._workers_restarting(),
@@ -582,7 +512,7 @@ class CoinbaseFeed:
             "dead_threads": self._dead(),
             "heartbeat_age_s": max(ages) if ages else None,
             "rest_polling": bool(degraded) and self.cfg.rest_poll,
-            "latency": {kind: _worst(conns, kind) for kind in ("rtt", "lag")},
+            "latency": {kind: worst_latency(conns, kind) for kind in ("rtt", "lag")},
             "totals": totals,
             "delivery": {
                 **self.counts,
@@ -597,63 +527,15 @@ class CoinbaseFeed:
             "connections": conns,
             "history": history,
             "state_counts": state_counts,
-            "buffer": (
-                {
-                    "dir": str(self.buffer.directory),
-                    "frames": self.buffer.frames,
-                    "bytes": self.buffer.bytes,
-                }
-                if self.buffer is not None
-                else None
-            ),
+            "buffer": buffer_row(self.buffer),
         }
 
     def metrics(self) -> dict[str, float]:
         """Flat numbers (``cryptoj_feed_<name>``); the daemon's Prometheus families are built
-        from :meth:`status` by :mod:`cryptoj.ops.feed_metrics`."""
-        st = self.status()
-        out: dict[str, float] = {f"{k}_total": float(v) for k, v in st["totals"].items()}
-        out["up"] = 1.0 if st["connected"] else 0.0
-        out["reconnects_total"] = float(st["reconnects"])
-        out["degraded_connections"] = float(len(st["degraded"]))
-        out["circuits_open"] = float(sum(1 for c in st["circuits"].values() if c["state"] == OPEN))
-        for key in (
-            "conflated",
-            "merged_trades",
-            "delivered",
-            "callback_errors",
-            "rest_polls",
-            "rest_failures",
-            "backfilled",
-            "pending",
-        ):
-            out[f"delivery_{key}"] = float(st["delivery"][key])
-        for kind, worst in st["latency"].items():
-            for stat in ("last_s", "p50_s", "p99_s", "max_s"):
-                if worst[stat] is not None:
-                    out[f"{kind}_{stat[:-2]}_seconds"] = float(worst[stat])
-        return out
+        from :meth:`status` by :func:`cryptoj.ops.feed.live_families`."""
+        return flat_metrics(self.status())
 
 
-def _sum_dicts(dicts: Iterable[dict[str, Any]]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for d in dicts:
-        for k, v in d.items():
-            out[k] = out.get(k, 0) + int(v)
-    return out
-
-
-def _worst(conns: list[dict[str, Any]], kind: str) -> dict[str, float | int | None]:
-    """The worst connection's value of each latency figure, and the sample count of all."""
-    out: dict[str, float | int | None] = {"count": sum(int(c[kind]["count"]) for c in conns)}
-    for stat in ("last_s", "ewma_s", "p50_s", "p99_s", "max_s"):
-        values = [float(c[kind][stat]) for c in conns if c[kind][stat] is not None]
-        out[stat] = max(values) if values else None
-    return out
-
-
-#: The session counters summed over the connections in ``status()["totals"]``.
-TOTALS = (*COUNTERS, "reordered", "dropped_old")
 TICK = 100_000_000
 
 
