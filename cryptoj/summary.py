@@ -6,16 +6,19 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryptoj.actors.portfolio import PortfolioActor, rebuild_ledger
 from cryptoj.execution.records import split_children, split_plans
 from cryptoj.journal import Journal
 from cryptoj.models.market import Bar, MarketEvent, Quote
 from cryptoj.portfolio.audit import txn_problems
+from cryptoj.portfolio.books import rebuild_ledger
 from cryptoj.portfolio.ledger import Ledger
 from cryptoj.risk.levels import utc_day
 from cryptoj.venues.paper import PaperExchange
+
+if TYPE_CHECKING:  # type only: the checks read the actor's books (imports flow downward)
+    from cryptoj.actors.portfolio import PortfolioActor
 
 
 def check_invariants(

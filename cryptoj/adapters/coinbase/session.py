@@ -78,18 +78,9 @@ from cryptoj.models.market import Quote, Trade
 class FeedSession(SessionState):
     """See the module docstring. Not thread-safe: one connection thread drives it."""
 
-    def __init__(
-        self,
-        name: str,
-        products: tuple[str, ...],
-        settings: SessionSettings,
-        emit: Callable[[FeedEvent], None],
-        *,
-        jwt: Callable[[], str | None] = lambda: None,
-        log: Callable[[str, str], None] = lambda level, text: None,
-    ) -> None:
-        super().__init__(name, products, settings, emit, jwt=jwt, log=log)
-        self._dispatch: dict[type, Callable[[object, int, list[Action]], None]] = {
+    def _frame_handlers(self) -> dict[type, Callable[[object, int, list[Action]], None]]:
+        """The handler of each decoded frame type (called once, by the state's ``__init__``)."""
+        return {
             L2Frame: self._l2,  # type: ignore[dict-item]
             MarketTradesFrame: self._trades,  # type: ignore[dict-item]
             TickerFrame: self._ticker,  # type: ignore[dict-item]

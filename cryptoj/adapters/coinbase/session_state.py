@@ -97,6 +97,11 @@ class SessionState:
             {"l2_data", "market_trades"}
             | ({"ticker", "ticker_batch"} if self.ticker_quotes else set())
         )
+        self._dispatch = self._frame_handlers()
+
+    def _frame_handlers(self) -> dict[type, Callable[[object, int, list[Action]], None]]:
+        """The handler of each decoded frame type (the protocol, :class:`~.session.FeedSession`)."""
+        return {}
 
     # -- stale and fresh ---------------------------------------------------------------------
 
