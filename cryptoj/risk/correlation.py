@@ -197,6 +197,8 @@ class EwmaCorrelation:
         """(average pairwise ρ, mean ρ per product), computed once per update. The sums run
         over Python lists in pair order (i < j, row by row), so the figures do not depend on
         which path computed the ρ."""
+        if self._summary_cache is None and len(self._index) < 2:
+            self._summary_cache = (0.0, {})  # no pair: nothing to average
         if self._summary_cache is None:
             names = self.products
             pairs: list[float] = []

@@ -113,10 +113,12 @@ class RegimeDetector:
         log_c = math.log(close)
         prev = self._last_close
         self._last_close = close
-        self._log_closes.append(log_c)
+        log_closes = self._log_closes
         if prev is None:
+            log_closes.append(log_c)
             return self.regime
-        r = log_c - math.log(prev)
+        r = log_c - log_closes[-1]  # the previous close's log, as math.log(prev) gives it
+        log_closes.append(log_c)
         self._update_trend(abs(r))
         sigma = self._update_vol(r)
         self.vol = sigma
