@@ -108,7 +108,7 @@ class EwmaCorrelation:
                 for j, rq in clean:
                     co[i, j] = b * co.item(i, j) + ar * rq
                     second[i, j] = b * second.item(i, j) + ar * rp
-                    count[i, j] += 1
+                    count[i, j] = count.item(i, j) + 1
         else:
             idx = np.array([i for i, _ in clean])
             r = np.array([x for _, x in clean])
@@ -141,7 +141,8 @@ class EwmaCorrelation:
         i, j = self._index.get(a), self._index.get(b)
         if i is None or j is None or self._count.item(i, j) < self.min_periods:
             return None
-        denom = self._second.item(i, j) * self._second.item(j, i)
+        second = self._second
+        denom = second.item(i, j) * second.item(j, i)
         if not denom > 0.0:
             return None
         rho = self._co.item(i, j) / math.sqrt(denom)
