@@ -232,12 +232,12 @@ class RiskActor(Actor):
         if not force and not self._material(recomputed, now):
             return
         products, caps_now = self._products, self._caps
-        vol, corr_of, regimes = self.stats.vol, self.corr.of, self.regimes
+        vol, corr_of, regimes = self.stats.vol, self.corr.means(), self.regimes
         caps, volatility, correlation, regime_of = [], [], [], []
         for p in products:
             caps.append((p, caps_now[p]))
             volatility.append((p, round(vol(p), 8)))
-            correlation.append((p, round(corr_of(p), 6)))
+            correlation.append((p, round(corr_of.get(p, 0.0), 6)))
             detector = regimes.get(p)
             if detector is not None and detector.regime is not None:
                 regime_of.append((p, _REGIME_VALUE[detector.regime]))
@@ -283,12 +283,12 @@ class RiskActor(Actor):
         stats, corr, cfg = self.stats, self.corr, self.cfg
         basis = (stats.reference_vol(), corr.updates)
         todo = set(self.closes) if basis != self._caps_basis else self._dirty
-        caps = self._caps
+        caps, corr_of = self._caps, corr.means() if todo else {}
         limit, min_size = cfg.position_size_limit, cfg.min_position_size
         vol_weight, corr_weight = cfg.volatility_weight, cfg.correlation_weight
         for p in todo:  # self._cap(p), without a call per product
             caps[p] = dynamic_cap(
-                limit, stats.vol_excess(p), corr.of(p), vol_weight, corr_weight, min_size
+                limit, stats.vol_excess(p), corr_of.get(p, 0.0), vol_weight, corr_weight, min_size
             )
         if len(self._products) != len(caps):  # products are only ever added
             self._products = tuple(sorted(caps))

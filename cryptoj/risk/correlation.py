@@ -194,6 +194,11 @@ class EwmaCorrelation:
         """Mean ρ of ``product`` with the other products that have enough data (0 otherwise)."""
         return self._summary()[1].get(product, 0.0)
 
+    def means(self) -> Mapping[str, float]:
+        """:meth:`of` of every product that has one (the others: 0), for a caller asking
+        about every product; not to be changed."""
+        return self._summary()[1]
+
     def _summary(self) -> tuple[float, dict[str, float]]:
         """(average pairwise ρ, mean ρ per product), computed once per update. The sums run
         over Python lists in pair order (i < j, row by row), so the figures do not depend on
