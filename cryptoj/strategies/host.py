@@ -165,6 +165,8 @@ class StrategyHost:
     # -- internals ------------------------------------------------------------------------
 
     def _covered(self, kind: str, product: str, ts: int) -> bool:
+        if not self.covered:  # no warm-up: nothing covered
+            return False
         last = self.covered.get((kind, product))
         return last is not None and ts <= last
 
