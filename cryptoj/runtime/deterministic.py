@@ -18,7 +18,9 @@ it; a resumed paper run continues from that instant's market time.
 Per-message cost: a mailbox entry is a plain tuple ``(message, sender, id, correlation id,
 cause)``; without a trace nothing reads the last three, so no message ids are made then (they
 are empty strings). A timer that fires finds every mailbox empty (timers fire only then), so it
-is handled at once, as the one ready mailbox would be, without passing through a mailbox.
+is handled at once, as the one ready mailbox would be, without passing through a mailbox. For an
+actor that dispatches as :meth:`Actor.receive` does, the runtime calls the handler cached for
+the message's type itself.
 """
 
 from __future__ import annotations
