@@ -17,7 +17,9 @@ CPU time of the replay loop (``DeterministicRuntime.run``, measured with
 
 * ``ticks``: ``tools/bench_replay.py``'s Binance trades and config with ``feed.window_ms: 0``
   (one step per timestamp, every tick through the matching model);
-* ``4h``: ``--data coinbase-4h-2016-2025``; ``1m``: the default ``coinbase-1m-2018-04``.
+* ``4h``: ``--data coinbase-4h-2016-2025``; ``1m``: the default ``coinbase-1m-2018-04``;
+* ``bars``: ``tools/bench_replay.py --bars``'s one-minute BTC-USD bars and config
+  (``BARS_CONFIG``, the file written by ``write_bars``), the bar benchmark against nautilus.
 
 Both sides must produce the same summary apart from its timing fields (``wall_seconds``,
 ``events_per_second``): ``summaries_identical`` says whether they did (exit 1 if not), and the
@@ -40,7 +42,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
-from bench_replay import BENCH_CONFIG, DATA  # noqa: E402
+from bench_replay import (  # noqa: E402
+    BARS_CONFIG,
+    BARS_PRODUCT,
+    BARS_SOURCE,
+    BENCH_CONFIG,
+    DATA,
+    write_bars,
+)
 from common import UnknownRevision, checkouts, has_uncommitted_changes, short_hash  # noqa: E402
 
 TIMING = {"wall_seconds", "events_per_second", "cpu_seconds"}
@@ -64,7 +73,7 @@ code = main(sys.argv[1:])
 print(json.dumps({"cpu_seconds": round(cpu, 3)}))
 raise SystemExit(code)
 """
-WORKLOADS = ("ticks", "4h", "1m")
+WORKLOADS = ("ticks", "4h", "1m", "bars")
 
 
 def replay_args(workload: str, tmp: Path) -> list[str]:
@@ -80,6 +89,11 @@ def replay_args(workload: str, tmp: Path) -> list[str]:
         return ["--data", "coinbase-4h-2016-2025"]
     if workload == "1m":
         return []
+    if workload == "bars":
+        config, data = tmp / "bars.json", tmp / "bars.csv"
+        config.write_text(json.dumps(BARS_CONFIG), encoding="utf-8")
+        write_bars(BARS_SOURCE, BARS_PRODUCT, data)
+        return ["--data", str(data), "--config", str(config)]
     raise SystemExit(f"--workload: expected one of {', '.join(WORKLOADS)}, got {workload!r}")
 
 

@@ -51,7 +51,7 @@ from cryptoj.risk.correlation import EwmaCorrelation
 from cryptoj.risk.har_stats import HarStats
 from cryptoj.risk.levels import LevelConfig, LevelMachine, LevelUpdate, utc_day
 from cryptoj.risk.limits import EwmaStats, dynamic_cap
-from cryptoj.risk.regime import RegimeDetector
+from cryptoj.risk.regime import Regime, RegimeDetector
 from cryptoj.risk.sync import GridSampler
 
 #: Parameters are re-published when a cap moves by more than this fraction (or to/from 0) ...
@@ -60,6 +60,8 @@ PUBLISH_CAP_CHANGE = 0.05
 PUBLISH_EVERY_NS = 60 * 10**9
 #: Journal meta key of the equity high-water mark (JSON ``{"equity": ..., "ts": ...}``).
 HWM_KEY = "risk_hwm"
+#: A regime's published value, looked up (an enum's ``.value`` is a slow property).
+_REGIME_VALUE = {r: r.value for r in Regime}
 
 
 class RiskActor(Actor):
@@ -230,15 +232,15 @@ class RiskActor(Actor):
         if not force and not self._material(recomputed, now):
             return
         products, caps_now = self._products, self._caps
-        vol, corr_of, regimes = self.stats.vol, self.corr.of, self.regimes
+        vol, corr_of, regimes = self.stats.vol, self.corr.means(), self.regimes
         caps, volatility, correlation, regime_of = [], [], [], []
         for p in products:
             caps.append((p, caps_now[p]))
             volatility.append((p, round(vol(p), 8)))
-            correlation.append((p, round(corr_of(p), 6)))
+            correlation.append((p, round(corr_of.get(p, 0.0), 6)))
             detector = regimes.get(p)
             if detector is not None and detector.regime is not None:
-                regime_of.append((p, detector.regime.value))
+                regime_of.append((p, _REGIME_VALUE[detector.regime]))
         self._last_caps, self._last_publish_ns = dict(caps_now), now
         self.version += 1
         level = self.levels.level
@@ -281,12 +283,12 @@ class RiskActor(Actor):
         stats, corr, cfg = self.stats, self.corr, self.cfg
         basis = (stats.reference_vol(), corr.updates)
         todo = set(self.closes) if basis != self._caps_basis else self._dirty
-        caps = self._caps
+        caps, corr_of = self._caps, corr.means() if todo else {}
         limit, min_size = cfg.position_size_limit, cfg.min_position_size
         vol_weight, corr_weight = cfg.volatility_weight, cfg.correlation_weight
         for p in todo:  # self._cap(p), without a call per product
             caps[p] = dynamic_cap(
-                limit, stats.vol_excess(p), corr.of(p), vol_weight, corr_weight, min_size
+                limit, stats.vol_excess(p), corr_of.get(p, 0.0), vol_weight, corr_weight, min_size
             )
         if len(self._products) != len(caps):  # products are only ever added
             self._products = tuple(sorted(caps))
@@ -296,6 +298,8 @@ class RiskActor(Actor):
     def _pair_list(self, products: tuple[str, ...]) -> tuple[tuple[str, str, float], ...]:
         """The pairwise correlations, rebuilt only after a correlation update or a new product
         (products are only ever added)."""
+        if len(products) < 2:
+            return ()
         key = (self.corr.updates, len(products))
         if self._pairs is None or self._pairs[0] != key:
             self._pairs = (key, self.corr.pairs(products))

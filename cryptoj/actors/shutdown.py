@@ -254,6 +254,9 @@ class ShutdownActor(Actor):
         )
 
     def _check_recovery(self, ctx: Context, ts: int) -> None:
+        if not self.programme.recovering:  # nothing to recover from: no market check to make
+            self.programme.recovery_check(ts, True)
+            return
         why = []
         if self.risk_level is not RiskLevel.NORMAL:
             why.append(f"risk level {self.risk_level}")

@@ -108,7 +108,7 @@ class EwmaCorrelation:
                 for j, rq in clean:
                     co[i, j] = b * co.item(i, j) + ar * rq
                     second[i, j] = b * second.item(i, j) + ar * rp
-                    count[i, j] += 1
+                    count[i, j] = count.item(i, j) + 1
         else:
             idx = np.array([i for i, _ in clean])
             r = np.array([x for _, x in clean])
@@ -141,7 +141,8 @@ class EwmaCorrelation:
         i, j = self._index.get(a), self._index.get(b)
         if i is None or j is None or self._count.item(i, j) < self.min_periods:
             return None
-        denom = self._second.item(i, j) * self._second.item(j, i)
+        second = self._second
+        denom = second.item(i, j) * second.item(j, i)
         if not denom > 0.0:
             return None
         rho = self._co.item(i, j) / math.sqrt(denom)
@@ -193,10 +194,17 @@ class EwmaCorrelation:
         """Mean ρ of ``product`` with the other products that have enough data (0 otherwise)."""
         return self._summary()[1].get(product, 0.0)
 
+    def means(self) -> Mapping[str, float]:
+        """:meth:`of` of every product that has one (the others: 0), for a caller asking
+        about every product; not to be changed."""
+        return self._summary()[1]
+
     def _summary(self) -> tuple[float, dict[str, float]]:
         """(average pairwise ρ, mean ρ per product), computed once per update. The sums run
         over Python lists in pair order (i < j, row by row), so the figures do not depend on
         which path computed the ρ."""
+        if self._summary_cache is None and len(self._index) < 2:
+            self._summary_cache = (0.0, {})  # no pair: nothing to average
         if self._summary_cache is None:
             names = self.products
             pairs: list[float] = []

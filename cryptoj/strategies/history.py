@@ -66,12 +66,17 @@ class MarketHistory:
             return
         with self._lock:
             self._seq += 1
+            product = event.product
             if isinstance(event, Bar):
-                bars = self._bars.setdefault(event.product, deque(maxlen=self.max_bars))
+                bars = self._bars.get(product)  # (no new deque per event, as setdefault makes)
+                if bars is None:
+                    bars = self._bars[product] = deque(maxlen=self.max_bars)
                 bars.append((self._seq, event))
-                self._bar_totals[event.product] = self._bar_totals.get(event.product, 0) + 1
+                self._bar_totals[product] = self._bar_totals.get(product, 0) + 1
             else:
-                other = self._other.setdefault(event.product, deque(maxlen=self.max_events))
+                other = self._other.get(product)
+                if other is None:
+                    other = self._other[product] = deque(maxlen=self.max_events)
                 other.append((self._seq, event))
 
     def extend(self, events: Iterable[MarketEvent]) -> None:

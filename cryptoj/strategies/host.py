@@ -82,10 +82,12 @@ class StrategyHost:
         for slot in self.slots:
             if slot.follows(bar.product, "bars"):
                 slot.ctx._on_bar(bar)
-                changed |= self._apply(slot, slot.strategy.on_bar(bar))
+                out = slot.strategy.on_bar(bar)
+                if out is not None:  # most bars change no target
+                    changed |= self._apply(slot, out)
         if count % RESTATE_EVERY_BARS == 0:
             changed.add(bar.product)
-        return self._decisions(changed, bar.ts)
+        return self._decisions(changed, bar.ts) if changed else []
 
     def on_quote(self, quote: Quote) -> list[Decision]:
         """One quote: every subscribed strategy's ``on_quote``; the targets it changed."""
@@ -163,6 +165,8 @@ class StrategyHost:
     # -- internals ------------------------------------------------------------------------
 
     def _covered(self, kind: str, product: str, ts: int) -> bool:
+        if not self.covered:  # no warm-up: nothing covered
+            return False
         last = self.covered.get((kind, product))
         return last is not None and ts <= last
 

@@ -114,9 +114,15 @@ class Programme:
             return None
         return self._raise(ts, name, level, reason, held=held)
 
+    @property
+    def recovering(self) -> bool:
+        """Whether :meth:`recovery_check` can lead anywhere (a level above NORMAL, not STOP):
+        otherwise the caller's market check is not needed."""
+        return self.level not in (NORMAL, ResponseLevel.STOP)
+
     def recovery_check(self, ts: int, market_ok: bool, why: str = "") -> Transition | None:
         """Advance the automatic recovery with the caller's market check; maybe → NORMAL."""
-        if self.level in (NORMAL, ResponseLevel.STOP):
+        if not self.recovering:
             self.calm_since = None
             return None
         blocker = ""
