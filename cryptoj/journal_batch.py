@@ -9,8 +9,8 @@ runtime) go into one transaction instead of committing each time the writer chan
 
 The deterministic runtime uses both: one transaction per 64 market instants (its
 ``instants_per_commit``); the threaded runtime uses :func:`step_batch` for one transaction per
-mailbox batch of the PortfolioActor. See :func:`step_batch` for what is guaranteed and why
-journal-first still holds.
+mailbox batch of the PortfolioActor and of the ExecutionActor. See :func:`step_batch` for what
+is guaranteed and why journal-first still holds.
 """
 
 from __future__ import annotations
@@ -22,11 +22,47 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-_WRITE_LOCKS: dict[str, threading.RLock] = {}
+
+class WriteLock:
+    """A re-entrant lock that knows whether another thread is waiting for it (:func:`wanted`):
+    a group-commit batch holding it ends early for that thread (:func:`lock_wanted`)."""
+
+    __slots__ = ("_lock", "_waiting")
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._waiting: list[None] = []  # one entry per blocked thread (append/pop: atomic)
+
+    def acquire(self) -> bool:
+        """Take the lock, waiting for it when another thread holds it."""
+        if self._lock.acquire(blocking=False):
+            return True
+        self._waiting.append(None)
+        try:
+            return self._lock.acquire()
+        finally:
+            self._waiting.pop()
+
+    def release(self) -> None:
+        """Release one level of the lock."""
+        self._lock.release()
+
+    def wanted(self) -> bool:
+        """True while another thread waits for the lock."""
+        return bool(self._waiting)
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+_WRITE_LOCKS: dict[str, WriteLock] = {}
 _WRITE_LOCKS_GUARD = threading.Lock()
 
 
-def _write_lock(path: str) -> threading.RLock:
+def _write_lock(path: str) -> WriteLock:
     """The process-wide write lock of a journal file (a new one for ``:memory:``).
 
     The actors' connections to one journal take turns on it before SQLite's own write lock:
@@ -35,12 +71,12 @@ def _write_lock(path: str) -> threading.RLock:
     Other processes still meet SQLite's lock and its busy timeout.
     """
     if path == ":memory:":
-        return threading.RLock()
+        return WriteLock()
     key = os.path.realpath(path)
     with _WRITE_LOCKS_GUARD:
         lock = _WRITE_LOCKS.get(key)
         if lock is None:
-            lock = _WRITE_LOCKS[key] = threading.RLock()
+            lock = _WRITE_LOCKS[key] = WriteLock()
         return lock
 
 
@@ -51,6 +87,7 @@ class _Batch(threading.local):
     def __init__(self) -> None:
         self.active = False
         self.holder: Connection | None = None
+        self.before_venue = False  # commit_before_venue() commits (a live runtime's batch)
 
     def commit(self) -> None:
         """Commit the open transaction, if any."""
@@ -73,7 +110,7 @@ _SHARED = _Shared()
 
 
 @contextmanager
-def step_batch() -> Iterator[None]:
+def step_batch(*, commit_before_venue: bool = False) -> Iterator[None]:
     """Group the calling thread's journal writes into transactions that end at the commit
     points the caller chooses (:func:`commit_batch`) and when the block ends, normally or by an
     exception; a nested block joins the outer one.
@@ -102,18 +139,22 @@ def step_batch() -> Iterator[None]:
 
     In the threaded runtime a message is acted on by another thread at once (before this
     thread's commit), so there a batch is used only with an outbox that holds the actor's sends
-    until the commit (:mod:`cryptoj.runtime.threaded`, group commit: the PortfolioActor); the
-    ExecutionActor calls a real venue from its handler right after journalling the order, so
-    each of its writes stays its own transaction.
+    until the commit (:mod:`cryptoj.runtime.threaded`, group commit: the PortfolioActor and
+    the ExecutionActor). The ExecutionActor also calls the venue from its handler right after
+    journalling the order, so its batch is opened with ``commit_before_venue``: it commits
+    the open batch before each venue call that acts (:func:`commit_before_venue`: the order's
+    row is durable before the venue sees the order).
     """
     if _BATCH.active:
         yield
         return
     _BATCH.active = True
+    _BATCH.before_venue = commit_before_venue
     try:
         yield
     finally:
         _BATCH.active = False
+        _BATCH.before_venue = False
         _BATCH.commit()
 
 
@@ -121,6 +162,23 @@ def commit_batch() -> None:
     """A commit point of the calling thread's open :func:`step_batch`: commit what it holds so
     far and keep the batch open (a no-op without one)."""
     if _BATCH.holder is not None:
+        _BATCH.commit()
+
+
+def lock_wanted() -> bool:
+    """True when the calling thread's open :func:`step_batch` holds a journal file's write lock
+    that another thread is waiting for (the threaded runtime then ends the batch after the
+    message being handled, instead of after the whole mailbox batch)."""
+    holder = _BATCH.holder
+    return holder is not None and holder.wlock.wanted()
+
+
+def commit_before_venue() -> None:
+    """A venue call follows: commit what the calling thread's open :func:`step_batch` holds
+    when it was opened with ``commit_before_venue`` (the threaded runtime's group commit of the
+    ExecutionActor), so journal first holds at the venue; a no-op otherwise (a deterministic
+    replay's paper venue lives and dies with the process, as its uncommitted rows do)."""
+    if _BATCH.before_venue and _BATCH.holder is not None:
         _BATCH.commit()
 
 
@@ -145,7 +203,7 @@ class Connection:
 
     __slots__ = ("db", "key", "refs", "wlock")
 
-    def __init__(self, db: sqlite3.Connection, wlock: threading.RLock, key: str | None) -> None:
+    def __init__(self, db: sqlite3.Connection, wlock: WriteLock, key: str | None) -> None:
         self.db = db
         self.wlock = wlock
         self.key = key

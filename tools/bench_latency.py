@@ -20,8 +20,11 @@ flips often, so many ticks lead to an order (ticks that lead to none are not cou
 The actor system runs as the daemon runs it: ``ThreadedRuntime.start_tree`` (heap frozen for
 the garbage collector, the journal's WAL checkpointed on a thread of its own) and quote-
 conflating mailboxes, the PortfolioActor's journal writes committed once per mailbox batch
-(``journal.group_commit``); ``--without conflation,checkpointer,freeze,group-commit`` switches
-those off to measure what each brings. Two diagnostics, not configurations (nothing they
+and the ExecutionActor's likewise, committed before each venue call (``journal.group_commit``);
+``--without conflation,checkpointer,freeze,group-commit`` switches those off to measure what
+each brings (``execution-group-commit``: only the ExecutionActor's, as before it had one;
+``lock-yield``: a batch no longer ends early when another actor waits for the journal's write
+lock). Two diagnostics, not configurations (nothing they
 skip is durable; recovery would be impossible): ``--without journal`` makes every journal
 write a no-op,
 ``--without path-journal`` only the two on the measured path (the portfolio's record of the
@@ -104,7 +107,16 @@ HOPS = 4  # injector → feed → strategy → portfolio → execution
 PATH_WRITES = ("record_txn", "record_order")
 JOURNAL_WRITES = (*PATH_WRITES, "record_fill", "update_order", "record_equity", "record_event")
 MEASURES = frozenset(
-    {"conflation", "checkpointer", "freeze", "group-commit", "journal", "path-journal"}
+    {
+        "conflation",
+        "checkpointer",
+        "freeze",
+        "group-commit",
+        "execution-group-commit",
+        "lock-yield",
+        "journal",
+        "path-journal",
+    }
 )
 #: Orders of 1 % of equity without fees: the strategy keeps trading for the whole run. (With 5 %
 #: targets and a 0.1 % fee the round trips drew the equity down 2 % within about 5 s, the risk
@@ -242,7 +254,8 @@ class ActorChain:
             registry=registry,
             conflate_quotes="conflation" not in without,
             journal_path=None if "checkpointer" in without else system.journal_path,
-            group_commit=() if "group-commit" in without else GROUP_COMMIT,
+            group_commit=_group_commit(without),
+            yield_journal_lock="lock-yield" not in without,
         )
         timed.rt = self.rt
         self.timed = timed
@@ -314,6 +327,15 @@ class QueueChain:
         self.queues[0].put(None)
         for t in self.threads:
             t.join(timeout=5)
+
+
+def _group_commit(without: frozenset[str]) -> tuple[str, ...]:
+    """The actors whose journal writes are committed per mailbox batch (``--without``)."""
+    if "group-commit" in without:
+        return ()
+    if "execution-group-commit" in without:
+        return tuple(a for a in GROUP_COMMIT if a != "execution")
+    return GROUP_COMMIT
 
 
 def _stub_journal_writes(names: tuple[str, ...]) -> None:
@@ -439,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
         "--without",
         default="",
         help="comma-separated measures to switch off: conflation, checkpointer, freeze, "
-        "group-commit; "
+        "group-commit, execution-group-commit, lock-yield; "
         "diagnostics: journal (every journal write a no-op), path-journal (the two on the path)",
     )
     ap.add_argument(

@@ -29,11 +29,15 @@ actor crashes). What is durable is then always a state the one-transaction-per-w
 passed through, and no other actor (nor the venue, through the ExecutionActor) ever acts on a
 decision that is not durable yet. The batch also ends right after a handler that sent an
 order or a cancel (:data:`URGENT`: it heads for the venue and waits for the commit only, not
-for the messages behind it), before any other kind of message (a ping, a stop, an ask), when
-the handler raises (what it wrote is committed and what it sent is posted, as without
-batching), and when the actor stops. Only for actors that act on the outside world through
-messages alone: the ExecutionActor calls the venue from its handler, so its order must be
-committed before that call, and it is never batched.
+for the messages behind it), after a message when another actor's thread waits for the
+journal file's write lock the batch holds (that write then waits for one message's handling,
+not a whole batch's: ``yield_journal_lock``), before any other kind of message (a ping, a
+stop, an ask), when the handler raises (what it wrote is committed and what it sent is
+posted, as without batching), and when the actor stops. An actor that also acts on the
+outside world from its handler (the ExecutionActor calls the venue) commits the open batch
+right before each such call (:func:`~cryptoj.journal_batch.commit_before_venue`: batches are
+opened with ``commit_before_venue``), so the order's row is durable before the venue sees
+the order; its held sends still wait for the batch's end.
 
 For a replay (``lockstep=True``, no conflation): the runtime counts the messages in flight (in
 a mailbox or being handled) and the timer thread fires the next timer only when that count is
@@ -61,7 +65,7 @@ import pykka
 from pykka import ActorDeadError, ActorRef
 
 from cryptoj.contract import Actor
-from cryptoj.journal_batch import step_batch
+from cryptoj.journal_batch import lock_wanted, step_batch
 from cryptoj.models.base import Message
 from cryptoj.models.market import Trade
 from cryptoj.models.orders import CancelOrder, SubmitOrder
@@ -192,9 +196,10 @@ class _Host(pykka.ThreadingActor):
     def _deliver_batched(self, env: Envelope) -> None:
         """Handle ``env`` in the open mailbox batch (opening one); end the batch when the
         mailbox is empty, when the batch is full, when the handler sent an order or a cancel,
-        or when it raised."""
+        when another thread waits for the journal's write lock the batch holds, or when it
+        raised."""
         if self._batch is None:
-            self._batch = step_batch()
+            self._batch = step_batch(commit_before_venue=True)
             self._batch.__enter__()
             self.rt.open_outbox()
         try:
@@ -203,7 +208,12 @@ class _Host(pykka.ThreadingActor):
             self.end_batch()
             raise
         self._batched += 1
-        if self._batched >= BATCH_MAX or self.rt.outbox_urgent() or not self.inbox_size():
+        if (
+            self._batched >= BATCH_MAX
+            or self.rt.outbox_urgent()
+            or not self.inbox_size()
+            or (self.rt.yield_journal_lock and lock_wanted())
+        ):
             self.end_batch()
 
     def end_batch(self) -> None:
@@ -376,6 +386,7 @@ class ThreadedRuntime:
         lockstep: bool = False,
         threads: ThreadBoard | None = None,
         group_commit: Collection[str] = (),
+        yield_journal_lock: bool = True,
     ) -> None:
         """``conflate_quotes``: mailboxes keep only the newest waiting quote per product and
         sender (:mod:`cryptoj.runtime.mailbox`). ``journal_path``: checkpoint that journal's
@@ -384,11 +395,13 @@ class ThreadedRuntime:
         docstring). ``threads``: where the timer and checkpointer threads are reported (the
         process-wide board by default). ``group_commit``: the actors whose journal writes share
         one transaction per mailbox batch, their sends held until it commits (module
-        docstring)."""
+        docstring); ``yield_journal_lock``: such a batch also ends after a message when another
+        thread waits for the journal's write lock it holds."""
         if lockstep and group_commit:
             # lockstep counts a message in flight from its send; an outbox would hide it
             raise ValueError("group_commit: not with lockstep (a live runtime's setting)")
         self.group_commit = frozenset(group_commit)
+        self.yield_journal_lock = yield_journal_lock
         self.threads = threads if threads is not None else BOARD
         self.seed = seed
         self.conflate_quotes = conflate_quotes
