@@ -79,7 +79,14 @@ def test_each_order_is_committed_before_the_venue_sees_it(
     Journal(path).close()
     venue = PeekingVenue(path)
     venue.on_quote(
-        Quote(ts=1, product="BTC-USD", bid=D(100), bid_size=D(1e6), ask=D(101), ask_size=D(1e6))
+        Quote(
+            ts=1,
+            product="BTC-USD",
+            bid=D(100),
+            bid_size=D(1_000_000),
+            ask=D(101),
+            ask_size=D(1_000_000),
+        )
     )
     seen: list[tuple[Message, tuple[str, str] | None]] = []
     registry = {
