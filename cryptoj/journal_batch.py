@@ -22,47 +22,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-
-class WriteLock:
-    """A re-entrant lock that knows whether another thread is waiting for it (:func:`wanted`):
-    a group-commit batch holding it ends early for that thread (:func:`lock_wanted`)."""
-
-    __slots__ = ("_lock", "_waiting")
-
-    def __init__(self) -> None:
-        self._lock = threading.RLock()
-        self._waiting: list[None] = []  # one entry per blocked thread (append/pop: atomic)
-
-    def acquire(self) -> bool:
-        """Take the lock, waiting for it when another thread holds it."""
-        if self._lock.acquire(blocking=False):
-            return True
-        self._waiting.append(None)
-        try:
-            return self._lock.acquire()
-        finally:
-            self._waiting.pop()
-
-    def release(self) -> None:
-        """Release one level of the lock."""
-        self._lock.release()
-
-    def wanted(self) -> bool:
-        """True while another thread waits for the lock."""
-        return bool(self._waiting)
-
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-
-_WRITE_LOCKS: dict[str, WriteLock] = {}
+_WRITE_LOCKS: dict[str, threading.RLock] = {}
 _WRITE_LOCKS_GUARD = threading.Lock()
 
 
-def _write_lock(path: str) -> WriteLock:
+def _write_lock(path: str) -> threading.RLock:
     """The process-wide write lock of a journal file (a new one for ``:memory:``).
 
     The actors' connections to one journal take turns on it before SQLite's own write lock:
@@ -71,12 +35,12 @@ def _write_lock(path: str) -> WriteLock:
     Other processes still meet SQLite's lock and its busy timeout.
     """
     if path == ":memory:":
-        return WriteLock()
+        return threading.RLock()
     key = os.path.realpath(path)
     with _WRITE_LOCKS_GUARD:
         lock = _WRITE_LOCKS.get(key)
         if lock is None:
-            lock = _WRITE_LOCKS[key] = WriteLock()
+            lock = _WRITE_LOCKS[key] = threading.RLock()
         return lock
 
 
@@ -165,14 +129,6 @@ def commit_batch() -> None:
         _BATCH.commit()
 
 
-def lock_wanted() -> bool:
-    """True when the calling thread's open :func:`step_batch` holds a journal file's write lock
-    that another thread is waiting for (the threaded runtime then ends the batch after the
-    message being handled, instead of after the whole mailbox batch)."""
-    holder = _BATCH.holder
-    return holder is not None and holder.wlock.wanted()
-
-
 def commit_before_venue() -> None:
     """A venue call follows: commit what the calling thread's open :func:`step_batch` holds
     when it was opened with ``commit_before_venue`` (the threaded runtime's group commit of the
@@ -203,7 +159,7 @@ class Connection:
 
     __slots__ = ("db", "key", "refs", "wlock")
 
-    def __init__(self, db: sqlite3.Connection, wlock: WriteLock, key: str | None) -> None:
+    def __init__(self, db: sqlite3.Connection, wlock: threading.RLock, key: str | None) -> None:
         self.db = db
         self.wlock = wlock
         self.key = key

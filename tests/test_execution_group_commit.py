@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-import threading
 from decimal import Decimal as D
 from pathlib import Path
 
@@ -15,7 +14,6 @@ import pytest
 from cryptoj.actors.execution import ExecutionActor
 from cryptoj.contract import Actor, Context
 from cryptoj.journal import Journal
-from cryptoj.journal_batch import WriteLock, lock_wanted, step_batch
 from cryptoj.models.base import Message
 from cryptoj.models.market import Quote
 from cryptoj.models.orders import (
@@ -133,42 +131,3 @@ def test_each_order_is_committed_before_the_venue_sees_it(
         assert batched > 0  # the actor's messages went through batches
     else:
         assert batched == 0
-
-
-def test_lock_wanted_sees_a_thread_waiting_for_the_batch_s_write_lock(tmp_path: Path) -> None:
-    path = str(tmp_path / "journal.sqlite")
-    j = Journal(path)
-    rival_done = threading.Event()
-
-    def rival() -> None:
-        other = Journal(path)  # its schema check waits for the write lock too
-        other.record_event(2, "rival", "note", "rival")
-        other.close()
-        rival_done.set()
-
-    try:
-        with step_batch():
-            assert not lock_wanted()  # holds nothing yet
-            j.record_event(1, "writer", "note", "first")
-            assert not lock_wanted()  # holds the lock, nobody waits
-            t = threading.Thread(target=rival)
-            t.start()
-            for _ in range(1000):  # bounded: the rival blocks on the lock within moments
-                if lock_wanted():
-                    break
-                rival_done.wait(0.005)
-            assert lock_wanted() and not rival_done.is_set()
-        t.join(10)
-        assert rival_done.is_set()
-        assert [e["detail"] for e in j.events("note")] == ["first", "rival"]
-    finally:
-        j.close()
-
-
-def test_a_write_lock_is_reentrant_and_counts_only_blocked_threads() -> None:
-    lock = WriteLock()
-    with lock, lock:  # re-entrant in one thread, nobody waiting
-        assert not lock.wanted()
-    assert lock.acquire()
-    lock.release()
-    assert not lock.wanted()

@@ -15,7 +15,6 @@ import pytest
 
 from cryptoj.contract import Actor, Context
 from cryptoj.journal import Journal
-from cryptoj.journal_batch import lock_wanted
 from cryptoj.models.base import Message
 from cryptoj.models.orders import CancelOrder
 from cryptoj.models.system import ChildExited
@@ -36,13 +35,6 @@ class Boom(Message, frozen=True, kw_only=True):
     text: str
 
 
-class Rival(Message, frozen=True, kw_only=True):
-    """Journal ``text`` as a note, then start a thread that journals a note of its own (it
-    waits for the batch's write lock) and return once it waits."""
-
-    text: str
-
-
 class Block(Message, frozen=True, kw_only=True):
     """Wait for the test's gate (so the mailbox fills up behind it)."""
 
@@ -57,7 +49,6 @@ class Writer(Actor):
         self.peeks = peeks
         self.journal: Journal | None = None
         self.peek: sqlite3.Connection | None = None
-        self.rivals: list[threading.Thread] = []
 
     def on_start(self, ctx: Context) -> None:
         self.journal = Journal(self.path)
@@ -87,23 +78,6 @@ class Writer(Actor):
     def _handle_boom(self, msg: Boom, ctx: Context) -> None:
         self._note(msg.text, ctx)
         raise RuntimeError("handler failed")
-
-    def _handle_rival(self, msg: Rival, ctx: Context) -> None:
-        self._note(msg.text, ctx)
-
-        def write() -> None:
-            j = Journal(self.path)
-            j.record_event(0, "rival", "note", "rival")
-            j.close()
-
-        t = threading.Thread(target=write)
-        self.rivals.append(t)
-        t.start()
-        for _ in range(2000):  # bounded: it blocks on the write lock within moments
-            if lock_wanted():
-                return
-            time.sleep(0.005)  # polling interval of this test only
-        raise AssertionError("the rival never waited for the write lock")
 
     def _handle_block(self, msg: Block, ctx: Context) -> None:
         assert self.gate.wait(10), "test gate never opened"
@@ -140,7 +114,7 @@ class Reader(Actor):
 class Harness:
     """A writer (group commit on unless told) under the reader as its parent."""
 
-    def __init__(self, tmp: Path, group_commit: bool = True, yield_lock: bool = True) -> None:
+    def __init__(self, tmp: Path, group_commit: bool = True) -> None:
         self.path = str(tmp / "journal.sqlite")
         Journal(self.path).close()  # the schema exists before the actors open it
         self.gate = threading.Event()
@@ -158,7 +132,6 @@ class Harness:
             clock=ScaledClock(0, 0.0),
             registry=registry,
             group_commit=("writer",) if group_commit else (),
-            yield_journal_lock=yield_lock,
         )
         self.rt.start("reader")
         self.rt.start("writer")
@@ -224,31 +197,6 @@ def test_a_batch_ends_right_after_a_handler_that_sent_an_order_or_a_cancel(
     # (peeks: before each note, a, b and c)
     assert harness.peeks == [[], ["a", "x"], ["a", "x"]]
     assert harness.seen[1][1][:2] == ["a", "x"]
-
-
-@pytest.mark.parametrize("yield_lock", [True, False])
-def test_a_batch_ends_after_a_message_when_another_thread_waits_for_its_write_lock(
-    tmp_path: Path, yield_lock: bool
-) -> None:
-    h = Harness(tmp_path, yield_lock=yield_lock)
-    try:
-        h.blocked_then(Rival(ts=0, text="a"), Note(ts=0, text="b"), Note(ts=0, text="c"))
-        host = h.rt.refs["writer"][1]
-        behaviour = host.behaviour
-        assert isinstance(behaviour, Writer)
-        for t in behaviour.rivals:
-            t.join(10)
-        batches = host.batches
-    finally:
-        h.gate.set()
-        h.rt.shutdown()
-    assert [text for text, _ in h.seen] == ["a", "b", "c"]
-    if yield_lock:
-        # (Block, a) was committed as soon as the rival waited; b and c came after
-        assert batches >= 2 and sorted(h.journalled()) == ["a", "b", "c", "rival"]
-    else:
-        # one batch of all four: the rival wrote once it was committed
-        assert batches == 1 and h.journalled() == ["a", "b", "c", "rival"]
 
 
 def test_a_failing_handler_commits_and_sends_what_was_done_before_it(harness: Harness) -> None:

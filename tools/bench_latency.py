@@ -22,12 +22,10 @@ the garbage collector, the journal's WAL checkpointed on a thread of its own) an
 conflating mailboxes, the PortfolioActor's journal writes committed once per mailbox batch
 and the ExecutionActor's likewise, committed before each venue call (``journal.group_commit``);
 ``--without conflation,checkpointer,freeze,group-commit`` switches those off to measure what
-each brings (``execution-group-commit``: only the ExecutionActor's, as before it had one;
-``lock-yield``: a batch no longer ends early when another actor waits for the journal's write
-lock). Two diagnostics, not configurations (nothing they
-skip is durable; recovery would be impossible): ``--without journal`` makes every journal
-write a no-op,
-``--without path-journal`` only the two on the measured path (the portfolio's record of the
+each brings (``execution-group-commit``: only the ExecutionActor's, as before it had one). Two
+diagnostics, not configurations (nothing they skip is durable; recovery would be
+impossible): ``--without journal`` makes every journal write a no-op, ``--without
+path-journal`` only the two on the measured path (the portfolio's record of the
 transaction and its intent, the execution's record of the order).
 
 ``--record`` also hands every pushed tick to a :class:`~cryptoj.marketdata.recording.FeedRecorder`
@@ -113,7 +111,6 @@ MEASURES = frozenset(
         "freeze",
         "group-commit",
         "execution-group-commit",
-        "lock-yield",
         "journal",
         "path-journal",
     }
@@ -255,7 +252,6 @@ class ActorChain:
             conflate_quotes="conflation" not in without,
             journal_path=None if "checkpointer" in without else system.journal_path,
             group_commit=_group_commit(without),
-            yield_journal_lock="lock-yield" not in without,
         )
         timed.rt = self.rt
         self.timed = timed
@@ -461,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
         "--without",
         default="",
         help="comma-separated measures to switch off: conflation, checkpointer, freeze, "
-        "group-commit, execution-group-commit, lock-yield; "
+        "group-commit, execution-group-commit; "
         "diagnostics: journal (every journal write a no-op), path-journal (the two on the path)",
     )
     ap.add_argument(

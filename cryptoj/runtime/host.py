@@ -20,11 +20,9 @@ actor crashes). What is durable is then always a state the one-transaction-per-w
 passed through, and no other actor (nor the venue, through the ExecutionActor) ever acts on a
 decision that is not durable yet. The batch also ends right after a handler that sent an
 order or a cancel (:data:`URGENT`: it heads for the venue and waits for the commit only, not
-for the messages behind it), after a message when another actor's thread waits for the
-journal file's write lock the batch holds (that write then waits for one message's handling,
-not a whole batch's: ``yield_journal_lock``), before any other kind of message (a ping, a
-stop, an ask), when the handler raises (what it wrote is committed and what it sent is
-posted, as without batching), and when the actor stops. An actor that also acts on the
+for the messages behind it), before any other kind of message (a ping, a stop, an ask), when
+the handler raises (what it wrote is committed and what it sent is posted, as without
+batching), and when the actor stops. An actor that also acts on the
 outside world from its handler (the ExecutionActor calls the venue) commits the open batch
 right before each such call (:func:`~cryptoj.journal_batch.commit_before_venue`: batches are
 opened with ``commit_before_venue``), so the order's row is durable before the venue sees
@@ -44,7 +42,7 @@ import pykka
 from pykka import ActorDeadError
 
 from cryptoj.contract import Actor
-from cryptoj.journal_batch import lock_wanted, step_batch
+from cryptoj.journal_batch import step_batch
 from cryptoj.models.orders import CancelOrder, SubmitOrder
 from cryptoj.models.system import Ping
 from cryptoj.runtime.common import ActorContext, Envelope
@@ -129,8 +127,7 @@ class ActorHost(pykka.ThreadingActor):
     def _deliver_batched(self, env: Envelope) -> None:
         """Handle ``env`` in the open mailbox batch (opening one); end the batch when the
         mailbox is empty, when the batch is full, when the handler sent an order or a cancel,
-        when another thread waits for the journal's write lock the batch holds, or when it
-        raised."""
+        or when it raised."""
         if self._batch is None:
             self._batch = step_batch(commit_before_venue=True)
             self._batch.__enter__()
@@ -141,12 +138,7 @@ class ActorHost(pykka.ThreadingActor):
             self.end_batch()
             raise
         self._batched += 1
-        if (
-            self._batched >= BATCH_MAX
-            or self.rt.outbox_urgent()
-            or not self.inbox_size()
-            or (self.rt.yield_journal_lock and lock_wanted())
-        ):
+        if self._batched >= BATCH_MAX or self.rt.outbox_urgent() or not self.inbox_size():
             self.end_batch()
 
     def end_batch(self) -> None:

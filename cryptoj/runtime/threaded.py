@@ -75,7 +75,6 @@ class ThreadedRuntime:
         lockstep: bool = False,
         threads: ThreadBoard | None = None,
         group_commit: Collection[str] = (),
-        yield_journal_lock: bool = True,
     ) -> None:
         """``conflate_quotes``: mailboxes keep only the newest waiting quote per product and
         sender (:mod:`cryptoj.runtime.mailbox`). ``journal_path``: checkpoint that journal's
@@ -84,13 +83,11 @@ class ThreadedRuntime:
         docstring). ``threads``: where the timer and checkpointer threads are reported (the
         process-wide board by default). ``group_commit``: the actors whose journal writes share
         one transaction per mailbox batch, their sends held until it commits (module
-        docstring); ``yield_journal_lock``: such a batch also ends after a message when another
-        thread waits for the journal's write lock it holds."""
+        docstring)."""
         if lockstep and group_commit:
             # lockstep counts a message in flight from its send; an outbox would hide it
             raise ValueError("group_commit: not with lockstep (a live runtime's setting)")
         self.group_commit = frozenset(group_commit)
-        self.yield_journal_lock = yield_journal_lock
         self.threads = threads if threads is not None else BOARD
         self.seed = seed
         self.conflate_quotes = conflate_quotes
