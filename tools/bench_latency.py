@@ -22,11 +22,12 @@ the garbage collector, the journal's WAL checkpointed on a thread of its own) an
 conflating mailboxes, the PortfolioActor's journal writes committed once per mailbox batch
 and the ExecutionActor's likewise, committed before each venue call (``journal.group_commit``);
 ``--without conflation,checkpointer,freeze,group-commit`` switches those off to measure what
-each brings (``execution-group-commit``: only the ExecutionActor's, as before it had one). Two
-diagnostics, not configurations (nothing they skip is durable; recovery would be
+each brings (``execution-group-commit``: only the ExecutionActor's, as before it had one;
+``direct-self-sends``: what a batching actor sends itself waits for the commit too, as before).
+Two diagnostics, not configurations (nothing they skip is durable; recovery would be
 impossible): ``--without journal`` makes every journal write a no-op, ``--without
-path-journal`` only the two on the measured path (the portfolio's record of the
-transaction and its intent, the execution's record of the order).
+path-journal`` only the two on the measured path (the portfolio's record of the transaction
+and its intent, the execution's record of the order).
 
 ``--record`` also hands every pushed tick to a :class:`~cryptoj.marketdata.recording.FeedRecorder`
 right after the push, as the daemon's feed callback does with ``feed.record: true`` (its writer
@@ -111,6 +112,7 @@ MEASURES = frozenset(
         "freeze",
         "group-commit",
         "execution-group-commit",
+        "direct-self-sends",
         "journal",
         "path-journal",
     }
@@ -252,6 +254,7 @@ class ActorChain:
             conflate_quotes="conflation" not in without,
             journal_path=None if "checkpointer" in without else system.journal_path,
             group_commit=_group_commit(without),
+            hold_self_sends="direct-self-sends" in without,
         )
         timed.rt = self.rt
         self.timed = timed
@@ -457,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
         "--without",
         default="",
         help="comma-separated measures to switch off: conflation, checkpointer, freeze, "
-        "group-commit, execution-group-commit; "
+        "group-commit, execution-group-commit, direct-self-sends; "
         "diagnostics: journal (every journal write a no-op), path-journal (the two on the path)",
     )
     ap.add_argument(
