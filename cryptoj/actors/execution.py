@@ -68,6 +68,12 @@ before the process exits. A remote venue is asked about the remaining orders eve
 bounds the wait (``shutdown.stop_wait_s``).
 
 Timers carry a token of this actor incarnation, so a restart never doubles them.
+
+Group commit (the daemon's ``journal.group_commit``; :mod:`cryptoj.runtime.host`): the actor's
+journal writes share one transaction per mailbox batch and what it sends waits for the commit;
+the open batch is committed right before each venue call that may act or read
+(:func:`~cryptoj.journal_batch.commit_before_venue`), so journal first holds at the venue as
+with one transaction per write.
 """
 
 from __future__ import annotations
@@ -258,8 +264,8 @@ class ExecutionActor(Actor):
         """Send one journalled order (a whole order or a child) and journal the outcome."""
         journal, coid = self._j(), order.client_order_id
         self._orders_sent += 1
+        commit_before_venue()  # journal first: the order's row is durable before the venue call
         try:
-            commit_before_venue()  # journal first: the order's row is durable before the venue call
             result = self.venue.submit(order, ctx.now())
         except Exception as e:
             self._event(ctx, "venue_error", f"{coid}: {type(e).__name__}: {e}")
