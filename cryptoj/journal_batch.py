@@ -9,8 +9,8 @@ runtime) go into one transaction instead of committing each time the writer chan
 
 The deterministic runtime uses both: one transaction per 64 market instants (its
 ``instants_per_commit``); the threaded runtime uses :func:`step_batch` for one transaction per
-mailbox batch of the PortfolioActor and of the ExecutionActor. See :func:`step_batch` for what
-is guaranteed and why journal-first still holds.
+mailbox batch of the PortfolioActor. See :func:`step_batch` for what is guaranteed and why
+journal-first still holds.
 """
 
 from __future__ import annotations
@@ -51,7 +51,6 @@ class _Batch(threading.local):
     def __init__(self) -> None:
         self.active = False
         self.holder: Connection | None = None
-        self.before_venue = False  # commit_before_venue() commits (a live runtime's batch)
 
     def commit(self) -> None:
         """Commit the open transaction, if any."""
@@ -74,7 +73,7 @@ _SHARED = _Shared()
 
 
 @contextmanager
-def step_batch(*, commit_before_venue: bool = False) -> Iterator[None]:
+def step_batch() -> Iterator[None]:
     """Group the calling thread's journal writes into transactions that end at the commit
     points the caller chooses (:func:`commit_batch`) and when the block ends, normally or by an
     exception; a nested block joins the outer one.
@@ -103,22 +102,18 @@ def step_batch(*, commit_before_venue: bool = False) -> Iterator[None]:
 
     In the threaded runtime a message is acted on by another thread at once (before this
     thread's commit), so there a batch is used only with an outbox that holds the actor's sends
-    until the commit (:mod:`cryptoj.runtime.threaded`, group commit: the PortfolioActor and
-    the ExecutionActor). The ExecutionActor also calls the venue from its handler right after
-    journalling the order, so its batch is opened with ``commit_before_venue``: it commits
-    the open batch before each venue call that acts (:func:`commit_before_venue`: the order's
-    row is durable before the venue sees the order).
+    until the commit (:mod:`cryptoj.runtime.threaded`, group commit: the PortfolioActor); the
+    ExecutionActor calls a real venue from its handler right after journalling the order, so
+    each of its writes stays its own transaction.
     """
     if _BATCH.active:
         yield
         return
     _BATCH.active = True
-    _BATCH.before_venue = commit_before_venue
     try:
         yield
     finally:
         _BATCH.active = False
-        _BATCH.before_venue = False
         _BATCH.commit()
 
 
@@ -126,15 +121,6 @@ def commit_batch() -> None:
     """A commit point of the calling thread's open :func:`step_batch`: commit what it holds so
     far and keep the batch open (a no-op without one)."""
     if _BATCH.holder is not None:
-        _BATCH.commit()
-
-
-def commit_before_venue() -> None:
-    """A venue call follows: commit what the calling thread's open :func:`step_batch` holds
-    when it was opened with ``commit_before_venue`` (the threaded runtime's group commit of the
-    ExecutionActor), so journal first holds at the venue; a no-op otherwise (a deterministic
-    replay's paper venue lives and dies with the process, as its uncommitted rows do)."""
-    if _BATCH.before_venue and _BATCH.holder is not None:
         _BATCH.commit()
 
 

@@ -1,5 +1,5 @@
-"""The daemon applies ``journal.group_commit``: the PortfolioActor's and the ExecutionActor's
-writes are committed once per mailbox batch (on by default) or each on its own."""
+"""The daemon applies ``journal.group_commit``: the PortfolioActor's writes are committed once
+per mailbox batch (on by default) or each on its own."""
 
 from __future__ import annotations
 
@@ -8,12 +8,9 @@ from pathlib import Path
 from tests.test_ops import running
 
 
-def test_the_daemon_runs_portfolio_and_execution_with_group_commit_by_default(
-    tmp_path: Path,
-) -> None:
+def test_the_daemon_runs_the_portfolio_with_group_commit_by_default(tmp_path: Path) -> None:
     with running(tmp_path) as r:
-        assert r.daemon.rt is not None
-        assert r.daemon.rt.group_commit == {"portfolio", "execution"}
+        assert r.daemon.rt is not None and r.daemon.rt.group_commit == {"portfolio"}
     assert r.wait_exit() == 0
 
 

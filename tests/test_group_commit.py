@@ -35,12 +35,6 @@ class Boom(Message, frozen=True, kw_only=True):
     text: str
 
 
-class Echo(Message, frozen=True, kw_only=True):
-    """Journal ``text`` as a note and tell the reader, then send the writer itself a note."""
-
-    text: str
-
-
 class Block(Message, frozen=True, kw_only=True):
     """Wait for the test's gate (so the mailbox fills up behind it)."""
 
@@ -85,10 +79,6 @@ class Writer(Actor):
         self._note(msg.text, ctx)
         raise RuntimeError("handler failed")
 
-    def _handle_echo(self, msg: Echo, ctx: Context) -> None:
-        self._note(msg.text, ctx)
-        ctx.send(ctx.name, Note(ts=ctx.now(), text=f"{msg.text}2"))
-
     def _handle_block(self, msg: Block, ctx: Context) -> None:
         assert self.gate.wait(10), "test gate never opened"
 
@@ -124,7 +114,7 @@ class Reader(Actor):
 class Harness:
     """A writer (group commit on unless told) under the reader as its parent."""
 
-    def __init__(self, tmp: Path, group_commit: bool = True, hold_self_sends: bool = False) -> None:
+    def __init__(self, tmp: Path, group_commit: bool = True) -> None:
         self.path = str(tmp / "journal.sqlite")
         Journal(self.path).close()  # the schema exists before the actors open it
         self.gate = threading.Event()
@@ -142,7 +132,6 @@ class Harness:
             clock=ScaledClock(0, 0.0),
             registry=registry,
             group_commit=("writer",) if group_commit else (),
-            hold_self_sends=hold_self_sends,
         )
         self.rt.start("reader")
         self.rt.start("writer")
@@ -210,32 +199,6 @@ def test_a_batch_ends_right_after_a_handler_that_sent_an_order_or_a_cancel(
     assert harness.seen[1][1][:2] == ["a", "x"]
 
 
-@pytest.mark.parametrize("hold", [False, True])
-def test_what_an_actor_sends_itself_joins_its_batch(tmp_path: Path, hold: bool) -> None:
-    h = Harness(tmp_path, hold_self_sends=hold)
-    try:
-        h.rt.tell("writer", Block(ts=0))
-        h.rt.tell("writer", Echo(ts=0, text="a"))
-        h.gate.set()
-        for _ in range(1000):  # bounded; no barrier yet: its ping would end the batch
-            if len(h.seen) == 2:
-                break
-            time.sleep(0.01)  # polling interval of this test only
-        h.rt.quiesce(["writer", "reader"])
-        batches = h.rt.refs["writer"][1].batches
-    finally:
-        h.gate.set()
-        h.rt.shutdown()
-    # what reached the reader was committed first either way (journal first)
-    assert [text for text, _ in h.seen] == ["a", "a2"]
-    assert all(text in committed for text, committed in h.seen)
-    if hold:  # the note to itself waited for the commit: a batch of its own
-        assert batches == 2 and h.peeks == [[], ["a"]]
-    else:  # it joined the mailbox at once: handled in the same batch, one commit
-        assert batches == 1 and h.peeks == [[], []]
-    assert h.journalled() == ["a", "a2"]
-
-
 def test_a_failing_handler_commits_and_sends_what_was_done_before_it(harness: Harness) -> None:
     harness.blocked_then(Note(ts=0, text="a"), Boom(ts=0, text="boom"), Note(ts=0, text="after"))
     assert harness.rt.stats.crashes == 1
@@ -263,9 +226,8 @@ def test_without_group_commit_every_write_commits_on_its_own(tmp_path: Path) -> 
 def test_a_killed_daemon_never_has_an_order_its_portfolio_had_not_journalled(
     tmp_path: Path,
 ) -> None:
-    # the real daemon (group commit on by default, the PortfolioActor's and the
-    # ExecutionActor's), orders whole (each one has its intent), SIGKILLed while it trades as
-    # fast as it can
+    # the real daemon (group commit on by default), orders whole (each one has its intent),
+    # SIGKILLed while it trades as fast as it can
     cfg = tmp_path / "config.yaml"
     cfg.write_text(
         f"feed:\n  speed: 0\njournal:\n  path: {tmp_path / 'journal.sqlite'}\n"
@@ -303,8 +265,8 @@ def test_a_killed_daemon_never_has_an_order_its_portfolio_had_not_journalled(
             "SELECT client_order_id FROM intents WHERE client_order_id NOT IN"
             " (SELECT client_order_id FROM rebalance_legs)"
         ).fetchall()
-        # the ExecutionActor's batch: a fill reaches the portfolio only once the execution's
-        # row of its order is durable past PENDING (the venue's acceptance journalled first)
+        # the ExecutionActor: a fill reaches the portfolio only once the execution's row of
+        # its order is durable past PENDING (the venue's acceptance journalled first)
         early = c.execute(
             "SELECT fill_id FROM fills WHERE client_order_id NOT IN"
             " (SELECT client_order_id FROM orders WHERE status != 'PENDING')"

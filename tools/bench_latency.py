@@ -20,14 +20,12 @@ flips often, so many ticks lead to an order (ticks that lead to none are not cou
 The actor system runs as the daemon runs it: ``ThreadedRuntime.start_tree`` (heap frozen for
 the garbage collector, the journal's WAL checkpointed on a thread of its own) and quote-
 conflating mailboxes, the PortfolioActor's journal writes committed once per mailbox batch
-and the ExecutionActor's likewise, committed before each venue call (``journal.group_commit``);
-``--without conflation,checkpointer,freeze,group-commit`` switches those off to measure what
-each brings (``execution-group-commit``: only the ExecutionActor's, as before it had one;
-``direct-self-sends``: what a batching actor sends itself waits for the commit too, as before).
-Two diagnostics, not configurations (nothing they skip is durable; recovery would be
-impossible): ``--without journal`` makes every journal write a no-op, ``--without
-path-journal`` only the two on the measured path (the portfolio's record of the transaction
-and its intent, the execution's record of the order).
+(``journal.group_commit``); ``--without conflation,checkpointer,freeze,group-commit`` switches
+those off to measure what each brings. Two diagnostics, not configurations (nothing they
+skip is durable; recovery would be impossible): ``--without journal`` makes every journal
+write a no-op,
+``--without path-journal`` only the two on the measured path (the portfolio's record of the
+transaction and its intent, the execution's record of the order).
 
 ``--record`` also hands every pushed tick to a :class:`~cryptoj.marketdata.recording.FeedRecorder`
 right after the push, as the daemon's feed callback does with ``feed.record: true`` (its writer
@@ -106,16 +104,7 @@ HOPS = 4  # injector → feed → strategy → portfolio → execution
 PATH_WRITES = ("record_txn", "record_order")
 JOURNAL_WRITES = (*PATH_WRITES, "record_fill", "update_order", "record_equity", "record_event")
 MEASURES = frozenset(
-    {
-        "conflation",
-        "checkpointer",
-        "freeze",
-        "group-commit",
-        "execution-group-commit",
-        "direct-self-sends",
-        "journal",
-        "path-journal",
-    }
+    {"conflation", "checkpointer", "freeze", "group-commit", "journal", "path-journal"}
 )
 #: Orders of 1 % of equity without fees: the strategy keeps trading for the whole run. (With 5 %
 #: targets and a 0.1 % fee the round trips drew the equity down 2 % within about 5 s, the risk
@@ -253,8 +242,7 @@ class ActorChain:
             registry=registry,
             conflate_quotes="conflation" not in without,
             journal_path=None if "checkpointer" in without else system.journal_path,
-            group_commit=_group_commit(without),
-            hold_self_sends="direct-self-sends" in without,
+            group_commit=() if "group-commit" in without else GROUP_COMMIT,
         )
         timed.rt = self.rt
         self.timed = timed
@@ -326,15 +314,6 @@ class QueueChain:
         self.queues[0].put(None)
         for t in self.threads:
             t.join(timeout=5)
-
-
-def _group_commit(without: frozenset[str]) -> tuple[str, ...]:
-    """The actors whose journal writes are committed per mailbox batch (``--without``)."""
-    if "group-commit" in without:
-        return ()
-    if "execution-group-commit" in without:
-        return tuple(a for a in GROUP_COMMIT if a != "execution")
-    return GROUP_COMMIT
 
 
 def _stub_journal_writes(names: tuple[str, ...]) -> None:
@@ -460,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
         "--without",
         default="",
         help="comma-separated measures to switch off: conflation, checkpointer, freeze, "
-        "group-commit, execution-group-commit, direct-self-sends; "
+        "group-commit; "
         "diagnostics: journal (every journal write a no-op), path-journal (the two on the path)",
     )
     ap.add_argument(

@@ -5,11 +5,11 @@
 
 Replays the bundled Binance BTCUSDT trades (``benchmarks/data/``, ~30 trades/s recorded) through
 the whole actor system in the threaded runtime at their recorded pace (``feed.speed``-style
-``ScaledClock``, speed 1; group commit as in the daemon)
-for ``--minutes`` (looping the 11-minute recording if needed), sampling
-the process RSS (``/proc/self/statm``) every second and every actor's mailbox depth every 50 ms;
-then replays ``--burst-seconds`` of data at 10× pace. Prints RSS after warm-up and at the end,
-its growth (the target: under 20 MB after warm-up), and the largest mailbox seen in each phase.
+``ScaledClock``, speed 1; the PortfolioActor's group commit as in the daemon) for ``--minutes``
+(looping the 11-minute recording if needed), sampling the process RSS (``/proc/self/statm``)
+every second and every actor's mailbox depth every 50 ms; then replays ``--burst-seconds`` of
+data at 10× pace. Prints RSS after warm-up and at the end, its growth (the target: under 20 MB
+after warm-up), and the largest mailbox seen in each phase.
 ``--json`` prints one JSON object.
 """
 

@@ -68,12 +68,6 @@ before the process exits. A remote venue is asked about the remaining orders eve
 bounds the wait (``shutdown.stop_wait_s``).
 
 Timers carry a token of this actor incarnation, so a restart never doubles them.
-
-Group commit (the daemon's ``journal.group_commit``; :mod:`cryptoj.runtime.host`): the actor's
-journal writes share one transaction per mailbox batch and what it sends waits for the commit;
-the open batch is committed right before each venue call that may act or read
-(:func:`~cryptoj.journal_batch.commit_before_venue`), so journal first holds at the venue as
-with one transaction per write.
 """
 
 from __future__ import annotations
@@ -87,7 +81,6 @@ from cryptoj.execution.records import journal_order
 from cryptoj.execution.splitting import SplitPolicy
 from cryptoj.execution.work import VenueWork, WorkItem
 from cryptoj.journal import Journal
-from cryptoj.journal_batch import commit_before_venue
 from cryptoj.models.base import Message
 from cryptoj.models.market import FeedStatus
 from cryptoj.models.orders import (
@@ -264,7 +257,6 @@ class ExecutionActor(Actor):
         """Send one journalled order (a whole order or a child) and journal the outcome."""
         journal, coid = self._j(), order.client_order_id
         self._orders_sent += 1
-        commit_before_venue()  # journal first: the order's row is durable before the venue call
         try:
             result = self.venue.submit(order, ctx.now())
         except Exception as e:
@@ -326,7 +318,6 @@ class ExecutionActor(Actor):
 
     def _handle_cancel_all_orders(self, msg: CancelAllOrders, ctx: Context) -> None:
         self.split.cancel_all(ctx)
-        commit_before_venue()
         if self.remote is None or not self.remote.cancel_later():
             self.venue.cancel_all(ctx.now())
 
@@ -496,7 +487,6 @@ class ExecutionActor(Actor):
         coid = item.client_order_id
         if not item.force:
             self._track_open(coid)
-        commit_before_venue()
         if self.remote.lookup_later(coid, force=item.force):
             self._work.read_back(item)
         else:
@@ -512,7 +502,6 @@ class ExecutionActor(Actor):
         """One call of a reconciliation pass (the first starts it, whatever an earlier
         incarnation left unfinished); what it found is journalled (the venue wins)."""
         assert self.remote is not None
-        commit_before_venue()
         report = self.remote.reconcile(
             ctx.now(), since_ns, self._settled, max_calls=1, new_pass=new_pass
         )
@@ -559,7 +548,6 @@ class ExecutionActor(Actor):
 
     def _adopted(self, coid: str, product: str, ctx: Context) -> None:
         assert self.remote is not None
-        commit_before_venue()
         state, detail = self.remote.resolve(coid, ctx.now(), force=True)
         self._event(ctx, "adopted", f"{coid}: {state}: {detail}")
         if state is Resolution.FOUND:
@@ -584,7 +572,6 @@ class ExecutionActor(Actor):
     def _resolve(self, coid: str, product: str, ctx: Context) -> None:
         if self.remote is not None:
             self._track_open(coid)
-            commit_before_venue()
             state, detail = self.remote.resolve(coid, ctx.now())
             if state is Resolution.UNKNOWN:
                 self._event(ctx, "outcome_pending", f"{coid}: {detail}")

@@ -140,10 +140,9 @@ class JournalConfig(_Section, frozen=True, kw_only=True):
     """The SQLite (WAL) journal of orders, fills and position changes."""
 
     path: str = "var/journal.sqlite"
-    #: threaded runtime (the daemon): the PortfolioActor and the ExecutionActor commit their
-    #: journal writes once per mailbox batch, their messages held until the commit and the
-    #: ExecutionActor's venue calls made after it (journal first holds); false commits every
-    #: write on its own
+    #: threaded runtime (the daemon): the PortfolioActor commits its journal writes once per
+    #: mailbox batch, its messages held until the commit (journal first holds); false commits
+    #: every write on its own
     group_commit: bool = True
 
 

@@ -62,7 +62,6 @@ from cryptoj.execution.splitting import (
     book_view,
 )
 from cryptoj.journal import Journal
-from cryptoj.journal_batch import commit_before_venue
 from cryptoj.models.market import Quote
 from cryptoj.models.orders import (
     Fill,
@@ -412,8 +411,7 @@ class SplitDriver:
     def venue_cancel(self, client_order_id: str, now: int) -> None:
         """Cancel one order at the venue (a child, or one the actor was asked to cancel): on
         the venue's background thread when it has one, else here (its close arrives as a venue
-        event either way); the journal's open batch is committed first (journal first)."""
-        commit_before_venue()
+        event either way)."""
         v = self.venue
         if not (isinstance(v, ReconcilingVenue) and v.cancel_later([client_order_id])):
             v.cancel(client_order_id, now)

@@ -30,9 +30,10 @@ if TYPE_CHECKING:
     from cryptoj.marketdata.loader import Batch
 
 #: The actors whose journal writes the threaded runtime commits once per mailbox batch
-#: (``ThreadedRuntime(group_commit=...)``, ``journal.group_commit``): their messages wait for
-#: the commit; the ExecutionActor also commits before each venue call (journal first).
-GROUP_COMMIT = ("portfolio", "execution")
+#: (``ThreadedRuntime(group_commit=...)``, ``journal.group_commit``): the PortfolioActor acts
+#: on the world only through messages, which wait for the commit. Not the ExecutionActor: it
+#: calls the venue from its handler, right after journalling the order.
+GROUP_COMMIT = ("portfolio",)
 
 
 class LiveTradingUnavailable(Exception):

@@ -16,19 +16,15 @@ one SQLite transaction per *mailbox batch*: the messages handled back to back wh
 waiting (at most :data:`BATCH_MAX`). Journal first still holds, because nothing the batch sends
 leaves the actor before the batch commits: its sends wait in an outbox and are posted, in
 order, right after the commit (a failing commit posts none: they become dead letters and the
-actor crashes); only what it sends itself joins its own mailbox at once (nobody else sees it,
-and it may be handled in the same batch: one commit for both). What is durable is then always
-a state the one-transaction-per-write run also passed through, and no other actor (nor the
-venue, through the ExecutionActor) ever acts on a decision that is not durable yet. The batch
-also ends right after a handler that sent an order or a cancel (:data:`URGENT`: it heads for
-the venue and waits for the commit only, not for the messages behind it), before any other
-kind of message (a ping, a stop, an ask), when the handler raises (what it wrote is committed
-and what it sent is posted, as without batching), and when the actor stops. An actor that
-also acts on the outside world from its handler (the ExecutionActor calls the venue) commits
-the open batch right before each such call
-(:func:`~cryptoj.journal_batch.commit_before_venue`: batches are opened with
-``commit_before_venue``), so the order's row is durable before the venue sees the order; its
-held sends still wait for the batch's end.
+actor crashes). What is durable is then always a state the one-transaction-per-write run also
+passed through, and no other actor (nor the venue, through the ExecutionActor) ever acts on a
+decision that is not durable yet. The batch also ends right after a handler that sent an
+order or a cancel (:data:`URGENT`: it heads for the venue and waits for the commit only, not
+for the messages behind it), before any other kind of message (a ping, a stop, an ask), when
+the handler raises (what it wrote is committed and what it sent is posted, as without
+batching), and when the actor stops. Only for actors that act on the outside world through
+messages alone: the ExecutionActor calls the venue from its handler, so its order must be
+committed before that call, and it is never batched.
 """
 
 from __future__ import annotations
@@ -131,9 +127,9 @@ class ActorHost(pykka.ThreadingActor):
         mailbox is empty, when the batch is full, when the handler sent an order or a cancel,
         or when it raised."""
         if self._batch is None:
-            self._batch = step_batch(commit_before_venue=True)
+            self._batch = step_batch()
             self._batch.__enter__()
-            self.rt.open_outbox(self.cell_name)
+            self.rt.open_outbox()
         try:
             self.rt.deliver(self, env)
         except BaseException:

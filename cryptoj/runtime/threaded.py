@@ -75,7 +75,6 @@ class ThreadedRuntime:
         lockstep: bool = False,
         threads: ThreadBoard | None = None,
         group_commit: Collection[str] = (),
-        hold_self_sends: bool = False,
     ) -> None:
         """``conflate_quotes``: mailboxes keep only the newest waiting quote per product and
         sender (:mod:`cryptoj.runtime.mailbox`). ``journal_path``: checkpoint that journal's
@@ -84,13 +83,11 @@ class ThreadedRuntime:
         docstring). ``threads``: where the timer and checkpointer threads are reported (the
         process-wide board by default). ``group_commit``: the actors whose journal writes share
         one transaction per mailbox batch, their sends held until it commits (module
-        docstring); ``hold_self_sends``: an actor's sends to itself are held too (by default
-        they join its mailbox at once, :meth:`open_outbox`)."""
+        docstring)."""
         if lockstep and group_commit:
             # lockstep counts a message in flight from its send; an outbox would hide it
             raise ValueError("group_commit: not with lockstep (a live runtime's setting)")
         self.group_commit = frozenset(group_commit)
-        self.hold_self_sends = hold_self_sends
         self.threads = threads if threads is not None else BOARD
         self.seed = seed
         self.conflate_quotes = conflate_quotes
@@ -277,8 +274,7 @@ class ThreadedRuntime:
 
     def send(self, sender: str, to: str, msg: Message, corr: str | None) -> None:
         """Deliver ``msg`` to ``to`` (a dead letter when it is not running); from inside a
-        group-commit batch, once the batch has committed, unless ``to`` is the batch's own
-        actor (:meth:`open_outbox`)."""
+        group-commit batch, once the batch has committed."""
         cur: Envelope | None = getattr(self._local, "current", None)
         msg_id = self.ids.message_id()
         env = Envelope(
@@ -290,21 +286,16 @@ class ThreadedRuntime:
             time.perf_counter_ns(),
         )
         outbox: list[tuple[str, Envelope]] | None = getattr(self._local, "outbox", None)
-        if outbox is not None and (self.hold_self_sends or to != self._local.owner):
+        if outbox is not None:
             outbox.append((to, env))
             if isinstance(msg, URGENT):
                 self._local.urgent = True
             return
         self.post(to, env)
 
-    def open_outbox(self, owner: str) -> None:
-        """From now on the calling thread's sends wait until :meth:`close_outbox`, except those
-        to ``owner`` (the actor whose batch it is): what an actor tells itself (the paper
-        venue's events, called from its handler; its own next step) reaches nobody else, so it
-        joins its mailbox at once and may be handled in the same batch, one commit for both
-        (``hold_self_sends``: they wait too)."""
+    def open_outbox(self) -> None:
+        """From now on the calling thread's sends wait until :meth:`close_outbox`."""
         self._local.outbox = []
-        self._local.owner = owner
         self._local.urgent = False
 
     def outbox_urgent(self) -> bool:
