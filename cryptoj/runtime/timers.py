@@ -132,3 +132,6 @@ class TimerThread(threading.Thread):
             self.stopped = True
             self._stop_event.set()
             self.cond.notify()
+
+
+__all__ = ["STALL_S", "ScaledClock", "TimerThread"]
