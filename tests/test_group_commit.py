@@ -265,4 +265,12 @@ def test_a_killed_daemon_never_has_an_order_its_portfolio_had_not_journalled(
             "SELECT client_order_id FROM intents WHERE client_order_id NOT IN"
             " (SELECT client_order_id FROM rebalance_legs)"
         ).fetchall()
-    assert orphans == [] and unbooked == [] and legless == []
+        # the ExecutionActor: a fill reaches the portfolio only once the execution's row of
+        # its order is durable past PENDING (the venue's acceptance journalled first)
+        early = c.execute(
+            "SELECT fill_id FROM fills WHERE client_order_id NOT IN"
+            " (SELECT client_order_id FROM orders WHERE status != 'PENDING')"
+        ).fetchall()
+        fills = c.execute("SELECT count(*) FROM fills").fetchone()[0]
+    assert orphans == [] and unbooked == [] and legless == [] and early == []
+    assert fills > 0  # the kill came after trading had begun

@@ -5,10 +5,11 @@
 
 Replays the bundled Binance BTCUSDT trades (``benchmarks/data/``, ~30 trades/s recorded) through
 the whole actor system in the threaded runtime at their recorded pace (``feed.speed``-style
-``ScaledClock``, speed 1) for ``--minutes`` (looping the 11-minute recording if needed), sampling
-the process RSS (``/proc/self/statm``) every second and every actor's mailbox depth every 50 ms;
-then replays ``--burst-seconds`` of data at 10× pace. Prints RSS after warm-up and at the end,
-its growth (the target: under 20 MB after warm-up), and the largest mailbox seen in each phase.
+``ScaledClock``, speed 1; the PortfolioActor's group commit as in the daemon) for ``--minutes``
+(looping the 11-minute recording if needed), sampling the process RSS (``/proc/self/statm``)
+every second and every actor's mailbox depth every 50 ms; then replays ``--burst-seconds`` of
+data at 10× pace. Prints RSS after warm-up and at the end, its growth (the target: under 20 MB
+after warm-up), and the largest mailbox seen in each phase.
 ``--json`` prints one JSON object.
 """
 
@@ -30,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from cryptoj.config import parse_config  # noqa: E402
 from cryptoj.marketdata.ticks import load_trade_ticks  # noqa: E402
 from cryptoj.models.market import MarketEvent, Trade  # noqa: E402
-from cryptoj.runtime.assemble import assemble  # noqa: E402
+from cryptoj.runtime.assemble import GROUP_COMMIT, assemble  # noqa: E402
 from cryptoj.runtime.threaded import ScaledClock, ThreadedRuntime  # noqa: E402
 from cryptoj.supervision.tree import WORKERS  # noqa: E402
 
@@ -110,6 +111,7 @@ def run_phase(minutes: float, speed: float, workdir: Path) -> dict[str, Any]:
         clock=ScaledClock(system.start_ns, speed),
         registry=system.registry,
         journal_path=system.journal_path,
+        group_commit=GROUP_COMMIT,  # as the daemon runs it (journal.group_commit: true)
     )
     system.venue.set_listener(lambda e: rt.tell("execution", e, sender="venue"))
     sampler = Sampler(rt)

@@ -1,39 +1,17 @@
 """The threaded runtime: each actor in its own pykka ``ThreadingActor``.
 
-pykka has no supervision, so :class:`_Host` overrides pykka 4.5's private exit points
-(``_handle_failure``, ``_stop``, ``_handle_receive``, ``_actor_loop_teardown``; pinned with
-``pykka==4.5.*``) to report every exit exactly once to the parent supervisor:
-
-* exception in a tell handler → ``_handle_failure`` (abnormal);
-* exception in an ask handler → pykka would keep the actor running with a half-applied change;
-  we fail it instead (abnormal) and the caller still gets the exception;
-* exception in ``on_start`` → ``_handle_failure`` (abnormal);
-* exception in ``on_stop`` → ``_handle_failure`` from inside ``_stop`` (abnormal);
-* a requested stop → ``_stop`` (normal; not reported when the supervisor asked for it).
-
-Messages left in a dying actor's mailbox and sends to a dead or restarting name are dead letters
-(trace + counter). Timers run on one timer thread; the clock is injected (:class:`ScaledClock`).
+Each actor runs in an :class:`~cryptoj.runtime.host.ActorHost`, which reports every exit
+exactly once to the parent supervisor (pykka has no supervision) and carries out group commit
+(``group_commit``: one journal transaction per mailbox batch, its sends held until the commit;
+see :mod:`cryptoj.runtime.host`). Messages left in a dying actor's mailbox and sends to a dead
+or restarting name are dead letters (trace + counter). Timers run on one timer thread; the
+clock is injected (:class:`~cryptoj.runtime.timers.ScaledClock`).
 
 For the live path's latency (BENCHMARKS.md): mailboxes conflate waiting quotes and merge
 waiting trades per product, so market data cannot pile up however fast it arrives
 (:mod:`cryptoj.runtime.mailbox`; :meth:`ThreadedRuntime.mailbox_depths`);
 :meth:`ThreadedRuntime.start_tree` freezes the start-up heap for the garbage collector and
 starts a WAL checkpointer for the journal (:mod:`cryptoj.runtime.checkpoint`).
-
-Group commit (``group_commit``: the actors it applies to): such an actor's journal writes share
-one SQLite transaction per *mailbox batch*: the messages handled back to back while more were
-waiting (at most :data:`BATCH_MAX`). Journal first still holds, because nothing the batch sends
-leaves the actor before the batch commits: its sends wait in an outbox and are posted, in
-order, right after the commit (a failing commit posts none: they become dead letters and the
-actor crashes). What is durable is then always a state the one-transaction-per-write run also
-passed through, and no other actor (nor the venue, through the ExecutionActor) ever acts on a
-decision that is not durable yet. The batch also ends right after a handler that sent an
-order or a cancel (:data:`URGENT`: it heads for the venue and waits for the commit only, not
-for the messages behind it), before any other kind of message (a ping, a stop, an ask), when
-the handler raises (what it wrote is committed and what it sent is posted, as without
-batching), and when the actor stops. Only for actors that act on the outside world through
-messages alone: the ExecutionActor calls the venue from its handler, so its order must be
-committed before that call, and it is never batched.
 
 For a replay (``lockstep=True``, no conflation): the runtime counts the messages in flight (in
 a mailbox or being handled) and the timer thread fires the next timer only when that count is
@@ -48,27 +26,20 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import heapq
-import queue
-import sys
 import threading
 import time
 from collections.abc import Callable, Collection
-from types import TracebackType
 from typing import Any
 
 import pykka
 from pykka import ActorDeadError, ActorRef
 
 from cryptoj.contract import Actor
-from cryptoj.journal_batch import step_batch
 from cryptoj.models.base import Message
 from cryptoj.models.market import Trade
-from cryptoj.models.orders import CancelOrder, SubmitOrder
 from cryptoj.models.system import ChildExited, ChildStarted, Ping
 from cryptoj.runtime.checkpoint import WalCheckpointer
 from cryptoj.runtime.common import (
-    ActorContext,
     Envelope,
     IdFactory,
     Registered,
@@ -76,288 +47,16 @@ from cryptoj.runtime.common import (
     is_market,
     trace_event,
 )
-from cryptoj.runtime.mailbox import ConflatingInbox
-from cryptoj.supervision.guard import BOARD, ThreadBoard, ThreadGuard
-from cryptoj.supervision.supervisor import RestartIntensityExceeded
+from cryptoj.runtime.host import BATCH_MAX, URGENT, ActorHost, AskEnvelope
+from cryptoj.runtime.timers import ScaledClock, TimerThread
+from cryptoj.supervision.guard import BOARD, ThreadBoard
 from cryptoj.trace.recorder import TraceWriter
 
 ASK_TIMEOUT_S = 10.0
 #: A lockstep timer wait with no delivery for this long gives up (see ThreadedRuntime.wait_idle).
 LOCKSTEP_STALL_S = 30.0
-STALL_S = 30.0  # the timer thread is reported stalled after this long without progress
-#: Group commit: a mailbox batch ends after this many messages even when more are waiting.
-BATCH_MAX = 32
-#: Group commit: a batch ends right after a handler that sent one of these (they head for the
-#: venue: they wait for the commit, not for the messages behind them).
-URGENT = (SubmitOrder, CancelOrder)
-
-
-class ScaledClock:
-    """Market time for the threaded runtime.
-
-    ``speed > 0``: time runs ``speed`` times faster than the wall clock from ``origin_ns``
-    (``speed=1`` with ``origin_ns=time.time_ns()`` is the wall clock). ``speed == 0``: time only
-    moves when the timer thread fires a timer (as fast as possible, for replays).
-    """
-
-    def __init__(self, origin_ns: int, speed: float) -> None:
-        self.origin_ns = origin_ns
-        self.speed = speed
-        self._t0 = time.monotonic_ns()
-        self._virtual = origin_ns
-
-    def now(self) -> int:
-        """Current time in ns since the epoch."""
-        if self.speed == 0:
-            return self._virtual
-        return self.origin_ns + int((time.monotonic_ns() - self._t0) * self.speed)
-
-    def wall_delay_s(self, due_ns: int) -> float:
-        """Seconds of wall time until ``due_ns``."""
-        if self.speed == 0:
-            return 0.0
-        return max(0.0, (due_ns - self.now()) / self.speed / 1e9)
-
-    def advance_to(self, due_ns: int) -> None:
-        """Move virtual time forward (``speed == 0`` only)."""
-        if self.speed == 0 and due_ns > self._virtual:
-            self._virtual = due_ns
-
-
-class AskEnvelope(Envelope):
-    """An envelope sent with ``ask``: a failure crashes the actor and reaches the caller."""
-
-
-class _Host(pykka.ThreadingActor):
-    """Hosts one actor behaviour in a pykka thread and reports its exit exactly once."""
-
-    def __init__(self, rt: ThreadedRuntime, name: str, behaviour: Actor, generation: int) -> None:
-        self.rt = rt  # before pykka's __init__, which creates the inbox
-        super().__init__()
-        self.cell_name = name
-        self.behaviour = behaviour
-        self.generation = generation
-        self.ctx = ActorContext(rt, name, generation)
-        self.report_exit = True
-        self._reported = False
-        self._lock = threading.Lock()
-        self.started = threading.Event()  # set when on_start has returned (or raised)
-        self.group_commit = name in rt.group_commit
-        self._batch: contextlib.AbstractContextManager[None] | None = None
-        self._batched = 0  # messages handled in the open batch
-        self.batches = 0  # group commit: batches committed
-        self.batched_messages = 0  # group commit: messages handled in them
-        rt.refs[name] = (self.actor_ref, self)  # before the thread starts: never a stale ref
-
-    def _create_actor_inbox(self) -> queue.Queue[Any] | ConflatingInbox:  # type: ignore[override]
-        """A conflating mailbox (:mod:`cryptoj.runtime.mailbox`) unless switched off."""
-        if not self.rt.conflate_quotes:
-            return queue.Queue()
-        return ConflatingInbox(on_drop=self.rt.on_conflated)
-
-    def inbox_size(self) -> int:
-        """Messages waiting in this actor's mailbox."""
-        inbox: queue.Queue[Any] | ConflatingInbox = self.actor_inbox  # type: ignore[assignment]
-        return inbox.qsize()
-
-    def on_start(self) -> None:
-        try:
-            self.behaviour.on_start(self.ctx)
-        finally:
-            self.started.set()
-
-    def on_stop(self) -> None:
-        self.end_batch()
-        self.behaviour.on_stop(self.ctx)
-
-    def on_receive(self, message: Any) -> Any:
-        if isinstance(message, Envelope):
-            if self.group_commit and not isinstance(message, AskEnvelope):
-                self._deliver_batched(message)
-                return None
-            self.end_batch()  # an ask: a failing commit crashes the actor (_handle_receive)
-            self.rt.deliver(self, message)
-            return None
-        if isinstance(message, Ping):
-            try:  # a barrier sees what was handled committed and sent
-                self.end_batch()
-            except Exception:
-                self._handle_failure(*sys.exc_info())  # as a failing write would have
-                raise
-            return True
-        raise TypeError(f"{self.cell_name}: not an envelope: {message!r}")
-
-    # -- group commit (module docstring) ---------------------------------------------------
-
-    def _deliver_batched(self, env: Envelope) -> None:
-        """Handle ``env`` in the open mailbox batch (opening one); end the batch when the
-        mailbox is empty, when the batch is full, when the handler sent an order or a cancel,
-        or when it raised."""
-        if self._batch is None:
-            self._batch = step_batch()
-            self._batch.__enter__()
-            self.rt.open_outbox()
-        try:
-            self.rt.deliver(self, env)
-        except BaseException:
-            self.end_batch()
-            raise
-        self._batched += 1
-        if self._batched >= BATCH_MAX or self.rt.outbox_urgent() or not self.inbox_size():
-            self.end_batch()
-
-    def end_batch(self) -> None:
-        """Commit the open batch's journal writes, then post what it sent (in order); a commit
-        that fails posts nothing (dead letters) and raises."""
-        batch, self._batch = self._batch, None
-        if batch is None:
-            return
-        self.batches += 1
-        self.batched_messages += self._batched
-        self._batched = 0
-        outbox = self.rt.close_outbox()
-        try:
-            batch.__exit__(None, None, None)
-        except BaseException as e:
-            for to, env in outbox:
-                self.rt.dead_letter(env.sender, to, env, f"journal commit failed: {e!r}"[:200])
-            raise
-        for to, env in outbox:
-            self.rt.post(to, env)
-
-    # -- pykka's private exit points -------------------------------------------------------
-
-    def _handle_failure(
-        self,
-        exception_type: type[BaseException] | None,
-        exception_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        super()._handle_failure(exception_type, exception_value, traceback)
-        if isinstance(exception_value, RestartIntensityExceeded):
-            self.rt.stats.bump("escalations")
-        self._exit(True, repr(exception_value))
-
-    def _stop(self) -> None:
-        super()._stop()
-        self._exit(False, "stopped")
-
-    def _handle_receive(self, message: Any) -> Any:
-        try:
-            return super()._handle_receive(message)
-        except Exception:
-            if isinstance(message, AskEnvelope):
-                self._handle_failure(*sys.exc_info())
-            raise
-
-    def _actor_loop_teardown(self) -> None:
-        inbox = self.actor_inbox
-        while not inbox.empty():
-            envelope = inbox.get()
-            if isinstance(envelope.message, Envelope):
-                self.rt.settled()
-                self.rt.dead_letter(
-                    envelope.message.sender,
-                    self.cell_name,
-                    envelope.message,
-                    "left in mailbox of a stopped actor",
-                )
-            if envelope.reply_to is not None:
-                if isinstance(envelope.message, pykka.messages._ActorStop):
-                    envelope.reply_to.set(None)
-                else:
-                    envelope.reply_to.set_exception(
-                        exc_info=(ActorDeadError, ActorDeadError(f"{self.cell_name} stopped"), None)
-                    )
-
-    def _exit(self, abnormal: bool, reason: str) -> None:
-        with self._lock:
-            if self._reported:
-                return
-            self._reported = True
-        self.rt.on_exit(self, abnormal, reason)
-
-
-class _TimerThread(threading.Thread):
-    """Fires scheduled messages on the injected clock, under a
-    :class:`~cryptoj.supervision.guard.ThreadGuard`: if its loop raises, the crash is logged
-    and counted, the timer being fired is dead-lettered, and the loop restarts (the other
-    timers stay in the heap)."""
-
-    IDLE_S = 0.5  # the loop wakes at least this often (a beat for the guard)
-
-    def __init__(self, rt: ThreadedRuntime) -> None:
-        super().__init__(name="cryptoj-timers", daemon=True)
-        self.rt = rt
-        self.cond = threading.Condition()
-        self.heap: list[tuple[int, int, str, int, Envelope]] = []
-        self.seq = 0
-        self.stopped = False
-        self._stop_event = threading.Event()
-        self._firing: tuple[str, Envelope] | None = None
-        self.guard = ThreadGuard(
-            "cryptoj-timers",
-            "runtime",
-            board=rt.threads,
-            on_crash=self._crashed,
-            stall_after_s=None if rt.lockstep else STALL_S,  # lockstep: waits for the actors
-        )
-
-    def add(self, due: int, owner: str, generation: int, env: Envelope) -> None:
-        """Schedule ``env``; the loop is woken only when it becomes the earliest timer (it
-        sleeps until the earliest one anyway): an order's leg timeout, due in seconds, does
-        not wake the timer thread to compete for the GIL on the order path."""
-        with self.cond:
-            self.seq += 1
-            entry = (due, self.seq, owner, generation, env)
-            heapq.heappush(self.heap, entry)
-            if self.heap[0] is entry:
-                self.cond.notify()
-
-    def run(self) -> None:
-        self.guard.run(self._loop, self._stop_event)
-
-    def _wait_s(self) -> float:
-        """Wall seconds until the next timer is due (``IDLE_S`` with none); under ``cond``."""
-        return self.rt.clock.wall_delay_s(self.heap[0][0]) if self.heap else self.IDLE_S
-
-    def _loop(self) -> None:
-        clock, beat = self.rt.clock, self.guard.beat
-        while True:
-            with self.cond:
-                while not self.stopped and (wait := self._wait_s()) > 0:
-                    self.cond.wait(min(wait, self.IDLE_S))
-                    beat()
-                if self.stopped:
-                    return
-            beat()
-            if self.rt.lockstep and not self.rt.wait_idle():
-                return
-            with self.cond:
-                if not self.heap or self._wait_s() > 0:
-                    continue
-                due, _, owner, generation, env = heapq.heappop(self.heap)
-            self._firing = (owner, env)
-            clock.advance_to(due)
-            if self.rt.generations.get(owner) != generation:
-                # Timers die with the instance that set them (a restart sets its own).
-                self.rt.dead_letter("timer", owner, env, "timer owner restarted")
-            else:
-                self.rt.post(owner, env)
-            self._firing = None
-
-    def _crashed(self, error: BaseException) -> None:
-        """The loop raised: the timer it was firing is a dead letter (it may be the cause)."""
-        firing, self._firing = self._firing, None
-        if firing is not None:
-            owner, env = firing
-            self.rt.dead_letter("timer", owner, env, f"timer thread crashed: {error!r}"[:200])
-
-    def stop(self) -> None:
-        with self.cond:
-            self.stopped = True
-            self._stop_event.set()
-            self.cond.notify()
+#: ``cryptoj.ops.runtime``'s name for the host class.
+_Host = ActorHost
 
 
 class ThreadedRuntime:
@@ -403,7 +102,7 @@ class ThreadedRuntime:
         self.trace = trace
         self.ids = IdFactory(run_tag or f"t{seed}")
         self.stats = RuntimeStats()
-        self.refs: dict[str, tuple[ActorRef[Any], _Host]] = {}
+        self.refs: dict[str, tuple[ActorRef[Any], ActorHost]] = {}
         self.generations: dict[str, int] = {}
         self.start_order: list[str] = []
         self.last_behaviours: dict[str, Actor] = {}
@@ -412,7 +111,7 @@ class ThreadedRuntime:
         self.exit_event = threading.Event()
         self.exit_code: int | None = None
         self.exit_reason = ""
-        self.timers = _TimerThread(self)
+        self.timers = TimerThread(self)
         self.timers.start()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -425,7 +124,7 @@ class ThreadedRuntime:
             if gen > 1:
                 self.stats.bump("restarts")
             self.generations[name] = gen
-            _Host.start(self, name, reg.factory(), gen)
+            ActorHost.start(self, name, reg.factory(), gen)
             host = self.refs[name][1]  # on_exit needs this lock to remove it: still here
             if name not in self.start_order:
                 self.start_order.append(name)
@@ -470,7 +169,7 @@ class ThreadedRuntime:
         except pykka.Timeout:
             self.stats.exits.append(f"{name}: did not stop within {ASK_TIMEOUT_S}s (thread leaked)")
 
-    def on_exit(self, host: _Host, abnormal: bool, reason: str) -> None:
+    def on_exit(self, host: ActorHost, abnormal: bool, reason: str) -> None:
         """Called exactly once per actor instance when it stops, on whatever path."""
         name = host.cell_name
         with self._lock:
@@ -661,7 +360,7 @@ class ThreadedRuntime:
         env = Envelope(msg, owner, msg_id, msg_id, cur.msg_id if cur else "")
         self.timers.add(self.clock.now() + delay_ns, owner, self.generations.get(owner, 0), env)
 
-    def deliver(self, host: _Host, env: Envelope) -> None:
+    def deliver(self, host: ActorHost, env: Envelope) -> None:
         """Run the behaviour's handler for one envelope (in the actor's thread)."""
         start = time.perf_counter_ns()
         self._local.current = env
@@ -736,3 +435,15 @@ def run_until_stopped(
             rt.quiesce(quiesce)
     finally:
         rt.shutdown()
+
+
+__all__ = [
+    "ASK_TIMEOUT_S",
+    "BATCH_MAX",
+    "URGENT",
+    "ActorHost",
+    "AskEnvelope",
+    "ScaledClock",
+    "ThreadedRuntime",
+    "run_until_stopped",
+]
