@@ -27,7 +27,10 @@ def _stop_all_actors() -> Iterator[None]:
     leaked = [
         t
         for t in threading.enumerate()
-        if t.ident not in before and t.is_alive() and not t.daemon and t.name.startswith("_Host")
+        if t.ident not in before
+        and t.is_alive()
+        and not t.daemon
+        and t.name.startswith("ActorHost")
     ]
     for t in leaked:
         t.join(timeout=5)

@@ -43,7 +43,8 @@ from cryptoj.models.system import Ping
 from cryptoj.ops.narrator import Narrator
 from cryptoj.ops.probe import StatusRequest, answer
 from cryptoj.runtime.common import Envelope
-from cryptoj.runtime.threaded import ThreadedRuntime, _Host
+from cryptoj.runtime.host import ActorHost
+from cryptoj.runtime.threaded import ThreadedRuntime
 
 HANDLING_BUCKETS = (1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
 SLIPPAGE_BUCKETS = (0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 250.0)  # le=0: price improvement
@@ -262,7 +263,7 @@ class OpsRuntime(ThreadedRuntime):
                 self.send("ops", name, msg, None)
         return gen
 
-    def on_exit(self, host: _Host, abnormal: bool, reason: str) -> None:
+    def on_exit(self, host: ActorHost, abnormal: bool, reason: str) -> None:
         """Record the exit, then let the runtime report it to the supervisor."""
         name = host.cell_name
         entry = {
@@ -292,7 +293,7 @@ class OpsRuntime(ThreadedRuntime):
 
     # -- deliveries ----------------------------------------------------------------------------
 
-    def deliver(self, host: _Host, env: Envelope) -> None:
+    def deliver(self, host: ActorHost, env: Envelope) -> None:
         """Answer status probes; run every other message and let the tap observe it."""
         if isinstance(env.msg, StatusRequest):
             self._answer(host, env.msg)
@@ -308,7 +309,7 @@ class OpsRuntime(ThreadedRuntime):
             if self.narrator is not None:
                 self.narrator.observe(host.cell_name, env)
 
-    def _answer(self, host: _Host, request: StatusRequest) -> None:
+    def _answer(self, host: ActorHost, request: StatusRequest) -> None:
         with self._ops_lock:
             slot = self._probes.get(request.request_id)
         if slot is None:

@@ -55,8 +55,6 @@ from cryptoj.trace.recorder import TraceWriter
 ASK_TIMEOUT_S = 10.0
 #: A lockstep timer wait with no delivery for this long gives up (see ThreadedRuntime.wait_idle).
 LOCKSTEP_STALL_S = 30.0
-#: ``cryptoj.ops.runtime``'s name for the host class.
-_Host = ActorHost
 
 
 class ThreadedRuntime:
