@@ -23,8 +23,8 @@ from cryptoj.commands.control import control, status
 from cryptoj.commands.replay import replay, report, sweep
 from cryptoj.config import ConfigError, path_problems
 from cryptoj.marketdata.errors import DataError
+from cryptoj.models.system import EXIT_USAGE
 from cryptoj.runtime.assemble import LiveTradingUnavailable
-from cryptoj.runtime.common import EXIT_USAGE
 
 
 def _date(text: str) -> dt.date:

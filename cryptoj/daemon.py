@@ -44,7 +44,7 @@ from cryptoj.config.ops import (
 )
 from cryptoj.marketdata.recording import FeedRecorder
 from cryptoj.marketdata.warmup import WarmupReport, load_warmup
-from cryptoj.models.system import ShutdownRequested
+from cryptoj.models.system import EXIT_ERROR, EXIT_OK, EXIT_USAGE, ShutdownRequested
 from cryptoj.ops.flags import FlagStore
 from cryptoj.ops.metrics import build_registry
 from cryptoj.ops.narrator import (
@@ -59,7 +59,6 @@ from cryptoj.ops.runtime import OpsRuntime
 from cryptoj.ops.server import OpsEndpoint
 from cryptoj.ops.state import ErrorLog, OpsContext, OpsState
 from cryptoj.runtime.assemble import GROUP_COMMIT, System, assemble
-from cryptoj.runtime.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE
 from cryptoj.runtime.threaded import ScaledClock, run_until_stopped
 from cryptoj.strategies.history import MarketHistory
 from cryptoj.strategies.loader import StrategySpec, history_kinds, load_strategies

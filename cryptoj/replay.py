@@ -19,9 +19,10 @@ from cryptoj.journal import Journal
 from cryptoj.journal_batch import shared_connections
 from cryptoj.marketdata.loader import DataError
 from cryptoj.marketdata.ticks import Batch, load_market_data
+from cryptoj.models.system import EXIT_ERROR
 from cryptoj.progress import Bar, day
 from cryptoj.runtime.assemble import System, assemble
-from cryptoj.runtime.common import EXIT_ERROR, ChaosPlan, RuntimeStats
+from cryptoj.runtime.common import ChaosPlan, RuntimeStats
 from cryptoj.runtime.deterministic import DeterministicRuntime
 from cryptoj.runtime.threaded import ScaledClock, ThreadedRuntime, run_until_stopped
 from cryptoj.strategies.history import MarketHistory

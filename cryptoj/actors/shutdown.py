@@ -43,6 +43,8 @@ from cryptoj.models.market import FeedFinished, FeedStatus
 from cryptoj.models.orders import CancelAllOrders
 from cryptoj.models.risk import RiskLevel, RiskLevelChanged
 from cryptoj.models.system import (
+    EXIT_EMERGENCY,
+    EXIT_OK,
     ChildExited,
     DrainOrders,
     EscalatedFailure,
@@ -62,7 +64,6 @@ from cryptoj.models.unwind import (
     UnwindSliceReport,
     UnwindTarget,
 )
-from cryptoj.runtime.common import EXIT_EMERGENCY, EXIT_OK
 from cryptoj.unwind.emergency import BookVenue, EmergencyUnwinder
 from cryptoj.unwind.monitors import Monitors
 from cryptoj.unwind.priority import Exposure, plan_targets

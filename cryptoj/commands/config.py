@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from cryptoj.config import Config, ConfigError, load_config, path_problems
-from cryptoj.runtime.common import EXIT_OK, EXIT_USAGE
+from cryptoj.models.system import EXIT_OK, EXIT_USAGE
 
 DEFAULT_CONFIG = "config.yaml"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptoj.commands.config import load
-from cryptoj.runtime.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE
+from cryptoj.models.system import EXIT_ERROR, EXIT_OK, EXIT_USAGE
 
 
 def status(args: argparse.Namespace) -> int:

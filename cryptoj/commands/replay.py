@@ -12,7 +12,7 @@ from typing import Any
 
 from cryptoj.commands.config import load
 from cryptoj.marketdata.errors import DataError
-from cryptoj.runtime.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE
+from cryptoj.models.system import EXIT_ERROR, EXIT_OK, EXIT_USAGE
 
 
 def replay(args: argparse.Namespace) -> int:

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from cryptoj.models.base import Message
 
+#: Exit codes of the process (also listed in the README); a ``stop_system`` carries one.
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_EMERGENCY = 3
+
 
 class ChildExited(Message, frozen=True, kw_only=True):
     """Runtime → supervisor: a child stopped. ``abnormal`` is False for a requested stop."""

@@ -16,12 +16,6 @@ from cryptoj.supervision.spec import ChildSpec, SupervisorSpec
 from cryptoj.supervision.supervisor import Supervisor
 from cryptoj.trace.recorder import TraceWriter
 
-#: Exit codes of the process (also listed in the README).
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-EXIT_EMERGENCY = 3
-
 #: The market-data message types (``type(msg) in MARKET_TYPES``: :func:`is_market` inlined on
 #: the deterministic runtime's per-message path).
 MARKET_TYPES = frozenset((Quote, QuoteBatch, Bar, Trade))
