@@ -72,23 +72,15 @@ from cryptoj.models.risk import RiskLevel, RiskParameters, StopLossTriggered
 from cryptoj.models.signals import TargetWeight
 from cryptoj.models.system import Halt, ReconcileNow, Tick
 from cryptoj.models.unwind import PlanRequest, UnwindComplete, UnwindPlan
-from cryptoj.portfolio.books import books_snapshot, copy_holding, rebuild_ledger
+from cryptoj.portfolio.books import copy_holding, rebuild_ledger
 from cryptoj.portfolio.costs import TurnoverBook, budget_left
 from cryptoj.portfolio.desk import LEG_TIMEOUT, TxnDesk
 from cryptoj.portfolio.ledger import ZERO, Ledger
-from cryptoj.portfolio.optimizer import Allocation
-from cryptoj.portfolio.planning import (
-    PlanInputs,
-    all_idle,
-    allocate,
-    allocation_key,
-    plan_transaction,
-    usable_quotes,
-)
+from cryptoj.portfolio.planning import PlanInputs, Planner, all_idle, usable_quotes
 from cryptoj.portfolio.rebalance import PlannedOrder
 from cryptoj.portfolio.transaction import LegState
+from cryptoj.portfolio.valuation import Valuation
 from cryptoj.unwind.book import UnwindBook
-from cryptoj.unwind.monitors import RiskFigures, monitor_report, risk_figures
 from cryptoj.unwind.report import slice_event
 from cryptoj.unwind.slicing import SliceRules
 
@@ -137,14 +129,11 @@ class PortfolioActor(Actor):
         self.reconcile_every_ns = reconcile_every_ns
         self.fee = Decimal(repr(cfg.paper.taker_fee))
         self.ledger = Ledger(Decimal(0))
-        self.quotes: dict[str, Quote] = {}
-        #: the quotes' mids, computed when a figure needs them (None after the quotes move)
-        self._marks: dict[str, Decimal] | None = {}
-        self._equity: Decimal | None = None  # equity at the marks; None after marks or fills move
+        #: the books valued at the latest quotes (``quotes`` is its dict of latest quotes)
+        self.valuation = Valuation(self.ledger)
+        self.quotes = self.valuation.quotes
         self.targets: dict[str, TargetWeight] = {}
         self.params: RiskParameters | None = None
-        #: the MonitorReport's figures of ``params`` (computed once per parameters received)
-        self._figures: tuple[RiskParameters | None, RiskFigures] = (None, risk_figures(None))
         #: ``1 - stop_loss`` of ``params`` as a Decimal (computed once per parameters received)
         self._stop_factor: tuple[RiskParameters | None, Decimal] = (None, Decimal(1))
         self.stopped_out: set[str] = set()
@@ -155,7 +144,7 @@ class PortfolioActor(Actor):
         self.halted = False
         self.orders_sent = 0
         self.desk: TxnDesk | None = None
-        self._allocation: tuple[tuple[object, ...], Allocation] | None = None
+        self.planner = Planner(cfg)
         self._timer_armed = False
         self._last_equity_ts = -1
         self._last_snapshot_ns = -SNAPSHOT_EVERY_NS
@@ -188,7 +177,7 @@ class PortfolioActor(Actor):
         if start is None:
             raise RuntimeError(f"journal {self.journal_path} has no starting_cash")
         self.ledger = rebuild_ledger(journal, Decimal(start))
-        self._equity = None
+        self.valuation.books_moved(self.ledger)
         self.turnover = TurnoverBook.rebuild(journal.fills())
         self.desk = TxnDesk(
             self.cfg, self.ledger, journal, self.quotes, self._submit, self.execution
@@ -221,7 +210,7 @@ class PortfolioActor(Actor):
             self._record_equity()
         if ts > self._last_equity_ts:
             self._last_equity_ts = ts
-        self._equity = self._marks = None
+        self.valuation.quotes_moved()
         books, outdated, unwind = self.quotes, self.outdated, self.unwind
         for q in quotes:
             product = q.product
@@ -325,7 +314,7 @@ class PortfolioActor(Actor):
             return  # a re-sent fill (reconciliation); already applied
         over = self.ledger.overdraft(fill)
         self.ledger.apply_fill(fill)
-        self._equity = None
+        self.valuation.books_moved()
         self.turnover.add(fill)
         if over > 0:
             self._journal().record_event(
@@ -586,10 +575,7 @@ class PortfolioActor(Actor):
                 self.cfg.risk.max_daily_turnover, self.ledger, self.turnover, equity, now
             ),
         )
-        key = allocation_key(inputs)  # the optimiser runs when its inputs change, not per quote
-        if self._allocation is None or self._allocation[0] != key:
-            self._allocation = (key, allocate(inputs, self.cfg))
-        legs = plan_transaction(inputs, self.cfg, self._allocation[1]).legs
+        legs = self.planner.legs(inputs)
         if legs:
             desk.begin(legs, params, self.quotes, self.targets, ctx)
 
@@ -652,42 +638,27 @@ class PortfolioActor(Actor):
 
     def marks(self) -> dict[str, Decimal]:
         """Latest mid per product (a copy)."""
-        return dict(self._current_marks())
-
-    def _current_marks(self) -> dict[str, Decimal]:
-        """Latest mid per product (kept until the next quotes)."""
-        if self._marks is None:
-            self._marks = {p: q.mid for p, q in self.quotes.items()}
-        return self._marks
+        return dict(self.valuation.marks())
 
     def fully_marked(self) -> bool:
         """Every holding has a quote (since this instance started): only then are the equity
         figures sent or journalled, never with a holding valued at its cost."""
-        return all(p in self.quotes for p, h in self.ledger.holdings.items() if h.quantity)
+        return self.valuation.fully_marked()
 
     def equity(self) -> Decimal:
-        """Cash plus positions at the latest mids (computed once per change of the marks or the
-        books: only quotes and fills move it; reservations do not)."""
-        if self._equity is None:
-            self._equity = self.ledger.equity(self._current_marks())
-        return self._equity
+        """Cash plus positions at the latest mids (kept until quotes or fills move it)."""
+        return self.valuation.equity()
 
     def snapshot(self, ts: int) -> PortfolioSnapshot:
         """An immutable view of the books."""
-        return books_snapshot(self.ledger, self._current_marks(), ts, self.equity())
+        return self.valuation.snapshot(ts)
 
     def _send_monitor(self, ts: int, ctx: Context) -> None:
         """The MonitorReport for the ShutdownActor (module docstring)."""
         oldest = min(self._decided.values()) if self._decided else ctx.now()
-        holdings = {p: h.quantity for p, h in self.ledger.holdings.items()}
-        if self._figures[0] is not self.params:
-            self._figures = (self.params, risk_figures(self.params))
-        report = monitor_report(
+        report = self.valuation.monitor_report(
             ts,
-            self.equity(),
-            holdings,
-            self._current_marks(),
-            self._figures[1],
+            self.params,
             closed=self._closed,
             rejected=self._rejected,
             latency_ns=max(self._latency_ns, ctx.now() - oldest),

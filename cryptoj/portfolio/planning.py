@@ -35,7 +35,7 @@ from cryptoj.models.market import Quote
 from cryptoj.models.orders import Side
 from cryptoj.models.risk import RiskParameters
 from cryptoj.models.signals import TargetWeight
-from cryptoj.portfolio.costs import CostModel, cost_band, round_trip_rate
+from cryptoj.portfolio.costs import CostModel, band_floor, cost_band, round_trip_rate
 from cryptoj.portfolio.ledger import Holding
 from cryptoj.portfolio.optimizer import Allocation, target_weights
 from cryptoj.portfolio.rebalance import (
@@ -148,13 +148,25 @@ def allocation_key(i: PlanInputs) -> tuple[object, ...]:
     return (i.params, signals, i.multiplier, frozenset(i.stopped_out))
 
 
-def plan_transaction(i: PlanInputs, cfg: Config, allocation: Allocation | None = None) -> Plan:
+def plan_transaction(
+    i: PlanInputs,
+    cfg: Config,
+    allocation: Allocation | None = None,
+    *,
+    model: CostModel | None = None,
+    rules: LegRules | None = None,
+) -> Plan:
     """The module docstring's three steps (step 1 skipped when ``allocation`` is given: one
-    computed by :func:`allocate` for inputs of the same :func:`allocation_key`)."""
+    computed by :func:`allocate` for inputs of the same :func:`allocation_key`). ``model`` and
+    ``rules``: ``CostModel.from_config(cfg)`` and :func:`leg_rules` of ``cfg``, when the caller
+    keeps them (:class:`Planner`)."""
     allocation = allocation if allocation is not None else allocate(i, cfg)
     pc = cfg.portfolio
     banded = pc.cost_band_multiple > 0
-    model: CostModel | None = None  # built for the first product whose band is priced
+    floor = 0.0
+    if banded:
+        model = model or CostModel.from_config(cfg)
+        floor = band_floor(model, pc.cost_band_multiple)
     views = []
     for name in sorted(i.targets):
         if name not in i.tradable or name not in i.quotes:
@@ -166,9 +178,9 @@ def plan_transaction(i: PlanInputs, cfg: Config, allocation: Allocation | None =
         target = allocation.weights[name]
         band = 0.0
         if banded:
-            if inside_drift_band(i, name, quantity, target, threshold):
+            if inside_drift_band(i, name, quantity, target, threshold, max(threshold, floor)):
                 continue  # no leg under any cost band (inside_drift_band): not priced
-            model = model or CostModel.from_config(cfg)
+            assert model is not None
             band = product_band(i.equity, quantity, i.quotes[name], target, threshold, model, cfg)
         views.append(
             ProductView(
@@ -186,22 +198,53 @@ def plan_transaction(i: PlanInputs, cfg: Config, allocation: Allocation | None =
         )
     if not views:
         return Plan(allocation, [])  # nothing to size: no leg (the steps below give the same)
-    legs = within_budget(plan_legs(i.equity, views, leg_rules(cfg)), i.turnover_left)
-    return Plan(allocation, fund_buys(legs, i.available_cash, i.fee))
+    legs = plan_legs(i.equity, views, rules or leg_rules(cfg))
+    return Plan(
+        allocation, fund_buys(within_budget(legs, i.turnover_left), i.available_cash, i.fee)
+    )
+
+
+class Planner:
+    """:func:`plan_transaction` for one config: the cost model and the leg rules built once, the
+    optimiser's allocation kept while its :func:`allocation_key` holds (it runs when its inputs
+    change, not per quote)."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.model = CostModel.from_config(cfg)
+        self.rules = leg_rules(cfg)
+        self._allocation: tuple[tuple[object, ...], Allocation] | None = None
+
+    def legs(self, i: PlanInputs) -> list[LegPlan]:
+        """The legs of the plan for ``i``, sells first."""
+        key = allocation_key(i)
+        if self._allocation is None or self._allocation[0] != key:
+            self._allocation = (key, allocate(i, self.cfg))
+        plan = plan_transaction(
+            i, self.cfg, self._allocation[1], model=self.model, rules=self.rules
+        )
+        return plan.legs
 
 
 def inside_drift_band(
-    i: PlanInputs, name: str, quantity: Decimal, target: float, threshold: float
+    i: PlanInputs,
+    name: str,
+    quantity: Decimal,
+    target: float,
+    threshold: float,
+    narrowest: float | None = None,
 ) -> bool:
     """True when ``name`` gets no leg whatever its cost band, so the band need not be priced.
 
-    The cost band is never narrower than the drift threshold (``cost_band`` takes the larger),
-    and :func:`~cryptoj.portfolio.rebalance.band_trade`'s no-trade region only widens with the
-    band (its risk-reduction sale does not depend on it): a weight that
-    :func:`~cryptoj.portfolio.rebalance.band_trade` leaves alone with the band at the
-    threshold is left alone by every wider band. Only for a positive threshold (then the band
-    is positive too and :func:`~cryptoj.portfolio.rebalance.plan_legs` takes the band path),
-    a position that is not being closed, a target in [0, 1] and positive mid and equity.
+    ``narrowest`` (the threshold when not given) is a band the cost band is never narrower
+    than: the drift threshold (``cost_band`` takes the larger), or the larger of it and
+    :func:`~cryptoj.portfolio.costs.band_floor`. :func:`~cryptoj.portfolio.rebalance.
+    band_trade`'s no-trade region only widens with the band (its risk-reduction sale does not
+    depend on it): a weight that :func:`~cryptoj.portfolio.rebalance.band_trade` leaves alone
+    with the band at ``narrowest`` is left alone by every wider band. Only for a positive
+    threshold (then the band is positive too and :func:`~cryptoj.portfolio.rebalance.
+    plan_legs` takes the band path), a position that is not being closed, a target in [0, 1]
+    and positive mid and equity.
     """
     mid = i.quotes[name].mid
     if threshold <= 0 or mid <= 0 or i.equity <= 0 or not 0 <= target <= 1:
@@ -211,7 +254,8 @@ def inside_drift_band(
     current = float(quantity * mid / i.equity)
     risk_reduce = name in i.reduce_only or i.multiplier < 1
     cap = i.params.weight_cap(name)
-    return band_trade(target, current, threshold, threshold, cap, risk_reduce) == 0
+    band = threshold if narrowest is None else narrowest
+    return band_trade(target, current, band, threshold, cap, risk_reduce) == 0
 
 
 def product_band(
