@@ -63,8 +63,6 @@ from cryptoj.models.orders import (
     OrderRejected,
     OrderStatusReport,
     OrderStatusRequest,
-    OrderType,
-    Side,
     SubmitOrder,
 )
 from cryptoj.models.portfolio import PortfolioSnapshot
@@ -77,7 +75,6 @@ from cryptoj.portfolio.costs import TurnoverBook, budget_left
 from cryptoj.portfolio.desk import LEG_TIMEOUT, TxnDesk
 from cryptoj.portfolio.ledger import ZERO, Ledger
 from cryptoj.portfolio.planning import PlanInputs, Planner, all_idle, usable_quotes
-from cryptoj.portfolio.rebalance import PlannedOrder
 from cryptoj.portfolio.transaction import LegState
 from cryptoj.portfolio.valuation import Valuation
 from cryptoj.unwind.book import UnwindBook
@@ -459,8 +456,7 @@ class PortfolioActor(Actor):
             return  # no slice is sized on a stale book; the deadline's market sweep still goes
         what = item.note or f"unwind ({item.trigger}; {item.plan_id})"
         reason = f"{what}: slice {item.slices + 1}, {decision.why}"
-        plan = PlannedOrder(Side.SELL, decision.quantity, 0.0)
-        coid = self._send_order(product, plan, reason, ctx, unwind=not item.urgent)
+        coid = self._desk().send_sell(product, decision.quantity, reason, q.ts, ctx)
         if coid is not None:
             self.unwind.sent(item, coid, decision, q, ctx.now())
 
@@ -470,51 +466,6 @@ class PortfolioActor(Actor):
         owned = {p for p in desk.products() if self.unwind.owns(p)}
         if owned:
             desk.abort(f"unwind takes over {', '.join(sorted(owned))}", ctx, owned)
-
-    def _send_order(
-        self, product: str, plan: PlannedOrder, reason: str, ctx: Context, *, unwind: bool = False
-    ) -> str | None:
-        """Check, reserve, journal and send one market sell outside a transaction (an unwind
-        or stop-loss slice); its id, or None if refused.
-
-        ``unwind``: a slice of the ShutdownActor's plan, which may sell at risk level HALTED.
-        """
-        q = self.quotes[product]
-        halted = self.params is not None and self.params.level == RiskLevel.HALTED
-        if self.halted or (halted and not unwind):
-            return None
-        coid = ctx.new_id("cj")
-        res = self.ledger.reserve(coid, product, plan.side, plan.quantity, Decimal(0))
-        if isinstance(res, str):
-            return None
-        self._journal().record_intent(
-            {
-                "client_order_id": coid,
-                "product": product,
-                "side": str(plan.side),
-                "order_type": str(OrderType.MARKET),
-                "quantity": plan.quantity,
-                "limit_price": None,
-                "reserved_cash": res.cash,
-                "reserved_base": res.base,
-                "reason": reason,
-                "ts": q.ts,
-            }
-        )
-        self._submit(
-            SubmitOrder(
-                ts=q.ts,
-                client_order_id=coid,
-                product=product,
-                side=plan.side,
-                order_type=OrderType.MARKET,
-                quantity=plan.quantity,
-                reason=reason,
-                split=False,  # a slice sized against the depth already, or a stop-loss exit
-            ),
-            ctx,
-        )
-        return coid
 
     def _submit(self, order: SubmitOrder, ctx: Context) -> None:
         self.orders_sent += 1
@@ -589,32 +540,18 @@ class PortfolioActor(Actor):
         book, and a book is not walked twice."""
         desk = self.desk
         assert desk is not None, "PortfolioActor used before on_start"
-        usable = self._usable(ctx) if desk.owed else set()  # quotes and clock fixed meanwhile
-        while desk.owed:
-            parent, items = desk.owed.pop(0)
-            plans, skipped = desk.compensation_legs(
-                items,
-                self.quotes,
+        if desk.owed:
+            usable = self._usable(ctx)  # quotes and clock fixed meanwhile
+            desk.compensate(
+                self.params,
                 lambda p: (
                     self.halted
                     or self.unwind.owns(p)
                     or self.ledger.has_open_order(p)
                     or p not in usable
                 ),
+                ctx,
             )
-            if skipped or self.params is None:
-                self._journal().record_event(
-                    ctx.now(),
-                    "portfolio",
-                    "compensation_skipped",
-                    f"{parent}: {', '.join(skipped or [p for p, _ in items])} (no current quote, "
-                    "risk view or position; halted, unwinding or trading): the next plan "
-                    "realigns",
-                )
-            if plans and self.params is not None:
-                desk.begin(
-                    plans, self.params, self.quotes, {}, ctx, kind="compensation", parent=parent
-                )
         if desk.replan_due:
             desk.replan_due = False
             self._rebalance(ctx)
