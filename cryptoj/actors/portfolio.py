@@ -49,7 +49,6 @@ quote again.
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 
 from cryptoj.config import Config
@@ -71,15 +70,14 @@ from cryptoj.models.signals import TargetWeight
 from cryptoj.models.system import Halt, ReconcileNow, Tick
 from cryptoj.models.unwind import PlanRequest, UnwindComplete, UnwindPlan
 from cryptoj.portfolio.books import copy_holding, rebuild_ledger
-from cryptoj.portfolio.costs import TurnoverBook, budget_left
+from cryptoj.portfolio.costs import TurnoverBook
 from cryptoj.portfolio.desk import LEG_TIMEOUT, TxnDesk
 from cryptoj.portfolio.ledger import ZERO, Ledger
-from cryptoj.portfolio.planning import PlanInputs, Planner, all_idle, usable_quotes
+from cryptoj.portfolio.planning import Planner, all_idle, plan_inputs, sizing, usable_quotes
 from cryptoj.portfolio.transaction import LegState
-from cryptoj.portfolio.valuation import Valuation
+from cryptoj.portfolio.valuation import OrderOutcomes, Valuation
 from cryptoj.unwind.book import UnwindBook
-from cryptoj.unwind.report import slice_event
-from cryptoj.unwind.slicing import SliceRules
+from cryptoj.unwind.report import plan_event, slice_event
 
 __all__ = ["PortfolioActor", "rebuild_ledger"]
 
@@ -147,23 +145,10 @@ class PortfolioActor(Actor):
         self._last_snapshot_ns = -SNAPSHOT_EVERY_NS
         self.journal: Journal | None = None
         self.turnover = TurnoverBook()  # the day's traded notional (rebuilt from the journal)
-        u = cfg.shutdown.unwind
-        self.unwind = UnwindBook(
-            SliceRules(
-                mode=u.mode,
-                depth_fraction=u.depth_fraction,
-                max_participation=u.max_participation,
-                adverse_move_bps=u.adverse_move_bps,
-                volatile_multiplier=u.volatile_multiplier,
-                coarse_depth_multiple=u.coarse_depth_multiple,
-            ),
-            int(u.stop_loss_deadline_s * 1e9),
-            cfg.feed.bar_depth_fraction,
-        )
-        self._decided: dict[str, int] = {}  # client order id → decision time (latency)
+        self.unwind = UnwindBook.from_config(cfg)
+        self.outcomes = OrderOutcomes()  # for the MonitorReport's error rate and latency
         self._live = cfg.feed.source == "coinbase"  # the clock ages quotes (see _usable)
         self._max_age_ns = int(cfg.portfolio.quote_max_age_s * 1e9)
-        self._closed = self._rejected = self._latency_ns = 0
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -229,7 +214,10 @@ class PortfolioActor(Actor):
             self._after_txn(ctx, trigger=True, only=frozenset(products))
         else:
             self._rebalance(ctx, frozenset(products))  # all _after_txn does with nothing owed
-        if ctx.now() - self._last_snapshot_ns >= SNAPSHOT_EVERY_NS and self.fully_marked():
+        if (
+            ctx.now() - self._last_snapshot_ns >= SNAPSHOT_EVERY_NS
+            and self.valuation.fully_marked()
+        ):
             self._send_snapshot(ts, ctx)
             self._send_monitor(ts, ctx)
 
@@ -248,7 +236,7 @@ class PortfolioActor(Actor):
         self.unwind.on_bar(bar)
 
     def _send_snapshot(self, ts: int, ctx: Context) -> None:
-        if not self.fully_marked():
+        if not self.valuation.fully_marked():
             return  # just (re)started: the first quote batch values every holding
         self._last_snapshot_ns = ctx.now()
         ctx.send(self.risk, self.snapshot(ts))
@@ -274,18 +262,9 @@ class PortfolioActor(Actor):
 
     def _handle_unwind_plan(self, plan: UnwindPlan, ctx: Context) -> None:
         holdings = {p: h.quantity for p, h in self.ledger.holdings.items()}
-        queued = self.unwind.apply_plan(plan, holdings, self.marks(), ctx.now())
-        detail = {
-            "plan": plan.plan_id,
-            "level": str(plan.level),
-            "trigger": plan.trigger,
-            "mode": plan.mode,
-            "queued": queued,
-            "entries_allowed": plan.entries_allowed,
-            "size_multiplier": plan.size_multiplier,
-            "deadline_ns": plan.deadline_ns,
-        }
-        self._journal().record_event(ctx.now(), "portfolio", "unwind_plan", json.dumps(detail))
+        queued = self.unwind.apply_plan(plan, holdings, self.valuation.marks(), ctx.now())
+        event = plan_event(plan, queued)
+        self._journal().record_event(ctx.now(), "portfolio", "unwind_plan", event)
         if not plan.entries_allowed or plan.reduce_only:
             desk = self._desk()
             desk.abort_buys(desk.products(), f"unwind {plan.plan_id}: no entries", ctx)
@@ -372,11 +351,7 @@ class PortfolioActor(Actor):
         if not desk.on_close(client_order_id, status, res.filled, ctx):
             self._journal().close_intent(client_order_id, status, ts)
         self.ledger.release(client_order_id)
-        self._closed += 1
-        self._rejected += status in ERROR_STATUSES
-        decided = self._decided.pop(client_order_id, None)
-        if decided is not None:
-            self._latency_ns = max(self._latency_ns, ctx.now() - decided)
+        self.outcomes.close(client_order_id, status in ERROR_STATUSES, ctx.now())
         if self.unwind.is_slice(client_order_id):
             self._slice_closed(client_order_id, res.product, status, ctx)
         elif res.product in self.unwind.queue:
@@ -470,7 +445,7 @@ class PortfolioActor(Actor):
     def _submit(self, order: SubmitOrder, ctx: Context) -> None:
         self.orders_sent += 1
         ctx.send(self.execution, order)
-        self._decided[order.client_order_id] = ctx.now()
+        self.outcomes.sent(order.client_order_id, ctx.now())
         if not self._timer_armed:
             self._timer_armed = True
             ctx.schedule(self.reconcile_every_ns, RECONCILE)
@@ -500,31 +475,27 @@ class PortfolioActor(Actor):
         }
         if not tradable or all_idle(tradable, self.targets, self.stopped_out, self.ledger.holdings):
             return  # no leg is possible (planning.all_idle): nothing to allocate or plan
-        entries = params.entries_allowed and self.unwind.entries_allowed
-        reduce_all = (
-            not entries or self.unwind.reduce_only or params.level.rank >= RiskLevel.REDUCING.rank
+        unwind = self.unwind
+        reduce_all, multiplier = sizing(
+            params,
+            entries_allowed=unwind.entries_allowed,
+            plan_reduce_only=unwind.reduce_only,
+            plan_multiplier=unwind.size_multiplier,
         )
-        multiplier = self.unwind.size_multiplier
-        if not self.unwind.reduce_only:  # the plan's targets replace the level's multiplier
-            multiplier *= params.size_multiplier
-        holdings, equity = self.ledger.holdings, self.equity()
-        now = max(q.ts for q in self.quotes.values())
-        inputs = PlanInputs(
-            equity=equity,
-            holdings={p: holdings[p].quantity for p in tradable if p in holdings},
-            available={p: self.ledger.available(p) for p in tradable if p in holdings},
-            available_cash=self.ledger.available_cash(),
-            quotes=self.quotes,
-            targets=self.targets,
-            params=params,
-            tradable=tradable,
-            reduce_only=set(self.targets) if reduce_all else set(self.stale),
+        inputs = plan_inputs(
+            self.ledger,
+            self.quotes,
+            targets,
+            params,
+            tradable,
+            equity=self.valuation.equity(),
+            newest=self.valuation.newest(),
+            reduce_only=set(targets) if reduce_all else set(self.stale),
             stopped_out=self.stopped_out,
             multiplier=multiplier,
             fee=self.fee,
-            turnover_left=budget_left(
-                self.cfg.risk.max_daily_turnover, self.ledger, self.turnover, equity, now
-            ),
+            max_daily_turnover=self.cfg.risk.max_daily_turnover,
+            turnover=self.turnover,
         )
         legs = self.planner.legs(inputs)
         if legs:
@@ -568,19 +539,11 @@ class PortfolioActor(Actor):
         the data's own time is the clock (a bar's quote is as old as its bar), so the clock
         rule applies live only. ``cryptoj.portfolio.data_age`` audits the journalled decisions
         against the same age."""
-        usable = usable_quotes(self.quotes, self._max_age_ns, ctx.now() if self._live else None)
+        now = ctx.now() if self._live else None
+        usable = usable_quotes(self.quotes, self._max_age_ns, now, self.valuation.newest())
         return usable - self.outdated.keys() if self.outdated else usable
 
     # -- views ----------------------------------------------------------------------------
-
-    def marks(self) -> dict[str, Decimal]:
-        """Latest mid per product (a copy)."""
-        return dict(self.valuation.marks())
-
-    def fully_marked(self) -> bool:
-        """Every holding has a quote (since this instance started): only then are the equity
-        figures sent or journalled, never with a holding valued at its cost."""
-        return self.valuation.fully_marked()
 
     def equity(self) -> Decimal:
         """Cash plus positions at the latest mids (kept until quotes or fills move it)."""
@@ -592,21 +555,13 @@ class PortfolioActor(Actor):
 
     def _send_monitor(self, ts: int, ctx: Context) -> None:
         """The MonitorReport for the ShutdownActor (module docstring)."""
-        oldest = min(self._decided.values()) if self._decided else ctx.now()
-        report = self.valuation.monitor_report(
-            ts,
-            self.params,
-            closed=self._closed,
-            rejected=self._rejected,
-            latency_ns=max(self._latency_ns, ctx.now() - oldest),
-        )
+        report = self.valuation.monitor_report(ts, self.params, self.outcomes, ctx.now())
         ctx.send(self.shutdown, report)
-        self._closed = self._rejected = self._latency_ns = 0
 
     def _record_equity(self) -> None:
         """Journal the equity as of the last quote's timestamp (before the next quote moves
         it): one row per :data:`EQUITY_EVERY_NS` of market time."""
-        if self.quotes and self._last_equity_ts >= 0 and self.fully_marked():
+        if self.quotes and self._last_equity_ts >= 0 and self.valuation.fully_marked():
             self._journal().record_equity(self._last_equity_ts, self.equity(), self.ledger.cash)
 
     @property

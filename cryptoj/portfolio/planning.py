@@ -33,10 +33,17 @@ from decimal import Decimal
 from cryptoj.config import Config
 from cryptoj.models.market import Quote
 from cryptoj.models.orders import Side
-from cryptoj.models.risk import RiskParameters
+from cryptoj.models.risk import RiskLevel, RiskParameters
 from cryptoj.models.signals import TargetWeight
-from cryptoj.portfolio.costs import CostModel, band_floor, cost_band, round_trip_rate
-from cryptoj.portfolio.ledger import Holding
+from cryptoj.portfolio.costs import (
+    CostModel,
+    TurnoverBook,
+    band_floor,
+    budget_left,
+    cost_band,
+    round_trip_rate,
+)
+from cryptoj.portfolio.ledger import Holding, Ledger
 from cryptoj.portfolio.optimizer import Allocation, target_weights
 from cryptoj.portfolio.rebalance import (
     LegPlan,
@@ -76,13 +83,19 @@ class Plan:
     legs: list[LegPlan]
 
 
-def usable_quotes(quotes: Mapping[str, Quote], max_age_ns: int, now: int | None = None) -> set[str]:
+def usable_quotes(
+    quotes: Mapping[str, Quote],
+    max_age_ns: int,
+    now: int | None = None,
+    newest: int | None = None,
+) -> set[str]:
     """Products whose quote is at most ``max_age_ns`` older than the newest quote and, given
     ``now`` (the live decision clock), than ``now``: frozen quotes are not traded even when
-    every quote froze."""
+    every quote froze. ``newest``: the newest quote's timestamp, when the caller has it."""
     if not quotes:
         return set()
-    newest = max(q.ts for q in quotes.values())
+    if newest is None:
+        newest = max(q.ts for q in quotes.values())
     if now is not None:
         newest = max(newest, now)
     return {p for p, q in quotes.items() if newest - q.ts <= max_age_ns}
@@ -109,6 +122,58 @@ def all_idle(
         if h is not None and h.quantity != 0:
             return False
     return True
+
+
+def sizing(
+    params: RiskParameters, *, entries_allowed: bool, plan_reduce_only: bool, plan_multiplier: float
+) -> tuple[bool, float]:
+    """Whether every product may only reduce (no entries under the risk parameters or the
+    emergency programme's plan, a plan that only reduces, or a risk level from REDUCING up),
+    and the size multiplier: the plan's times the risk level's, or the plan's alone when the
+    plan only reduces (its targets replace the level's multiplier)."""
+    entries = params.entries_allowed and entries_allowed
+    reduce_all = not entries or plan_reduce_only or params.level.rank >= RiskLevel.REDUCING.rank
+    multiplier = plan_multiplier
+    if not plan_reduce_only:
+        multiplier *= params.size_multiplier
+    return reduce_all, multiplier
+
+
+def plan_inputs(
+    ledger: Ledger,
+    quotes: Mapping[str, Quote],
+    targets: Mapping[str, TargetWeight],
+    params: RiskParameters,
+    tradable: Set[str],
+    *,
+    equity: Decimal,
+    newest: int,
+    reduce_only: Set[str],
+    stopped_out: Set[str],
+    multiplier: float,
+    fee: Decimal,
+    max_daily_turnover: float,
+    turnover: TurnoverBook,
+) -> PlanInputs:
+    """The :class:`PlanInputs` of the books in ``ledger`` (their funds available to the
+    ``tradable`` products, the turnover budget left on the UTC day of ``newest``: the newest
+    quote's timestamp)."""
+    holdings = ledger.holdings
+    return PlanInputs(
+        equity=equity,
+        holdings={p: holdings[p].quantity for p in tradable if p in holdings},
+        available={p: ledger.available(p) for p in tradable if p in holdings},
+        available_cash=ledger.available_cash(),
+        quotes=quotes,
+        targets=targets,
+        params=params,
+        tradable=tradable,
+        reduce_only=reduce_only,
+        stopped_out=stopped_out,
+        multiplier=multiplier,
+        fee=fee,
+        turnover_left=budget_left(max_daily_turnover, ledger, turnover, equity, newest),
+    )
 
 
 def leg_rules(cfg: Config) -> LegRules:

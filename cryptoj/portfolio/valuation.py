@@ -21,6 +21,35 @@ from cryptoj.portfolio.ledger import Ledger
 from cryptoj.unwind.monitors import RiskFigures, monitor_report, risk_figures
 
 
+class OrderOutcomes:
+    """What the error-rate and latency monitors get of the orders: how many closed and how
+    many of them as errors since the last report, and the slowest round trip (decision →
+    close) since then, or the age of the oldest order still open if that is longer."""
+
+    def __init__(self) -> None:
+        self.decided: dict[str, int] = {}  # client order id → decision time (clock ns)
+        self.closed = self.rejected = self.latency_ns = 0
+
+    def sent(self, client_order_id: str, now: int) -> None:
+        """An order was decided and sent at ``now``."""
+        self.decided[client_order_id] = now
+
+    def close(self, client_order_id: str, error: bool, now: int) -> None:
+        """An order closed at ``now`` (``error``: rejected or never sent)."""
+        self.closed += 1
+        self.rejected += error
+        decided = self.decided.pop(client_order_id, None)
+        if decided is not None:
+            self.latency_ns = max(self.latency_ns, now - decided)
+
+    def take(self, now: int) -> tuple[int, int, int]:
+        """(closed, rejected, latency ns) for a report at ``now``; the counts start again."""
+        oldest = min(self.decided.values()) if self.decided else now
+        out = (self.closed, self.rejected, max(self.latency_ns, now - oldest))
+        self.closed = self.rejected = self.latency_ns = 0
+        return out
+
+
 class Valuation:
     """The latest quote per product and the figures derived from them and the ledger."""
 
@@ -31,12 +60,13 @@ class Valuation:
         self._marks: dict[str, Decimal] | None = {}
         self._equity: Decimal | None = None
         self._marked: bool | None = None
+        self._newest: int | None = None
         #: the MonitorReport's figures of the last RiskParameters seen (once per parameters)
         self._figures: tuple[RiskParameters | None, RiskFigures] = (None, risk_figures(None))
 
     def quotes_moved(self) -> None:
         """The quotes changed: marks, equity and the marked state are computed again."""
-        self._marks = self._equity = self._marked = None
+        self._marks = self._equity = self._marked = self._newest = None
 
     def books_moved(self, ledger: Ledger | None = None) -> None:
         """A fill changed the books (or ``ledger`` replaces them): equity and the marked state
@@ -50,6 +80,12 @@ class Valuation:
         if self._marks is None:
             self._marks = {p: q.mid for p, q in self.quotes.items()}
         return self._marks
+
+    def newest(self) -> int:
+        """The newest quote's timestamp (-1 without quotes)."""
+        if self._newest is None:
+            self._newest = max((q.ts for q in self.quotes.values()), default=-1)
+        return self._newest
 
     def equity(self) -> Decimal:
         """Cash plus positions at the latest mids (missing marks value a holding at cost)."""
@@ -69,15 +105,11 @@ class Valuation:
         return books_snapshot(self.ledger, self.marks(), ts, self.equity())
 
     def monitor_report(
-        self,
-        ts: int,
-        params: RiskParameters | None,
-        *,
-        closed: int,
-        rejected: int,
-        latency_ns: int,
+        self, ts: int, params: RiskParameters | None, outcomes: OrderOutcomes, now: int
     ) -> MonitorReport:
-        """The ShutdownActor's report on the books and ``params``' risk figures."""
+        """The ShutdownActor's report at ``now`` on the books, ``params``' risk figures and
+        the order outcomes since the last report."""
+        closed, rejected, latency_ns = outcomes.take(now)
         if self._figures[0] is not params:
             self._figures = (params, risk_figures(params))
         holdings = {p: h.quantity for p, h in self.ledger.holdings.items()}
