@@ -94,7 +94,8 @@ class Valuation:
         return self._equity
 
     def fully_marked(self) -> bool:
-        """Every holding has a quote (since this instance started)."""
+        """Every holding has a quote (since this instance started): only then are the equity
+        figures sent or journalled, never with a holding valued at its cost."""
         if self._marked is None:
             quotes = self.quotes
             self._marked = all(p in quotes for p, h in self.ledger.holdings.items() if h.quantity)
