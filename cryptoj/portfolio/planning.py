@@ -26,9 +26,10 @@ answer depends on nothing else, so every leg of a plan is sized under the same
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Set
+from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 
 from cryptoj.config import Config
 from cryptoj.models.market import Quote
@@ -61,9 +62,9 @@ class PlanInputs:
     """Everything one plan depends on."""
 
     equity: Decimal
-    holdings: Mapping[str, Decimal]  # (at least of the tradable products)
-    available: Mapping[str, Decimal]  # holdings not held for open sells
-    available_cash: Decimal
+    #: the books: positions, and the funds open orders do not hold (read when a product gets
+    #: a leg: most plans give none, and their funds are never looked at)
+    ledger: Ledger
     quotes: Mapping[str, Quote]
     targets: Mapping[str, TargetWeight]
     params: RiskParameters
@@ -72,7 +73,8 @@ class PlanInputs:
     stopped_out: Set[str]
     multiplier: float
     fee: Decimal
-    turnover_left: Decimal | None = None  # budget notional left today for buys (None: no budget)
+    #: budget notional left today for buys (None: no budget), asked for when there are legs
+    turnover_left: Callable[[], Decimal | None] = lambda: None
 
 
 @dataclass(frozen=True)
@@ -155,15 +157,11 @@ def plan_inputs(
     max_daily_turnover: float,
     turnover: TurnoverBook,
 ) -> PlanInputs:
-    """The :class:`PlanInputs` of the books in ``ledger`` (their funds available to the
-    ``tradable`` products, the turnover budget left on the UTC day of ``newest``: the newest
-    quote's timestamp)."""
-    holdings = ledger.holdings
+    """The :class:`PlanInputs` of the books in ``ledger`` (the turnover budget: what is left on
+    the UTC day of ``newest``, the newest quote's timestamp)."""
     return PlanInputs(
         equity=equity,
-        holdings={p: holdings[p].quantity for p in tradable if p in holdings},
-        available={p: ledger.available(p) for p in tradable if p in holdings},
-        available_cash=ledger.available_cash(),
+        ledger=ledger,
         quotes=quotes,
         targets=targets,
         params=params,
@@ -172,7 +170,7 @@ def plan_inputs(
         stopped_out=stopped_out,
         multiplier=multiplier,
         fee=fee,
-        turnover_left=budget_left(max_daily_turnover, ledger, turnover, equity, newest),
+        turnover_left=partial(budget_left, max_daily_turnover, ledger, turnover, equity, newest),
     )
 
 
@@ -236,7 +234,7 @@ def plan_transaction(
     for name in sorted(i.targets):
         if name not in i.tradable or name not in i.quotes:
             continue
-        quantity = i.holdings.get(name, Decimal(0))
+        quantity = i.ledger.position(name)
         threshold = drift_threshold(
             pc.drift_threshold, i.params.regime(name), pc.volatile_drift_multiplier
         )
@@ -251,7 +249,7 @@ def plan_transaction(
             ProductView(
                 product=name,
                 quantity=quantity,
-                available=i.available.get(name, Decimal(0)),
+                available=i.ledger.available(name),
                 quote=i.quotes[name],
                 target=target,
                 threshold=threshold,
@@ -265,7 +263,8 @@ def plan_transaction(
         return Plan(allocation, [])  # nothing to size: no leg (the steps below give the same)
     legs = plan_legs(i.equity, views, rules or leg_rules(cfg))
     return Plan(
-        allocation, fund_buys(within_budget(legs, i.turnover_left), i.available_cash, i.fee)
+        allocation,
+        fund_buys(within_budget(legs, i.turnover_left()), i.ledger.available_cash(), i.fee),
     )
 
 
