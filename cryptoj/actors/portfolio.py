@@ -14,17 +14,16 @@ Rebalancing is transactional (:mod:`cryptoj.portfolio.transaction`): a quote or 
 the end of a superseded transaction) makes a plan (:mod:`cryptoj.portfolio.planning`: optimiser
 targets, cost bands, legs sized against the visible depth, buys within the day's turnover
 budget: :class:`~cryptoj.portfolio.costs.TurnoverBook`, rebuilt from the journal's fills on
-start) under the current RiskParameters
-version, over the products that have no order in flight, so two open transactions never share
-a product. Every leg's funds are reserved and the plan journalled before anything is sent;
-sells go first, buys when every sell closed. A leg that fails, times out
-(``portfolio.leg_timeout_s``) or is overtaken (halt, unwind, stop loss, a signal that drops to
-0 under a buy) rolls its transaction back; a newer risk version while legs are unsent
-supersedes it and the actor plans again. Live, the first RiskParameters after a start plan
-too: the targets already held are decided on the quotes already in (if still current). On
-start, open transactions are rolled back
-(:meth:`~cryptoj.portfolio.transaction.Transaction.recover`); the I/O of transactions is in
-:class:`~cryptoj.portfolio.desk.TxnDesk`.
+start) under the current RiskParameters version, over the products that have no order in
+flight, so two open transactions never share a product. Every leg's funds are reserved and the
+plan journalled before anything is sent; sells go first, buys when every sell closed. A leg
+that fails, times out (``portfolio.leg_timeout_s``) or is overtaken (halt, unwind, stop loss, a
+signal that drops to 0 under a buy) rolls its transaction back; a newer risk version while
+legs are unsent supersedes it and the actor plans again. Live, the first RiskParameters after a
+start plan too: the targets already held are decided on the quotes already in (if still
+current). On start, open transactions are rolled back
+(:meth:`~cryptoj.portfolio.transaction.Transaction.recover`); the I/O of transactions (and of
+unwind and stop-loss sells) is in :class:`~cryptoj.portfolio.desk.TxnDesk`.
 
 Emergency programme (:mod:`cryptoj.unwind`): the ShutdownActor decides and sends an
 :class:`~cryptoj.models.unwind.UnwindPlan`; this actor executes it. While a plan stops new
@@ -43,7 +42,8 @@ HALTED (the programme's flatten supersedes "no new orders"); nothing trades afte
 Marks: a market instant's quotes arrive together (``QuoteBatch`` in replay; one ``Quote`` at a
 time live) and are all applied before anything is evaluated, so the snapshot, the monitor
 report, the journal's equity rows and every plan value each product at its latest quote as of
-the same instant. A restarted instance sends and journals no equity until every holding has a
+the same instant (:class:`~cryptoj.portfolio.valuation.Valuation` keeps them until the next
+quotes or fill). A restarted instance sends and journals no equity until every holding has a
 quote again.
 """
 
@@ -69,11 +69,12 @@ from cryptoj.models.risk import RiskLevel, RiskParameters, StopLossTriggered
 from cryptoj.models.signals import TargetWeight
 from cryptoj.models.system import Halt, ReconcileNow, Tick
 from cryptoj.models.unwind import PlanRequest, UnwindComplete, UnwindPlan
-from cryptoj.portfolio.books import copy_holding, rebuild_ledger
+from cryptoj.portfolio.books import rebuild_ledger
 from cryptoj.portfolio.costs import TurnoverBook
 from cryptoj.portfolio.desk import LEG_TIMEOUT, TxnDesk
-from cryptoj.portfolio.ledger import ZERO, Ledger
-from cryptoj.portfolio.planning import Planner, all_idle, plan_inputs, sizing, usable_quotes
+from cryptoj.portfolio.ledger import Ledger
+from cryptoj.portfolio.planning import Planner, all_idle, sizing, usable_quotes
+from cryptoj.portfolio.stops import StopLoss
 from cryptoj.portfolio.transaction import LegState
 from cryptoj.portfolio.valuation import OrderOutcomes, Valuation
 from cryptoj.unwind.book import UnwindBook
@@ -122,15 +123,13 @@ class PortfolioActor(Actor):
         self.risk = risk
         self.shutdown = shutdown
         self.reconcile_every_ns = reconcile_every_ns
-        self.fee = Decimal(repr(cfg.paper.taker_fee))
         self.ledger = Ledger(Decimal(0))
         #: the books valued at the latest quotes (``quotes`` is its dict of latest quotes)
         self.valuation = Valuation(self.ledger)
         self.quotes = self.valuation.quotes
         self.targets: dict[str, TargetWeight] = {}
         self.params: RiskParameters | None = None
-        #: ``1 - stop_loss`` of ``params`` as a Decimal (computed once per parameters received)
-        self._stop_factor: tuple[RiskParameters | None, Decimal] = (None, Decimal(1))
+        self.stop_loss = StopLoss()
         self.stopped_out: set[str] = set()
         self.stale: set[str] = set()  # products whose feed is stale: no exposure-increasing orders
         #: product → timestamp of the quote it had when its feed went stale: that quote is from
@@ -282,11 +281,8 @@ class PortfolioActor(Actor):
     # -- order outcomes -------------------------------------------------------------------
 
     def _handle_fill(self, fill: Fill, ctx: Context) -> None:
-        preview = Ledger(self.ledger.cash, {fill.product: copy_holding(self.ledger, fill.product)})
-        holding = preview.apply_fill(fill)
-        if not self._journal().record_fill(
-            fill, holding.quantity, holding.average_price, preview.cash
-        ):
+        holding, cash = self.ledger.after_fill(fill)
+        if not self._journal().record_fill(fill, holding.quantity, holding.average_price, cash):
             return  # a re-sent fill (reconciliation); already applied
         over = self.ledger.overdraft(fill)
         self.ledger.apply_fill(fill)
@@ -392,20 +388,14 @@ class PortfolioActor(Actor):
     # -- decisions: stop loss and the emergency programme ---------------------------------
 
     def _check_stop_loss(self, product: str, ctx: Context) -> None:
-        h, params = self.ledger.holdings.get(product), self.params
-        if params is None or h is None or h.quantity <= ZERO or product in self.stopped_out:
+        if product in self.stopped_out:
             return
-        if self._stop_factor[0] is not params:
-            self._stop_factor = (params, 1 - Decimal(repr(params.stop_loss)))
         q = self.quotes[product]
-        if q.bid <= h.average_price * self._stop_factor[1]:
+        note = self.stop_loss.hit(self.ledger.holdings.get(product), q, self.params)
+        if note is not None:
             self.stopped_out.add(product)
             ctx.send(self.risk, StopLossTriggered(ts=q.ts, product=product))
-            item = self.unwind.push_stop_loss(product, ctx.now(), q.mid)
-            item.note = (
-                f"stop loss: bid {q.bid} is {params.stop_loss:.0%} or more "
-                f"below entry {h.average_price}"
-            )
+            self.unwind.push_stop_loss(product, ctx.now(), q.mid).note = note
             self._yield_to_unwind(ctx)
 
     def _unwind_step(self, product: str, ctx: Context) -> None:
@@ -475,14 +465,8 @@ class PortfolioActor(Actor):
         }
         if not tradable or all_idle(tradable, self.targets, self.stopped_out, self.ledger.holdings):
             return  # no leg is possible (planning.all_idle): nothing to allocate or plan
-        unwind = self.unwind
-        reduce_all, multiplier = sizing(
-            params,
-            entries_allowed=unwind.entries_allowed,
-            plan_reduce_only=unwind.reduce_only,
-            plan_multiplier=unwind.size_multiplier,
-        )
-        inputs = plan_inputs(
+        reduce_all, multiplier = sizing(params, self.unwind)
+        inputs = self.planner.inputs(
             self.ledger,
             self.quotes,
             targets,
@@ -493,8 +477,6 @@ class PortfolioActor(Actor):
             reduce_only=set(targets) if reduce_all else set(self.stale),
             stopped_out=self.stopped_out,
             multiplier=multiplier,
-            fee=self.fee,
-            max_daily_turnover=self.cfg.risk.max_daily_turnover,
             turnover=self.turnover,
         )
         legs = self.planner.legs(inputs)

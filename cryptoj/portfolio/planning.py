@@ -55,6 +55,7 @@ from cryptoj.portfolio.rebalance import (
     fund_buys,
     plan_legs,
 )
+from cryptoj.unwind.book import UnwindBook
 
 
 @dataclass(frozen=True)
@@ -126,52 +127,17 @@ def all_idle(
     return True
 
 
-def sizing(
-    params: RiskParameters, *, entries_allowed: bool, plan_reduce_only: bool, plan_multiplier: float
-) -> tuple[bool, float]:
+def sizing(params: RiskParameters, unwind: UnwindBook) -> tuple[bool, float]:
     """Whether every product may only reduce (no entries under the risk parameters or the
-    emergency programme's plan, a plan that only reduces, or a risk level from REDUCING up),
-    and the size multiplier: the plan's times the risk level's, or the plan's alone when the
-    plan only reduces (its targets replace the level's multiplier)."""
-    entries = params.entries_allowed and entries_allowed
-    reduce_all = not entries or plan_reduce_only or params.level.rank >= RiskLevel.REDUCING.rank
-    multiplier = plan_multiplier
-    if not plan_reduce_only:
+    emergency programme's plan in ``unwind``, a plan that only reduces, or a risk level from
+    REDUCING up), and the size multiplier: the plan's times the risk level's, or the plan's
+    alone when the plan only reduces (its targets replace the level's multiplier)."""
+    entries = params.entries_allowed and unwind.entries_allowed
+    reduce_all = not entries or unwind.reduce_only or params.level.rank >= RiskLevel.REDUCING.rank
+    multiplier = unwind.size_multiplier
+    if not unwind.reduce_only:
         multiplier *= params.size_multiplier
     return reduce_all, multiplier
-
-
-def plan_inputs(
-    ledger: Ledger,
-    quotes: Mapping[str, Quote],
-    targets: Mapping[str, TargetWeight],
-    params: RiskParameters,
-    tradable: Set[str],
-    *,
-    equity: Decimal,
-    newest: int,
-    reduce_only: Set[str],
-    stopped_out: Set[str],
-    multiplier: float,
-    fee: Decimal,
-    max_daily_turnover: float,
-    turnover: TurnoverBook,
-) -> PlanInputs:
-    """The :class:`PlanInputs` of the books in ``ledger`` (the turnover budget: what is left on
-    the UTC day of ``newest``, the newest quote's timestamp)."""
-    return PlanInputs(
-        equity=equity,
-        ledger=ledger,
-        quotes=quotes,
-        targets=targets,
-        params=params,
-        tradable=tradable,
-        reduce_only=reduce_only,
-        stopped_out=stopped_out,
-        multiplier=multiplier,
-        fee=fee,
-        turnover_left=partial(budget_left, max_daily_turnover, ledger, turnover, equity, newest),
-    )
 
 
 def leg_rules(cfg: Config) -> LegRules:
@@ -277,7 +243,41 @@ class Planner:
         self.cfg = cfg
         self.model = CostModel.from_config(cfg)
         self.rules = leg_rules(cfg)
+        self.fee = Decimal(repr(cfg.paper.taker_fee))
         self._allocation: tuple[tuple[object, ...], Allocation] | None = None
+
+    def inputs(
+        self,
+        ledger: Ledger,
+        quotes: Mapping[str, Quote],
+        targets: Mapping[str, TargetWeight],
+        params: RiskParameters,
+        tradable: Set[str],
+        *,
+        equity: Decimal,
+        newest: int,
+        reduce_only: Set[str],
+        stopped_out: Set[str],
+        multiplier: float,
+        turnover: TurnoverBook,
+    ) -> PlanInputs:
+        """The :class:`PlanInputs` of the books in ``ledger`` (the taker fee, and the turnover
+        budget: what ``risk.max_daily_turnover`` leaves on the UTC day of ``newest``, the
+        newest quote's timestamp)."""
+        budget = self.cfg.risk.max_daily_turnover
+        return PlanInputs(
+            equity=equity,
+            ledger=ledger,
+            quotes=quotes,
+            targets=targets,
+            params=params,
+            tradable=tradable,
+            reduce_only=reduce_only,
+            stopped_out=stopped_out,
+            multiplier=multiplier,
+            fee=self.fee,
+            turnover_left=partial(budget_left, budget, ledger, turnover, equity, newest),
+        )
 
     def legs(self, i: PlanInputs) -> list[LegPlan]:
         """The legs of the plan for ``i``, sells first."""
