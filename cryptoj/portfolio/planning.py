@@ -63,8 +63,8 @@ class PlanInputs:
     """Everything one plan depends on."""
 
     equity: Decimal
-    #: the books: positions, and the funds open orders do not hold (read when a product gets
-    #: a leg: most plans give none, and their funds are never looked at)
+    #: the books: the tradable products' positions, and the funds open orders do not hold
+    #: (read only when a product gets a leg: most plans give none)
     ledger: Ledger
     quotes: Mapping[str, Quote]
     targets: Mapping[str, TargetWeight]
