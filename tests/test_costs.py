@@ -23,6 +23,8 @@ from cryptoj.portfolio.costs import (
     DAY_NS,
     CostModel,
     TurnoverBook,
+    band_floor,
+    cost_band,
     impact_rate,
     one_way_rate,
     round_trip_rate,
@@ -178,6 +180,36 @@ def test_the_budget_drops_buys_it_cannot_fit_and_never_sells(
         fits = g.quantity * g.price() <= left
         assert (g in kept) == (g.side == Side.SELL or fits)
     assert within_budget(legs, None) == legs
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(1, 10**6),
+    st.integers(-20, 50),
+    st.integers(0, 5000),
+    st.sampled_from(["0", "0.001", "0.006"]),
+    st.sampled_from(["0", "5", "20"]),
+    st.sampled_from([0.0, 0.5, 1.0, 2.0]),
+    st.sampled_from([0.0, 0.005, 0.02]),
+)
+def test_no_priced_band_is_narrower_than_the_band_floor(
+    mid: int, spread_bps: int, size: int, fee: str, spacing: str, multiple: float, theta: float
+) -> None:
+    """The planner skips pricing a product that stays inside the band floor (planning.
+    inside_drift_band): that is only sound while every priced band is at least the floor,
+    crossed books (a negative spread) and walks beyond the touch included."""
+    spread = D(mid) * D(spread_bps) / D(10_000)
+    q = Quote(
+        ts=T0,
+        product="BTC-USD",
+        bid=D(mid) - spread / 2,
+        ask=D(mid) + spread / 2,
+        bid_size=D(3),
+        ask_size=D(3),
+    )
+    model = CostModel(fee=D(fee), level_spacing_bps=D(spacing), split_share=None)
+    band = cost_band(theta, round_trip_rate(q, D(size) / 100, model), multiple)
+    assert band >= max(theta, band_floor(model, multiple))
 
 
 def test_the_band_is_the_larger_of_the_drift_threshold_and_the_round_trip() -> None:

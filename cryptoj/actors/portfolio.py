@@ -14,17 +14,16 @@ Rebalancing is transactional (:mod:`cryptoj.portfolio.transaction`): a quote or 
 the end of a superseded transaction) makes a plan (:mod:`cryptoj.portfolio.planning`: optimiser
 targets, cost bands, legs sized against the visible depth, buys within the day's turnover
 budget: :class:`~cryptoj.portfolio.costs.TurnoverBook`, rebuilt from the journal's fills on
-start) under the current RiskParameters
-version, over the products that have no order in flight, so two open transactions never share
-a product. Every leg's funds are reserved and the plan journalled before anything is sent;
-sells go first, buys when every sell closed. A leg that fails, times out
-(``portfolio.leg_timeout_s``) or is overtaken (halt, unwind, stop loss, a signal that drops to
-0 under a buy) rolls its transaction back; a newer risk version while legs are unsent
-supersedes it and the actor plans again. Live, the first RiskParameters after a start plan
-too: the targets already held are decided on the quotes already in (if still current). On
-start, open transactions are rolled back
-(:meth:`~cryptoj.portfolio.transaction.Transaction.recover`); the I/O of transactions is in
-:class:`~cryptoj.portfolio.desk.TxnDesk`.
+start) under the current RiskParameters version, over the products that have no order in
+flight, so two open transactions never share a product. Every leg's funds are reserved and the
+plan journalled before anything is sent; sells go first, buys when every sell closed. A leg
+that fails, times out (``portfolio.leg_timeout_s``) or is overtaken (halt, unwind, stop loss, a
+signal that drops to 0 under a buy) rolls its transaction back; a newer risk version while
+legs are unsent supersedes it and the actor plans again. Live, the first RiskParameters after a
+start plan too: the targets already held are decided on the quotes already in (if still
+current). On start, open transactions are rolled back
+(:meth:`~cryptoj.portfolio.transaction.Transaction.recover`); the I/O of transactions (and of
+unwind and stop-loss sells) is in :class:`~cryptoj.portfolio.desk.TxnDesk`.
 
 Emergency programme (:mod:`cryptoj.unwind`): the ShutdownActor decides and sends an
 :class:`~cryptoj.models.unwind.UnwindPlan`; this actor executes it. While a plan stops new
@@ -43,13 +42,13 @@ HALTED (the programme's flatten supersedes "no new orders"); nothing trades afte
 Marks: a market instant's quotes arrive together (``QuoteBatch`` in replay; one ``Quote`` at a
 time live) and are all applied before anything is evaluated, so the snapshot, the monitor
 report, the journal's equity rows and every plan value each product at its latest quote as of
-the same instant. A restarted instance sends and journals no equity until every holding has a
+the same instant (:class:`~cryptoj.portfolio.valuation.Valuation` keeps them until the next
+quotes or fill). A restarted instance sends and journals no equity until every holding has a
 quote again.
 """
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 
 from cryptoj.config import Config
@@ -63,8 +62,6 @@ from cryptoj.models.orders import (
     OrderRejected,
     OrderStatusReport,
     OrderStatusRequest,
-    OrderType,
-    Side,
     SubmitOrder,
 )
 from cryptoj.models.portfolio import PortfolioSnapshot
@@ -72,25 +69,16 @@ from cryptoj.models.risk import RiskLevel, RiskParameters, StopLossTriggered
 from cryptoj.models.signals import TargetWeight
 from cryptoj.models.system import Halt, ReconcileNow, Tick
 from cryptoj.models.unwind import PlanRequest, UnwindComplete, UnwindPlan
-from cryptoj.portfolio.books import books_snapshot, copy_holding, rebuild_ledger
-from cryptoj.portfolio.costs import TurnoverBook, budget_left
+from cryptoj.portfolio.books import rebuild_ledger
+from cryptoj.portfolio.costs import TurnoverBook
 from cryptoj.portfolio.desk import LEG_TIMEOUT, TxnDesk
-from cryptoj.portfolio.ledger import ZERO, Ledger
-from cryptoj.portfolio.optimizer import Allocation
-from cryptoj.portfolio.planning import (
-    PlanInputs,
-    all_idle,
-    allocate,
-    allocation_key,
-    plan_transaction,
-    usable_quotes,
-)
-from cryptoj.portfolio.rebalance import PlannedOrder
+from cryptoj.portfolio.ledger import Ledger
+from cryptoj.portfolio.planning import Planner, all_idle, sizing, usable_quotes
+from cryptoj.portfolio.stops import StopLoss
 from cryptoj.portfolio.transaction import LegState
+from cryptoj.portfolio.valuation import OrderOutcomes, Valuation
 from cryptoj.unwind.book import UnwindBook
-from cryptoj.unwind.monitors import RiskFigures, monitor_report, risk_figures
-from cryptoj.unwind.report import slice_event
-from cryptoj.unwind.slicing import SliceRules
+from cryptoj.unwind.report import plan_event, slice_event
 
 __all__ = ["PortfolioActor", "rebuild_ledger"]
 
@@ -135,18 +123,13 @@ class PortfolioActor(Actor):
         self.risk = risk
         self.shutdown = shutdown
         self.reconcile_every_ns = reconcile_every_ns
-        self.fee = Decimal(repr(cfg.paper.taker_fee))
         self.ledger = Ledger(Decimal(0))
-        self.quotes: dict[str, Quote] = {}
-        #: the quotes' mids, computed when a figure needs them (None after the quotes move)
-        self._marks: dict[str, Decimal] | None = {}
-        self._equity: Decimal | None = None  # equity at the marks; None after marks or fills move
+        #: the books valued at the latest quotes (``quotes`` is its dict of latest quotes)
+        self.valuation = Valuation(self.ledger)
+        self.quotes = self.valuation.quotes
         self.targets: dict[str, TargetWeight] = {}
         self.params: RiskParameters | None = None
-        #: the MonitorReport's figures of ``params`` (computed once per parameters received)
-        self._figures: tuple[RiskParameters | None, RiskFigures] = (None, risk_figures(None))
-        #: ``1 - stop_loss`` of ``params`` as a Decimal (computed once per parameters received)
-        self._stop_factor: tuple[RiskParameters | None, Decimal] = (None, Decimal(1))
+        self.stop_loss = StopLoss()
         self.stopped_out: set[str] = set()
         self.stale: set[str] = set()  # products whose feed is stale: no exposure-increasing orders
         #: product → timestamp of the quote it had when its feed went stale: that quote is from
@@ -155,29 +138,16 @@ class PortfolioActor(Actor):
         self.halted = False
         self.orders_sent = 0
         self.desk: TxnDesk | None = None
-        self._allocation: tuple[tuple[object, ...], Allocation] | None = None
+        self.planner = Planner(cfg)
         self._timer_armed = False
         self._last_equity_ts = -1
         self._last_snapshot_ns = -SNAPSHOT_EVERY_NS
         self.journal: Journal | None = None
         self.turnover = TurnoverBook()  # the day's traded notional (rebuilt from the journal)
-        u = cfg.shutdown.unwind
-        self.unwind = UnwindBook(
-            SliceRules(
-                mode=u.mode,
-                depth_fraction=u.depth_fraction,
-                max_participation=u.max_participation,
-                adverse_move_bps=u.adverse_move_bps,
-                volatile_multiplier=u.volatile_multiplier,
-                coarse_depth_multiple=u.coarse_depth_multiple,
-            ),
-            int(u.stop_loss_deadline_s * 1e9),
-            cfg.feed.bar_depth_fraction,
-        )
-        self._decided: dict[str, int] = {}  # client order id → decision time (latency)
+        self.unwind = UnwindBook.from_config(cfg)
+        self.outcomes = OrderOutcomes()  # for the MonitorReport's error rate and latency
         self._live = cfg.feed.source == "coinbase"  # the clock ages quotes (see _usable)
         self._max_age_ns = int(cfg.portfolio.quote_max_age_s * 1e9)
-        self._closed = self._rejected = self._latency_ns = 0
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -188,7 +158,7 @@ class PortfolioActor(Actor):
         if start is None:
             raise RuntimeError(f"journal {self.journal_path} has no starting_cash")
         self.ledger = rebuild_ledger(journal, Decimal(start))
-        self._equity = None
+        self.valuation.books_moved(self.ledger)
         self.turnover = TurnoverBook.rebuild(journal.fills())
         self.desk = TxnDesk(
             self.cfg, self.ledger, journal, self.quotes, self._submit, self.execution
@@ -221,7 +191,7 @@ class PortfolioActor(Actor):
             self._record_equity()
         if ts > self._last_equity_ts:
             self._last_equity_ts = ts
-        self._equity = self._marks = None
+        self.valuation.quotes_moved()
         books, outdated, unwind = self.quotes, self.outdated, self.unwind
         for q in quotes:
             product = q.product
@@ -243,7 +213,10 @@ class PortfolioActor(Actor):
             self._after_txn(ctx, trigger=True, only=frozenset(products))
         else:
             self._rebalance(ctx, frozenset(products))  # all _after_txn does with nothing owed
-        if ctx.now() - self._last_snapshot_ns >= SNAPSHOT_EVERY_NS and self.fully_marked():
+        if (
+            ctx.now() - self._last_snapshot_ns >= SNAPSHOT_EVERY_NS
+            and self.valuation.fully_marked()
+        ):
             self._send_snapshot(ts, ctx)
             self._send_monitor(ts, ctx)
 
@@ -262,7 +235,7 @@ class PortfolioActor(Actor):
         self.unwind.on_bar(bar)
 
     def _send_snapshot(self, ts: int, ctx: Context) -> None:
-        if not self.fully_marked():
+        if not self.valuation.fully_marked():
             return  # just (re)started: the first quote batch values every holding
         self._last_snapshot_ns = ctx.now()
         ctx.send(self.risk, self.snapshot(ts))
@@ -288,18 +261,9 @@ class PortfolioActor(Actor):
 
     def _handle_unwind_plan(self, plan: UnwindPlan, ctx: Context) -> None:
         holdings = {p: h.quantity for p, h in self.ledger.holdings.items()}
-        queued = self.unwind.apply_plan(plan, holdings, self.marks(), ctx.now())
-        detail = {
-            "plan": plan.plan_id,
-            "level": str(plan.level),
-            "trigger": plan.trigger,
-            "mode": plan.mode,
-            "queued": queued,
-            "entries_allowed": plan.entries_allowed,
-            "size_multiplier": plan.size_multiplier,
-            "deadline_ns": plan.deadline_ns,
-        }
-        self._journal().record_event(ctx.now(), "portfolio", "unwind_plan", json.dumps(detail))
+        queued = self.unwind.apply_plan(plan, holdings, self.valuation.marks(), ctx.now())
+        event = plan_event(plan, queued)
+        self._journal().record_event(ctx.now(), "portfolio", "unwind_plan", event)
         if not plan.entries_allowed or plan.reduce_only:
             desk = self._desk()
             desk.abort_buys(desk.products(), f"unwind {plan.plan_id}: no entries", ctx)
@@ -317,15 +281,12 @@ class PortfolioActor(Actor):
     # -- order outcomes -------------------------------------------------------------------
 
     def _handle_fill(self, fill: Fill, ctx: Context) -> None:
-        preview = Ledger(self.ledger.cash, {fill.product: copy_holding(self.ledger, fill.product)})
-        holding = preview.apply_fill(fill)
-        if not self._journal().record_fill(
-            fill, holding.quantity, holding.average_price, preview.cash
-        ):
+        holding, cash = self.ledger.after_fill(fill)
+        if not self._journal().record_fill(fill, holding.quantity, holding.average_price, cash):
             return  # a re-sent fill (reconciliation); already applied
         over = self.ledger.overdraft(fill)
         self.ledger.apply_fill(fill)
-        self._equity = None
+        self.valuation.books_moved()
         self.turnover.add(fill)
         if over > 0:
             self._journal().record_event(
@@ -386,11 +347,7 @@ class PortfolioActor(Actor):
         if not desk.on_close(client_order_id, status, res.filled, ctx):
             self._journal().close_intent(client_order_id, status, ts)
         self.ledger.release(client_order_id)
-        self._closed += 1
-        self._rejected += status in ERROR_STATUSES
-        decided = self._decided.pop(client_order_id, None)
-        if decided is not None:
-            self._latency_ns = max(self._latency_ns, ctx.now() - decided)
+        self.outcomes.close(client_order_id, status in ERROR_STATUSES, ctx.now())
         if self.unwind.is_slice(client_order_id):
             self._slice_closed(client_order_id, res.product, status, ctx)
         elif res.product in self.unwind.queue:
@@ -431,20 +388,14 @@ class PortfolioActor(Actor):
     # -- decisions: stop loss and the emergency programme ---------------------------------
 
     def _check_stop_loss(self, product: str, ctx: Context) -> None:
-        h, params = self.ledger.holdings.get(product), self.params
-        if params is None or h is None or h.quantity <= ZERO or product in self.stopped_out:
+        if product in self.stopped_out:
             return
-        if self._stop_factor[0] is not params:
-            self._stop_factor = (params, 1 - Decimal(repr(params.stop_loss)))
         q = self.quotes[product]
-        if q.bid <= h.average_price * self._stop_factor[1]:
+        note = self.stop_loss.hit(self.ledger.holdings.get(product), q, self.params)
+        if note is not None:
             self.stopped_out.add(product)
             ctx.send(self.risk, StopLossTriggered(ts=q.ts, product=product))
-            item = self.unwind.push_stop_loss(product, ctx.now(), q.mid)
-            item.note = (
-                f"stop loss: bid {q.bid} is {params.stop_loss:.0%} or more "
-                f"below entry {h.average_price}"
-            )
+            self.unwind.push_stop_loss(product, ctx.now(), q.mid).note = note
             self._yield_to_unwind(ctx)
 
     def _unwind_step(self, product: str, ctx: Context) -> None:
@@ -470,8 +421,7 @@ class PortfolioActor(Actor):
             return  # no slice is sized on a stale book; the deadline's market sweep still goes
         what = item.note or f"unwind ({item.trigger}; {item.plan_id})"
         reason = f"{what}: slice {item.slices + 1}, {decision.why}"
-        plan = PlannedOrder(Side.SELL, decision.quantity, 0.0)
-        coid = self._send_order(product, plan, reason, ctx, unwind=not item.urgent)
+        coid = self._desk().send_sell(product, decision.quantity, reason, q.ts, ctx)
         if coid is not None:
             self.unwind.sent(item, coid, decision, q, ctx.now())
 
@@ -482,55 +432,10 @@ class PortfolioActor(Actor):
         if owned:
             desk.abort(f"unwind takes over {', '.join(sorted(owned))}", ctx, owned)
 
-    def _send_order(
-        self, product: str, plan: PlannedOrder, reason: str, ctx: Context, *, unwind: bool = False
-    ) -> str | None:
-        """Check, reserve, journal and send one market sell outside a transaction (an unwind
-        or stop-loss slice); its id, or None if refused.
-
-        ``unwind``: a slice of the ShutdownActor's plan, which may sell at risk level HALTED.
-        """
-        q = self.quotes[product]
-        halted = self.params is not None and self.params.level == RiskLevel.HALTED
-        if self.halted or (halted and not unwind):
-            return None
-        coid = ctx.new_id("cj")
-        res = self.ledger.reserve(coid, product, plan.side, plan.quantity, Decimal(0))
-        if isinstance(res, str):
-            return None
-        self._journal().record_intent(
-            {
-                "client_order_id": coid,
-                "product": product,
-                "side": str(plan.side),
-                "order_type": str(OrderType.MARKET),
-                "quantity": plan.quantity,
-                "limit_price": None,
-                "reserved_cash": res.cash,
-                "reserved_base": res.base,
-                "reason": reason,
-                "ts": q.ts,
-            }
-        )
-        self._submit(
-            SubmitOrder(
-                ts=q.ts,
-                client_order_id=coid,
-                product=product,
-                side=plan.side,
-                order_type=OrderType.MARKET,
-                quantity=plan.quantity,
-                reason=reason,
-                split=False,  # a slice sized against the depth already, or a stop-loss exit
-            ),
-            ctx,
-        )
-        return coid
-
     def _submit(self, order: SubmitOrder, ctx: Context) -> None:
         self.orders_sent += 1
         ctx.send(self.execution, order)
-        self._decided[order.client_order_id] = ctx.now()
+        self.outcomes.sent(order.client_order_id, ctx.now())
         if not self._timer_armed:
             self._timer_armed = True
             ctx.schedule(self.reconcile_every_ns, RECONCILE)
@@ -560,36 +465,21 @@ class PortfolioActor(Actor):
         }
         if not tradable or all_idle(tradable, self.targets, self.stopped_out, self.ledger.holdings):
             return  # no leg is possible (planning.all_idle): nothing to allocate or plan
-        entries = params.entries_allowed and self.unwind.entries_allowed
-        reduce_all = (
-            not entries or self.unwind.reduce_only or params.level.rank >= RiskLevel.REDUCING.rank
-        )
-        multiplier = self.unwind.size_multiplier
-        if not self.unwind.reduce_only:  # the plan's targets replace the level's multiplier
-            multiplier *= params.size_multiplier
-        holdings, equity = self.ledger.holdings, self.equity()
-        now = max(q.ts for q in self.quotes.values())
-        inputs = PlanInputs(
-            equity=equity,
-            holdings={p: holdings[p].quantity for p in tradable if p in holdings},
-            available={p: self.ledger.available(p) for p in tradable if p in holdings},
-            available_cash=self.ledger.available_cash(),
-            quotes=self.quotes,
-            targets=self.targets,
-            params=params,
-            tradable=tradable,
-            reduce_only=set(self.targets) if reduce_all else set(self.stale),
+        reduce_all, multiplier = sizing(params, self.unwind)
+        inputs = self.planner.inputs(
+            self.ledger,
+            self.quotes,
+            targets,
+            params,
+            tradable,
+            equity=self.valuation.equity(),
+            newest=self.valuation.newest(),
+            reduce_only=set(targets) if reduce_all else set(self.stale),
             stopped_out=self.stopped_out,
             multiplier=multiplier,
-            fee=self.fee,
-            turnover_left=budget_left(
-                self.cfg.risk.max_daily_turnover, self.ledger, self.turnover, equity, now
-            ),
+            turnover=self.turnover,
         )
-        key = allocation_key(inputs)  # the optimiser runs when its inputs change, not per quote
-        if self._allocation is None or self._allocation[0] != key:
-            self._allocation = (key, allocate(inputs, self.cfg))
-        legs = plan_transaction(inputs, self.cfg, self._allocation[1]).legs
+        legs = self.planner.legs(inputs)
         if legs:
             desk.begin(legs, params, self.quotes, self.targets, ctx)
 
@@ -603,32 +493,18 @@ class PortfolioActor(Actor):
         book, and a book is not walked twice."""
         desk = self.desk
         assert desk is not None, "PortfolioActor used before on_start"
-        usable = self._usable(ctx) if desk.owed else set()  # quotes and clock fixed meanwhile
-        while desk.owed:
-            parent, items = desk.owed.pop(0)
-            plans, skipped = desk.compensation_legs(
-                items,
-                self.quotes,
+        if desk.owed:
+            usable = self._usable(ctx)  # quotes and clock fixed meanwhile
+            desk.compensate(
+                self.params,
                 lambda p: (
                     self.halted
                     or self.unwind.owns(p)
                     or self.ledger.has_open_order(p)
                     or p not in usable
                 ),
+                ctx,
             )
-            if skipped or self.params is None:
-                self._journal().record_event(
-                    ctx.now(),
-                    "portfolio",
-                    "compensation_skipped",
-                    f"{parent}: {', '.join(skipped or [p for p, _ in items])} (no current quote, "
-                    "risk view or position; halted, unwinding or trading): the next plan "
-                    "realigns",
-                )
-            if plans and self.params is not None:
-                desk.begin(
-                    plans, self.params, self.quotes, {}, ctx, kind="compensation", parent=parent
-                )
         if desk.replan_due:
             desk.replan_due = False
             self._rebalance(ctx)
@@ -645,60 +521,29 @@ class PortfolioActor(Actor):
         the data's own time is the clock (a bar's quote is as old as its bar), so the clock
         rule applies live only. ``cryptoj.portfolio.data_age`` audits the journalled decisions
         against the same age."""
-        usable = usable_quotes(self.quotes, self._max_age_ns, ctx.now() if self._live else None)
+        now = ctx.now() if self._live else None
+        usable = usable_quotes(self.quotes, self._max_age_ns, now, self.valuation.newest())
         return usable - self.outdated.keys() if self.outdated else usable
 
     # -- views ----------------------------------------------------------------------------
 
-    def marks(self) -> dict[str, Decimal]:
-        """Latest mid per product (a copy)."""
-        return dict(self._current_marks())
-
-    def _current_marks(self) -> dict[str, Decimal]:
-        """Latest mid per product (kept until the next quotes)."""
-        if self._marks is None:
-            self._marks = {p: q.mid for p, q in self.quotes.items()}
-        return self._marks
-
-    def fully_marked(self) -> bool:
-        """Every holding has a quote (since this instance started): only then are the equity
-        figures sent or journalled, never with a holding valued at its cost."""
-        return all(p in self.quotes for p, h in self.ledger.holdings.items() if h.quantity)
-
     def equity(self) -> Decimal:
-        """Cash plus positions at the latest mids (computed once per change of the marks or the
-        books: only quotes and fills move it; reservations do not)."""
-        if self._equity is None:
-            self._equity = self.ledger.equity(self._current_marks())
-        return self._equity
+        """Cash plus positions at the latest mids (kept until quotes or fills move it)."""
+        return self.valuation.equity()
 
     def snapshot(self, ts: int) -> PortfolioSnapshot:
         """An immutable view of the books."""
-        return books_snapshot(self.ledger, self._current_marks(), ts, self.equity())
+        return self.valuation.snapshot(ts)
 
     def _send_monitor(self, ts: int, ctx: Context) -> None:
         """The MonitorReport for the ShutdownActor (module docstring)."""
-        oldest = min(self._decided.values()) if self._decided else ctx.now()
-        holdings = {p: h.quantity for p, h in self.ledger.holdings.items()}
-        if self._figures[0] is not self.params:
-            self._figures = (self.params, risk_figures(self.params))
-        report = monitor_report(
-            ts,
-            self.equity(),
-            holdings,
-            self._current_marks(),
-            self._figures[1],
-            closed=self._closed,
-            rejected=self._rejected,
-            latency_ns=max(self._latency_ns, ctx.now() - oldest),
-        )
+        report = self.valuation.monitor_report(ts, self.params, self.outcomes, ctx.now())
         ctx.send(self.shutdown, report)
-        self._closed = self._rejected = self._latency_ns = 0
 
     def _record_equity(self) -> None:
         """Journal the equity as of the last quote's timestamp (before the next quote moves
         it): one row per :data:`EQUITY_EVERY_NS` of market time."""
-        if self.quotes and self._last_equity_ts >= 0 and self.fully_marked():
+        if self.quotes and self._last_equity_ts >= 0 and self.valuation.fully_marked():
             self._journal().record_equity(self._last_equity_ts, self.equity(), self.ledger.cash)
 
     @property

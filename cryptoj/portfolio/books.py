@@ -14,15 +14,9 @@ from decimal import Decimal
 from cryptoj.journal import Journal
 from cryptoj.models.orders import CASH_QUANTUM, Side
 from cryptoj.models.portfolio import PortfolioSnapshot, Position
-from cryptoj.portfolio.ledger import Holding, Ledger, Reservation
+from cryptoj.portfolio.ledger import Ledger, Reservation
 
 _NO_CASH = Decimal(0).quantize(CASH_QUANTUM)  # the reserved cash without reservations
-
-
-def copy_holding(ledger: Ledger, product: str) -> Holding:
-    """A detached copy of ``product``'s holding (empty when there is none)."""
-    h = ledger.holdings.get(product, Holding())
-    return Holding(h.quantity, h.average_price)
 
 
 def rebuild_ledger(journal: Journal, starting_cash: Decimal) -> Ledger:

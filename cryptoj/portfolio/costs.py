@@ -122,6 +122,19 @@ def cost_band(drift_threshold: float, round_trip: Decimal, multiple: float) -> f
     return max(drift_threshold, multiple * float(round_trip))
 
 
+def band_floor(model: CostModel, multiple: float) -> float:
+    """A band no :func:`cost_band` priced with ``model`` and ``multiple`` is narrower than
+    (whatever the drift threshold): ``multiple`` × the two fees of a round trip. Each of
+    :func:`round_trip_rate`'s orders pays the fee plus half a spread (never negative) plus its
+    modelled impact (a walk of levels ``step`` apart, ``step`` never negative while
+    ``level_spacing_bps`` is not), and Decimal sums, ``float`` and a product with a
+    non-negative ``multiple`` never decrease as their operands grow; 0 when
+    ``level_spacing_bps`` is negative (a crossed book could then price a negative walk)."""
+    if model.level_spacing_bps < 0:
+        return 0.0
+    return multiple * float(model.fee + model.fee)
+
+
 def turnover_left(
     multiple: float, equity: Decimal, traded_today: Decimal, open_buys: Decimal
 ) -> Decimal:

@@ -249,7 +249,7 @@ class TxnDesk:
             [g.row(txn.txn_id, now) for g in txn.legs],
             [*earlier, *((step, state, detail) for step, detail in fx.steps)],
             ts=now,
-            intents=[_intent(g, now) for g in fx.send],
+            intents=[_intent(g, g.reserved_cash, g.reserved_base, now) for g in fx.send],
             closed=closed,
         )
         for g in fx.release:
@@ -281,6 +281,51 @@ class TxnDesk:
             self.replan_due = self.replan_due or txn.state == TxnState.SUPERSEDED
             if fx.compensate:
                 self.owed.append((txn.txn_id, fx.compensate))
+
+    def send_sell(
+        self, product: str, quantity: Decimal, reason: str, ts: int, ctx: Context
+    ) -> str | None:
+        """Reserve, journal and send one market sell outside a transaction (an unwind or
+        stop-loss slice, sized against the depth already: never split); its id, or None when
+        the reservation is refused."""
+        coid = ctx.new_id("cj")
+        res = self.ledger.reserve(coid, product, Side.SELL, quantity, Decimal(0))
+        if isinstance(res, str):
+            return None
+        order = SubmitOrder(
+            ts=ts,
+            client_order_id=coid,
+            product=product,
+            side=Side.SELL,
+            order_type=OrderType.MARKET,
+            quantity=quantity,
+            reason=reason,
+            split=False,
+        )
+        self.journal.record_intent(_intent(order, res.cash, res.base, ts))
+        self.submit(order, ctx)
+        return coid
+
+    def compensate(
+        self, params: RiskParameters | None, blocked: Callable[[str], bool], ctx: Context
+    ) -> None:
+        """Start the compensations owed (sells undoing rolled-back buys, :meth:`compensation_legs`)
+        under ``params``; a product that cannot be compensated now is journalled as skipped
+        (the next plan realigns it)."""
+        while self.owed:
+            parent, items = self.owed.pop(0)
+            plans, skipped = self.compensation_legs(items, self.quotes, blocked)
+            if skipped or params is None:
+                self.journal.record_event(
+                    ctx.now(),
+                    "portfolio",
+                    "compensation_skipped",
+                    f"{parent}: {', '.join(skipped or [p for p, _ in items])} (no current quote, "
+                    "risk view or position; halted, unwinding or trading): the next plan "
+                    "realigns",
+                )
+            if plans and params is not None:
+                self.begin(plans, params, self.quotes, {}, ctx, kind="compensation", parent=parent)
 
     def compensation_legs(
         self,
@@ -317,8 +362,10 @@ class TxnDesk:
         return plans, skipped
 
 
-def _intent(g: Leg, ts: int) -> dict[str, object]:
-    """The ``intents`` row of a leg being sent."""
+def _intent(
+    g: Leg | SubmitOrder, reserved_cash: Decimal, reserved_base: Decimal, ts: int
+) -> dict[str, object]:
+    """The ``intents`` row of an order being sent (a leg, or a sell outside a transaction)."""
     return {
         "client_order_id": g.client_order_id,
         "product": g.product,
@@ -326,8 +373,8 @@ def _intent(g: Leg, ts: int) -> dict[str, object]:
         "order_type": str(g.order_type),
         "quantity": g.quantity,
         "limit_price": g.limit_price,
-        "reserved_cash": g.reserved_cash,
-        "reserved_base": g.reserved_base,
+        "reserved_cash": reserved_cash,
+        "reserved_base": reserved_base,
         "reason": g.reason,
         "ts": ts,
     }

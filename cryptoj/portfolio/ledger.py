@@ -147,6 +147,13 @@ class Ledger:
             res.filled += fill.quantity
         return h
 
+    def after_fill(self, fill: Fill) -> tuple[Holding, Decimal]:
+        """The holding of ``fill``'s product and the cash it would leave (this ledger
+        unchanged): what the journal records with the fill before the books change."""
+        h = self.holdings.get(fill.product, Holding())
+        preview = Ledger(self.cash, {fill.product: Holding(h.quantity, h.average_price)})
+        return preview.apply_fill(fill), preview.cash
+
     def equity(self, marks: dict[str, Decimal]) -> Decimal:
         """Cash plus holdings marked at ``marks`` (missing marks value a holding at its cost)."""
         total = self.cash

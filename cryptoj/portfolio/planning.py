@@ -26,17 +26,25 @@ answer depends on nothing else, so every leg of a plan is sized under the same
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Set
+from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 
 from cryptoj.config import Config
 from cryptoj.models.market import Quote
 from cryptoj.models.orders import Side
-from cryptoj.models.risk import RiskParameters
+from cryptoj.models.risk import RiskLevel, RiskParameters
 from cryptoj.models.signals import TargetWeight
-from cryptoj.portfolio.costs import CostModel, cost_band, round_trip_rate
-from cryptoj.portfolio.ledger import Holding
+from cryptoj.portfolio.costs import (
+    CostModel,
+    TurnoverBook,
+    band_floor,
+    budget_left,
+    cost_band,
+    round_trip_rate,
+)
+from cryptoj.portfolio.ledger import Holding, Ledger
 from cryptoj.portfolio.optimizer import Allocation, target_weights
 from cryptoj.portfolio.rebalance import (
     LegPlan,
@@ -47,6 +55,7 @@ from cryptoj.portfolio.rebalance import (
     fund_buys,
     plan_legs,
 )
+from cryptoj.unwind.book import UnwindBook
 
 
 @dataclass(frozen=True)
@@ -54,9 +63,9 @@ class PlanInputs:
     """Everything one plan depends on."""
 
     equity: Decimal
-    holdings: Mapping[str, Decimal]  # (at least of the tradable products)
-    available: Mapping[str, Decimal]  # holdings not held for open sells
-    available_cash: Decimal
+    #: the books: the tradable products' positions, and the funds open orders do not hold
+    #: (read only when a product gets a leg: most plans give none)
+    ledger: Ledger
     quotes: Mapping[str, Quote]
     targets: Mapping[str, TargetWeight]
     params: RiskParameters
@@ -65,7 +74,8 @@ class PlanInputs:
     stopped_out: Set[str]
     multiplier: float
     fee: Decimal
-    turnover_left: Decimal | None = None  # budget notional left today for buys (None: no budget)
+    #: budget notional left today for buys (None: no budget), asked for when there are legs
+    turnover_left: Callable[[], Decimal | None] = lambda: None
 
 
 @dataclass(frozen=True)
@@ -76,13 +86,19 @@ class Plan:
     legs: list[LegPlan]
 
 
-def usable_quotes(quotes: Mapping[str, Quote], max_age_ns: int, now: int | None = None) -> set[str]:
+def usable_quotes(
+    quotes: Mapping[str, Quote],
+    max_age_ns: int,
+    now: int | None = None,
+    newest: int | None = None,
+) -> set[str]:
     """Products whose quote is at most ``max_age_ns`` older than the newest quote and, given
     ``now`` (the live decision clock), than ``now``: frozen quotes are not traded even when
-    every quote froze."""
+    every quote froze. ``newest``: the newest quote's timestamp, when the caller has it."""
     if not quotes:
         return set()
-    newest = max(q.ts for q in quotes.values())
+    if newest is None:
+        newest = max(q.ts for q in quotes.values())
     if now is not None:
         newest = max(newest, now)
     return {p for p, q in quotes.items() if newest - q.ts <= max_age_ns}
@@ -109,6 +125,19 @@ def all_idle(
         if h is not None and h.quantity != 0:
             return False
     return True
+
+
+def sizing(params: RiskParameters, unwind: UnwindBook) -> tuple[bool, float]:
+    """Whether every product may only reduce (no entries under the risk parameters or the
+    emergency programme's plan in ``unwind``, a plan that only reduces, or a risk level from
+    REDUCING up), and the size multiplier: the plan's times the risk level's, or the plan's
+    alone when the plan only reduces (its targets replace the level's multiplier)."""
+    entries = params.entries_allowed and unwind.entries_allowed
+    reduce_all = not entries or unwind.reduce_only or params.level.rank >= RiskLevel.REDUCING.rank
+    multiplier = unwind.size_multiplier
+    if not unwind.reduce_only:
+        multiplier *= params.size_multiplier
+    return reduce_all, multiplier
 
 
 def leg_rules(cfg: Config) -> LegRules:
@@ -148,33 +177,45 @@ def allocation_key(i: PlanInputs) -> tuple[object, ...]:
     return (i.params, signals, i.multiplier, frozenset(i.stopped_out))
 
 
-def plan_transaction(i: PlanInputs, cfg: Config, allocation: Allocation | None = None) -> Plan:
+def plan_transaction(
+    i: PlanInputs,
+    cfg: Config,
+    allocation: Allocation | None = None,
+    *,
+    model: CostModel | None = None,
+    rules: LegRules | None = None,
+) -> Plan:
     """The module docstring's three steps (step 1 skipped when ``allocation`` is given: one
-    computed by :func:`allocate` for inputs of the same :func:`allocation_key`)."""
+    computed by :func:`allocate` for inputs of the same :func:`allocation_key`). ``model`` and
+    ``rules``: ``CostModel.from_config(cfg)`` and :func:`leg_rules` of ``cfg``, when the caller
+    keeps them (:class:`Planner`)."""
     allocation = allocation if allocation is not None else allocate(i, cfg)
     pc = cfg.portfolio
     banded = pc.cost_band_multiple > 0
-    model: CostModel | None = None  # built for the first product whose band is priced
+    floor = 0.0
+    if banded:
+        model = model or CostModel.from_config(cfg)
+        floor = band_floor(model, pc.cost_band_multiple)
     views = []
     for name in sorted(i.targets):
         if name not in i.tradable or name not in i.quotes:
             continue
-        quantity = i.holdings.get(name, Decimal(0))
+        quantity = i.ledger.position(name)
         threshold = drift_threshold(
             pc.drift_threshold, i.params.regime(name), pc.volatile_drift_multiplier
         )
         target = allocation.weights[name]
         band = 0.0
         if banded:
-            if inside_drift_band(i, name, quantity, target, threshold):
+            if inside_drift_band(i, name, quantity, target, threshold, max(threshold, floor)):
                 continue  # no leg under any cost band (inside_drift_band): not priced
-            model = model or CostModel.from_config(cfg)
+            assert model is not None
             band = product_band(i.equity, quantity, i.quotes[name], target, threshold, model, cfg)
         views.append(
             ProductView(
                 product=name,
                 quantity=quantity,
-                available=i.available.get(name, Decimal(0)),
+                available=i.ledger.available(name),
                 quote=i.quotes[name],
                 target=target,
                 threshold=threshold,
@@ -186,22 +227,88 @@ def plan_transaction(i: PlanInputs, cfg: Config, allocation: Allocation | None =
         )
     if not views:
         return Plan(allocation, [])  # nothing to size: no leg (the steps below give the same)
-    legs = within_budget(plan_legs(i.equity, views, leg_rules(cfg)), i.turnover_left)
-    return Plan(allocation, fund_buys(legs, i.available_cash, i.fee))
+    legs = plan_legs(i.equity, views, rules or leg_rules(cfg))
+    return Plan(
+        allocation,
+        fund_buys(within_budget(legs, i.turnover_left()), i.ledger.available_cash(), i.fee),
+    )
+
+
+class Planner:
+    """:func:`plan_transaction` for one config: the cost model and the leg rules built once, the
+    optimiser's allocation kept while its :func:`allocation_key` holds (it runs when its inputs
+    change, not per quote)."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.model = CostModel.from_config(cfg)
+        self.rules = leg_rules(cfg)
+        self.fee = Decimal(repr(cfg.paper.taker_fee))
+        self._allocation: tuple[tuple[object, ...], Allocation] | None = None
+
+    def inputs(
+        self,
+        ledger: Ledger,
+        quotes: Mapping[str, Quote],
+        targets: Mapping[str, TargetWeight],
+        params: RiskParameters,
+        tradable: Set[str],
+        *,
+        equity: Decimal,
+        newest: int,
+        reduce_only: Set[str],
+        stopped_out: Set[str],
+        multiplier: float,
+        turnover: TurnoverBook,
+    ) -> PlanInputs:
+        """The :class:`PlanInputs` of the books in ``ledger`` (the taker fee, and the turnover
+        budget: what ``risk.max_daily_turnover`` leaves on the UTC day of ``newest``, the
+        newest quote's timestamp)."""
+        budget = self.cfg.risk.max_daily_turnover
+        return PlanInputs(
+            equity=equity,
+            ledger=ledger,
+            quotes=quotes,
+            targets=targets,
+            params=params,
+            tradable=tradable,
+            reduce_only=reduce_only,
+            stopped_out=stopped_out,
+            multiplier=multiplier,
+            fee=self.fee,
+            turnover_left=partial(budget_left, budget, ledger, turnover, equity, newest),
+        )
+
+    def legs(self, i: PlanInputs) -> list[LegPlan]:
+        """The legs of the plan for ``i``, sells first."""
+        key = allocation_key(i)
+        if self._allocation is None or self._allocation[0] != key:
+            self._allocation = (key, allocate(i, self.cfg))
+        plan = plan_transaction(
+            i, self.cfg, self._allocation[1], model=self.model, rules=self.rules
+        )
+        return plan.legs
 
 
 def inside_drift_band(
-    i: PlanInputs, name: str, quantity: Decimal, target: float, threshold: float
+    i: PlanInputs,
+    name: str,
+    quantity: Decimal,
+    target: float,
+    threshold: float,
+    narrowest: float | None = None,
 ) -> bool:
     """True when ``name`` gets no leg whatever its cost band, so the band need not be priced.
 
-    The cost band is never narrower than the drift threshold (``cost_band`` takes the larger),
-    and :func:`~cryptoj.portfolio.rebalance.band_trade`'s no-trade region only widens with the
-    band (its risk-reduction sale does not depend on it): a weight that
-    :func:`~cryptoj.portfolio.rebalance.band_trade` leaves alone with the band at the
-    threshold is left alone by every wider band. Only for a positive threshold (then the band
-    is positive too and :func:`~cryptoj.portfolio.rebalance.plan_legs` takes the band path),
-    a position that is not being closed, a target in [0, 1] and positive mid and equity.
+    ``narrowest`` (the threshold when not given) is a band the cost band is never narrower
+    than: the drift threshold (``cost_band`` takes the larger), or the larger of it and
+    :func:`~cryptoj.portfolio.costs.band_floor`. :func:`~cryptoj.portfolio.rebalance.
+    band_trade`'s no-trade region only widens with the band (its risk-reduction sale does not
+    depend on it): a weight that :func:`~cryptoj.portfolio.rebalance.band_trade` leaves alone
+    with the band at ``narrowest`` is left alone by every wider band. Only for a positive
+    threshold (then the band is positive too and :func:`~cryptoj.portfolio.rebalance.
+    plan_legs` takes the band path), a position that is not being closed, a target in [0, 1]
+    and positive mid and equity.
     """
     mid = i.quotes[name].mid
     if threshold <= 0 or mid <= 0 or i.equity <= 0 or not 0 <= target <= 1:
@@ -211,7 +318,8 @@ def inside_drift_band(
     current = float(quantity * mid / i.equity)
     risk_reduce = name in i.reduce_only or i.multiplier < 1
     cap = i.params.weight_cap(name)
-    return band_trade(target, current, threshold, threshold, cap, risk_reduce) == 0
+    band = threshold if narrowest is None else narrowest
+    return band_trade(target, current, band, threshold, cap, risk_reduce) == 0
 
 
 def product_band(

@@ -63,15 +63,6 @@ ZERO = Decimal(0)
 
 
 @dataclass(frozen=True)
-class PlannedOrder:
-    """One order the portfolio decided outside a transaction (an unwind or stop-loss slice)."""
-
-    side: Side
-    quantity: Decimal
-    target_weight: float
-
-
-@dataclass(frozen=True)
 class LegRules:
     """How legs are sized against the visible depth (module docstring, *Liquidity*)."""
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from decimal import Decimal
 
+from cryptoj.config import Config
 from cryptoj.models.market import Bar, Quote
 from cryptoj.models.unwind import ResponseLevel, UnwindPlan, UnwindSliceReport
 from cryptoj.unwind.queue import SliceInFlight, UnwindItem, UnwindQueue
@@ -62,6 +63,21 @@ class UnwindBook:
         self._completed: set[str] = set()
         self.slices_sent = 0
         self.plan_slices: dict[str, int] = {}  # plan id → slices sent under it
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> UnwindBook:
+        """The book of ``cfg``: ``shutdown.unwind``'s slicing and stop-loss deadline,
+        ``feed.bar_depth_fraction``."""
+        u = cfg.shutdown.unwind
+        rules = SliceRules(
+            mode=u.mode,
+            depth_fraction=u.depth_fraction,
+            max_participation=u.max_participation,
+            adverse_move_bps=u.adverse_move_bps,
+            volatile_multiplier=u.volatile_multiplier,
+            coarse_depth_multiple=u.coarse_depth_multiple,
+        )
+        return cls(rules, int(u.stop_loss_deadline_s * 1e9), cfg.feed.bar_depth_fraction)
 
     # -- the instruction ------------------------------------------------------------------
 

@@ -28,7 +28,24 @@ from typing import Any
 
 from cryptoj.journal import Journal
 from cryptoj.models.orders import Side
-from cryptoj.models.unwind import UnwindSliceReport
+from cryptoj.models.unwind import UnwindPlan, UnwindSliceReport
+
+
+def plan_event(plan: UnwindPlan, queued: list[str]) -> str:
+    """The ``unwind_plan`` event detail (JSON) of a plan the PortfolioActor applied, with the
+    products it queued."""
+    return json.dumps(
+        {
+            "plan": plan.plan_id,
+            "level": str(plan.level),
+            "trigger": plan.trigger,
+            "mode": plan.mode,
+            "queued": queued,
+            "entries_allowed": plan.entries_allowed,
+            "size_multiplier": plan.size_multiplier,
+            "deadline_ns": plan.deadline_ns,
+        }
+    )
 
 
 def slice_event(report: UnwindSliceReport) -> str:
