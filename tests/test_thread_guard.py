@@ -249,7 +249,7 @@ TARGETS = (
     Target("cryptoj-wal-checkpoint", "journal", lambda d: d.rt.checkpointer, "_checkpoint"),
     Target("trace-flush", "trace", lambda d: d.rt.trace, "_flush_due"),
     Target("coinbase-user", "venue", lambda d: d.system.venue.user_channel.session, "tick"),
-    Target("coinbase-rest", "feed", lambda d: d.ctx.live_feed, "_revive"),
+    Target("coinbase-rest", "feed", lambda d: d.ctx.live_feed.rest_worker, "revive"),
     Target("coinbase-delivery", "feed", lambda d: d.ctx.live_feed.delivery, "_next_batch"),
     Target("cryptoj-ops", "ops", lambda d: d.endpoint.httpd, "handle_request", over_http=False),
 )

@@ -84,7 +84,7 @@ class EwmaStats:
     def vol_excess(self, product: str) -> float:
         """σ_p / σ_ref − 1 (see the module docstring)."""
         var = self.var
-        vol = math.sqrt(var.get(product, 0.0)) if var else 0.0  # self.vol(product)
+        vol = self.vol(product) if var else 0.0  # (a subclass may forecast it: HarStats)
         if vol == 0:
             return 0.0
         # one product: its own long-run volatility; several: the median
