@@ -32,6 +32,8 @@ from cryptoj.adapters.coinbase.execution.venue import CoinbaseVenue, VenueSettin
 from cryptoj.adapters.coinbase.fake import FakeCoinbase
 from cryptoj.adapters.coinbase.fake.auth import ApiKey, generate_api_key
 from cryptoj.adapters.coinbase.jwt_auth import Credentials
+from cryptoj.execution.records import journal_order, submitted_order
+from cryptoj.journal import Journal
 from cryptoj.models.base import Message
 from cryptoj.models.orders import (
     Fill,
@@ -45,6 +47,7 @@ from cryptoj.models.orders import (
     Side,
     SubmitOrder,
 )
+from cryptoj.venues.base import TrackedOrder
 from tests.stubs import start_keyed_fake
 
 PRODUCTS = ["BTC-USD", "ETH-USD"]
@@ -563,4 +566,102 @@ def test_an_order_is_not_declared_absent_while_a_request_may_still_commit(
     assert state.value == "found", detail
     assert summary(fake)["orders_per_client_order_id"][coid] == 1
     assert sum(f.quantity for f in events.of(Fill) if f.client_order_id == coid) == Decimal("0.05")
+    assert venue.counters()["absent"] == 0
+
+
+def track_journalled(venue: CoinbaseVenue, order: SubmitOrder, *, whole: bool = True) -> None:
+    """What the ExecutionActor does at a start with a PENDING row an earlier (killed) process
+    journalled before sending it: the row, and with ``whole`` the order it was journalled with
+    (``orders.submitted``; a journal written before that column holds no order)."""
+    journal = Journal(":memory:")
+    journal_order(journal, order)
+    row = journal.order(order.client_order_id)
+    assert row is not None
+    if not whole:
+        row["submitted"] = None
+    venue.track(
+        TrackedOrder(
+            client_order_id=row["client_order_id"],
+            product=row["product"],
+            side=Side(row["side"]),
+            order_type=OrderType(row["order_type"]),
+            created_ts=int(row["created_ts"]),
+            status=OrderStatus(row["status"]),
+            order=submitted_order(row),
+        )
+    )
+    journal.close()
+
+
+def test_an_earlier_process_order_never_sent_is_sent_again_at_once_under_its_id(
+    fake: FakeCoinbase, key: ApiKey
+) -> None:
+    """A process killed between journalling an order and sending it: the next process finds
+    it absent and, its intent being younger than ``absent_grace_s``, sends the journalled order
+    itself under the same id at once (it used to wait ``absent_grace_s`` with the product
+    held). An order journalled without its whole content is waited for as before."""
+    coid, old = new_id("killed"), new_id("killed-old")
+    venue, events, _ = make_venue(fake, key, absent_grace_s=30.0)
+    venue.balances()
+    now = time.time_ns()
+    buy = msgspec.structs.replace(market(coid, "0.02"), ts=now, max_price=Decimal("1000000"))
+    track_journalled(venue, buy)
+    track_journalled(venue, msgspec.structs.replace(market(old, "0.02"), ts=now), whole=False)
+    state, detail = venue.resolve(coid, time.time_ns())
+    assert state.value == "found" and "sent again under the same id" in detail, detail
+    view = venue.get_order(coid)
+    assert view is not None and view.status is OrderStatus.FILLED
+    s = summary(fake)
+    assert s["orders_per_client_order_id"][coid] == 1
+    venue_order = next(o for o in s["orders"] if o["client_order_id"] == coid)
+    assert "sor_limit_ioc" in venue_order["order_configuration"]  # its max_price went too
+    assert sum(f.quantity for f in events.of(Fill) if f.client_order_id == coid) == Decimal("0.02")
+    state, detail = venue.resolve(old, time.time_ns())
+    assert state.value == "unknown" and "not at Coinbase yet" in detail
+    assert old not in s["create_requests_per_client_order_id"]
+    assert venue.counters()["resent_after_restart"] == 1
+
+
+@pytest.mark.parametrize("refused", [False, True])
+def test_a_killed_process_request_committing_late_and_the_resend_make_one_order(
+    fake: FakeCoinbase, key: ApiKey, refused: bool
+) -> None:
+    """The killed process's create was still on its way (the fake commits it 1 s after it
+    arrived) when the next process found the order absent and sent it again under the same id.
+    Coinbase answers a repeated id with the original order: whichever request commits first is
+    the order, the other creates nothing. One order, one set of fills, booked once. With
+    ``refused``, the re-send is refused (``success:false``): that is not the order's outcome
+    while the earlier request may still commit, so it stays unknown until it is found."""
+    coid = new_id("late-resend")
+    killed, _, _ = make_venue(fake, key, timeout_s=0.3, place_attempts=1, absent_grace_s=30.0)
+    killed.balances()
+    fake.inject("rest_delay", count=1, endpoint="create", seconds=1.0, commit="after")
+    order = msgspec.structs.replace(market(coid, "0.03"), ts=time.time_ns())
+    assert isinstance(killed.submit(order, order.ts), OrderOutcomeUnknown)  # then SIGKILL
+    venue, events, _ = make_venue(fake, key, place_attempts=1, absent_grace_s=30.0)
+    venue.balances()
+    track_journalled(venue, order)
+    if refused:
+        fake.inject("order_reject", count=1, reason="INSUFFICIENT_FUND")
+    state, detail = venue.resolve(coid, time.time_ns())
+    if refused:
+        assert state.value == "unknown" and "refused" in detail, detail
+        for _ in range(60):  # bounded: the killed request commits 1 s after it arrived
+            state, detail = venue.resolve(coid, time.time_ns())
+            if state.value != "unknown":
+                break
+            time.sleep(0.05)
+    assert state.value == "found", detail
+    assert refused or "sent again under the same id" in detail, detail
+    assert wait_until(lambda: summary(fake)["create_requests_per_client_order_id"][coid] >= 2)
+    time.sleep(0.2)  # the killed request's answer (the original order) is out
+    s = summary(fake)
+    assert s["orders_per_client_order_id"][coid] == 1
+    (venue_order,) = [o for o in s["orders"] if o["client_order_id"] == coid]
+    venue_fills = [f for f in s["fills"] if f["order_id"] == venue_order["order_id"]]
+    assert sum(Decimal(f["size"]) for f in venue_fills) == Decimal("0.03")
+    booked = [f for f in events.of(Fill) if f.client_order_id == coid]
+    assert sum(f.quantity for f in booked) == Decimal("0.03")
+    assert len({f.fill_id for f in booked}) == len(booked)
+    assert not any(isinstance(m, OrderRejected) for m in events.items)
     assert venue.counters()["absent"] == 0

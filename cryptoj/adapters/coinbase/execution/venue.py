@@ -29,9 +29,9 @@ Counters (:meth:`counters`): ``submits``, ``accepted``, ``rejected``, ``local_re
 ``untracked``, ``settled_skipped`` (fills of orders the journal has settled, not looked up
 again), ``absent``, ``fills``, ``closes``, ``user_updates``, ``user_ignored``
 (duplicate/stale/replayed reports), ``user_unmatched``, ``user_lives``, ``user_gaps``,
-``anomalies``, ``cancels``, ``cancel_failures``, ``auth_failures``, ``stops_at_market``, and
-the REST client's ``rest_requests``, ``rest_retries``, ``rest_fault_<kind>``,
-``rest_throttled``.
+``anomalies``, ``cancels``, ``cancel_failures``, ``auth_failures``, ``stops_at_market``,
+``resent_after_restart`` (orders of an earlier process sent again under their id), and the
+REST client's ``rest_requests``, ``rest_retries``, ``rest_fault_<kind>``, ``rest_throttled``.
 """
 
 from __future__ import annotations
@@ -174,8 +174,12 @@ class CoinbaseVenue(OrderResolving, ReconcileSteps):
         self.trackers.set_listener(fn)
 
     def track(self, order: TrackedOrder) -> None:
-        """Register a journalled order (see :class:`~cryptoj.venues.base.ReconcilingVenue`)."""
+        """Register a journalled order (see :class:`~cryptoj.venues.base.ReconcilingVenue`);
+        the order itself is kept while its create outcome is unknown (:mod:`.resolving`)."""
         self.trackers.track(order)
+        if order.order is not None and self.trackers.is_unknown(order.client_order_id):
+            with self._op_lock:
+                self._journalled[order.client_order_id] = order.order
 
     def take_notes(self) -> list[tuple[str, str, str]]:
         """Unknown outcomes and their settlement since the last call (for the journal)."""
