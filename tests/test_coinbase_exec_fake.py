@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import itertools
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -32,7 +34,12 @@ from cryptoj.adapters.coinbase.execution.venue import CoinbaseVenue, VenueSettin
 from cryptoj.adapters.coinbase.fake import FakeCoinbase
 from cryptoj.adapters.coinbase.fake.auth import ApiKey, generate_api_key
 from cryptoj.adapters.coinbase.jwt_auth import Credentials
-from cryptoj.execution.records import journal_order, submitted_order
+from cryptoj.execution.records import (
+    journal_cancel,
+    journal_order,
+    resendable_order,
+    submitted_order,
+)
 from cryptoj.journal import Journal
 from cryptoj.models.base import Message
 from cryptoj.models.orders import (
@@ -569,12 +576,17 @@ def test_an_order_is_not_declared_absent_while_a_request_may_still_commit(
     assert venue.counters()["absent"] == 0
 
 
-def track_journalled(venue: CoinbaseVenue, order: SubmitOrder, *, whole: bool = True) -> None:
+def track_journalled(
+    venue: CoinbaseVenue, order: SubmitOrder, *, whole: bool = True, cancelled: bool = False
+) -> None:
     """What the ExecutionActor does at a start with a PENDING row an earlier (killed) process
     journalled before sending it: the row, and with ``whole`` the order it was journalled with
-    (``orders.submitted``; a journal written before that column holds no order)."""
+    (``orders.submitted``; a journal written before that column holds no order), unless
+    ``cancelled``: its cancel was requested (a split cancel journalled for it)."""
     journal = Journal(":memory:")
     journal_order(journal, order)
+    if cancelled:
+        journal_cancel(journal, order.client_order_id, order.ts)
     row = journal.order(order.client_order_id)
     assert row is not None
     if not whole:
@@ -587,7 +599,7 @@ def track_journalled(venue: CoinbaseVenue, order: SubmitOrder, *, whole: bool = 
             order_type=OrderType(row["order_type"]),
             created_ts=int(row["created_ts"]),
             status=OrderStatus(row["status"]),
-            order=submitted_order(row),
+            order=resendable_order(journal, row, ()),
         )
     )
     journal.close()
@@ -599,8 +611,9 @@ def test_an_earlier_process_order_never_sent_is_sent_again_at_once_under_its_id(
     """A process killed between journalling an order and sending it: the next process finds
     it absent and, its intent being younger than ``absent_grace_s``, sends the journalled order
     itself under the same id at once (it used to wait ``absent_grace_s`` with the product
-    held). An order journalled without its whole content is waited for as before."""
-    coid, old = new_id("killed"), new_id("killed-old")
+    held). An order journalled without its whole content, or whose cancel was requested, is
+    waited for as before."""
+    coid, old, cancelled = new_id("killed"), new_id("killed-old"), new_id("killed-cancelled")
     venue, events, _ = make_venue(fake, key, absent_grace_s=30.0)
     venue.balances()
     now = time.time_ns()
@@ -616,10 +629,28 @@ def test_an_earlier_process_order_never_sent_is_sent_again_at_once_under_its_id(
     venue_order = next(o for o in s["orders"] if o["client_order_id"] == coid)
     assert "sor_limit_ioc" in venue_order["order_configuration"]  # its max_price went too
     assert sum(f.quantity for f in events.of(Fill) if f.client_order_id == coid) == Decimal("0.02")
-    state, detail = venue.resolve(old, time.time_ns())
-    assert state.value == "unknown" and "not at Coinbase yet" in detail
-    assert old not in s["create_requests_per_client_order_id"]
+    track_journalled(venue, msgspec.structs.replace(market(cancelled), ts=now), cancelled=True)
+    for unsent in (old, cancelled):
+        state, detail = venue.resolve(unsent, time.time_ns())
+        assert state.value == "unknown" and "not at Coinbase yet" in detail
+        assert unsent not in summary(fake)["create_requests_per_client_order_id"]
     assert venue.counters()["resent_after_restart"] == 1
+
+
+def test_an_order_of_unknown_outcome_whose_cancel_was_asked_is_not_sent_again(
+    fake: FakeCoinbase, key: ApiKey
+) -> None:
+    """A cancel cannot reach an order whose create outcome is unknown (no venue order id):
+    the order is then no longer sent again under its id, only found or waited for."""
+    coid = new_id("cancel-unknown")
+    venue, _, _ = make_venue(fake, key, place_attempts=1, absent_grace_s=60.0)
+    venue.balances()
+    fake.inject("rest_5xx", count=1, endpoint="create", status=503)  # never processed
+    assert isinstance(venue.submit(market(coid), time.time_ns()), OrderOutcomeUnknown)
+    assert not venue.cancel(coid, time.time_ns())
+    state, detail = venue.resolve(coid, time.time_ns())
+    assert state.value == "unknown" and "not at Coinbase yet" in detail, detail
+    assert coid not in summary(fake)["create_requests_per_client_order_id"]  # never processed
 
 
 @pytest.mark.parametrize("refused", [False, True])
@@ -665,3 +696,42 @@ def test_a_killed_process_request_committing_late_and_the_resend_make_one_order(
     assert len({f.fill_id for f in booked}) == len(booked)
     assert not any(isinstance(m, OrderRejected) for m in events.items)
     assert venue.counters()["absent"] == 0
+
+
+def test_the_journal_holds_each_order_whole_and_older_journals_get_the_column(
+    tmp_path: Path,
+) -> None:
+    """``orders.submitted``: the order as journalled before it was sent, read back equal; a
+    journal written before the column existed gets it when opened (NULL: no order to send)."""
+    old = tmp_path / "old.sqlite"
+    db = sqlite3.connect(old)
+    db.execute(
+        "CREATE TABLE orders (client_order_id TEXT PRIMARY KEY, product TEXT NOT NULL,"
+        " side TEXT NOT NULL, order_type TEXT NOT NULL, quantity TEXT NOT NULL, limit_price TEXT,"
+        " status TEXT NOT NULL, filled_quantity TEXT NOT NULL, venue_order_id TEXT,"
+        " reason TEXT NOT NULL, created_ts INTEGER NOT NULL, updated_ts INTEGER NOT NULL)"
+    )
+    db.execute(
+        "INSERT INTO orders VALUES ('o', 'BTC-USD', 'BUY', 'MARKET', '1', NULL, 'PENDING', '0',"
+        " NULL, '', 1, 1)"
+    )
+    db.commit()
+    db.close()
+    journal = Journal(old)
+    order = SubmitOrder(
+        ts=7,
+        client_order_id="n",
+        product="ETH-USD",
+        side=Side.SELL,
+        order_type=OrderType.STOP_LIMIT,
+        quantity=Decimal("0.5"),
+        limit_price=Decimal("1900.5"),
+        stop_price=Decimal("1901"),
+        post_only=False,
+        split=False,
+    )
+    assert journal_order(journal, order)
+    rows = {r["client_order_id"]: r for r in journal.orders()}
+    assert submitted_order(rows["n"]) == order
+    assert submitted_order(rows["o"]) is None
+    journal.close()

@@ -432,8 +432,9 @@ def first_orders(
 
 def slow_starts(starts_ns: list[int], created: list[int], journal: Path) -> list[dict[str, Any]]:
     """Why a (re)start had no order at the venue within LIVENESS_S: every target change the
-    soak made from the spawn to the first order (or the next start), each with what held its
-    product then, from the journal (``held_by``, see :func:`holds_at`)."""
+    soak made from the spawn to the first order (or to the next start, ``first_order_s`` None:
+    a life longer than LIVENESS_S without an order), each with what held its product then,
+    from the journal (``held_by``, see :meth:`JournalHolds.holds_at`)."""
     targets = [
         (int(ts), json.loads(detail)["product"])
         for ts, detail in read_journal(
@@ -446,10 +447,8 @@ def slow_starts(starts_ns: list[int], created: list[int], journal: Path) -> list
         end = starts_ns[i + 1] if i + 1 < len(starts_ns) else None
         first = next((c for c in created if c >= start and (end is None or c < end)), None)
         until = first if first is not None else end
-        if first is not None and first - start <= LIVENESS_S * 1e9:
-            continue
-        if until is None:
-            continue  # the last start, never followed by an order (nothing was asked of it)
+        if until is None or until - start <= LIVENESS_S * 1e9:
+            continue  # an order in time, or killed before LIVENESS_S (or the last start)
         changes = [
             {
                 "at_s": round((t - start) / 1e9, 2),

@@ -82,6 +82,28 @@ def submitted_order(row: dict[str, Any]) -> SubmitOrder | None:
     return None if not text else msgspec.json.decode(text, type=SubmitOrder)
 
 
+def resendable_order(
+    journal: Journal, row: dict[str, Any], plans: Container[str]
+) -> SubmitOrder | None:
+    """The order of a PENDING ``orders`` row without a venue order id (after a restart its
+    create outcome is unknown), for the venue to send again under its id
+    (:func:`submitted_order`). None for any other row, a row without its order, and an order
+    whose cancel was requested, or its split parent's (a split cancel, :func:`journal_cancel`,
+    or the portfolio's leg ``cancel_requested``): such an order is only waited for."""
+    if row["status"] != OrderStatus.PENDING or row["venue_order_id"]:
+        return None
+    order = submitted_order(row)
+    if order is None:
+        return None
+    coid = order.client_order_id
+    ids = {coid, parent_of(coid, plans) or coid}
+    if any(str(r["detail"]) in ids for r in journal.events(CANCEL_EVENT)):
+        return None
+    legs = journal.txn_legs()
+    cancelled = any(r["cancel_requested"] and r["client_order_id"] in ids for r in legs)
+    return None if cancelled else order
+
+
 def journal_child_fill(journal: Journal, child: str, fill_id: str, ts: int) -> None:
     """Journal that ``fill_id`` is a fill of ``child`` (before it is forwarded re-labelled)."""
     journal.record_event(ts, ACTOR, FILL_EVENT, f"{child} {fill_id}")
@@ -152,7 +174,9 @@ __all__ = [
     "journal_order",
     "journal_plan",
     "parent_of",
+    "resendable_order",
     "restore_parents",
     "split_children",
     "split_plans",
+    "submitted_order",
 ]

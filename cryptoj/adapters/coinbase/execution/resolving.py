@@ -8,7 +8,9 @@ Resolving after a restart
     :meth:`resolve` looks a PENDING order up by ``client_order_id``: found → adopted (same
     fill ids as before the restart); absent → sent again under the same id while the intent
     is younger than ``absent_grace_s`` -- this process's own request, or the journalled order
-    of an earlier process (counted ``resent_after_restart``). Coinbase creates at most one
+    of an earlier process (counted ``resent_after_restart``), never one whose cancel was
+    requested (:func:`~cryptoj.execution.records.resendable_order`; in this process, a cancel
+    of an order without a venue id). Coinbase creates at most one
     order per ``client_order_id`` and answers a repeated id with the original order, so
     whichever of the two requests commits first is the order and the other cannot create a
     second one: an acceptance settles the outcome at once. A refusal does not (an earlier

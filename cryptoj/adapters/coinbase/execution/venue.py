@@ -249,12 +249,17 @@ class CoinbaseVenue(OrderResolving, ReconcileSteps):
         return [v.client_order_id for v in self.trackers.open_views()]
 
     def _cancel_targets(self, coids: list[str]) -> dict[str, OrderTracker]:
-        """The accepted, open orders among ``coids``, by venue order id (counted as cancels)."""
+        """The accepted, open orders among ``coids``, by venue order id (counted as cancels).
+        One whose create outcome is unknown cannot be cancelled yet: it is no longer sent
+        again (:mod:`.resolving`), only found or waited for."""
         targets: dict[str, OrderTracker] = {}
         for c in coids:
             t = self.trackers.get(c)
             if t is not None and t.venue_order_id and not t.terminal:
                 targets[t.venue_order_id] = t
+            elif t is not None and not t.terminal:  # outcome unknown: never sent again
+                self._specs.pop(c, None)
+                self._journalled.pop(c, None)
         self._counts["cancels"] += len(targets)
         return targets
 
