@@ -591,18 +591,15 @@ def track_journalled(
     assert row is not None
     if not whole:
         row["submitted"] = None
+    resend = resendable_order(journal, row, ())
+    journal.close()
     venue.track(
-        TrackedOrder(
-            client_order_id=row["client_order_id"],
-            product=row["product"],
-            side=Side(row["side"]),
-            order_type=OrderType(row["order_type"]),
+        TrackedOrder(  # PENDING, nothing booked
+            **{k: getattr(order, k) for k in ("client_order_id", "product", "side", "order_type")},
             created_ts=int(row["created_ts"]),
-            status=OrderStatus(row["status"]),
-            order=resendable_order(journal, row, ()),
+            order=resend,
         )
     )
-    journal.close()
 
 
 def test_an_earlier_process_order_never_sent_is_sent_again_at_once_under_its_id(
@@ -718,16 +715,13 @@ def test_the_journal_holds_each_order_whole_and_older_journals_get_the_column(
     db.commit()
     db.close()
     journal = Journal(old)
-    order = SubmitOrder(
+    order = msgspec.structs.replace(  # a stop-limit, not to be split: read back whole
+        market("n", "0.5", Side.SELL, "ETH-USD"),
         ts=7,
-        client_order_id="n",
-        product="ETH-USD",
-        side=Side.SELL,
         order_type=OrderType.STOP_LIMIT,
-        quantity=Decimal("0.5"),
         limit_price=Decimal("1900.5"),
         stop_price=Decimal("1901"),
-        post_only=False,
+        reason="stop",
         split=False,
     )
     assert journal_order(journal, order)
