@@ -95,14 +95,10 @@ CREATE INDEX IF NOT EXISTS orders_by_venue_order_id ON orders (venue_order_id);
 def _create_schema(db: sqlite3.Connection) -> None:
     """Create what is missing of the schema on a new connection."""
     db.executescript(_SCHEMA)
-    _add_fill_value_column(db)
-    _add_column(db, "orders", "submitted")
-
-
-def _add_fill_value_column(db: sqlite3.Connection) -> None:
-    """Journals written before ``fills.value`` existed get the column (NULL: the notional is
-    ``quantity × price`` truncated to 1e-8, as it always was for them)."""
+    # journals written before these columns existed get them: fills.value NULL (the notional
+    # is quantity × price truncated to 1e-8, as it always was for them), orders.submitted NULL
     _add_column(db, "fills", "value")
+    _add_column(db, "orders", "submitted")
 
 
 def _add_column(db: sqlite3.Connection, table: str, column: str) -> None:
