@@ -433,8 +433,9 @@ def first_orders(
 def slow_starts(starts_ns: list[int], created: list[int], journal: Path) -> list[dict[str, Any]]:
     """Why a (re)start had no order at the venue within LIVENESS_S: every target change the
     soak made from the spawn to the first order (or to the next start, ``first_order_s`` None:
-    a life longer than LIVENESS_S without an order), each with what held its product then,
-    from the journal (``held_by``, see :meth:`JournalHolds.holds_at`)."""
+    a life longer than LIVENESS_S without an order), each with what held its product when the
+    soak moved on (the next change, or the first order), from the journal (``held_by``, see
+    :meth:`JournalHolds.holds_at`)."""
     targets = [
         (int(ts), json.loads(detail)["product"])
         for ts, detail in read_journal(
@@ -449,11 +450,12 @@ def slow_starts(starts_ns: list[int], created: list[int], journal: Path) -> list
         until = first if first is not None else end
         if until is None or until - start <= LIVENESS_S * 1e9:
             continue  # an order in time, or killed before LIVENESS_S (or the last start)
-        changes = [
+        times = [t for t, _ in targets if start <= t < until] + [until]
+        changes = [  # what held the product when the soak moved on (next change, or order)
             {
                 "at_s": round((t - start) / 1e9, 2),
                 "product": product,
-                "held_by": book.holds_at(product, t, start),
+                "held_by": book.holds_at(product, times[times.index(t) + 1] - 1, start),
             }
             for t, product in targets
             if start <= t < until
@@ -491,12 +493,25 @@ class JournalHolds:
             else:
                 coid, _, detail = detail.partition(": ")
             self.notes[kind].setdefault(coid, (int(ts), detail))
+        self.legs = read_journal(  # each rebalance leg: its product, transaction, planned at
+            journal,
+            "SELECT l.client_order_id, l.product, l.txn_id, t.created_ts FROM rebalance_legs l"
+            " JOIN rebalance_txns t USING (txn_id)",
+        )
+        self.sent: dict[str, int] = {}  # leg → when its transaction sent it
+        for ts, detail in read_journal(
+            journal,
+            "SELECT ts, detail FROM rebalance_steps WHERE step IN ('sells_sent', 'buys_sent')",
+        ):
+            for leg in json.loads(detail)["legs"]:
+                self.sent.setdefault(leg, int(ts))
 
     def holds_at(self, product: str, t: int, start: int) -> list[str]:
         """The open intents of ``product`` at ``t`` (ns), each as what kept it open: an order of
         unknown outcome (from the killed life or this one; when and how it was settled), a
-        split parent, or an open order; ``none in the journal`` when nothing was open there
-        (then a stale or missing quote, no risk parameters yet, or a plan without a leg)."""
+        split parent, or an open order; and a planned rebalance leg of ``product`` not sent
+        yet (a buy waits for its transaction's sells); ``none in the journal`` when nothing
+        was there (then a stale or missing quote, no risk parameters yet, or no leg planned)."""
         out = []
         for coid, p, ts, closed, status in self.intents:
             if p != product or int(ts) > t or (closed is not None and int(closed) <= t):
@@ -522,6 +537,11 @@ class JournalHolds:
                 if coid in self.notes["split_plan"]:
                     what = f"split parent {coid} (closed {status} at {ends})"
             out.append(what)
+        for leg, p, txn, planned in self.legs:
+            sent = self.sent.get(leg)
+            if p == product and int(planned) <= t and (sent is None or sent > t):
+                when = "never" if sent is None else f"at {(sent - start) / 1e9:.1f}s"
+                out.append(f"leg {leg} of {txn}, sent after its earlier legs ({when})")
         return out or ["none in the journal"]
 
 
