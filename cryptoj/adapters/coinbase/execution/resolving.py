@@ -26,9 +26,10 @@ Resolving after a restart
     while a request of it may still be committed (assumed: Coinbase commits a request within
     ``absent_grace_s`` of receiving it, or never). Declaring it absent earlier let the
     portfolio plan the same trade again while the first request was still to commit: the
-    position at twice its target once both filled. Waiting out that period after every start
-    held the order's product that long (a killed process's last order is usually such a
-    one); sending it again settles it within one create.
+    position at twice its target once both filled. Waiting out that period after a start
+    holds the order's product that long; sending it again settles it within one create. (The
+    PortfolioActor rolls an unfinished transaction back after a restart, asking to cancel
+    every leg it sent: those orders, and their split children, are waited for.)
 """
 
 from __future__ import annotations
