@@ -493,10 +493,10 @@ class JournalHolds:
             else:
                 coid, _, detail = detail.partition(": ")
             self.notes[kind].setdefault(coid, (int(ts), detail))
-        self.legs = read_journal(  # each rebalance leg: its product, transaction, planned at
+        self.legs = read_journal(  # each rebalance leg: product, transaction, planned, last step
             journal,
-            "SELECT l.client_order_id, l.product, l.txn_id, t.created_ts FROM rebalance_legs l"
-            " JOIN rebalance_txns t USING (txn_id)",
+            "SELECT l.client_order_id, l.product, l.txn_id, t.created_ts, t.updated_ts"
+            " FROM rebalance_legs l JOIN rebalance_txns t USING (txn_id)",
         )
         self.sent: dict[str, int] = {}  # leg → when its transaction sent it
         for ts, detail in read_journal(
@@ -537,9 +537,9 @@ class JournalHolds:
                 if coid in self.notes["split_plan"]:
                     what = f"split parent {coid} (closed {status} at {ends})"
             out.append(what)
-        for leg, p, txn, planned in self.legs:
+        for leg, p, txn, planned, last in self.legs:
             sent = self.sent.get(leg)
-            if p == product and int(planned) <= t and (sent is None or sent > t):
+            if p == product and int(planned) <= t < int(last) and (sent is None or sent > t):
                 when = "never" if sent is None else f"at {(sent - start) / 1e9:.1f}s"
                 out.append(f"leg {leg} of {txn}, sent after its earlier legs ({when})")
         return out or ["none in the journal"]
