@@ -106,6 +106,7 @@ READY_S = 60.0  # a (re)started daemon must serve /health within this
 ORDER_WAIT_S = 4.0  # how long one target change may take to produce an intent
 SETTLE_S = 120.0
 LIVENESS_S = 5.0  # target: an order at the venue within this of every (re)start
+NO_HOLD = "none in the journal"  # what held a product, when nothing did (slow_starts)
 OPEN_INTENTS = "SELECT COUNT(*) FROM intents WHERE closed_ts IS NULL"
 OPEN_ORDERS = "SELECT COUNT(*) FROM orders WHERE status IN ('PENDING', 'OPEN')"
 CLI = (
@@ -433,9 +434,9 @@ def first_orders(
 def slow_starts(starts_ns: list[int], created: list[int], journal: Path) -> list[dict[str, Any]]:
     """Why a (re)start had no order at the venue within LIVENESS_S: every target change the
     soak made from the spawn to the first order (or to the next start, ``first_order_s`` None:
-    a life longer than LIVENESS_S without an order), each with what held its product when the
-    soak moved on (the next change, or the first order), from the journal (``held_by``, see
-    :meth:`JournalHolds.holds_at`)."""
+    a life longer than LIVENESS_S without an order), each with what held its product at the
+    change and when the soak moved on (the next change, or the first order), from the journal
+    (``held_by``, see :meth:`JournalHolds.holds_at`)."""
     targets = [
         (int(ts), json.loads(detail)["product"])
         for ts, detail in read_journal(
@@ -451,11 +452,11 @@ def slow_starts(starts_ns: list[int], created: list[int], journal: Path) -> list
         if until is None or until - start <= LIVENESS_S * 1e9:
             continue  # an order in time, or killed before LIVENESS_S (or the last start)
         times = [t for t, _ in targets if start <= t < until] + [until]
-        changes = [  # what held the product when the soak moved on (next change, or order)
+        changes = [  # what held the product at the change and when the soak moved on
             {
                 "at_s": round((t - start) / 1e9, 2),
                 "product": product,
-                "held_by": book.holds_at(product, times[times.index(t) + 1] - 1, start),
+                "held_by": book.holds_during(product, t, times[times.index(t) + 1] - 1, start),
             }
             for t, product in targets
             if start <= t < until
@@ -506,6 +507,11 @@ class JournalHolds:
             for leg in json.loads(detail)["legs"]:
                 self.sent.setdefault(leg, int(ts))
 
+    def holds_during(self, product: str, t0: int, t1: int, start: int) -> list[str]:
+        """:meth:`holds_at` at ``t0`` and at ``t1``, each once."""
+        held = dict.fromkeys(self.holds_at(product, t0, start) + self.holds_at(product, t1, start))
+        return [h for h in held if h != NO_HOLD] or [NO_HOLD]
+
     def holds_at(self, product: str, t: int, start: int) -> list[str]:
         """The open intents of ``product`` at ``t`` (ns), each as what kept it open: an order of
         unknown outcome (from the killed life or this one; when and how it was settled), a
@@ -542,7 +548,7 @@ class JournalHolds:
             if p == product and int(planned) <= t < int(last) and (sent is None or sent > t):
                 when = "never" if sent is None else f"at {(sent - start) / 1e9:.1f}s"
                 out.append(f"leg {leg} of {txn}, sent after its earlier legs ({when})")
-        return out or ["none in the journal"]
+        return out or [NO_HOLD]
 
 
 class Soak:
