@@ -27,7 +27,9 @@ Decimals are stored as text, so nothing is rounded by SQLite. A fill and the pos
 causes are one transaction: after a crash (even ``kill -9``) the books rebuilt from the journal are
 exactly the books that were applied. ``fills.value`` is the venue's exact notional when it is
 finer than 1e-8 (``Fill.value``, e.g. Coinbase's quote-sized buys), NULL otherwise; journals
-written before the column existed get it when opened.
+written before the column existed get it when opened. ``orders.submitted`` is the order as the
+ExecutionActor received it (JSON), so a process after a crash can send an order of unknown
+outcome again under its id exactly as it was; NULL in older journals (added when opened).
 
 Group commit (:mod:`cryptoj.journal_batch`): by default every write is its own transaction;
 the deterministic runtime commits once per 64 market instants instead, and the threaded
@@ -65,7 +67,8 @@ CREATE TABLE IF NOT EXISTS orders (
     client_order_id TEXT PRIMARY KEY, product TEXT NOT NULL, side TEXT NOT NULL,
     order_type TEXT NOT NULL, quantity TEXT NOT NULL, limit_price TEXT,
     status TEXT NOT NULL, filled_quantity TEXT NOT NULL, venue_order_id TEXT,
-    reason TEXT NOT NULL, created_ts INTEGER NOT NULL, updated_ts INTEGER NOT NULL);
+    reason TEXT NOT NULL, created_ts INTEGER NOT NULL, updated_ts INTEGER NOT NULL,
+    submitted TEXT);
 CREATE TABLE IF NOT EXISTS equity (
     ts INTEGER PRIMARY KEY, equity TEXT NOT NULL, cash TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
@@ -92,15 +95,17 @@ CREATE INDEX IF NOT EXISTS orders_by_venue_order_id ON orders (venue_order_id);
 def _create_schema(db: sqlite3.Connection) -> None:
     """Create what is missing of the schema on a new connection."""
     db.executescript(_SCHEMA)
-    _add_fill_value_column(db)
+    # journals written before these columns existed get them: fills.value NULL (the notional
+    # is quantity × price truncated to 1e-8, as it always was for them), orders.submitted NULL
+    _add_column(db, "fills", "value")
+    _add_column(db, "orders", "submitted")
 
 
-def _add_fill_value_column(db: sqlite3.Connection) -> None:
-    """Journals written before ``fills.value`` existed get the column (NULL: the notional is
-    ``quantity × price`` truncated to 1e-8, as it always was for them)."""
-    columns = {r[1] for r in db.execute("PRAGMA table_info(fills)").fetchall()}
-    if "value" not in columns:
-        db.execute("ALTER TABLE fills ADD COLUMN value TEXT")
+def _add_column(db: sqlite3.Connection, table: str, column: str) -> None:
+    """Add a TEXT ``column`` to ``table`` of a journal written before it existed (NULL there)."""
+    columns = {r[1] for r in db.execute(f"PRAGMA table_info({table})").fetchall()}
+    if column not in columns:
+        db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
 
 
 class Journal:
@@ -293,11 +298,14 @@ class Journal:
     # -- execution table -------------------------------------------------------------------
 
     def record_order(self, row: dict[str, Any]) -> bool:
-        """Journal a new order as PENDING; False if the id is already known (idempotent)."""
+        """Journal a new order as PENDING; False if the id is already known (idempotent).
+        ``row["submitted"]`` (optional): the whole order as it goes to the venue, so a later
+        process can send exactly it again (:func:`cryptoj.execution.records.journal_order`)."""
         cur = self._write(
             "INSERT OR IGNORE INTO orders VALUES (:client_order_id, :product, :side, :order_type,"
-            " :quantity, :limit_price, 'PENDING', '0', NULL, :reason, :ts, :ts)",
-            {k: (str(v) if isinstance(v, Decimal) else v) for k, v in row.items()},
+            " :quantity, :limit_price, 'PENDING', '0', NULL, :reason, :ts, :ts, :submitted)",
+            {"submitted": None}
+            | {k: (str(v) if isinstance(v, Decimal) else v) for k, v in row.items()},
         )
         return cur.rowcount == 1
 

@@ -366,6 +366,34 @@ def test_a_pending_order_of_the_previous_process_is_looked_up_in_the_background(
         venue.stop()
 
 
+def test_a_young_order_the_killed_process_journalled_is_sent_again_by_the_next_start(
+    tmp_path: Path, fake_key: tuple[FakeCoinbase, ApiKey]
+) -> None:
+    """Issue 16, liveness: the killed process journalled an order (whole) and died before its
+    create left. The next start finds it absent, and its intent being younger than
+    ``absent_grace_s`` it sends the journalled order under the same id within its start's
+    work, instead of holding the product ``absent_grace_s``: filled, booked, reported."""
+    fake, key = fake_key
+    path, lost = journal_at(tmp_path), new_id("killed-start")
+    j = Journal(path)
+    journal_order(j, order(lost), time.time_ns())  # journalled, then SIGKILL
+    venue, events, _ = make_venue(fake, key, absent_grace_s=30.0)
+    actor, ctx = ExecutionActor(venue, path), FakeCtx()
+    actor.on_start(ctx)
+    steps(actor, ctx, events)
+    drain(actor, events, ctx)
+    row = j.order(lost)
+    assert row is not None and row["status"] == "FILLED" and row["venue_order_id"]
+    assert orders_at_fake(fake, lost) == 1
+    fills = [m for m in ctx.to("portfolio") if isinstance(m, Fill)]
+    booked = {f.fill_id: f.quantity for f in fills}  # copies of a fill share its id
+    assert fills and sum(booked.values()) == Decimal("0.03")
+    assert venue.counters()["resent_after_restart"] == 1
+    resolved = [e["detail"] for e in j.events("outcome_resolved")]
+    assert f"{lost}: accepted (sent again under the same id)" in resolved
+    j.close()
+
+
 def cancel_back(events: Events) -> bool:
     return any(isinstance(m, VenueCallDone) and m.call == "cancel" for m in events.items)
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import itertools
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -32,6 +34,13 @@ from cryptoj.adapters.coinbase.execution.venue import CoinbaseVenue, VenueSettin
 from cryptoj.adapters.coinbase.fake import FakeCoinbase
 from cryptoj.adapters.coinbase.fake.auth import ApiKey, generate_api_key
 from cryptoj.adapters.coinbase.jwt_auth import Credentials
+from cryptoj.execution.records import (
+    journal_cancel,
+    journal_order,
+    resendable_order,
+    submitted_order,
+)
+from cryptoj.journal import Journal
 from cryptoj.models.base import Message
 from cryptoj.models.orders import (
     Fill,
@@ -45,6 +54,7 @@ from cryptoj.models.orders import (
     Side,
     SubmitOrder,
 )
+from cryptoj.venues.base import TrackedOrder
 from tests.stubs import start_keyed_fake
 
 PRODUCTS = ["BTC-USD", "ETH-USD"]
@@ -564,3 +574,158 @@ def test_an_order_is_not_declared_absent_while_a_request_may_still_commit(
     assert summary(fake)["orders_per_client_order_id"][coid] == 1
     assert sum(f.quantity for f in events.of(Fill) if f.client_order_id == coid) == Decimal("0.05")
     assert venue.counters()["absent"] == 0
+
+
+def track_journalled(
+    venue: CoinbaseVenue, order: SubmitOrder, *, whole: bool = True, cancelled: bool = False
+) -> None:
+    """What the ExecutionActor does at a start with a PENDING row an earlier (killed) process
+    journalled before sending it: the row, and with ``whole`` the order it was journalled with
+    (``orders.submitted``; a journal written before that column holds no order), unless
+    ``cancelled``: its cancel was requested (a split cancel journalled for it)."""
+    journal = Journal(":memory:")
+    journal_order(journal, order)
+    if cancelled:
+        journal_cancel(journal, order.client_order_id, order.ts)
+    row = journal.order(order.client_order_id)
+    assert row is not None
+    if not whole:
+        row["submitted"] = None
+    resend = resendable_order(journal, row, ())
+    journal.close()
+    venue.track(
+        TrackedOrder(  # PENDING, nothing booked
+            **{k: getattr(order, k) for k in ("client_order_id", "product", "side", "order_type")},
+            created_ts=int(row["created_ts"]),
+            order=resend,
+        )
+    )
+
+
+def test_an_earlier_process_order_never_sent_is_sent_again_at_once_under_its_id(
+    fake: FakeCoinbase, key: ApiKey
+) -> None:
+    """A process killed between journalling an order and sending it: the next process finds
+    it absent and, its intent being younger than ``absent_grace_s``, sends the journalled order
+    itself under the same id at once (it used to wait ``absent_grace_s`` with the product
+    held). An order journalled without its whole content, or whose cancel was requested, is
+    waited for as before."""
+    coid, old, cancelled = new_id("killed"), new_id("killed-old"), new_id("killed-cancelled")
+    venue, events, _ = make_venue(fake, key, absent_grace_s=30.0)
+    venue.balances()
+    now = time.time_ns()
+    buy = msgspec.structs.replace(market(coid, "0.02"), ts=now, max_price=Decimal("1000000"))
+    track_journalled(venue, buy)
+    track_journalled(venue, msgspec.structs.replace(market(old, "0.02"), ts=now), whole=False)
+    state, detail = venue.resolve(coid, time.time_ns())
+    assert state.value == "found" and "sent again under the same id" in detail, detail
+    view = venue.get_order(coid)
+    assert view is not None and view.status is OrderStatus.FILLED
+    s = summary(fake)
+    assert s["orders_per_client_order_id"][coid] == 1
+    venue_order = next(o for o in s["orders"] if o["client_order_id"] == coid)
+    assert "sor_limit_ioc" in venue_order["order_configuration"]  # its max_price went too
+    assert sum(f.quantity for f in events.of(Fill) if f.client_order_id == coid) == Decimal("0.02")
+    track_journalled(venue, msgspec.structs.replace(market(cancelled), ts=now), cancelled=True)
+    for unsent in (old, cancelled):
+        state, detail = venue.resolve(unsent, time.time_ns())
+        assert state.value == "unknown" and "not at Coinbase yet" in detail
+        assert unsent not in summary(fake)["create_requests_per_client_order_id"]
+    assert venue.counters()["resent_after_restart"] == 1
+
+
+def test_an_order_of_unknown_outcome_whose_cancel_was_asked_is_not_sent_again(
+    fake: FakeCoinbase, key: ApiKey
+) -> None:
+    """A cancel cannot reach an order whose create outcome is unknown (no venue order id):
+    the order is then no longer sent again under its id, only found or waited for."""
+    coid = new_id("cancel-unknown")
+    venue, _, _ = make_venue(fake, key, place_attempts=1, absent_grace_s=60.0)
+    venue.balances()
+    fake.inject("rest_5xx", count=1, endpoint="create", status=503)  # never processed
+    assert isinstance(venue.submit(market(coid), time.time_ns()), OrderOutcomeUnknown)
+    assert not venue.cancel(coid, time.time_ns())
+    state, detail = venue.resolve(coid, time.time_ns())
+    assert state.value == "unknown" and "not at Coinbase yet" in detail, detail
+    assert coid not in summary(fake)["create_requests_per_client_order_id"]  # never processed
+
+
+@pytest.mark.parametrize("refused", [False, True])
+def test_a_killed_process_request_committing_late_and_the_resend_make_one_order(
+    fake: FakeCoinbase, key: ApiKey, refused: bool
+) -> None:
+    """The killed process's create was still on its way (the fake commits it 1 s after it
+    arrived) when the next process found the order absent and sent it again under the same id.
+    Coinbase answers a repeated id with the original order: whichever request commits first is
+    the order, the other creates nothing. One order, one set of fills, booked once. With
+    ``refused``, the re-send is refused (``success:false``): that is not the order's outcome
+    while the earlier request may still commit, so it stays unknown until it is found."""
+    coid = new_id("late-resend")
+    killed, _, _ = make_venue(fake, key, timeout_s=0.3, place_attempts=1, absent_grace_s=30.0)
+    killed.balances()
+    fake.inject("rest_delay", count=1, endpoint="create", seconds=1.0, commit="after")
+    order = msgspec.structs.replace(market(coid, "0.03"), ts=time.time_ns())
+    assert isinstance(killed.submit(order, order.ts), OrderOutcomeUnknown)  # then SIGKILL
+    venue, events, _ = make_venue(fake, key, place_attempts=1, absent_grace_s=30.0)
+    venue.balances()
+    track_journalled(venue, order)
+    if refused:
+        fake.inject("order_reject", count=1, reason="INSUFFICIENT_FUND")
+    state, detail = venue.resolve(coid, time.time_ns())
+    if refused:
+        assert state.value == "unknown" and "refused" in detail, detail
+        for _ in range(60):  # bounded: the killed request commits 1 s after it arrived
+            state, detail = venue.resolve(coid, time.time_ns())
+            if state.value != "unknown":
+                break
+            time.sleep(0.05)
+    assert state.value == "found", detail
+    assert refused or "sent again under the same id" in detail, detail
+    assert wait_until(lambda: summary(fake)["create_requests_per_client_order_id"][coid] >= 2)
+    time.sleep(0.2)  # the killed request's answer (the original order) is out
+    s = summary(fake)
+    assert s["orders_per_client_order_id"][coid] == 1
+    (venue_order,) = [o for o in s["orders"] if o["client_order_id"] == coid]
+    venue_fills = [f for f in s["fills"] if f["order_id"] == venue_order["order_id"]]
+    assert sum(Decimal(f["size"]) for f in venue_fills) == Decimal("0.03")
+    booked = [f for f in events.of(Fill) if f.client_order_id == coid]
+    assert sum(f.quantity for f in booked) == Decimal("0.03")
+    assert len({f.fill_id for f in booked}) == len(booked)
+    assert not any(isinstance(m, OrderRejected) for m in events.items)
+    assert venue.counters()["absent"] == 0
+
+
+def test_the_journal_holds_each_order_whole_and_older_journals_get_the_column(
+    tmp_path: Path,
+) -> None:
+    """``orders.submitted``: the order as journalled before it was sent, read back equal; a
+    journal written before the column existed gets it when opened (NULL: no order to send)."""
+    old = tmp_path / "old.sqlite"
+    db = sqlite3.connect(old)
+    db.execute(
+        "CREATE TABLE orders (client_order_id TEXT PRIMARY KEY, product TEXT NOT NULL,"
+        " side TEXT NOT NULL, order_type TEXT NOT NULL, quantity TEXT NOT NULL, limit_price TEXT,"
+        " status TEXT NOT NULL, filled_quantity TEXT NOT NULL, venue_order_id TEXT,"
+        " reason TEXT NOT NULL, created_ts INTEGER NOT NULL, updated_ts INTEGER NOT NULL)"
+    )
+    db.execute(
+        "INSERT INTO orders VALUES ('o', 'BTC-USD', 'BUY', 'MARKET', '1', NULL, 'PENDING', '0',"
+        " NULL, '', 1, 1)"
+    )
+    db.commit()
+    db.close()
+    journal = Journal(old)
+    order = msgspec.structs.replace(  # a stop-limit, not to be split: read back whole
+        market("n", "0.5", Side.SELL, "ETH-USD"),
+        ts=7,
+        order_type=OrderType.STOP_LIMIT,
+        limit_price=Decimal("1900.5"),
+        stop_price=Decimal("1901"),
+        reason="stop",
+        split=False,
+    )
+    assert journal_order(journal, order)
+    rows = {r["client_order_id"]: r for r in journal.orders()}
+    assert submitted_order(rows["n"]) == order
+    assert submitted_order(rows["o"]) is None
+    journal.close()

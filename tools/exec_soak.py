@@ -44,6 +44,8 @@ one JSON object:
 ``start_to_first_order_s``     per (re)start followed by an order: seconds from the process
                                spawn to the first order the fake received (liveness; target 5;
                                ``starts_within_5s`` counts them)
+``slow_starts``                per start with no order within 5 s: each target change the soak
+                               made meanwhile and what held its product (``JournalHolds``)
 ``start_phases_s``             per such start, seconds after the spawn: the daemon answered
                                /health (execution up), the first intent, the first order the
                                ExecutionActor journalled after it, the first order at the fake
@@ -105,6 +107,7 @@ READY_S = 60.0  # a (re)started daemon must serve /health within this
 ORDER_WAIT_S = 4.0  # how long one target change may take to produce an intent
 SETTLE_S = 120.0
 LIVENESS_S = 5.0  # target: an order at the venue within this of every (re)start
+NO_HOLD = "none in the journal"  # what held a product, when nothing did (slow_starts)
 OPEN_INTENTS = "SELECT COUNT(*) FROM intents WHERE closed_ts IS NULL"
 OPEN_ORDERS = "SELECT COUNT(*) FROM orders WHERE status IN ('PENDING', 'OPEN')"
 CLI = (
@@ -425,7 +428,128 @@ def first_orders(
         "max_start_to_first_order_s": max(delays, default=None),
         "starts_within_5s": f"{sum(d <= LIVENESS_S for d in delays)} of {len(delays)}",
         "start_phases_s": phases,
+        "slow_starts": slow_starts(starts_ns, created, journal),
     }
+
+
+def slow_starts(starts_ns: list[int], created: list[int], journal: Path) -> list[dict[str, Any]]:
+    """Why a (re)start had no order at the venue within LIVENESS_S: every target change the
+    soak made from the spawn to the first order (or to the next start, ``first_order_s`` None:
+    a life longer than LIVENESS_S without an order), each with what held its product at the
+    change and when the soak moved on (the next change, or the first order), from the journal
+    (``held_by``, see :meth:`JournalHolds.holds_at`)."""
+    targets = [
+        (int(ts), json.loads(detail)["product"])
+        for ts, detail in read_journal(
+            journal, "SELECT ts, detail FROM events WHERE kind = 'operator_target' ORDER BY seq"
+        )
+    ]
+    book = JournalHolds(journal)
+    out = []
+    for i, start in enumerate(starts_ns):
+        end = starts_ns[i + 1] if i + 1 < len(starts_ns) else None
+        first = next((c for c in created if c >= start and (end is None or c < end)), None)
+        until = first if first is not None else end
+        if until is None or until - start <= LIVENESS_S * 1e9:
+            continue  # an order in time, or killed before LIVENESS_S (or the last start)
+        times = [t for t, _ in targets if start <= t < until] + [until]
+        changes = [  # what held the product at the change and when the soak moved on
+            {
+                "at_s": round((t - start) / 1e9, 2),
+                "product": product,
+                "held_by": book.holds_during(product, t, times[times.index(t) + 1] - 1, start),
+            }
+            for t, product in targets
+            if start <= t < until
+        ]
+        out.append(
+            {
+                "start": i,
+                "first_order_s": None if first is None else round((first - start) / 1e9, 2),
+                "target_changes": changes,
+            }
+        )
+    return out
+
+
+class JournalHolds:
+    """What the journal says held a product at a moment: its intents, orders and notes."""
+
+    def __init__(self, journal: Path) -> None:
+        self.intents = read_journal(
+            journal, "SELECT client_order_id, product, ts, closed_ts, status FROM intents"
+        )
+        parent_of = split_parent_of(journal)
+        self.orders: dict[str, list[tuple[str, int]]] = defaultdict(list)  # intent → its orders
+        rows = read_journal(journal, "SELECT client_order_id, created_ts FROM orders")
+        for coid, created in rows:
+            self.orders[parent_of.get(coid, coid)].append((coid, int(created)))
+        self.notes: dict[str, dict[str, tuple[int, str]]] = defaultdict(dict)
+        for ts, kind, detail in read_journal(
+            journal,
+            "SELECT ts, kind, detail FROM events WHERE kind IN "
+            "('outcome_unknown', 'outcome_resolved', 'split_plan') ORDER BY seq",
+        ):
+            if kind == "split_plan":
+                coid = json.loads(detail)["order"]["client_order_id"]
+            else:
+                coid, _, detail = detail.partition(": ")
+            self.notes[kind].setdefault(coid, (int(ts), detail))
+        self.legs = read_journal(  # each rebalance leg: product, transaction, planned, last step
+            journal,
+            "SELECT l.client_order_id, l.product, l.txn_id, t.created_ts, t.updated_ts"
+            " FROM rebalance_legs l JOIN rebalance_txns t USING (txn_id)",
+        )
+        self.sent: dict[str, int] = {}  # leg → when its transaction sent it
+        for ts, detail in read_journal(
+            journal,
+            "SELECT ts, detail FROM rebalance_steps WHERE step IN ('sells_sent', 'buys_sent')",
+        ):
+            for leg in json.loads(detail)["legs"]:
+                self.sent.setdefault(leg, int(ts))
+
+    def holds_during(self, product: str, t0: int, t1: int, start: int) -> list[str]:
+        """:meth:`holds_at` at ``t0`` and at ``t1``, each once."""
+        held = dict.fromkeys(self.holds_at(product, t0, start) + self.holds_at(product, t1, start))
+        return [h for h in held if h != NO_HOLD] or [NO_HOLD]
+
+    def holds_at(self, product: str, t: int, start: int) -> list[str]:
+        """The open intents of ``product`` at ``t`` (ns), each as what kept it open: an order of
+        unknown outcome (from the killed life or this one; when and how it was settled), a
+        split parent, or an open order; and a planned rebalance leg of ``product`` not sent
+        yet (a buy waits for its transaction's sells); ``none in the journal`` when nothing
+        was there (then a stale or missing quote, no risk parameters yet, or no leg planned)."""
+        out = []
+        for coid, p, ts, closed, status in self.intents:
+            if p != product or int(ts) > t or (closed is not None and int(closed) <= t):
+                continue
+            ends = "never" if closed is None else f"{(int(closed) - start) / 1e9:.1f}s"
+            what = f"open order {coid} (closed {status} at {ends})"
+            for oid, created in sorted(self.orders.get(coid, [])):
+                unknown = self.notes["outcome_unknown"].get(oid)
+                if unknown is None or unknown[0] > t:
+                    continue
+                settled = self.notes["outcome_resolved"].get(oid)
+                if settled is not None and settled[0] <= t:
+                    continue
+                life = "the killed life's" if created < start else "this life's"
+                how = (
+                    "never settled"
+                    if settled is None
+                    else f"settled at {(settled[0] - start) / 1e9:.1f}s: {settled[1]}"
+                )
+                what = f"{life} order {oid} of unknown outcome ({how})"
+                break
+            else:
+                if coid in self.notes["split_plan"]:
+                    what = f"split parent {coid} (closed {status} at {ends})"
+            out.append(what)
+        for leg, p, txn, planned, last in self.legs:
+            sent = self.sent.get(leg)
+            if p == product and int(planned) <= t < int(last) and (sent is None or sent > t):
+                when = "never" if sent is None else f"at {(sent - start) / 1e9:.1f}s"
+                out.append(f"leg {leg} of {txn}, sent after its earlier legs ({when})")
+        return out or [NO_HOLD]
 
 
 class Soak:

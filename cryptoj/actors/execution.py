@@ -77,7 +77,7 @@ from typing import Any
 
 from cryptoj.contract import Actor, Context
 from cryptoj.execution.driver import SPLIT_TIMER, SplitDriver
-from cryptoj.execution.records import journal_order
+from cryptoj.execution.records import journal_order, resendable_order
 from cryptoj.execution.splitting import SplitPolicy
 from cryptoj.execution.work import VenueWork, WorkItem
 from cryptoj.journal import Journal
@@ -437,6 +437,7 @@ class ExecutionActor(Actor):
                 filled_quantity=qty,
                 filled_value=value,
                 fees=fees,
+                order=resendable_order(self._j(), row, self.split.plans),
             )
         )
 

@@ -32,6 +32,9 @@ re-sent fills to the :class:`~cryptoj.execution.splitter.OrderSplitter`) and cal
 from __future__ import annotations
 
 from collections.abc import Container
+from typing import Any
+
+import msgspec
 
 from cryptoj.execution.parent import ParentOrder
 from cryptoj.execution.plan import ChildRecord, SplitPlan, child_index
@@ -55,8 +58,8 @@ def journal_cancel(journal: Journal, client_order_id: str, ts: int) -> None:
 
 
 def journal_order(journal: Journal, order: SubmitOrder, ts: int | None = None) -> bool:
-    """Journal an order PENDING (created at ``ts``, by default the order's own); False if
-    its id is already known."""
+    """Journal an order PENDING (created at ``ts``, by default the order's own), the whole
+    order with it (:func:`submitted_order` reads it back); False if its id is already known."""
     return journal.record_order(
         {
             "client_order_id": order.client_order_id,
@@ -67,8 +70,38 @@ def journal_order(journal: Journal, order: SubmitOrder, ts: int | None = None) -
             "limit_price": order.limit_price,
             "reason": order.reason,
             "ts": order.ts if ts is None else ts,
+            "submitted": msgspec.json.encode(order).decode(),
         }
     )
+
+
+def submitted_order(row: dict[str, Any]) -> SubmitOrder | None:
+    """The order an ``orders`` row was journalled with (:func:`journal_order`), or None when
+    the row does not hold it (written by an older version, or by another writer)."""
+    text = row.get("submitted")
+    return None if not text else msgspec.json.decode(text, type=SubmitOrder)
+
+
+def resendable_order(
+    journal: Journal, row: dict[str, Any], plans: Container[str]
+) -> SubmitOrder | None:
+    """The order of a PENDING ``orders`` row without a venue order id (after a restart its
+    create outcome is unknown), for the venue to send again under its id
+    (:func:`submitted_order`). None for any other row, a row without its order, and an order
+    whose cancel was requested, or its split parent's (a split cancel, :func:`journal_cancel`,
+    or the portfolio's leg ``cancel_requested``): such an order is only waited for."""
+    if row["status"] != OrderStatus.PENDING or row["venue_order_id"]:
+        return None
+    order = submitted_order(row)
+    if order is None:
+        return None
+    coid = order.client_order_id
+    ids = {coid, parent_of(coid, plans) or coid}
+    if any(str(r["detail"]) in ids for r in journal.events(CANCEL_EVENT)):
+        return None
+    legs = journal.txn_legs()
+    cancelled = any(r["cancel_requested"] and r["client_order_id"] in ids for r in legs)
+    return None if cancelled else order
 
 
 def journal_child_fill(journal: Journal, child: str, fill_id: str, ts: int) -> None:
@@ -141,7 +174,9 @@ __all__ = [
     "journal_order",
     "journal_plan",
     "parent_of",
+    "resendable_order",
     "restore_parents",
     "split_children",
     "split_plans",
+    "submitted_order",
 ]

@@ -93,6 +93,9 @@ class TrackedOrder(msgspec.Struct, frozen=True, kw_only=True):
     filled_quantity: Decimal = Decimal(0)  # Σ journalled fill quantities
     filled_value: Decimal = Decimal(0)  # Σ journalled fill notionals
     fees: Decimal = Decimal(0)  # Σ journalled fill fees
+    #: the order as journalled before it was sent (None: the journal does not hold it), so a
+    #: venue can send it again under its id when its create outcome is unknown
+    order: SubmitOrder | None = None
 
 
 class ReconcileDiff(msgspec.Struct, frozen=True, kw_only=True):

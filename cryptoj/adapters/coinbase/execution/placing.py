@@ -14,7 +14,9 @@ Submitting (:meth:`~.venue.CoinbaseVenue.submit`)
       crossed its stop (``PREVIEW_STOP_PRICE_{ABOVE,BELOW}_LAST_TRADE_PRICE``): the stop has
       fired, so it is sent at once as a market IOC of the same base size under the same
       ``client_order_id`` (counted ``stops_at_market``, journalled as a
-      ``stop_sent_at_market`` event), so a stop-loss exit is not lost;
+      ``stop_sent_at_market`` event), so a stop-loss exit is not lost; and except after a try
+      whose outcome is unknown: that request may still be committed, so a refusal of a later
+      one leaves the outcome unknown (see below);
     * 429 / connect failures are retried inside the client (nothing was processed); if they
       persist and no earlier try may have been processed → OrderRejected ("not sent");
     * after anything that may have been processed (5xx, timeout, dropped connection,
@@ -87,6 +89,13 @@ class OrderPlacing(VenueCore):
         except CoinbaseError:
             return None
 
+    def _quantized(self, spec: OrderSpec) -> OrderSpec:
+        """``spec`` quantised to its product's rules (QuantizeError, or the client's errors when
+        the rules cannot be read)."""
+        book = self._quotes.get(spec.product)
+        reference = book.mid if book else None
+        return quantize(spec, self._rules_for(spec.product), reference_price=reference)
+
     @staticmethod
     def spec_for(order: SubmitOrder) -> OrderSpec:
         """The (not yet quantised) spec of a SubmitOrder; QuantizeError for what cannot map."""
@@ -132,9 +141,7 @@ class OrderPlacing(VenueCore):
                 return OrderAccepted(ts=ts, client_order_id=coid, venue_order_id=t.venue_order_id)
             self._counts["submits"] += 1
             try:
-                rules = self._rules_for(spec.product)
-                book = self._quotes.get(spec.product)
-                spec = quantize(spec, rules, reference_price=book.mid if book else None)
+                spec = self._quantized(spec)
             except QuantizeError as e:
                 return self._refuse(coid, spec.product, ts, f"not sent: {e}", local=True)
             except AuthenticationFailed as e:
@@ -238,6 +245,9 @@ class OrderPlacing(VenueCore):
                 return self._accepted(t, ts)
             if spec.kind == "stop_limit" and stop_already_crossed(out.reason):
                 return self._place(t, self._stop_at_market(t, spec, out.reason), ts)
+            if uncertain:  # refused, but an earlier request of this id may still commit
+                last = f"{last}; then refused: {out.reason}" if last else f"refused: {out.reason}"
+                break
             return self._refuse(coid, spec.product, ts, out.reason)
         reason = last or "outcome unknown"
         logger.warning(

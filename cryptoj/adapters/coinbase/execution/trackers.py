@@ -58,6 +58,7 @@ COUNTERS = (
     "cancel_failures",
     "auth_failures",
     "stops_at_market",
+    "resent_after_restart",
 )
 """The venue's own counters (always present, from 0); see :mod:`.venue`."""
 

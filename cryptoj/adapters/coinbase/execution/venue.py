@@ -29,9 +29,9 @@ Counters (:meth:`counters`): ``submits``, ``accepted``, ``rejected``, ``local_re
 ``untracked``, ``settled_skipped`` (fills of orders the journal has settled, not looked up
 again), ``absent``, ``fills``, ``closes``, ``user_updates``, ``user_ignored``
 (duplicate/stale/replayed reports), ``user_unmatched``, ``user_lives``, ``user_gaps``,
-``anomalies``, ``cancels``, ``cancel_failures``, ``auth_failures``, ``stops_at_market``, and
-the REST client's ``rest_requests``, ``rest_retries``, ``rest_fault_<kind>``,
-``rest_throttled``.
+``anomalies``, ``cancels``, ``cancel_failures``, ``auth_failures``, ``stops_at_market``,
+``resent_after_restart`` (orders of an earlier process sent again under their id), and the
+REST client's ``rest_requests``, ``rest_retries``, ``rest_fault_<kind>``, ``rest_throttled``.
 """
 
 from __future__ import annotations
@@ -174,8 +174,12 @@ class CoinbaseVenue(OrderResolving, ReconcileSteps):
         self.trackers.set_listener(fn)
 
     def track(self, order: TrackedOrder) -> None:
-        """Register a journalled order (see :class:`~cryptoj.venues.base.ReconcilingVenue`)."""
+        """Register a journalled order (see :class:`~cryptoj.venues.base.ReconcilingVenue`);
+        the order itself is kept while its create outcome is unknown (:mod:`.resolving`)."""
         self.trackers.track(order)
+        if order.order is not None and self.trackers.is_unknown(order.client_order_id):
+            with self._op_lock:
+                self._journalled[order.client_order_id] = order.order
 
     def take_notes(self) -> list[tuple[str, str, str]]:
         """Unknown outcomes and their settlement since the last call (for the journal)."""
@@ -245,12 +249,17 @@ class CoinbaseVenue(OrderResolving, ReconcileSteps):
         return [v.client_order_id for v in self.trackers.open_views()]
 
     def _cancel_targets(self, coids: list[str]) -> dict[str, OrderTracker]:
-        """The accepted, open orders among ``coids``, by venue order id (counted as cancels)."""
+        """The accepted, open orders among ``coids``, by venue order id (counted as cancels).
+        One whose create outcome is unknown cannot be cancelled yet: it is no longer sent
+        again (:mod:`.resolving`), only found or waited for."""
         targets: dict[str, OrderTracker] = {}
         for c in coids:
             t = self.trackers.get(c)
             if t is not None and t.venue_order_id and not t.terminal:
                 targets[t.venue_order_id] = t
+            elif t is not None and not t.terminal:  # outcome unknown: never sent again
+                self._specs.pop(c, None)
+                self._journalled.pop(c, None)
         self._counts["cancels"] += len(targets)
         return targets
 

@@ -26,7 +26,7 @@ from cryptoj.adapters.coinbase.execution.reconcile import Call, Reconciler
 from cryptoj.adapters.coinbase.execution.trackers import Trackers
 from cryptoj.adapters.coinbase.execution.user_channel import UserChannel
 from cryptoj.models.market import Quote
-from cryptoj.models.orders import OrderAccepted, OrderRejected
+from cryptoj.models.orders import OrderAccepted, OrderRejected, SubmitOrder
 from cryptoj.venues.base import ReconcileDiff
 
 NS = 1_000_000_000
@@ -98,6 +98,8 @@ class VenueCore:
         )
         self._op_lock = threading.RLock()  # multi-step operations (submit, resolve, reconcile)
         self._specs: dict[str, OrderSpec] = {}
+        # orders of an earlier process whose create outcome is unknown, as journalled (track)
+        self._journalled: dict[str, SubmitOrder] = {}
         self._results: dict[str, OrderAccepted | OrderRejected] = {}
         self._quotes: dict[str, Quote] = {}
         self._rules: dict[str, tuple[ProductRules, int]] = {}
