@@ -53,3 +53,32 @@ def test_no_order_is_lost_or_duplicated_through_faults_restarts_and_a_kill9(
             f"daemon log and journal: {tmp_path}\n" + json.dumps(out, indent=1, sort_keys=True),
             pytrace=False,
         )
+
+
+def test_a_life_longer_than_the_liveness_target_without_any_order_counts_as_a_miss(
+    tmp_path: Path,
+) -> None:
+    """``first_orders`` judges every start: a life of 7 s that saw no order is a start not
+    within 5 s (it used to be left out of the count), a life killed after 2 s without an order
+    cannot be judged, and the last start without an order is not counted either."""
+    from datetime import UTC, datetime
+
+    from cryptoj.journal import Journal
+
+    journal = tmp_path / "journal.sqlite"
+    Journal(journal).close()
+    s = 10**9
+    t0 = 1_800_000_000 * s
+    starts = [t0, t0 + 3 * s, t0 + 10 * s, t0 + 12 * s, t0 + 20 * s]
+
+    def order(at_ns: int) -> dict[str, str]:
+        stamp = datetime.fromtimestamp(at_ns / s, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return {"created_time": stamp}
+
+    # start 0: order after 1 s; start 1: 7 s, none; start 2: 2 s, none; start 3: order after 6 s
+    orders = [order(t0 + 1 * s), order(t0 + 18 * s)]
+    out = exec_soak.first_orders(starts, starts, orders, journal)
+    assert out["start_to_first_order_s"] == [1.0, 6.0]
+    assert out["starts_within_5s"] == "1 of 3"
+    assert (out["starts_without_order"], out["starts_cut_short"]) == (1, 1)
+    assert [slow["start"] for slow in out["slow_starts"]] == [1, 3]

@@ -43,7 +43,9 @@ one JSON object:
                                to a SIGKILL in between): certainly never sent, closed NOT_SENT
 ``start_to_first_order_s``     per (re)start followed by an order: seconds from the process
                                spawn to the first order the fake received (liveness; target 5;
-                               ``starts_within_5s`` counts them)
+                               ``starts_within_5s`` counts them, with every life longer than 5 s
+                               that saw no order at all, ``starts_without_order``, as a miss)
+``starts_cut_short``           lives killed within 5 s before any order: not judged
 ``slow_starts``                per start with no order within 5 s: each target change the soak
                                made meanwhile and what held its product (``JournalHolds``)
 ``start_phases_s``             per such start, seconds after the spawn: the daemon answered
@@ -407,16 +409,24 @@ def first_orders(
     starts_ns: list[int], ready_ns: list[int], orders: list[dict[str, Any]], journal: Path
 ) -> dict[str, Any]:
     """Liveness after each (re)start: seconds from the process spawn to the first order the
-    fake received after it, per start that was followed by any order; and where that time
-    went (``start_phases_s``, module docstring)."""
+    fake received after it, per start that was followed by an order; and where that time went
+    (``start_phases_s``, module docstring). A life that lasted longer than LIVENESS_S without
+    any order counts as a start not within it (``starts_without_order``); one killed sooner
+    than that without an order cannot be judged (``starts_cut_short``), nor can the last
+    start when no order followed it (the run had asked for everything by then)."""
     created = sorted(rfc3339_ns(o["created_time"]) for o in orders)
     intents = sorted(int(t) for (t,) in read_journal(journal, "SELECT ts FROM intents"))
     journalled = sorted(int(t) for (t,) in read_journal(journal, "SELECT created_ts FROM orders"))
     delays, phases = [], []
+    without = cut_short = 0
     for i, start in enumerate(starts_ns):
         end = starts_ns[i + 1] if i + 1 < len(starts_ns) else None
         first = next((c for c in created if c >= start), None)
         if first is None or (end is not None and first >= end):
+            if end is not None and end - start > LIVENESS_S * 1e9:
+                without += 1
+            elif end is not None:
+                cut_short += 1
             continue
         delays.append(round((first - start) / 1e9, 2))
         intent = next((t for t in intents if t >= start), first)
@@ -426,7 +436,9 @@ def first_orders(
     return {
         "start_to_first_order_s": delays,
         "max_start_to_first_order_s": max(delays, default=None),
-        "starts_within_5s": f"{sum(d <= LIVENESS_S for d in delays)} of {len(delays)}",
+        "starts_within_5s": (f"{sum(d <= LIVENESS_S for d in delays)} of {len(delays) + without}"),
+        "starts_without_order": without,
+        "starts_cut_short": cut_short,
         "start_phases_s": phases,
         "slow_starts": slow_starts(starts_ns, created, journal),
     }
