@@ -609,7 +609,10 @@ class Soak:
                 }
                 deadline = t0 + self.args.timeout_s
                 stalled = 0
-                while (done := count_intents(self.journal)) < n and time.monotonic() < deadline:
+                # on past n intents while a kill is still due: every kill asked for happens
+                while time.monotonic() < deadline and (
+                    (done := count_intents(self.journal)) < n or kill_at
+                ):
                     if kill_at and done >= kill_at[0]:
                         kill_at.pop(0)
                         daemon.kill9()
