@@ -44,10 +44,46 @@ from collections.abc import Container, Sequence
 from contextlib import AbstractContextManager
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from cryptoj.journal_batch import connect
 from cryptoj.models.orders import Fill, OrderStatus, Side
+
+
+class OrderLike(Protocol):
+    """What :func:`order_row` reads of an order: a ``SubmitOrder`` or a rebalance leg."""
+
+    @property
+    def client_order_id(self) -> str: ...
+    @property
+    def product(self) -> str: ...
+    @property
+    def side(self) -> Side: ...
+    @property
+    def order_type(self) -> object: ...
+    @property
+    def quantity(self) -> Decimal: ...
+    @property
+    def limit_price(self) -> Decimal | None: ...
+    @property
+    def reason(self) -> str: ...
+
+
+def order_row(order: OrderLike, ts: int) -> dict[str, Any]:
+    """The columns an order shares between its ``orders`` row (:meth:`Journal.record_order`)
+    and its ``intents`` row (:meth:`Journal.record_intent`, with the funds reserved added),
+    journalled at ``ts``."""
+    return {
+        "client_order_id": order.client_order_id,
+        "product": order.product,
+        "side": str(order.side),
+        "order_type": str(order.order_type),
+        "quantity": order.quantity,
+        "limit_price": order.limit_price,
+        "reason": order.reason,
+        "ts": ts,
+    }
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

@@ -38,7 +38,7 @@ import msgspec
 
 from cryptoj.execution.parent import ParentOrder
 from cryptoj.execution.plan import ChildRecord, SplitPlan, child_index
-from cryptoj.journal import Journal
+from cryptoj.journal import Journal, order_row
 from cryptoj.models.orders import OrderStatus, SubmitOrder
 
 PLAN_EVENT = "split_plan"
@@ -60,19 +60,8 @@ def journal_cancel(journal: Journal, client_order_id: str, ts: int) -> None:
 def journal_order(journal: Journal, order: SubmitOrder, ts: int | None = None) -> bool:
     """Journal an order PENDING (created at ``ts``, by default the order's own), the whole
     order with it (:func:`submitted_order` reads it back); False if its id is already known."""
-    return journal.record_order(
-        {
-            "client_order_id": order.client_order_id,
-            "product": order.product,
-            "side": str(order.side),
-            "order_type": str(order.order_type),
-            "quantity": order.quantity,
-            "limit_price": order.limit_price,
-            "reason": order.reason,
-            "ts": order.ts if ts is None else ts,
-            "submitted": msgspec.json.encode(order).decode(),
-        }
-    )
+    row = order_row(order, order.ts if ts is None else ts)
+    return journal.record_order({**row, "submitted": msgspec.json.encode(order).decode()})
 
 
 def submitted_order(row: dict[str, Any]) -> SubmitOrder | None:

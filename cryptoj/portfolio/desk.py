@@ -23,7 +23,7 @@ from decimal import Decimal
 from cryptoj.config import Config
 from cryptoj.contract import Context
 from cryptoj.execution.splitting import beyond_depth
-from cryptoj.journal import Journal
+from cryptoj.journal import Journal, order_row
 from cryptoj.models.market import Quote
 from cryptoj.models.orders import CancelOrder, OrderType, Side, SubmitOrder
 from cryptoj.models.risk import RiskLevel, RiskParameters
@@ -366,15 +366,4 @@ def _intent(
     g: Leg | SubmitOrder, reserved_cash: Decimal, reserved_base: Decimal, ts: int
 ) -> dict[str, object]:
     """The ``intents`` row of an order being sent (a leg, or a sell outside a transaction)."""
-    return {
-        "client_order_id": g.client_order_id,
-        "product": g.product,
-        "side": str(g.side),
-        "order_type": str(g.order_type),
-        "quantity": g.quantity,
-        "limit_price": g.limit_price,
-        "reserved_cash": reserved_cash,
-        "reserved_base": reserved_base,
-        "reason": g.reason,
-        "ts": ts,
-    }
+    return {**order_row(g, ts), "reserved_cash": reserved_cash, "reserved_base": reserved_base}

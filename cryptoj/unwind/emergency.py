@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
-from cryptoj.journal import Journal
+from cryptoj.journal import Journal, order_row
 from cryptoj.models.market import Quote
 from cryptoj.models.orders import Fill, OrderStatus, OrderType, Side, SubmitOrder
 from cryptoj.models.unwind import UnwindSliceReport
@@ -201,18 +201,6 @@ class EmergencyUnwinder:
         self.orders += 1
         coid = f"{self.prefix}-{self.orders:06d}"
         reason = f"emergency flatten through the guardian's own venue client: {why}"
-        row = {
-            "client_order_id": coid,
-            "product": product,
-            "side": str(Side.SELL),
-            "order_type": str(OrderType.MARKET),
-            "quantity": quantity,
-            "limit_price": None,
-            "reason": reason,
-            "ts": now_ns,
-        }
-        self.journal.record_intent({**row, "reserved_cash": Decimal(0), "reserved_base": quantity})
-        self.journal.record_order(row)
         order = SubmitOrder(
             ts=now_ns,
             client_order_id=coid,
@@ -223,6 +211,9 @@ class EmergencyUnwinder:
             reason=reason,
             split=False,  # straight to the venue, never through the ExecutionActor
         )
+        row = order_row(order, now_ns)
+        self.journal.record_intent({**row, "reserved_cash": Decimal(0), "reserved_base": quantity})
+        self.journal.record_order(row)
         self.venue.submit(order, now_ns)
         for fill in self.venue.fills_for(coid):
             self._record_fill(fill)
