@@ -82,3 +82,20 @@ def test_a_life_longer_than_the_liveness_target_without_any_order_counts_as_a_mi
     assert out["starts_within_5s"] == "1 of 3"
     assert (out["starts_without_order"], out["starts_cut_short"]) == (1, 1)
     assert [slow["start"] for slow in out["slow_starts"]] == [1, 3]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--orders", "12", "--kill9", "20"], "--kill9 must be between 0 and 11 with --orders 12"),
+        (["--orders", "10", "--kill9", "1"], "--kill9 must be between 0 and 0 with --orders 10"),
+        (["--orders", "0"], "--orders must be at least 1"),
+    ],
+)
+def test_a_run_that_cannot_make_its_kills_is_refused_with_one_line(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        exec_soak.main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err

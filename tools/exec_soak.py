@@ -725,6 +725,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--json", action="store_true", help="print only the JSON summary")
     args = ap.parse_args(argv)
+    if args.orders < 1:
+        ap.error("--orders must be at least 1")
+    # the kill points are distinct intent counts from the first tenth on (Soak.run)
+    points = args.orders - args.orders // 10 if args.orders > 10 else 0
+    if not 0 <= args.kill9 <= points:
+        ap.error(
+            f"--kill9 must be between 0 and {points} with --orders {args.orders} "
+            "(one kill per intent count from the first tenth of the run on; none below 11 orders)"
+        )
     if args.keep:
         tmp = Path(args.keep)
         tmp.mkdir(parents=True, exist_ok=True)
