@@ -40,7 +40,7 @@ with the same rows in the same order and journal-first holding in every committe
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Container, Sequence
+from collections.abc import Collection, Container, Sequence
 from contextlib import AbstractContextManager
 from decimal import Decimal
 from pathlib import Path
@@ -469,6 +469,21 @@ class Journal:
             "INSERT INTO events (ts, actor, kind, detail) VALUES (?, ?, ?, ?)",
             (ts, actor, kind, detail),
         )
+
+    def has_event(self, kind: str, details: Collection[str]) -> bool:
+        """Whether an event of ``kind`` has one of ``details`` as its detail."""
+        marks = ", ".join("?" * len(details))
+        sql = f"SELECT 1 FROM events WHERE kind = ? AND detail IN ({marks}) LIMIT 1"
+        return self._query(sql, (kind, *details)).fetchone() is not None
+
+    def leg_cancel_requested(self, client_order_ids: Collection[str]) -> bool:
+        """Whether the portfolio asked to cancel a rebalance leg of one of these ids."""
+        marks = ", ".join("?" * len(client_order_ids))
+        sql = (
+            "SELECT 1 FROM rebalance_legs WHERE cancel_requested"
+            f" AND client_order_id IN ({marks}) LIMIT 1"
+        )
+        return self._query(sql, tuple(client_order_ids)).fetchone() is not None
 
     def events(self, kind: str | None = None) -> list[dict[str, Any]]:
         """Journalled events, oldest first."""

@@ -86,11 +86,9 @@ def resendable_order(
         return None
     coid = order.client_order_id
     ids = {coid, parent_of(coid, plans) or coid}
-    if any(str(r["detail"]) in ids for r in journal.events(CANCEL_EVENT)):
+    if journal.has_event(CANCEL_EVENT, ids) or journal.leg_cancel_requested(ids):
         return None
-    legs = journal.txn_legs()
-    cancelled = any(r["cancel_requested"] and r["client_order_id"] in ids for r in legs)
-    return None if cancelled else order
+    return order
 
 
 def journal_child_fill(journal: Journal, child: str, fill_id: str, ts: int) -> None:
