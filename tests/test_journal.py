@@ -142,3 +142,16 @@ def test_a_fill_is_journalled_once_with_its_position_change(journal: Journal) ->
     assert not journal.record_fill(fill, Decimal("1.0"), Decimal("10000"), Decimal("89990"))
     assert journal.fills() == [fill]
     assert journal.position_history() == [(T0, "BTC-USD", Decimal("0.5"), Decimal("94995"))]
+
+
+def test_the_cancel_questions_name_only_the_ids_asked_for(journal: Journal) -> None:
+    """``has_event`` and ``leg_cancel_requested`` (what ``resendable_order`` asks): a match on
+    any of the ids given, never on another id, another kind or a leg not asked to cancel."""
+    journal.record_event(T0, "execution", "split_cancel", "p1")
+    journal.record_event(T0, "execution", "other", "c9")
+    asked = {**_leg("c1", 1), "cancel_requested": 1}
+    journal.record_txn(_txn(), [asked, _leg("c2", 2)], [], ts=T0)
+    assert journal.has_event("split_cancel", {"c3", "p1"})
+    assert not journal.has_event("split_cancel", {"c3", "c9"})
+    assert journal.leg_cancel_requested({"c1", "c3"})
+    assert not journal.leg_cancel_requested({"c2", "c3"})
